@@ -1,0 +1,45 @@
+"""ppt_web: case and archive app for a municipal Educational-Psychological Service (PPT)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flask import Flask
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the app: config, extensions, blueprints, security, errors and CLI."""
+    instance_path = os.environ.get("PPT_INSTANCE_PATH") or (config or {}).get("INSTANCE_PATH")
+    app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
+    from . import config as config_module
+
+    config_module.load(app, config)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+
+    from . import i18n, models, queue, security, web  # noqa: F401  (models registers tables)
+    from .extensions import babel, csrf, db, htmx, login_manager, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(Path(__file__).resolve().parent.parent / "migrations"),
+                     render_as_batch=True)
+    csrf.init_app(app)
+    htmx.init_app(app)
+    i18n.init_app(app)
+    babel.init_app(app, locale_selector=i18n.select_locale, timezone_selector=lambda: "Europe/Oslo")
+    login_manager.init_app(app)
+    security.init_app(app)
+    queue.init_app(app)
+
+    from .activity import bp as activity_bp
+    from .admin import bp as admin_bp
+    from .auth import bp as auth_bp
+    from .main import bp as main_bp
+
+    for bp in (auth_bp, main_bp, admin_bp, activity_bp):
+        app.register_blueprint(bp)
+
+    web.init_app(app)
+    from . import cli
+
+    cli.init_app(app)
+    return app

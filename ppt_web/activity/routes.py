@@ -1,0 +1,33 @@
+"""The activity log page (permission activity_log)."""
+from datetime import date
+
+from flask import render_template, request
+
+from ..auth.access import permission_required
+from . import bp, service
+
+
+def _date(name: str) -> date | None:
+    try:
+        return date.fromisoformat(request.args.get(name, ""))
+    except ValueError:
+        return None
+
+
+@bp.route("/")
+@permission_required("activity_log")
+def log():
+    flt = service.LogFilter(
+        actor=request.args.get("actor", "")[:80],
+        action=request.args.get("action", "")[:60],
+        object_type=request.args.get("object_type", "")[:40],
+        outcome=request.args.get("outcome", "")[:20],
+        date_from=_date("date_from"),
+        date_to=_date("date_to"),
+    )
+    page = request.args.get("page", 1, type=int) or 1
+    rows = service.search(flt, max(page, 1), 50)
+    args = {k: v for k, v in request.args.items() if k != "page" and v}
+    if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "activity-rows":
+        return render_template("activity/_rows.html", rows=rows, args=args)
+    return render_template("activity/log.html", rows=rows, flt=flt, args=args, actions=service.known_actions())

@@ -1,0 +1,155 @@
+"""User administration pages; row actions answer htmx with the changed row."""
+from flask import flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from ..auth.access import permission_required
+from ..errors import DomainError
+from . import bp, service
+from .forms import GroupForm, UserCreateForm, UserEditForm
+
+
+def _actor():
+    return current_user._get_current_object()
+
+
+def _int_field(name: str) -> int:
+    try:
+        return int(request.form.get(name, ""))
+    except ValueError:
+        from ..errors import Invalid
+
+        raise Invalid(_("Choose a value from the list.")) from None
+
+
+def _row_or_back(user):
+    if request.headers.get("HX-Request"):
+        return render_template("admin/_user_row.html", user=user, roles=service.roles(), groups=service.groups())
+    return redirect(url_for("admin.users"))
+
+
+def _apply_field_error(form, exc: DomainError) -> None:
+    field = exc.details.get("field")
+    target = getattr(form, field, None) if field else None
+    if target is not None:
+        target.errors = list(target.errors) + [str(exc.message)]
+    else:
+        form.form_errors.append(str(exc.message))
+
+
+@bp.route("/users")
+@permission_required("assign_roles", "manage_groups")
+def users():
+    return render_template("admin/users.html", users=service.users(), roles=service.roles(),
+                           groups=service.groups())
+
+
+@bp.route("/users/new", methods=["GET", "POST"])
+@permission_required("assign_roles")
+def new_user():
+    form = UserCreateForm()
+    form.roles.choices = [(r.id, r.name) for r in service.roles() if r.active]
+    if form.validate_on_submit():
+        try:
+            user = service.create_user(_actor(), username=form.username.data, full_name=form.full_name.data,
+                                       password=form.password.data, email=form.email.data or "",
+                                       locale=form.locale.data, role_ids=form.roles.data)
+        except DomainError as exc:
+            _apply_field_error(form, exc)
+        else:
+            flash(_("User %(name)s created.", name=user.username), "success")
+            return redirect(url_for("admin.users"))
+    status = 422 if request.method == "POST" else 200
+    return render_template("admin/user_form.html", form=form, user=None), status
+
+
+@bp.route("/users/<int:user_id>/edit", methods=["GET", "POST"])
+@permission_required("assign_roles")
+def edit_user(user_id: int):
+    user = service.get_user(user_id)
+    form = UserEditForm(obj=user)
+    if form.validate_on_submit():
+        try:
+            service.update_user(_actor(), user_id, full_name=form.full_name.data, email=form.email.data or "",
+                                locale=form.locale.data, new_password=form.new_password.data or "")
+        except DomainError as exc:
+            _apply_field_error(form, exc)
+        else:
+            flash(_("Saved."), "success")
+            return redirect(url_for("admin.users"))
+    status = 422 if request.method == "POST" else 200
+    return render_template("admin/user_form.html", form=form, user=user), status
+
+
+@bp.route("/users/<int:user_id>/active", methods=["POST"])
+@permission_required("assign_roles")
+def set_active(user_id: int):
+    user = service.set_user_active(_actor(), user_id, request.form.get("active") == "1")
+    return _row_or_back(user)
+
+
+@bp.route("/users/<int:user_id>/roles", methods=["POST"])
+@permission_required("assign_roles")
+def add_role(user_id: int):
+    return _row_or_back(service.add_role(_actor(), user_id, _int_field("role_id")))
+
+
+@bp.route("/users/<int:user_id>/roles/<int:role_id>/remove", methods=["POST"])
+@permission_required("assign_roles")
+def remove_role(user_id: int, role_id: int):
+    return _row_or_back(service.remove_role(_actor(), user_id, role_id))
+
+
+@bp.route("/users/<int:user_id>/groups", methods=["POST"])
+@permission_required("manage_groups")
+def add_group(user_id: int):
+    return _row_or_back(service.add_to_group(_actor(), user_id, _int_field("group_id")))
+
+
+@bp.route("/users/<int:user_id>/groups/<int:group_id>/remove", methods=["POST"])
+@permission_required("manage_groups")
+def remove_group(user_id: int, group_id: int):
+    return _row_or_back(service.remove_from_group(_actor(), user_id, group_id))
+
+
+@bp.route("/groups", methods=["GET", "POST"])
+@permission_required("manage_groups")
+def groups():
+    form = GroupForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            group = service.create_group(_actor(), name=form.name.data, description=form.description.data or "")
+        except DomainError as exc:
+            _apply_field_error(form, exc)
+        else:
+            flash(_("Access group %(name)s created.", name=group.name), "success")
+            return redirect(url_for("admin.groups"))
+    if request.method == "POST":
+        status = 422
+    return render_template("admin/groups.html", form=form, groups=service.groups()), status
+
+
+@bp.route("/groups/<int:group_id>/coordinator", methods=["POST"])
+@permission_required("manage_groups")
+def set_coordinator(group_id: int):
+    raw = request.form.get("user_id", "")
+    service.set_coordinator(_actor(), group_id, int(raw) if raw.isdigit() else None)
+    flash(_("Saved."), "success")
+    return redirect(url_for("admin.groups"))
+
+
+@bp.route("/roles")
+@permission_required("sysadmin_view")
+def roles():
+    return render_template("admin/roles.html", roles=service.roles(), permissions=service.permissions(),
+                           can_edit=current_user.can("sysadmin_edit_all"))
+
+
+@bp.route("/roles/<int:role_id>/permissions/<code>", methods=["POST"])
+@permission_required("sysadmin_edit_all")
+def set_role_permission(role_id: int, code: str):
+    role = service.set_role_permission(_actor(), role_id, code, request.form.get("granted") == "1")
+    if request.headers.get("HX-Request"):
+        return render_template("admin/_role_cell.html", role=role, code=code, can_edit=True)
+    return redirect(url_for("admin.roles"))

@@ -1,0 +1,288 @@
+"""User administration: users, roles, access groups and the role matrix.
+
+Each function is one user action: it checks the actor's permission, changes the rows,
+writes the activity-log row and commits.
+"""
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select
+
+from ..activity import service as activity
+from ..auth.access import require
+from ..auth.passwords import MIN_LENGTH, hash_password
+from ..auth.service import normalise_username, revoke_all_sessions
+from ..errors import Conflict, Invalid, NotFound
+from ..extensions import db
+from ..models import AccessGroup, Permission, Role, User
+from ..models.base import utcnow
+
+LOCALES = ("nn", "nb", "en")
+
+
+def _snapshot(user: User) -> dict:
+    return {
+        "username": user.username,
+        "full_name": user.full_name,
+        "email": user.email,
+        "locale": user.locale,
+        "active": user.active,
+        "roles": sorted(r.code for r in user.roles),
+        "groups": sorted(g.name for g in user.groups),
+    }
+
+
+def get_user(user_id: int) -> User:
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFound(object_type="user", object_id=user_id)
+    return user
+
+
+def get_role(role_id: int) -> Role:
+    role = db.session.get(Role, role_id)
+    if role is None:
+        raise NotFound(object_type="role", object_id=role_id)
+    return role
+
+
+def get_group(group_id: int) -> AccessGroup:
+    group = db.session.get(AccessGroup, group_id)
+    if group is None:
+        raise NotFound(object_type="access_group", object_id=group_id)
+    return group
+
+
+def _check_password(password: str) -> None:
+    if len(password or "") < MIN_LENGTH:
+        raise Invalid(_l("The password must have at least %(n)s characters.", n=MIN_LENGTH), field="password")
+
+
+def _new_user(username: str, full_name: str, password: str, email: str = "", locale: str = "nn") -> User:
+    name = normalise_username(username)
+    if not name or not name.replace(".", "").replace("-", "").replace("_", "").isalnum():
+        raise Invalid(_l("Usernames use letters, digits, dot, dash and underscore."), field="username")
+    if not (full_name or "").strip():
+        raise Invalid(_l("Full name is required."), field="full_name")
+    if locale not in LOCALES:
+        raise Invalid(_l("Unknown language."), field="locale")
+    if db.session.scalar(select(func.count()).select_from(User).where(User.username == name)):
+        raise Conflict(_l("The username %(name)s is taken.", name=name), field="username")
+    user = User(username=name, full_name=full_name.strip(), email=(email or "").strip(),
+                password_hash=hash_password(password), locale=locale, active=True)
+    db.session.add(user)
+    return user
+
+
+def create_user(actor: User, *, username: str, full_name: str, password: str,
+                email: str = "", locale: str = "nn", role_ids: list[int] | None = None) -> User:
+    """Create a staff user with an initial password and optional roles."""
+    require(actor, "assign_roles")
+    _check_password(password)
+    user = _new_user(username, full_name, password, email, locale)
+    for role_id in role_ids or []:
+        _grant(user, get_role(role_id))
+    db.session.flush()
+    activity.record("user_created", actor=actor, object_type="user", object_id=user.id, after=_snapshot(user))
+    db.session.commit()
+    return user
+
+
+def create_user_unchecked(*, username: str, full_name: str, password: str, role_codes: list[str],
+                          email: str = "") -> User:
+    """For the CLI (create-admin, seed-demo): no signed-in actor exists yet."""
+    _check_password(password)
+    user = _new_user(username, full_name, password, email)
+    for code in role_codes:
+        role = db.session.scalar(select(Role).where(Role.code == code))
+        if role is None:
+            raise Invalid(_l("Unknown role %(code)s.", code=code))
+        _grant(user, role)
+    db.session.flush()
+    activity.record("user_created", actor_name="cli", object_type="user", object_id=user.id, after=_snapshot(user))
+    db.session.commit()
+    return user
+
+
+def update_user(actor: User, user_id: int, *, full_name: str, email: str, locale: str,
+                new_password: str = "") -> User:
+    """Edit a user's name, e-mail, language and (optionally) set a new password."""
+    require(actor, "assign_roles")
+    user = get_user(user_id)
+    before = _snapshot(user)
+    if not (full_name or "").strip():
+        raise Invalid(_l("Full name is required."), field="full_name")
+    if locale not in LOCALES:
+        raise Invalid(_l("Unknown language."), field="locale")
+    user.full_name, user.email, user.locale = full_name.strip(), (email or "").strip(), locale
+    detail = ""
+    if new_password:
+        _check_password(new_password)
+        user.password_hash = hash_password(new_password)
+        revoke_all_sessions(user)
+        detail = "password_reset"
+    activity.record("user_updated", actor=actor, object_type="user", object_id=user.id,
+                    before=before, after=_snapshot(user), detail=detail)
+    db.session.commit()
+    return user
+
+
+def set_user_active(actor: User, user_id: int, active: bool) -> User:
+    """Deactivate (signs the user out everywhere) or reactivate a user."""
+    require(actor, "assign_roles")
+    user = get_user(user_id)
+    if user.id == actor.id and not active:
+        raise Conflict(_l("You cannot deactivate yourself."))
+    if user.active == active:
+        return user
+    before = _snapshot(user)
+    user.active = active
+    user.deactivated_at = None if active else utcnow()
+    if not active:
+        revoke_all_sessions(user)
+    activity.record("user_activated" if active else "user_deactivated", actor=actor, object_type="user",
+                    object_id=user.id, before=before, after=_snapshot(user))
+    db.session.commit()
+    return user
+
+
+def _grant(user: User, role: Role) -> None:
+    if not role.active:
+        raise Conflict(_l("The role %(name)s is not active and cannot be assigned.", name=role.name))
+    if role not in user.roles:
+        user.roles.append(role)
+        user.forget_permissions()
+
+
+def add_role(actor: User, user_id: int, role_id: int) -> User:
+    """Give a user a role (only active roles can be given)."""
+    require(actor, "assign_roles")
+    user, role = get_user(user_id), get_role(role_id)
+    before = _snapshot(user)
+    if role in user.roles:
+        return user
+    _grant(user, role)
+    activity.record("role_granted", actor=actor, object_type="user", object_id=user.id,
+                    before=before, after=_snapshot(user), detail=role.code)
+    db.session.commit()
+    return user
+
+
+def remove_role(actor: User, user_id: int, role_id: int) -> User:
+    """Take a role from a user."""
+    require(actor, "assign_roles")
+    user, role = get_user(user_id), get_role(role_id)
+    if role not in user.roles:
+        return user
+    before = _snapshot(user)
+    user.roles.remove(role)
+    user.forget_permissions()
+    if user.id == actor.id and not user.can("assign_roles"):
+        db.session.rollback()
+        raise Conflict(_l("You cannot take away your own right to assign roles."))
+    activity.record("role_revoked", actor=actor, object_type="user", object_id=user.id,
+                    before=before, after=_snapshot(user), detail=role.code)
+    db.session.commit()
+    return user
+
+
+def create_group(actor: User, *, name: str, description: str = "") -> AccessGroup:
+    """Create an access group (team)."""
+    require(actor, "manage_groups")
+    name = (name or "").strip()
+    if not name:
+        raise Invalid(_l("Name is required."), field="name")
+    if db.session.scalar(select(func.count()).select_from(AccessGroup).where(func.lower(AccessGroup.name) == name.lower())):
+        raise Conflict(_l("An access group named %(name)s exists already.", name=name), field="name")
+    group = AccessGroup(name=name, description=(description or "").strip())
+    db.session.add(group)
+    db.session.flush()
+    activity.record("group_created", actor=actor, object_type="access_group", object_id=group.id,
+                    after={"name": group.name, "description": group.description})
+    db.session.commit()
+    return group
+
+
+def add_to_group(actor: User, user_id: int, group_id: int) -> User:
+    require(actor, "manage_groups")
+    user, group = get_user(user_id), get_group(group_id)
+    if group in user.groups:
+        return user
+    before = _snapshot(user)
+    user.groups.append(group)
+    activity.record("group_member_added", actor=actor, object_type="user", object_id=user.id,
+                    before=before, after=_snapshot(user), detail=group.name)
+    db.session.commit()
+    return user
+
+
+def remove_from_group(actor: User, user_id: int, group_id: int) -> User:
+    require(actor, "manage_groups")
+    user, group = get_user(user_id), get_group(group_id)
+    if group not in user.groups:
+        return user
+    before = _snapshot(user)
+    user.groups.remove(group)
+    if group.coordinator_id == user.id:
+        group.coordinator_id = None
+    activity.record("group_member_removed", actor=actor, object_type="user", object_id=user.id,
+                    before=before, after=_snapshot(user), detail=group.name)
+    db.session.commit()
+    return user
+
+
+def set_coordinator(actor: User, group_id: int, user_id: int | None) -> AccessGroup:
+    """Designate the team coordinator (a member of the group) or clear it."""
+    require(actor, "manage_groups")
+    group = get_group(group_id)
+    before = {"coordinator": group.coordinator.username if group.coordinator else None}
+    if user_id:
+        user = get_user(user_id)
+        if group not in user.groups:
+            raise Conflict(_l("The team coordinator must be a member of the group."))
+        group.coordinator_id = user.id
+    else:
+        group.coordinator_id = None
+    db.session.flush()
+    db.session.refresh(group)
+    activity.record("group_coordinator_set", actor=actor, object_type="access_group", object_id=group.id,
+                    before=before, after={"coordinator": group.coordinator.username if group.coordinator else None})
+    db.session.commit()
+    return group
+
+
+def set_role_permission(actor: User, role_id: int, code: str, granted: bool) -> Role:
+    """Change one cell of the role matrix (needs sysadmin_edit_all)."""
+    require(actor, "sysadmin_edit_all")
+    role = get_role(role_id)
+    permission = db.session.get(Permission, code)
+    if permission is None:
+        raise NotFound(object_type="permission", object_id=code)
+    before = sorted(role.permission_codes())
+    if granted and permission not in role.permissions:
+        role.permissions.append(permission)
+    elif not granted and permission in role.permissions:
+        role.permissions.remove(permission)
+    else:
+        return role
+    activity.record("role_permission_changed", actor=actor, object_type="role", object_id=role.id,
+                    before={"permissions": before}, after={"permissions": sorted(role.permission_codes())},
+                    detail=f"{role.code}:{code}:{'on' if granted else 'off'}")
+    db.session.commit()
+    return role
+
+
+def users() -> list[User]:
+    return list(db.session.scalars(select(User).order_by(User.active.desc(), User.full_name)))
+
+
+def roles() -> list[Role]:
+    return list(db.session.scalars(select(Role).order_by(Role.position)))
+
+
+def groups() -> list[AccessGroup]:
+    return list(db.session.scalars(select(AccessGroup).order_by(AccessGroup.name)))
+
+
+def permissions() -> list[Permission]:
+    return list(db.session.scalars(select(Permission).order_by(Permission.position)))

@@ -1,0 +1,38 @@
+"""The one permission check used by views and services alike."""
+from __future__ import annotations
+
+from functools import wraps
+
+from flask_login import current_user
+
+from ..errors import Forbidden
+from ..models import User
+
+PUBLIC_ATTR = "_ppt_public"
+
+
+def require(actor: User | None, *codes: str, object_type: str | None = None, object_id=None) -> None:
+    """Raise Forbidden unless the actor holds at least one of the permission codes."""
+    if actor is None or not actor.is_authenticated or not any(actor.can(c) for c in codes):
+        raise Forbidden(" | ".join(codes), object_type=object_type, object_id=object_id)
+
+
+def permission_required(*codes: str):
+    """Guard a view by permission code(s); any one of them is enough."""
+
+    def decorate(view):
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            require(current_user, *codes)
+            return view(*args, **kwargs)
+
+        wrapped._ppt_permissions = codes
+        return wrapped
+
+    return decorate
+
+
+def public(view):
+    """Mark a view as reachable without sign-in (sign-in page, health)."""
+    setattr(view, PUBLIC_ATTR, True)
+    return view

@@ -1,0 +1,18 @@
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import PasswordField, SelectField, StringField
+from wtforms.validators import DataRequired, Length
+
+
+class SignInForm(FlaskForm):
+    username = StringField(_l("Username"), validators=[DataRequired(), Length(max=80)],
+                           render_kw={"autocomplete": "username", "autofocus": True})
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=512)],
+                             render_kw={"autocomplete": "current-password"})
+
+
+LANGUAGES = [("nn", "Nynorsk"), ("nb", "Bokmål"), ("en", "English")]
+
+
+class ProfileForm(FlaskForm):
+    locale = SelectField(_l("Language"), choices=LANGUAGES)

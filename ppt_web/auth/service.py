@@ -1,0 +1,117 @@
+"""Sign-in, lockout and server-side sessions."""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+
+from ..activity import service as activity
+from ..errors import DomainError
+from ..extensions import db
+from ..models import LoginThrottle, User, UserSession
+from ..models.base import utcnow
+from .passwords import verify_password
+
+
+class SignInRefused(DomainError):
+    status = 401
+
+
+BAD_CREDENTIALS = _l("Wrong username or password.")
+LOCKED_OUT = _l("Too many failed sign-ins for this username. Try again later.")
+DEACTIVATED = _l("This user has been deactivated. Ask the administrative consultant.")
+
+
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def normalise_username(username: str) -> str:
+    return (username or "").strip().lower()[:80]
+
+
+def sign_in(username: str, password: str) -> tuple[User, str]:
+    """Check a username and password; return the user and a new session token, or refuse."""
+    name = normalise_username(username)
+    now = utcnow()
+    throttle = db.session.get(LoginThrottle, name) if name else None
+    if throttle is not None and throttle.locked_until and throttle.locked_until > now:
+        verify_password(None, password)  # same cost as a real attempt
+        activity.record("sign_in_locked", actor_name=name, object_type="user", outcome="refused")
+        db.session.commit()
+        raise SignInRefused(LOCKED_OUT)
+
+    user = db.session.scalar(select(User).where(User.username == name)) if name else None
+    ok = verify_password(user.password_hash if user else None, password)
+    if not ok:
+        _count_failure(throttle, name, now)
+        activity.record("sign_in_failed", actor=user, actor_name=name, object_type="user",
+                        object_id=user.id if user else None, outcome="failed")
+        db.session.commit()
+        raise SignInRefused(BAD_CREDENTIALS)
+    if not user.active:
+        activity.record("sign_in_refused", actor=user, object_type="user", object_id=user.id,
+                        outcome="refused", detail="deactivated")
+        db.session.commit()
+        raise SignInRefused(DEACTIVATED)
+
+    if throttle is not None:
+        db.session.delete(throttle)
+    token = secrets.token_urlsafe(32)
+    db.session.add(UserSession(token_hash=_hash_token(token), user_id=user.id, created_at=now))
+    activity.record("sign_in", actor=user, object_type="user", object_id=user.id)
+    db.session.commit()
+    user.session_token = token
+    return user, token
+
+
+def _count_failure(throttle: LoginThrottle | None, name: str, now: datetime) -> None:
+    if not name:
+        return
+    window = timedelta(seconds=current_app.config["PPT_LOGIN_LOCKOUT_SECONDS"])
+    if throttle is None:
+        throttle = LoginThrottle(username=name, failures=0, first_failure_at=now)
+        db.session.add(throttle)
+    elif throttle.first_failure_at < now - window or throttle.locked_until:
+        # An old streak, or a lockout that has run out: start counting again.
+        throttle.failures, throttle.first_failure_at, throttle.locked_until = 0, now, None
+    throttle.failures += 1
+    if throttle.failures >= current_app.config["PPT_LOGIN_MAX_FAILURES"]:
+        throttle.locked_until = now + window
+
+
+def load_session_user(token: str) -> User | None:
+    """The user behind a session token, if the session is live and the user active."""
+    if not token:
+        return None
+    row = db.session.get(UserSession, _hash_token(token))
+    if row is None or row.revoked_at is not None or not row.user.active:
+        return None
+    max_age = timedelta(hours=current_app.config.get("PPT_SESSION_HOURS", 12))
+    if row.created_at < utcnow() - max_age:
+        return None
+    user = row.user
+    user.session_token = token
+    return user
+
+
+def sign_out(user: User) -> None:
+    """Revoke the server-side session, so the old cookie no longer signs anyone in."""
+    if user.session_token:
+        row = db.session.get(UserSession, _hash_token(user.session_token))
+        if row is not None and row.revoked_at is None:
+            row.revoked_at = utcnow()
+    activity.record("sign_out", actor=user, object_type="user", object_id=user.id)
+    db.session.commit()
+
+
+def revoke_all_sessions(user: User) -> None:
+    """Part of the caller's transaction: end every session of a user (deactivation)."""
+    for row in db.session.scalars(
+        select(UserSession).where(UserSession.user_id == user.id, UserSession.revoked_at.is_(None))
+    ):
+        row.revoked_at = utcnow()

@@ -1,0 +1,78 @@
+"""Flask CLI commands: create-admin, seed-demo."""
+from __future__ import annotations
+
+import click
+from flask import Flask
+from sqlalchemy import func, select
+
+from .admin import service as admin
+from .errors import DomainError
+from .extensions import db
+from .models import AccessGroup, Role, User
+
+DEMO_PASSWORD = "demo-passord"
+
+# username, full name, role code (SPEC §10)
+DEMO_USERS = [
+    ("leiar", "Ingrid Leiar", "leiar"),
+    ("nestleiar", "Nils Nestleiar", "nestleiar"),
+    ("konsulent", "Kari Konsulent", "konsulent"),
+    ("radgjevar1", "Rune Rådgjevar", "pp_radgjevar"),
+    ("radgjevar2", "Randi Rådgjevar", "pp_radgjevar"),
+    ("sekretaer", "Siri Sekretær", "merkantil"),
+    ("admin", "Arne Administrator", "admin"),
+    ("superbrukar", "Sunniva Superbrukar", "superbrukar"),
+]
+DEMO_GROUPS = [("Team barnehage", ["radgjevar1"], "radgjevar1"), ("Team skule", ["radgjevar2"], None)]
+
+
+def seed_demo_users() -> int:
+    """Create the demo users and teams that are missing; returns how many users were made."""
+    made = 0
+    for username, full_name, role in DEMO_USERS:
+        if db.session.scalar(select(User).where(User.username == username)) is None:
+            admin.create_user_unchecked(username=username, full_name=full_name,
+                                        password=DEMO_PASSWORD, role_codes=[role])
+            made += 1
+    for name, members, coordinator in DEMO_GROUPS:
+        if db.session.scalar(select(AccessGroup).where(AccessGroup.name == name)) is None:
+            group = AccessGroup(name=name)
+            for username in members:
+                group.members.append(db.session.scalar(select(User).where(User.username == username)))
+            db.session.add(group)
+            db.session.flush()
+            if coordinator:
+                group.coordinator_id = db.session.scalar(select(User.id).where(User.username == coordinator))
+            db.session.commit()
+    return made
+
+
+def database_is_empty() -> bool:
+    return not db.session.scalar(select(func.count()).select_from(User))
+
+
+def init_app(app: Flask) -> None:
+    @app.cli.command("seed-demo")
+    def seed_demo():
+        """Create the demo users of SPEC §10 (password demo-passord). Never in production."""
+        made = seed_demo_users()
+        click.echo(f"demo users created: {made}")
+
+    @app.cli.command("create-admin")
+    @click.option("--username", prompt=True)
+    @click.option("--full-name", prompt=True)
+    @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+    @click.option("--role", "roles", multiple=True, default=["admin"], show_default=True,
+                  help="role code; repeat for several (admin, konsulent, leiar, superbrukar, ...)")
+    def create_admin(username, full_name, password, roles):
+        """Create the first real user, interactively."""
+        known = set(db.session.scalars(select(Role.code)))
+        unknown = [r for r in roles if r not in known]
+        if unknown:
+            raise click.UsageError(f"unknown role(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        try:
+            user = admin.create_user_unchecked(username=username, full_name=full_name,
+                                               password=password, role_codes=list(roles))
+        except DomainError as exc:
+            raise click.ClickException(str(exc.message)) from exc
+        click.echo(f"created user {user.username} with role(s) {', '.join(roles)}")

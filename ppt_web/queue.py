@@ -1,0 +1,68 @@
+"""The job queue: RQ on Redis. Jobs are handed over only after the database commit."""
+from __future__ import annotations
+
+import logging
+
+import redis
+from flask import Flask, current_app
+from rq import Queue
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+log = logging.getLogger(__name__)
+
+PENDING_KEY = "ppt_pending_jobs"
+
+
+def connection(app: Flask | None = None) -> redis.Redis:
+    """A plain Redis client for PPT_REDIS_URL (redis://, rediss:// or unix://)."""
+    app = app or current_app
+    url = app.config.get("PPT_REDIS_URL")
+    if not url:
+        raise RuntimeError("PPT_REDIS_URL is not set: start the app with the launcher or set it")
+    client = app.extensions.get("ppt_redis")
+    if client is None or app.extensions.get("ppt_redis_url") != url:
+        client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+        app.extensions["ppt_redis"] = client
+        app.extensions["ppt_redis_url"] = url
+    return client
+
+
+def get_queue(app: Flask | None = None) -> Queue:
+    app = app or current_app
+    return Queue(app.config["PPT_QUEUE_NAME"], connection=connection(app))
+
+
+def enqueue_after_commit(session: Session, func, *args, **kwargs) -> None:
+    """Hand a job to Redis once the current transaction commits; drop it on rollback.
+
+    A failure to reach Redis is logged and harmless: the database row is the unit of work
+    and the periodic sweep finds it again (DESIGN.md §1).
+    """
+    session.info.setdefault(PENDING_KEY, []).append((func, args, kwargs))
+
+
+@event.listens_for(Session, "after_commit")
+def _flush_pending(session: Session) -> None:
+    pending = session.info.pop(PENDING_KEY, None)
+    if not pending:
+        return
+    try:
+        queue = get_queue()
+    except Exception:  # no Redis configured or app context: the sweep covers it
+        log.warning("queue unavailable; %d job(s) left for the sweep", len(pending))
+        return
+    for func, args, kwargs in pending:
+        try:
+            queue.enqueue(func, *args, **kwargs)
+        except redis.RedisError as exc:
+            log.warning("could not enqueue %s: %s; left for the sweep", getattr(func, "__name__", func), exc)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_pending(session: Session) -> None:
+    session.info.pop(PENDING_KEY, None)
+
+
+def init_app(app: Flask) -> None:
+    app.extensions.setdefault("ppt_redis", None)

@@ -1,0 +1,77 @@
+"""Sign-in required everywhere by default, server-side sessions, and security headers."""
+from __future__ import annotations
+
+from flask import Flask, current_app, has_request_context, redirect, request, url_for
+from flask.sessions import SecureCookieSessionInterface
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+
+from .auth.access import PUBLIC_ATTR
+from .extensions import login_manager
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def is_public(endpoint: str | None) -> bool:
+    if endpoint is None or endpoint == "static":
+        return True
+    view = current_app.view_functions.get(endpoint)
+    return bool(getattr(view, PUBLIC_ATTR, False))
+
+
+def init_app(app: Flask) -> None:
+    login_manager.session_protection = "basic"
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = _l("Sign in to continue.")
+    login_manager.login_message_category = "info"
+
+    @login_manager.user_loader
+    def load_user(token: str):
+        from .auth.service import load_session_user
+
+        return load_session_user(token)
+
+    @login_manager.unauthorized_handler
+    def unauthorized():
+        target = url_for("auth.login", next=request.full_path.rstrip("?")
+                         if request.method == "GET" and not request.headers.get("HX-Request") else None)
+        if request.headers.get("HX-Request"):
+            # Never swap a sign-in form into a table row: send the whole page there.
+            response = current_app.response_class(status=401)
+            response.headers["HX-Redirect"] = url_for("auth.login")
+            return response
+        return redirect(target)
+
+    @app.before_request
+    def require_sign_in():
+        """Every route needs a signed-in user unless its view is marked @public."""
+        if is_public(request.endpoint):
+            return None
+        if not current_user.is_authenticated:
+            return login_manager.unauthorized()
+        return None
+
+    @app.after_request
+    def headers(response):
+        h = response.headers
+        h.setdefault("Content-Security-Policy", CSP)
+        h.setdefault("X-Content-Type-Options", "nosniff")
+        h.setdefault("Referrer-Policy", "same-origin")
+        h.setdefault("X-Frame-Options", "DENY")
+        h.add("Vary", "HX-Request")
+        if request.endpoint != "static":
+            h.setdefault("Cache-Control", "no-store")
+        return response
+
+    app.session_interface = SessionInterface()
+
+
+class SessionInterface(SecureCookieSessionInterface):
+    """The session cookie is Secure whenever the request came over https."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(app.config.get("SESSION_COOKIE_SECURE")) or (has_request_context() and request.is_secure)

@@ -1,0 +1,92 @@
+"""Error pages, domain-error mapping and what every template can see."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, render_template, request
+from flask_babel import gettext as _
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+from sqlalchemy import func, select
+from werkzeug.exceptions import HTTPException
+
+from .activity import service as activity
+from .errors import DomainError, Forbidden, NotFound
+from .extensions import db
+
+log = logging.getLogger(__name__)
+
+
+def _error_page(status: int, message: str):
+    if request.headers.get("HX-Request"):
+        # Show the message in the page's status area instead of inside the element that asked.
+        headers = {"HX-Retarget": "#flash", "HX-Reswap": "innerHTML"}
+        return render_template("errors/_message.html", message=message), status, headers
+    return render_template("errors/error.html", status=status, message=message), status
+
+
+def record_refusal(action: str, exc: DomainError) -> None:
+    """A denied access is a row in the activity log, whatever else the request did."""
+    db.session.rollback()
+    activity.record(
+        action,
+        object_type=getattr(exc, "object_type", None) or "url",
+        object_id=getattr(exc, "object_id", None) if getattr(exc, "object_type", None) else request.path[:64],
+        outcome="denied",
+        detail=f"{request.method} {request.endpoint}" + (f" needs {exc.permission}" if isinstance(exc, Forbidden) else ""),
+    )
+    db.session.commit()
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(Forbidden)
+    def forbidden(exc: Forbidden):
+        record_refusal("access_denied", exc)
+        return _error_page(403, _("You do not have access to this page or action."))
+
+    @app.errorhandler(NotFound)
+    def not_found_domain(exc: NotFound):
+        record_refusal("not_found", exc)
+        return _error_page(404, _("We could not find what you asked for."))
+
+    @app.errorhandler(DomainError)
+    def domain_error(exc: DomainError):
+        db.session.rollback()
+        return _error_page(exc.status, str(exc.message))
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc: CSRFError):
+        return _error_page(400, _("The form has expired or was not sent from this app. Reload the page and try again."))
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        messages = {
+            403: _("You do not have access to this page or action."),
+            404: _("We could not find what you asked for."),
+            405: _("That action is not possible here."),
+        }
+        return _error_page(exc.code or 500, messages.get(exc.code, _("The request could not be handled.")))
+
+    @app.errorhandler(Exception)
+    def server_error(exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.endpoint)
+        db.session.rollback()
+        return _error_page(500, _("Something went wrong on our side. Nothing was saved. Try again, or tell the administrative consultant."))
+
+    @app.context_processor
+    def header_context():
+        if not current_user.is_authenticated:
+            return {}
+        from .models import Notification
+
+        unread = db.session.scalar(
+            select(func.count()).select_from(Notification)
+            .where(Notification.user_id == current_user.id, Notification.read_at.is_(None))
+        )
+        return {"unread_notifications": unread}
+
+    @app.context_processor
+    def labels():
+        from .labels import ACTION_LABELS, PERMISSION_LABELS
+
+        return {"permission_labels": PERMISSION_LABELS, "action_labels": ACTION_LABELS}
