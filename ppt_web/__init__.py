@@ -9,7 +9,7 @@ from flask import Flask
 
 def create_app(config: dict | None = None) -> Flask:
     """Build the app: config, extensions, blueprints, security, errors and CLI."""
-    instance_path = os.environ.get("PPT_INSTANCE_PATH") or (config or {}).get("INSTANCE_PATH")
+    instance_path = (config or {}).get("INSTANCE_PATH") or os.environ.get("PPT_INSTANCE_PATH")
     app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
     from . import config as config_module
 

@@ -13,7 +13,7 @@ PUBLIC_ATTR = "_ppt_public"
 
 def require(actor: User | None, *codes: str, object_type: str | None = None, object_id=None) -> None:
     """Raise Forbidden unless the actor holds at least one of the permission codes."""
-    if actor is None or not actor.is_authenticated or not any(actor.can(c) for c in codes):
+    if not isinstance(actor, User) or not actor.active or not any(actor.can(c) for c in codes):
         raise Forbidden(" | ".join(codes), object_type=object_type, object_id=object_id)
 
 
