@@ -39,6 +39,9 @@ def enqueue_after_commit(session: Session, func, *args, **kwargs) -> None:
     A failure to reach Redis is logged and harmless: the database row is the unit of work
     and the periodic sweep finds it again (DESIGN.md §1).
     """
+    session = session() if callable(session) else session  # a scoped_session gives its Session
+    if session.get_transaction() is None:
+        session.begin()  # so that a rollback() before any SQL still drops the job
     session.info.setdefault(PENDING_KEY, []).append((func, args, kwargs))
 
 
@@ -59,8 +62,9 @@ def _flush_pending(session: Session) -> None:
             log.warning("could not enqueue %s: %s; left for the sweep", getattr(func, "__name__", func), exc)
 
 
-@event.listens_for(Session, "after_rollback")
-def _drop_pending(session: Session) -> None:
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_pending(session: Session, previous_transaction) -> None:
+    # Fires on every rollback() call, also when no SQL had been sent yet.
     session.info.pop(PENDING_KEY, None)
 
 

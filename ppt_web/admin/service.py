@@ -174,12 +174,12 @@ def remove_role(actor: User, user_id: int, role_id: int) -> User:
     user, role = get_user(user_id), get_role(role_id)
     if role not in user.roles:
         return user
+    remaining = [r for r in user.roles if r is not role and r.active]
+    if user.id == actor.id and not any("assign_roles" in r.permission_codes() for r in remaining):
+        raise Conflict(_l("You cannot take away your own right to assign roles."))
     before = _snapshot(user)
     user.roles.remove(role)
     user.forget_permissions()
-    if user.id == actor.id and not user.can("assign_roles"):
-        db.session.rollback()
-        raise Conflict(_l("You cannot take away your own right to assign roles."))
     activity.record("role_revoked", actor=actor, object_type="user", object_id=user.id,
                     before=before, after=_snapshot(user), detail=role.code)
     db.session.commit()

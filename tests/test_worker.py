@@ -1,0 +1,67 @@
+"""The queue wiring: a job handed over after commit runs in a real forking worker on real Redis."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+from sqlalchemy import select
+
+from ppt_web import jobs
+from ppt_web.extensions import db
+from ppt_web.models import WorkerHeartbeat
+from ppt_web.queue import enqueue_after_commit, get_queue
+
+from .conftest import ROOT
+
+pytestmark = pytest.mark.app_config(PPT_QUEUE_NAME=f"test-{uuid.uuid4().hex[:8]}")
+
+
+def run_worker_burst(app) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "PPT_DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
+        "PPT_REDIS_URL": app.config["PPT_REDIS_URL"],
+        "PPT_QUEUE_NAME": app.config["PPT_QUEUE_NAME"],
+        "PPT_INSTANCE_PATH": app.instance_path,
+        "PPT_SECRET_KEY": "test-secret",
+    }
+    return subprocess.run([sys.executable, str(ROOT / "worker.py"), "--burst"], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_job_enqueued_after_commit_runs_in_a_forking_worker(app, ctx):
+    """Commit -> Redis -> `python worker.py` (forks per job) -> the job writes to the database."""
+    token = uuid.uuid4().hex
+    enqueue_after_commit(db.session, jobs.heartbeat, token)
+    assert get_queue().count == 0  # nothing reaches Redis before the commit
+    db.session.commit()
+    assert get_queue().count == 1
+    done = run_worker_burst(app)
+    assert done.returncode == 0, done.stderr
+    db.session.expire_all()
+    beat = db.session.scalar(select(WorkerHeartbeat).where(WorkerHeartbeat.token == token))
+    assert beat is not None and beat.beat_at is not None
+    assert get_queue().count == 0 and get_queue().failed_job_registry.count == 0
+
+
+def test_rolled_back_work_enqueues_nothing(app, ctx):
+    enqueue_after_commit(db.session, jobs.heartbeat, "never")
+    db.session.rollback()
+    db.session.commit()
+    assert get_queue().count == 0
+
+
+def test_redis_down_does_not_fail_the_users_commit(app, ctx):
+    """If Redis is unreachable after commit, the change stands; the sweep will find the work."""
+    app.config["PPT_REDIS_URL"] = "redis://127.0.0.1:1/0"
+    from ppt_web.activity import service as activity
+
+    activity.record("sign_in", actor_name="while-redis-down")
+    enqueue_after_commit(db.session, jobs.heartbeat, "lost-in-transport")
+    db.session.commit()  # must not raise
+    from .conftest import activity_rows
+
+    assert activity_rows("sign_in")[-1].actor_name == "while-redis-down"
