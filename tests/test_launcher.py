@@ -1,0 +1,54 @@
+"""The README's run command: one process starts Redis, migrates, seeds, runs web and worker,
+and Ctrl-C leaves nothing behind."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import psutil
+
+from .conftest import ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_run_command_starts_everything_and_ctrl_c_stops_it(tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PPT_")}
+    env["PPT_INSTANCE_PATH"] = str(tmp_path / "instance")
+    launcher = subprocess.Popen([sys.executable, "-m", "ppt_web.launcher", "--port", str(port)], cwd=ROOT, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=2) as r:
+                    assert r.status == 200 and "Logg inn" in r.read().decode()
+                break
+            except OSError:
+                assert launcher.poll() is None, launcher.stdout.read()
+                assert time.monotonic() < deadline, "app did not come up in 60 s"
+                time.sleep(0.3)
+        children = psutil.Process(launcher.pid).children(recursive=True)
+        names = " ".join(" ".join(c.cmdline()) for c in children)
+        assert "redis-server" in names and "worker.py" in names and "flask" in names
+        assert (tmp_path / "instance" / "ppt.sqlite").exists()
+        launcher.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        output, _ = launcher.communicate(timeout=60)
+        assert launcher.returncode == 0, output
+        assert "demo users" in output
+        time.sleep(0.5)
+        alive = [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+        assert alive == [], [c.cmdline() for c in alive]
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()

@@ -1,0 +1,97 @@
+"""Security headers, error pages, expired sessions under htmx, languages."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from babel.messages.pofile import read_po
+
+from ppt_web.admin import service as admin
+from ppt_web.i18n import SOURCE
+
+from .conftest import ROOT, sign_in, user
+
+
+def test_security_headers_on_every_page(client):
+    response = client.get("/login")
+    csp = response.headers["Content-Security-Policy"]
+    assert "'unsafe-inline'" not in csp and "'unsafe-eval'" not in csp
+    assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "same-origin"
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_session_cookie_flags(app, client):
+    response = sign_in(client, "leiar")
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
+    secure = app.test_client().post("/login", data={"username": "leiar", "password": "demo-passord"},
+                         base_url="https://localhost")
+    assert "Secure" in secure.headers["Set-Cookie"]
+
+
+def test_no_inline_script_or_style_in_pages(login_as):
+    """The CSP forbids inline code: the pages must not need it."""
+    client = login_as("konsulent")
+    for url in ("/", "/admin/users", "/admin/groups", "/admin/roles", "/activity-log/", "/profile"):
+        html = client.get(url).get_data(as_text=True)
+        assert "<script>" not in html and "style=" not in html and " onclick=" not in html, url
+        assert "hx-on" not in html, url
+
+
+def test_friendly_404_without_trace(login_as):
+    response = login_as("leiar").get("/no/such/page")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 404 and "Traceback" not in html
+    assert "Fann ikkje" in html or "finn ikkje" in html.lower() or "fann" in html.lower()
+
+
+def test_friendly_500_in_nynorsk(app, client):
+    @app.route("/boom")
+    def boom():
+        raise RuntimeError("secret internals")
+
+    sign_in(client, "leiar")
+
+    response = client.get("/boom")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 500
+    assert "secret internals" not in html and "Traceback" not in html
+    assert "Noko gjekk gale" in html or "gjekk gale" in html
+
+
+def test_expired_session_under_htmx_redirects_the_whole_page(app):
+    browser = app.test_client()
+    sign_in(browser, "konsulent")
+    with app.app_context():
+        admin.set_user_active(user("admin"), user("konsulent").id, False)
+    response = browser.post("/admin/users/1/roles", data={"role_id": 1}, headers={"HX-Request": "true"})
+    assert response.status_code == 401 and response.headers["HX-Redirect"] == "/login"
+    assert b"<form" not in response.data
+
+
+def test_nynorsk_by_default_and_bokmal_or_english_per_user(app, login_as):
+    assert "Logg inn" in app.test_client().get("/login").get_data(as_text=True)
+    client = login_as("radgjevar1")
+    assert "Varsel" in client.get("/").get_data(as_text=True)
+    client.post("/profile", data={"locale": "en"})
+    assert "Notifications" in client.get("/").get_data(as_text=True)
+    client.post("/profile", data={"locale": "nb"})
+    assert "Velkommen" in client.get("/").get_data(as_text=True)
+
+
+def test_every_string_is_translated_to_nynorsk_and_bokmal(tmp_path):
+    """A new user-facing string without nn and nb translations fails the build."""
+    pot = tmp_path / "messages.pot"
+    subprocess.run([sys.executable, "-m", "babel.messages.frontend", "extract", "-F", "babel.cfg",
+                    "-k", "_l", "-k", "lazy_gettext", "-o", str(pot), "--no-location", "."],
+                   cwd=ROOT, check=True, capture_output=True)
+    with pot.open("rb") as f:
+        wanted = {m.id if isinstance(m.id, str) else m.id[0] for m in read_po(f) if m.id}
+    for lang in ("nn", "nb"):
+        with (SOURCE / lang / "LC_MESSAGES" / "messages.po").open("rb") as f:
+            catalog = read_po(f)
+        done = {m.id if isinstance(m.id, str) else m.id[0] for m in catalog
+                if m.id and (all(m.string) if isinstance(m.string, tuple) else m.string) and not m.fuzzy}
+        assert sorted(wanted - done) == [], lang
