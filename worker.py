@@ -19,6 +19,7 @@ def main() -> int:
     parser.add_argument("--name", default=None, help="worker name (default: host and a random suffix)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
     app = create_app()
     use_app(app)

@@ -51,3 +51,18 @@ ACTION_LABELS = {
     "access_denied": _l("Access denied"),
     "not_found": _l("Not found or not allowed"),
 }
+
+OBJECT_LABELS = {
+    "user": _l("User"),
+    "role": _l("Role"),
+    "access_group": _l("Access group"),
+    "permission": _l("Permission"),
+    "url": _l("Address"),
+}
+
+OUTCOME_LABELS = {
+    "ok": _l("OK"),
+    "failed": _l("Failed"),
+    "refused": _l("Refused"),
+    "denied": _l("Denied"),
+}

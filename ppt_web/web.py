@@ -87,6 +87,7 @@ def init_app(app: Flask) -> None:
 
     @app.context_processor
     def labels():
-        from .labels import ACTION_LABELS, PERMISSION_LABELS
+        from . import labels
 
-        return {"permission_labels": PERMISSION_LABELS, "action_labels": ACTION_LABELS}
+        return {"permission_labels": labels.PERMISSION_LABELS, "action_labels": labels.ACTION_LABELS,
+                "object_labels": labels.OBJECT_LABELS, "outcome_labels": labels.OUTCOME_LABELS}
