@@ -70,10 +70,7 @@ class EmbeddedRedis:
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
-            try:
-                redis.Redis(unix_socket_path=str(self.socket)).shutdown(save=True)
-            except redis.RedisError:
-                pass  # shutdown closes the connection: that is the expected answer
+            self.proc.terminate()  # Redis saves its snapshot on SIGTERM, then exits
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
@@ -98,16 +95,30 @@ def prepare_database() -> None:
 
 
 def stop_all(procs: list[subprocess.Popen]) -> None:
+    """One SIGTERM to each child's process group (RQ: warm shutdown), SIGKILL after 10 s."""
     for proc in procs:
         if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 15
+            _signal_group(proc, signal.SIGTERM)
+    deadline = time.monotonic() + 10
     for proc in procs:
         try:
             proc.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            proc.kill()
+            _signal_group(proc, signal.SIGKILL)
             proc.wait()
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)  # the worker's scheduler is a child of the worker: reach it too
+    except ProcessLookupError:
+        pass
+
+
+def start(args: list[str], env: dict) -> subprocess.Popen:
+    # A session of its own: a terminal's Ctrl-C reaches only the launcher, which then stops
+    # each child with exactly one signal (two at once can leave an RQ worker hanging).
+    return subprocess.Popen(args, env=env, cwd=ROOT, start_new_session=True)
 
 
 def main() -> int:
@@ -137,10 +148,9 @@ def main() -> int:
     code = 0
     try:
         prepare_database()
-        procs.append(subprocess.Popen([sys.executable, str(ROOT / "worker.py")], env=env, cwd=ROOT))
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "flask", "--app", "ppt_web", "run", "--host", args.host,
-             "--port", str(args.port), "--no-reload", "--with-threads"], env=env, cwd=ROOT))
+        procs.append(start([sys.executable, str(ROOT / "worker.py")], env))
+        procs.append(start([sys.executable, "-m", "flask", "--app", "ppt_web", "run", "--host", args.host,
+                            "--port", str(args.port), "--no-reload", "--with-threads"], env))
         print(f"ppt: started in {time.monotonic() - started:.1f} s: web on http://{args.host}:{args.port} "
               "and one worker; Ctrl-C stops all", flush=True)
         while True:
