@@ -104,6 +104,10 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            # Batch migrations rebuild tables; foreign keys are checked again once they are done.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()  # else the migrations run inside this implicit transaction and roll back
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),

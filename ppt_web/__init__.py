@@ -20,6 +20,9 @@ def create_app(config: dict | None = None) -> Flask:
     from .extensions import babel, csrf, db, htmx, login_manager, migrate
 
     db.init_app(app)
+    from .extensions import init_sqlite
+
+    init_sqlite(app)
     migrate.init_app(app, db, directory=str(Path(__file__).resolve().parent.parent / "migrations"),
                      render_as_batch=True)
     csrf.init_app(app)

@@ -1,9 +1,14 @@
 """All models, importable from one place (Alembic autogenerate sees them here)."""
 from .activity import ActivityLog
+from .domain import (Case, CaseCategory, CaseKind, CaseStatus, Client, Correspondent, Document, JournalPost,
+                     MetadataCorrection, Organisation, OrgKind, PostStatus, PostType)
+from .files import StoredFile
 from .notification import Notification, WorkerHeartbeat
 from .user import AccessGroup, LoginThrottle, Permission, Role, User, UserSession
 
 __all__ = [
+    "Case", "CaseCategory", "CaseKind", "CaseStatus", "Client", "Correspondent", "Document", "JournalPost",
+    "MetadataCorrection", "Organisation", "OrgKind", "PostStatus", "PostType", "StoredFile",
     "AccessGroup",
     "ActivityLog",
     "LoginThrottle",

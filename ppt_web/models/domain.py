@@ -1,0 +1,258 @@
+"""Clients, organisations, cases and journal posts (SPEC §3)."""
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+
+from sqlalchemy import (JSON, Boolean, Column, Date, Enum, ForeignKey, Index, Integer, String, Table, Text,
+                        UniqueConstraint)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from .base import utcnow
+from .files import StoredFile
+from .types import UTCDateTime
+from .user import AccessGroup, User
+
+
+def _enum(cls):
+    # Store the value ("expert_assessment"), not the member name, and no native DB enum type:
+    # adding a value later is then a code change, not a schema migration on PostgreSQL.
+    return Enum(cls, native_enum=False, length=30, values_callable=lambda e: [m.value for m in e],
+                validate_strings=True)
+
+
+class OrgKind(str, enum.Enum):
+    SCHOOL = "school"
+    KINDERGARTEN = "kindergarten"
+    MUNICIPAL_UNIT = "municipal_unit"
+    OTHER = "other"
+
+
+class CaseKind(str, enum.Enum):
+    PERSON = "person"
+    SYSTEM = "system"
+    ADMINISTRATION = "administration"
+
+
+class CaseCategory(str, enum.Enum):
+    EXPERT_ASSESSMENT = "expert_assessment"
+    STATEMENT = "statement"
+    FOLLOW_UP = "follow_up"
+    REFERRAL = "referral"
+    OTHER = "other"
+
+
+class CaseStatus(str, enum.Enum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class PostType(str, enum.Enum):
+    I = "I"  # noqa: E741  (Noark's own letters)
+    U = "U"
+    N = "N"
+    X = "X"
+
+
+class PostStatus(str, enum.Enum):
+    DRAFT = "draft"
+    AWAITING_APPROVAL = "awaiting_approval"
+    APPROVED = "approved"
+    FINALIZED = "finalized"
+    DISPATCHED = "dispatched"
+
+
+LOCKED_STATUSES = (PostStatus.FINALIZED, PostStatus.DISPATCHED)
+OPEN_WORK_STATUSES = (PostStatus.DRAFT, PostStatus.AWAITING_APPROVAL, PostStatus.APPROVED)
+
+DEFAULT_LEGAL_BASIS = "Offl. § 13 jf. fvl. § 13, 1. ledd nr. 1"
+
+# Noark / Fiks Arkiv code list avskrivningsmaate.
+WRITE_OFF_METHODS = ("BU", "BE", "TLF", "TE", "TO")
+
+
+class Organisation(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    name_lower: Mapped[str] = mapped_column(String(200), index=True)
+    org_number: Mapped[str | None] = mapped_column(String(9), unique=True)
+    kind: Mapped[OrgKind] = mapped_column(_enum(OrgKind))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("organisation.id"), index=True)
+    address: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    parent: Mapped[Organisation | None] = relationship(remote_side=[id])
+
+
+class Client(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    national_id: Mapped[str] = mapped_column(String(11), unique=True)
+    given_name: Mapped[str] = mapped_column(String(120))
+    family_name: Mapped[str] = mapped_column(String(120))
+    # Lower-case "given family" and "family": indexed prefixes for the live search.
+    name_lower: Mapped[str] = mapped_column(String(250), index=True)
+    family_lower: Mapped[str] = mapped_column(String(120), index=True)
+    birth_date: Mapped[date] = mapped_column(Date)
+    address: Mapped[str] = mapped_column(String(300), default="")
+    postal_code: Mapped[str] = mapped_column(String(10), default="")
+    city: Mapped[str] = mapped_column(String(100), default="")
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisation.id"), index=True)
+    handler_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    organisation: Mapped[Organisation | None] = relationship()
+    handler: Mapped[User | None] = relationship()
+
+    @property
+    def name(self) -> str:
+        return f"{self.given_name} {self.family_name}"
+
+    @property
+    def masked_id(self) -> str:
+        """Birth date part only: enough to tell clients apart on a list."""
+        return f"{self.national_id[:6]} *****"
+
+
+case_cohandler = Table(
+    "case_cohandler",
+    db.metadata,
+    Column("case_id", ForeignKey("case.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", ForeignKey("user.id", ondelete="CASCADE"), primary_key=True, index=True),
+)
+
+
+class Case(db.Model):
+    __tablename__ = "case"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(20), unique=True)
+    kind: Mapped[CaseKind] = mapped_column(_enum(CaseKind))
+    category: Mapped[CaseCategory | None] = mapped_column(_enum(CaseCategory))
+    title: Mapped[str] = mapped_column(String(300))
+    title_lower: Mapped[str] = mapped_column(String(300), index=True)
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("client.id"), index=True)
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisation.id"), index=True)
+    handler_id: Mapped[int] = mapped_column(ForeignKey("user.id"), index=True)
+    access_group_id: Mapped[int | None] = mapped_column(ForeignKey("access_group.id"))
+    status: Mapped[CaseStatus] = mapped_column(_enum(CaseStatus), default=CaseStatus.OPEN)
+    opened_on: Mapped[date] = mapped_column(Date)
+    closed_on: Mapped[date | None] = mapped_column(Date)
+    last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    archive_ref: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    post_seq: Mapped[int] = mapped_column(Integer, default=0)
+
+    client: Mapped[Client | None] = relationship()
+    organisation: Mapped[Organisation | None] = relationship()
+    handler: Mapped[User] = relationship(foreign_keys=[handler_id])
+    access_group: Mapped[AccessGroup | None] = relationship()
+    co_handlers: Mapped[list[User]] = relationship(secondary=case_cohandler, order_by="User.full_name")
+    posts: Mapped[list[JournalPost]] = relationship(back_populates="case", order_by="JournalPost.seq")
+
+    __table_args__ = (
+        Index("ix_case_status_category", "status", "category"),
+        Index("ix_case_handler_status", "handler_id", "status"),
+    )
+
+
+class JournalPost(db.Model):
+    __tablename__ = "journal_post"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    post_type: Mapped[PostType] = mapped_column(_enum(PostType))
+    title: Mapped[str] = mapped_column(String(300), default="")
+    title_lower: Mapped[str] = mapped_column(String(300), default="", index=True)
+    document_date: Mapped[date | None] = mapped_column(Date, index=True)
+    received_on: Mapped[date | None] = mapped_column(Date)
+    sent_on: Mapped[date | None] = mapped_column(Date)
+    registered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    registered_after_downtime: Mapped[bool] = mapped_column(Boolean, default=False)
+    exempt: Mapped[bool] = mapped_column(Boolean, default=True)
+    legal_basis: Mapped[str] = mapped_column(String(200), default=DEFAULT_LEGAL_BASIS)
+    status: Mapped[PostStatus] = mapped_column(_enum(PostStatus), default=PostStatus.DRAFT)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("user.id"))
+    finalized_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finalized_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    # Set by a metadata correction in the same transaction; the trigger checks it (DESIGN.md §3).
+    correction_id: Mapped[int | None] = mapped_column(ForeignKey("metadata_correction.id", use_alter=True))
+    written_off_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    write_off_method: Mapped[str | None] = mapped_column(String(5))
+    written_off_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    write_off_reply_id: Mapped[int | None] = mapped_column(ForeignKey("journal_post.id"))
+
+    case: Mapped[Case] = relationship(back_populates="posts")
+    created_by: Mapped[User] = relationship(foreign_keys=[created_by_id])
+    finalized_by: Mapped[User | None] = relationship(foreign_keys=[finalized_by_id])
+    written_off_by: Mapped[User | None] = relationship(foreign_keys=[written_off_by_id])
+    write_off_reply: Mapped[JournalPost | None] = relationship(remote_side=[id], foreign_keys=[write_off_reply_id])
+    correspondents: Mapped[list[Correspondent]] = relationship(
+        back_populates="post", order_by="Correspondent.id", cascade="all, delete-orphan")
+    documents: Mapped[list[Document]] = relationship(
+        back_populates="post", order_by="Document.position", cascade="all, delete-orphan")
+
+    __table_args__ = (
+        UniqueConstraint("case_id", "seq"),
+        Index("ix_journal_post_case_date", "case_id", "document_date"),
+        Index("ix_journal_post_outstanding", "post_type", "written_off_at"),
+        Index("ix_journal_post_status", "status"),
+    )
+
+    @property
+    def number(self) -> str:
+        return f"{self.case.number}-{self.seq}"
+
+    @property
+    def locked(self) -> bool:
+        return self.status in LOCKED_STATUSES
+
+    @property
+    def main_document(self) -> Document | None:
+        return next((d for d in self.documents if d.role == "main"), None)
+
+    @property
+    def date_in_or_out(self) -> date | None:
+        return self.received_on if self.post_type == PostType.I else self.sent_on
+
+
+class Correspondent(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("journal_post.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(10))  # sender | recipient
+    name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str] = mapped_column(String(300), default="")
+    national_id: Mapped[str | None] = mapped_column(String(11))
+    org_number: Mapped[str | None] = mapped_column(String(9))
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisation.id"))
+
+    post: Mapped[JournalPost] = relationship(back_populates="correspondents")
+    organisation: Mapped[Organisation | None] = relationship()
+
+
+class Document(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("journal_post.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(12))  # main | attachment
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    filename: Mapped[str] = mapped_column(String(200))
+    sha256: Mapped[str] = mapped_column(ForeignKey("stored_file.sha256", ondelete="RESTRICT"), index=True)
+
+    post: Mapped[JournalPost] = relationship(back_populates="documents")
+    file: Mapped[StoredFile] = relationship()
+
+
+class MetadataCorrection(db.Model):
+    """A correction of a finalized post's metadata: who, when, why, old and new values."""
+
+    __tablename__ = "metadata_correction"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("journal_post.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor_id: Mapped[int] = mapped_column(ForeignKey("user.id"))
+    reason: Mapped[str] = mapped_column(Text)
+    before: Mapped[dict] = mapped_column(JSON)
+    after: Mapped[dict] = mapped_column(JSON)
+    # 1 only inside the transaction that applies it; the triggers let changes through then.
+    applying: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    actor: Mapped[User] = relationship()
