@@ -36,9 +36,12 @@ def create_app(config: dict | None = None) -> Flask:
     from .activity import bp as activity_bp
     from .admin import bp as admin_bp
     from .auth import bp as auth_bp
+    from .cases import bp as cases_bp
+    from .clients import bp as clients_bp
     from .main import bp as main_bp
+    from .search import bp as search_bp
 
-    for bp in (auth_bp, main_bp, admin_bp, activity_bp):
+    for bp in (auth_bp, main_bp, admin_bp, activity_bp, clients_bp, cases_bp, search_bp):
         app.register_blueprint(bp)
 
     web.init_app(app)

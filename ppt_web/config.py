@@ -26,11 +26,12 @@ ENV_KEYS = {
     "PPT_SVARUT_INTEGRATION_ID": "PPT_SVARUT_INTEGRATION_ID",
     "PPT_SVARUT_INTEGRATION_PASSWORD": "PPT_SVARUT_INTEGRATION_PASSWORD",
     "PPT_QUEUE_NAME": "PPT_QUEUE_NAME",
+    "PPT_MAX_UPLOAD_BYTES": "PPT_MAX_UPLOAD_BYTES",
     "PPT_LOGIN_MAX_FAILURES": "PPT_LOGIN_MAX_FAILURES",
     "PPT_LOGIN_LOCKOUT_SECONDS": "PPT_LOGIN_LOCKOUT_SECONDS",
 }
 
-INT_KEYS = {"PPT_SWEEP_SECONDS", "PPT_LOGIN_MAX_FAILURES", "PPT_LOGIN_LOCKOUT_SECONDS"}
+INT_KEYS = {"PPT_SWEEP_SECONDS", "PPT_MAX_UPLOAD_BYTES", "PPT_LOGIN_MAX_FAILURES", "PPT_LOGIN_LOCKOUT_SECONDS"}
 
 
 def defaults(instance_path: str) -> dict:
@@ -50,6 +51,7 @@ def defaults(instance_path: str) -> dict:
         "PPT_LOGIN_MAX_FAILURES": 5,
         "PPT_LOGIN_LOCKOUT_SECONDS": 15 * 60,
         "PPT_QUEUE_NAME": "ppt",
+        "PPT_MAX_UPLOAD_BYTES": 50 * 1024 * 1024,
         "PPT_ACTIVITY_PAGE_SIZE": 50,
         # Sessions and CSRF (STYLE.md rule 7).
         "SESSION_COOKIE_HTTPONLY": True,
@@ -74,6 +76,8 @@ def load(app, overrides: dict | None) -> None:
             app.config[key] = int(value) if key in INT_KEYS else value
     if overrides:
         app.config.update(overrides)
+    # Refuse a request body far above the file limit before reading it (a post has several files).
+    app.config.setdefault("MAX_CONTENT_LENGTH", app.config["PPT_MAX_UPLOAD_BYTES"] * 4 + 1024 * 1024)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _instance_secret(Path(app.instance_path))
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):

@@ -49,6 +49,27 @@ ACTION_LABELS = {
     "group_coordinator_set": _l("Team coordinator set"),
     "role_permission_changed": _l("Role matrix changed"),
     "access_denied": _l("Access denied"),
+    "client_created": _l("Client registered"),
+    "client_updated": _l("Client changed"),
+    "client_folder_opened": _l("Client folder opened"),
+    "national_id_shown": _l("National id shown"),
+    "organisation_created": _l("Organisation registered"),
+    "organisation_updated": _l("Organisation changed"),
+    "case_created": _l("Case registered"),
+    "case_cohandler_added": _l("Co-handler added"),
+    "case_cohandler_removed": _l("Co-handler removed"),
+    "case_handler_changed": _l("Handler changed"),
+    "case_closed": _l("Case closed"),
+    "case_reopened": _l("Case reopened"),
+    "post_created": _l("Journal post registered"),
+    "post_updated": _l("Journal post changed"),
+    "post_document_removed": _l("Document removed"),
+    "post_deleted": _l("Journal post deleted"),
+    "post_finalized": _l("Journal post finalized"),
+    "post_metadata_corrected": _l("Metadata corrected"),
+    "post_written_off": _l("Written off"),
+    "post_opened": _l("Journal post opened"),
+    "document_opened": _l("Document opened"),
     "not_found": _l("Not found or not allowed"),
 }
 
@@ -58,6 +79,11 @@ OBJECT_LABELS = {
     "access_group": _l("Access group"),
     "permission": _l("Permission"),
     "url": _l("Address"),
+    "client": _l("Client"),
+    "case": _l("Case"),
+    "journal_post": _l("Journal post"),
+    "document": _l("Document"),
+    "organisation": _l("Organisation"),
 }
 
 OUTCOME_LABELS = {
@@ -65,4 +91,50 @@ OUTCOME_LABELS = {
     "failed": _l("Failed"),
     "refused": _l("Refused"),
     "denied": _l("Denied"),
+}
+
+CATEGORY_LABELS = {
+    "expert_assessment": _l("Expert assessment"),
+    "statement": _l("Statement"),
+    "follow_up": _l("Follow-up case"),
+    "referral": _l("Referral"),
+    "other": _l("Other"),
+}
+
+KIND_LABELS = {
+    "person": _l("Person case"),
+    "system": _l("System case"),
+    "administration": _l("Administration case"),
+}
+
+POST_TYPE_LABELS = {
+    "I": _l("Incoming"),
+    "U": _l("Outgoing"),
+    "N": _l("Note"),
+    "X": _l("Note without follow-up"),
+}
+
+POST_STATUS_LABELS = {
+    "draft": _l("Draft"),
+    "awaiting_approval": _l("Awaiting approval"),
+    "approved": _l("Approved"),
+    "finalized": _l("Finalized"),
+    "dispatched": _l("Dispatched"),
+}
+
+CASE_STATUS_LABELS = {"open": _l("Open"), "closed": _l("Closed")}
+
+ORG_KIND_LABELS = {
+    "school": _l("School"),
+    "kindergarten": _l("Kindergarten"),
+    "municipal_unit": _l("Municipal unit"),
+    "other": _l("Other"),
+}
+
+WRITE_OFF_LABELS = {
+    "BU": _l("Answered by letter"),
+    "BE": _l("Answered by e-mail"),
+    "TLF": _l("Answered by telephone"),
+    "TE": _l("Taken into account"),
+    "TO": _l("Taken for information"),
 }

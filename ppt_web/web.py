@@ -64,6 +64,7 @@ def init_app(app: Flask) -> None:
             403: _("You do not have access to this page or action."),
             404: _("We could not find what you asked for."),
             405: _("That action is not possible here."),
+            413: _("The upload is too large."),
         }
         return _error_page(exc.code or 500, messages.get(exc.code, _("The request could not be handled.")))
 
@@ -86,8 +87,15 @@ def init_app(app: Flask) -> None:
         return {"unread_notifications": unread}
 
     @app.context_processor
+    def today():
+        from datetime import datetime
+
+        from .i18n import OSLO
+
+        return {"today": datetime.now(OSLO).date()}
+
+    @app.context_processor
     def labels():
         from . import labels
 
-        return {"permission_labels": labels.PERMISSION_LABELS, "action_labels": labels.ACTION_LABELS,
-                "object_labels": labels.OBJECT_LABELS, "outcome_labels": labels.OUTCOME_LABELS}
+        return {name.lower(): value for name, value in vars(labels).items() if name.endswith("_LABELS")}

@@ -258,7 +258,7 @@ def _sqlite_triggers():
             {abort.format('metadata corrections are kept')}""",
         f"""CREATE TRIGGER metadata_correction_no_update BEFORE UPDATE ON metadata_correction
             WHEN NOT (OLD.applying = 1 AND NEW.applying = 0 AND NEW.post_id IS OLD.post_id
-                      AND NEW.before IS OLD.before AND NEW.after IS OLD.after AND NEW.reason IS OLD.reason
+                      AND NEW.before IS OLD.before AND NEW.reason IS OLD.reason
                       AND NEW.actor_id IS OLD.actor_id AND NEW.at IS OLD.at)
             {abort.format('metadata corrections are kept')}""",
         f"""CREATE TRIGGER stored_file_no_update BEFORE UPDATE ON stored_file
@@ -327,7 +327,7 @@ def _postgresql_triggers():
         CREATE FUNCTION metadata_correction_guard() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
           IF TG_OP = 'UPDATE' AND OLD.applying AND NOT NEW.applying AND NEW.post_id = OLD.post_id
-             AND NEW.before::text = OLD.before::text AND NEW.after::text = OLD.after::text
+             AND NEW.before::text = OLD.before::text
              AND NEW.reason = OLD.reason AND NEW.actor_id = OLD.actor_id AND NEW.at = OLD.at THEN
             RETURN NEW;
           END IF;

@@ -4,7 +4,8 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from ..auth.access import permission_required
-from ..errors import DomainError
+from ..errors import Conflict, Invalid
+from ..formtools import apply_error
 from . import bp, service
 from .forms import GroupForm, UserCreateForm, UserEditForm
 
@@ -28,15 +29,6 @@ def _row_or_back(user):
     return redirect(url_for("admin.users"))
 
 
-def _apply_field_error(form, exc: DomainError) -> None:
-    field = exc.details.get("field")
-    target = getattr(form, field, None) if field else None
-    if target is not None:
-        target.errors = list(target.errors) + [str(exc.message)]
-    else:
-        form.form_errors.append(str(exc.message))
-
-
 @bp.route("/users")
 @permission_required("assign_roles", "manage_groups")
 def users():
@@ -54,8 +46,8 @@ def new_user():
             user = service.create_user(_actor(), username=form.username.data, full_name=form.full_name.data,
                                        password=form.password.data, email=form.email.data or "",
                                        locale=form.locale.data, role_ids=form.roles.data)
-        except DomainError as exc:
-            _apply_field_error(form, exc)
+        except (Invalid, Conflict) as exc:
+            apply_error(form, exc)
         else:
             flash(_("User %(name)s created.", name=user.username), "success")
             return redirect(url_for("admin.users"))
@@ -72,8 +64,8 @@ def edit_user(user_id: int):
         try:
             service.update_user(_actor(), user_id, full_name=form.full_name.data, email=form.email.data or "",
                                 locale=form.locale.data, new_password=form.new_password.data or "")
-        except DomainError as exc:
-            _apply_field_error(form, exc)
+        except (Invalid, Conflict) as exc:
+            apply_error(form, exc)
         else:
             flash(_("Saved."), "success")
             return redirect(url_for("admin.users"))
@@ -120,8 +112,8 @@ def groups():
     if form.validate_on_submit():
         try:
             group = service.create_group(_actor(), name=form.name.data, description=form.description.data or "")
-        except DomainError as exc:
-            _apply_field_error(form, exc)
+        except (Invalid, Conflict) as exc:
+            apply_error(form, exc)
         else:
             flash(_("Access group %(name)s created.", name=group.name), "success")
             return redirect(url_for("admin.groups"))

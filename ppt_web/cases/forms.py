@@ -1,0 +1,51 @@
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, MultipleFileField
+from wtforms import BooleanField, DateField, FieldList, Form, FormField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, Optional
+
+from ..clients.forms import _int_or_none
+from ..models.domain import DEFAULT_LEGAL_BASIS
+
+
+class CaseForm(FlaskForm):
+    kind = SelectField(_l("Kind of case"), validate_choice=False)
+    category = SelectField(_l("Category"), validate_choice=False)
+    title = StringField(_l("Title"), validators=[DataRequired(), Length(max=300)])
+    client_id = SelectField(_l("Client"), coerce=_int_or_none, validate_choice=False)
+    organisation_id = SelectField(_l("Organisation"), coerce=_int_or_none, validate_choice=False)
+    handler_id = SelectField(_l("Responsible case handler"), coerce=_int_or_none, validate_choice=False)
+    access_group_id = SelectField(_l("Access group"), coerce=_int_or_none, validate_choice=False)
+
+
+class CorrespondentForm(Form):
+    organisation_id = SelectField(_l("From the organisation register"), coerce=_int_or_none, validate_choice=False)
+    name = StringField(_l("Or name"), validators=[Optional(), Length(max=200)])
+    address = StringField(_l("Address"), validators=[Optional(), Length(max=300)])
+
+
+class PostForm(FlaskForm):
+    post_type = SelectField(_l("Type"), validate_choice=False)
+    title = StringField(_l("Title"), validators=[Optional(), Length(max=300)])
+    document_date = DateField(_l("Document date"), validators=[Optional()])
+    received_on = DateField(_l("Received"), validators=[Optional()])
+    sent_on = DateField(_l("Sent"), validators=[Optional()])
+    registered_after_downtime = BooleanField(_l("Registered after downtime (the date above is the real date)"))
+    legal_basis = StringField(_l("Legal basis for exemption"), default=DEFAULT_LEGAL_BASIS,
+                              validators=[Optional(), Length(max=200)])
+    correspondents = FieldList(FormField(CorrespondentForm), min_entries=2, max_entries=5)
+    main_document = FileField(_l("Main document (PDF)"), render_kw={"accept": "application/pdf,.pdf"})
+    attachments = MultipleFileField(_l("Attachments (PDF)"), render_kw={"accept": "application/pdf,.pdf"})
+
+
+class CorrectionForm(PostForm):
+    reason = TextAreaField(_l("Reason for the correction"), validators=[DataRequired(), Length(max=1000)])
+
+
+class DeleteForm(FlaskForm):
+    reason = TextAreaField(_l("Why is the post deleted?"), validators=[DataRequired(), Length(max=1000)])
+
+
+class WriteOffForm(FlaskForm):
+    method = SelectField(_l("Written off by"), validate_choice=False)
+    reply_post_id = SelectField(_l("Outgoing reply"), coerce=_int_or_none, validate_choice=False)

@@ -1,0 +1,361 @@
+"""Journal posts: registration, documents, finalization, corrections, write-off, deletion."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import BinaryIO
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+
+from .. import validation
+from ..activity import service as activity
+from ..archive import outbox
+from ..auth.access import require
+from ..errors import Conflict, Invalid
+from ..extensions import db
+from ..models import (Case, CaseStatus, Correspondent, Document, JournalPost, MetadataCorrection, Organisation,
+                      PostStatus, PostType, StoredFile, User)
+from ..models.base import utcnow
+from ..models.domain import DEFAULT_LEGAL_BASIS, LOCKED_STATUSES, WRITE_OFF_METHODS
+from . import scope
+
+
+@dataclass
+class CorrespondentData:
+    name: str = ""
+    address: str = ""
+    organisation_id: int | None = None
+
+
+@dataclass
+class Upload:
+    stream: BinaryIO
+    filename: str
+
+
+@dataclass
+class PostData:
+    post_type: str
+    title: str = ""
+    document_date: date | None = None
+    received_on: date | None = None
+    sent_on: date | None = None
+    registered_after_downtime: bool = False
+    legal_basis: str = DEFAULT_LEGAL_BASIS
+    correspondents: list[CorrespondentData] = field(default_factory=list)
+
+
+def snapshot(post: JournalPost) -> dict:
+    return {
+        "type": post.post_type.value, "title": post.title,
+        "document_date": post.document_date.isoformat() if post.document_date else None,
+        "received_on": post.received_on.isoformat() if post.received_on else None,
+        "sent_on": post.sent_on.isoformat() if post.sent_on else None,
+        "correspondents": [c.name for c in post.correspondents],
+        "documents": [f"{d.role}:{d.filename}" for d in post.documents],
+        "status": post.status.value,
+        "after_downtime": post.registered_after_downtime,
+    }
+
+
+def _log(action: str, actor: User, post: JournalPost, before: dict | None = None, detail: str = "") -> None:
+    activity.record(action, actor=actor, object_type="journal_post", object_id=post.id, before=before,
+                    after=snapshot(post), detail=detail)
+
+
+def _correspondent_role(post_type: PostType) -> str:
+    return "sender" if post_type == PostType.I else "recipient"
+
+
+def _apply(post: JournalPost, data: PostData, today: date) -> None:
+    """Check and set the metadata; drafts may be incomplete, finalization checks completeness."""
+    post.title = " ".join((data.title or "").split())[:300]
+    post.title_lower = post.title.lower()
+    post.document_date = validation.not_in_future(data.document_date, "document_date", today)
+    post.received_on = validation.not_in_future(data.received_on, "received_on", today) \
+        if post.post_type == PostType.I else None
+    post.sent_on = validation.not_in_future(data.sent_on, "sent_on", today) if post.post_type == PostType.U else None
+    post.legal_basis = " ".join((data.legal_basis or DEFAULT_LEGAL_BASIS).split())[:200]
+    post.exempt = True  # always on in this service (SPEC §3)
+    post.registered_after_downtime = bool(data.registered_after_downtime)
+    if post.registered_after_downtime:
+        when = post.date_in_or_out or post.document_date
+        if when is None or when >= today:
+            raise Invalid(_l("A registration after downtime carries the earlier date the post really came in "
+                             "or went out."), field="received_on" if post.post_type == PostType.I else "sent_on")
+    _apply_correspondents(post, data.correspondents)
+
+
+def _apply_correspondents(post: JournalPost, wanted: list[CorrespondentData]) -> None:
+    rows = []
+    for c in wanted:
+        org = db.session.get(Organisation, c.organisation_id) if c.organisation_id else None
+        if c.organisation_id and org is None:
+            raise Invalid(_l("Choose an organisation from the list."), field="correspondents")
+        name = " ".join((c.name or "").split())[:200] or (org.name if org else "")
+        if not name:
+            continue
+        rows.append(Correspondent(role=_correspondent_role(post.post_type), name=name,
+                                  address=" ".join((c.address or "").split())[:300] or (org.address if org else ""),
+                                  organisation=org, org_number=org.org_number if org else None))
+    if [(r.name, r.address, r.organisation_id if r.organisation else None) for r in rows] != \
+            [(c.name, c.address, c.organisation_id) for c in post.correspondents]:
+        post.correspondents = rows
+
+
+def _store_files(post: JournalPost, main: Upload | None, attachments: list[Upload]) -> list[str]:
+    """Check and store uploads; returns the hashes first stored by this request (for clean-up)."""
+    from ..files.storage import store_upload
+
+    new_hashes: list[str] = []
+    position = max((d.position for d in post.documents), default=-1) + 1
+    for role, upload in ([("main", main)] if main else []) + [("attachment", a) for a in attachments]:
+        stored = store_upload(upload.stream, upload.filename)
+        if db.session.get(StoredFile, stored.sha256) in db.session.new and stored.sha256 not in new_hashes:
+            new_hashes.append(stored.sha256)
+        if role == "main":
+            for old in [d for d in post.documents if d.role == "main"]:
+                post.documents.remove(old)
+        post.documents.append(Document(role=role, position=position, filename=stored.filename,
+                                       sha256=stored.sha256))
+        position += 1
+    return new_hashes
+
+
+def _discard_new_files(hashes: list[str]) -> None:
+    """After a failed transaction, remove bytes that no row refers to (DESIGN.md §4)."""
+    from ..files.storage import file_path
+
+    for sha in hashes:
+        if db.session.get(StoredFile, sha) is None:
+            file_path(sha).unlink(missing_ok=True)
+
+
+def create_post(actor: User, case_id: int, data: PostData, main: Upload | None = None,
+                attachments: list[Upload] | None = None) -> JournalPost:
+    """Register a journal post (draft) in an open case, with its documents."""
+    case = scope.case(actor, case_id)
+    require(actor, "journal", object_type="case", object_id=case.id)
+    if case.status != CaseStatus.OPEN:
+        raise Conflict(_l("The case is closed. Reopen it to register new posts."))
+    try:
+        post_type = PostType(data.post_type)
+    except ValueError:
+        raise Invalid(_l("Choose the type of journal post."), field="post_type") from None
+    post = JournalPost(post_type=post_type, status=PostStatus.DRAFT, created_by=actor, registered_at=utcnow())
+    _apply(post, data, date.today())
+    new_files: list[str] = []
+    try:
+        new_files = _store_files(post, main, attachments or [])
+        case.post_seq = (case.post_seq or 0) + 1
+        post.seq = case.post_seq
+        post.case = case
+        case.last_activity_at = utcnow()
+        db.session.add(post)
+        db.session.flush()
+        _log("post_created", actor, post)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        _discard_new_files(new_files)
+        raise
+    return post
+
+
+def _editable(actor: User, post_id: int) -> JournalPost:
+    post = scope.post(actor, post_id)
+    if post.status == PostStatus.DISPATCHED:
+        raise Conflict(_l("The post has been dispatched and can never change."))
+    if post.locked:
+        raise Conflict(_l("The post is finalized and cannot be edited. The administrative consultant can "
+                          "correct its metadata."))
+    if post.status != PostStatus.DRAFT:
+        raise Conflict(_l("The post is waiting for approval and is locked until it comes back."))
+    if not actor.can("fix_misregistered"):
+        require(actor, "journal", object_type="journal_post", object_id=post.id)
+    return post
+
+
+def update_post(actor: User, post_id: int, data: PostData, main: Upload | None = None,
+                attachments: list[Upload] | None = None) -> JournalPost:
+    """Edit a draft (its handler, or fix_misregistered for misregistered posts)."""
+    post = _editable(actor, post_id)
+    before = snapshot(post)
+    data.post_type = post.post_type.value
+    new_files: list[str] = []
+    try:
+        _apply(post, data, date.today())
+        new_files = _store_files(post, main, attachments or [])
+        post.case.last_activity_at = utcnow()
+        db.session.flush()
+        _log("post_updated", actor, post, before)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        _discard_new_files(new_files)
+        raise
+    return post
+
+
+def remove_document(actor: User, post_id: int, document_id: int) -> JournalPost:
+    post = _editable(actor, post_id)
+    before = snapshot(post)
+    doc = next((d for d in post.documents if d.id == document_id), None)
+    if doc is None:
+        raise Invalid(_l("That document is not on this post."))
+    post.documents.remove(doc)
+    db.session.flush()
+    _log("post_document_removed", actor, post, before, doc.filename)
+    db.session.commit()
+    return post
+
+
+def delete_post(actor: User, post_id: int, reason: str) -> None:
+    """Delete a misregistered post that is not finalized (fix_misregistered); the log keeps it."""
+    post = scope.post(actor, post_id)
+    require(actor, "fix_misregistered", object_type="journal_post", object_id=post.id)
+    if post.locked:
+        raise Conflict(_l("A finalized post cannot be deleted."))
+    reason = validation.required_text(reason, "reason", 1000)
+    activity.record("post_deleted", actor=actor, object_type="journal_post", object_id=post.id,
+                    before={**snapshot(post), "number": post.number}, detail=reason)
+    db.session.delete(post)
+    db.session.commit()
+
+
+def missing_for_finalize(post: JournalPost) -> list[str]:
+    missing = []
+    if not post.title:
+        missing.append(str(_l("title")))
+    if post.post_type in (PostType.I, PostType.U) and not post.correspondents:
+        missing.append(str(_l("sender") if post.post_type == PostType.I else _l("recipient")))
+    if not post.document_date:
+        missing.append(str(_l("document date")))
+    if post.main_document is None:
+        missing.append(str(_l("main document")))
+    return missing
+
+
+def finalize(actor: User, post_id: int) -> JournalPost:
+    """Ferdigstill: after this nothing about the post or its files can change."""
+    post = scope.post(actor, post_id)
+    require(actor, "journal", object_type="journal_post", object_id=post.id)
+    if post.locked:
+        raise Conflict(_l("The post is finalized already."))
+    if post.status == PostStatus.AWAITING_APPROVAL:
+        raise Conflict(_l("The post is waiting for approval; the approver finalizes it."))
+    missing = missing_for_finalize(post)
+    if missing:
+        raise Invalid(_l("The post cannot be finalized yet. Missing: %(items)s.", items=", ".join(missing)))
+    before = snapshot(post)
+    post.status = PostStatus.FINALIZED
+    post.finalized_at, post.finalized_by = utcnow(), actor
+    post.case.last_activity_at = utcnow()
+    _log("post_finalized", actor, post, before)
+    outbox.post_finalized(post)
+    db.session.commit()
+    return post
+
+
+METADATA_FIELDS = ("title", "document_date", "received_on", "sent_on", "correspondents")
+
+
+def correct_metadata(actor: User, post_id: int, reason: str, data: PostData) -> MetadataCorrection:
+    """Correct a finalized post's metadata (correct_metadata only); old and new values are kept."""
+    post = scope.post(actor, post_id)
+    require(actor, "correct_metadata", object_type="journal_post", object_id=post.id)
+    if post.status == PostStatus.DISPATCHED:
+        raise Conflict(_l("The post has been dispatched and can never change, not even its metadata."))
+    if post.status != PostStatus.FINALIZED:
+        raise Conflict(_l("Only finalized posts get metadata corrections; drafts are simply edited."))
+    reason = " ".join((reason or "").split())
+    if not reason:
+        raise Invalid(_l("Give the reason for the correction."), field="reason")
+    today = date.today()
+    before = {k: v for k, v in snapshot(post).items() if k in ("title", "document_date", "received_on",
+                                                              "sent_on", "correspondents")}
+    title = validation.required_text(data.title, "title")
+    document_date = validation.not_in_future(data.document_date, "document_date", today)
+    if document_date is None:
+        raise Invalid(_l("This field is required."), field="document_date")
+    received_on = validation.not_in_future(data.received_on, "received_on", today) if post.post_type == PostType.I else None
+    sent_on = validation.not_in_future(data.sent_on, "sent_on", today) if post.post_type == PostType.U else None
+    correction = MetadataCorrection(post_id=post.id, actor_id=actor.id, reason=reason, before=before, after={},
+                                    applying=True, at=utcnow())
+    db.session.add(correction)
+    db.session.flush()
+    post.correction_id = correction.id
+    post.title, post.title_lower = title, title.lower()
+    post.document_date, post.received_on, post.sent_on = document_date, received_on, sent_on
+    db.session.flush()  # the post row now points at the applying correction: the triggers allow it
+    _apply_correspondents(post, data.correspondents)
+    if post.post_type in (PostType.I, PostType.U) and not post.correspondents:
+        raise Invalid(_l("This field is required."), field="correspondents")
+    db.session.flush()
+    after = {k: v for k, v in snapshot(post).items() if k in before}
+    if after == before:
+        db.session.rollback()
+        raise Invalid(_l("Nothing was changed."))
+    correction.after, correction.applying = after, False  # one UPDATE: the trigger allows exactly this
+    activity.record("post_metadata_corrected", actor=actor, object_type="journal_post", object_id=post.id,
+                    before=before, after=after, detail=reason)
+    outbox.metadata_corrected(post, correction)
+    db.session.commit()
+    return correction
+
+
+def write_off(actor: User, post_id: int, method: str, reply_post_id: int | None = None) -> JournalPost:
+    """Write off (avskriv) an incoming post: by a reply (BU, linked) or another Noark method."""
+    post = scope.post(actor, post_id)
+    require(actor, "journal", object_type="journal_post", object_id=post.id)
+    if post.post_type != PostType.I:
+        raise Conflict(_l("Only incoming posts are written off."))
+    if post.written_off_at is not None:
+        raise Conflict(_l("The post is written off already."))
+    if method not in WRITE_OFF_METHODS:
+        raise Invalid(_l("Choose how the post is written off."), field="method")
+    reply = None
+    if method == "BU":
+        reply = db.session.get(JournalPost, reply_post_id) if reply_post_id else None
+        if reply is None or reply.case_id != post.case_id or reply.post_type != PostType.U:
+            raise Invalid(_l("Choose the outgoing reply in the same case."), field="reply_post_id")
+    before = snapshot(post)
+    post.written_off_at, post.write_off_method = utcnow(), method
+    post.written_off_by, post.write_off_reply = actor, reply
+    _log("post_written_off", actor, post, before, method + (f" {reply.number}" if reply else ""))
+    outbox.post_written_off(post)
+    db.session.commit()
+    return post
+
+
+def outstanding(actor: User, everyone: bool = False, limit: int = 500) -> list[JournalPost]:
+    """Restanseliste: incoming posts not written off; one's own cases, or all (search_all)."""
+    query = (select(JournalPost).join(Case, JournalPost.case_id == Case.id)
+             .where(JournalPost.post_type == PostType.I, JournalPost.written_off_at.is_(None)))
+    if everyone and actor.can("search_all"):
+        pass
+    else:
+        query = query.where(Case.handler_id == actor.id)
+    return list(db.session.scalars(query.order_by(JournalPost.registered_at).limit(limit)))
+
+
+def open_document(actor: User, document_id: int) -> Document:
+    """A document for reading in the browser; every opening is logged."""
+    doc = scope.document(actor, document_id)
+    activity.record("document_opened", actor=actor, object_type="journal_post", object_id=doc.post_id,
+                    detail=f"document {doc.id}")
+    db.session.commit()
+    return doc
+
+
+def open_post(actor: User, post_id: int) -> JournalPost:
+    post = scope.post(actor, post_id)
+    activity.record("post_opened", actor=actor, object_type="journal_post", object_id=post.id)
+    db.session.commit()
+    return post
+
+
+def corrections(post: JournalPost) -> list[MetadataCorrection]:
+    return list(db.session.scalars(select(MetadataCorrection).where(MetadataCorrection.post_id == post.id)
+                                   .order_by(MetadataCorrection.id)))

@@ -1,0 +1,291 @@
+"""Cases, journal posts, documents, write-off, the outstanding list and the worklist."""
+from flask import abort, flash, render_template, request, send_file, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from ..auth.access import permission_required
+from ..clients import service as clients
+from ..errors import Conflict, Invalid
+from ..files.storage import file_path
+from ..formtools import apply_error, choices, form_status, go
+from ..labels import CATEGORY_LABELS, KIND_LABELS, POST_TYPE_LABELS, WRITE_OFF_LABELS
+from ..models import AccessGroup, CaseCategory, CaseKind, PostType
+from . import bp, posts, scope, service
+from .forms import CaseForm, CorrectionForm, DeleteForm, PostForm, WriteOffForm
+
+
+def _actor():
+    return current_user._get_current_object()
+
+
+# --- cases -------------------------------------------------------------------------------
+
+def _case_form(form: CaseForm) -> CaseForm:
+    from ..extensions import db
+    from sqlalchemy import select
+
+    form.kind.choices = [(k.value, KIND_LABELS[k.value]) for k in CaseKind]
+    form.category.choices = [("", "")] + [(c.value, CATEGORY_LABELS[c.value]) for c in CaseCategory]
+    form.client_id.choices = choices(service.clients_for(_actor()), lambda c: f"{c.name} ({c.birth_date:%d.%m.%Y})")
+    form.organisation_id.choices = choices(clients.organisations())
+    form.handler_id.choices = choices(service.handlers(), lambda u: u.full_name, empty=None)
+    if not current_user.can("register_case"):
+        form.kind.choices = [(CaseKind.PERSON.value, KIND_LABELS["person"])]
+        form.handler_id.choices = [(current_user.id, current_user.full_name)]
+    form.access_group_id.choices = choices(db.session.scalars(select(AccessGroup).order_by(AccessGroup.name)))
+    return form
+
+
+@bp.route("/cases/new", methods=["GET", "POST"])
+@permission_required("register_case", "journal")
+def new_case():
+    form = _case_form(CaseForm())
+    if request.method == "GET":
+        form.client_id.data = request.args.get("client_id", type=int)
+        form.handler_id.data = current_user.id
+        if form.client_id.data:
+            client = scope.client(_actor(), form.client_id.data)
+            form.handler_id.data = client.handler_id or current_user.id
+    if form.validate_on_submit():
+        data = service.CaseData(kind=form.kind.data, title=form.title.data, category=form.category.data or None,
+                                client_id=form.client_id.data, organisation_id=form.organisation_id.data,
+                                handler_id=form.handler_id.data, access_group_id=form.access_group_id.data)
+        try:
+            case = service.register_case(_actor(), data)
+        except (Invalid, Conflict) as exc:
+            apply_error(form, exc)
+        else:
+            flash(_("Case %(number)s registered.", number=case.number), "success")
+            return go(url_for("cases.case", case_id=case.id))
+    return render_template("cases/new.html", form=form), form_status()
+
+
+@bp.route("/cases/<int:case_id>")
+@permission_required("search_own", "search_all")
+def case(case_id: int):
+    found = scope.case(_actor(), case_id)
+    return render_template("cases/case.html", case=found, history=service.history(found),
+                           handlers=service.handlers())
+
+
+@bp.route("/cases/<int:case_id>/cohandlers", methods=["POST"])
+@permission_required("add_cohandler")
+def add_cohandler(case_id: int):
+    service.add_cohandler(_actor(), case_id, request.form.get("user_id", type=int) or 0)
+    return go(url_for("cases.case", case_id=case_id))
+
+
+@bp.route("/cases/<int:case_id>/cohandlers/<int:user_id>/remove", methods=["POST"])
+@permission_required("add_cohandler")
+def remove_cohandler(case_id: int, user_id: int):
+    service.remove_cohandler(_actor(), case_id, user_id)
+    return go(url_for("cases.case", case_id=case_id))
+
+
+@bp.route("/cases/<int:case_id>/handler", methods=["POST"])
+@permission_required("change_handler")
+def change_handler(case_id: int):
+    service.change_handler(_actor(), case_id, request.form.get("user_id", type=int) or 0)
+    flash(_("Saved."), "success")
+    return go(url_for("cases.case", case_id=case_id))
+
+
+@bp.route("/cases/<int:case_id>/close", methods=["POST"])
+@permission_required("close_case")
+def close_case(case_id: int):
+    service.close_case(_actor(), case_id)
+    flash(_("The case is closed."), "success")
+    return go(url_for("cases.case", case_id=case_id))
+
+
+@bp.route("/cases/<int:case_id>/reopen", methods=["POST"])
+@permission_required("close_case")
+def reopen_case(case_id: int):
+    service.reopen_case(_actor(), case_id)
+    flash(_("The case is open again."), "success")
+    return go(url_for("cases.case", case_id=case_id))
+
+
+@bp.route("/cases/worklist")
+@permission_required("search_own", "search_all")
+def worklist():
+    return render_template("cases/worklist.html", lists=service.worklist(_actor()))
+
+
+# --- journal posts ---------------------------------------------------------------------------
+
+def _post_form(form: PostForm, post_type: str | None = None) -> PostForm:
+    form.post_type.choices = [(t.value, f"{t.value} – {POST_TYPE_LABELS[t.value]}") for t in PostType]
+    org_choices = choices(clients.organisations())
+    for entry in form.correspondents:
+        entry.form.organisation_id.choices = org_choices
+    return form
+
+
+def _post_data(form: PostForm, post_type: str) -> posts.PostData:
+    return posts.PostData(
+        post_type=post_type, title=form.title.data or "", document_date=form.document_date.data,
+        received_on=form.received_on.data, sent_on=form.sent_on.data,
+        registered_after_downtime=bool(form.registered_after_downtime.data),
+        legal_basis=form.legal_basis.data or "",
+        correspondents=[posts.CorrespondentData(name=e.form.name.data or "", address=e.form.address.data or "",
+                                                organisation_id=e.form.organisation_id.data)
+                        for e in form.correspondents])
+
+
+def _uploads(form: PostForm) -> tuple[posts.Upload | None, list[posts.Upload]]:
+    main = form.main_document.data
+    main_upload = posts.Upload(main.stream, main.filename or "") if main and main.filename else None
+    attachments = [posts.Upload(f.stream, f.filename or "") for f in (form.attachments.data or [])
+                   if f and f.filename]
+    return main_upload, attachments
+
+
+@bp.route("/cases/<int:case_id>/posts/new", methods=["GET", "POST"])
+@permission_required("journal")
+def new_post(case_id: int):
+    found = scope.case(_actor(), case_id)
+    form = _post_form(PostForm())
+    if request.method == "GET":
+        form.post_type.data = request.args.get("type", "N")
+    if form.validate_on_submit():
+        try:
+            main, attachments = _uploads(form)
+            post = posts.create_post(_actor(), case_id, _post_data(form, form.post_type.data), main, attachments)
+        except (Invalid, Conflict) as exc:
+            apply_error(form, exc)
+        else:
+            flash(_("Journal post %(number)s registered.", number=post.number), "success")
+            return go(url_for("cases.post", post_id=post.id))
+    return render_template("cases/post_form.html", form=form, case=found, post=None), form_status()
+
+
+@bp.route("/posts/validate/<field>", methods=["POST"])
+@permission_required("journal")
+def validate_post_field(field: str):
+    """Inline validation as you type: re-render one field with its errors, save nothing."""
+    form = _post_form(PostForm())
+    form.validate()
+    if field not in form._fields or field in ("main_document", "attachments", "correspondents", "csrf_token"):
+        abort(404)
+    from datetime import date
+
+    from .. import validation
+
+    target = form[field]
+    try:
+        if field in ("document_date", "received_on", "sent_on") and target.data:
+            validation.not_in_future(target.data, field, date.today())
+        if field == "title" and not (target.data or "").strip():
+            raise Invalid(_("A title is needed before the post can be finalized."), field="title")
+    except Invalid as exc:
+        target.errors = list(target.errors) + [str(exc.message)]
+    return render_template("cases/_field.html", field=target, form=form)
+
+
+@bp.route("/posts/<int:post_id>")
+@permission_required("search_own", "search_all")
+def post(post_id: int):
+    found = posts.open_post(_actor(), post_id)
+    write_off = WriteOffForm()
+    write_off.method.choices = [(k, f"{k} – {v}") for k, v in WRITE_OFF_LABELS.items()]
+    write_off.reply_post_id.choices = choices([p for p in found.case.posts if p.post_type == PostType.U],
+                                              lambda p: f"{p.number} {p.title}")
+    return render_template("cases/post.html", post=found, missing=posts.missing_for_finalize(found),
+                           corrections=posts.corrections(found), write_off=write_off, delete_form=DeleteForm())
+
+
+@bp.route("/posts/<int:post_id>/edit", methods=["GET", "POST"])
+@permission_required("journal", "fix_misregistered")
+def edit_post(post_id: int):
+    found = scope.post(_actor(), post_id)
+    form = _post_form(PostForm(obj=found) if request.method == "GET" else PostForm())
+    if request.method == "GET":
+        _fill_correspondents(form, found)
+    if form.validate_on_submit():
+        try:
+            main, attachments = _uploads(form)
+            posts.update_post(_actor(), post_id, _post_data(form, found.post_type.value), main, attachments)
+        except (Invalid, Conflict) as exc:
+            apply_error(form, exc)
+        else:
+            flash(_("Saved."), "success")
+            return go(url_for("cases.post", post_id=post_id))
+    return render_template("cases/post_form.html", form=form, case=found.case, post=found), form_status()
+
+
+def _fill_correspondents(form: PostForm, post) -> None:
+    for entry, c in zip(form.correspondents, post.correspondents):
+        entry.form.name.data, entry.form.address.data = c.name, c.address
+        entry.form.organisation_id.data = c.organisation_id
+
+
+@bp.route("/posts/<int:post_id>/documents/<int:document_id>/remove", methods=["POST"])
+@permission_required("journal", "fix_misregistered")
+def remove_document(post_id: int, document_id: int):
+    posts.remove_document(_actor(), post_id, document_id)
+    return go(url_for("cases.edit_post", post_id=post_id))
+
+
+@bp.route("/posts/<int:post_id>/finalize", methods=["POST"])
+@permission_required("journal")
+def finalize(post_id: int):
+    post = posts.finalize(_actor(), post_id)
+    flash(_("Journal post %(number)s is finalized and can no longer change.", number=post.number), "success")
+    return go(url_for("cases.post", post_id=post_id))
+
+
+@bp.route("/posts/<int:post_id>/delete", methods=["POST"])
+@permission_required("fix_misregistered")
+def delete_post(post_id: int):
+    found = scope.post(_actor(), post_id)
+    case_id = found.case_id
+    form = DeleteForm()
+    posts.delete_post(_actor(), post_id, form.reason.data or "")
+    flash(_("The journal post was deleted. The activity log keeps what it held."), "success")
+    return go(url_for("cases.case", case_id=case_id))
+
+
+@bp.route("/posts/<int:post_id>/correct", methods=["GET", "POST"])
+@permission_required("correct_metadata")
+def correct(post_id: int):
+    found = scope.post(_actor(), post_id)
+    form = _post_form(CorrectionForm(obj=found) if request.method == "GET" else CorrectionForm())
+    if request.method == "GET":
+        _fill_correspondents(form, found)
+    if form.validate_on_submit():
+        try:
+            posts.correct_metadata(_actor(), post_id, form.reason.data, _post_data(form, found.post_type.value))
+        except (Invalid, Conflict) as exc:
+            apply_error(form, exc)
+        else:
+            flash(_("The metadata is corrected. Old and new values are on the post's history."), "success")
+            return go(url_for("cases.post", post_id=post_id))
+    return render_template("cases/correct.html", form=form, post=found), form_status()
+
+
+@bp.route("/posts/<int:post_id>/write-off", methods=["POST"])
+@permission_required("journal")
+def write_off(post_id: int):
+    posts.write_off(_actor(), post_id, request.form.get("method", ""), request.form.get("reply_post_id", type=int))
+    flash(_("The post is written off."), "success")
+    return go(url_for("cases.post", post_id=post_id))
+
+
+@bp.route("/posts/outstanding")
+@permission_required("search_own", "search_all")
+def outstanding():
+    everyone = request.args.get("all") == "1" and current_user.can("search_all")
+    return render_template("cases/outstanding.html", posts=posts.outstanding(_actor(), everyone), everyone=everyone)
+
+
+@bp.route("/documents/<int:document_id>")
+@permission_required("search_own", "search_all")
+def document(document_id: int):
+    """The PDF, inline in the browser; never cached, never sniffed, with a safe file name."""
+    doc = posts.open_document(_actor(), document_id)
+    response = send_file(file_path(doc.sha256), mimetype="application/pdf", as_attachment=False,
+                         download_name=doc.filename, conditional=False, etag=False, max_age=0)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Content-Security-Policy"] = "frame-ancestors 'self'"  # the PDF viewer needs no more
+    return response

@@ -1,0 +1,73 @@
+"""Who may see which cases, clients and posts (SPEC §8: nobody sees more than their work needs).
+
+A user with search_all sees everything. Anyone else sees the cases where they are the
+responsible handler or a co-handler (open and closed), the clients of those cases and the
+clients they are responsible for, and the posts of those cases. Everything else is 404.
+"""
+from __future__ import annotations
+
+from sqlalchemy import ColumnElement, exists, or_, select, true
+
+from ..errors import NotFound
+from ..extensions import db
+from ..models import Case, Client, Document, JournalPost, User
+from ..models.domain import case_cohandler
+
+
+def sees_all(actor: User) -> bool:
+    return actor.can("search_all")
+
+
+def case_clause(actor: User) -> ColumnElement[bool]:
+    """SQL condition on Case: the actor may see this case."""
+    if sees_all(actor):
+        return true()
+    co = exists().where(case_cohandler.c.case_id == Case.id, case_cohandler.c.user_id == actor.id)
+    return or_(Case.handler_id == actor.id, co)
+
+
+def client_clause(actor: User) -> ColumnElement[bool]:
+    if sees_all(actor):
+        return true()
+    co = exists().where(case_cohandler.c.case_id == Case.id, case_cohandler.c.user_id == actor.id)
+    own_case = exists().where(Case.client_id == Client.id, or_(Case.handler_id == actor.id, co))
+    return or_(Client.handler_id == actor.id, own_case)
+
+
+def _not_found(object_type: str, object_id) -> NotFound:
+    return NotFound(object_type=object_type, object_id=object_id)
+
+
+def case(actor: User, case_id: int) -> Case:
+    found = db.session.scalar(select(Case).where(Case.id == case_id, case_clause(actor)))
+    if found is None:
+        raise _not_found("case", case_id)
+    return found
+
+
+def client(actor: User, client_id: int) -> Client:
+    found = db.session.scalar(select(Client).where(Client.id == client_id, client_clause(actor)))
+    if found is None:
+        raise _not_found("client", client_id)
+    return found
+
+
+def post(actor: User, post_id: int) -> JournalPost:
+    found = db.session.scalar(
+        select(JournalPost).join(Case, JournalPost.case_id == Case.id)
+        .where(JournalPost.id == post_id, case_clause(actor))
+    )
+    if found is None:
+        raise _not_found("journal_post", post_id)
+    return found
+
+
+def document(actor: User, document_id: int) -> Document:
+    found = db.session.scalar(
+        select(Document).join(JournalPost, Document.post_id == JournalPost.id)
+        .join(Case, JournalPost.case_id == Case.id)
+        .where(Document.id == document_id, case_clause(actor))
+    )
+    if found is None:
+        raise _not_found("document", document_id)
+    return found

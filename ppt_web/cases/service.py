@@ -1,0 +1,227 @@
+"""Cases: registration, handlers and co-handlers, closing and reopening, the worklist."""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import and_, exists, func, or_, select
+
+from .. import validation
+from ..activity import service as activity
+from ..archive import outbox
+from ..auth.access import require
+from ..errors import Conflict, Invalid
+from ..extensions import db
+from ..models import (AccessGroup, Case, CaseCategory, CaseKind, CaseStatus, Client, JournalPost, Organisation,
+                      PostStatus, PostType, User)
+from ..models.base import utcnow
+from ..models.domain import OPEN_WORK_STATUSES
+from . import scope
+
+FOLLOW_UP_IDLE = timedelta(days=183)  # "follow-up cases may stay open up to 6 months"
+
+
+@dataclass
+class CaseData:
+    kind: str
+    title: str
+    category: str | None = None
+    client_id: int | None = None
+    organisation_id: int | None = None
+    handler_id: int | None = None
+    access_group_id: int | None = None
+
+
+def snapshot(case: Case) -> dict:
+    return {
+        "number": case.number, "kind": case.kind.value, "category": case.category.value if case.category else None,
+        "title": case.title, "handler": case.handler.username if case.handler else None,
+        "co_handlers": sorted(u.username for u in case.co_handlers),
+        "access_group": case.access_group.name if case.access_group else None, "status": case.status.value,
+    }
+
+
+def _log(action: str, actor: User, case: Case, before: dict | None = None, detail: str = "") -> None:
+    activity.record(action, actor=actor, object_type="case", object_id=case.id, before=before,
+                    after=snapshot(case), detail=detail)
+
+
+def register_case(actor: User, data: CaseData) -> Case:
+    """Open a case. register_case may open any; a handler (journal) opens person cases for themselves."""
+    require(actor, "register_case", "journal")
+    try:
+        kind = CaseKind(data.kind)
+    except ValueError:
+        raise Invalid(_l("Choose the kind of case."), field="kind") from None
+    if not actor.can("register_case") and (kind != CaseKind.PERSON or (data.handler_id or actor.id) != actor.id):
+        require(actor, "register_case")
+    case = Case(kind=kind, title=validation.required_text(data.title, "title"), number=f"new-{uuid.uuid4().hex}",
+                opened_on=date.today(), status=CaseStatus.OPEN)
+    case.title_lower = case.title.lower()
+    if kind == CaseKind.PERSON:
+        if not data.client_id:
+            raise Invalid(_l("A person case needs a client."), field="client_id")
+        client = scope.client(actor, data.client_id)
+        try:
+            case.category = CaseCategory(data.category or "")
+        except ValueError:
+            raise Invalid(_l("Choose the category of the person case."), field="category") from None
+        case.client = client
+        handler_id = data.handler_id or client.handler_id or actor.id
+    elif kind == CaseKind.SYSTEM:
+        org = db.session.get(Organisation, data.organisation_id) if data.organisation_id else None
+        if org is None:
+            raise Invalid(_l("A system case needs an organisation."), field="organisation_id")
+        case.organisation = org
+        handler_id = data.handler_id or actor.id
+    else:
+        handler_id = data.handler_id or actor.id
+    if not actor.can("register_case"):
+        handler_id = actor.id
+    case.handler = _active_user(handler_id, "handler_id")
+    if data.access_group_id:
+        case.access_group = db.session.get(AccessGroup, data.access_group_id)
+        if case.access_group is None:
+            raise Invalid(_l("Choose an access group from the list."), field="access_group_id")
+    db.session.add(case)
+    db.session.flush()
+    case.number = f"{case.opened_on.year}/{case.id:05d}"
+    _log("case_created", actor, case)
+    outbox.case_created(case)
+    db.session.commit()
+    return case
+
+
+def _active_user(user_id: int | None, field: str) -> User:
+    user = db.session.get(User, user_id) if user_id else None
+    if user is None or not user.active:
+        raise Invalid(_l("Choose an active user."), field=field)
+    return user
+
+
+def add_cohandler(actor: User, case_id: int, user_id: int) -> Case:
+    """Add a co-handler; without search_all only to one's own case."""
+    case = scope.case(actor, case_id)
+    require(actor, "add_cohandler", object_type="case", object_id=case.id)
+    if case.handler_id != actor.id and not scope.sees_all(actor):
+        raise Conflict(_l("Only the responsible handler adds co-handlers to this case."))
+    user = _active_user(user_id, "user_id")
+    if user.id == case.handler_id:
+        raise Conflict(_l("The responsible handler is already on the case."))
+    if user in case.co_handlers:
+        return case
+    before = snapshot(case)
+    case.co_handlers.append(user)
+    _log("case_cohandler_added", actor, case, before, user.username)
+    db.session.commit()
+    return case
+
+
+def remove_cohandler(actor: User, case_id: int, user_id: int) -> Case:
+    case = scope.case(actor, case_id)
+    require(actor, "add_cohandler", object_type="case", object_id=case.id)
+    if case.handler_id != actor.id and not scope.sees_all(actor):
+        raise Conflict(_l("Only the responsible handler changes the co-handlers of this case."))
+    user = db.session.get(User, user_id)
+    if user is None or user not in case.co_handlers:
+        return case
+    before = snapshot(case)
+    case.co_handlers.remove(user)
+    _log("case_cohandler_removed", actor, case, before, user.username)
+    db.session.commit()
+    return case
+
+
+def change_handler(actor: User, case_id: int, user_id: int) -> Case:
+    case = scope.case(actor, case_id)
+    require(actor, "change_handler", object_type="case", object_id=case.id)
+    user = _active_user(user_id, "user_id")
+    if user.id == case.handler_id:
+        return case
+    before = snapshot(case)
+    if user in case.co_handlers:
+        case.co_handlers.remove(user)
+    case.handler = user
+    _log("case_handler_changed", actor, case, before, user.username)
+    db.session.commit()
+    return case
+
+
+def open_posts(case: Case) -> list[JournalPost]:
+    return [p for p in case.posts if p.status in OPEN_WORK_STATUSES]
+
+
+def close_case(actor: User, case_id: int) -> Case:
+    """Close a case; refused while any post is a draft or waits for approval (SPEC §4)."""
+    case = scope.case(actor, case_id)
+    require(actor, "close_case", object_type="case", object_id=case.id)
+    if case.status == CaseStatus.CLOSED:
+        raise Conflict(_l("The case is closed already."))
+    waiting = open_posts(case)
+    if waiting:
+        raise Conflict(_l("The case cannot be closed while these posts are not finalized: %(posts)s.",
+                          posts=", ".join(f"{p.number} {p.title or ''}".strip() for p in waiting)))
+    before = snapshot(case)
+    case.status, case.closed_on = CaseStatus.CLOSED, date.today()
+    _log("case_closed", actor, case, before)
+    outbox.case_closed(case)
+    db.session.commit()
+    return case
+
+
+def reopen_case(actor: User, case_id: int) -> Case:
+    case = scope.case(actor, case_id)
+    require(actor, "close_case", object_type="case", object_id=case.id)
+    if case.status == CaseStatus.OPEN:
+        raise Conflict(_l("The case is open already."))
+    before = snapshot(case)
+    case.status, case.closed_on = CaseStatus.OPEN, None
+    case.last_activity_at = utcnow()
+    _log("case_reopened", actor, case, before)
+    outbox.case_reopened(case)
+    db.session.commit()
+    return case
+
+
+def worklist(actor: User, limit: int = 200) -> dict[str, list[Case]]:
+    """Open cases that should be closed: finished assessments and statements; idle follow-ups."""
+    finished_doc = exists().where(JournalPost.case_id == Case.id, JournalPost.post_type == PostType.U,
+                                  JournalPost.status.in_((PostStatus.FINALIZED, PostStatus.DISPATCHED)))
+    unfinished = exists().where(JournalPost.case_id == Case.id, JournalPost.status.in_(OPEN_WORK_STATUSES))
+    base = select(Case).where(Case.status == CaseStatus.OPEN, scope.case_clause(actor))
+    finished = db.session.scalars(
+        base.where(Case.category.in_((CaseCategory.EXPERT_ASSESSMENT, CaseCategory.STATEMENT)),
+                   finished_doc, ~unfinished).order_by(Case.last_activity_at).limit(limit))
+    idle = db.session.scalars(
+        base.where(Case.category == CaseCategory.FOLLOW_UP, Case.last_activity_at < utcnow() - FOLLOW_UP_IDLE)
+        .order_by(Case.last_activity_at).limit(limit))
+    return {"finished": list(finished), "idle": list(idle)}
+
+
+def handlers() -> list[User]:
+    """Users who can be responsible for cases: active and allowed to journal."""
+    users = db.session.scalars(select(User).where(User.active.is_(True)).order_by(User.full_name))
+    return [u for u in users if u.can("journal")]
+
+
+def history(case: Case):
+    from ..models import ActivityLog
+
+    return list(db.session.scalars(
+        select(ActivityLog).where(
+            or_(and_(ActivityLog.object_type == "case", ActivityLog.object_id == str(case.id)),
+                and_(ActivityLog.object_type == "journal_post",
+                     ActivityLog.object_id.in_([str(p.id) for p in case.posts] or ["-"]))),
+            ActivityLog.outcome == "ok", ~ActivityLog.action.in_(("document_opened", "post_opened")))
+        .order_by(ActivityLog.id.desc()).limit(200)))
+
+
+def count_cases(actor: User) -> int:
+    return db.session.scalar(select(func.count()).select_from(Case).where(scope.case_clause(actor)))
+
+
+def clients_for(actor: User) -> list[Client]:
+    return list(db.session.scalars(select(Client).where(scope.client_clause(actor)).order_by(Client.name_lower)
+                                   .limit(500)))

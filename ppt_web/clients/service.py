@@ -1,0 +1,201 @@
+"""Clients and organisations: registration, changes and the client folder."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select
+
+from .. import validation
+from ..activity import service as activity
+from ..auth.access import require
+from ..cases import scope
+from ..errors import Conflict, Invalid, NotFound
+from ..extensions import db
+from ..models import Case, Client, JournalPost, Organisation, OrgKind, User
+
+
+@dataclass
+class ClientData:
+    national_id: str
+    given_name: str
+    family_name: str
+    address: str = ""
+    postal_code: str = ""
+    city: str = ""
+    organisation_id: int | None = None
+    handler_id: int | None = None
+
+
+def _snapshot(client: Client) -> dict:
+    """What the activity log keeps: never the national id itself."""
+    return {
+        "national_id": client.masked_id,
+        "name": client.name,
+        "address": " ".join(x for x in (client.address, client.postal_code, client.city) if x),
+        "organisation": client.organisation.name if client.organisation else None,
+        "handler": client.handler.username if client.handler else None,
+    }
+
+
+def _handler(handler_id: int | None, actor: User) -> User:
+    handler = db.session.get(User, handler_id) if handler_id else actor
+    if handler is None or not handler.active:
+        raise Invalid(_l("Choose an active case handler."), field="handler_id")
+    return handler
+
+
+def _organisation(org_id: int | None) -> Organisation | None:
+    if not org_id:
+        return None
+    org = db.session.get(Organisation, org_id)
+    if org is None:
+        raise Invalid(_l("Choose an organisation from the list."), field="organisation_id")
+    return org
+
+
+def _apply(client: Client, data: ClientData, actor: User) -> None:
+    client.given_name = validation.required_text(data.given_name, "given_name", 120)
+    client.family_name = validation.required_text(data.family_name, "family_name", 120)
+    client.name_lower = f"{client.given_name} {client.family_name}".lower()
+    client.family_lower = client.family_name.lower()
+    client.address = " ".join((data.address or "").split())[:300]
+    client.postal_code = "".join((data.postal_code or "").split())[:10]
+    client.city = " ".join((data.city or "").split())[:100]
+    client.organisation = _organisation(data.organisation_id)
+    client.handler = _handler(data.handler_id, actor)
+
+
+def _unique_national_id(number: str, except_id: int | None = None) -> None:
+    query = select(func.count()).select_from(Client).where(Client.national_id == number)
+    if except_id:
+        query = query.where(Client.id != except_id)
+    if db.session.scalar(query):
+        raise Conflict(_l("A client with this national identity number is registered already. "
+                          "Search for the client, or ask the administrative consultant."), field="national_id")
+
+
+def register_client(actor: User, data: ClientData) -> Client:
+    """Register a client; handlers register their own, registrars anyone's (see note in README)."""
+    require(actor, "register_case", "journal")
+    number = validation.national_id(data.national_id)
+    _unique_national_id(number)
+    client = Client(national_id=number, birth_date=validation.birth_date(number))
+    if not actor.can("register_case"):
+        data.handler_id = actor.id  # a handler registers clients for themselves
+    _apply(client, data, actor)
+    db.session.add(client)
+    db.session.flush()
+    activity.record("client_created", actor=actor, object_type="client", object_id=client.id, after=_snapshot(client))
+    db.session.commit()
+    return client
+
+
+def update_client(actor: User, client_id: int, data: ClientData) -> Client:
+    """Change a client's details; the national id only with register_case."""
+    client = scope.client(actor, client_id)
+    require(actor, "register_case", "journal")
+    before = _snapshot(client)
+    number = validation.national_id(data.national_id)
+    if number != client.national_id:
+        require(actor, "register_case", object_type="client", object_id=client.id)
+        _unique_national_id(number, client.id)
+        client.national_id, client.birth_date = number, validation.birth_date(number)
+    if not actor.can("register_case"):
+        data.handler_id = client.handler_id
+    _apply(client, data, actor)
+    activity.record("client_updated", actor=actor, object_type="client", object_id=client.id,
+                    before=before, after=_snapshot(client))
+    db.session.commit()
+    return client
+
+
+def open_folder(actor: User, client_id: int) -> tuple[Client, list[Case], list[JournalPost]]:
+    """The client folder: reading it is logged, as health-grade personal data."""
+    client = scope.client(actor, client_id)
+    cases = list(db.session.scalars(
+        select(Case).where(Case.client_id == client.id, scope.case_clause(actor)).order_by(Case.opened_on.desc())
+    ))
+    posts = list(db.session.scalars(
+        select(JournalPost).where(JournalPost.case_id.in_([c.id for c in cases]))
+        .order_by(JournalPost.document_date.desc().nulls_last(), JournalPost.id.desc())
+    )) if cases else []
+    activity.record("client_folder_opened", actor=actor, object_type="client", object_id=client.id)
+    db.session.commit()
+    return client, cases, posts
+
+
+def reveal_national_id(actor: User, client_id: int) -> str:
+    """Show the full number to someone who may see the client; logged."""
+    client = scope.client(actor, client_id)
+    activity.record("national_id_shown", actor=actor, object_type="client", object_id=client.id)
+    db.session.commit()
+    return client.national_id
+
+
+# --- organisations ---------------------------------------------------------------------
+
+def register_organisation(actor: User, *, name: str, org_number: str, kind: str, parent_id: int | None = None,
+                          address: str = "") -> Organisation:
+    require(actor, "manage_orgs")
+    org = Organisation()
+    _apply_org(org, name, org_number, kind, parent_id, address)
+    db.session.add(org)
+    db.session.flush()
+    activity.record("organisation_created", actor=actor, object_type="organisation", object_id=org.id,
+                    after=_org_snapshot(org))
+    db.session.commit()
+    return org
+
+
+def update_organisation(actor: User, org_id: int, *, name: str, org_number: str, kind: str,
+                        parent_id: int | None = None, address: str = "") -> Organisation:
+    require(actor, "manage_orgs")
+    org = db.session.get(Organisation, org_id)
+    if org is None:
+        raise NotFound(object_type="organisation", object_id=org_id)
+    before = _org_snapshot(org)
+    _apply_org(org, name, org_number, kind, parent_id, address)
+    activity.record("organisation_updated", actor=actor, object_type="organisation", object_id=org.id,
+                    before=before, after=_org_snapshot(org))
+    db.session.commit()
+    return org
+
+
+def _apply_org(org: Organisation, name, org_number, kind, parent_id, address) -> None:
+    org.name = validation.required_text(name, "name", 200)
+    org.name_lower = org.name.lower()
+    number = validation.org_number(org_number) if (org_number or "").strip() else None
+    if number:
+        clash = select(func.count()).select_from(Organisation).where(Organisation.org_number == number)
+        if org.id:
+            clash = clash.where(Organisation.id != org.id)
+        if db.session.scalar(clash):
+            raise Conflict(_l("An organisation with this organisation number is registered already."),
+                           field="org_number")
+    org.org_number = number
+    try:
+        org.kind = OrgKind(kind)
+    except ValueError:
+        raise Invalid(_l("Choose a kind from the list."), field="kind") from None
+    parent = _organisation(parent_id)
+    if parent is not None and org.id is not None:
+        seen = parent
+        while seen is not None:  # no cycles in the structure
+            if seen.id == org.id:
+                raise Invalid(_l("An organisation cannot be placed under itself."), field="parent_id")
+            seen = seen.parent
+    org.parent = parent
+    org.address = " ".join((address or "").split())[:300]
+
+
+def _org_snapshot(org: Organisation) -> dict:
+    return {"name": org.name, "org_number": org.org_number, "kind": org.kind.value,
+            "parent": org.parent.name if org.parent else None, "address": org.address}
+
+
+def organisations(kinds: tuple[OrgKind, ...] | None = None) -> list[Organisation]:
+    query = select(Organisation).order_by(Organisation.name_lower)
+    if kinds:
+        query = query.where(Organisation.kind.in_(kinds))
+    return list(db.session.scalars(query))

@@ -1,0 +1,1 @@
+"""Uploaded documents: checked in a separate process, stored once under instance/files."""

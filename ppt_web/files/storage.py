@@ -1,0 +1,135 @@
+"""Uploaded PDFs, stored once under instance/files/ab/cd/<sha256> (DESIGN.md §4).
+
+The file is in place and fsynced before the caller commits the row that refers to it, so a
+failed transaction can leave an unreferenced file (see orphans()) but never a row without one.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+
+from ..errors import Invalid
+from ..extensions import db
+from ..models.files import StoredFile
+from .pdfcheck import inspect_pdf
+
+CHUNK = 1024 * 1024
+DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+MAX_NAME = 120
+FALLBACK_NAME = "dokument.pdf"
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+BIDI_CONTROLS = dict.fromkeys(map(ord, "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+                                     "\u200e\u200f\u061c"))
+
+MESSAGES = {
+    "not_pdf": _l("The file is not a PDF."),
+    "encrypted": _l("The PDF is encrypted or password protected. Save it without a password and try again."),
+    "no_pages": _l("The PDF has no pages."),
+    "damaged": _l("The PDF is damaged or incomplete."),
+    "empty": _l("The file is empty."),
+}
+
+
+class UploadRejected(Invalid):
+    """An upload the user must fix; `reason` is a stable code for logs and tests."""
+
+    def __init__(self, reason: str, message: str | None = None) -> None:
+        super().__init__(message if message is not None else MESSAGES[reason], field="file", reason=reason)
+        self.reason = reason
+
+
+class Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class StoredUpload:
+    sha256: str
+    size: int
+    page_count: int
+    filename: str
+
+
+def safe_filename(name: str) -> str:
+    """A display and download name that cannot climb folders, hide in a dot or reorder text on screen."""
+    name = re.split(r"[/\\]", unicodedata.normalize("NFC", name))[-1].translate(BIDI_CONTROLS)
+    name = "".join(ch for ch in name if unicodedata.category(ch) not in ("Cc", "Cs"))  # controls, surrogates
+    name = " ".join(name.split())
+    stem = name[:-4] if name.lower().endswith(".pdf") else name
+    stem = stem.lstrip(". ")[: MAX_NAME - 4].rstrip(" .")
+    return f"{stem}.pdf" if stem else FALLBACK_NAME
+
+
+def file_path(sha256: str) -> Path:
+    """Where the bytes with this digest live; the check keeps a crafted name inside the folder."""
+    if not isinstance(sha256, str) or not SHA256_HEX.fullmatch(sha256):
+        raise ValueError(f"not a lowercase SHA-256 hex digest: {sha256!r}")
+    return Path(current_app.instance_path) / "files" / sha256[:2] / sha256[2:4] / sha256
+
+
+def store_upload(stream: Readable, filename: str) -> StoredUpload:
+    """Check and keep an uploaded PDF; the row is added, not committed: it joins the caller's transaction."""
+    limit = current_app.config.get("PPT_MAX_UPLOAD_BYTES", DEFAULT_MAX_BYTES)
+    tmp_dir = Path(current_app.instance_path) / "tmp"  # same file system as files/, so os.replace is atomic
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=tmp_dir, suffix=".upload")
+    tmp = Path(tmp_name)
+    try:
+        digest, size = hashlib.sha256(), 0
+        with os.fdopen(fd, "wb") as out:
+            while chunk := stream.read(CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    too_large = _l("The file is larger than %(mb)s MB.", mb=f"{limit / 2**20:g}")
+                    raise UploadRejected("too_large", too_large)
+                digest.update(chunk)
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        if size == 0:
+            raise UploadRejected("empty")
+        sha256 = digest.hexdigest()
+        known = db.session.get(StoredFile, sha256)
+        page_count = known.page_count if known is not None else inspect_pdf(tmp)
+        _put_in_place(tmp, file_path(sha256))
+        if known is None:
+            db.session.add(StoredFile(sha256=sha256, size=size, page_count=page_count,
+                                      content_type="application/pdf"))
+        return StoredUpload(sha256=sha256, size=size, page_count=page_count, filename=safe_filename(filename))
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _put_in_place(tmp: Path, target: Path) -> None:
+    """Rename the fsynced temp file to its digest name; an existing file there already holds these bytes."""
+    if target.exists():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, target)
+    folder = os.open(target.parent, os.O_RDONLY)  # make the rename itself survive a crash
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
+def orphans() -> list[str]:
+    """Digests on disk with no StoredFile row, left by failed transactions.
+
+    A clean-up must skip recent files: an upload in progress has its file before its row commits.
+    """
+    root = Path(current_app.instance_path) / "files"
+    on_disk = {p.name for p in root.glob("??/??/*")
+               if SHA256_HEX.fullmatch(p.name) and p == file_path(p.name)}
+    known = set(db.session.scalars(select(StoredFile.sha256)))
+    return sorted(on_disk - known)

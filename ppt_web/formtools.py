@@ -1,0 +1,38 @@
+"""Small helpers shared by the views: domain errors onto form fields, choices for selects."""
+from __future__ import annotations
+
+from flask import redirect, request
+from flask_babel import gettext as _
+
+from .errors import DomainError
+
+
+def apply_error(form, exc: DomainError) -> None:
+    """Show a service's refusal next to the field it names, else above the form."""
+    name = exc.details.get("field")
+    target = getattr(form, name, None) if name else None
+    if target is not None:
+        target.errors = list(target.errors) + [str(exc.message)]
+    else:
+        form.form_errors.append(str(exc.message))
+
+
+def choices(items, label=lambda x: x.name, empty: str | None = "") -> list[tuple]:
+    out = [("", empty if empty else _("(none)"))] if empty is not None else []
+    return out + [(item.id, label(item)) for item in items]
+
+
+def form_status() -> int:
+    """An invalid POST answers 422 (htmx swaps it, STYLE.md rule 6); a GET 200."""
+    return 422 if request.method == "POST" else 200
+
+
+def go(url: str):
+    """Redirect; htmx requests get HX-Redirect so the whole page moves."""
+    if request.headers.get("HX-Request"):
+        from flask import current_app
+
+        response = current_app.response_class(status=204)
+        response.headers["HX-Redirect"] = url
+        return response
+    return redirect(url)

@@ -1,0 +1,17 @@
+"""Search page. Queries are POSTed, so a national id never lands in a URL or an access log."""
+from flask import render_template, request
+from flask_login import current_user
+
+from ..auth.access import permission_required
+from . import bp, service
+
+
+@bp.route("/", methods=["GET", "POST"])
+@permission_required("search_own", "search_all")
+def search():
+    query = request.form.get("q", "") if request.method == "POST" else ""
+    page = request.form.get("page", 1, type=int) or 1
+    results = service.search(current_user._get_current_object(), query, page) if query else None
+    if request.headers.get("HX-Request") and request.method == "POST":
+        return render_template("search/_results.html", results=results, query=query)
+    return render_template("search/search.html", results=results, query=query)

@@ -1,0 +1,80 @@
+"""Live search over clients, cases and journal posts, scoped to what the actor may see.
+
+Every condition is an equality or a prefix range on an indexed column, so a page of results
+costs the same however large the tables grow.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, or_, select
+
+from ..cases import scope
+from ..extensions import db
+from ..models import Case, CaseCategory, CaseStatus, Client, JournalPost, User
+
+PER_PAGE = 25
+HIGH = "\U0010ffff"
+
+
+def _prefix(column, text: str):
+    return and_(column >= text, column < text + HIGH)
+
+
+@dataclass
+class Results:
+    query: str
+    clients: object
+    cases: object
+    posts: object
+
+    @property
+    def empty(self) -> bool:
+        return not (self.clients.total or self.cases.total or self.posts.total)
+
+
+def _category_matches(text: str) -> list[CaseCategory]:
+    from ..labels import CATEGORY_LABELS
+
+    return [c for c in CaseCategory
+            if c.value.startswith(text) or str(CATEGORY_LABELS[c.value]).lower().startswith(text)]
+
+
+def search(actor: User, query: str, page: int = 1) -> Results | None:
+    text = " ".join((query or "").split()).lower()[:100]
+    if len(text) < 2:
+        return None
+    digits = text.replace(" ", "")
+    page = max(page, 1)
+
+    if digits.isdigit():
+        client_cond = _prefix(Client.national_id, digits) if len(digits) >= 6 else Client.id == -1
+    else:
+        client_cond = or_(_prefix(Client.name_lower, text), _prefix(Client.family_lower, text))
+    clients = db.paginate(select(Client).where(client_cond, scope.client_clause(actor)).order_by(Client.name_lower),
+                          page=page, per_page=PER_PAGE, error_out=False)
+
+    case_conds = [_prefix(Case.number, text), _prefix(Case.title_lower, text)]
+    categories = _category_matches(text)
+    if categories:
+        case_conds.append(Case.category.in_(categories))
+    handler_ids = select(User.id).where(_prefix(User.username, text))
+    case_conds.append(Case.handler_id.in_(handler_ids))
+    for status, words in ((CaseStatus.OPEN, ("open", "open", "opne")), (CaseStatus.CLOSED, ("closed", "avslutta", "avsluttet"))):
+        if text in words:
+            case_conds.append(Case.status == status)
+    cases = db.paginate(select(Case).where(or_(*case_conds), scope.case_clause(actor))
+                        .order_by(Case.opened_on.desc(), Case.id.desc()), page=page, per_page=PER_PAGE, error_out=False)
+
+    post_cond = _prefix(JournalPost.title_lower, text)
+    try:
+        day = datetime.strptime(text, "%d.%m.%Y").date()
+        post_cond = or_(post_cond, JournalPost.document_date == day)
+    except ValueError:
+        pass
+    posts = db.paginate(select(JournalPost).join(Case, JournalPost.case_id == Case.id)
+                        .where(post_cond, scope.case_clause(actor))
+                        .order_by(JournalPost.document_date.desc().nulls_last(), JournalPost.id.desc()),
+                        page=page, per_page=PER_PAGE, error_out=False)
+    return Results(query=query, clients=clients, cases=cases, posts=posts)

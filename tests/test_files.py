@@ -1,0 +1,240 @@
+"""File intake: PDFs are checked in a child process, stored once by SHA-256, and bad input is refused."""
+from __future__ import annotations
+
+import hashlib
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from flask import current_app
+from flask_babel import force_locale
+from pypdf import PdfWriter
+from sqlalchemy import func, select
+
+from ppt_web.errors import Invalid
+from ppt_web.extensions import db
+from ppt_web.files import pdfcheck
+from ppt_web.files.pdfcheck import inspect_pdf
+from ppt_web.files.storage import UploadRejected, file_path, orphans, safe_filename, store_upload
+from ppt_web.models.files import StoredFile
+
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(64)
+
+
+def pdf_bytes(pages: int, password: str | None = None) -> bytes:
+    """A PDF built at test time, so no binary files live in git."""
+    writer = PdfWriter()
+    for _ in range(pages):
+        writer.add_blank_page(width=595, height=842)
+    if password:
+        writer.encrypt(password)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+class Endless:
+    """An upload that never ends: the size limit must stop reading, not just refuse afterwards."""
+
+    def read(self, size: int = -1, /) -> bytes:
+        return bytes(size if size > 0 else 65536)
+
+
+@pytest.fixture
+def files(ctx):
+    """The stored_file table, which no migration creates yet."""
+    StoredFile.__table__.create(db.engine, checkfirst=True)
+
+
+def store(data: bytes, name: str = "brev.pdf"):
+    return store_upload(io.BytesIO(data), name)
+
+
+def stored_rows() -> int:
+    """Rows this session sees: committed ones and ones added (autoflushed) but not yet committed."""
+    return db.session.scalar(select(func.count()).select_from(StoredFile))
+
+
+def committed_rows() -> int:
+    """Rows another connection sees."""
+    with db.engine.connect() as other:
+        return other.scalar(select(func.count()).select_from(StoredFile))
+
+
+def files_on_disk() -> list[Path]:
+    instance = Path(current_app.instance_path)
+    return [p for folder in ("files", "tmp") for p in (instance / folder).rglob("*") if p.is_file()]
+
+
+def english(message) -> str:
+    with force_locale("en"):
+        return str(message)
+
+
+def test_valid_pdfs_are_stored_with_their_page_count(files):
+    """One- and three-page PDFs: right page count, bytes under ab/cd/<sha256>, row added but not committed."""
+    for pages in (1, 3):
+        data = pdf_bytes(pages)
+        stored = store(data, "Vedtak om spesialundervisning.pdf")
+        assert stored.page_count == pages and stored.size == len(data)
+        assert stored.sha256 == hashlib.sha256(data).hexdigest()
+        assert stored.filename == "Vedtak om spesialundervisning.pdf"
+        path = file_path(stored.sha256)
+        assert path.read_bytes() == data
+        assert path.parts[-3:] == (stored.sha256[:2], stored.sha256[2:4], stored.sha256)
+    assert stored_rows() == 2 and committed_rows() == 0
+    db.session.commit()
+    assert committed_rows() == 2
+    assert list((Path(current_app.instance_path) / "tmp").iterdir()) == []
+
+
+def test_same_bytes_are_stored_once_and_not_checked_again(files, monkeypatch):
+    """A second upload of the same bytes reuses the row and the file, committed or still pending."""
+    data = pdf_bytes(3)
+    first = store(data, "a.pdf")
+    again_pending = store(data, "b.pdf")
+    assert stored_rows() == 1
+    db.session.commit()
+    inode = file_path(first.sha256).stat().st_ino
+
+    def must_not_run(path, timeout=20.0):
+        raise AssertionError("a known file was checked again")
+
+    monkeypatch.setattr("ppt_web.files.storage.inspect_pdf", must_not_run)
+    again = store(data, "c.pdf")
+    assert (again_pending.page_count, again.page_count) == (3, 3)
+    assert again.sha256 == first.sha256 and again.filename == "c.pdf"
+    assert not db.session.new and stored_rows() == 1
+    assert file_path(first.sha256).stat().st_ino == inode
+    assert len(files_on_disk()) == 1
+
+
+def test_a_known_file_missing_from_disk_is_put_back(files):
+    """The row promises the bytes exist; an upload of the same bytes restores a lost file."""
+    data = pdf_bytes(1)
+    stored = store(data)
+    db.session.commit()
+    file_path(stored.sha256).unlink()
+    store(data)
+    assert file_path(stored.sha256).read_bytes() == data
+
+
+THREE_PAGES = pdf_bytes(3)
+HALF = THREE_PAGES[: len(THREE_PAGES) // 2]
+REFUSED = {
+    "png renamed to .pdf": (PNG, "The file is not a PDF."),
+    "text renamed to .pdf": (b"Hello, this is not a PDF at all.\n" * 10, "The file is not a PDF."),
+    "first half of a PDF": (HALF, "The PDF is damaged or incomplete."),
+    "first half of a PDF with %%EOF added": (HALF + b"\n%%EOF\n", "The PDF is damaged or incomplete."),
+    "encrypted": (pdf_bytes(2, password="hemmeleg"),
+                  "The PDF is encrypted or password protected. Save it without a password and try again."),
+    "no pages": (pdf_bytes(0), "The PDF has no pages."),
+    "empty": (b"", "The file is empty."),
+}
+
+
+@pytest.mark.parametrize("data, message", REFUSED.values(), ids=REFUSED.keys())
+def test_bad_uploads_are_refused_and_leave_nothing_behind(files, data, message):
+    """Each refusal names the problem in words the user can act on; no row, no file, no temp file."""
+    with pytest.raises(UploadRejected) as refused:
+        store(data)
+    assert isinstance(refused.value, Invalid) and refused.value.status == 422
+    assert english(refused.value.message) == message
+    assert not db.session.new and stored_rows() == 0
+    assert files_on_disk() == []
+
+
+def test_zero_page_pdf_from_pypdf_really_has_no_pages():
+    """pypdf writes a well-formed PDF with an empty page tree, so "no pages" (not "damaged") is right."""
+    data = pdf_bytes(0)
+    assert data.startswith(b"%PDF-") and b"/Count 0" in data and data.rstrip().endswith(b"%%EOF")
+
+
+def test_oversize_upload_is_refused_while_reading(app, files):
+    """Reading stops past PPT_MAX_UPLOAD_BYTES, even from an endless stream; exactly the limit passes."""
+    app.config["PPT_MAX_UPLOAD_BYTES"] = 2**20
+    with pytest.raises(UploadRejected) as refused:
+        store_upload(Endless(), "stor.pdf")
+    assert english(refused.value.message) == "The file is larger than 1 MB."
+    assert not db.session.new and stored_rows() == 0 and files_on_disk() == []
+
+    data = pdf_bytes(1)
+    app.config["PPT_MAX_UPLOAD_BYTES"] = len(data)
+    assert store(data).size == len(data)
+
+
+def test_a_check_that_times_out_or_dies_means_damaged(files, monkeypatch, tmp_path):
+    """A parser stuck in a loop or killed by the memory limit gives no verdict: the file counts as damaged."""
+    path = tmp_path / "ok.pdf"
+    path.write_bytes(pdf_bytes(1))
+    with pytest.raises(UploadRejected) as refused:
+        inspect_pdf(path, timeout=0.001)
+    assert refused.value.reason == "damaged"
+
+    killed = subprocess.CompletedProcess(args=[], returncode=-9, stdout=b"", stderr=b"MemoryError")
+    monkeypatch.setattr(pdfcheck.subprocess, "run", lambda *args, **kwargs: killed)
+    with pytest.raises(UploadRejected) as refused:
+        inspect_pdf(path)
+    assert refused.value.reason == "damaged"
+
+
+def test_child_runs_under_memory_and_cpu_limits(tmp_path):
+    """The child lowers its own limits before it parses anything (DESIGN.md §4)."""
+    probe = ("import resource; from ppt_web.files import pdfcheck; pdfcheck.check = lambda path: {"
+             "'as': resource.getrlimit(resource.RLIMIT_AS)[0], "
+             "'cpu': resource.getrlimit(resource.RLIMIT_CPU)[0]}; pdfcheck.main(['', 'x'])")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=pdfcheck.PROJECT_ROOT,
+                         capture_output=True, check=True, text=True).stdout
+    assert out.strip() == f'{{"as": {2**30}, "cpu": {pdfcheck.CPU_SECONDS}}}'
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("../../x.pdf", "x.pdf"),
+    ("a\x00b.pdf", "ab.pdf"),
+    ("\u202eexe.pdf", "exe.pdf"),
+    ("fil\u2066gpj\u2069.pdf", "filgpj.pdf"),
+    ("C:\\Users\\x\\y.pdf", "y.pdf"),
+    (".hidden.pdf", "hidden.pdf"),
+    ("  mange \t\n  mellomrom  .pdf", "mange mellomrom.pdf"),
+    ("Rapport.PDF", "Rapport.pdf"),
+    ("bilete.png", "bilete.png.pdf"),
+    ("", "dokument.pdf"),
+    ("../", "dokument.pdf"),
+    ("...", "dokument.pdf"),
+    (".pdf", "dokument.pdf"),
+    ("\u202e\u200f", "dokument.pdf"),
+])
+def test_safe_filename_neutralises_hostile_names(name, expected):
+    """No folders, no control or bidi characters, no hidden dot-files; always a .pdf name."""
+    assert safe_filename(name) == expected
+
+
+def test_safe_filename_caps_long_names_and_keeps_the_extension():
+    """A 300-character name is cut to 120 characters without losing .pdf."""
+    result = safe_filename("å" * 296 + ".pdf")
+    assert len(result) == 120 and result == "å" * 116 + ".pdf"
+    assert safe_filename("x" * 300) == "x" * 116 + ".pdf"
+
+
+def test_stored_upload_carries_the_safe_name(files):
+    """The name returned for display and download is the sanitised one."""
+    assert store(pdf_bytes(1), "..\\..\\\u202eevil\x07.pdf").filename == "evil.pdf"
+
+
+@pytest.mark.parametrize("bad", ["A" * 64, "a" * 63, "a" * 65, "../" + "a" * 61, "g" * 64, "a" * 64 + "\n"])
+def test_file_path_accepts_only_lowercase_sha256(ctx, bad):
+    """A digest from a URL or a row can never point outside instance/files."""
+    with pytest.raises(ValueError):
+        file_path(bad)
+
+
+def test_orphans_lists_files_whose_transaction_failed(files):
+    """A rolled-back upload leaves its file behind; orphans() finds it and nothing committed."""
+    kept = store(pdf_bytes(1))
+    db.session.commit()
+    lost = store(pdf_bytes(3))
+    db.session.rollback()
+    assert orphans() == [lost.sha256]
+    assert kept.sha256 not in orphans()
