@@ -70,6 +70,8 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def server_error(exc: Exception):
+        if app.config.get("PROPAGATE_EXCEPTIONS"):
+            raise exc  # tests see the real error
         log.exception("unhandled error on %s %s", request.method, request.endpoint)
         db.session.rollback()
         return _error_page(500, _("Something went wrong on our side. Nothing was saved. Try again, or tell the administrative consultant."))

@@ -63,6 +63,7 @@ def _config(instance: Path, db_file: Path, redis_url: str, **extra) -> dict:
         "WTF_CSRF_ENABLED": False,
         "PPT_REDIS_URL": redis_url,
         "PPT_LOGIN_LOCKOUT_SECONDS": 600,
+        "PROPAGATE_EXCEPTIONS": True,  # a bug fails the test with its traceback, not a 500 page
     }
     config.update(extra)
     return config

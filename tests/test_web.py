@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import subprocess
+
+import pytest
 import sys
 
 from babel.messages.pofile import read_po
@@ -47,6 +49,7 @@ def test_friendly_404_without_trace(login_as):
     assert "Fann ikkje" in html or "finn ikkje" in html.lower() or "fann" in html.lower()
 
 
+@pytest.mark.app_config(PROPAGATE_EXCEPTIONS=False)
 def test_friendly_500_in_nynorsk(app, client):
     @app.route("/boom")
     def boom():

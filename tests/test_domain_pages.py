@@ -1,0 +1,89 @@
+"""The registration flow through the pages: client, case, post with PDF, finalize, locked."""
+from __future__ import annotations
+
+import io
+import re
+from datetime import date
+
+from ppt_web.extensions import db
+from ppt_web.models import Case, Client, JournalPost, PostStatus
+
+from . import builders
+from .conftest import activity_rows, user
+
+HX = {"HX-Request": "true"}
+
+
+def test_handler_registers_client_case_and_finalizes_a_note(app, login_as):
+    client = login_as("radgjevar1")
+    nid = builders.valid_national_id(3)
+    response = client.post("/clients/new", data={"national_id": nid, "given_name": "Kari", "family_name": "Nordmann",
+                                                  "address": "Skulevegen 1", "postal_code": "6065", "city": "Ulsteinvik",
+                                                  "organisation_id": "", "handler_id": ""})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    folder_url = response.headers["Location"]
+    assert nid not in folder_url
+    page = client.get(folder_url).get_data(as_text=True)
+    assert "Kari Nordmann" in page and nid not in page and nid[:6] in page
+    with app.app_context():
+        client_id = db.session.scalar(db.select(Client.id))
+    response = client.post("/cases/new", data={"kind": "person", "category": "referral", "title": "Tilvising frå skule",
+                                                "client_id": client_id, "handler_id": "", "organisation_id": "",
+                                                "access_group_id": ""})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    case_url = response.headers["Location"]
+    assert "Tilvising frå skule" in client.get(case_url).get_data(as_text=True)
+    case_id = int(case_url.rsplit("/", 1)[1])
+    form = {"post_type": "N", "title": "Samtale med føresette", "document_date": date.today().isoformat(),
+            "legal_basis": "Offl. § 13 jf. fvl. § 13, 1. ledd nr. 1",
+            "main_document": (io.BytesIO(builders.make_pdf(2)), "samtale.pdf")}
+    response = client.post(f"/cases/{case_id}/posts/new", data=form, content_type="multipart/form-data")
+    assert response.status_code == 302, response.get_data(as_text=True)
+    post_url = response.headers["Location"]
+    page = client.get(post_url).get_data(as_text=True)
+    assert "samtale.pdf" in page and "2 sider" in page
+    post_id = int(post_url.rsplit("/", 1)[1])
+    assert client.post(f"/posts/{post_id}/finalize").status_code == 302
+    page = client.get(post_url).get_data(as_text=True)
+    assert "Ferdigstilt" in page
+    with app.app_context():
+        post = db.session.get(JournalPost, post_id)
+        assert post.status == PostStatus.FINALIZED and post.finalized_by.username == "radgjevar1"
+        doc_id = post.documents[0].id
+    pdf = client.get(f"/documents/{doc_id}")
+    assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF-")
+    assert pdf.headers["Content-Type"] == "application/pdf" and pdf.headers["Cache-Control"] == "no-store"
+    assert pdf.headers["Content-Disposition"].startswith("inline;") and "samtale.pdf" in pdf.headers["Content-Disposition"]
+    # Locked: the edit page refuses, with a clear message.
+    assert client.post(f"/posts/{post_id}/edit", data={"title": "Ny"}).status_code == 409
+    with app.app_context():
+        actions = [r.action for r in activity_rows() if r.actor_name == "radgjevar1"]
+    for action in ("client_created", "client_folder_opened", "case_created", "post_created", "post_finalized",
+                   "document_opened"):
+        assert action in actions
+
+
+def test_every_new_page_renders(app, login_as):
+    with app.app_context():
+        case = builders.case("radgjevar1")
+        post = builders.post(case, post_type="I", correspondent="Skulen", title="Tilvising")
+        case_id, post_id, client_id = case.id, post.id, case.client_id
+    client = login_as("konsulent")
+    for url in ("/search/", "/clients/new", f"/clients/{client_id}", f"/clients/{client_id}/edit", "/organisations",
+                "/cases/new", f"/cases/{case_id}", "/cases/worklist", f"/cases/{case_id}/posts/new",
+                f"/posts/{post_id}", f"/posts/{post_id}/edit", "/posts/outstanding", "/posts/outstanding?all=1"):
+        response = client.get(url)
+        assert response.status_code == 200, (url, response.status_code)
+        html = response.get_data(as_text=True)
+        assert "style=" not in html and "<script>" not in html, url
+
+
+def test_inline_validation_returns_the_field_with_its_error(login_as):
+    client = login_as("radgjevar1")
+    response = client.post("/posts/validate/document_date", data={"document_date": "2999-01-01", "title": "x"},
+                           headers=HX)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and html.lstrip().startswith('<div class="field invalid"')
+    assert "framtida" in html
+    ok = client.post("/posts/validate/title", data={"title": "Godt"}, headers=HX).get_data(as_text=True)
+    assert 'class="field"' in ok and "error" not in ok

@@ -1,0 +1,237 @@
+"""Journal posts: finalize rules, immutability (service, UI and raw SQL), corrections, write-off, deletion."""
+from __future__ import annotations
+
+import hashlib
+import io
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DatabaseError
+
+from ppt_web.cases import posts
+from ppt_web.errors import Conflict, Forbidden, Invalid
+from ppt_web.extensions import db
+from ppt_web.files.storage import file_path
+from ppt_web.models import Document, JournalPost, MetadataCorrection, PostStatus, StoredFile
+
+from . import builders
+from .conftest import activity_rows, user
+
+
+def test_finalize_names_what_is_missing(ctx):
+    case = builders.case()
+    draft = posts.create_post(user("radgjevar1"), case.id, posts.PostData(post_type="I"))
+    with pytest.raises(Invalid) as caught:
+        posts.finalize(user("radgjevar1"), draft.id)
+    message = str(caught.value.message)
+    for word in ("tittel", "avsendar", "dokumentdato", "hovuddokument"):
+        assert word in message
+    assert db.session.get(JournalPost, draft.id).status == PostStatus.DRAFT
+
+
+def test_notes_need_no_correspondent(ctx):
+    done = builders.finalized_post(builders.case(), post_type="N")
+    assert done.status == PostStatus.FINALIZED and done.finalized_at is not None
+
+
+def test_future_document_date_is_refused(ctx):
+    case = builders.case()
+    with pytest.raises(Invalid):
+        builders.post(case, document_date=date.today() + timedelta(days=3))
+    assert db.session.scalar(db.select(db.func.count()).select_from(JournalPost)) == 0
+
+
+def _finalized(ctx_case=None):
+    case = ctx_case or builders.case()
+    return builders.finalized_post(case, post_type="I", correspondent="Ulstein skule", title="Tilvising")
+
+
+def test_finalized_post_refuses_every_change_through_the_service(ctx):
+    post = _finalized()
+    sha = post.documents[0].sha256
+    data = posts.PostData(post_type="I", title="Endra", document_date=date.today())
+    for attempt in (lambda: posts.update_post(user("radgjevar1"), post.id, data),
+                    lambda: posts.update_post(user("konsulent"), post.id, data),
+                    lambda: posts.delete_post(user("konsulent"), post.id, "feil"),
+                    lambda: posts.remove_document(user("radgjevar1"), post.id, post.documents[0].id),
+                    lambda: posts.update_post(user("radgjevar1"), post.id, data,
+                                              posts.Upload(io.BytesIO(builders.make_pdf()), "ny.pdf"))):
+        with pytest.raises(Conflict):
+            attempt()
+        db.session.rollback()
+    fresh = db.session.get(JournalPost, post.id)
+    assert fresh.title == "Tilvising" and fresh.documents[0].sha256 == sha
+    assert hashlib.sha256(file_path(sha).read_bytes()).hexdigest() == sha
+
+
+@pytest.mark.parametrize("statement", [
+    "UPDATE journal_post SET title = 'forged'",
+    "UPDATE journal_post SET document_date = '2001-01-01'",
+    "UPDATE journal_post SET status = 'draft'",
+    "UPDATE journal_post SET case_id = case_id + 1",
+    "DELETE FROM journal_post",
+    "UPDATE document SET sha256 = 'x'",
+    "DELETE FROM document",
+    "INSERT INTO document (post_id, role, position, filename, sha256) SELECT id, 'attachment', 9, 'x.pdf', "
+    "(SELECT sha256 FROM stored_file LIMIT 1) FROM journal_post",
+    "UPDATE correspondent SET name = 'forged'",
+    "DELETE FROM correspondent",
+    "UPDATE stored_file SET size = 1",
+    "DELETE FROM stored_file",
+])
+def test_raw_sql_cannot_change_a_finalized_post(ctx, statement):
+    """The database itself refuses: the floor under the service layer."""
+    post = _finalized()
+    sha = post.documents[0].sha256
+    with pytest.raises(DatabaseError):
+        db.session.execute(text(statement))
+        db.session.flush()
+    db.session.rollback()
+    fresh = db.session.get(JournalPost, post.id)
+    assert fresh.title == "Tilvising" and fresh.status == PostStatus.FINALIZED
+    assert [d.sha256 for d in fresh.documents] == [sha] and fresh.correspondents[0].name == "Ulstein skule"
+
+
+def test_drafts_can_still_change_in_sql(ctx):
+    """The triggers guard finalized posts only: ordinary work on drafts is untouched."""
+    post = builders.post(builders.case())
+    db.session.execute(text("UPDATE journal_post SET title = 'Ny tittel' WHERE id = :id"), {"id": post.id})
+    db.session.commit()
+    assert db.session.get(JournalPost, post.id).title == "Ny tittel"
+
+
+@pytest.mark.parametrize("username", ["leiar", "nestleiar", "radgjevar1", "sekretaer", "admin", "superbrukar"])
+def test_only_correct_metadata_may_correct(ctx, username):
+    post = _finalized()
+    data = posts.PostData(post_type="I", title="Retta tittel", document_date=date.today(),
+                          correspondents=[posts.CorrespondentData(name="Ulstein skule")])
+    with pytest.raises((Forbidden, Exception)) as caught:
+        posts.correct_metadata(user(username), post.id, "Skrivefeil", data)
+    assert caught.type.__name__ in ("Forbidden", "NotFound")
+    db.session.rollback()
+    assert db.session.get(JournalPost, post.id).title == "Tilvising"
+
+
+def test_konsulent_corrects_metadata_with_a_reason_and_history_keeps_both(ctx):
+    post = _finalized()
+    data = posts.PostData(post_type="I", title="Tilvising frå Ulstein skule", document_date=date.today() - timedelta(days=2),
+                          received_on=date.today() - timedelta(days=1),
+                          correspondents=[posts.CorrespondentData(name="Ulstein skule v/ rektor")])
+    with pytest.raises(Invalid):
+        posts.correct_metadata(user("konsulent"), post.id, "   ", data)
+    db.session.rollback()
+    correction = posts.correct_metadata(user("konsulent"), post.id, "Feil tittel og avsendar", data)
+    fresh = db.session.get(JournalPost, post.id)
+    assert fresh.title == "Tilvising frå Ulstein skule" and fresh.status == PostStatus.FINALIZED
+    assert [c.name for c in fresh.correspondents] == ["Ulstein skule v/ rektor"]
+    assert correction.before["title"] == "Tilvising" and correction.after["title"] == fresh.title
+    assert correction.applying is False
+    row = activity_rows("post_metadata_corrected")[-1]
+    assert row.detail == "Feil tittel og avsendar" and row.before["correspondents"] == ["Ulstein skule"]
+    with pytest.raises(DatabaseError):  # the correction itself is kept as it is
+        db.session.execute(text("UPDATE metadata_correction SET reason = 'x'"))
+    db.session.rollback()
+
+
+def test_dispatched_post_cannot_change_not_even_metadata(ctx):
+    post = builders.finalized_post(builders.case(), post_type="U", correspondent="Føresette", title="Brev")
+    db.session.execute(text("UPDATE journal_post SET status = 'dispatched' WHERE id = :id"), {"id": post.id})
+    db.session.commit()
+    data = posts.PostData(post_type="U", title="Nytt", document_date=date.today(),
+                          correspondents=[posts.CorrespondentData(name="Føresette")])
+    with pytest.raises(Conflict):
+        posts.correct_metadata(user("konsulent"), post.id, "grunn", data)
+    db.session.rollback()
+    with pytest.raises(DatabaseError):
+        db.session.execute(text("UPDATE journal_post SET status = 'finalized'"))
+    db.session.rollback()
+
+
+def test_misregistered_draft_is_deleted_by_fix_misregistered_and_recorded(ctx):
+    post = builders.post(builders.case(), title="Feil klient")
+    with pytest.raises(Forbidden):
+        posts.delete_post(user("radgjevar1"), post.id, "feil")
+    db.session.rollback()
+    posts.delete_post(user("sekretaer"), post.id, "Registrert på feil klient")
+    assert db.session.get(JournalPost, post.id) is None
+    row = activity_rows("post_deleted")[-1]
+    assert row.before["title"] == "Feil klient" and row.detail == "Registrert på feil klient"
+
+
+def test_write_off_by_reply_or_other_method(ctx):
+    case = builders.case()
+    incoming = builders.finalized_post(case, post_type="I", correspondent="Skule", title="Spørsmål")
+    note = builders.post(case, post_type="N")
+    with pytest.raises(Invalid):  # BU needs the outgoing reply
+        posts.write_off(user("radgjevar1"), incoming.id, "BU")
+    with pytest.raises(Invalid):
+        posts.write_off(user("radgjevar1"), incoming.id, "BU", note.id)
+    with pytest.raises(Invalid):
+        posts.write_off(user("radgjevar1"), incoming.id, "XX")
+    db.session.rollback()
+    assert [p.id for p in posts.outstanding(user("radgjevar1"))] == [incoming.id]
+    reply = builders.finalized_post(case, post_type="U", correspondent="Skule", title="Svar")
+    posts.write_off(user("radgjevar1"), incoming.id, "BU", reply.id)
+    fresh = db.session.get(JournalPost, incoming.id)
+    assert fresh.write_off_method == "BU" and fresh.write_off_reply_id == reply.id
+    assert posts.outstanding(user("radgjevar1")) == []
+    with pytest.raises(Conflict):
+        posts.write_off(user("radgjevar1"), incoming.id, "TE")
+    other = builders.post(case, post_type="I", correspondent="BUP", title="Kopi")
+    posts.write_off(user("radgjevar1"), other.id, "TO")
+    assert db.session.get(JournalPost, other.id).write_off_method == "TO"
+
+
+def test_leader_sees_everyones_outstanding_posts(ctx):
+    mine = builders.post(builders.case("radgjevar1"), post_type="I", correspondent="A")
+    theirs = builders.post(builders.case("radgjevar2"), post_type="I", correspondent="B")
+    assert {p.id for p in posts.outstanding(user("leiar"), everyone=True)} == {mine.id, theirs.id}
+    assert [p.id for p in posts.outstanding(user("radgjevar1"), everyone=True)] == [mine.id]
+
+
+def test_registration_after_downtime_carries_the_real_date(ctx):
+    case = builders.case()
+    earlier = date.today() - timedelta(days=5)
+    post = builders.post(case, post_type="I", correspondent="Skule", received_on=earlier,
+                         document_date=earlier, registered_after_downtime=True)
+    assert post.registered_after_downtime and post.received_on == earlier
+    assert post.registered_at.date() >= date.today() - timedelta(days=1)
+    with pytest.raises(Invalid):  # "after downtime" needs an earlier real date
+        builders.post(case, post_type="I", correspondent="Skule", received_on=date.today(),
+                      registered_after_downtime=True)
+
+
+def test_closed_case_takes_no_new_posts(ctx):
+    from ppt_web.cases import service as cases
+
+    case = builders.case()
+    cases.close_case(user("radgjevar1"), case.id)
+    with pytest.raises(Conflict):
+        builders.post(case)
+
+
+def test_bad_upload_leaves_no_row_and_no_file(ctx, app):
+    """A good main document with a bad attachment: nothing of either is kept."""
+    case = builders.case()
+    good = builders.make_pdf(tag="good-main")
+    files_dir = __import__("pathlib").Path(app.instance_path) / "files"
+    before = sorted(p for p in files_dir.rglob("*") if p.is_file()) if files_dir.exists() else []
+    with pytest.raises(Invalid):
+        posts.create_post(user("radgjevar1"), case.id, posts.PostData(post_type="N", title="x"),
+                          posts.Upload(io.BytesIO(good), "ok.pdf"),
+                          [posts.Upload(io.BytesIO(b"GIF89a not a pdf"), "../../x.pdf")])
+    assert db.session.scalar(db.select(db.func.count()).select_from(JournalPost)) == 0
+    assert db.session.scalar(db.select(db.func.count()).select_from(StoredFile)) == 0
+    after = sorted(p for p in files_dir.rglob("*") if p.is_file()) if files_dir.exists() else []
+    assert after == before
+
+
+def test_same_file_is_stored_once(ctx):
+    case = builders.case()
+    pdf = builders.make_pdf(tag="shared")
+    for title in ("A", "B"):
+        posts.create_post(user("radgjevar1"), case.id, posts.PostData(post_type="N", title=title),
+                          posts.Upload(io.BytesIO(pdf), "same.pdf"))
+    assert db.session.scalar(db.select(db.func.count()).select_from(StoredFile)) == 1
+    assert db.session.scalar(db.select(db.func.count()).select_from(Document)) == 2
