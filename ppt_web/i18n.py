@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -47,9 +47,11 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["oslo_date"] = lambda value: format_oslo(value, date_only=True)
 
 
-def format_oslo(value: datetime | None, date_only: bool = False) -> str:
+def format_oslo(value: datetime | date | None, date_only: bool = False) -> str:
     """UTC in storage, Europe/Oslo on screen, dates as dd.mm.yyyy (SPEC §1)."""
     if value is None:
         return ""
+    if not isinstance(value, datetime):
+        return value.strftime("%d.%m.%Y")
     local = value.astimezone(OSLO)
     return local.strftime("%d.%m.%Y" if date_only else "%d.%m.%Y %H:%M")

@@ -46,12 +46,13 @@ def case(handler: str = "radgjevar1", category: str = "expert_assessment", clien
 
 
 def post(case_obj, actor: str | None = None, post_type: str = "N", title: str = "Notat", with_pdf: bool = True,
-         correspondent: str | None = None, document_date: date | None = None, **extra):
+         correspondent: str | None = None, document_date: date | None = None, pdf: bytes | None = None, **extra):
     actor = actor or case_obj.handler.username
     data = posts.PostData(post_type=post_type, title=title, document_date=document_date or date.today(),
                           correspondents=[posts.CorrespondentData(name=correspondent)] if correspondent else [],
                           **extra)
-    main = posts.Upload(io.BytesIO(make_pdf(tag=f"{title}-{next(_ids)}")), "notat.pdf") if with_pdf else None
+    pdf = pdf or make_pdf(tag=f"{title}-{next(_ids)}")
+    main = posts.Upload(io.BytesIO(pdf), "notat.pdf") if with_pdf else None
     return posts.create_post(user(actor), case_obj.id, data, main)
 
 

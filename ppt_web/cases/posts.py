@@ -104,15 +104,16 @@ def _apply_correspondents(post: JournalPost, wanted: list[CorrespondentData]) ->
         post.correspondents = rows
 
 
-def _store_files(post: JournalPost, main: Upload | None, attachments: list[Upload]) -> list[str]:
-    """Check and store uploads; returns the hashes first stored by this request (for clean-up)."""
+def _store_files(post: JournalPost, main: Upload | None, attachments: list[Upload], new_hashes: list[str]) -> None:
+    """Check and store uploads; new_hashes collects the files this request stored first, as it goes,
+    so that a refusal half-way still lets the caller remove them."""
     from ..files.storage import store_upload
 
-    new_hashes: list[str] = []
     position = max((d.position for d in post.documents), default=-1) + 1
     for role, upload in ([("main", main)] if main else []) + [("attachment", a) for a in attachments]:
         stored = store_upload(upload.stream, upload.filename)
-        if db.session.get(StoredFile, stored.sha256) in db.session.new and stored.sha256 not in new_hashes:
+        first_time = any(isinstance(o, StoredFile) and o.sha256 == stored.sha256 for o in db.session.new)
+        if first_time and stored.sha256 not in new_hashes:
             new_hashes.append(stored.sha256)
         if role == "main":
             for old in [d for d in post.documents if d.role == "main"]:
@@ -120,7 +121,6 @@ def _store_files(post: JournalPost, main: Upload | None, attachments: list[Uploa
         post.documents.append(Document(role=role, position=position, filename=stored.filename,
                                        sha256=stored.sha256))
         position += 1
-    return new_hashes
 
 
 def _discard_new_files(hashes: list[str]) -> None:
@@ -147,7 +147,7 @@ def create_post(actor: User, case_id: int, data: PostData, main: Upload | None =
     _apply(post, data, date.today())
     new_files: list[str] = []
     try:
-        new_files = _store_files(post, main, attachments or [])
+        _store_files(post, main, attachments or [], new_files)
         case.post_seq = (case.post_seq or 0) + 1
         post.seq = case.post_seq
         post.case = case
@@ -163,7 +163,8 @@ def create_post(actor: User, case_id: int, data: PostData, main: Upload | None =
     return post
 
 
-def _editable(actor: User, post_id: int) -> JournalPost:
+def editable(actor: User, post_id: int) -> JournalPost:
+    """A post the actor may edit now (a draft), or a clear refusal."""
     post = scope.post(actor, post_id)
     if post.status == PostStatus.DISPATCHED:
         raise Conflict(_l("The post has been dispatched and can never change."))
@@ -180,13 +181,13 @@ def _editable(actor: User, post_id: int) -> JournalPost:
 def update_post(actor: User, post_id: int, data: PostData, main: Upload | None = None,
                 attachments: list[Upload] | None = None) -> JournalPost:
     """Edit a draft (its handler, or fix_misregistered for misregistered posts)."""
-    post = _editable(actor, post_id)
+    post = editable(actor, post_id)
     before = snapshot(post)
     data.post_type = post.post_type.value
     new_files: list[str] = []
     try:
         _apply(post, data, date.today())
-        new_files = _store_files(post, main, attachments or [])
+        _store_files(post, main, attachments or [], new_files)
         post.case.last_activity_at = utcnow()
         db.session.flush()
         _log("post_updated", actor, post, before)
@@ -199,7 +200,7 @@ def update_post(actor: User, post_id: int, data: PostData, main: Upload | None =
 
 
 def remove_document(actor: User, post_id: int, document_id: int) -> JournalPost:
-    post = _editable(actor, post_id)
+    post = editable(actor, post_id)
     before = snapshot(post)
     doc = next((d for d in post.documents if d.id == document_id), None)
     if doc is None:

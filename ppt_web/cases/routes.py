@@ -198,7 +198,7 @@ def post(post_id: int):
 @bp.route("/posts/<int:post_id>/edit", methods=["GET", "POST"])
 @permission_required("journal", "fix_misregistered")
 def edit_post(post_id: int):
-    found = scope.post(_actor(), post_id)
+    found = posts.editable(_actor(), post_id)
     form = _post_form(PostForm(obj=found) if request.method == "GET" else PostForm())
     if request.method == "GET":
         _fill_correspondents(form, found)

@@ -1,0 +1,118 @@
+"""Cases: registration rules, handlers, co-handlers, closing rules and the worklist."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import text
+
+from ppt_web.cases import posts, service as cases
+from ppt_web.clients import service as clients
+from ppt_web.errors import Conflict, Forbidden, Invalid, NotFound
+from ppt_web.extensions import db
+from ppt_web.models import Case, CaseStatus, Client
+from ppt_web.models.base import utcnow
+
+from . import builders
+from .conftest import activity_rows, user
+
+
+def test_duplicate_national_id_is_refused(ctx):
+    first = builders.client(n=7)
+    with pytest.raises(Conflict):
+        clients.register_client(user("konsulent"), clients.ClientData(
+            national_id=first.national_id, given_name="Dup", family_name="Dup"))
+    db.session.rollback()
+    assert db.session.scalar(db.select(db.func.count()).select_from(Client)) == 1
+
+
+def test_client_log_rows_never_hold_the_national_id(ctx):
+    client = builders.client(n=8)
+    clients.reveal_national_id(user("konsulent"), client.id)
+    for row in activity_rows():
+        assert client.national_id not in repr((row.before, row.after, row.detail, row.object_id))
+    assert activity_rows("national_id_shown")[-1].object_id == str(client.id)
+
+
+def test_handler_registers_person_cases_for_themselves_only(ctx):
+    client = builders.client("radgjevar1")
+    own = cases.register_case(user("radgjevar1"), cases.CaseData(kind="person", title="Eiga", category="referral",
+                                                                 client_id=client.id))
+    assert own.handler.username == "radgjevar1" and own.number.endswith(f"/{own.id:05d}")
+    with pytest.raises(Forbidden):
+        cases.register_case(user("radgjevar1"), cases.CaseData(kind="administration", title="Adm"))
+    with pytest.raises(Forbidden):
+        cases.register_case(user("radgjevar1"), cases.CaseData(kind="person", title="Andre", category="referral",
+                                                               client_id=client.id, handler_id=user("radgjevar2").id))
+
+
+def test_case_kinds_need_their_subject(ctx):
+    konsulent = user("konsulent")
+    with pytest.raises(Invalid):
+        cases.register_case(konsulent, cases.CaseData(kind="person", title="x", category="referral"))
+    with pytest.raises(Invalid):
+        cases.register_case(konsulent, cases.CaseData(kind="person", title="x", client_id=builders.client().id))
+    with pytest.raises(Invalid):
+        cases.register_case(konsulent, cases.CaseData(kind="system", title="x"))
+    org = clients.register_organisation(konsulent, name="Ulstein skule", org_number="", kind="school")
+    system = cases.register_case(konsulent, cases.CaseData(kind="system", title="Skulemiljø", organisation_id=org.id))
+    admin_case = cases.register_case(konsulent, cases.CaseData(kind="administration", title="Budsjett"))
+    assert system.category is None and admin_case.client_id is None
+
+
+def test_cohandlers_and_handler_changes_are_logged(ctx):
+    case = builders.case("radgjevar1")
+    with pytest.raises(NotFound):  # radgjevar2 cannot even see it
+        cases.add_cohandler(user("radgjevar2"), case.id, user("radgjevar2").id)
+    cases.add_cohandler(user("radgjevar1"), case.id, user("radgjevar2").id)
+    assert [u.username for u in db.session.get(Case, case.id).co_handlers] == ["radgjevar2"]
+    with pytest.raises(Conflict):  # a co-handler does not add others
+        cases.add_cohandler(user("radgjevar2"), case.id, user("sekretaer").id)
+    with pytest.raises(Forbidden):
+        cases.change_handler(user("radgjevar1"), case.id, user("radgjevar2").id)
+    cases.change_handler(user("sekretaer"), case.id, user("radgjevar2").id)
+    fresh = db.session.get(Case, case.id)
+    assert fresh.handler.username == "radgjevar2" and fresh.co_handlers == []
+    row = activity_rows("case_handler_changed")[-1]
+    assert row.before["handler"] == "radgjevar1" and row.after["handler"] == "radgjevar2"
+
+
+def test_close_refused_while_a_post_is_draft_or_awaiting_approval(ctx):
+    case = builders.case()
+    draft = builders.post(case, title="Utkast")
+    with pytest.raises(Conflict) as caught:
+        cases.close_case(user("radgjevar1"), case.id)
+    assert "Utkast" in str(caught.value.message)
+    db.session.rollback()
+    db.session.execute(text("UPDATE journal_post SET status = 'awaiting_approval' WHERE id = :id"), {"id": draft.id})
+    db.session.commit()
+    with pytest.raises(Conflict):
+        cases.close_case(user("radgjevar1"), case.id)
+    db.session.rollback()
+    db.session.execute(text("UPDATE journal_post SET status = 'draft' WHERE id = :id"), {"id": draft.id})
+    db.session.commit()
+    posts.finalize(user("radgjevar1"), draft.id)
+    closed = cases.close_case(user("radgjevar1"), case.id)
+    assert closed.status == CaseStatus.CLOSED and closed.closed_on is not None
+    with pytest.raises(Forbidden):
+        cases.reopen_case(user("leiar"), case.id)
+    reopened = cases.reopen_case(user("radgjevar1"), case.id)
+    assert reopened.status == CaseStatus.OPEN and reopened.closed_on is None
+    assert [r.action for r in activity_rows() if r.action in ("case_closed", "case_reopened")] == \
+        ["case_closed", "case_reopened"]
+
+
+def test_worklist_shows_finished_assessments_and_idle_follow_ups(ctx):
+    finished = builders.case(category="expert_assessment", title="Ferdig")
+    builders.finalized_post(finished, post_type="U", correspondent="Føresette", title="Sakkunnig vurdering")
+    unfinished = builders.case(category="expert_assessment", title="Ikkje ferdig")
+    builders.post(unfinished, post_type="U", correspondent="Føresette")
+    idle = builders.case(category="follow_up", title="Gamal oppfølging")
+    busy = builders.case(category="follow_up", title="Aktiv oppfølging")
+    db.session.get(Case, idle.id).last_activity_at = utcnow() - timedelta(days=200)
+    db.session.commit()
+    lists = cases.worklist(user("radgjevar1"))
+    assert [c.title for c in lists["finished"]] == ["Ferdig"]
+    assert [c.title for c in lists["idle"]] == ["Gamal oppfølging"]
+    assert busy.id not in [c.id for c in lists["idle"]]
+    assert cases.worklist(user("radgjevar2")) == {"finished": [], "idle": []}
