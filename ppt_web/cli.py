@@ -52,6 +52,8 @@ def database_is_empty() -> bool:
 
 
 def init_app(app: Flask) -> None:
+    init_generate(app)
+
     @app.cli.command("seed-demo")
     def seed_demo():
         """Create the demo users of SPEC §10 (password demo-passord). Never in production."""
@@ -76,3 +78,19 @@ def init_app(app: Flask) -> None:
         except DomainError as exc:
             raise click.ClickException(str(exc.message)) from exc
         click.echo(f"created user {user.username} with role(s) {', '.join(roles)}")
+
+
+def init_generate(app: Flask) -> None:
+    @app.cli.command("generate-data")
+    @click.option("--clients", "n_clients", type=click.IntRange(1, 1_000_000), default=100, show_default=True)
+    @click.option("--seed", type=int, default=1, show_default=True)
+    def generate_data(n_clients, seed):
+        """Fill the database with synthetic clients, cases and posts, through the services."""
+        import time
+
+        from .generate import generate
+
+        started = time.monotonic()
+        stats = generate(n_clients, seed, echo=click.echo)
+        took = time.monotonic() - started
+        click.echo(", ".join(f"{k}: {v}" for k, v in stats.items()) + f" in {took:.1f} s")

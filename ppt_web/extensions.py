@@ -30,9 +30,12 @@ babel = Babel()
 
 
 def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
-    """SQLite checks foreign keys only when asked, per connection."""
+    """Per connection: check foreign keys (SQLite does only when asked); WAL, so the web app and
+    the worker read while the other writes; NORMAL sync, which WAL keeps crash-safe."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
 

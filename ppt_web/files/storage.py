@@ -94,20 +94,32 @@ def store_upload(stream: Readable, filename: str) -> StoredUpload:
                     raise UploadRejected("too_large", too_large)
                 digest.update(chunk)
                 out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
         if size == 0:
             raise UploadRejected("empty")
         sha256 = digest.hexdigest()
         known = db.session.get(StoredFile, sha256)
+        target = file_path(sha256)
+        if known is not None and target.exists():
+            # These bytes are stored already: nothing to check or write (the temp file goes).
+            return StoredUpload(sha256=sha256, size=size, page_count=known.page_count,
+                                filename=safe_filename(filename))
+        _fsync(tmp)
         page_count = known.page_count if known is not None else inspect_pdf(tmp)
-        _put_in_place(tmp, file_path(sha256))
+        _put_in_place(tmp, target)
         if known is None:
             db.session.add(StoredFile(sha256=sha256, size=size, page_count=page_count,
                                       content_type="application/pdf"))
         return StoredUpload(sha256=sha256, size=size, page_count=page_count, filename=safe_filename(filename))
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _put_in_place(tmp: Path, target: Path) -> None:
