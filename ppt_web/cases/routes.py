@@ -144,6 +144,7 @@ def _uploads(form: PostForm) -> tuple[posts.Upload | None, list[posts.Upload]]:
 @bp.route("/cases/<int:case_id>/posts/new", methods=["GET", "POST"])
 @permission_required("journal")
 def new_post(case_id: int):
+
     found = scope.case(_actor(), case_id)
     form = _post_form(PostForm())
     if request.method == "GET":

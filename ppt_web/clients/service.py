@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload, selectinload
 
 from .. import validation
 from ..activity import service as activity
@@ -114,10 +115,12 @@ def open_folder(actor: User, client_id: int) -> tuple[Client, list[Case], list[J
     """The client folder: reading it is logged, as health-grade personal data."""
     client = scope.client(actor, client_id)
     cases = list(db.session.scalars(
-        select(Case).where(Case.client_id == client.id, scope.case_clause(actor)).order_by(Case.opened_on.desc())
+        select(Case).where(Case.client_id == client.id, scope.case_clause(actor))
+        .options(joinedload(Case.handler)).order_by(Case.opened_on.desc())
     ))
     posts = list(db.session.scalars(
         select(JournalPost).where(JournalPost.case_id.in_([c.id for c in cases]))
+        .options(selectinload(JournalPost.correspondents))
         .order_by(JournalPost.document_date.desc().nulls_last(), JournalPost.id.desc())
     )) if cases else []
     activity.record("client_folder_opened", actor=actor, object_type="client", object_id=client.id)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import contains_eager, joinedload, selectinload
 
 from ..cases import scope
 from ..extensions import db
@@ -52,7 +53,8 @@ def search(actor: User, query: str, page: int = 1) -> Results | None:
         client_cond = _prefix(Client.national_id, digits) if len(digits) >= 6 else Client.id == -1
     else:
         client_cond = or_(_prefix(Client.name_lower, text), _prefix(Client.family_lower, text))
-    clients = db.paginate(select(Client).where(client_cond, scope.client_clause(actor)).order_by(Client.name_lower),
+    clients = db.paginate(select(Client).where(client_cond, scope.client_clause(actor))
+                          .options(joinedload(Client.handler)).order_by(Client.name_lower),
                           page=page, per_page=PER_PAGE, error_out=False)
 
     case_conds = [_prefix(Case.number, text), _prefix(Case.title_lower, text)]
@@ -65,7 +67,7 @@ def search(actor: User, query: str, page: int = 1) -> Results | None:
         if text in words:
             case_conds.append(Case.status == status)
     cases = db.paginate(select(Case).where(or_(*case_conds), scope.case_clause(actor))
-                        .order_by(Case.opened_on.desc(), Case.id.desc()), page=page, per_page=PER_PAGE, error_out=False)
+                        .options(joinedload(Case.handler)).order_by(Case.opened_on.desc(), Case.id.desc()), page=page, per_page=PER_PAGE, error_out=False)
 
     post_cond = _prefix(JournalPost.title_lower, text)
     try:
@@ -75,6 +77,7 @@ def search(actor: User, query: str, page: int = 1) -> Results | None:
         pass
     posts = db.paginate(select(JournalPost).join(Case, JournalPost.case_id == Case.id)
                         .where(post_cond, scope.case_clause(actor))
+                        .options(contains_eager(JournalPost.case), selectinload(JournalPost.correspondents))
                         .order_by(JournalPost.document_date.desc().nulls_last(), JournalPost.id.desc()),
                         page=page, per_page=PER_PAGE, error_out=False)
     return Results(query=query, clients=clients, cases=cases, posts=posts)
