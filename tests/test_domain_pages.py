@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import io
-import re
 from datetime import date
+from pathlib import Path
+
+import pytest
 
 from ppt_web.extensions import db
-from ppt_web.models import Case, Client, JournalPost, PostStatus
+from ppt_web.models import Client, JournalPost, PostStatus
 
 from . import builders
-from .conftest import activity_rows, user
+from .conftest import activity_rows
 
 HX = {"HX-Request": "true"}
 
@@ -87,3 +89,44 @@ def test_inline_validation_returns_the_field_with_its_error(login_as):
     assert "framtida" in html
     ok = client.post("/posts/validate/title", data={"title": "Godt"}, headers=HX).get_data(as_text=True)
     assert 'class="field"' in ok and "error" not in ok
+
+
+from .test_files import REFUSED  # noqa: E402  (the corpus is shared with the storage tests)
+
+HOSTILE_NAMES = ["../../x.pdf", "a\x00b.pdf", "x" * 300 + ".pdf", "\u202eexe.pdf"]
+
+
+@pytest.mark.parametrize("data", [v[0] for v in REFUSED.values()], ids=list(REFUSED))
+def test_bad_upload_through_the_page_gives_a_message_and_leaves_nothing(app, login_as, data):
+    client = login_as("radgjevar1")
+    with app.app_context():
+        case_id = builders.case("radgjevar1").id
+    form = {"post_type": "N", "title": "Skanna brev", "document_date": date.today().isoformat(),
+            "main_document": (io.BytesIO(data), "brev.pdf")}
+    response = client.post(f"/cases/{case_id}/posts/new", data=form, content_type="multipart/form-data",
+                           headers=HX)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422 and 'class="alert error"' in html
+    assert "PDF" in html or "tom" in html
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(JournalPost)) == 0
+    files = Path(app.instance_path) / "files"
+    assert not files.exists() or not [p for p in files.rglob("*") if p.is_file()]
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES, ids=["traversal", "nul", "300 chars", "rtl override"])
+def test_hostile_file_names_are_stored_safely(app, login_as, name):
+    client = login_as("radgjevar1")
+    with app.app_context():
+        case_id = builders.case("radgjevar1").id
+    form = {"post_type": "N", "title": "Brev", "document_date": date.today().isoformat(),
+            "main_document": (io.BytesIO(builders.make_pdf()), name)}
+    response = client.post(f"/cases/{case_id}/posts/new", data=form, content_type="multipart/form-data")
+    assert response.status_code == 302
+    with app.app_context():
+        doc = db.session.scalars(db.select(JournalPost)).one().documents[0]
+        assert "/" not in doc.filename and "\x00" not in doc.filename and "\u202e" not in doc.filename
+        assert len(doc.filename) <= 120 and doc.filename.endswith(".pdf")
+        doc_id = doc.id
+    header = client.get(f"/documents/{doc_id}").headers["Content-Disposition"]
+    assert ".." not in header.split("filename")[1][:4] and "\u202e" not in header

@@ -44,8 +44,7 @@ class Endless:
 
 @pytest.fixture
 def files(ctx):
-    """The stored_file table, which no migration creates yet."""
-    StoredFile.__table__.create(db.engine, checkfirst=True)
+    """Service-level file tests need only the app context (migration 0002 made stored_file)."""
 
 
 def store(data: bytes, name: str = "brev.pdf"):

@@ -13,7 +13,7 @@ from ppt_web.cases import posts
 from ppt_web.errors import Conflict, Forbidden, Invalid
 from ppt_web.extensions import db
 from ppt_web.files.storage import file_path
-from ppt_web.models import Document, JournalPost, MetadataCorrection, PostStatus, StoredFile
+from ppt_web.models import Document, JournalPost, PostStatus, StoredFile
 
 from . import builders
 from .conftest import activity_rows, user

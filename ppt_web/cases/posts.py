@@ -17,7 +17,7 @@ from ..extensions import db
 from ..models import (Case, CaseStatus, Correspondent, Document, JournalPost, MetadataCorrection, Organisation,
                       PostStatus, PostType, StoredFile, User)
 from ..models.base import utcnow
-from ..models.domain import DEFAULT_LEGAL_BASIS, LOCKED_STATUSES, WRITE_OFF_METHODS
+from ..models.domain import DEFAULT_LEGAL_BASIS, WRITE_OFF_METHODS
 from . import scope
 
 

@@ -1,5 +1,5 @@
 """Column types that behave the same on SQLite and PostgreSQL."""
-from datetime import datetime, timezone
+from datetime import timezone
 
 from sqlalchemy import DateTime
 from sqlalchemy.types import TypeDecorator
