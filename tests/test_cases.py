@@ -116,3 +116,24 @@ def test_worklist_shows_finished_assessments_and_idle_follow_ups(ctx):
     assert [c.title for c in lists["idle"]] == ["Gamal oppfølging"]
     assert busy.id not in [c.id for c in lists["idle"]]
     assert cases.worklist(user("radgjevar2")) == {"finished": [], "idle": []}
+
+
+def test_organisations_validate_and_refuse_duplicates(ctx):
+    from ppt_web.generate import org_number
+
+    konsulent = user("konsulent")
+    number = org_number(4242)
+    school = clients.register_organisation(konsulent, name="Hasund skule", org_number=number, kind="school")
+    with pytest.raises(Conflict):
+        clients.register_organisation(konsulent, name="Kopi", org_number=number, kind="school")
+    with pytest.raises(Invalid):
+        clients.register_organisation(konsulent, name="Feil", org_number="123456789", kind="school")
+    with pytest.raises(Forbidden):
+        clients.register_organisation(user("radgjevar1"), name="Nei", org_number="", kind="other")
+    db.session.rollback()
+    unit = clients.register_organisation(konsulent, name="Ulstein kommune", org_number="", kind="municipal_unit")
+    clients.update_organisation(konsulent, school.id, name="Hasund skule", org_number=number, kind="school",
+                                parent_id=unit.id)
+    with pytest.raises(Invalid):  # no cycles in the structure
+        clients.update_organisation(konsulent, unit.id, name="Ulstein kommune", org_number="", kind="municipal_unit",
+                                    parent_id=school.id)
