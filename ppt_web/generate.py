@@ -101,11 +101,8 @@ def generate(n_clients: int, seed: int, echo=print) -> dict:
     Same seed, same data. Where the demo users exist the work is spread over them: each
     PP-rådgjevar has their own clients and cases, some co-handled by a colleague.
     """
-    from .cases import posts as post_service
-    from .cases import service as case_service
-    from .clients import service as client_service
     from .extensions import db
-    from .models import Case, Client, Organisation, PostStatus, User
+    from .models import User
 
     rng = random.Random(seed)
     today = date.today()
@@ -115,11 +112,29 @@ def generate(n_clients: int, seed: int, echo=print) -> dict:
     if registrar is None or not handlers:
         raise RuntimeError("generate-data needs a user with register_case and manage_orgs, and at least one "
                            "PP-rådgjevar: run seed-demo first, or create them")
-    if db.engine.dialect.name == "sqlite":
+    sqlite = db.engine.dialect.name == "sqlite"
+    if sqlite:
         db.session.execute(text("PRAGMA synchronous=OFF"))  # a bulk load: no fsync per commit
     # The generator is the only writer while it runs: keep loaded rows across commits instead of
     # reloading the same users, cases and roles after every service call.
-    db.session().expire_on_commit = False
+    session = db.session()
+    session.expire_on_commit = False
+    try:
+        return _fill(n_clients, rng, today, registrar, handlers, echo)
+    finally:
+        session.expire_on_commit = True
+        if sqlite:
+            db.session.execute(text("PRAGMA synchronous=NORMAL"))
+            db.session.commit()
+
+
+def _fill(n_clients: int, rng: random.Random, today: date, registrar, handlers, echo) -> dict:
+    """The work itself: organisations, then each client with their cases, posts and write-offs."""
+    from .cases import posts as post_service
+    from .cases import service as case_service
+    from .clients import service as client_service
+    from .extensions import db
+    from .models import Case, Client, Organisation, PostStatus
 
     stats = {"organisations": 0, "clients": 0, "cases": 0, "posts": 0, "finalized": 0, "closed": 0}
     pdfs = [text_pdf(f"Syntetisk dokument {i + 1}", 1 + i % 4) for i in range(12)]

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import contains_eager, joinedload, selectinload
 
 from ..cases import scope
@@ -61,7 +61,8 @@ def search(actor: User, query: str, page: int = 1) -> Results | None:
     categories = _category_matches(text)
     if categories:
         case_conds.append(Case.category.in_(categories))
-    handler_ids = select(User.id).where(_prefix(User.username, text))
+    # The users table is small: matching handlers by username or name costs nothing.
+    handler_ids = select(User.id).where(or_(_prefix(User.username, text), _prefix(func.lower(User.full_name), text)))
     case_conds.append(Case.handler_id.in_(handler_ids))
     for status, words in ((CaseStatus.OPEN, ("open", "open", "opne")), (CaseStatus.CLOSED, ("closed", "avslutta", "avsluttet"))):
         if text in words:
