@@ -27,11 +27,20 @@ ENV_KEYS = {
     "PPT_SVARUT_INTEGRATION_PASSWORD": "PPT_SVARUT_INTEGRATION_PASSWORD",
     "PPT_QUEUE_NAME": "PPT_QUEUE_NAME",
     "PPT_MAX_UPLOAD_BYTES": "PPT_MAX_UPLOAD_BYTES",
+    "PPT_LOCAL_ARCHIVE_DIR": "PPT_LOCAL_ARCHIVE_DIR",
+    "PPT_ARCHIVE_HTTP_TIMEOUT": "PPT_ARCHIVE_HTTP_TIMEOUT",
+    "PPT_ARCHIVE_MAX_ATTEMPTS": "PPT_ARCHIVE_MAX_ATTEMPTS",
+    "PPT_ARCHIVE_BACKOFF_SECONDS": "PPT_ARCHIVE_BACKOFF_SECONDS",
+    "PPT_ARCHIVE_LEASE_SECONDS": "PPT_ARCHIVE_LEASE_SECONDS",
+    "PPT_ARCHIVE_REPLY_HOURS": "PPT_ARCHIVE_REPLY_HOURS",
+    "PPT_ARCHIVE_ALERT_MINUTES": "PPT_ARCHIVE_ALERT_MINUTES",
     "PPT_LOGIN_MAX_FAILURES": "PPT_LOGIN_MAX_FAILURES",
     "PPT_LOGIN_LOCKOUT_SECONDS": "PPT_LOGIN_LOCKOUT_SECONDS",
 }
 
-INT_KEYS = {"PPT_SWEEP_SECONDS", "PPT_MAX_UPLOAD_BYTES", "PPT_LOGIN_MAX_FAILURES", "PPT_LOGIN_LOCKOUT_SECONDS"}
+INT_KEYS = {"PPT_SWEEP_SECONDS", "PPT_MAX_UPLOAD_BYTES", "PPT_ARCHIVE_HTTP_TIMEOUT", "PPT_ARCHIVE_MAX_ATTEMPTS",
+            "PPT_ARCHIVE_BACKOFF_SECONDS", "PPT_ARCHIVE_LEASE_SECONDS", "PPT_ARCHIVE_REPLY_HOURS",
+            "PPT_ARCHIVE_ALERT_MINUTES", "PPT_LOGIN_MAX_FAILURES", "PPT_LOGIN_LOCKOUT_SECONDS"}
 
 
 def defaults(instance_path: str) -> dict:
@@ -45,6 +54,14 @@ def defaults(instance_path: str) -> dict:
         "PPT_ARCHIVE_BACKEND": "local",
         "PPT_ARCHIVE_HTTP_URL": None,
         "PPT_ARCHIVE_FOLDER": str(inst / "archive-link"),
+        "PPT_LOCAL_ARCHIVE_DIR": str(inst / "archive"),
+        "PPT_ARCHIVE_HTTP_TIMEOUT": 30,
+        "PPT_ARCHIVE_MAX_ATTEMPTS": 8,
+        "PPT_ARCHIVE_BACKOFF_SECONDS": 30,
+        "PPT_ARCHIVE_LEASE_SECONDS": 300,
+        "PPT_ARCHIVE_REPLY_HOURS": 24,
+        "PPT_ARCHIVE_ALERT_MINUTES": 120,
+        "PPT_ARCHIVE_IMMEDIATE": True,
         "PPT_SWEEP_SECONDS": 60,
         "PPT_INBOUND_BACKEND": "folder",
         "PPT_OUTBOUND_BACKEND": "folder",
@@ -74,6 +91,8 @@ def load(app, overrides: dict | None) -> None:
         value = os.environ.get(env)
         if value not in (None, ""):
             app.config[key] = int(value) if key in INT_KEYS else value
+    if os.environ.get("PPT_ARCHIVE_IMMEDIATE") in ("0", "false", "no"):
+        app.config["PPT_ARCHIVE_IMMEDIATE"] = False
     if overrides:
         app.config.update(overrides)
     # Refuse a request body far above the file limit before reading it (a post has several files).

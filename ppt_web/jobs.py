@@ -63,3 +63,19 @@ def heartbeat(token: str = "") -> str:
     db.session.add(row)
     db.session.commit()
     return name
+
+
+@app_job
+def dispatch_archive_job(job_id: int) -> str:
+    """Send one archive job (claims it first: a duplicate notification does nothing)."""
+    from .archive import service
+
+    return service.process(job_id)
+
+
+@app_job
+def archive_sweep() -> dict:
+    """Every PPT_SWEEP_SECONDS: expired leases, asynchronous replies, and every due Ny job."""
+    from .archive import service
+
+    return service.sweep()

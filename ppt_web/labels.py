@@ -138,3 +138,15 @@ WRITE_OFF_LABELS = {
     "TE": _l("Taken into account"),
     "TO": _l("Taken for information"),
 }
+
+JOB_STATUS_LABELS = {"new": _l("New"), "in_progress": _l("In progress"), "done": _l("Done")}
+ARCHIVE_STATUS_LABELS = {"new": _l("New"), "archived": _l("Archived"), "failed": _l("Failed")}
+
+OPERATION_LABELS = {
+    "case_created": _l("Create case folder"),
+    "case_closed": _l("Close case"),
+    "case_reopened": _l("Reopen case"),
+    "post_finalized": _l("Archive journal post"),
+    "metadata_corrected": _l("Correct metadata"),
+    "post_written_off": _l("Write off journal post"),
+}

@@ -86,7 +86,12 @@ def init_app(app: Flask) -> None:
             select(func.count()).select_from(Notification)
             .where(Notification.user_id == current_user.id, Notification.read_at.is_(None))
         )
-        return {"unread_notifications": unread}
+        context = {"unread_notifications": unread}
+        if current_user.can("archive_log"):
+            from .archive.service import alerts
+
+            context["archive_alerts"] = alerts()
+        return context
 
     @app.context_processor
     def today():

@@ -1,34 +1,80 @@
 """Where each archive-relevant change writes its archive job (the outbox row).
 
 Every function is called by a domain service inside its transaction, after the change and
-before the commit, so the job row and the change commit together (DESIGN.md §1-2). Until the
-archive dispatch is built these record nothing; the archive issue fills them in here, and the
-services need no change.
+before the commit, so the job row and the change commit together (DESIGN.md §1-2). The worker
+is told after the commit; if Redis is down then, the periodic sweep finds the job anyway.
 """
 from __future__ import annotations
 
-from ..models import Case, JournalPost, MetadataCorrection
+from datetime import date
+
+from flask import current_app
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import ArchiveJob, Case, JournalPost, MetadataCorrection
+from ..models.archive import AVSKRIVNING, OPPDATER, OPPRETT
+from ..models.domain import LOCKED_STATUSES
+
+
+def case_is_linked(case: Case) -> bool:
+    """SPEC §7: archived when linked to a national id (a client) or an organisation number."""
+    return case.client_id is not None or (case.organisation is not None and bool(case.organisation.org_number))
+
+
+def post_is_archived(post: JournalPost) -> bool:
+    return post.status in LOCKED_STATUSES and case_is_linked(post.case)
+
+
+def _add(event: str, operation: str, case: Case, post: JournalPost | None = None,
+         correction: MetadataCorrection | None = None) -> ArchiveJob:
+    from ..jobs import dispatch_archive_job
+    from ..queue import enqueue_after_commit
+
+    db.session.flush()
+    previous = db.session.scalar(select(ArchiveJob.id).where(ArchiveJob.case_id == case.id, ArchiveJob.deleted_at.is_(None))
+                                 .order_by(ArchiveJob.id.desc()).limit(1))
+    job = ArchiveJob(event=event, operation=operation, case_id=case.id, post_id=post.id if post else None,
+                     client_id=case.client_id, correction_id=correction.id if correction else None,
+                     after_job_id=previous, finalized_on=date.today())
+    db.session.add(job)
+    db.session.flush()
+    if current_app.config.get("PPT_ARCHIVE_IMMEDIATE", True):  # off only to measure the sweep alone
+        enqueue_after_commit(db.session, dispatch_archive_job, job.id)
+    return job
 
 
 def case_created(case: Case) -> None:
     """A new case: the archive gets its saksmappe (arkivmelding.opprett)."""
+    if case_is_linked(case):
+        _add("case_created", OPPRETT, case)
 
 
 def case_closed(case: Case) -> None:
     """Case closed: saksstatus A (arkivmelding.oppdater)."""
+    if case_is_linked(case):
+        _add("case_closed", OPPDATER, case)
 
 
 def case_reopened(case: Case) -> None:
     """Case reopened: saksstatus B (arkivmelding.oppdater)."""
+    if case_is_linked(case):
+        _add("case_reopened", OPPDATER, case)
 
 
 def post_finalized(post: JournalPost) -> None:
     """A finalized post linked to a national id or organisation number is archived."""
+    if post_is_archived(post):
+        _add("post_finalized", OPPRETT, post.case, post)
 
 
 def metadata_corrected(post: JournalPost, correction: MetadataCorrection) -> None:
     """A metadata correction of a finalized post (arkivmelding.oppdater)."""
+    if post_is_archived(post):
+        _add("metadata_corrected", OPPDATER, post.case, post, correction)
 
 
 def post_written_off(post: JournalPost) -> None:
     """A write-off of an incoming post (avskrivning.opprett)."""
+    if post_is_archived(post):
+        _add("post_written_off", AVSKRIVNING, post.case, post)

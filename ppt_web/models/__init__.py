@@ -1,5 +1,6 @@
 """All models, importable from one place (Alembic autogenerate sees them here)."""
 from .activity import ActivityLog
+from .archive import ArchiveJob, ArchiveStatus, JobStatus
 from .domain import (Case, CaseCategory, CaseKind, CaseStatus, Client, Correspondent, Document, JournalPost,
                      MetadataCorrection, Organisation, OrgKind, PostStatus, PostType)
 from .files import StoredFile
@@ -7,6 +8,7 @@ from .notification import Notification, WorkerHeartbeat
 from .user import AccessGroup, LoginThrottle, Permission, Role, User, UserSession
 
 __all__ = [
+    "ArchiveJob", "ArchiveStatus", "JobStatus",
     "Case", "CaseCategory", "CaseKind", "CaseStatus", "Client", "Correspondent", "Document", "JournalPost",
     "MetadataCorrection", "Organisation", "OrgKind", "PostStatus", "PostType", "StoredFile",
     "AccessGroup",

@@ -1,0 +1,96 @@
+"""The archive log (arkivlogg): live, failed first, filters, retry, bulk retry, delete."""
+from datetime import date
+
+from flask import flash, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from ..auth.access import permission_required
+from ..cases import scope
+from ..errors import Invalid
+from ..formtools import go
+from . import bp, service
+
+
+def _actor():
+    return current_user._get_current_object()
+
+
+def _date(name: str) -> date | None:
+    try:
+        return date.fromisoformat(request.values.get(name, ""))
+    except ValueError:
+        return None
+
+
+def _filter() -> service.LogFilter:
+    return service.LogFilter(status=request.values.get("status", "")[:20], event=request.values.get("event", "")[:30],
+                             date_from=_date("date_from"), date_to=_date("date_to"),
+                             client=request.values.get("client", "")[:80])
+
+
+def _filter_args(flt: service.LogFilter) -> dict:
+    return {k: v for k, v in {"status": flt.status, "event": flt.event, "client": flt.client,
+                              "date_from": flt.date_from.isoformat() if flt.date_from else "",
+                              "date_to": flt.date_to.isoformat() if flt.date_to else ""}.items() if v}
+
+
+@bp.route("/")
+@permission_required("archive_log")
+def log():
+    flt = _filter()
+    before = request.args.get("before", type=int)
+    page = service.log_page(flt, before)
+    context = {"page": page, "flt": flt, "before": before, "args": _filter_args(flt),
+               "failed_count": service.count_failed(flt), "can_retry": current_user.can("archive_retry"),
+               "can_delete": current_user.can("archive_delete")}
+    if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "archive-rows":
+        return render_template("archive/_rows.html", **context)
+    return render_template("archive/log.html", **context)
+
+
+@bp.route("/<int:job_id>/retry", methods=["POST"])
+@permission_required("archive_retry")
+def retry(job_id: int):
+    job = service.retry(_actor(), job_id)
+    if request.headers.get("HX-Request"):
+        return render_template("archive/_row.html", job=job, can_retry=True,
+                               can_delete=current_user.can("archive_delete"))
+    return go(url_for("archive.log"))
+
+
+@bp.route("/retry-all", methods=["POST"])
+@permission_required("archive_retry")
+def retry_all():
+    flt = _filter()
+    if request.form.get("confirm") != "1":
+        return render_template("archive/_confirm_retry.html", count=service.count_failed(flt), args=_filter_args(flt))
+    count = service.bulk_retry(_actor(), flt)
+    flash(_("%(n)s failed jobs were set back to New.", n=count), "success")
+    return go(url_for("archive.log", **_filter_args(flt)))
+
+
+@bp.route("/<int:job_id>/delete", methods=["GET", "POST"])
+@permission_required("archive_delete")
+def delete(job_id: int):
+    job = service.get(job_id)
+    error = None
+    if request.method == "POST":
+        try:
+            service.delete(_actor(), job_id, request.form.get("reason", ""), request.form.get("confirmation", ""))
+        except Invalid as exc:
+            error = str(exc.message)
+        else:
+            flash(_("The archive job was deleted. The activity log keeps its full content."), "success")
+            return go(url_for("archive.log"))
+    return render_template("archive/delete.html", job=job, error=error, word=service.DELETE_WORD), \
+        (422 if error else 200)
+
+
+@bp.route("/case/<int:case_id>")
+@permission_required("search_own", "search_all")
+def case_copy(case_id: int):
+    """Read-only: what the archive holds for a case and its posts, from the local archive."""
+    case = scope.case(_actor(), case_id)
+    held = service.archive_copy(case)
+    return render_template("archive/case_copy.html", case=case, held=held)

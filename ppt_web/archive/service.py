@@ -1,0 +1,367 @@
+"""Archive dispatch: claim a job, build and send its message, record the outcome; the sweep;
+and the consultant's actions on the archive log (retry, bulk retry, delete).
+
+The database row is the unit of work (DESIGN.md §2). A job is claimed by one conditional
+UPDATE, so two workers or two sweeps never send it twice; Redis only says "look now".
+"""
+from __future__ import annotations
+
+import logging
+import socket
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import and_, func, or_, select, update
+
+from ..activity import service as activity
+from ..auth.access import require
+from ..errors import Conflict, Invalid, NotFound
+from ..extensions import db
+from ..models import ArchiveJob, ArchiveStatus, Client, JobStatus, User
+from ..models.base import utcnow
+from . import transports
+from .transports.files import FileMissing
+from .message import MessageInvalid, build
+
+log = logging.getLogger(__name__)
+OSLO = ZoneInfo("Europe/Oslo")
+
+OPERATION_NAMES = {  # the Operation column, as the archive calls it
+    "case_created": "Opprett saksmappe",
+    "case_closed": "Avslutt sak",
+    "case_reopened": "Gjenopne sak",
+    "post_finalized": "Arkiver journalpost",
+    "metadata_corrected": "Rett metadata",
+    "post_written_off": "Avskriv journalpost",
+}
+
+
+def worker_name() -> str:
+    from rq import get_current_job
+
+    job = get_current_job()
+    return (job.worker_name if job is not None and job.worker_name else None) or socket.gethostname()
+
+
+def claim(job_id: int, worker: str, now: datetime | None = None) -> bool:
+    """Ny -> Under arbeid for exactly one claimant; the row count says who won."""
+    now = now or utcnow()
+    lease = timedelta(seconds=current_app.config["PPT_ARCHIVE_LEASE_SECONDS"])
+    result = db.session.execute(
+        update(ArchiveJob)
+        .where(ArchiveJob.id == job_id, ArchiveJob.job_status == JobStatus.NEW, ArchiveJob.deleted_at.is_(None),
+               or_(ArchiveJob.next_attempt_at.is_(None), ArchiveJob.next_attempt_at <= now))
+        .values(job_status=JobStatus.IN_PROGRESS, claimed_by=worker[:200], attempts=ArchiveJob.attempts + 1,
+                lease_until=now + lease)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return result.rowcount == 1
+
+
+def process(job_id: int, worker: str | None = None) -> str:
+    """Send one job if it is due and this worker wins the claim; returns what happened."""
+    if not claim(job_id, worker or worker_name()):
+        return "not claimed"
+    job = db.session.get(ArchiveJob, job_id)
+    db.session.refresh(job)
+    waiting = _predecessor_blocks(job)
+    if waiting:
+        job.job_status, job.lease_until, job.claimed_by = JobStatus.NEW, None, None
+        job.attempts = max(0, job.attempts - 1)  # waiting is not an attempt
+        job.message = waiting
+        job.next_attempt_at = utcnow() + timedelta(seconds=current_app.config["PPT_ARCHIVE_BACKOFF_SECONDS"])
+        db.session.commit()
+        return "waiting"
+    try:
+        message = build(job, current_app.config.get("PPT_ARCHIVE_SETTINGS"))
+    except MessageInvalid as exc:
+        _finish(job, ArchiveStatus.FAILED, f"Meldinga er ikkje gyldig og vart ikkje sendt: {exc}")
+        return "invalid message"
+    transport = transports.get_transport()
+    try:
+        reply = transport.send(message, job.message_id)
+    except FileMissing as exc:
+        _finish(job, ArchiveStatus.FAILED, f"Kunne ikkje sende: {exc}")
+        return "file missing"
+    return apply_reply(job, reply, transport.asynchronous)
+
+
+def apply_reply(job: ArchiveJob, reply: transports.Reply, asynchronous: bool = False) -> str:
+    """The status mapping of SPEC §10, and the message column in plain Nynorsk."""
+    if reply.kind == transports.OK:
+        job.archive_ref = reply.ids or {}
+        _finish(job, ArchiveStatus.ARCHIVED, "Arkivert." + (f" Arkivnummer {reply.ids['arkivnummer']}."
+                                                            if reply.ids.get("arkivnummer") else ""))
+        _wake_successors(job)
+        return "archived"
+    if reply.kind == transports.HANDED_OVER:
+        job.lease_until = None
+        job.reply_deadline = utcnow() + timedelta(hours=current_app.config["PPT_ARCHIVE_REPLY_HOURS"])
+        job.archive_status, job.message = ArchiveStatus.NEW, "Overlevert til arkivet, ventar på kvittering."
+        db.session.commit()
+        return "handed over"
+    if reply.kind in transports.TRANSIENT and not asynchronous:
+        limit = current_app.config["PPT_ARCHIVE_MAX_ATTEMPTS"]
+        if job.attempts < limit:
+            delay = min(current_app.config["PPT_ARCHIVE_BACKOFF_SECONDS"] * 2 ** (job.attempts - 1), 3600)
+            job.job_status, job.archive_status = JobStatus.NEW, ArchiveStatus.FAILED
+            job.next_attempt_at = utcnow() + timedelta(seconds=delay)
+            job.lease_until, job.claimed_by = None, None
+            when = job.next_attempt_at.astimezone(OSLO).strftime("%H:%M")
+            job.message = f"Forsøk {job.attempts} av {limit} feila: {reply.text}. Nytt forsøk kl. {when}."
+            db.session.commit()
+            from ..jobs import dispatch_archive_job
+            from ..queue import get_queue
+
+            try:  # needs the worker's scheduler; the sweep picks it up in any case
+                get_queue().enqueue_in(timedelta(seconds=delay), dispatch_archive_job, job.id)
+            except Exception:  # noqa: BLE001 - Redis trouble: the sweep covers it
+                log.warning("could not schedule retry of archive job %s", job.id)
+            return "retry later"
+        _finish(job, ArchiveStatus.FAILED, f"Gav opp etter {limit} forsøk: {reply.text}. Prøv på nytt når feilen er retta.")
+        return "gave up"
+    _finish(job, ArchiveStatus.FAILED, reply.text[:2000] or "Arkivet avviste meldinga.")
+    return "failed"
+
+
+def _finish(job: ArchiveJob, archive_status: str, text: str) -> None:
+    job.job_status, job.archive_status, job.message = JobStatus.DONE, archive_status, text
+    job.done_at, job.lease_until, job.reply_deadline = utcnow(), None, None
+    db.session.commit()
+
+
+def _predecessor_blocks(job: ArchiveJob) -> str | None:
+    """Jobs of one case go in order: a post waits until its case exists in the archive."""
+    before = job.after_job
+    while before is not None and before.deleted_at is not None:
+        before = before.after_job  # a deleted job no longer holds anyone up
+    if before is None or before.archive_status == ArchiveStatus.ARCHIVED:
+        return None
+    name = OPERATION_NAMES.get(before.event, before.event)
+    if before.job_status == JobStatus.DONE and before.archive_status == ArchiveStatus.FAILED:
+        return f"Ventar på «{name}» (jobb {before.id}), som feila. Rett den først."
+    return f"Ventar på «{name}» (jobb {before.id})."
+
+
+def _wake_successors(job: ArchiveJob) -> None:
+    from ..jobs import dispatch_archive_job
+    from ..queue import enqueue_after_commit
+
+    for successor_id in db.session.scalars(select(ArchiveJob.id).where(
+            ArchiveJob.after_job_id == job.id, ArchiveJob.job_status == JobStatus.NEW)):
+        db.session.execute(update(ArchiveJob).where(ArchiveJob.id == successor_id)
+                           .values(next_attempt_at=None).execution_options(synchronize_session=False))
+        enqueue_after_commit(db.session, dispatch_archive_job, successor_id)
+    db.session.commit()
+
+
+def sweep(now: datetime | None = None, limit: int = 1000) -> dict:
+    """What the routine's minute job does, and more: expired leases back to Ny, asynchronous
+    replies read, and every due Ny job handed to the queue."""
+    from ..jobs import dispatch_archive_job
+    from ..queue import get_queue
+
+    now = now or utcnow()
+    requeued = db.session.execute(
+        update(ArchiveJob).where(ArchiveJob.job_status == JobStatus.IN_PROGRESS, ArchiveJob.reply_deadline.is_(None),
+                                 ArchiveJob.lease_until < now)
+        .values(job_status=JobStatus.NEW, lease_until=None, claimed_by=None,
+                message="Arbeidaren stoppa midt i jobben; jobben er sett tilbake til Ny.")
+        .execution_options(synchronize_session=False)).rowcount
+    db.session.commit()
+    replies_read = _read_async_replies(now)
+    due = list(db.session.scalars(
+        select(ArchiveJob.id).where(ArchiveJob.job_status == JobStatus.NEW, ArchiveJob.deleted_at.is_(None),
+                                    or_(ArchiveJob.next_attempt_at.is_(None), ArchiveJob.next_attempt_at <= now))
+        .order_by(ArchiveJob.id).limit(limit)))
+    queued = 0
+    try:
+        queue = get_queue()
+        for job_id in due:
+            queue.enqueue(dispatch_archive_job, job_id)
+            queued += 1
+    except Exception:  # noqa: BLE001 - without Redis, process here: nothing waits for it
+        for job_id in due:
+            process(job_id)
+    return {"requeued": requeued, "replies": replies_read, "due": len(due), "queued": queued}
+
+
+def _read_async_replies(now: datetime) -> int:
+    waiting = list(db.session.scalars(select(ArchiveJob).where(
+        ArchiveJob.job_status == JobStatus.IN_PROGRESS, ArchiveJob.reply_deadline.is_not(None)).limit(1000)))
+    if not waiting:
+        return 0
+    transport = transports.get_transport()
+    read = 0
+    for job in waiting:
+        reply = transport.poll(job.message_id)
+        if reply is not None:
+            apply_reply(job, reply, asynchronous=True)
+            read += 1
+        elif job.reply_deadline < now:
+            _finish(job, ArchiveStatus.FAILED, "Ingen kvittering frå arkivet innan fristen.")
+            read += 1
+    return read
+
+
+# --- the archive log ---------------------------------------------------------------------
+
+@dataclass
+class LogFilter:
+    status: str = ""  # new | in_progress | done | failed | archived
+    event: str = ""
+    date_from: date | None = None
+    date_to: date | None = None
+    client: str = ""  # a client's name (prefix)
+
+    def clauses(self) -> list:
+        out = [ArchiveJob.deleted_at.is_(None)]
+        if self.status in (JobStatus.NEW, JobStatus.IN_PROGRESS, JobStatus.DONE):
+            out.append(ArchiveJob.job_status == self.status)
+        elif self.status in (ArchiveStatus.FAILED, ArchiveStatus.ARCHIVED):
+            out.append(ArchiveJob.archive_status == self.status)
+        if self.event in OPERATION_NAMES:
+            out.append(ArchiveJob.event == self.event)
+        if self.date_from:
+            out.append(ArchiveJob.finalized_on >= self.date_from)
+        if self.date_to:
+            out.append(ArchiveJob.finalized_on <= self.date_to)
+        if self.client.strip():
+            text = self.client.strip().lower()
+            ids = select(Client.id).where(or_(and_(Client.name_lower >= text, Client.name_lower < text + "\uffff"),
+                                              and_(Client.family_lower >= text, Client.family_lower < text + "\uffff")))
+            out.append(ArchiveJob.client_id.in_(ids))
+        return out
+
+
+PAGE = 50
+
+
+def log_page(flt: LogFilter, before_id: int | None = None) -> dict:
+    """Failed jobs always on top (all of them, whatever their date), then the rest newest first,
+    paged by id so that page 1000 costs what page 1 costs."""
+    base = flt.clauses()
+    failed = [] if before_id else list(db.session.scalars(
+        select(ArchiveJob).where(*base, ArchiveJob.archive_status == ArchiveStatus.FAILED)
+        .order_by(ArchiveJob.id.desc()).limit(500)))
+    rest_q = select(ArchiveJob).where(*base, ArchiveJob.archive_status != ArchiveStatus.FAILED)
+    if before_id:
+        rest_q = rest_q.where(ArchiveJob.id < before_id)
+    rest = list(db.session.scalars(rest_q.order_by(ArchiveJob.id.desc()).limit(PAGE + 1)))
+    more = len(rest) > PAGE
+    rest = rest[:PAGE]
+    return {"failed": failed, "rows": rest, "next_before": rest[-1].id if more else None}
+
+
+def count_failed(flt: LogFilter) -> int:
+    return db.session.scalar(select(func.count()).select_from(ArchiveJob)
+                             .where(*flt.clauses(), ArchiveJob.job_status == JobStatus.DONE,
+                                    ArchiveJob.archive_status == ArchiveStatus.FAILED))
+
+
+def get(job_id: int) -> ArchiveJob:
+    job = db.session.get(ArchiveJob, job_id)
+    if job is None or job.deleted_at is not None:
+        raise NotFound(object_type="archive_job", object_id=job_id)
+    return job
+
+
+def retry(actor: User, job_id: int) -> ArchiveJob:
+    """Prøv på nytt: a failed job back to Ny, picked up at once. A second click changes nothing."""
+    require(actor, "archive_retry")
+    job = get(job_id)
+    if not (job.job_status == JobStatus.DONE and job.archive_status == ArchiveStatus.FAILED) and \
+            not (job.job_status == JobStatus.NEW and job.archive_status == ArchiveStatus.FAILED):
+        return job  # already on its way, or archived: nothing to do, nothing sent twice
+    _reset(job, actor)
+    db.session.commit()
+    return job
+
+
+def _reset(job: ArchiveJob, actor: User) -> None:
+    from ..jobs import dispatch_archive_job
+    from ..queue import enqueue_after_commit
+
+    transport = transports.get_transport()
+    if transport.asynchronous and hasattr(transport, "reset"):
+        transport.reset(job.message_id)
+    job.job_status, job.archive_status = JobStatus.NEW, ArchiveStatus.NEW
+    job.attempts, job.next_attempt_at, job.done_at, job.reply_deadline = 0, None, None, None
+    job.message = f"Sett i gang på nytt av {actor.full_name}."
+    activity.record("archive_job_retried", actor=actor, object_type="archive_job", object_id=job.id,
+                    detail=job.operation)
+    enqueue_after_commit(db.session, dispatch_archive_job, job.id)
+
+
+def bulk_retry(actor: User, flt: LogFilter) -> int:
+    """Retry every failed job that matches the filter; returns how many."""
+    require(actor, "archive_retry")
+    jobs = list(db.session.scalars(select(ArchiveJob).where(
+        *flt.clauses(), ArchiveJob.job_status == JobStatus.DONE, ArchiveJob.archive_status == ArchiveStatus.FAILED)))
+    for job in jobs:
+        _reset(job, actor)
+    db.session.commit()
+    return len(jobs)
+
+
+DELETE_WORD = "SLETT"
+
+
+def delete(actor: User, job_id: int, reason: str, confirmation: str) -> None:
+    """Dangerous: the job is lost. Needs archive_delete, a typed confirmation and a reason; the
+    activity log keeps the job's full content, so an administrator can put it back."""
+    require(actor, "archive_delete", object_type="archive_job", object_id=job_id)
+    job = get(job_id)
+    if (confirmation or "").strip().upper() != DELETE_WORD:
+        raise Invalid(_l("Type %(word)s to confirm.", word=DELETE_WORD), field="confirmation")
+    reason = " ".join((reason or "").split())
+    if not reason:
+        raise Invalid(_l("Give the reason for deleting the job."), field="reason")
+    if job.job_status == JobStatus.IN_PROGRESS:
+        raise Conflict(_l("The job is being sent right now. Wait until it is done."))
+    content = {c.name: _plain(getattr(job, c.name)) for c in ArchiveJob.__table__.columns}
+    job.deleted_at, job.deleted_by_id, job.deleted_reason = utcnow(), actor.id, reason
+    activity.record("archive_job_deleted", actor=actor, object_type="archive_job", object_id=job.id,
+                    before=content, detail=reason)
+    db.session.commit()
+
+
+def _plain(value):
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    return value
+
+
+def alerts() -> dict:
+    """Jobs stuck in Under arbeid, or failed, for longer than the alert time (cf. SvarInn's 2 h)."""
+    limit = utcnow() - timedelta(minutes=current_app.config["PPT_ARCHIVE_ALERT_MINUTES"])
+    stuck = db.session.scalar(select(func.count()).select_from(ArchiveJob).where(
+        ArchiveJob.deleted_at.is_(None), ArchiveJob.job_status == JobStatus.IN_PROGRESS,
+        ArchiveJob.created_at < limit))
+    failing = db.session.scalar(select(func.count()).select_from(ArchiveJob).where(
+        ArchiveJob.deleted_at.is_(None), ArchiveJob.archive_status == ArchiveStatus.FAILED,
+        ArchiveJob.created_at < limit))
+    return {"stuck": stuck, "failing": failing, "total": stuck + failing}
+
+
+
+def archive_copy(case) -> dict:
+    """What the archive holds for a case (local archive), and what our jobs say was archived."""
+    jobs = list(db.session.scalars(select(ArchiveJob).where(ArchiveJob.case_id == case.id,
+                                                            ArchiveJob.deleted_at.is_(None)).order_by(ArchiveJob.id)))
+    transport = transports.get_transport()
+    messages = []
+    if hasattr(transport, "messages_for"):
+        keys = [f"case:{case.id}"] + [f"post:{p.id}" for p in case.posts]
+        seen = set()
+        for key in keys:
+            for meta in transport.messages_for(key):
+                if meta["klientmelding_id"] not in seen:
+                    seen.add(meta["klientmelding_id"])
+                    messages.append(meta)
+        messages.sort(key=lambda m: m["mottatt"])
+    return {"jobs": jobs, "messages": messages, "browsable": hasattr(transport, "messages_for")}

@@ -1,0 +1,51 @@
+"""The http transport: one multipart POST per job to a Fiks Arkiv-compatible endpoint (SPEC §10)."""
+from __future__ import annotations
+
+import requests
+
+from .. import replies
+from ..message import Message
+from . import INVALID, NOT_FOUND, OK, SERVER_ERROR, UNREACHABLE, Reply
+from .files import read_checked
+
+
+class HttpTransport:
+    asynchronous = False
+
+    def __init__(self, url: str, timeout: float = 30.0):
+        self.url, self.timeout = url, timeout
+
+    def send(self, message: Message, message_id: str) -> Reply:
+        parts = [(message.payload_name, (message.payload_name, message.payload, "application/xml"))]
+        for f in message.files:
+            parts.append((f.name, (f.filename, read_checked(f), "application/pdf")))
+        headers = {"X-Meldingstype": message.meldingstype, "X-Klientmelding-Id": message_id}
+        try:
+            response = requests.post(self.url, files=parts, headers=headers, timeout=self.timeout)
+        except requests.Timeout:
+            return Reply(UNREACHABLE, "arkivet svarte ikkje innan tida (tidsavbrot)")
+        except requests.ConnectionError:
+            return Reply(UNREACHABLE, "fekk ikkje kontakt med arkivet")
+        return interpret(response.status_code, response.content)
+
+    def poll(self, message_id: str) -> Reply | None:
+        return None
+
+
+def interpret(status: int, body: bytes) -> Reply:
+    """The status mapping of SPEC §10, with the reply's own text where it has one."""
+    try:
+        if status == 200:
+            return Reply(OK, ids=replies.parse_kvittering(body) if body.strip() else {})
+        if status == 400:
+            return Reply(INVALID, "arkivet avviste meldinga: " + replies.parse_feilmelding(body))
+        if status == 404:
+            return Reply(NOT_FOUND, "arkivet fann ikkje det meldinga viser til: " + replies.parse_feilmelding(body))
+        if status >= 500:
+            text = replies.parse_feilmelding(body) if body.strip() else f"HTTP {status}"
+            return Reply(SERVER_ERROR, f"feil hos arkivet: {text}")
+    except replies.ReplyInvalid as exc:
+        if status >= 500:
+            return Reply(SERVER_ERROR, f"feil hos arkivet (HTTP {status})")
+        return Reply(INVALID, f"uventa svar frå arkivet (HTTP {status}): {exc}")
+    return Reply(INVALID, f"uventa svar frå arkivet (HTTP {status})")

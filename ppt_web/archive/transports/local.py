@@ -1,0 +1,160 @@
+"""The built-in archive (the zero-setup default): a real, small archive in the instance folder.
+
+It validates each message against the XSD, stores it and its files immutably (files by SHA-256),
+assigns archive numbers and answers as the http contract says. The same klientmelding id twice
+stores once and answers again with the first reply.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+from lxml import etree
+
+from .. import replies
+from ..message import Message, MessageInvalid, validate
+from . import INVALID, OK, Reply
+from .files import read_checked
+
+KVITTERING_TYPES = {"no.ks.fiks.arkiv.v1.arkivering.arkivmelding.opprett"}
+
+
+class LocalArchive:
+    asynchronous = False
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def _dir(self, message_id: str) -> Path:
+        if not _is_uuid(message_id):
+            raise ValueError("klientmelding id must be a UUID")
+        return self.root / "meldingar" / message_id
+
+    @contextmanager
+    def _lock(self):
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def send(self, message: Message, message_id: str) -> Reply:
+        target = self._dir(message_id)
+        with self._lock():
+            if (target / "svar.json").exists():  # stored already: answer again, store nothing
+                return self._reply(target)
+            try:
+                validate(message.meldingstype, message.payload)
+            except MessageInvalid as exc:
+                return Reply(INVALID, f"arkivet avviste meldinga: {exc}")
+            work = Path(tempfile.mkdtemp(dir=self.root, prefix=".mottak-"))
+            try:
+                for f in message.files:
+                    data = read_checked(f)
+                    stored = self.root / "filer" / f.sha256[:2] / f.sha256
+                    if not stored.exists():
+                        stored.parent.mkdir(parents=True, exist_ok=True)
+                        _write(stored, data)
+                ids = self._next_ids(message)
+                (work / message.payload_name).write_bytes(message.payload)
+                meta = {"meldingstype": message.meldingstype, "klientmelding_id": message_id,
+                        "mottatt": datetime.now(timezone.utc).isoformat(), "ids": ids,
+                        "noeklar": external_keys(message.payload),
+                        "filer": [{"namn": f.name, "filnamn": f.filename, "sha256": f.sha256, "storleik": f.size}
+                                  for f in message.files]}
+                (work / "melding.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1))
+                receipt = replies.kvittering(message.meldingstype, message, ids) \
+                    if message.meldingstype in KVITTERING_TYPES else b""
+                (work / "kvittering.xml").write_bytes(receipt)
+                (work / "svar.json").write_text(json.dumps({"kind": OK, "ids": ids}))
+                for path in work.iterdir():
+                    _fsync(path)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(work, target)  # the message appears whole, or not at all
+                for key in meta["noeklar"]:
+                    index = self.root / "noeklar" / f"{hashlib.sha256(key.encode()).hexdigest()}.txt"
+                    index.parent.mkdir(parents=True, exist_ok=True)
+                    with open(index, "a") as out:
+                        out.write(message_id + "\n")
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+            return self._reply(target)
+
+    def poll(self, message_id: str) -> Reply | None:
+        return None
+
+    def _reply(self, target: Path) -> Reply:
+        answer = json.loads((target / "svar.json").read_text())
+        return Reply(answer["kind"], ids=answer.get("ids") or {})
+
+    def _next_ids(self, message: Message) -> dict:
+        counter = self.root / "teljar.json"
+        numbers = json.loads(counter.read_text()) if counter.exists() else {"arkivnummer": 0}
+        numbers["arkivnummer"] += 1
+        _write(counter, json.dumps(numbers).encode())
+        year = datetime.now(timezone.utc).year
+        return {"arkivnummer": f"{year}/{numbers['arkivnummer']:06d}"}
+
+    def messages_for(self, key: str) -> list[dict]:
+        """What the archive holds for one external key (e.g. "case:12"), oldest first, read-only."""
+        index = self.root / "noeklar" / f"{hashlib.sha256(key.encode()).hexdigest()}.txt"
+        if not index.exists():
+            return []
+        seen, out = set(), []
+        for message_id in index.read_text().split():
+            if message_id in seen:
+                continue
+            seen.add(message_id)
+            meta = self._dir(message_id) / "melding.json"
+            if meta.exists():
+                out.append(json.loads(meta.read_text()))
+        return out
+
+    def stored_count(self) -> int:
+        folder = self.root / "meldingar"
+        return sum(1 for _ in folder.iterdir()) if folder.exists() else 0
+
+
+def external_keys(payload: bytes) -> list[str]:
+    """The referanseEksternNoekkel keys a message carries (how staff find the archive copy)."""
+    try:
+        root = etree.fromstring(payload)
+    except etree.XMLSyntaxError:
+        return []
+    keys = root.xpath("//*[local-name()='referanseEksternNoekkel']/*[local-name()='noekkel']/text()")
+    return sorted({k.strip() for k in keys if k.strip()})
+
+
+def _is_uuid(value: str) -> bool:
+    import uuid
+
+    try:
+        return str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
+
+
+def _write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,72 @@
+"""The archive job: the outbox row that mirrors one archive-relevant change (DESIGN.md §2)."""
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from .base import utcnow
+from .domain import Case, Client, JournalPost
+from .types import UTCDateTime
+
+# Fiks Arkiv V1 message types (meldingstyper) the app sends.
+OPPRETT = "no.ks.fiks.arkiv.v1.arkivering.arkivmelding.opprett"
+OPPDATER = "no.ks.fiks.arkiv.v1.arkivering.arkivmelding.oppdater"
+AVSKRIVNING = "no.ks.fiks.arkiv.v1.arkivering.avskrivning.opprett"
+
+
+class JobStatus:
+    NEW = "new"
+    IN_PROGRESS = "in_progress"
+    DONE = "done"
+
+
+class ArchiveStatus:
+    NEW = "new"
+    ARCHIVED = "archived"
+    FAILED = "failed"
+
+
+class ArchiveJob(db.Model):
+    __tablename__ = "archive_job"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # The X-Klientmelding-Id: fixed at creation, the same on every retry.
+    message_id: Mapped[str] = mapped_column(String(36), unique=True, default=lambda: str(uuid.uuid4()))
+    # What happened in the case system: case_created, case_closed, case_reopened, post_finalized,
+    # metadata_corrected, post_written_off. The Fiks Arkiv message type follows from it.
+    event: Mapped[str] = mapped_column(String(30))
+    operation: Mapped[str] = mapped_column(String(80))
+    case_id: Mapped[int] = mapped_column(ForeignKey("case.id"), index=True)
+    post_id: Mapped[int | None] = mapped_column(ForeignKey("journal_post.id"), index=True)
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("client.id"), index=True)
+    correction_id: Mapped[int | None] = mapped_column(ForeignKey("metadata_correction.id"))
+    job_status: Mapped[str] = mapped_column(String(12), default=JobStatus.NEW)
+    archive_status: Mapped[str] = mapped_column(String(12), default=ArchiveStatus.NEW)
+    message: Mapped[str] = mapped_column(Text, default="")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reply_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    after_job_id: Mapped[int | None] = mapped_column(ForeignKey("archive_job.id"))
+    archive_ref: Mapped[dict | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finalized_on: Mapped[date] = mapped_column(Date)  # the Date column of the log
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    deleted_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    deleted_reason: Mapped[str | None] = mapped_column(Text)
+
+    case: Mapped[Case] = relationship()
+    post: Mapped[JournalPost | None] = relationship()
+    client: Mapped[Client | None] = relationship()
+    after_job: Mapped[ArchiveJob | None] = relationship(remote_side=[id])
+
+    __table_args__ = (
+        Index("ix_archive_job_due", "job_status", "next_attempt_at"),
+        Index("ix_archive_job_failed", "archive_status", "id"),
+        Index("ix_archive_job_log", "deleted_at", "id"),
+    )

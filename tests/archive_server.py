@@ -1,0 +1,70 @@
+"""A test archive on 127.0.0.1 speaking the http contract of SPEC §10, with switchable faults."""
+from __future__ import annotations
+
+import threading
+import time
+from email.parser import BytesParser
+from email.policy import HTTP
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class ArchiveServer:
+    """mode: ok | invalid | not_found | server_error | slow | store_then_fail."""
+
+    def __init__(self):
+        self.mode = "ok"
+        self.stored: dict[str, dict] = {}  # klientmelding id -> what arrived
+        self.requests = 0
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                from ppt_web.archive import replies
+
+                length = int(self.headers.get("Content-Length", 0))
+                body = self.rfile.read(length)
+                message_id = self.headers.get("X-Klientmelding-Id", "")
+                meldingstype = self.headers.get("X-Meldingstype", "")
+                with server.lock:
+                    server.requests += 1
+                    mode = server.mode
+                if mode == "slow":
+                    time.sleep(3)
+                if mode in ("invalid", "not_found", "server_error"):
+                    status, payload = {"invalid": (400, replies.ugyldigforespoersel("Manglar tittel")),
+                                       "not_found": (404, replies.ikkefunnet("Fann ikkje saksmappa")),
+                                       "server_error": (500, replies.serverfeil("Databasen er nede"))}[mode]
+                    return self._answer(status, payload)
+                parts = BytesParser(policy=HTTP).parsebytes(
+                    b"Content-Type: " + self.headers["Content-Type"].encode() + b"\r\n\r\n" + body)
+                files = {p.get_param("name", header="content-disposition"): p.get_payload(decode=True)
+                         for p in parts.iter_parts()}
+                with server.lock:
+                    if message_id not in server.stored:  # the same id twice: stored once
+                        server.stored[message_id] = {"meldingstype": meldingstype, "parts": files}
+                if mode == "store_then_fail":
+                    return self._answer(500, b"")
+                self._answer(200, b"")
+
+            def _answer(self, status: int, payload: bytes):
+                self.send_response(status)
+                self.send_header("Content-Type", "application/xml")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}/arkiv"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.thread.join(5)

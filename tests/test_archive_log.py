@@ -1,0 +1,122 @@
+"""The archive log page: failed first, filters, paging, live partial, retry, bulk retry, delete."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from ppt_web.extensions import db
+from ppt_web.models import ArchiveJob
+
+from . import builders
+from .conftest import activity_rows
+
+HX = {"HX-Request": "true"}
+
+
+def _jobs(app, n: int = 3) -> list[int]:
+    with app.app_context():
+        for i in range(n):
+            builders.case(title=f"Sak {i}")
+        ids = list(db.session.scalars(select(ArchiveJob.id).order_by(ArchiveJob.id)))
+        return ids
+
+
+def _fail(app, job_id: int, text: str = "Arkivet avviste meldinga") -> None:
+    with app.app_context():
+        job = db.session.get(ArchiveJob, job_id)
+        job.job_status, job.archive_status, job.message = "done", "failed", text
+        db.session.commit()
+
+
+def test_failed_jobs_are_always_on_top(app, login_as):
+    ids = _jobs(app, 4)
+    _fail(app, ids[0], "Gammal feil")
+    html = login_as("konsulent").get("/archive-log/").get_data(as_text=True)
+    rows = [html.index(f'id="job-{i}"') for i in ids]
+    assert rows[0] < min(rows[1:])  # the oldest job, failed, comes first
+    assert "Gammal feil" in html
+
+
+def test_leader_sees_it_read_only_and_handlers_not_at_all(app, login_as):
+    ids = _jobs(app, 1)
+    _fail(app, ids[0])
+    html = login_as("leiar").get("/archive-log/").get_data(as_text=True)
+    assert f'id="job-{ids[0]}"' in html and "/retry" not in html and "/delete" not in html
+    assert app.test_client().get("/archive-log/").status_code == 302
+
+
+def test_handler_gets_403(login_as):
+    assert login_as("radgjevar1").get("/archive-log/").status_code == 403
+
+
+def test_live_partial_keeps_the_filters(app, login_as):
+    ids = _jobs(app, 3)
+    _fail(app, ids[1])
+    client = login_as("konsulent")
+    partial = client.get("/archive-log/?status=failed", headers={**HX, "HX-Target": "archive-rows"})
+    html = partial.get_data(as_text=True)
+    assert html.lstrip().startswith('<tbody id="archive-rows"') and 'hx-trigger="every 2s"' in html
+    assert f'id="job-{ids[1]}"' in html and f'id="job-{ids[0]}"' not in html
+    assert 'hx-include="#archive-filters"' in html
+
+
+def test_paging_by_id(app, login_as):
+    _jobs(app, 55)
+    client = login_as("konsulent")
+    first = client.get("/archive-log/").get_data(as_text=True)
+    assert first.count('class="job ') == 50 and "before=" in first
+    import re
+
+    before = re.search(r"before=(\d+)", first).group(1)
+    second = client.get(f"/archive-log/?before={before}").get_data(as_text=True)
+    assert second.count('class="job ') == 5
+
+
+def test_retry_once_even_when_clicked_twice(app, login_as):
+    ids = _jobs(app, 1)
+    _fail(app, ids[0])
+    client = login_as("konsulent")
+    row = client.post(f"/archive-log/{ids[0]}/retry", headers=HX)
+    assert row.status_code == 200 and row.get_data(as_text=True).lstrip().startswith(f'<tr id="job-{ids[0]}"')
+    again = client.post(f"/archive-log/{ids[0]}/retry", headers=HX)
+    assert again.status_code == 200
+    with app.app_context():
+        job = db.session.get(ArchiveJob, ids[0])
+        assert (job.job_status, job.archive_status) == ("new", "new")
+        assert len(activity_rows("archive_job_retried")) == 1  # the second click changed nothing
+    assert login_as("leiar").post(f"/archive-log/{ids[0]}/retry").status_code in (302, 403)
+
+
+def test_bulk_retry_asks_first_then_retries_the_filtered(app, login_as):
+    ids = _jobs(app, 3)
+    for job_id in ids[:2]:
+        _fail(app, job_id)
+    client = login_as("konsulent")
+    confirm = client.post("/archive-log/retry-all", data={"status": "failed"}, headers=HX).get_data(as_text=True)
+    assert "2" in confirm and 'name="confirm" value="1"' in confirm
+    with app.app_context():
+        assert db.session.scalar(select(db.func.count()).select_from(ArchiveJob)
+                                 .where(ArchiveJob.archive_status == "failed")) == 2
+    client.post("/archive-log/retry-all", data={"status": "failed", "confirm": "1"})
+    with app.app_context():
+        assert db.session.scalar(select(db.func.count()).select_from(ArchiveJob)
+                                 .where(ArchiveJob.archive_status == "failed")) == 0
+
+
+def test_delete_needs_permission_confirmation_and_reason_and_is_audited(app, login_as):
+    ids = _jobs(app, 1)
+    _fail(app, ids[0])
+    admin = login_as("admin")  # archive_retry but not archive_delete
+    assert admin.post(f"/archive-log/{ids[0]}/delete", data={"reason": "x", "confirmation": "SLETT"}).status_code == 403
+    admin.post("/logout")
+    client = login_as("konsulent")
+    assert client.post(f"/archive-log/{ids[0]}/delete", data={"reason": "Dobbel", "confirmation": "ja"}).status_code == 422
+    assert client.post(f"/archive-log/{ids[0]}/delete", data={"reason": "", "confirmation": "SLETT"}).status_code == 422
+    assert client.post(f"/archive-log/{ids[0]}/delete",
+                       data={"reason": "Dobbel registrering", "confirmation": "slett"}).status_code == 302
+    with app.app_context():
+        job = db.session.get(ArchiveJob, ids[0])
+        assert job.deleted_at is not None and job.deleted_reason == "Dobbel registrering"
+        row = activity_rows("archive_job_deleted")[-1]
+        assert row.before["message_id"] == job.message_id and row.before["event"] == "case_created"
+        assert row.detail == "Dobbel registrering"
+    assert f'id="job-{ids[0]}"' not in client.get("/archive-log/").get_data(as_text=True)

@@ -1,0 +1,59 @@
+"""Real Redis, real forking workers: finalize -> Arkivert, and two workers never send twice."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+
+import pytest
+from sqlalchemy import func, select
+
+from ppt_web.archive import service as archive
+from ppt_web.archive.transports.local import LocalArchive
+from ppt_web.extensions import db
+from ppt_web.jobs import dispatch_archive_job
+from ppt_web.models import ArchiveJob
+from ppt_web.queue import get_queue
+
+from . import builders
+from .test_worker import ROOT, run_worker_burst, worker_env
+
+pytestmark = pytest.mark.app_config(PPT_QUEUE_NAME=f"archive-{uuid.uuid4().hex[:8]}")
+
+
+def test_finalized_document_is_archived_by_a_real_worker(app, ctx):
+    post = builders.finalized_post(builders.case(), post_type="N", title="Samtale")
+    assert get_queue().count == 2  # told after commit: case folder and post
+    done = run_worker_burst(app)
+    assert done.returncode == 0, done.stderr
+    db.session.expire_all()
+    states = {(j.event, j.job_status, j.archive_status) for j in db.session.scalars(select(ArchiveJob))}
+    assert states == {("case_created", "done", "archived"), ("post_finalized", "done", "archived")}
+    assert LocalArchive(app.config["PPT_LOCAL_ARCHIVE_DIR"]).messages_for(f"post:{post.id}")
+
+
+def test_two_workers_and_two_sweeps_send_each_job_once(app, ctx):
+    for i in range(100):
+        builders.case(title=f"Sak {i}")
+    for i in range(100):  # another 100 without a Redis notice: only the sweeps find these
+        builders.case(title=f"Stille {i}")
+    silent = list(db.session.scalars(select(ArchiveJob.id).order_by(ArchiveJob.id)))[100:]
+    queue = get_queue()
+    for job_id in silent:  # drop their notices, as if Redis had lost them
+        for job in queue.jobs:
+            if job.args == (job_id,):
+                job.delete()
+    archive.sweep()
+    archive.sweep()  # two sweeps: every due job notified twice more
+    for job_id in list(db.session.scalars(select(ArchiveJob.id)))[:100]:
+        queue.enqueue(dispatch_archive_job, job_id)  # and duplicate notices on top
+    env = worker_env(app)
+    workers = [subprocess.Popen([sys.executable, str(ROOT / "worker.py"), "--burst"], env=env, cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(2)]
+    for worker in workers:
+        assert worker.wait(300) == 0, worker.stderr.read()
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).select_from(ArchiveJob)
+                             .where(ArchiveJob.archive_status == "archived")) == 200
+    assert set(db.session.scalars(select(ArchiveJob.attempts))) == {1}  # each claimed exactly once
+    assert LocalArchive(app.config["PPT_LOCAL_ARCHIVE_DIR"]).stored_count() == 200
