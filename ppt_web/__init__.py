@@ -34,6 +34,8 @@ def create_app(config: dict | None = None) -> Flask:
     queue.init_app(app)
 
     from .activity import bp as activity_bp
+    from .archive import bp as archive_bp
+    from .archive import routes as _archive_routes  # noqa: F401  (registers the views)
     from .admin import bp as admin_bp
     from .auth import bp as auth_bp
     from .cases import bp as cases_bp
@@ -41,7 +43,7 @@ def create_app(config: dict | None = None) -> Flask:
     from .main import bp as main_bp
     from .search import bp as search_bp
 
-    for bp in (auth_bp, main_bp, admin_bp, activity_bp, clients_bp, cases_bp, search_bp):
+    for bp in (auth_bp, main_bp, admin_bp, activity_bp, clients_bp, cases_bp, search_bp, archive_bp):
         app.register_blueprint(bp)
 
     web.init_app(app)

@@ -3,6 +3,7 @@ the status mapping of SPEC §10, and idempotency."""
 from __future__ import annotations
 
 import socket
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -207,7 +208,7 @@ def test_folder_transport_hands_over_and_reads_late_replies(ctx, folder):
     assert db.session.get(ArchiveJob, job.id).job_status == "in_progress"  # received is not final
     from ppt_web.archive.message import build
 
-    _reply(folder, job, "kvittering", replies.kvittering(job.operation, build(job), {"arkivnummer": "2026/000042"}))
+    _reply(folder, job, "kvittering", replies.kvittering(job.operation, build(job), {"mappe": {"systemID": str(uuid.uuid4())}}))
     archive.sweep()
     job = db.session.get(ArchiveJob, job.id)
     db.session.refresh(job)

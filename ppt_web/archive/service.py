@@ -92,10 +92,15 @@ def process(job_id: int, worker: str | None = None) -> str:
 
 def apply_reply(job: ArchiveJob, reply: transports.Reply, asynchronous: bool = False) -> str:
     """The status mapping of SPEC §10, and the message column in plain Nynorsk."""
+    failed_parts = [part.get("feilet") for part in (reply.ids or {}).values()
+                    if isinstance(part, dict) and part.get("feilet")]
+    if reply.kind == transports.OK and failed_parts:
+        _finish(job, ArchiveStatus.FAILED, "Arkivet tok imot meldinga, men avviste ein del av ho: "
+                + "; ".join(failed_parts))
+        return "failed"
     if reply.kind == transports.OK:
         job.archive_ref = reply.ids or {}
-        _finish(job, ArchiveStatus.ARCHIVED, "Arkivert." + (f" Arkivnummer {reply.ids['arkivnummer']}."
-                                                            if reply.ids.get("arkivnummer") else ""))
+        _finish(job, ArchiveStatus.ARCHIVED, "Arkivert." + describe_ids(reply.ids or {}))
         _wake_successors(job)
         return "archived"
     if reply.kind == transports.HANDED_OVER:
@@ -126,6 +131,18 @@ def apply_reply(job: ArchiveJob, reply: transports.Reply, asynchronous: bool = F
         return "gave up"
     _finish(job, ArchiveStatus.FAILED, reply.text[:2000] or "Arkivet avviste meldinga.")
     return "failed"
+
+
+def describe_ids(ids: dict) -> str:
+    """The archive's own number for what it stored, for the Message column."""
+    if ids.get("arkivnummer"):
+        return f" Arkivnummer {ids['arkivnummer']}."
+    registrering, mappe = ids.get("registrering") or {}, ids.get("mappe") or {}
+    if registrering.get("journalpostnummer") is not None:
+        return f" Journalpostnummer {registrering.get('journalaar', '')}/{registrering['journalpostnummer']}."
+    if mappe.get("sakssekvensnummer") is not None:
+        return f" Saksnummer {mappe.get('saksaar', '')}/{mappe['sakssekvensnummer']}."
+    return ""
 
 
 def _finish(job: ArchiveJob, archive_status: str, text: str) -> None:

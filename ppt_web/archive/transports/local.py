@@ -75,7 +75,11 @@ class LocalArchive:
                 receipt = replies.kvittering(message.meldingstype, message, ids) \
                     if message.meldingstype in KVITTERING_TYPES else b""
                 (work / "kvittering.xml").write_bytes(receipt)
-                (work / "svar.json").write_text(json.dumps({"kind": OK, "ids": ids}))
+                # What the sender learns is what the receipt says (as over http), plus our number.
+                answer = {**(replies.parse_kvittering(receipt) if receipt else {}), "arkivnummer": ids["arkivnummer"]}
+                meta["ids"] = answer
+                (work / "melding.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1))
+                (work / "svar.json").write_text(json.dumps({"kind": OK, "ids": answer}))
                 for path in work.iterdir():
                     _fsync(path)
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -97,12 +101,24 @@ class LocalArchive:
         return Reply(answer["kind"], ids=answer.get("ids") or {})
 
     def _next_ids(self, message: Message) -> dict:
+        """Archive numbers for what the message holds: a saksmappe and/or a journalpost."""
+        import uuid
+
         counter = self.root / "teljar.json"
         numbers = json.loads(counter.read_text()) if counter.exists() else {"arkivnummer": 0}
         numbers["arkivnummer"] += 1
         _write(counter, json.dumps(numbers).encode())
         year = datetime.now(timezone.utc).year
-        return {"arkivnummer": f"{year}/{numbers['arkivnummer']:06d}"}
+        n = numbers["arkivnummer"]
+        return {
+            "arkivnummer": f"{year}/{n:06d}",
+            "mappe": {"systemID": str(uuid.uuid4())},
+            "registrering": {"systemID": str(uuid.uuid4()), "journalaar": year, "journalsekvensnummer": n,
+                             "journalpostnummer": n,
+                             "dokumentbeskrivelser": [{"systemID": str(uuid.uuid4()), "dokumentnummer": i + 1,
+                                                       "dokumentobjekter": [str(uuid.uuid4())]}
+                                                      for i, _ in enumerate(message.files)]},
+        }
 
     def messages_for(self, key: str) -> list[dict]:
         """What the archive holds for one external key (e.g. "case:12"), oldest first, read-only."""
