@@ -140,7 +140,7 @@ WRITE_OFF_LABELS = {
 }
 
 JOB_STATUS_LABELS = {"new": _l("New"), "in_progress": _l("In progress"), "done": _l("Done")}
-ARCHIVE_STATUS_LABELS = {"new": _l("New"), "archived": _l("Archived"), "failed": _l("Failed")}
+ARCHIVE_STATUS_LABELS = {"new": _l("New"), "archived": _l("Archived"), "failed": _l("Error")}
 
 OPERATION_LABELS = {
     "case_created": _l("Create case folder"),
