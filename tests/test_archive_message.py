@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from lxml import etree
 
 from ppt_web.archive import codes, replies
-from ppt_web.archive.message import (AM, AMO, AVS, DEFAULTS, MDK, Message, MessageInvalid, OutgoingFile, build,
+from ppt_web.archive.message import (AM, AMO, AVS, DEFAULTS, MDK, Message, MessageInvalid, build,
                                      criteria, party_id, validate)
 from ppt_web.cases import posts, service as cases
 from ppt_web.clients import service as clients

@@ -176,10 +176,13 @@ def _wake_successors(job: ArchiveJob) -> None:
     db.session.commit()
 
 
-def sweep(now: datetime | None = None, limit: int = 1000) -> dict:
+SWEEP_BATCH = 50
+
+
+def sweep(now: datetime | None = None, limit: int = 5000) -> dict:
     """What the routine's minute job does, and more: expired leases back to Ny, asynchronous
     replies read, and every due Ny job handed to the queue."""
-    from ..jobs import dispatch_archive_job
+    from ..jobs import dispatch_archive_jobs
     from ..queue import get_queue
 
     now = now or utcnow()
@@ -198,11 +201,11 @@ def sweep(now: datetime | None = None, limit: int = 1000) -> dict:
     queued = 0
     try:
         queue = get_queue()
-        for job_id in due:
-            queue.enqueue(dispatch_archive_job, job_id)
-            queued += 1
+        for start in range(0, len(due), SWEEP_BATCH):  # batches: one work horse for many jobs
+            queue.enqueue(dispatch_archive_jobs, due[start:start + SWEEP_BATCH])
+            queued += len(due[start:start + SWEEP_BATCH])
     except Exception:  # noqa: BLE001 - without Redis, process here: nothing waits for it
-        for job_id in due:
+        for job_id in due[queued:]:
             process(job_id)
     return {"requeued": requeued, "replies": replies_read, "due": len(due), "queued": queued}
 

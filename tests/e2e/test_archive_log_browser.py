@@ -6,7 +6,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
-from datetime import date
 
 import pytest
 from playwright.sync_api import expect
