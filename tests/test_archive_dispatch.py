@@ -240,3 +240,16 @@ def test_sweep_reclaims_expired_leases(ctx):
     archive.sweep(now=utcnow() + timedelta(hours=1))
     db.session.refresh(job)
     assert job.job_status == "new" and "stoppa" in job.message
+
+
+def test_local_archive_refuses_a_post_whose_case_it_does_not_hold(app, ctx):
+    """Answers ikkefunnet, as the http contract says, and stores nothing."""
+    from ppt_web.archive.message import build
+
+    builders.finalized_post(builders.case(), title="Notat")
+    post_job = jobs(event="post_finalized")[0]
+    reply = local(app).send(build(post_job), post_job.message_id)
+    assert reply.kind == "not_found" and "case:" in reply.text
+    assert local(app).stored_count() == 0
+    run_all()
+    assert {j.archive_status for j in jobs()} == {"archived"}

@@ -20,7 +20,7 @@ from lxml import etree
 
 from .. import replies
 from ..message import Message, MessageInvalid, validate
-from . import INVALID, OK, Reply
+from . import INVALID, NOT_FOUND, OK, Reply
 from .files import read_checked
 
 KVITTERING_TYPES = {"no.ks.fiks.arkiv.v1.arkivering.arkivmelding.opprett"}
@@ -56,6 +56,9 @@ class LocalArchive:
                 validate(message.meldingstype, message.payload)
             except MessageInvalid as exc:
                 return Reply(INVALID, f"arkivet avviste meldinga: {exc}")
+            unknown = [key for key in referenced_keys(message.payload) if not self._defined(key)]
+            if unknown:  # e.g. a journal post whose saksmappe the archive does not have (yet)
+                return Reply(NOT_FOUND, "arkivet fann ikkje det meldinga viser til: " + ", ".join(unknown))
             work = Path(tempfile.mkdtemp(dir=self.root, prefix=".mottak-"))
             try:
                 for f in message.files:
@@ -85,16 +88,25 @@ class LocalArchive:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(work, target)  # the message appears whole, or not at all
                 for key in meta["noeklar"]:
-                    index = self.root / "noeklar" / f"{hashlib.sha256(key.encode()).hexdigest()}.txt"
+                    index = self._index(key)
                     index.parent.mkdir(parents=True, exist_ok=True)
                     with open(index, "a") as out:
                         out.write(message_id + "\n")
+                for key in defined_keys(message.payload):
+                    marker = self._index(key).with_suffix(".definert")
+                    marker.touch()
             finally:
                 shutil.rmtree(work, ignore_errors=True)
             return self._reply(target)
 
     def poll(self, message_id: str) -> Reply | None:
         return None
+
+    def _index(self, key: str) -> Path:
+        return self.root / "noeklar" / f"{hashlib.sha256(key.encode()).hexdigest()}.txt"
+
+    def _defined(self, key: str) -> bool:
+        return self._index(key).with_suffix(".definert").exists()
 
     def _reply(self, target: Path) -> Reply:
         answer = json.loads((target / "svar.json").read_text())
@@ -122,7 +134,7 @@ class LocalArchive:
 
     def messages_for(self, key: str) -> list[dict]:
         """What the archive holds for one external key (e.g. "case:12"), oldest first, read-only."""
-        index = self.root / "noeklar" / f"{hashlib.sha256(key.encode()).hexdigest()}.txt"
+        index = self._index(key)
         if not index.exists():
             return []
         seen, out = set(), []
@@ -148,6 +160,21 @@ def external_keys(payload: bytes) -> list[str]:
         return []
     keys = root.xpath("//*[local-name()='referanseEksternNoekkel']/*[local-name()='noekkel']/text()")
     return sorted({k.strip() for k in keys if k.strip()})
+
+
+def defined_keys(payload: bytes) -> list[str]:
+    """Keys of the saksmappe or journalpost a message creates."""
+    root = etree.fromstring(payload)
+    return root.xpath("//*[local-name()='mappe' or local-name()='registrering']/*[local-name()="
+                      "'referanseEksternNoekkel']/*[local-name()='noekkel']/text()")
+
+
+def referenced_keys(payload: bytes) -> list[str]:
+    """Keys of things a message refers to (parent folder, the post to update or write off)."""
+    root = etree.fromstring(payload)
+    found = root.xpath("//*[starts-with(local-name(), 'referanse') and local-name() != 'referanseEksternNoekkel']"
+                       "//*[local-name()='noekkel']/text()")
+    return sorted({k.strip() for k in found if k.strip()})
 
 
 def _is_uuid(value: str) -> bool:
