@@ -120,3 +120,20 @@ def test_delete_needs_permission_confirmation_and_reason_and_is_audited(app, log
         assert row.before["message_id"] == job.message_id and row.before["event"] == "case_created"
         assert row.detail == "Dobbel registrering"
     assert f'id="job-{ids[0]}"' not in client.get("/archive-log/").get_data(as_text=True)
+
+
+def test_alert_for_jobs_failing_too_long_in_header_and_on_the_log(app, login_as):
+    from datetime import timedelta
+
+    from ppt_web.models.base import utcnow
+
+    ids = _jobs(app, 2)
+    client = login_as("konsulent")
+    assert "archive-alert" not in client.get("/").get_data(as_text=True)
+    _fail(app, ids[0])
+    with app.app_context():
+        job = db.session.get(ArchiveJob, ids[0])
+        job.created_at = utcnow() - timedelta(hours=3)
+        db.session.commit()
+    assert 'class="archive-alert"' in client.get("/").get_data(as_text=True)
+    assert "meir enn 120 minutt" in client.get("/archive-log/").get_data(as_text=True)
