@@ -103,7 +103,7 @@ def store_upload(stream: Readable, filename: str) -> StoredUpload:
             # These bytes are stored already: nothing to check or write (the temp file goes).
             return StoredUpload(sha256=sha256, size=size, page_count=known.page_count,
                                 filename=safe_filename(filename))
-        _fsync(tmp)
+        fsync_path(tmp)
         page_count = known.page_count if known is not None else inspect_pdf(tmp)
         _put_in_place(tmp, target)
         if known is None:
@@ -114,7 +114,8 @@ def store_upload(stream: Readable, filename: str) -> StoredUpload:
         tmp.unlink(missing_ok=True)
 
 
-def _fsync(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """Flush a written file (or a folder's entries) to disk before anything refers to it."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -52,3 +52,14 @@ def page(browser, live_server):
     page.console_errors = errors
     yield page
     context.close()
+
+
+def sign_in(page, username: str) -> None:
+    """Through the real sign-in form, as a person would."""
+    from playwright.sync_api import expect
+
+    page.goto("/login")
+    page.get_by_label("Brukarnamn").fill(username)
+    page.get_by_label("Passord").fill("demo-passord")
+    page.get_by_role("button", name="Logg inn").click()
+    expect(page.locator("header .user")).to_be_visible()

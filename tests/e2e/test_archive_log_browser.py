@@ -14,18 +14,12 @@ from sqlalchemy import select
 from ppt_web.extensions import db
 from ppt_web.models import ArchiveJob
 from tests import builders
+from tests.e2e.conftest import sign_in
 from tests.test_worker import ROOT, worker_env
 
 pytestmark = [pytest.mark.browser, pytest.mark.app_config(WTF_CSRF_ENABLED=True,
                                                           PPT_QUEUE_NAME=f"e2e-{uuid.uuid4().hex[:8]}")]
 
-
-def sign_in(page, username):
-    page.goto("/login")
-    page.get_by_label("Brukarnamn").fill(username)
-    page.get_by_label("Passord").fill("demo-passord")
-    page.get_by_role("button", name="Logg inn").click()
-    expect(page.locator("header .user")).to_be_visible()
 
 
 @pytest.fixture

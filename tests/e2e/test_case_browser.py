@@ -8,16 +8,10 @@ import pytest
 from playwright.sync_api import expect
 
 from tests import builders
+from tests.e2e.conftest import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.app_config(WTF_CSRF_ENABLED=True)]
 
-
-def sign_in(page, username):
-    page.goto("/login")
-    page.get_by_label("Brukarnamn").fill(username)
-    page.get_by_label("Passord").fill("demo-passord")
-    page.get_by_role("button", name="Logg inn").click()
-    expect(page.locator("header .user")).to_be_visible()
 
 
 def test_handler_registers_and_finalizes_and_a_colleague_cannot_find_it(page, tmp_path):

@@ -13,6 +13,7 @@ from pathlib import Path
 from .. import replies
 from ..message import Message
 from . import HANDED_OVER, INVALID, NOT_FOUND, OK, SERVER_ERROR, Reply
+from ...files.storage import fsync_path
 from .files import read_checked
 
 
@@ -35,9 +36,7 @@ class FolderTransport:
         for f in message.files:
             (work / f.name).write_bytes(read_checked(f))
         for path in work.iterdir():
-            fd = os.open(path, os.O_RDONLY)
-            os.fsync(fd)
-            os.close(fd)
+            fsync_path(path)
         os.replace(work, out)
         return Reply(HANDED_OVER, "overlevert til arkivet, ventar på kvittering")
 

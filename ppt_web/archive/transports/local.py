@@ -21,6 +21,7 @@ from lxml import etree
 from .. import replies
 from ..message import Message, MessageInvalid, validate
 from . import INVALID, NOT_FOUND, OK, Reply
+from ...files.storage import fsync_path
 from .files import read_checked
 
 KVITTERING_TYPES = {"no.ks.fiks.arkiv.v1.arkivering.arkivmelding.opprett"}
@@ -84,7 +85,7 @@ class LocalArchive:
                 (work / "melding.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1))
                 (work / "svar.json").write_text(json.dumps({"kind": OK, "ids": answer}))
                 for path in work.iterdir():
-                    _fsync(path)
+                    fsync_path(path)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(work, target)  # the message appears whole, or not at all
                 for key in meta["noeklar"]:
@@ -194,10 +195,3 @@ def _write(path: Path, data: bytes) -> None:
         os.fsync(out.fileno())
     os.replace(tmp, path)
 
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
