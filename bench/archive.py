@@ -28,9 +28,12 @@ def pct(values: list[float], q: float) -> float:
 
 
 def start_workers(n: int, env: dict) -> list[subprocess.Popen]:
+    logs = Path(env["PPT_INSTANCE_PATH"])
+    logs.mkdir(parents=True, exist_ok=True)
     return [subprocess.Popen([sys.executable, str(ROOT / "worker.py")], env=env, cwd=ROOT,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-            for _ in range(n)]
+                             stdout=subprocess.DEVNULL, stderr=open(logs / f"worker-{i}.log", "a"),
+                             start_new_session=True)
+            for i in range(n)]
 
 
 def stop_workers(procs: list[subprocess.Popen]) -> None:
@@ -45,7 +48,8 @@ def stop_workers(procs: list[subprocess.Popen]) -> None:
 def make_app(instance: Path, redis_url: str, **extra):
     from ppt_web import create_app
 
-    return create_app({"INSTANCE_PATH": str(instance), "PPT_REDIS_URL": redis_url, **extra})
+    return create_app({"INSTANCE_PATH": str(instance), "PPT_REDIS_URL": redis_url, "PPT_QUEUE_NAME": instance.name,
+                       **extra})
 
 
 def latency_run(instance: Path, redis_url: str, documents: int, immediate: bool, sweep: int) -> list[float]:
@@ -55,7 +59,7 @@ def latency_run(instance: Path, redis_url: str, documents: int, immediate: bool,
     from ppt_web.models import ArchiveJob
     from tests import builders
 
-    env = {**os.environ, "PPT_INSTANCE_PATH": str(instance), "PPT_REDIS_URL": redis_url,
+    env = {**os.environ, "PPT_INSTANCE_PATH": str(instance), "PPT_REDIS_URL": redis_url, "PPT_QUEUE_NAME": instance.name,
            "PPT_SWEEP_SECONDS": str(sweep), "PPT_ARCHIVE_IMMEDIATE": "1" if immediate else "0"}
     app = make_app(instance, redis_url, PPT_ARCHIVE_IMMEDIATE=immediate, PPT_SWEEP_SECONDS=sweep)
     workers = start_workers(1, env)
@@ -100,7 +104,8 @@ def backlog_run(instance: Path, redis_url: str, backlog: int, n_workers: int) ->
         for start in range(0, len(rows), 1000):
             db.session.execute(insert(ArchiveJob), rows[start:start + 1000])
         db.session.commit()
-    env = {**os.environ, "PPT_INSTANCE_PATH": str(instance), "PPT_REDIS_URL": redis_url, "PPT_SWEEP_SECONDS": "2"}
+    env = {**os.environ, "PPT_INSTANCE_PATH": str(instance), "PPT_REDIS_URL": redis_url, "PPT_QUEUE_NAME": instance.name,
+           "PPT_SWEEP_SECONDS": "2"}
     t0 = time.perf_counter()
     workers = start_workers(n_workers, env)
     try:
