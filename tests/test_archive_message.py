@@ -483,3 +483,24 @@ def test_parsers_refuse_what_is_not_a_reply():
         b"</feil:feilId>", b"</feil:feilIdx>")
     with pytest.raises(replies.ReplyInvalid, match="ikkefunnet"):
         replies.parse_feilmelding(broken)
+
+
+def test_vendored_standards_match_the_shared_originals():
+    """The package ships unchanged copies of the KS files; CI has shared/ beside the checkout."""
+    import hashlib
+    from pathlib import Path
+
+    from ppt_web.archive.codes import VENDORED
+
+    shared = next((p / "shared" / "standards" for p in Path(__file__).resolve().parents
+                   if (p / "shared" / "standards" / "fiks-arkiv-v1").is_dir()), None)
+    if shared is None:
+        import os
+
+        assert not os.environ.get("CI"), "CI lays shared/ beside the checkout"
+        pytest.skip("no shared/standards beside this checkout")
+    copies = sorted(p for p in (VENDORED / "fiks-arkiv-v1").rglob("*") if p.is_file())
+    assert len(copies) > 30
+    for copy in copies:
+        original = shared / copy.relative_to(VENDORED)
+        assert hashlib.sha256(copy.read_bytes()).digest() == hashlib.sha256(original.read_bytes()).digest(), copy

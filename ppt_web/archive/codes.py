@@ -23,20 +23,14 @@ MAX_PROBLEMS = 5
 _lock = threading.Lock()  # an XMLSchema keeps its error log on itself: one validation at a time
 
 
+VENDORED = Path(__file__).resolve().parent / "standards"
+
+
 def standards_dir() -> Path:
-    """PPT_STANDARDS_DIR (config, then environment), else the shared/standards beside the checkout."""
+    """PPT_STANDARDS_DIR (config, then environment), else the copy shipped with the package."""
     configured = current_app.config.get("PPT_STANDARDS_DIR") if has_app_context() else None
     configured = configured or os.environ.get("PPT_STANDARDS_DIR")
-    return Path(configured) if configured else _found()
-
-
-@lru_cache(maxsize=1)
-def _found() -> Path:
-    for parent in Path(__file__).resolve().parents:
-        candidate = parent / "shared" / "standards"
-        if (candidate / FIKS).is_dir():
-            return candidate
-    raise FileNotFoundError("shared/standards/fiks-arkiv-v1 not found above the package; set PPT_STANDARDS_DIR")
+    return Path(configured) if configured else VENDORED
 
 
 def canonical(meldingstype: str) -> str:
