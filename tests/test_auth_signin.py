@@ -84,14 +84,15 @@ def test_unknown_and_known_usernames_take_about_as_long(client):
 
     def median(username):
         times = []
-        for _ in range(3):
+        for _ in range(4):  # under the lockout limit
             t0 = time.perf_counter()
             sign_in(client, username, "nope")
             times.append(time.perf_counter() - t0)
         return sorted(times)[1]
 
+    # Both run one argon2 verification (tens of ms); skipping it would make unknown names ~10x faster.
     known, unknown = median("nestleiar"), median("no-such-user")
-    assert 0.5 < known / unknown < 2.0, (known, unknown)
+    assert 0.33 < known / unknown < 3.0, (known, unknown)
 
 
 def test_deactivated_user_cannot_sign_in(client, app):
