@@ -17,7 +17,7 @@ from rq import Worker
 
 from ppt_web import create_app
 from ppt_web.jobs import archive_sweep, use_app
-from ppt_web.queue import connection, get_queue
+from ppt_web.queue import connection, get_queue, worker_connection
 
 log = logging.getLogger("ppt.worker")
 SWEEP_LOCK = "ppt:archive-sweep-lock"
@@ -48,12 +48,13 @@ def main() -> int:
     app = create_app()
     use_app(app)
     with app.app_context():
-        conn, queue = connection(), get_queue()
+        conn = worker_connection()
+        queue = get_queue()
     name = args.name or f"{socket.gethostname()}.{uuid.uuid4().hex[:8]}"
     stop = threading.Event()
     if not args.burst:
         threading.Thread(target=sweep_timer, args=(app, stop), daemon=True, name="sweep-timer").start()
-    worker = Worker([queue], connection=conn, name=name)
+    worker = Worker([queue.name], connection=conn, name=name)
     try:
         worker.work(with_scheduler=True, burst=args.burst)
     finally:

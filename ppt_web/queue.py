@@ -28,6 +28,12 @@ def connection(app: Flask | None = None) -> redis.Redis:
     return client
 
 
+def worker_connection(app: Flask | None = None) -> redis.Redis:
+    """For an RQ worker: no read timeout, since the worker blocks on BLPOP for minutes on purpose."""
+    app = app or current_app
+    return redis.Redis.from_url(app.config["PPT_REDIS_URL"], socket_connect_timeout=5, health_check_interval=30)
+
+
 def get_queue(app: Flask | None = None) -> Queue:
     app = app or current_app
     return Queue(app.config["PPT_QUEUE_NAME"], connection=connection(app))
