@@ -253,3 +253,16 @@ def test_local_archive_refuses_a_post_whose_case_it_does_not_hold(app, ctx):
     assert local(app).stored_count() == 0
     run_all()
     assert {j.archive_status for j in jobs()} == {"archived"}
+
+
+def test_an_unexpected_error_is_shown_on_the_log_not_left_in_progress(app, ctx, monkeypatch):
+    builders.case()
+    job_id = jobs()[0].id
+
+    def broken(*args, **kwargs):
+        raise KeyError("oops")
+
+    monkeypatch.setattr(archive, "build", broken)
+    assert archive.process(job_id, "test") == "internal error"
+    job = db.session.get(ArchiveJob, job_id)
+    assert (job.job_status, job.archive_status) == ("done", "failed") and "Intern feil" in job.message

@@ -78,15 +78,21 @@ def process(job_id: int, worker: str | None = None) -> str:
         return "waiting"
     try:
         message = build(job, current_app.config.get("PPT_ARCHIVE_SETTINGS"))
+        transport = transports.get_transport()
+        reply = transport.send(message, job.message_id)
     except MessageInvalid as exc:
         _finish(job, ArchiveStatus.FAILED, f"Meldinga er ikkje gyldig og vart ikkje sendt: {exc}")
         return "invalid message"
-    transport = transports.get_transport()
-    try:
-        reply = transport.send(message, job.message_id)
     except FileMissing as exc:
         _finish(job, ArchiveStatus.FAILED, f"Kunne ikkje sende: {exc}")
         return "file missing"
+    except Exception as exc:  # noqa: BLE001 - a bug or a broken setup: visible on the log, not a silent loop
+        log.exception("archive job %s failed inside the app", job_id)
+        db.session.rollback()
+        job = db.session.get(ArchiveJob, job_id)
+        _finish(job, ArchiveStatus.FAILED, f"Intern feil i fagsystemet ({type(exc).__name__}). Sjå loggen; "
+                "prøv på nytt når feilen er retta.")
+        return "internal error"
     return apply_reply(job, reply, transport.asynchronous)
 
 
