@@ -70,6 +70,8 @@ ACTION_LABELS = {
     "post_written_off": _l("Written off"),
     "post_opened": _l("Journal post opened"),
     "document_opened": _l("Document opened"),
+    "archive_job_retried": _l("Archive job retried"),
+    "archive_job_deleted": _l("Archive job deleted"),
     "not_found": _l("Not found or not allowed"),
 }
 
@@ -84,6 +86,7 @@ OBJECT_LABELS = {
     "journal_post": _l("Journal post"),
     "document": _l("Document"),
     "organisation": _l("Organisation"),
+    "archive_job": _l("Archive job"),
 }
 
 OUTCOME_LABELS = {
