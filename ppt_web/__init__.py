@@ -11,6 +11,9 @@ def create_app(config: dict | None = None) -> Flask:
     """Build the app: config, extensions, blueprints, security, errors and CLI."""
     instance_path = (config or {}).get("INSTANCE_PATH") or os.environ.get("PPT_INSTANCE_PATH")
     app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
+    from .web import BoundedInt
+
+    app.url_map.converters["int"] = BoundedInt  # ids past a 64-bit integer are 404, not a database error
     from . import config as config_module
 
     config_module.load(app, config)

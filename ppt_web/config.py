@@ -48,7 +48,8 @@ def defaults(instance_path: str) -> dict:
     inst = Path(instance_path)
     return {
         "SQLALCHEMY_DATABASE_URI": f"sqlite:///{inst / 'ppt.sqlite'}",
-        "SQLALCHEMY_ENGINE_OPTIONS": {},
+        # Never echo SQL parameters (a national id) into an error or a log line.
+        "SQLALCHEMY_ENGINE_OPTIONS": {"hide_parameters": True},
         "PPT_REDIS_URL": None,  # the launcher starts an embedded Redis and sets this
         "PPT_SYNC_DIR": str(inst / "sync"),
         "PPT_ARCHIVE_BACKEND": "local",

@@ -10,6 +10,14 @@ from stdnum.no import fodselsnummer, orgnr
 from .errors import Invalid
 
 
+def today() -> date:
+    """Today in Oslo, not on the server's clock (UTC): dates on posts are Norwegian dates."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    return datetime.now(ZoneInfo("Europe/Oslo")).date()
+
+
 def national_id(value: str, field: str = "national_id") -> str:
     """A fødselsnummer or D-number, 11 digits with valid check digits and birth date."""
     raw = "".join((value or "").split())

@@ -9,12 +9,21 @@ from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import func, select
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from .activity import service as activity
 from .errors import DomainError, Forbidden, NotFound
 from .extensions import db
 
 log = logging.getLogger(__name__)
+
+
+class BoundedInt(IntegerConverter):
+    """<int:...> in URLs, but only values a database integer column can hold."""
+
+    def __init__(self, url_map, *args, **kwargs):
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(url_map, *args, **kwargs)
 
 
 def _error_page(status: int, message: str):

@@ -266,3 +266,42 @@ def test_an_unexpected_error_is_shown_on_the_log_not_left_in_progress(app, ctx, 
     assert archive.process(job_id, "test") == "internal error"
     job = db.session.get(ArchiveJob, job_id)
     assert (job.job_status, job.archive_status) == ("done", "failed") and "Intern feil" in job.message
+
+
+def test_retry_does_not_overwrite_a_worker_that_holds_the_job(ctx):
+    builders.case()
+    job = jobs()[0]
+    job.job_status, job.archive_status = "new", "failed"  # waiting for its back-off
+    db.session.commit()
+    assert archive.claim(job.id, "worker-1")  # a worker takes it just now...
+    archive.retry(user("konsulent"), job.id)  # ...as the consultant clicks Prøv på nytt
+    db.session.refresh(job)
+    assert job.job_status == "in_progress" and job.claimed_by == "worker-1"
+
+
+def test_local_archive_heals_its_index_after_a_crash(app, ctx):
+    """A crash between storing a message and indexing it must not block the case for ever."""
+    import shutil
+
+    from ppt_web.archive.message import build
+
+    builders.case()
+    case_job = jobs()[0]
+    archive.process(case_job.id, "test")
+    shutil.rmtree(Path(app.config["PPT_LOCAL_ARCHIVE_DIR"]) / "noeklar")  # as if the crash came there
+    again = local(app).send(build(case_job), case_job.message_id)  # the worker's retry after the crash
+    assert again.kind == "ok"
+    builders.finalized_post(db.session.get(ArchiveJob, case_job.id).case, title="Notat")
+    run_all()
+    assert {j.archive_status for j in jobs()} == {"archived"}
+
+
+def test_a_case_without_its_folder_job_gets_one_first(ctx):
+    """Cases from before the outbox (or a job deleted by hand): the saksmappe is sent first."""
+    case = builders.case()
+    db.session.execute(ArchiveJob.__table__.delete())
+    db.session.commit()
+    builders.finalized_post(case, title="Notat")
+    assert [j.event for j in jobs()] == ["case_created", "post_finalized"]
+    run_all()
+    assert {j.archive_status for j in jobs()} == {"archived"}

@@ -130,3 +130,26 @@ def test_hostile_file_names_are_stored_safely(app, login_as, name):
         doc_id = doc.id
     header = client.get(f"/documents/{doc_id}").headers["Content-Disposition"]
     assert ".." not in header.split("filename")[1][:4] and "\u202e" not in header
+
+
+def test_ids_beyond_any_database_integer_are_404(login_as):
+    client = login_as("konsulent")
+    for url in ("/cases/99999999999999999999", "/posts/99999999999999999999", "/clients/99999999999999999999",
+                "/documents/99999999999999999999", "/cases/9223372036854775807"):
+        assert client.get(url).status_code == 404, url
+    assert client.post("/cases/new", data={"kind": "person", "title": "x", "client_id": "99999999999999999999",
+                                           "category": "referral"}).status_code == 422
+
+
+def test_client_edit_page_does_not_show_the_full_national_id(app, login_as):
+    with app.app_context():
+        client_obj = builders.client("radgjevar1", given_name="Kai")
+        nid, client_id = client_obj.national_id, client_obj.id
+    client = login_as("radgjevar1")
+    html = client.get(f"/clients/{client_id}/edit").get_data(as_text=True)
+    assert nid not in html and nid[:6] in html
+    response = client.post(f"/clients/{client_id}/edit", data={"national_id": "", "given_name": "Kai",
+                                                                "family_name": "Nordmann", "handler_id": ""})
+    assert response.status_code == 302
+    with app.app_context():
+        assert db.session.get(Client, client_id).national_id == nid

@@ -178,7 +178,7 @@ def test_write_off_by_reply_or_other_method(ctx):
     assert posts.outstanding(user("radgjevar1")) == []
     with pytest.raises(Conflict):
         posts.write_off(user("radgjevar1"), incoming.id, "TE")
-    other = builders.post(case, post_type="I", correspondent="BUP", title="Kopi")
+    other = builders.finalized_post(case, post_type="I", correspondent="BUP", title="Kopi")
     posts.write_off(user("radgjevar1"), other.id, "TO")
     assert db.session.get(JournalPost, other.id).write_off_method == "TO"
 
@@ -235,3 +235,24 @@ def test_same_file_is_stored_once(ctx):
                           posts.Upload(io.BytesIO(pdf), "same.pdf"))
     assert db.session.scalar(db.select(db.func.count()).select_from(StoredFile)) == 1
     assert db.session.scalar(db.select(db.func.count()).select_from(Document)) == 2
+
+
+def test_write_off_needs_finalized_posts(ctx):
+    case = builders.case()
+    draft_in = builders.post(case, post_type="I", correspondent="Skule", title="Utkast inn")
+    with pytest.raises(Conflict):
+        posts.write_off(user("radgjevar1"), draft_in.id, "TE")
+    db.session.rollback()
+    incoming = builders.finalized_post(case, post_type="I", correspondent="Skule", title="Inn")
+    draft_reply = builders.post(case, post_type="U", correspondent="Skule", title="Svar-utkast")
+    with pytest.raises(Invalid):
+        posts.write_off(user("radgjevar1"), incoming.id, "BU", draft_reply.id)
+
+
+def test_a_reply_that_writes_off_another_post_is_not_deleted(ctx):
+    case = builders.case()
+    incoming = builders.finalized_post(case, post_type="I", correspondent="Skule", title="Inn")
+    reply = builders.finalized_post(case, post_type="U", correspondent="Skule", title="Svar")
+    posts.write_off(user("radgjevar1"), incoming.id, "BU", reply.id)
+    with pytest.raises(Conflict):
+        posts.delete_post(user("konsulent"), reply.id, "feil")

@@ -32,6 +32,10 @@ def _add(event: str, operation: str, case: Case, post: JournalPost | None = None
     from ..queue import enqueue_after_commit
 
     db.session.flush()
+    if event != "case_created" and not db.session.scalar(
+            select(ArchiveJob.id).where(ArchiveJob.case_id == case.id, ArchiveJob.event == "case_created",
+                                        ArchiveJob.deleted_at.is_(None)).limit(1)):
+        _add("case_created", OPPRETT, case)  # the archive needs the saksmappe before anything in it
     previous = db.session.scalar(select(ArchiveJob.id).where(ArchiveJob.case_id == case.id, ArchiveJob.deleted_at.is_(None))
                                  .order_by(ArchiveJob.id.desc()).limit(1))
     job = ArchiveJob(event=event, operation=operation, case_id=case.id, post_id=post.id if post else None,

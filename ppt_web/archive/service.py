@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
+from rq.timeouts import BaseTimeoutException
 from sqlalchemy import and_, func, or_, select, update
 
 from ..activity import service as activity
@@ -86,6 +87,8 @@ def process(job_id: int, worker: str | None = None) -> str:
     except FileMissing as exc:
         _finish(job, ArchiveStatus.FAILED, f"Kunne ikkje sende: {exc}")
         return "file missing"
+    except BaseTimeoutException:
+        raise  # RQ's job timeout: the lease runs out and the sweep sets the job back to Ny
     except Exception as exc:  # noqa: BLE001 - a bug or a broken setup: visible on the log, not a silent loop
         log.exception("archive job %s failed inside the app", job_id)
         db.session.rollback()
@@ -208,7 +211,9 @@ def sweep(now: datetime | None = None, limit: int = 5000) -> dict:
     try:
         queue = get_queue()
         for start in range(0, len(due), SWEEP_BATCH):  # batches: one work horse for many jobs
-            queue.enqueue(dispatch_archive_jobs, due[start:start + SWEEP_BATCH])
+            batch = due[start:start + SWEEP_BATCH]
+            per_job = current_app.config["PPT_ARCHIVE_HTTP_TIMEOUT"] + 30
+            queue.enqueue(dispatch_archive_jobs, batch, job_timeout=len(batch) * per_job)
             queued += len(due[start:start + SWEEP_BATCH])
     except Exception:  # noqa: BLE001 - without Redis, process here: nothing waits for it
         for job_id in due[queued:]:
@@ -256,8 +261,8 @@ class LogFilter:
             out.append(ArchiveJob.finalized_on >= self.date_from)
         if self.date_to:
             out.append(ArchiveJob.finalized_on <= self.date_to)
-        if self.client.strip():
-            text = self.client.strip().lower()
+        text = "".join(c for c in self.client if not c.isdigit()).strip().lower()  # names only: no ids here
+        if text:
             ids = select(Client.id).where(or_(and_(Client.name_lower >= text, Client.name_lower < text + "\uffff"),
                                               and_(Client.family_lower >= text, Client.family_lower < text + "\uffff")))
             out.append(ArchiveJob.client_id.in_(ids))
@@ -300,27 +305,37 @@ def retry(actor: User, job_id: int) -> ArchiveJob:
     """Prøv på nytt: a failed job back to Ny, picked up at once. A second click changes nothing."""
     require(actor, "archive_retry")
     job = get(job_id)
-    if not (job.job_status == JobStatus.DONE and job.archive_status == ArchiveStatus.FAILED) and \
-            not (job.job_status == JobStatus.NEW and job.archive_status == ArchiveStatus.FAILED):
-        return job  # already on its way, or archived: nothing to do, nothing sent twice
-    _reset(job, actor)
-    db.session.commit()
+    if _reset(job, actor):
+        db.session.commit()
+    else:
+        db.session.rollback()
+    db.session.refresh(job)
     return job
 
 
-def _reset(job: ArchiveJob, actor: User) -> None:
+RETRYABLE = or_(and_(ArchiveJob.job_status == JobStatus.DONE, ArchiveJob.archive_status == ArchiveStatus.FAILED),
+                and_(ArchiveJob.job_status == JobStatus.NEW, ArchiveJob.archive_status == ArchiveStatus.FAILED))
+
+
+def _reset(job: ArchiveJob, actor: User) -> bool:
+    """One conditional UPDATE: only a job that is failed and not being worked on is reset."""
     from ..jobs import dispatch_archive_job
     from ..queue import enqueue_after_commit
 
+    changed = db.session.execute(
+        update(ArchiveJob).where(ArchiveJob.id == job.id, ArchiveJob.deleted_at.is_(None), RETRYABLE)
+        .values(job_status=JobStatus.NEW, archive_status=ArchiveStatus.NEW, attempts=0, next_attempt_at=None,
+                done_at=None, reply_deadline=None, message=f"Sett i gang på nytt av {actor.full_name}.")
+        .execution_options(synchronize_session=False)).rowcount
+    if not changed:
+        return False  # already on its way, or archived: nothing to do, nothing sent twice
     transport = transports.get_transport()
     if transport.asynchronous and hasattr(transport, "reset"):
         transport.reset(job.message_id)
-    job.job_status, job.archive_status = JobStatus.NEW, ArchiveStatus.NEW
-    job.attempts, job.next_attempt_at, job.done_at, job.reply_deadline = 0, None, None, None
-    job.message = f"Sett i gang på nytt av {actor.full_name}."
     activity.record("archive_job_retried", actor=actor, object_type="archive_job", object_id=job.id,
                     detail=job.operation)
     enqueue_after_commit(db.session, dispatch_archive_job, job.id)
+    return True
 
 
 def bulk_retry(actor: User, flt: LogFilter) -> int:
@@ -328,10 +343,9 @@ def bulk_retry(actor: User, flt: LogFilter) -> int:
     require(actor, "archive_retry")
     jobs = list(db.session.scalars(select(ArchiveJob).where(
         *flt.clauses(), ArchiveJob.job_status == JobStatus.DONE, ArchiveJob.archive_status == ArchiveStatus.FAILED)))
-    for job in jobs:
-        _reset(job, actor)
+    count = sum(1 for job in jobs if _reset(job, actor))
     db.session.commit()
-    return len(jobs)
+    return count
 
 
 DELETE_WORD = "SLETT"
@@ -347,10 +361,15 @@ def delete(actor: User, job_id: int, reason: str, confirmation: str) -> None:
     reason = " ".join((reason or "").split())
     if not reason:
         raise Invalid(_l("Give the reason for deleting the job."), field="reason")
-    if job.job_status == JobStatus.IN_PROGRESS:
-        raise Conflict(_l("The job is being sent right now. Wait until it is done."))
     content = {c.name: _plain(getattr(job, c.name)) for c in ArchiveJob.__table__.columns}
-    job.deleted_at, job.deleted_by_id, job.deleted_reason = utcnow(), actor.id, reason
+    deleted = db.session.execute(
+        update(ArchiveJob).where(ArchiveJob.id == job.id, ArchiveJob.deleted_at.is_(None),
+                                 ArchiveJob.job_status != JobStatus.IN_PROGRESS)
+        .values(deleted_at=utcnow(), deleted_by_id=actor.id, deleted_reason=reason)
+        .execution_options(synchronize_session=False)).rowcount
+    if not deleted:
+        db.session.rollback()
+        raise Conflict(_l("The job is being sent right now. Wait until it is done."))
     activity.record("archive_job_deleted", actor=actor, object_type="archive_job", object_id=job.id,
                     before=content, detail=reason)
     db.session.commit()

@@ -144,7 +144,7 @@ def create_post(actor: User, case_id: int, data: PostData, main: Upload | None =
     except ValueError:
         raise Invalid(_l("Choose the type of journal post."), field="post_type") from None
     post = JournalPost(post_type=post_type, status=PostStatus.DRAFT, created_by=actor, registered_at=utcnow())
-    _apply(post, data, date.today())
+    _apply(post, data, validation.today())
     new_files: list[str] = []
     try:
         _store_files(post, main, attachments or [], new_files)
@@ -186,7 +186,7 @@ def update_post(actor: User, post_id: int, data: PostData, main: Upload | None =
     data.post_type = post.post_type.value
     new_files: list[str] = []
     try:
-        _apply(post, data, date.today())
+        _apply(post, data, validation.today())
         _store_files(post, main, attachments or [], new_files)
         post.case.last_activity_at = utcnow()
         db.session.flush()
@@ -219,6 +219,8 @@ def delete_post(actor: User, post_id: int, reason: str) -> None:
     if post.locked:
         raise Conflict(_l("A finalized post cannot be deleted."))
     reason = validation.required_text(reason, "reason", 1000)
+    if db.session.scalar(select(JournalPost.id).where(JournalPost.write_off_reply_id == post.id).limit(1)):
+        raise Conflict(_l("The post is the reply that writes off another post and cannot be deleted."))
     activity.record("post_deleted", actor=actor, object_type="journal_post", object_id=post.id,
                     before={**snapshot(post), "number": post.number}, detail=reason)
     db.session.delete(post)
@@ -273,7 +275,7 @@ def correct_metadata(actor: User, post_id: int, reason: str, data: PostData) -> 
     reason = " ".join((reason or "").split())
     if not reason:
         raise Invalid(_l("Give the reason for the correction."), field="reason")
-    today = date.today()
+    today = validation.today()
     before = {k: v for k, v in snapshot(post).items() if k in ("title", "document_date", "received_on",
                                                               "sent_on", "correspondents")}
     title = validation.required_text(data.title, "title")
@@ -314,6 +316,8 @@ def write_off(actor: User, post_id: int, method: str, reply_post_id: int | None 
         raise Conflict(_l("Only incoming posts are written off."))
     if post.written_off_at is not None:
         raise Conflict(_l("The post is written off already."))
+    if not post.locked:
+        raise Conflict(_l("Finalize the incoming post before it is written off."))
     if method not in WRITE_OFF_METHODS:
         raise Invalid(_l("Choose how the post is written off."), field="method")
     reply = None
@@ -321,6 +325,9 @@ def write_off(actor: User, post_id: int, method: str, reply_post_id: int | None 
         reply = db.session.get(JournalPost, reply_post_id) if reply_post_id else None
         if reply is None or reply.case_id != post.case_id or reply.post_type != PostType.U:
             raise Invalid(_l("Choose the outgoing reply in the same case."), field="reply_post_id")
+        if not reply.locked:
+            raise Invalid(_l("Finalize the reply first: a post is written off by a finalized reply."),
+                          field="reply_post_id")
     before = snapshot(post)
     post.written_off_at, post.write_off_method = utcnow(), method
     post.written_off_by, post.write_off_reply = actor, reply

@@ -169,14 +169,13 @@ def validate_post_field(field: str):
     form.validate()
     if field not in form._fields or field in ("main_document", "attachments", "correspondents", "csrf_token"):
         abort(404)
-    from datetime import date
 
     from .. import validation
 
     target = form[field]
     try:
         if field in ("document_date", "received_on", "sent_on") and target.data:
-            validation.not_in_future(target.data, field, date.today())
+            validation.not_in_future(target.data, field, validation.today())
         if field == "title" and not (target.data or "").strip():
             raise Invalid(_("A title is needed before the post can be finalized."), field="title")
     except Invalid as exc:
@@ -285,6 +284,9 @@ def outstanding():
 def document(document_id: int):
     """The PDF, inline in the browser; never cached, never sniffed, with a safe file name."""
     doc = posts.open_document(_actor(), document_id)
+    if not file_path(doc.sha256).exists():
+        raise Conflict(_("The file of this document is missing from the file store. Tell the administrative "
+                         "consultant; the archive copy is not affected."))
     response = send_file(file_path(doc.sha256), mimetype="application/pdf", as_attachment=False,
                          download_name=doc.filename, conditional=False, etag=False, max_age=0)
     response.headers["Cache-Control"] = "no-store"

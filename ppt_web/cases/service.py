@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import timedelta
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, exists, func, or_, select
@@ -58,7 +58,7 @@ def register_case(actor: User, data: CaseData) -> Case:
     if not actor.can("register_case") and (kind != CaseKind.PERSON or (data.handler_id or actor.id) != actor.id):
         require(actor, "register_case")
     case = Case(kind=kind, title=validation.required_text(data.title, "title"), number=f"new-{uuid.uuid4().hex}",
-                opened_on=date.today(), status=CaseStatus.OPEN)
+                opened_on=validation.today(), status=CaseStatus.OPEN)
     case.title_lower = case.title.lower()
     if kind == CaseKind.PERSON:
         if not data.client_id:
@@ -164,7 +164,7 @@ def close_case(actor: User, case_id: int) -> Case:
         raise Conflict(_l("The case cannot be closed while these posts are not finalized: %(posts)s.",
                           posts=", ".join(f"{p.number} {p.title or ''}".strip() for p in waiting)))
     before = snapshot(case)
-    case.status, case.closed_on = CaseStatus.CLOSED, date.today()
+    case.status, case.closed_on = CaseStatus.CLOSED, validation.today()
     _log("case_closed", actor, case, before)
     outbox.case_closed(case)
     db.session.commit()

@@ -5,11 +5,19 @@ from wtforms.validators import DataRequired, Length, Optional
 
 
 def _int_or_none(value):
-    return int(value) if value not in (None, "", "None") else None
+    """A chosen id, or None; anything that is not a plausible id counts as no choice."""
+    if value in (None, "", "None"):
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if 0 < number < 2**63 else None
 
 
 class ClientForm(FlaskForm):
-    national_id = StringField(_l("National identity number"), validators=[DataRequired(), Length(max=20)],
+    # Required when registering (the service says so); on edit, empty keeps the number unseen.
+    national_id = StringField(_l("National identity number"), validators=[Optional(), Length(max=20)],
                               render_kw={"inputmode": "numeric", "autocomplete": "off"})
     given_name = StringField(_l("Given name"), validators=[DataRequired(), Length(max=120)])
     family_name = StringField(_l("Family name"), validators=[DataRequired(), Length(max=120)])

@@ -66,6 +66,8 @@ def edit_client(client_id: int):
 
     client = scope.client(_actor(), client_id)
     form = _client_form(ClientForm(obj=client))
+    if request.method == "GET":
+        form.national_id.data = ""  # shown only through the logged "Vis"; type a new one to change it
     if form.validate_on_submit():
         try:
             service.update_client(_actor(), client_id, _data(form))

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
 
 from .. import validation
@@ -86,7 +87,12 @@ def register_client(actor: User, data: ClientData) -> Client:
         data.handler_id = actor.id  # a handler registers clients for themselves
     _apply(client, data, actor)
     db.session.add(client)
-    db.session.flush()
+    try:
+        db.session.flush()
+    except IntegrityError:  # registered by someone else a moment ago
+        db.session.rollback()
+        _unique_national_id(number)
+        raise
     activity.record("client_created", actor=actor, object_type="client", object_id=client.id, after=_snapshot(client))
     db.session.commit()
     return client
@@ -97,7 +103,8 @@ def update_client(actor: User, client_id: int, data: ClientData) -> Client:
     client = scope.client(actor, client_id)
     require(actor, "register_case", "journal")
     before = _snapshot(client)
-    number = validation.national_id(data.national_id)
+    typed = (data.national_id or "").strip()
+    number = validation.national_id(typed) if typed else client.national_id  # empty: unchanged
     if number != client.national_id:
         require(actor, "register_case", object_type="client", object_id=client.id)
         _unique_national_id(number, client.id)

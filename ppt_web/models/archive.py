@@ -51,7 +51,7 @@ class ArchiveJob(db.Model):
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reply_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime)
     claimed_by: Mapped[str | None] = mapped_column(String(200))
-    after_job_id: Mapped[int | None] = mapped_column(ForeignKey("archive_job.id"))
+    after_job_id: Mapped[int | None] = mapped_column(ForeignKey("archive_job.id"), index=True)
     archive_ref: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finalized_on: Mapped[date] = mapped_column(Date)  # the Date column of the log

@@ -52,6 +52,7 @@ class LocalArchive:
         target = self._dir(message_id)
         with self._lock():
             if (target / "svar.json").exists():  # stored already: answer again, store nothing
+                self._index_message(message, message_id)  # (again: a crash may have come between)
                 return self._reply(target)
             try:
                 validate(message.meldingstype, message.payload)
@@ -86,22 +87,29 @@ class LocalArchive:
                 (work / "svar.json").write_text(json.dumps({"kind": OK, "ids": answer}))
                 for path in work.iterdir():
                     fsync_path(path)
+                self._index_message(message, message_id)  # before the rename: idempotent, and never missing
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(work, target)  # the message appears whole, or not at all
-                for key in meta["noeklar"]:
-                    index = self._index(key)
-                    index.parent.mkdir(parents=True, exist_ok=True)
-                    with open(index, "a") as out:
-                        out.write(message_id + "\n")
-                for key in defined_keys(message.payload):
-                    marker = self._index(key).with_suffix(".definert")
-                    marker.touch()
+                fsync_path(target.parent)
             finally:
                 shutil.rmtree(work, ignore_errors=True)
             return self._reply(target)
 
     def poll(self, message_id: str) -> Reply | None:
         return None
+
+    def _index_message(self, message: Message, message_id: str) -> None:
+        """Find-by-key index and the "this archive holds it" markers; safe to write twice."""
+        for key in external_keys(message.payload):
+            index = self._index(key)
+            index.parent.mkdir(parents=True, exist_ok=True)
+            if not index.exists() or message_id not in index.read_text().split():
+                with open(index, "a") as out:
+                    out.write(message_id + "\n")
+        for key in defined_keys(message.payload):
+            marker = self._index(key).with_suffix(".definert")
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
 
     def _index(self, key: str) -> Path:
         return self.root / "noeklar" / f"{hashlib.sha256(key.encode()).hexdigest()}.txt"
