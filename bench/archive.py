@@ -126,6 +126,7 @@ def main() -> int:
     parser.add_argument("--documents", type=int, default=40)
     parser.add_argument("--backlog", type=int, default=10000)
     parser.add_argument("--sweep", type=int, default=10, help="sweep period for the sweep-only baseline (s)")
+    parser.add_argument("--skip-latency", action="store_true", help="only the backlog runs")
     args = parser.parse_args()
 
     from flask_migrate import upgrade
@@ -137,7 +138,8 @@ def main() -> int:
     redis = EmbeddedRedis(base / "redis")
     redis.start()
     try:
-        for label, immediate in (("immediate dispatch", True), (f"sweep only ({args.sweep} s)", False)):
+        latency_runs = [] if args.skip_latency else [("immediate dispatch", True), (f"sweep only ({args.sweep} s)", False)]
+        for label, immediate in latency_runs:
             instance = base / label.split()[0]
             app = make_app(instance, redis.url)
             with app.app_context():
