@@ -72,6 +72,7 @@ ACTION_LABELS = {
     "document_opened": _l("Document opened"),
     "archive_job_retried": _l("Archive job retried"),
     "archive_job_deleted": _l("Archive job deleted"),
+    "archive_job_restored": _l("Archive job restored"),
     "not_found": _l("Not found or not allowed"),
 }
 

@@ -137,3 +137,17 @@ def test_alert_for_jobs_failing_too_long_in_header_and_on_the_log(app, login_as)
         db.session.commit()
     assert 'class="archive-alert"' in client.get("/").get_data(as_text=True)
     assert "meir enn 120 minutt" in client.get("/archive-log/").get_data(as_text=True)
+
+
+def test_a_deleted_job_can_be_restored(app, login_as):
+    ids = _jobs(app, 1)
+    _fail(app, ids[0])
+    client = login_as("konsulent")
+    client.post(f"/archive-log/{ids[0]}/delete", data={"reason": "Feil", "confirmation": "SLETT"})
+    listed = client.get("/archive-log/?status=deleted").get_data(as_text=True)
+    assert f'id="job-{ids[0]}"' in listed and "Feil" in listed
+    assert client.post(f"/archive-log/{ids[0]}/restore").status_code == 302
+    with app.app_context():
+        assert db.session.get(ArchiveJob, ids[0]).deleted_at is None
+        assert activity_rows("archive_job_restored")[-1].detail.endswith("Feil")
+    assert f'id="job-{ids[0]}"' in client.get("/archive-log/").get_data(as_text=True)

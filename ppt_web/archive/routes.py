@@ -87,6 +87,14 @@ def delete(job_id: int):
         (422 if error else 200)
 
 
+@bp.route("/<int:job_id>/restore", methods=["POST"])
+@permission_required("archive_delete")
+def restore(job_id: int):
+    service.restore(_actor(), job_id)
+    flash(_("The archive job is restored."), "success")
+    return go(url_for("archive.log"))
+
+
 @bp.route("/case/<int:case_id>")
 @permission_required("search_own", "search_all")
 def case_copy(case_id: int):

@@ -250,7 +250,10 @@ class LogFilter:
     client: str = ""  # a client's name (prefix)
 
     def clauses(self) -> list:
-        out = [ArchiveJob.deleted_at.is_(None)]
+        if self.status == "deleted":  # the soft-deleted jobs, to look at or restore
+            out = [ArchiveJob.deleted_at.is_not(None)]
+        else:
+            out = [ArchiveJob.deleted_at.is_(None)]
         if self.status in (JobStatus.NEW, JobStatus.IN_PROGRESS, JobStatus.DONE):
             out.append(ArchiveJob.job_status == self.status)
         elif self.status in (ArchiveStatus.FAILED, ArchiveStatus.ARCHIVED):
@@ -373,6 +376,25 @@ def delete(actor: User, job_id: int, reason: str, confirmation: str) -> None:
     activity.record("archive_job_deleted", actor=actor, object_type="archive_job", object_id=job.id,
                     before=content, detail=reason)
     db.session.commit()
+
+
+def restore(actor: User, job_id: int) -> ArchiveJob:
+    """Undo a deletion: the row was only marked, so it comes back as it was, and is sent if due."""
+    from ..jobs import dispatch_archive_job
+    from ..queue import enqueue_after_commit
+
+    require(actor, "archive_delete", object_type="archive_job", object_id=job_id)
+    job = db.session.get(ArchiveJob, job_id)
+    if job is None or job.deleted_at is None:
+        raise NotFound(object_type="archive_job", object_id=job_id)
+    reason = job.deleted_reason
+    job.deleted_at, job.deleted_by_id, job.deleted_reason = None, None, None
+    activity.record("archive_job_restored", actor=actor, object_type="archive_job", object_id=job.id,
+                    detail=f"sletta med grunngjeving: {reason}")
+    if job.job_status == JobStatus.NEW:
+        enqueue_after_commit(db.session, dispatch_archive_job, job.id)
+    db.session.commit()
+    return job
 
 
 def _plain(value):
