@@ -288,7 +288,9 @@ def test_local_archive_heals_its_index_after_a_crash(app, ctx):
     builders.case()
     case_job = jobs()[0]
     archive.process(case_job.id, "test")
-    shutil.rmtree(Path(app.config["PPT_LOCAL_ARCHIVE_DIR"]) / "noeklar")  # as if the crash came there
+    root = Path(app.config["PPT_LOCAL_ARCHIVE_DIR"])
+    shutil.rmtree(root / "noeklar")  # as if the crash came there
+    shutil.rmtree(root / "definert")
     again = local(app).send(build(case_job), case_job.message_id)  # the worker's retry after the crash
     assert again.kind == "ok"
     builders.finalized_post(db.session.get(ArchiveJob, case_job.id).case, title="Notat")

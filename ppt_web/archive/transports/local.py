@@ -99,23 +99,25 @@ class LocalArchive:
         return None
 
     def _index_message(self, message: Message, message_id: str) -> None:
-        """Find-by-key index and the "this archive holds it" markers; safe to write twice."""
+        """Find-by-key index (a folder per key, an empty file per message) and the "this archive
+        holds it" markers: writing them twice does no harm, and costs the same however many."""
         for key in external_keys(message.payload):
-            index = self._index(key)
-            index.parent.mkdir(parents=True, exist_ok=True)
-            if not index.exists() or message_id not in index.read_text().split():
-                with open(index, "a") as out:
-                    out.write(message_id + "\n")
+            folder = self._index(key)
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / message_id).touch()
         for key in defined_keys(message.payload):
-            marker = self._index(key).with_suffix(".definert")
+            marker = self._marker(key)
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.touch()
 
     def _index(self, key: str) -> Path:
-        return self.root / "noeklar" / f"{hashlib.sha256(key.encode()).hexdigest()}.txt"
+        return self.root / "noeklar" / hashlib.sha256(key.encode()).hexdigest()
+
+    def _marker(self, key: str) -> Path:
+        return self.root / "definert" / hashlib.sha256(key.encode()).hexdigest()
 
     def _defined(self, key: str) -> bool:
-        return self._index(key).with_suffix(".definert").exists()
+        return self._marker(key).exists()
 
     def _reply(self, target: Path) -> Reply:
         answer = json.loads((target / "svar.json").read_text())
@@ -143,18 +145,15 @@ class LocalArchive:
 
     def messages_for(self, key: str) -> list[dict]:
         """What the archive holds for one external key (e.g. "case:12"), oldest first, read-only."""
-        index = self._index(key)
-        if not index.exists():
+        folder = self._index(key)
+        if not folder.is_dir():
             return []
-        seen, out = set(), []
-        for message_id in index.read_text().split():
-            if message_id in seen:
-                continue
-            seen.add(message_id)
-            meta = self._dir(message_id) / "melding.json"
+        out = []
+        for entry in folder.iterdir():
+            meta = self._dir(entry.name) / "melding.json"
             if meta.exists():
                 out.append(json.loads(meta.read_text()))
-        return out
+        return sorted(out, key=lambda m: m["mottatt"])
 
     def stored_count(self) -> int:
         folder = self.root / "meldingar"
