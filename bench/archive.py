@@ -134,6 +134,9 @@ def main() -> int:
     from ppt_web.cli import seed_demo_users
     from ppt_web.launcher import EmbeddedRedis
 
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop workers and Redis on the way out
     base = Path(tempfile.mkdtemp(prefix="ppt-bench-archive-"))
     redis = EmbeddedRedis(base / "redis")
     redis.start()
@@ -164,7 +167,7 @@ def main() -> int:
                   f"({args.backlog / took:6.1f} jobs/s)")
     finally:
         redis.stop()
-    return 0
+    return 0  # (workers are stopped by each run's own finally)
 
 
 if __name__ == "__main__":
