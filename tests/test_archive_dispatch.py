@@ -307,3 +307,19 @@ def test_a_case_without_its_folder_job_gets_one_first(ctx):
     assert [j.event for j in jobs()] == ["case_created", "post_finalized"]
     run_all()
     assert {j.archive_status for j in jobs()} == {"archived"}
+
+
+def test_sweep_does_not_flood_the_queue_with_notices_it_sent_lately(ctx):
+    from ppt_web.queue import get_queue
+
+    app_queue = get_queue()
+    app_queue.empty()
+    db.session.execute(ArchiveJob.__table__.delete())
+    db.session.commit()
+    builders.case()
+    app_queue.empty()  # the notice after commit: as if Redis had lost it
+    db.session.execute(ArchiveJob.__table__.update().values(notified_at=None))
+    db.session.commit()
+    assert archive.sweep()["queued"] == 1
+    assert archive.sweep()["queued"] == 0  # told a moment ago: not again
+    assert archive.sweep(now=utcnow() + timedelta(minutes=5))["queued"] == 1  # still not done: told again

@@ -35,6 +35,7 @@ def upgrade():
     sa.Column('lease_until', sa.DateTime(timezone=True), nullable=True),
     sa.Column('reply_deadline', sa.DateTime(timezone=True), nullable=True),
     sa.Column('claimed_by', sa.String(length=200), nullable=True),
+    sa.Column('notified_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('after_job_id', sa.Integer(), nullable=True),
     sa.Column('archive_ref', sa.JSON(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),

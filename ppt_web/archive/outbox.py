@@ -14,6 +14,7 @@ from sqlalchemy import select
 from ..extensions import db
 from ..models import ArchiveJob, Case, JournalPost, MetadataCorrection
 from ..models.archive import AVSKRIVNING, OPPDATER, OPPRETT
+from ..models.base import utcnow
 from ..models.domain import LOCKED_STATUSES
 
 
@@ -38,12 +39,13 @@ def _add(event: str, operation: str, case: Case, post: JournalPost | None = None
         _add("case_created", OPPRETT, case)  # the archive needs the saksmappe before anything in it
     previous = db.session.scalar(select(ArchiveJob.id).where(ArchiveJob.case_id == case.id, ArchiveJob.deleted_at.is_(None))
                                  .order_by(ArchiveJob.id.desc()).limit(1))
+    immediate = current_app.config.get("PPT_ARCHIVE_IMMEDIATE", True)  # off only to measure the sweep alone
     job = ArchiveJob(event=event, operation=operation, case_id=case.id, post_id=post.id if post else None,
                      client_id=case.client_id, correction_id=correction.id if correction else None,
-                     after_job_id=previous, finalized_on=date.today())
+                     after_job_id=previous, finalized_on=date.today(), notified_at=utcnow() if immediate else None)
     db.session.add(job)
     db.session.flush()
-    if current_app.config.get("PPT_ARCHIVE_IMMEDIATE", True):  # off only to measure the sweep alone
+    if immediate:
         enqueue_after_commit(db.session, dispatch_archive_job, job.id)
     return job
 

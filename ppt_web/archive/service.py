@@ -180,7 +180,8 @@ def _wake_successors(job: ArchiveJob) -> None:
     for successor_id in db.session.scalars(select(ArchiveJob.id).where(
             ArchiveJob.after_job_id == job.id, ArchiveJob.job_status == JobStatus.NEW)):
         db.session.execute(update(ArchiveJob).where(ArchiveJob.id == successor_id)
-                           .values(next_attempt_at=None).execution_options(synchronize_session=False))
+                           .values(next_attempt_at=None, notified_at=utcnow())
+                           .execution_options(synchronize_session=False))
         enqueue_after_commit(db.session, dispatch_archive_job, successor_id)
     db.session.commit()
 
@@ -203,10 +204,18 @@ def sweep(now: datetime | None = None, limit: int = 5000) -> dict:
         .execution_options(synchronize_session=False)).rowcount
     db.session.commit()
     replies_read = _read_async_replies(now)
+    # Due jobs not told to a worker lately: a notice still in the queue is not sent again and again
+    # (that would flood a backlog); one that Redis lost is re-told after a couple of periods.
+    quiet = now - timedelta(seconds=max(2 * current_app.config["PPT_SWEEP_SECONDS"], 10))
     due = list(db.session.scalars(
         select(ArchiveJob.id).where(ArchiveJob.job_status == JobStatus.NEW, ArchiveJob.deleted_at.is_(None),
-                                    or_(ArchiveJob.next_attempt_at.is_(None), ArchiveJob.next_attempt_at <= now))
+                                    or_(ArchiveJob.next_attempt_at.is_(None), ArchiveJob.next_attempt_at <= now),
+                                    or_(ArchiveJob.notified_at.is_(None), ArchiveJob.notified_at < quiet))
         .order_by(ArchiveJob.id).limit(limit)))
+    if due:
+        db.session.execute(update(ArchiveJob).where(ArchiveJob.id.in_(due)).values(notified_at=now)
+                           .execution_options(synchronize_session=False))
+        db.session.commit()
     queued = 0
     try:
         queue = get_queue()
@@ -328,7 +337,8 @@ def _reset(job: ArchiveJob, actor: User) -> bool:
     changed = db.session.execute(
         update(ArchiveJob).where(ArchiveJob.id == job.id, ArchiveJob.deleted_at.is_(None), RETRYABLE)
         .values(job_status=JobStatus.NEW, archive_status=ArchiveStatus.NEW, attempts=0, next_attempt_at=None,
-                done_at=None, reply_deadline=None, message=f"Sett i gang på nytt av {actor.full_name}.")
+                done_at=None, reply_deadline=None, notified_at=utcnow(),
+                message=f"Sett i gang på nytt av {actor.full_name}.")
         .execution_options(synchronize_session=False)).rowcount
     if not changed:
         return False  # already on its way, or archived: nothing to do, nothing sent twice

@@ -51,6 +51,8 @@ class ArchiveJob(db.Model):
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reply_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime)
     claimed_by: Mapped[str | None] = mapped_column(String(200))
+    # When a worker was last told about this job: the sweep re-tells only after a while.
+    notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     after_job_id: Mapped[int | None] = mapped_column(ForeignKey("archive_job.id"), index=True)
     archive_ref: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
