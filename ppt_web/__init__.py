@@ -34,7 +34,6 @@ def create_app(config: dict | None = None) -> Flask:
     babel.init_app(app, locale_selector=i18n.select_locale, timezone_selector=lambda: "Europe/Oslo")
     login_manager.init_app(app)
     security.init_app(app)
-    queue.init_app(app)
 
     from .activity import bp as activity_bp
     from .archive import bp as archive_bp

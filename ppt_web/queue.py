@@ -73,6 +73,3 @@ def _drop_pending(session: Session, previous_transaction) -> None:
     # Fires on every rollback() call, also when no SQL had been sent yet.
     session.info.pop(PENDING_KEY, None)
 
-
-def init_app(app: Flask) -> None:
-    app.extensions.setdefault("ppt_redis", None)

@@ -12,8 +12,8 @@ from flask import current_app
 from sqlalchemy import select
 
 from ..extensions import db
+from .message import EVENTS
 from ..models import ArchiveJob, Case, JournalPost, MetadataCorrection
-from ..models.archive import AVSKRIVNING, OPPDATER, OPPRETT
 from ..models.base import utcnow
 from ..models.domain import LOCKED_STATUSES
 
@@ -27,7 +27,7 @@ def post_is_archived(post: JournalPost) -> bool:
     return post.status in LOCKED_STATUSES and case_is_linked(post.case)
 
 
-def _add(event: str, operation: str, case: Case, post: JournalPost | None = None,
+def _add(event: str, case: Case, post: JournalPost | None = None,
          correction: MetadataCorrection | None = None) -> ArchiveJob:
     from ..jobs import dispatch_archive_job
     from ..queue import enqueue_after_commit
@@ -36,11 +36,11 @@ def _add(event: str, operation: str, case: Case, post: JournalPost | None = None
     if event != "case_created" and not db.session.scalar(
             select(ArchiveJob.id).where(ArchiveJob.case_id == case.id, ArchiveJob.event == "case_created",
                                         ArchiveJob.deleted_at.is_(None)).limit(1)):
-        _add("case_created", OPPRETT, case)  # the archive needs the saksmappe before anything in it
+        _add("case_created", case)  # the archive needs the saksmappe before anything in it
     previous = db.session.scalar(select(ArchiveJob.id).where(ArchiveJob.case_id == case.id, ArchiveJob.deleted_at.is_(None))
                                  .order_by(ArchiveJob.id.desc()).limit(1))
     immediate = current_app.config.get("PPT_ARCHIVE_IMMEDIATE", True)  # off only to measure the sweep alone
-    job = ArchiveJob(event=event, operation=operation, case_id=case.id, post_id=post.id if post else None,
+    job = ArchiveJob(event=event, operation=EVENTS[event], case_id=case.id, post_id=post.id if post else None,
                      client_id=case.client_id, correction_id=correction.id if correction else None,
                      after_job_id=previous, finalized_on=date.today(), notified_at=utcnow() if immediate else None)
     db.session.add(job)
@@ -53,34 +53,34 @@ def _add(event: str, operation: str, case: Case, post: JournalPost | None = None
 def case_created(case: Case) -> None:
     """A new case: the archive gets its saksmappe (arkivmelding.opprett)."""
     if case_is_linked(case):
-        _add("case_created", OPPRETT, case)
+        _add("case_created", case)
 
 
 def case_closed(case: Case) -> None:
     """Case closed: saksstatus A (arkivmelding.oppdater)."""
     if case_is_linked(case):
-        _add("case_closed", OPPDATER, case)
+        _add("case_closed", case)
 
 
 def case_reopened(case: Case) -> None:
     """Case reopened: saksstatus B (arkivmelding.oppdater)."""
     if case_is_linked(case):
-        _add("case_reopened", OPPDATER, case)
+        _add("case_reopened", case)
 
 
 def post_finalized(post: JournalPost) -> None:
     """A finalized post linked to a national id or organisation number is archived."""
     if post_is_archived(post):
-        _add("post_finalized", OPPRETT, post.case, post)
+        _add("post_finalized", post.case, post)
 
 
 def metadata_corrected(post: JournalPost, correction: MetadataCorrection) -> None:
     """A metadata correction of a finalized post (arkivmelding.oppdater)."""
     if post_is_archived(post):
-        _add("metadata_corrected", OPPDATER, post.case, post, correction)
+        _add("metadata_corrected", post.case, post, correction)
 
 
 def post_written_off(post: JournalPost) -> None:
     """A write-off of an incoming post (avskrivning.opprett)."""
     if post_is_archived(post):
-        _add("post_written_off", AVSKRIVNING, post.case, post)
+        _add("post_written_off", post.case, post)

@@ -261,6 +261,7 @@ def finalize(actor: User, post_id: int) -> JournalPost:
     return post
 
 
+# What a metadata correction may change (SPEC §3), as keys of snapshot().
 METADATA_FIELDS = ("title", "document_date", "received_on", "sent_on", "correspondents")
 
 
@@ -276,8 +277,7 @@ def correct_metadata(actor: User, post_id: int, reason: str, data: PostData) -> 
     if not reason:
         raise Invalid(_l("Give the reason for the correction."), field="reason")
     today = validation.today()
-    before = {k: v for k, v in snapshot(post).items() if k in ("title", "document_date", "received_on",
-                                                              "sent_on", "correspondents")}
+    before = {k: v for k, v in snapshot(post).items() if k in METADATA_FIELDS}
     title = validation.required_text(data.title, "title")
     document_date = validation.not_in_future(data.document_date, "document_date", today)
     if document_date is None:
@@ -296,7 +296,7 @@ def correct_metadata(actor: User, post_id: int, reason: str, data: PostData) -> 
     if post.post_type in (PostType.I, PostType.U) and not post.correspondents:
         raise Invalid(_l("This field is required."), field="correspondents")
     db.session.flush()
-    after = {k: v for k, v in snapshot(post).items() if k in before}
+    after = {k: v for k, v in snapshot(post).items() if k in METADATA_FIELDS}
     if after == before:
         db.session.rollback()
         raise Invalid(_l("Nothing was changed."))

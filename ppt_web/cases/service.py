@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import and_, exists, or_, select
 
 from .. import validation
 from ..activity import service as activity
@@ -101,12 +101,18 @@ def _active_user(user_id: int | None, field: str) -> User:
     return user
 
 
-def add_cohandler(actor: User, case_id: int, user_id: int) -> Case:
-    """Add a co-handler; without search_all only to one's own case."""
+def _case_for_cohandlers(actor: User, case_id: int) -> Case:
+    """add_cohandler, and without search_all only on one's own case (the routine's "eigne saker")."""
     case = scope.case(actor, case_id)
     require(actor, "add_cohandler", object_type="case", object_id=case.id)
     if case.handler_id != actor.id and not scope.sees_all(actor):
-        raise Conflict(_l("Only the responsible handler adds co-handlers to this case."))
+        raise Conflict(_l("Only the responsible handler changes the co-handlers of this case."))
+    return case
+
+
+def add_cohandler(actor: User, case_id: int, user_id: int) -> Case:
+    """Add a co-handler; without search_all only to one's own case."""
+    case = _case_for_cohandlers(actor, case_id)
     user = _active_user(user_id, "user_id")
     if user.id == case.handler_id:
         raise Conflict(_l("The responsible handler is already on the case."))
@@ -120,10 +126,7 @@ def add_cohandler(actor: User, case_id: int, user_id: int) -> Case:
 
 
 def remove_cohandler(actor: User, case_id: int, user_id: int) -> Case:
-    case = scope.case(actor, case_id)
-    require(actor, "add_cohandler", object_type="case", object_id=case.id)
-    if case.handler_id != actor.id and not scope.sees_all(actor):
-        raise Conflict(_l("Only the responsible handler changes the co-handlers of this case."))
+    case = _case_for_cohandlers(actor, case_id)
     user = db.session.get(User, user_id)
     if user is None or user not in case.co_handlers:
         return case
@@ -217,9 +220,6 @@ def history(case: Case):
             ActivityLog.outcome == "ok", ~ActivityLog.action.in_(("document_opened", "post_opened")))
         .order_by(ActivityLog.id.desc()).limit(200)))
 
-
-def count_cases(actor: User) -> int:
-    return db.session.scalar(select(func.count()).select_from(Case).where(scope.case_clause(actor)))
 
 
 def clients_for(actor: User) -> list[Client]:

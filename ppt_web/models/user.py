@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import Boolean, Column, ForeignKey, Integer, String, Table, select
+from sqlalchemy import Boolean, Column, ForeignKey, Integer, String, Table
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -115,9 +115,6 @@ class User(UserMixin, db.Model):
 
     def can(self, code: str) -> bool:
         return code in self.permission_codes()
-
-    def coordinates(self) -> list[AccessGroup]:
-        return list(db.session.scalars(select(AccessGroup).where(AccessGroup.coordinator_id == self.id)))
 
 
 class UserSession(db.Model):
