@@ -36,11 +36,25 @@ ENV_KEYS = {
     "PPT_ARCHIVE_ALERT_MINUTES": "PPT_ARCHIVE_ALERT_MINUTES",
     "PPT_LOGIN_MAX_FAILURES": "PPT_LOGIN_MAX_FAILURES",
     "PPT_LOGIN_LOCKOUT_SECONDS": "PPT_LOGIN_LOCKOUT_SECONDS",
+    "PPT_SVARINN_DIR": "PPT_SVARINN_DIR",
+    "PPT_INTAKE_SECONDS": "PPT_INTAKE_SECONDS",
+    "PPT_INBOUND_SECONDS": "PPT_INBOUND_SECONDS",
+    "PPT_SYNC_SETTLE_SECONDS": "PPT_SYNC_SETTLE_SECONDS",
+    "PPT_SYNC_INCOMPLETE_SECONDS": "PPT_SYNC_INCOMPLETE_SECONDS",
+    "PPT_PAPER_KEEP_MONTHS": "PPT_PAPER_KEEP_MONTHS",
+    "PPT_DOWNTIME_PAPER_KEEP_MONTHS": "PPT_DOWNTIME_PAPER_KEEP_MONTHS",
+    "PPT_PAPER_STORAGE_PLACE": "PPT_PAPER_STORAGE_PLACE",
+    "PPT_SMTP_HOST": "PPT_SMTP_HOST",
+    "PPT_SMTP_PORT": "PPT_SMTP_PORT",
+    "PPT_MAIL_FROM": "PPT_MAIL_FROM",
+    "PPT_BASE_URL": "PPT_BASE_URL",
 }
 
 INT_KEYS = {"PPT_SWEEP_SECONDS", "PPT_MAX_UPLOAD_BYTES", "PPT_ARCHIVE_HTTP_TIMEOUT", "PPT_ARCHIVE_MAX_ATTEMPTS",
             "PPT_ARCHIVE_BACKOFF_SECONDS", "PPT_ARCHIVE_LEASE_SECONDS", "PPT_ARCHIVE_REPLY_HOURS",
-            "PPT_ARCHIVE_ALERT_MINUTES", "PPT_LOGIN_MAX_FAILURES", "PPT_LOGIN_LOCKOUT_SECONDS"}
+            "PPT_ARCHIVE_ALERT_MINUTES", "PPT_LOGIN_MAX_FAILURES", "PPT_LOGIN_LOCKOUT_SECONDS",
+            "PPT_INTAKE_SECONDS", "PPT_INBOUND_SECONDS", "PPT_SYNC_SETTLE_SECONDS", "PPT_SYNC_INCOMPLETE_SECONDS",
+            "PPT_PAPER_KEEP_MONTHS", "PPT_DOWNTIME_PAPER_KEEP_MONTHS", "PPT_SMTP_PORT"}
 
 
 def defaults(instance_path: str) -> dict:
@@ -66,6 +80,23 @@ def defaults(instance_path: str) -> dict:
         "PPT_SWEEP_SECONDS": 60,
         "PPT_INBOUND_BACKEND": "folder",
         "PPT_OUTBOUND_BACKEND": "folder",
+        "PPT_SVARINN_DIR": str(inst / "svarinn"),
+        # Post registration (SPEC §5): how often the sync folder and the inbound mail are looked at, how
+        # long a scan must stay unchanged before it is read, and how long a file that does not yet read
+        # as a whole PDF is waited for before it is reported (quarantined) as never completed.
+        "PPT_INTAKE_SECONDS": 2,
+        "PPT_INBOUND_SECONDS": 10,
+        "PPT_SYNC_SETTLE_SECONDS": 2,
+        "PPT_SYNC_INCOMPLETE_SECONDS": 300,
+        # Paper originals (SPEC §8): kept 3 months after scanning, paper kept during downtime 6 months.
+        "PPT_PAPER_KEEP_MONTHS": 3,
+        "PPT_DOWNTIME_PAPER_KEEP_MONTHS": 6,
+        "PPT_PAPER_STORAGE_PLACE": "Arkivrommet",
+        # Optional e-mail for notifications: off unless a host is set.
+        "PPT_SMTP_HOST": None,
+        "PPT_SMTP_PORT": 25,
+        "PPT_MAIL_FROM": "ppt@localhost",
+        "PPT_BASE_URL": "http://localhost:5000",
         "PPT_LOGIN_MAX_FAILURES": 5,
         "PPT_LOGIN_LOCKOUT_SECONDS": 15 * 60,
         "PPT_QUEUE_NAME": "ppt",

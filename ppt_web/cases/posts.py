@@ -18,6 +18,7 @@ from ..models import (Case, CaseStatus, Correspondent, Document, JournalPost, Me
                       PostStatus, PostType, StoredFile, User)
 from ..models.base import utcnow
 from ..models.domain import DEFAULT_LEGAL_BASIS, WRITE_OFF_METHODS
+from ..files.storage import discard_unreferenced
 from . import scope
 
 
@@ -123,18 +124,12 @@ def _store_files(post: JournalPost, main: Upload | None, attachments: list[Uploa
         position += 1
 
 
-def _discard_new_files(hashes: list[str]) -> None:
-    """After a failed transaction, remove bytes that no row refers to (DESIGN.md §4)."""
-    from ..files.storage import file_path
-
-    for sha in hashes:
-        if db.session.get(StoredFile, sha) is None:
-            file_path(sha).unlink(missing_ok=True)
-
-
 def create_post(actor: User, case_id: int, data: PostData, main: Upload | None = None,
-                attachments: list[Upload] | None = None) -> JournalPost:
-    """Register a journal post (draft) in an open case, with its documents."""
+                attachments: list[Upload] | None = None, *, commit: bool = True) -> JournalPost:
+    """Register a journal post (draft) in an open case, with its documents.
+
+    commit=False joins the caller's transaction, which then owns the rollback.
+    """
     case = scope.case(actor, case_id)
     require(actor, "journal", object_type="case", object_id=case.id)
     if case.status != CaseStatus.OPEN:
@@ -155,10 +150,12 @@ def create_post(actor: User, case_id: int, data: PostData, main: Upload | None =
         db.session.add(post)
         db.session.flush()
         _log("post_created", actor, post)
-        db.session.commit()
+        if commit:
+            db.session.commit()
     except Exception:
-        db.session.rollback()
-        _discard_new_files(new_files)
+        if commit:
+            db.session.rollback()
+            discard_unreferenced(new_files)
         raise
     return post
 
@@ -194,7 +191,7 @@ def update_post(actor: User, post_id: int, data: PostData, main: Upload | None =
         db.session.commit()
     except Exception:
         db.session.rollback()
-        _discard_new_files(new_files)
+        discard_unreferenced(new_files)
         raise
     return post
 
@@ -240,7 +237,7 @@ def missing_for_finalize(post: JournalPost) -> list[str]:
     return missing
 
 
-def finalize(actor: User, post_id: int) -> JournalPost:
+def finalize(actor: User, post_id: int, *, commit: bool = True) -> JournalPost:
     """Ferdigstill: after this nothing about the post or its files can change."""
     post = scope.post(actor, post_id)
     require(actor, "journal", object_type="journal_post", object_id=post.id)
@@ -257,7 +254,8 @@ def finalize(actor: User, post_id: int) -> JournalPost:
     post.case.last_activity_at = utcnow()
     _log("post_finalized", actor, post, before)
     outbox.post_finalized(post)
-    db.session.commit()
+    if commit:
+        db.session.commit()
     return post
 
 

@@ -48,8 +48,11 @@ def _log(action: str, actor: User, case: Case, before: dict | None = None, detai
                     after=snapshot(case), detail=detail)
 
 
-def register_case(actor: User, data: CaseData) -> Case:
-    """Open a case. register_case may open any; a handler (journal) opens person cases for themselves."""
+def register_case(actor: User, data: CaseData, *, commit: bool = True) -> Case:
+    """Open a case. register_case may open any; a handler (journal) opens person cases for themselves.
+
+    commit=False joins the caller's transaction (post registration opens a case and files into it at once).
+    """
     require(actor, "register_case", "journal")
     try:
         kind = CaseKind(data.kind)
@@ -90,7 +93,8 @@ def register_case(actor: User, data: CaseData) -> Case:
     case.number = f"{case.opened_on.year}/{case.id:05d}"
     _log("case_created", actor, case)
     outbox.case_created(case)
-    db.session.commit()
+    if commit:
+        db.session.commit()
     return case
 
 

@@ -2,7 +2,9 @@
 
 A hostile or broken PDF can make the parser loop or allocate without bound; in a child the
 worst it can do is die, which the parent reports as "damaged". Run as
-`python -I ppt_web/files/pdfcheck.py <path>`; it prints one line of JSON.
+`python -I ppt_web/files/pdfcheck.py <path> [<preview folder>]`; it prints one line of JSON.
+With a preview folder it also renders each page as <n>.jpg there (pypdfium2), in the same
+child and under the same limits: the renderer is a C library reading untrusted input.
 """
 from __future__ import annotations
 
@@ -25,14 +27,23 @@ REASONS = ("not_pdf", "encrypted", "no_pages", "damaged")
 log = logging.getLogger(__name__)
 
 
-def inspect_pdf(path: Path, timeout: float = 20.0) -> int:
+PREVIEW_WIDTH = 900  # pixels: readable next to the form, small enough to load at once
+PREVIEW_MAX_PAGES = 300
+PREVIEW_QUALITY = 80
+
+
+def inspect_pdf(path: Path, timeout: float = 20.0, preview_dir: Path | None = None) -> int:
     """Page count of a readable, unencrypted PDF; anything else raises UploadRejected."""
     from .storage import UploadRejected  # imported here: storage imports this module
 
+    argv = [sys.executable, "-I", str(Path(__file__).resolve()), str(Path(path).resolve())]
+    if preview_dir is not None:
+        argv.append(str(Path(preview_dir).resolve()))
+        timeout *= 3
     try:
         done = subprocess.run(
             # Run as a plain script in isolated mode: it needs only pypdf, not Flask and the app.
-            [sys.executable, "-I", str(Path(__file__).resolve()), str(Path(path).resolve())],
+            argv,
             cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False,
         )
     except subprocess.TimeoutExpired:
@@ -87,13 +98,35 @@ def check(path: Path) -> dict:
     return {"ok": True, "pages": pages}
 
 
+def render(path: Path, folder: Path, pages: int) -> None:
+    """Each page as <n>.jpg, PREVIEW_WIDTH wide; up to PREVIEW_MAX_PAGES pages."""
+    import pypdfium2
+
+    pdf = pypdfium2.PdfDocument(str(path))
+    try:
+        for index in range(min(pages, PREVIEW_MAX_PAGES)):
+            page = pdf[index]
+            width = page.get_width() or 595
+            bitmap = page.render(scale=min(4.0, PREVIEW_WIDTH / width))
+            bitmap.to_pil().convert("RGB").save(folder / f"{index + 1}.jpg", quality=PREVIEW_QUALITY)
+            page.close()
+    finally:
+        pdf.close()
+
+
 def main(argv: list[str]) -> int:
     """Limits are set here, not in preexec_fn, which is unsafe when the parent runs threads."""
     _limit(resource.RLIMIT_AS, MEMORY_BYTES)
     _limit(resource.RLIMIT_CPU, CPU_SECONDS)
     _limit(resource.RLIMIT_CORE, 0)
     logging.disable(logging.CRITICAL)  # pypdf's warnings about lenient repairs are noise here
-    print(json.dumps(check(Path(argv[1]))), flush=True)
+    verdict = check(Path(argv[1]))
+    if verdict.get("ok") and len(argv) > 2:
+        try:
+            render(Path(argv[1]), Path(argv[2]), verdict["pages"])
+        except Exception:  # pypdf could read it, the renderer could not: not a usable document
+            verdict = {"ok": False, "reason": "damaged"}
+    print(json.dumps(verdict), flush=True)
     return 0
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import tempfile
 import unicodedata
 from dataclasses import dataclass
@@ -77,8 +78,12 @@ def file_path(sha256: str) -> Path:
     return Path(current_app.instance_path) / "files" / sha256[:2] / sha256[2:4] / sha256
 
 
-def store_upload(stream: Readable, filename: str) -> StoredUpload:
-    """Check and keep an uploaded PDF; the row is added, not committed: it joins the caller's transaction."""
+def store_upload(stream: Readable, filename: str, previews: bool = False) -> StoredUpload:
+    """Check and keep an uploaded PDF; the row is added, not committed: it joins the caller's transaction.
+
+    With previews, page images are rendered in the same checking child (see preview.py).
+    """
+    from . import preview
     limit = current_app.config.get("PPT_MAX_UPLOAD_BYTES", DEFAULT_MAX_BYTES)
     tmp_dir = Path(current_app.instance_path) / "tmp"  # same file system as files/, so os.replace is atomic
     tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -101,10 +106,19 @@ def store_upload(stream: Readable, filename: str) -> StoredUpload:
         target = file_path(sha256)
         if known is not None and target.exists():
             # These bytes are stored already: nothing to check or write (the temp file goes).
+            if previews:
+                preview.ensure(sha256)
             return StoredUpload(sha256=sha256, size=size, page_count=known.page_count,
                                 filename=safe_filename(filename))
         fsync_path(tmp)
-        page_count = known.page_count if known is not None else inspect_pdf(tmp)
+        rendered = preview.scratch() if previews else None
+        try:
+            page_count = inspect_pdf(tmp, preview_dir=rendered) if known is None or rendered else known.page_count
+            if rendered is not None:
+                preview.install(rendered, sha256)
+        finally:
+            if rendered is not None and rendered.exists():
+                shutil.rmtree(rendered, ignore_errors=True)
         _put_in_place(tmp, target)
         if known is None:
             db.session.add(StoredFile(sha256=sha256, size=size, page_count=page_count,
@@ -134,6 +148,14 @@ def _put_in_place(tmp: Path, target: Path) -> None:
         os.fsync(folder)
     finally:
         os.close(folder)
+
+
+def discard_unreferenced(hashes: list[str]) -> None:
+    """After a failed transaction, remove the bytes it stored first and no row refers to (DESIGN.md §4)."""
+    for sha in hashes:
+        if db.session.get(StoredFile, sha) is None:
+            file_path(sha).unlink(missing_ok=True)
+            shutil.rmtree(Path(current_app.instance_path) / "previews" / sha[:2] / sha, ignore_errors=True)
 
 
 def orphans() -> list[str]:

@@ -4,6 +4,7 @@ from .archive import ArchiveJob, ArchiveStatus, JobStatus
 from .domain import (Case, CaseCategory, CaseKind, CaseStatus, Client, Correspondent, Document, JournalPost,
                      MetadataCorrection, Organisation, OrgKind, PostStatus, PostType)
 from .files import StoredFile
+from .inbox import CHECKS_FOR_SOURCE, InboxCheck, InboxItem, InboxSource, InboxStatus, PaperOriginal
 from .notification import Notification, WorkerHeartbeat
 from .user import AccessGroup, LoginThrottle, Permission, Role, User, UserSession
 
@@ -11,6 +12,7 @@ __all__ = [
     "ArchiveJob", "ArchiveStatus", "JobStatus",
     "Case", "CaseCategory", "CaseKind", "CaseStatus", "Client", "Correspondent", "Document", "JournalPost",
     "MetadataCorrection", "Organisation", "OrgKind", "PostStatus", "PostType", "StoredFile",
+    "CHECKS_FOR_SOURCE", "InboxCheck", "InboxItem", "InboxSource", "InboxStatus", "PaperOriginal",
     "AccessGroup",
     "ActivityLog",
     "LoginThrottle",

@@ -168,6 +168,8 @@ class JournalPost(db.Model):
     sent_on: Mapped[date | None] = mapped_column(Date)
     registered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     registered_after_downtime: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Post registration chose "hold back from access": it waits, unfinalized, for the leader (SPEC §5).
+    held_back: Mapped[bool] = mapped_column(Boolean, default=False)
     exempt: Mapped[bool] = mapped_column(Boolean, default=True)
     legal_basis: Mapped[str] = mapped_column(String(200), default=DEFAULT_LEGAL_BASIS)
     status: Mapped[PostStatus] = mapped_column(_enum(PostStatus), default=PostStatus.DRAFT)

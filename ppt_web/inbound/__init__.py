@@ -1,0 +1,1 @@
+"""Incoming digital mail: SvarInn V2 and a local folder, behind one InboundSource interface."""

@@ -1,0 +1,188 @@
+"""The zero-setup inbound source: SvarInn V2 Forsendelse JSON and plain files in folders.
+
+Layout under root: inn/<any-name>/forsendelse.json (one Forsendelse object, the API's JSON shape;
+nedlastingslenke may be absent) with the files named in filer[].filnavn beside it, unencrypted.
+A writer puts the files first and forsendelse.json last, by rename, so a folder without it is still
+being written. Acknowledged items move to mottatt/, permanently failed ones to feilet/ with feil.json.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+from .metadata import declared_size, failure, message_id, metadata_problem, parse_message, scrub
+from .types import (BAD_METADATA, DEFAULT_MAX_BYTES, DOWNLOAD_FAILED, SIZE_MISMATCH, InboundFailure,
+                    InboundMessage)
+
+log = logging.getLogger(__name__)
+
+METADATA_NAME = "forsendelse.json"
+FAILURE_NAME = "feil.json"
+
+
+class FolderSource:
+    """Reads root/inn/; acknowledge and fail move an item's folder, so each is handled once."""
+
+    def __init__(self, root: Path, max_bytes: int = DEFAULT_MAX_BYTES):
+        self.root = Path(root)
+        self.max_bytes = max_bytes
+        self._folders: dict[str, list[Path]] = {}  # id -> folders handed out by the last fetch
+
+    def fetch(self) -> Iterator[InboundMessage | InboundFailure]:
+        """Every ready folder once, oldest first. A second folder with a known id is yielded too:
+        the caller sees the repeated id and acknowledges it, which moves it out of inn/."""
+        self._folders = {}
+        for folder in self._ready_folders():
+            result = self._read(folder)
+            if result.id:
+                self._folders.setdefault(result.id, []).append(folder)
+            elif result.permanent:  # nothing could ever address it by id: set it aside now
+                self._set_aside(folder, result.detail)
+            yield result
+
+    def acknowledge(self, message_id: str) -> None:
+        """Move the item's folder(s) to mottatt/; an id already moved is fine."""
+        for folder in self._take(message_id):
+            _move(folder, self.root / "mottatt")
+
+    def fail(self, message_id: str, detail: str, permanent: bool) -> None:
+        """Permanent: move to feilet/ with feil.json. Transient: feil.json in place, retried next fetch
+        (as SvarInn keeps an item after FEILET with permanent false)."""
+        for folder in self._take(message_id):
+            if permanent:
+                folder = _move(folder, self.root / "feilet")
+            _write_failure(folder, message_id, detail, permanent)
+
+    def _ready_folders(self) -> list[Path]:
+        inbox = self.root / "inn"
+        try:
+            candidates = [p for p in inbox.iterdir() if not p.name.startswith(".") and p.is_dir()]
+        except FileNotFoundError:
+            return []
+        ready = []
+        for folder in candidates:
+            try:
+                ready.append((os.stat(folder / METADATA_NAME).st_mtime, folder.name, folder))
+            except FileNotFoundError:
+                continue  # still being written
+            except OSError:
+                ready.append((0.0, folder.name, folder))  # unreadable: _read reports it
+        return [folder for _, _, folder in sorted(ready)]
+
+    def _read(self, folder: Path) -> InboundMessage | InboundFailure:
+        try:
+            meta = json.loads((folder / METADATA_NAME).read_bytes())
+        except OSError as exc:
+            return failure(None, DOWNLOAD_FAILED, f"cannot read {METADATA_NAME}: {_reason(exc)}", permanent=False)
+        except ValueError as exc:
+            return failure(None, BAD_METADATA, f"{METADATA_NAME} is not valid JSON ({exc})")
+        if isinstance(meta, list) and len(meta) == 1:
+            meta = meta[0]  # one item copied straight from the listing
+        problem = metadata_problem(meta)
+        if problem:
+            return failure(meta, BAD_METADATA, problem)
+        if declared_size(meta) > self.max_bytes:
+            return failure(meta, BAD_METADATA,
+                           f"the files total {declared_size(meta)} bytes, over the limit of {self.max_bytes}")
+        files: dict[str, bytes] = {}
+        inside = folder.resolve()
+        for number, entry in enumerate(meta["filer"], 1):
+            path = folder / entry["filnavn"]
+            try:
+                if not path.resolve().is_relative_to(inside):
+                    return failure(meta, BAD_METADATA, f"file {number} points outside its folder")
+                if not path.is_file():
+                    continue  # parse_message reports it as missing
+                size = path.stat().st_size
+                if size != entry["storrelse"]:  # checked before reading, so a huge file is never read
+                    return failure(meta, SIZE_MISMATCH,
+                                   f"file {number} ({entry['filnavn']!r}) has {size} bytes, "
+                                   f"filer says {entry['storrelse']}")
+                files[entry["filnavn"]] = path.read_bytes()
+            except OSError as exc:
+                return failure(meta, DOWNLOAD_FAILED, f"cannot read file {number}: {_reason(exc)}",
+                               permanent=False)
+        return parse_message(meta, files)
+
+    def _take(self, message_id: str) -> list[Path]:
+        """The folders of this id handed out by the last fetch, or found by a scan after a restart."""
+        folders = self._folders.pop(message_id, None)
+        if folders is None:
+            folders = [f for f in self._ready_folders() if _folder_id(f) == message_id]
+        return [f for f in folders if f.is_dir()]
+
+    def _set_aside(self, folder: Path, detail: str) -> None:
+        try:
+            _write_failure(_move(folder, self.root / "feilet"), "", detail, True)
+        except OSError as exc:
+            log.warning("inbound folder %s could not be moved to feilet/: %s", folder.name, _reason(exc))
+
+
+def write_example(root: Path, pdf: bytes, *, title: str, sender: str, org_number: str | None) -> str:
+    """Drop one well-formed item into root/inn/ as a writer should: files first, forsendelse.json last."""
+    message_id = str(uuid.uuid4())
+    folder = Path(root) / "inn" / message_id
+    folder.mkdir(parents=True)
+    filename = "dokument.pdf"
+    _write_durably(folder / filename, pdf)
+    avsender: dict = {"postadresse": {"navn": sender}}
+    if org_number:
+        avsender["organisasjonsnummer"] = org_number
+    meta = {
+        "id": message_id,
+        "avsender": avsender,
+        "mottaker": {"postadresse": {"navn": "PPT"}},
+        "tittel": title,
+        "dato": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "sikkerhetsniva": "BETYDELIG",
+        "taushetsbelagtPost": True,
+        "filer": [{"filnavn": filename, "mimeType": "application/pdf", "hash": hashlib.sha256(pdf).hexdigest(),
+                   "storrelse": len(pdf)}],
+    }
+    temporary = folder / f".{METADATA_NAME}.tmp"
+    _write_durably(temporary, json.dumps(meta, ensure_ascii=False, indent=2).encode())
+    os.replace(temporary, folder / METADATA_NAME)
+    return message_id
+
+
+def _folder_id(folder: Path) -> str:
+    try:
+        return message_id(json.loads((folder / METADATA_NAME).read_bytes()))
+    except (OSError, ValueError):
+        return ""
+
+
+def _move(folder: Path, target: Path) -> Path:
+    """os.replace into target/, under a fresh name if that name is taken (a duplicate moved earlier)."""
+    target.mkdir(parents=True, exist_ok=True)
+    destination, n = target / folder.name, 2
+    while destination.exists():
+        destination, n = target / f"{folder.name}-{n}", n + 1
+    os.replace(folder, destination)
+    return destination
+
+
+def _write_failure(folder: Path, message_id: str, detail: str, permanent: bool) -> None:
+    record = {"id": message_id, "feilmelding": scrub(detail), "permanent": permanent,
+              "tidspunkt": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    temporary = folder / f".{FAILURE_NAME}.tmp"
+    _write_durably(temporary, json.dumps(record, ensure_ascii=False, indent=2).encode())
+    os.replace(temporary, folder / FAILURE_NAME)
+
+
+def _reason(exc: OSError) -> str:
+    """The OS's words without the path: folder names are free text and could hold anything."""
+    return exc.strerror or type(exc).__name__
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    with open(path, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())

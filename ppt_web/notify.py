@@ -1,0 +1,55 @@
+"""Notifications: a row for the header count and list, and optionally an e-mail (PPT_SMTP_HOST).
+
+The row joins the caller's transaction, so a notice exists exactly when the change it tells of
+does. Its text is rendered in the service's default language: notices are read by people who
+may use another language than the one who caused them.
+"""
+from __future__ import annotations
+
+import logging
+import smtplib
+from email.message import EmailMessage
+
+from flask import current_app
+from flask_babel import force_locale
+from .extensions import db
+from .jobs import app_job
+from .models import Notification, User
+from .queue import enqueue_after_commit
+
+log = logging.getLogger(__name__)
+
+
+def link(endpoint: str, **values) -> str:
+    """The path of a page for a notice; works in jobs and the CLI too, where url_for has no request."""
+    return current_app.url_map.bind("localhost").build(endpoint, values)
+
+
+def notify(user: User, text, link: str = "") -> Notification:
+    """Tell a user about something; text may be a lazy string (rendered in the default language)."""
+    with force_locale(current_app.config.get("BABEL_DEFAULT_LOCALE", "nn")):
+        rendered = str(text)
+    row = Notification(user_id=user.id, text=rendered[:400], link=link[:400] if link.startswith("/") else "")
+    db.session.add(row)
+    if current_app.config.get("PPT_SMTP_HOST") and user.email:
+        db.session.flush()
+        enqueue_after_commit(db.session, send_mail, row.id)
+    return row
+
+
+@app_job
+def send_mail(notification_id: int) -> str:
+    """E-mail one notification: the text and a link, never the document itself."""
+    row = db.session.get(Notification, notification_id)
+    user = db.session.get(User, row.user_id) if row else None
+    if row is None or user is None or not user.email:
+        return "nothing to send"
+    cfg = current_app.config
+    message = EmailMessage()
+    message["From"] = cfg["PPT_MAIL_FROM"]
+    message["To"] = user.email
+    message["Subject"] = row.text[:120]
+    message.set_content(f"{row.text}\n\n{cfg['PPT_BASE_URL'].rstrip('/')}{row.link}\n")
+    with smtplib.SMTP(cfg["PPT_SMTP_HOST"], int(cfg["PPT_SMTP_PORT"]), timeout=30) as smtp:
+        smtp.send_message(message)
+    return "sent"
