@@ -1,9 +1,12 @@
-"""Run one RQ worker with its scheduler, and take part in the periodic archive sweep.
+"""Run one RQ worker with its scheduler, and take part in the periodic archive sweep and mail intake.
 
 python worker.py [--burst] [--name NAME]
 
 Several workers may run, on several hosts: a short Redis lock lets one of them enqueue the
-sweep each period (PPT_SWEEP_SECONDS), so the load stays flat.
+sweep each period (PPT_SWEEP_SECONDS), so the load stays flat. The intake of the sync folder
+(every PPT_INTAKE_SECONDS) and of inbound digital mail (every PPT_INBOUND_SECONDS) runs in a
+thread of the worker, not as a queued job, so a backlog of archive jobs never delays the post
+registration inbox; a Redis lock lets only one process read the folder or the mailbox at a time.
 """
 from __future__ import annotations
 
@@ -37,6 +40,17 @@ def sweep_timer(app, stop: threading.Event) -> None:
         stop.wait(period)
 
 
+def every(app, stop: threading.Event, seconds_key: str, func, what: str) -> None:
+    """Call func in an app context every PPT_*_SECONDS until stop; a failure waits for the next turn."""
+    period = max(1, int(app.config[seconds_key]))
+    while not stop.wait(period):
+        try:
+            with app.app_context():
+                func()
+        except Exception:  # noqa: BLE001 - a full disk or Redis away: try again next period
+            log.exception("%s failed; trying again in %s s", what, period)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--burst", action="store_true", help="stop when the queue is empty")
@@ -53,7 +67,13 @@ def main() -> int:
     name = args.name or f"{socket.gethostname()}.{uuid.uuid4().hex[:8]}"
     stop = threading.Event()
     if not args.burst:
+        from ppt_web.postreg.intake import poll_inbound, scan_sync_folder
+
         threading.Thread(target=sweep_timer, args=(app, stop), daemon=True, name="sweep-timer").start()
+        threading.Thread(target=every, args=(app, stop, "PPT_INTAKE_SECONDS", scan_sync_folder, "sync folder scan"),
+                         daemon=True, name="sync-intake").start()
+        threading.Thread(target=every, args=(app, stop, "PPT_INBOUND_SECONDS", poll_inbound, "inbound mail poll"),
+                         daemon=True, name="inbound-intake").start()
     worker = Worker([queue.name], connection=conn, name=name)
     try:
         worker.work(with_scheduler=True, burst=args.burst)

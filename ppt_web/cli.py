@@ -53,6 +53,7 @@ def database_is_empty() -> bool:
 
 def init_app(app: Flask) -> None:
     init_generate(app)
+    init_intake(app)
 
     @app.cli.command("seed-demo")
     def seed_demo():
@@ -78,6 +79,42 @@ def init_app(app: Flask) -> None:
         except DomainError as exc:
             raise click.ClickException(str(exc.message)) from exc
         click.echo(f"created user {user.username} with role(s) {', '.join(roles)}")
+
+
+def init_intake(app: Flask) -> None:
+    @app.cli.command("intake")
+    @click.option("--passes", type=click.IntRange(1, 1000), default=1, show_default=True,
+                  help="scan this many times, PPT_SYNC_SETTLE_SECONDS apart (a file is read once it has settled)")
+    def intake(passes):
+        """Read the sync folder and the inbound mail now, as the worker does every few seconds."""
+        import time
+
+        from .postreg.intake import poll_inbound, scan_sync_folder
+
+        for n in range(passes):
+            if n:
+                time.sleep(float(app.config["PPT_SYNC_SETTLE_SECONDS"]))
+            scanned = scan_sync_folder()
+            click.echo("sync folder: " + (", ".join(f"{k} {v}" for k, v in sorted(scanned.items())) or "empty"))
+        polled = poll_inbound()
+        click.echo("inbound mail: " + (", ".join(f"{k} {v}" for k, v in sorted(polled.items())) or "none waiting"))
+
+    @app.cli.command("demo-mail")
+    @click.option("--title", default="Tilvising til PPT", show_default=True)
+    @click.option("--sender", default="Solsida barnehage", show_default=True)
+    def demo_mail(title, sender):
+        """Drop one digital letter into the SvarInn folder stand-in (the zero-setup inbound backend)."""
+        from .generate import text_pdf
+        from .postreg.intake import write_demo_mail
+
+        if app.config["PPT_INBOUND_BACKEND"] != "folder":
+            raise click.UsageError("demo-mail writes to the folder backend; PPT_INBOUND_BACKEND is not 'folder'")
+        from .models.base import utcnow
+
+        # The time in the text makes each letter's bytes unique: the intake refuses exact duplicates.
+        pdf = text_pdf(f"{title} - {sender} - {utcnow():%Y-%m-%d %H:%M:%S.%f}")
+        message_id = write_demo_mail(pdf, title=title, sender=sender)
+        click.echo(f"dropped digital mail {message_id} into {app.config['PPT_SVARINN_DIR']}")
 
 
 def init_generate(app: Flask) -> None:

@@ -74,6 +74,16 @@ ACTION_LABELS = {
     "archive_job_deleted": _l("Archive job deleted"),
     "archive_job_restored": _l("Archive job restored"),
     "not_found": _l("Not found or not allowed"),
+    "inbox_received": _l("Mail received in the inbox"),
+    "inbox_refused": _l("Mail refused by the intake"),
+    "inbox_claimed": _l("Inbox item taken"),
+    "inbox_checked": _l("Checklist point ticked"),
+    "inbox_unchecked": _l("Checklist point unticked"),
+    "inbox_transferred": _l("Mail transferred to a client"),
+    "inbox_split": _l("Mail split into documents"),
+    "inbox_rejected": _l("Mail rejected"),
+    "inbox_refusal_seen": _l("Refused mail dealt with"),
+    "paper_destroyed": _l("Paper original destroyed"),
 }
 
 OBJECT_LABELS = {
@@ -88,6 +98,8 @@ OBJECT_LABELS = {
     "document": _l("Document"),
     "organisation": _l("Organisation"),
     "archive_job": _l("Archive job"),
+    "inbox_item": _l("Inbox item"),
+    "paper_original": _l("Paper original"),
 }
 
 OUTCOME_LABELS = {
@@ -153,4 +165,11 @@ OPERATION_LABELS = {
     "post_finalized": _l("Archive journal post"),
     "metadata_corrected": _l("Correct metadata"),
     "post_written_off": _l("Write off journal post"),
+}
+
+INBOX_SOURCE_LABELS = {"scan": _l("Scanned paper"), "svarinn": _l("Digital mail (SvarInn)"),
+                       "upload": _l("Uploaded by hand")}
+INBOX_STATUS_LABELS = {
+    "new": _l("New"), "in_progress": _l("In progress"), "checked": _l("Checked"), "transferred": _l("Transferred"),
+    "split": _l("Split"), "rejected": _l("Rejected"), "system_rejected": _l("Rejected by the system"),
 }

@@ -89,8 +89,8 @@ def app(tmp_path, template_db, redis_url, request):
     db_file = tmp_path / "ppt.sqlite"
     shutil.copy(template_db, db_file)
     extra = getattr(request, "param", None) or {}
-    marker = request.node.get_closest_marker("app_config")
-    if marker:
+    # Module-wide app_config markers first, then the test's own (the closest wins per key).
+    for marker in reversed(list(request.node.iter_markers("app_config"))):
         extra = {**extra, **marker.kwargs}
     app = create_app(_config(tmp_path / "instance", db_file, redis_url, **extra))
     yield app

@@ -8,11 +8,16 @@ child and under the same limits: the renderer is a C library reading untrusted i
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import logging
+import os
 import resource
+import select
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from pypdf import PdfReader
@@ -33,9 +38,16 @@ PREVIEW_QUALITY = 80
 
 
 def inspect_pdf(path: Path, timeout: float = 20.0, preview_dir: Path | None = None) -> int:
-    """Page count of a readable, unencrypted PDF; anything else raises UploadRejected."""
+    """Page count of a readable, unencrypted PDF; anything else raises UploadRejected.
+
+    Inside `with batch():` the files go to one long-lived checking child (same limits per file);
+    otherwise each file gets a child of its own.
+    """
     from .storage import UploadRejected  # imported here: storage imports this module
 
+    checker = _batch.get()
+    if checker is not None:
+        return checker.inspect(path, timeout, preview_dir)
     argv = [sys.executable, "-I", str(Path(__file__).resolve()), str(Path(path).resolve())]
     if preview_dir is not None:
         argv.append(str(Path(preview_dir).resolve()))
@@ -49,15 +61,91 @@ def inspect_pdf(path: Path, timeout: float = 20.0, preview_dir: Path | None = No
     except subprocess.TimeoutExpired:
         raise UploadRejected("damaged") from None
     lines = done.stdout.decode(errors="replace").strip().splitlines()
-    try:
-        verdict = json.loads(lines[-1])
-    except (IndexError, ValueError):
+    if not lines:
         # Killed by a limit, or broken itself: log stderr so an install fault is not silently "damaged".
         log.warning("pdfcheck gave no verdict (exit %s): %s", done.returncode, done.stderr[-2000:])
+    return _pages(lines[-1] if lines else "")
+
+
+def _pages(line: str) -> int:
+    from .storage import UploadRejected
+
+    try:
+        verdict = json.loads(line)
+    except ValueError:
         raise UploadRejected("damaged") from None
     if verdict.get("ok") is True and isinstance(verdict.get("pages"), int):
         return verdict["pages"]
     raise UploadRejected(verdict["reason"] if verdict.get("reason") in REASONS else "damaged")
+
+
+class Checker:
+    """One checking child for many files (the intake of a burst of scans): the start-up is paid once.
+
+    The child reads one JSON request per line and answers one verdict per line. A file that
+    hangs or kills the child costs only that file ("damaged"); the next file starts a new child.
+    """
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen | None = None
+        self._buffer = b""
+
+    def _start(self) -> subprocess.Popen:
+        if self.proc is None or self.proc.poll() is not None:
+            self.proc = subprocess.Popen([sys.executable, "-I", str(Path(__file__).resolve()), "--serve"],
+                                         cwd=PROJECT_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=subprocess.DEVNULL)
+            self._buffer = b""
+        return self.proc
+
+    def inspect(self, path: Path, timeout: float, preview_dir: Path | None) -> int:
+        proc = self._start()
+        request = {"path": str(Path(path).resolve()),
+                   "preview": str(Path(preview_dir).resolve()) if preview_dir is not None else None}
+        deadline = time.monotonic() + (timeout * 3 if preview_dir is not None else timeout)
+        try:
+            proc.stdin.write(json.dumps(request).encode() + b"\n")
+            proc.stdin.flush()
+            while b"\n" not in self._buffer:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([proc.stdout], [], [], left)[0]:
+                    raise TimeoutError
+                chunk = os.read(proc.stdout.fileno(), 65536)
+                if not chunk:
+                    raise EOFError  # the child died on this file (a limit, a crash)
+                self._buffer += chunk
+        except (TimeoutError, EOFError, BrokenPipeError, OSError):
+            self.close()
+            return _pages("")
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return _pages(line.decode(errors="replace"))
+
+    def close(self) -> None:
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait()
+            for stream in (self.proc.stdin, self.proc.stdout):
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+            self.proc = None
+
+
+_batch: contextvars.ContextVar[Checker | None] = contextvars.ContextVar("pdfcheck_batch", default=None)
+
+
+@contextlib.contextmanager
+def batch():
+    """Check the files of this block in one long-lived child."""
+    checker = Checker()
+    token = _batch.set(checker)
+    try:
+        yield checker
+    finally:
+        _batch.reset(token)
+        checker.close()
 
 
 def _limit(kind: int, value: int) -> None:
@@ -114,19 +202,38 @@ def render(path: Path, folder: Path, pages: int) -> None:
         pdf.close()
 
 
+def judge(path: Path, preview: Path | None) -> dict:
+    verdict = check(path)
+    if verdict.get("ok") and preview is not None:
+        try:
+            render(path, preview, verdict["pages"])
+        except Exception:  # pypdf could read it, the renderer could not: not a usable document
+            verdict = {"ok": False, "reason": "damaged"}
+    return verdict
+
+
+def serve() -> None:
+    """Many files, one per stdin line; each gets CPU_SECONDS more CPU time than used so far."""
+    for line in sys.stdin:
+        request = json.loads(line)
+        used = resource.getrusage(resource.RUSAGE_SELF)
+        _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+        soft = int(used.ru_utime + used.ru_stime) + CPU_SECONDS
+        resource.setrlimit(resource.RLIMIT_CPU, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
+        preview = Path(request["preview"]) if request.get("preview") else None
+        print(json.dumps(judge(Path(request["path"]), preview)), flush=True)
+
+
 def main(argv: list[str]) -> int:
     """Limits are set here, not in preexec_fn, which is unsafe when the parent runs threads."""
     _limit(resource.RLIMIT_AS, MEMORY_BYTES)
-    _limit(resource.RLIMIT_CPU, CPU_SECONDS)
     _limit(resource.RLIMIT_CORE, 0)
     logging.disable(logging.CRITICAL)  # pypdf's warnings about lenient repairs are noise here
-    verdict = check(Path(argv[1]))
-    if verdict.get("ok") and len(argv) > 2:
-        try:
-            render(Path(argv[1]), Path(argv[2]), verdict["pages"])
-        except Exception:  # pypdf could read it, the renderer could not: not a usable document
-            verdict = {"ok": False, "reason": "damaged"}
-    print(json.dumps(verdict), flush=True)
+    if argv[1:] == ["--serve"]:
+        serve()  # the CPU limit is set per file
+        return 0
+    _limit(resource.RLIMIT_CPU, CPU_SECONDS)
+    print(json.dumps(judge(Path(argv[1]), Path(argv[2]) if len(argv) > 2 else None)), flush=True)
     return 0
 
 

@@ -7,6 +7,7 @@ only does the two primitive steps: unwrapping the content key and AES-CBC.
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 
 from asn1crypto import algos, cms, x509
 from cryptography import x509 as cx509
@@ -97,7 +98,9 @@ def check_private_key(private_key_pem: bytes) -> None:
     _private_key(private_key_pem)
 
 
+@lru_cache(maxsize=4)
 def _private_key(private_key_pem: bytes) -> RSAPrivateKey:
+    """Cached: loading checks the RSA key, which costs ~60 ms, once per key instead of once per letter."""
     try:
         key = serialization.load_pem_private_key(private_key_pem, password=None)
     except (ValueError, TypeError) as exc:

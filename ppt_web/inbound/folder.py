@@ -14,7 +14,7 @@ import os
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 from .metadata import declared_size, failure, message_id, metadata_problem, parse_message, scrub
 from .types import (BAD_METADATA, DEFAULT_MAX_BYTES, DOWNLOAD_FAILED, SIZE_MISMATCH, InboundFailure,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from typing import Iterator
+from collections.abc import Iterator
 from urllib.parse import quote, urljoin, urlsplit
 
 import requests

@@ -1,9 +1,10 @@
 """What an inbound source hands the inbox: checked messages, or failures with a stable reason code."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Iterator, Protocol
+from typing import Protocol
 
 # InboundFailure.reason codes.
 BAD_METADATA = "bad_metadata"

@@ -32,6 +32,8 @@ from sqlalchemy.exc import IntegrityError
 from ..activity import service as activity
 from ..errors import Invalid
 from ..extensions import db
+from ..files import pdfcheck
+from ..inbound.types import InboundFailure, InboundUnavailable
 from ..files.storage import MESSAGES as FILE_MESSAGES
 from ..files.storage import UploadRejected, fsync_path, safe_filename, store_upload
 from ..models import Document, InboxItem, InboxSource, InboxStatus, JournalPost, User
@@ -173,28 +175,8 @@ def scan_sync_folder() -> Counter:
         settle = float(current_app.config["PPT_SYNC_SETTLE_SECONDS"])
         seen = {k.decode(): v.decode() for k, v in conn.hgetall(SEEN_KEY).items()}
         present = set()
-        for path in _walk(root):
-            rel = path.relative_to(root).as_posix()
-            present.add(rel)
-            try:
-                st = path.stat()
-            except FileNotFoundError:
-                continue
-            signature = f"{st.st_size}:{st.st_mtime_ns}"
-            previous = seen.get(rel, "")
-            now = time.time()
-            if previous.split("|")[0] != signature:
-                conn.hset(SEEN_KEY, rel, f"{signature}|{now}")
-                counts["waiting"] += 1
-                continue
-            if now - float(previous.split("|")[1]) < settle:
-                counts["waiting"] += 1
-                continue
-            outcome = import_scan(path, rel, st)
-            counts[outcome] += 1
-            if outcome != "waiting":
-                conn.hdel(SEEN_KEY, rel)
-            conn.expire(SCAN_LOCK, LOCK_SECONDS)
+        with pdfcheck.batch():
+            _scan(root, conn, seen, present, settle, counts)
         gone = set(seen) - present
         if gone:
             conn.hdel(SEEN_KEY, *gone)
@@ -204,10 +186,42 @@ def scan_sync_folder() -> Counter:
     return counts
 
 
+def _scan(root: Path, conn, seen: dict, present: set, settle: float, counts: Counter) -> None:
+    for path in _walk(root):
+        rel = path.relative_to(root).as_posix()
+        present.add(rel)
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            continue
+        signature = f"{st.st_size}:{st.st_mtime_ns}"
+        previous = seen.get(rel, "")
+        now = time.time()
+        if previous.split("|")[0] != signature:
+            conn.hset(SEEN_KEY, rel, f"{signature}|{now}")
+            counts["waiting"] += 1
+            continue
+        if now - float(previous.split("|")[1]) < settle:
+            counts["waiting"] += 1
+            continue
+        outcome = import_scan(path, rel, st)
+        counts[outcome] += 1
+        if outcome != "waiting":
+            conn.hdel(SEEN_KEY, rel)
+        conn.expire(SCAN_LOCK, LOCK_SECONDS)
+
+
 def _looks_complete(path: Path) -> bool:
-    """Cheap test before a child process is spent: a whole PDF ends with %%EOF."""
+    """Cheap test before a child process is spent: a whole PDF ends with %%EOF.
+
+    A file whose first kilobyte holds no "%PDF-" will never become a PDF: it is read at once (and
+    refused as not a PDF) instead of being waited for.
+    """
     try:
         with path.open("rb") as f:
+            head = f.read(1024)
+            if len(head) == 1024 and b"%PDF-" not in head:
+                return True
             f.seek(max(0, path.stat().st_size - 1024))
             return b"%%EOF" in f.read()
     except OSError:
@@ -312,8 +326,6 @@ def message_meta(message) -> dict:
 
 def poll_inbound(source=None) -> Counter:
     """One pass over waiting digital mail: store each item, then acknowledge it (MOTTATT)."""
-    from ..inbound.types import InboundFailure, InboundUnavailable
-
     counts: Counter = Counter()
     conn = connection()
     token = _lock(conn, INBOUND_LOCK)
@@ -322,17 +334,8 @@ def poll_inbound(source=None) -> Counter:
         return counts
     try:
         source = source or inbound_source()
-        for got in source.fetch():
-            conn.expire(INBOUND_LOCK, LOCK_SECONDS)
-            try:
-                if isinstance(got, InboundFailure):
-                    counts[_take_failure(source, got)] += 1
-                else:
-                    counts[_take_message(source, got)] += 1
-            except Exception:  # noqa: BLE001 - one bad item must not stop the others; it comes again
-                db.session.rollback()
-                log.exception("inbound item %s not taken; it stays waiting", getattr(got, "id", "?"))
-                counts["error"] += 1
+        with pdfcheck.batch():
+            _poll(source, conn, counts)
     except InboundUnavailable as exc:
         log.warning("inbound mail not fetched: %s", exc)
         counts["unavailable"] += 1
@@ -340,6 +343,20 @@ def poll_inbound(source=None) -> Counter:
         db.session.remove()
         _unlock(conn, INBOUND_LOCK, token)
     return counts
+
+
+def _poll(source, conn, counts: Counter) -> None:
+    for got in source.fetch():
+        conn.expire(INBOUND_LOCK, LOCK_SECONDS)
+        try:
+            if isinstance(got, InboundFailure):
+                counts[_take_failure(source, got)] += 1
+            else:
+                counts[_take_message(source, got)] += 1
+        except Exception:  # noqa: BLE001 - one bad item must not stop the others; it comes again
+            db.session.rollback()
+            log.exception("inbound item %s not taken; it stays waiting", getattr(got, "id", "?"))
+            counts["error"] += 1
 
 
 def _known(message_id: str) -> list[InboxItem]:

@@ -39,7 +39,7 @@ CHECK_LABELS = {
 FILTERS = ("open", "transferred", "rejected", "all")
 
 
-def _item(actor: User, item_id: int) -> InboxItem:
+def get_item(actor: User, item_id: int) -> InboxItem:
     require(actor, "distribute_mail", object_type="inbox_item", object_id=item_id)
     item = db.session.get(InboxItem, item_id)
     if item is None:
@@ -68,7 +68,7 @@ def inbox(actor: User, which: str = "open", limit: int = 300) -> list[InboxItem]
 
 def open_item(actor: User, item_id: int) -> InboxItem:
     """Open an item; a new one becomes "in progress" by the actor, so colleagues see who has it."""
-    item = _item(actor, item_id)
+    item = get_item(actor, item_id)
     if item.status == InboxStatus.NEW:
         claimed = db.session.execute(
             update(InboxItem).where(InboxItem.id == item.id, InboxItem.status == InboxStatus.NEW)
@@ -81,7 +81,7 @@ def open_item(actor: User, item_id: int) -> InboxItem:
 
 
 def take_over(actor: User, item_id: int) -> InboxItem:
-    item = _item(actor, item_id)
+    item = get_item(actor, item_id)
     if not item.is_open:
         raise Conflict(_l("The item is not waiting any more."))
     before = item.claimed_by.username if item.claimed_by else None
@@ -95,7 +95,7 @@ def take_over(actor: User, item_id: int) -> InboxItem:
 
 def set_check(actor: User, item_id: int, point: int, checked: bool) -> InboxItem:
     """Tick or untick one point of the checklist; who and when are kept, and logged."""
-    item = _item(actor, item_id)
+    item = get_item(actor, item_id)
     if not item.is_open:
         raise Conflict(_l("The item is not waiting any more."))
     if point not in item.check_points:
@@ -117,7 +117,7 @@ def set_check(actor: User, item_id: int, point: int, checked: bool) -> InboxItem
 
 def reject(actor: User, item_id: int, reason: str) -> InboxItem:
     """Not ours, or not mail to keep: kept with the reason, never deleted."""
-    item = _item(actor, item_id)
+    item = get_item(actor, item_id)
     if not item.is_open:
         raise Conflict(_l("The item is not waiting any more."))
     item.reject_reason = validation.required_text(reason, "reason")[:2000]
@@ -129,7 +129,7 @@ def reject(actor: User, item_id: int, reason: str) -> InboxItem:
 
 def acknowledge_refusal(actor: User, item_id: int) -> InboxItem:
     """A refusal by the intake has been seen and dealt with: it leaves the open list."""
-    item = _item(actor, item_id)
+    item = get_item(actor, item_id)
     if item.status != InboxStatus.SYSTEM_REJECTED or item.rejected_by_id is not None:
         raise Conflict(_l("The item is not waiting any more."))
     item.rejected_by = actor
@@ -172,7 +172,7 @@ def split(actor: User, item_id: int, ranges_text: str) -> list[InboxItem]:
 
     from ..files.storage import discard_unreferenced, file_path, store_upload
 
-    item = _item(actor, item_id)
+    item = get_item(actor, item_id)
     if not item.is_open or item.sha256 is None:
         raise Conflict(_l("The item is not waiting any more."))
     ranges = parse_ranges(ranges_text, item.page_count or 0)
@@ -240,7 +240,7 @@ def transfer(actor: User, item_id: int, data: TransferData) -> InboxItem:
     One transaction: the post, its document, the archive job (through finalize), the paper
     original, the handler's notification and the item's new status commit together or not at all.
     """
-    item = _item(actor, item_id)
+    item = get_item(actor, item_id)
     require(actor, "journal", object_type="inbox_item", object_id=item.id)
     if not item.is_open or item.sha256 is None:
         raise Conflict(_l("The item is not waiting any more."))
@@ -330,6 +330,13 @@ def _notify_transfer(actor: User, case: Case, post, held_back: bool) -> None:
 def _leaders() -> list[User]:
     users = db.session.scalars(select(User).where(User.active.is_(True)))
     return [u for u in users if u.can("approve") and u.can("search_all")]
+
+
+def open_cases(actor: User, client: Client) -> list[Case]:
+    """The client's open cases the actor may see: where a transferred document can go."""
+    return list(db.session.scalars(select(Case).where(
+        Case.client_id == client.id, Case.status == CaseStatus.OPEN, scope.case_clause(actor))
+        .order_by(Case.opened_on.desc(), Case.id.desc())))
 
 
 def document_checks(document_id: int) -> list[InboxCheck]:

@@ -42,18 +42,30 @@ def _category_matches(text: str) -> list[CaseCategory]:
             if c.value.startswith(text) or str(CATEGORY_LABELS[c.value]).lower().startswith(text)]
 
 
+def client_condition(text: str):
+    """Clients by national id (6 digits or more, a prefix) or by a prefix of the name or family name."""
+    digits = text.replace(" ", "")
+    if digits.isdigit():
+        return _prefix(Client.national_id, digits) if len(digits) >= 6 else Client.id == -1
+    return or_(_prefix(Client.name_lower, text), _prefix(Client.family_lower, text))
+
+
+def pick_clients(actor: User, query: str, limit: int = 10) -> list[Client]:
+    """A short list of clients to choose from (post registration's "which client?")."""
+    text = " ".join((query or "").split()).lower()[:100]
+    if len(text) < 2:
+        return []
+    return list(db.session.scalars(select(Client).where(client_condition(text), scope.client_clause(actor))
+                                   .options(joinedload(Client.handler)).order_by(Client.name_lower).limit(limit)))
+
+
 def search(actor: User, query: str, page: int = 1) -> Results | None:
     text = " ".join((query or "").split()).lower()[:100]
     if len(text) < 2:
         return None
-    digits = text.replace(" ", "")
     page = max(page, 1)
 
-    if digits.isdigit():
-        client_cond = _prefix(Client.national_id, digits) if len(digits) >= 6 else Client.id == -1
-    else:
-        client_cond = or_(_prefix(Client.name_lower, text), _prefix(Client.family_lower, text))
-    clients = db.paginate(select(Client).where(client_cond, scope.client_clause(actor))
+    clients = db.paginate(select(Client).where(client_condition(text), scope.client_clause(actor))
                           .options(joinedload(Client.handler)).order_by(Client.name_lower),
                           page=page, per_page=PER_PAGE, error_out=False)
 

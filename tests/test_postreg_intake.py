@@ -1,0 +1,215 @@
+"""Post registration intake from the sync folder: exactly once, complete, nothing lost (SPEC §5)."""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from pypdf import PdfWriter
+from sqlalchemy import func, select
+
+from ppt_web.extensions import db
+from ppt_web.models import InboxItem, InboxSource, InboxStatus
+from ppt_web.postreg import intake
+from ppt_web.queue import connection
+
+from .builders import make_pdf
+from .conftest import ROOT, activity_rows
+
+pytestmark = pytest.mark.app_config(PPT_SYNC_SETTLE_SECONDS=0)
+
+
+def sync_dir(app) -> Path:
+    folder = Path(app.config["PPT_SYNC_DIR"])
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def scan(passes: int = 2):
+    total = {}
+    for _ in range(passes):
+        for key, value in intake.scan_sync_folder().items():
+            total[key] = total.get(key, 0) + value
+    return total
+
+
+def items(**where) -> list[InboxItem]:
+    query = select(InboxItem).order_by(InboxItem.id)
+    for key, value in where.items():
+        query = query.where(getattr(InboxItem, key) == value)
+    return list(db.session.scalars(query))
+
+
+def quarantined_bytes(app, item: InboxItem) -> bytes:
+    return (Path(app.instance_path) / "quarantine" / item.quarantine_name).read_bytes()
+
+
+def test_scans_are_imported_once_with_pages_and_previews_then_removed(app, ctx):
+    root = sync_dir(app)
+    (root / "2026" / "uke 48").mkdir(parents=True)
+    first, second = make_pdf(3), make_pdf(1)
+    (root / "skann 001.pdf").write_bytes(first)
+    (root / "2026" / "uke 48" / "Brev frå skule (æøå) .PDF").write_bytes(second)
+    (root / ".hidden.pdf").write_bytes(make_pdf(1))
+    (root / "scan.pdf.part").write_bytes(b"%PDF-1.7 still coming")
+
+    assert scan(passes=1).get("imported", 0) == 0  # first sight only notes the files
+    assert scan(passes=1)["imported"] == 2
+    got = items()
+    assert {i.filename: (i.source, i.status, i.page_count, i.sha256) for i in got} == {
+        "skann 001.pdf": (InboxSource.SCAN, InboxStatus.NEW, 3, hashlib.sha256(first).hexdigest()),
+        "Brev frå skule (æøå).pdf": (InboxSource.SCAN, InboxStatus.NEW, 1, hashlib.sha256(second).hexdigest())}
+    for item in got:
+        previews = Path(app.instance_path) / "previews" / item.sha256[:2] / item.sha256
+        assert sorted(p.name for p in previews.iterdir()) == [f"{n}.jpg" for n in range(1, item.page_count + 1)]
+    assert not (root / "skann 001.pdf").exists()
+    assert not (root / "2026" / "uke 48" / "Brev frå skule (æøå) .PDF").exists()
+    assert (root / ".hidden.pdf").exists() and (root / "scan.pdf.part").exists()  # not ours to take
+    assert scan().get("imported", 0) == 0 and len(items()) == 2
+    assert len(activity_rows("inbox_received")) == 2
+
+
+@pytest.mark.app_config(PPT_SYNC_SETTLE_SECONDS=1)
+def test_a_file_written_slowly_is_imported_once_and_complete(app, ctx):
+    root = sync_dir(app)
+    data = make_pdf(4)
+    target = root / "langsam.pdf"
+    chunks = [data[i:i + len(data) // 4 + 1] for i in range(0, len(data), len(data) // 4 + 1)]
+
+    def writer():
+        with target.open("wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+                out.flush()
+                time.sleep(1.6)  # longer than the settle time: a pause must not be read as "done"
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline and not (not thread.is_alive() and not target.exists()):
+        intake.scan_sync_folder()
+        time.sleep(0.3)
+    thread.join()
+    got = items()
+    assert len(got) == 1
+    assert got[0].status == InboxStatus.NEW and got[0].page_count == 4
+    assert got[0].sha256 == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.app_config(PPT_SYNC_INCOMPLETE_SECONDS=0)
+def test_a_file_that_never_completes_is_reported_and_kept(app, ctx):
+    root = sync_dir(app)
+    data = make_pdf(2)
+    (root / "avbroten.pdf").write_bytes(data[: len(data) // 2])
+    scan()
+    (item,) = items()
+    assert item.status == InboxStatus.SYSTEM_REJECTED and item.reject_code == "incomplete"
+    assert quarantined_bytes(app, item) == data[: len(data) // 2]
+    assert not (root / "avbroten.pdf").exists()
+
+
+def _encrypted_pdf() -> bytes:
+    writer = PdfWriter()
+    writer.add_blank_page(width=595, height=842)
+    writer.encrypt("hemmeleg")
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def _no_pages_pdf() -> bytes:
+    out = io.BytesIO()
+    PdfWriter().write(out)
+    return out.getvalue()
+
+
+@pytest.mark.app_config(PPT_MAX_UPLOAD_BYTES=200_000)
+def test_broken_input_is_refused_with_a_reason_and_kept_in_quarantine(app, ctx):
+    root = sync_dir(app)
+    known = make_pdf(1)
+    (root / "forst.pdf").write_bytes(known)
+    scan()
+    files = {
+        "tekst.pdf": (b"Dette er ikkje ein PDF\n" * 100, "not_pdf"),
+        "laast.pdf": (_encrypted_pdf(), "encrypted"),
+        "tom.pdf": (_no_pages_pdf(), "no_pages"),
+        "stor.pdf": (make_pdf(1) + b"%" * 250_000 + b"\n%%EOF\n", "too_large"),
+        "kopi.pdf": (known, "duplicate"),
+    }
+    for name, (data, _) in files.items():
+        (root / name).write_bytes(data)
+    counts = scan()
+    assert counts["refused"] == 5
+    refused = {i.filename: i for i in items(status=InboxStatus.SYSTEM_REJECTED)}
+    for name, (data, reason) in files.items():
+        item = refused[name]
+        assert item.reject_code == reason, name
+        assert item.reject_reason  # a readable reason for the inbox
+        assert quarantined_bytes(app, item) == data
+        assert not (root / name).exists()
+    assert "forst.pdf" not in refused  # the first copy is fine; only the second is a duplicate
+    assert len(activity_rows("inbox_refused")) == 5
+
+
+def test_five_hundred_files_at_once_are_each_imported_once(app, ctx):
+    root = sync_dir(app)
+    expected = set()
+    for n in range(500):
+        data = make_pdf(1 + n % 3, tag=f"burst-{n}")
+        expected.add(hashlib.sha256(data).hexdigest())
+        (root / f"batch-{n // 100}" / f"skann {n:04d}.pdf").parent.mkdir(exist_ok=True)
+        (root / f"batch-{n // 100}" / f"skann {n:04d}.pdf").write_bytes(data)
+    for _ in range(5):
+        scan(passes=1)
+        if not any(root.rglob("*.pdf")):
+            break
+    assert db.session.scalar(select(func.count(InboxItem.id))) == 500
+    assert {i.sha256 for i in items()} == expected
+    assert not any(root.rglob("*.pdf"))
+
+
+def test_an_intake_killed_mid_import_and_restarted_imports_every_file_once(app, ctx, tmp_path):
+    root = sync_dir(app)
+    expected = set()
+    for n in range(60):
+        data = make_pdf(1, tag=f"kill-{n}")
+        expected.add(hashlib.sha256(data).hexdigest())
+        (root / f"skann {n:03d}.pdf").write_bytes(data)
+    env = {**os.environ, "PPT_DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
+           "PPT_REDIS_URL": app.config["PPT_REDIS_URL"], "PPT_INSTANCE_PATH": app.instance_path,
+           "PPT_SYNC_DIR": str(root), "PPT_SYNC_SETTLE_SECONDS": "0", "PPT_SECRET_KEY": "test"}
+    proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "ppt_web", "intake", "--passes", "3"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        db.session.remove()
+        if (db.session.scalar(select(func.count(InboxItem.id))) or 0) >= 10:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    db.session.remove()
+    assert 10 <= db.session.scalar(select(func.count(InboxItem.id))) < 60, "killed before it was done"
+    connection().delete(intake.SCAN_LOCK)  # the killed scanner's lock would run out by itself after a minute
+    for _ in range(4):
+        scan(passes=1)
+    got = items()
+    assert len(got) == 60 and {i.sha256 for i in got} == expected
+    assert all(i.status == InboxStatus.NEW for i in got)
+    assert not any(root.glob("*.pdf"))
+
+
+def test_one_scanner_at_a_time(app, ctx):
+    conn = connection()
+    conn.set(intake.SCAN_LOCK, "someone-else", ex=30)
+    (sync_dir(app) / "a.pdf").write_bytes(make_pdf(1))
+    assert scan() == {"busy": 2}
+    assert items() == []
+    conn.delete(intake.SCAN_LOCK)
