@@ -100,6 +100,7 @@ OBJECT_LABELS = {
     "archive_job": _l("Archive job"),
     "inbox_item": _l("Inbox item"),
     "paper_original": _l("Paper original"),
+    "notification": _l("Notification"),
 }
 
 OUTCOME_LABELS = {
@@ -171,5 +172,5 @@ INBOX_SOURCE_LABELS = {"scan": _l("Scanned paper"), "svarinn": _l("Digital mail 
                        "upload": _l("Uploaded by hand")}
 INBOX_STATUS_LABELS = {
     "new": _l("New"), "in_progress": _l("In progress"), "checked": _l("Checked"), "transferred": _l("Transferred"),
-    "split": _l("Split"), "rejected": _l("Rejected"), "system_rejected": _l("Rejected by the system"),
+    "split": _l("Split up"), "rejected": _l("Rejected"), "system_rejected": _l("Rejected by the system"),
 }

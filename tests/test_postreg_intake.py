@@ -197,7 +197,7 @@ def test_an_intake_killed_mid_import_and_restarted_imports_every_file_once(app, 
     proc.wait()
     db.session.remove()
     assert 10 <= db.session.scalar(select(func.count(InboxItem.id))) < 60, "killed before it was done"
-    connection().delete(intake.SCAN_LOCK)  # the killed scanner's lock would run out by itself after a minute
+    connection().delete(intake.redis_key(intake.SCAN_LOCK))  # the killed scanner's lock would run out by itself after a minute
     for _ in range(4):
         scan(passes=1)
     got = items()
@@ -208,8 +208,8 @@ def test_an_intake_killed_mid_import_and_restarted_imports_every_file_once(app, 
 
 def test_one_scanner_at_a_time(app, ctx):
     conn = connection()
-    conn.set(intake.SCAN_LOCK, "someone-else", ex=30)
+    conn.set(intake.redis_key(intake.SCAN_LOCK), "someone-else", ex=30)
     (sync_dir(app) / "a.pdf").write_bytes(make_pdf(1))
     assert scan() == {"busy": 2}
     assert items() == []
-    conn.delete(intake.SCAN_LOCK)
+    conn.delete(intake.redis_key(intake.SCAN_LOCK))

@@ -104,7 +104,7 @@ def test_openssl_opens_our_envelope(keys, tmp_path):
     (tmp_path / "key.pem").write_bytes(keys[0])
     (tmp_path / "in.der").write_bytes(cms.encrypt(b"hei fra PPT", keys[1]))
     done = subprocess.run(["openssl", "cms", "-decrypt", "-inform", "DER", "-binary", "-inkey",
-                           str(tmp_path / "key.pem"), "-in", str(tmp_path / "in.der")], capture_output=True)
+                           str(tmp_path / "key.pem"), "-in", str(tmp_path / "in.der")], capture_output=True, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout == b"hei fra PPT"
 
@@ -121,7 +121,7 @@ def test_other_algorithms_from_openssl(keys, tmp_path, options, opens):
     (tmp_path / "cert.pem").write_bytes(keys[1])
     (tmp_path / "in.bin").write_bytes(b"x" * 3000)
     done = subprocess.run(["openssl", "cms", "-encrypt", "-binary", *options, "-outform", "DER",
-                           "-in", str(tmp_path / "in.bin"), str(tmp_path / "cert.pem")], capture_output=True)
+                           "-in", str(tmp_path / "in.bin"), str(tmp_path / "cert.pem")], capture_output=True, check=False)
     assert done.returncode == 0, done.stderr
     if opens:
         assert cms.decrypt(done.stdout, keys[0]) == b"x" * 3000
@@ -167,7 +167,11 @@ def test_unknown_fields_are_ignored_and_missing_required_ones_are_not():
     """KS may add fields; the ones the inbox relies on must be there."""
     files = {"a.pdf": b"%PDF"}
     meta = build_metadata(str(uuid.uuid4()), files, nyttFelt={"x": 1}, dato="not a date")
-    assert isinstance(parse_message(meta, files), InboundMessage)
+    message = parse_message(meta, files)
+    assert isinstance(message, InboundMessage) and message.sent_at is None
+    assert parse_message({**meta, "taushetsbelagtPost": False}, files).confidential is False
+    unmarked = {k: v for k, v in meta.items() if k != "taushetsbelagtPost"}
+    assert parse_message(unmarked, files).confidential is True  # unknown: treated as confidential
     for broken in ({"id": "not-a-uuid"}, {"tittel": "  "}, {"avsender": {"postadresse": {}}}, {"filer": []},
                    {"filer": [{"filnavn": "a.pdf", "hash": "abc", "storrelse": 4}]}):
         result = parse_message({**meta, **broken}, files)
@@ -329,6 +333,12 @@ def test_wrong_credentials_are_unavailable(server, keys):
         list(wrong.fetch())
 
 
+def test_an_unusable_key_is_refused_at_start(server):
+    """A wrong PPT_SVARINN_KEY shows at start-up, not as a FEILET on every letter."""
+    with pytest.raises(cms.CmsError, match="private key"):
+        SvarInnSource(server.url, USER, PASSWORD, b"-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----\n")
+
+
 def test_unreachable_service_is_unavailable(keys):
     server = SvarInnServer(keys[1], USER, PASSWORD)
     url = server.url
@@ -476,6 +486,16 @@ def test_folder_unreadable_json_is_set_aside(tmp_path):
     result = only_failure(FolderSource(tmp_path).fetch())
     assert (result.id, result.reason, result.permanent) == ("", "bad_metadata", True)
     assert (tmp_path / "feilet" / "rot" / "feil.json").is_file()
+
+
+def test_folder_with_an_id_that_is_no_uuid_is_set_aside(tmp_path):
+    """An id that is not a UUID names nothing and may hold free text; it is never handed on."""
+    sent = write_example(tmp_path, b"%PDF", title="t", sender="s", org_number=None)
+    path = tmp_path / "inn" / sent / "forsendelse.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "id": "01017012345"}))
+    result = only_failure(FolderSource(tmp_path).fetch())
+    assert (result.id, result.reason) == ("", "bad_metadata")
+    assert (tmp_path / "feilet" / sent / "feil.json").is_file()
 
 
 def test_folder_files_must_stay_inside_their_folder(tmp_path):

@@ -111,7 +111,7 @@ def _private_key(private_key_pem: bytes) -> RSAPrivateKey:
 
 
 def _enveloped_data(envelope: bytes) -> cms.EnvelopedData:
-    """Parse and fully walk the structure, so truncation shows up here and not halfway through."""
+    """Parse the outer structure; strict loading finds a cut-off envelope by its lengths (or missing EOC)."""
     if not envelope:
         raise CmsError("the envelope is empty")
     try:
@@ -120,7 +120,6 @@ def _enveloped_data(envelope: bytes) -> cms.EnvelopedData:
         if content_type != "enveloped_data":
             raise CmsError(f"not CMS EnvelopedData but {content_type!r}")
         enveloped = info["content"]
-        enveloped.native  # noqa: B018  (forces the lazy parser over every byte)
     except CmsError:
         raise
     except (ValueError, TypeError, KeyError, OverflowError) as exc:

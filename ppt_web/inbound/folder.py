@@ -12,13 +12,13 @@ import json
 import logging
 import os
 import uuid
-from datetime import datetime, timezone
-from pathlib import Path
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 
 from .metadata import declared_size, failure, message_id, metadata_problem, parse_message, scrub
 from .types import (BAD_METADATA, DEFAULT_MAX_BYTES, DOWNLOAD_FAILED, SIZE_MISMATCH, InboundFailure,
-                    InboundMessage)
+                    InboundMessage, InboundUnavailable)
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,8 @@ class FolderSource:
         the caller sees the repeated id and acknowledges it, which moves it out of inn/."""
         self._folders = {}
         for folder in self._ready_folders():
+            if not os.path.lexists(folder / METADATA_NAME):
+                continue  # handled meanwhile (another process moved it)
             result = self._read(folder)
             if result.id:
                 self._folders.setdefault(result.id, []).append(folder)
@@ -64,7 +66,9 @@ class FolderSource:
         try:
             candidates = [p for p in inbox.iterdir() if not p.name.startswith(".") and p.is_dir()]
         except FileNotFoundError:
-            return []
+            return []  # nothing has been delivered yet
+        except OSError as exc:
+            raise InboundUnavailable(f"cannot read the inbound folder: {_reason(exc)}") from None
         ready = []
         for folder in candidates:
             try:
@@ -139,7 +143,7 @@ def write_example(root: Path, pdf: bytes, *, title: str, sender: str, org_number
         "avsender": avsender,
         "mottaker": {"postadresse": {"navn": "PPT"}},
         "tittel": title,
-        "dato": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "dato": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "sikkerhetsniva": "BETYDELIG",
         "taushetsbelagtPost": True,
         "filer": [{"filnavn": filename, "mimeType": "application/pdf", "hash": hashlib.sha256(pdf).hexdigest(),
@@ -170,7 +174,7 @@ def _move(folder: Path, target: Path) -> Path:
 
 def _write_failure(folder: Path, message_id: str, detail: str, permanent: bool) -> None:
     record = {"id": message_id, "feilmelding": scrub(detail), "permanent": permanent,
-              "tidspunkt": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+              "tidspunkt": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
     temporary = folder / f".{FAILURE_NAME}.tmp"
     _write_durably(temporary, json.dumps(record, ensure_ascii=False, indent=2).encode())
     os.replace(temporary, folder / FAILURE_NAME)

@@ -10,7 +10,7 @@ import io
 import re
 import uuid
 import zipfile
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from .types import (BAD_METADATA, DEFAULT_MAX_BYTES, HASH_MISMATCH, MISSING_FILE, SIZE_MISMATCH,
@@ -40,9 +40,10 @@ def failure(meta: object, reason: str, detail: str, *, permanent: bool = True,
 
 
 def message_id(meta: object) -> str:
-    """The forsendelse id as given, even if malformed, so FEILET can still name it; "" if absent."""
+    """The forsendelse id if it is a UUID, else "": a malformed one names nothing SvarInn holds, and
+    free text in it could be anything (a national id), so it is not passed on to logs."""
     value = meta.get("id") if isinstance(meta, dict) else None
-    return value if isinstance(value, str) else ""
+    return value if _is_uuid(value) else ""
 
 
 def metadata_problem(meta: object) -> str | None:
@@ -62,9 +63,9 @@ def metadata_problem(meta: object) -> str | None:
     for number, entry in enumerate(filer, 1):
         problem = _file_entry_problem(entry)
         if problem:
-            return f"filer[{number}]: {problem}"
+            return f"file {number} in filer: {problem}"
         if entry["filnavn"] in seen:
-            return f"filer[{number}]: filnavn {entry['filnavn']!r} appears twice"
+            return f"file {number} in filer: filnavn {entry['filnavn']!r} appears twice"
         seen.add(entry["filnavn"])
     return None
 
@@ -220,8 +221,8 @@ def _timestamp(value: object) -> datetime | None:
     except ValueError:
         return None
     if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
 
 
 def _calendar_date(value: object) -> date | None:

@@ -6,8 +6,8 @@ lists its servers as ".../api", so a trailing "/api" (and any trailing "/") is t
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from collections.abc import Iterator
+from dataclasses import replace
 from urllib.parse import quote, urljoin, urlsplit
 
 import requests
@@ -65,11 +65,11 @@ class SvarInnSource:
         """
         seen: set[str] = set()
         while True:
-            fresh = [(key, item) for key, item in ((_item_key(item), item) for item in self._list())
-                     if key not in seen]
+            fresh = [item for item in self._list() if _item_key(item) not in seen]
             if not fresh:
                 return
-            for key, item in fresh:
+            for item in fresh:
+                key = _item_key(item)
                 if key in seen:  # the same id twice on one page
                     continue
                 seen.add(key)
@@ -81,7 +81,7 @@ class SvarInnSource:
 
     def fail(self, message_id: str, detail: str, permanent: bool) -> None:
         """FEILET: permanent makes SvarUt send it another way; transient leaves it waiting for us."""
-        feilmelding = scrub(detail).strip()[:MAX_FEILMELDING] or "teknisk feil ved mottak"
+        feilmelding = scrub(detail).strip()[:MAX_FEILMELDING] or "technical failure on receipt"
         self._patch_status(message_id, {"status": "FEILET",
                                         "feil": {"feilmelding": feilmelding, "permanent": bool(permanent)}})
 

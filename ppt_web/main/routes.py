@@ -1,5 +1,5 @@
 """The start page, notifications and liveness."""
-from flask import render_template
+from flask import redirect, render_template, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -21,6 +21,33 @@ def notifications():
         .order_by(Notification.created_at.desc()).limit(100)
     )
     return render_template("main/notifications.html", notifications=list(rows))
+
+
+@bp.route("/notifications/<int:notification_id>/open", methods=["POST"])
+def open_notification(notification_id: int):
+    """Mark one notice read and go where it points (only one's own: another's is 404)."""
+    from ..errors import NotFound
+    from ..models.base import utcnow
+
+    row = db.session.get(Notification, notification_id)
+    if row is None or row.user_id != current_user.id:
+        raise NotFound(object_type="notification", object_id=notification_id)
+    if row.read_at is None:
+        row.read_at = utcnow()
+        db.session.commit()
+    return redirect(row.link or url_for("main.notifications"))
+
+
+@bp.route("/notifications/read", methods=["POST"])
+def read_all_notifications():
+    from sqlalchemy import update
+
+    from ..models.base import utcnow
+
+    db.session.execute(update(Notification).where(Notification.user_id == current_user.id,
+                                                  Notification.read_at.is_(None)).values(read_at=utcnow()))
+    db.session.commit()
+    return redirect(url_for("main.notifications"))
 
 
 @bp.route("/healthz")

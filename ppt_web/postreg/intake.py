@@ -42,9 +42,10 @@ from ..queue import connection
 
 log = logging.getLogger(__name__)
 
-SEEN_KEY = "ppt:sync-seen"          # hash: relative path -> "<size>:<mtime_ns>|<first seen like this>"
-SCAN_LOCK = "ppt:intake-scan-lock"
-INBOUND_LOCK = "ppt:inbound-poll-lock"
+# Redis keys, per deployment (PPT_QUEUE_NAME), since several services may share one Redis.
+SEEN_KEY = "ppt:{}:sync-seen"          # hash: relative path -> "<size>:<mtime_ns>|<first seen like this>"
+SCAN_LOCK = "ppt:{}:intake-scan-lock"
+INBOUND_LOCK = "ppt:{}:inbound-poll-lock"
 LOCK_SECONDS = 60                   # renewed after every file; a killed scanner's lock runs out
 SKIPPED_SUFFIXES = (".tmp", ".part", ".crdownload", ".partial", "~")
 WAITABLE = ("damaged", "empty")     # what a file still being written looks like
@@ -130,6 +131,10 @@ def _received(item: InboxItem) -> None:
                     after={"source": item.source.value, "file": item.filename, "pages": item.page_count})
 
 
+def redis_key(template: str) -> str:
+    return template.format(current_app.config["PPT_QUEUE_NAME"])
+
+
 def _lock(conn, key: str) -> str | None:
     token = uuid.uuid4().hex
     return token if conn.set(key, token, nx=True, ex=LOCK_SECONDS) else None
@@ -166,23 +171,23 @@ def scan_sync_folder() -> Counter:
     """One pass over the sync folder: note new or changed files, import the ones that have settled."""
     counts: Counter = Counter()
     conn = connection()
-    token = _lock(conn, SCAN_LOCK)
+    token = _lock(conn, redis_key(SCAN_LOCK))
     if token is None:
         counts["busy"] += 1
         return counts
     try:
         root = sync_root()
         settle = float(current_app.config["PPT_SYNC_SETTLE_SECONDS"])
-        seen = {k.decode(): v.decode() for k, v in conn.hgetall(SEEN_KEY).items()}
+        seen = {k.decode(): v.decode() for k, v in conn.hgetall(redis_key(SEEN_KEY)).items()}
         present = set()
         with pdfcheck.batch():
             _scan(root, conn, seen, present, settle, counts)
         gone = set(seen) - present
         if gone:
-            conn.hdel(SEEN_KEY, *gone)
+            conn.hdel(redis_key(SEEN_KEY), *gone)
     finally:
         db.session.remove()
-        _unlock(conn, SCAN_LOCK, token)
+        _unlock(conn, redis_key(SCAN_LOCK), token)
     return counts
 
 
@@ -198,7 +203,7 @@ def _scan(root: Path, conn, seen: dict, present: set, settle: float, counts: Cou
         previous = seen.get(rel, "")
         now = time.time()
         if previous.split("|")[0] != signature:
-            conn.hset(SEEN_KEY, rel, f"{signature}|{now}")
+            conn.hset(redis_key(SEEN_KEY), rel, f"{signature}|{now}")
             counts["waiting"] += 1
             continue
         if now - float(previous.split("|")[1]) < settle:
@@ -207,8 +212,8 @@ def _scan(root: Path, conn, seen: dict, present: set, settle: float, counts: Cou
         outcome = import_scan(path, rel, st)
         counts[outcome] += 1
         if outcome != "waiting":
-            conn.hdel(SEEN_KEY, rel)
-        conn.expire(SCAN_LOCK, LOCK_SECONDS)
+            conn.hdel(redis_key(SEEN_KEY), rel)
+        conn.expire(redis_key(SCAN_LOCK), LOCK_SECONDS)
 
 
 def _looks_complete(path: Path) -> bool:
@@ -328,7 +333,7 @@ def poll_inbound(source=None) -> Counter:
     """One pass over waiting digital mail: store each item, then acknowledge it (MOTTATT)."""
     counts: Counter = Counter()
     conn = connection()
-    token = _lock(conn, INBOUND_LOCK)
+    token = _lock(conn, redis_key(INBOUND_LOCK))
     if token is None:
         counts["busy"] += 1
         return counts
@@ -341,13 +346,13 @@ def poll_inbound(source=None) -> Counter:
         counts["unavailable"] += 1
     finally:
         db.session.remove()
-        _unlock(conn, INBOUND_LOCK, token)
+        _unlock(conn, redis_key(INBOUND_LOCK), token)
     return counts
 
 
 def _poll(source, conn, counts: Counter) -> None:
     for got in source.fetch():
-        conn.expire(INBOUND_LOCK, LOCK_SECONDS)
+        conn.expire(redis_key(INBOUND_LOCK), LOCK_SECONDS)
         try:
             if isinstance(got, InboundFailure):
                 counts[_take_failure(source, got)] += 1

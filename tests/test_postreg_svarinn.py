@@ -1,0 +1,162 @@
+"""Digital mail into the inbox: SvarInn V2 against the local test server, and the folder stand-in.
+
+Store first, then acknowledge; a permanent technical fault is FEILET with the reason and a
+kept, visible "rejected by the system" row; a repeated item is recognised by its SvarInn id.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from ppt_web.extensions import db
+from ppt_web.inbound.folder import FolderSource
+from ppt_web.inbound.svarinn import SvarInnSource
+from ppt_web.models import InboxItem, InboxSource, InboxStatus
+from ppt_web.postreg import intake
+
+from . import builders
+from .svarinn_server import SvarInnServer, make_key_and_cert
+from .test_svarinn_client import _find_testdata
+
+USER, PASSWORD = "ppt-mottak", "test-passord"
+
+
+@pytest.fixture(scope="module")
+def keys():
+    return make_key_and_cert()
+
+
+@pytest.fixture
+def server(keys):
+    with SvarInnServer(keys[1], username=USER, password=PASSWORD) as running:
+        yield running
+
+
+@pytest.fixture
+def source(server, keys):
+    return SvarInnSource(server.url, USER, PASSWORD, keys[0], timeout=10)
+
+
+def inbox() -> list[InboxItem]:
+    db.session.expire_all()
+    return list(db.session.scalars(select(InboxItem).order_by(InboxItem.id)))
+
+
+def pdf_files(name: str = "brev.pdf", pages: int = 1) -> dict[str, bytes]:
+    return {name: builders.make_pdf(pages)}
+
+
+def test_items_are_stored_with_their_metadata_then_acknowledged(ctx, server, source):
+    first = server.add(files=pdf_files("tilvising.pdf", pages=2))
+    second = server.add(files=pdf_files())
+    counts = intake.poll_inbound(source)
+    assert counts["received"] == 2
+    items = inbox()
+    assert [(i.source, i.status, i.svarinn_id) for i in items] == [
+        (InboxSource.SVARINN, InboxStatus.NEW, first), (InboxSource.SVARINN, InboxStatus.NEW, second)]
+    assert items[0].page_count == 2 and items[0].filename == "tilvising.pdf"
+    meta = items[0].meta
+    assert meta["title"] and meta["sender_name"] and meta["file"] == "tilvising.pdf"
+    assert server.acknowledged == {first, second} and not server.failed
+    assert intake.poll_inbound(source).get("received", 0) == 0 and len(inbox()) == 2
+
+
+def test_more_than_two_hundred_waiting_are_all_taken_in_one_pass(ctx, server, source):
+    ids = {server.add(files=pdf_files(f"brev-{n}.pdf")) for n in range(205)}
+    counts = intake.poll_inbound(source)
+    assert counts["received"] == 205
+    assert {i.svarinn_id for i in inbox()} == ids and len(inbox()) == 205
+    assert server.acknowledged == ids and server.waiting() == []
+
+
+@pytest.mark.parametrize("fault, reason", [("hash_mismatch", "hash_mismatch"), ("wrong_key", "decrypt_failed"),
+                                           ("truncated", "decrypt_failed"), ("bad_metadata", "bad_metadata")])
+def test_a_permanent_fault_is_feilet_with_the_reason_and_kept_visible(app, ctx, server, source, fault, reason):
+    bad = server.add(files=pdf_files(), fault=fault)
+    good = server.add(files=pdf_files())
+    counts = intake.poll_inbound(source)
+    assert counts["refused"] == 1 and counts["received"] == 1
+    refused, received = inbox()
+    assert refused.status == InboxStatus.SYSTEM_REJECTED and refused.reject_code == reason
+    assert refused.svarinn_id == bad and refused.reject_reason
+    assert received.svarinn_id == good and received.status == InboxStatus.NEW
+    assert set(server.failed) == {bad} and server.failed[bad]["permanent"] is True
+    assert reason in server.failed[bad]["feilmelding"]
+    assert server.acknowledged == {good}
+    if fault != "bad_metadata":  # what was downloaded is kept; bad metadata is refused before any download
+        kept = Path(app.instance_path) / "quarantine" / refused.quarantine_name
+        assert kept.read_bytes()
+    # Nothing is lost: the row stays in the open list until someone has dealt with it.
+    from ppt_web.postreg import service
+    from .conftest import user
+
+    assert refused.id in {i.id for i in service.inbox(user("sekretaer"), "open")}
+
+
+def test_a_crash_between_storing_and_acknowledging_stores_once(ctx, server, source):
+    sent = server.add(files=pdf_files())
+
+    class CrashingAck:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def fetch(self):
+            return self.inner.fetch()
+
+        def acknowledge(self, message_id):
+            raise ConnectionError("the worker died before MOTTATT went out")
+
+        def fail(self, *args):
+            return self.inner.fail(*args)
+
+    intake.poll_inbound(CrashingAck(source))
+    assert len(inbox()) == 1 and server.acknowledged == set()
+    counts = intake.poll_inbound(source)  # the item comes again
+    assert counts["repeated"] == 1
+    assert len(inbox()) == 1 and server.acknowledged == {sent}
+
+
+def test_a_download_error_is_tried_again_later_and_changes_nothing(ctx, server, source):
+    sent = server.add(files=pdf_files(), fault="download_error")
+    counts = intake.poll_inbound(source)
+    assert counts["transient"] == 1
+    assert inbox() == [] and not server.failed and sent in {m["id"] for m in server.waiting()}
+
+
+def test_wrong_credentials_take_nothing(ctx, server, keys):
+    server.add(files=pdf_files())
+    counts = intake.poll_inbound(SvarInnSource(server.url, USER, "feil-passord", keys[0], timeout=5))
+    assert counts["unavailable"] == 1 and inbox() == [] and server.acknowledged == set()
+
+
+def test_ks_example_with_a_pdf_and_a_text_file(ctx, server):
+    ks = _find_testdata()
+    if ks is None:
+        pytest.skip("no shared/standards/ks-svarut beside this checkout")
+    data = ks / "testdata"
+    [meta] = json.loads((data / "svarinn-v2-forsendelse.example.json").read_text())
+    server.add(meta, envelope=(data / "dokumenter.crypt").read_bytes())
+    ks_source = SvarInnSource(server.url, USER, PASSWORD, (data / "sp-key.pem").read_bytes(), timeout=10)
+    intake.poll_inbound(ks_source)
+    by_file = {i.meta["file"]: i for i in inbox()}
+    assert by_file["small.pdf"].status == InboxStatus.NEW
+    assert by_file["small.pdf"].meta["sender_case_ref"] == "2005/648677"
+    assert by_file["text.txt"].status == InboxStatus.SYSTEM_REJECTED and by_file["text.txt"].reject_code == "not_pdf"
+    assert server.acknowledged == {meta["id"]}  # technically received; the text file is a matter for people
+
+
+def test_the_folder_stand_in_is_the_zero_setup_default(app, ctx):
+    from ppt_web.cli import init_intake  # noqa: F401  (the demo-mail command is tested through the CLI)
+
+    result = app.test_cli_runner().invoke(args=["demo-mail", "--title", "Tilvising frå helsestasjonen"])
+    assert result.exit_code == 0, result.output
+    counts = intake.poll_inbound()
+    assert counts["received"] == 1
+    (item,) = inbox()
+    assert item.meta["title"] == "Tilvising frå helsestasjonen" and item.status == InboxStatus.NEW
+    root = Path(app.config["PPT_SVARINN_DIR"])
+    assert not any((root / "inn").iterdir()) and len(list((root / "mottatt").iterdir())) == 1
+    assert isinstance(intake.inbound_source(), FolderSource)
