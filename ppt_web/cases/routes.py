@@ -191,8 +191,12 @@ def post(post_id: int):
     write_off.method.choices = [(k, f"{k} – {v}") for k, v in WRITE_OFF_LABELS.items()]
     write_off.reply_post_id.choices = choices([p for p in found.case.posts if p.post_type == PostType.U],
                                               lambda p: f"{p.number} {p.title}")
+    from ..postreg.service import CHECK_LABELS, document_checks
+
+    checks = document_checks(found.main_document.id) if found.main_document else []
     return render_template("cases/post.html", post=found, missing=posts.missing_for_finalize(found),
-                           corrections=posts.corrections(found), write_off=write_off, delete_form=DeleteForm())
+                           corrections=posts.corrections(found), write_off=write_off, delete_form=DeleteForm(),
+                           checks=checks, check_labels=CHECK_LABELS)
 
 
 @bp.route("/posts/<int:post_id>/edit", methods=["GET", "POST"])

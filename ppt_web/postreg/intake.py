@@ -22,6 +22,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from flask import current_app
@@ -168,7 +169,11 @@ def _walk(root: Path) -> Iterator[Path]:
 
 
 def scan_sync_folder() -> Counter:
-    """One pass over the sync folder: note new or changed files, import the ones that have settled."""
+    """One pass over the sync folder: note new or changed files, import the ones that have settled.
+
+    Settled files are imported by PPT_INTAKE_THREADS threads, each with its own checking child and
+    database session: checking and rendering pages is the cost, and it uses every core.
+    """
     counts: Counter = Counter()
     conn = connection()
     token = _lock(conn, redis_key(SCAN_LOCK))
@@ -177,11 +182,25 @@ def scan_sync_folder() -> Counter:
         return counts
     try:
         root = sync_root()
-        settle = float(current_app.config["PPT_SYNC_SETTLE_SECONDS"])
         seen = {k.decode(): v.decode() for k, v in conn.hgetall(redis_key(SEEN_KEY)).items()}
-        present = set()
-        with pdfcheck.batch():
-            _scan(root, conn, seen, present, settle, counts)
+        present: set[str] = set()
+        ready = _settled(root, conn, seen, present, counts)
+        threads = max(1, min(int(current_app.config["PPT_INTAKE_THREADS"]), len(ready)))
+        if threads == 1:
+            counts.update(_import_all(conn, ready))
+        else:
+            app = current_app._get_current_object()
+            # Files with the same bytes go to the same thread, so one of them is found to be the duplicate.
+            shares: list[list] = [[] for _ in range(threads)]
+            for entry in ready:
+                try:
+                    shares[int(_sha256(entry[0])[:8], 16) % threads].append(entry)
+                except OSError:
+                    continue  # gone since it was listed
+
+            with ThreadPoolExecutor(threads, thread_name_prefix="intake") as pool:
+                for result in pool.map(lambda share: _import_in_context(app, conn, share), shares):
+                    counts.update(result)
         gone = set(seen) - present
         if gone:
             conn.hdel(redis_key(SEEN_KEY), *gone)
@@ -191,7 +210,10 @@ def scan_sync_folder() -> Counter:
     return counts
 
 
-def _scan(root: Path, conn, seen: dict, present: set, settle: float, counts: Counter) -> None:
+def _settled(root: Path, conn, seen: dict, present: set, counts: Counter) -> list[tuple[Path, str, os.stat_result]]:
+    """Files unchanged for PPT_SYNC_SETTLE_SECONDS; new or changed ones are noted for the next pass."""
+    settle = float(current_app.config["PPT_SYNC_SETTLE_SECONDS"])
+    ready = []
     for path in _walk(root):
         rel = path.relative_to(root).as_posix()
         present.add(rel)
@@ -205,15 +227,31 @@ def _scan(root: Path, conn, seen: dict, present: set, settle: float, counts: Cou
         if previous.split("|")[0] != signature:
             conn.hset(redis_key(SEEN_KEY), rel, f"{signature}|{now}")
             counts["waiting"] += 1
-            continue
-        if now - float(previous.split("|")[1]) < settle:
+        elif now - float(previous.split("|")[1]) < settle:
             counts["waiting"] += 1
-            continue
-        outcome = import_scan(path, rel, st)
-        counts[outcome] += 1
-        if outcome != "waiting":
-            conn.hdel(redis_key(SEEN_KEY), rel)
-        conn.expire(redis_key(SCAN_LOCK), LOCK_SECONDS)
+        else:
+            ready.append((path, rel, st))
+    return ready
+
+
+def _import_in_context(app, conn, share) -> Counter:
+    with app.app_context():
+        try:
+            return _import_all(conn, share)
+        finally:
+            db.session.remove()
+
+
+def _import_all(conn, share) -> Counter:
+    counts: Counter = Counter()
+    with pdfcheck.batch():
+        for path, rel, st in share:
+            outcome = import_scan(path, rel, st)
+            counts[outcome] += 1
+            if outcome != "waiting":
+                conn.hdel(redis_key(SEEN_KEY), rel)
+            conn.expire(redis_key(SCAN_LOCK), LOCK_SECONDS)
+    return counts
 
 
 def _looks_complete(path: Path) -> bool:

@@ -74,6 +74,9 @@ def _transfer_form(item, form: TransferForm | None = None) -> TransferForm:
         form.received_on.data = item.arrived_at.astimezone(service.OSLO).date()
         if meta.get("document_date"):
             form.document_date.data = date.fromisoformat(meta["document_date"])
+        if meta.get("sender_org_number") and form.sender_organisation_id.data is None:
+            known = service.organisation_by_number(meta["sender_org_number"])
+            form.sender_organisation_id.data = known.id if known else None
     return form
 
 

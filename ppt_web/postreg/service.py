@@ -22,7 +22,7 @@ from ..errors import Conflict, Invalid, NotFound
 from ..extensions import db
 from ..i18n import OSLO
 from ..models import (Case, CaseStatus, Client, Document, InboxCheck, InboxItem, InboxSource, InboxStatus,
-                      PaperOriginal, User)
+                      Organisation, PaperOriginal, User)
 from ..models.base import utcnow
 from ..models.domain import DEFAULT_LEGAL_BASIS
 from ..models.inbox import OPEN_STATUSES
@@ -337,6 +337,11 @@ def open_cases(actor: User, client: Client) -> list[Case]:
     return list(db.session.scalars(select(Case).where(
         Case.client_id == client.id, Case.status == CaseStatus.OPEN, scope.case_clause(actor))
         .order_by(Case.opened_on.desc(), Case.id.desc())))
+
+
+def organisation_by_number(org_number: str) -> Organisation | None:
+    """The sender of digital mail in the organisation register, to pre-fill the form."""
+    return db.session.scalar(select(Organisation).where(Organisation.org_number == str(org_number)[:9]))
 
 
 def document_checks(document_id: int) -> list[InboxCheck]:
