@@ -14,6 +14,7 @@ Exactly once, nothing lost (SPEC §5, DESIGN.md §5):
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
@@ -136,15 +137,24 @@ def redis_key(template: str) -> str:
     return template.format(current_app.config["PPT_QUEUE_NAME"])
 
 
-def _lock(conn, key: str) -> str | None:
-    token = uuid.uuid4().hex
-    return token if conn.set(key, token, nx=True, ex=LOCK_SECONDS) else None
+@contextlib.contextmanager
+def _only_one(lock: str) -> Iterator:
+    """Yield a Redis connection while holding the lock (one reader across hosts), or None if another has it.
 
-
-def _unlock(conn, key: str, token: str) -> None:
-    # Only our own lock: after a long stall another process may hold a new one.
-    conn.eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0",
-              1, key, token)
+    The holder renews it after each item; a killed holder's lock runs out after LOCK_SECONDS.
+    """
+    conn = connection()
+    key, token = redis_key(lock), uuid.uuid4().hex
+    if not conn.set(key, token, nx=True, ex=LOCK_SECONDS):
+        yield None
+        return
+    try:
+        yield conn
+    finally:
+        db.session.remove()
+        # Only our own lock: after a long stall another process may hold a new one.
+        conn.eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0",
+                  1, key, token)
 
 
 # --- the sync folder ----------------------------------------------------------------------------
@@ -175,16 +185,13 @@ def scan_sync_folder() -> Counter:
     database session: checking and rendering pages is the cost, and it uses every core.
     """
     counts: Counter = Counter()
-    conn = connection()
-    token = _lock(conn, redis_key(SCAN_LOCK))
-    if token is None:
-        counts["busy"] += 1
-        return counts
-    try:
-        root = sync_root()
+    with _only_one(SCAN_LOCK) as conn:
+        if conn is None:
+            counts["busy"] += 1
+            return counts
         seen = {k.decode(): v.decode() for k, v in conn.hgetall(redis_key(SEEN_KEY)).items()}
         present: set[str] = set()
-        ready = _settled(root, conn, seen, present, counts)
+        ready = _settled(sync_root(), conn, seen, present, counts)
         threads = max(1, min(int(current_app.config["PPT_INTAKE_THREADS"]), len(ready)))
         if threads == 1:
             counts.update(_import_all(conn, ready))
@@ -197,16 +204,12 @@ def scan_sync_folder() -> Counter:
                     shares[int(_sha256(entry[0])[:8], 16) % threads].append(entry)
                 except OSError:
                     continue  # gone since it was listed
-
             with ThreadPoolExecutor(threads, thread_name_prefix="intake") as pool:
                 for result in pool.map(lambda share: _import_in_context(app, conn, share), shares):
                     counts.update(result)
         gone = set(seen) - present
         if gone:
             conn.hdel(redis_key(SEEN_KEY), *gone)
-    finally:
-        db.session.remove()
-        _unlock(conn, redis_key(SCAN_LOCK), token)
     return counts
 
 
@@ -370,21 +373,17 @@ def message_meta(message) -> dict:
 def poll_inbound(source=None) -> Counter:
     """One pass over waiting digital mail: store each item, then acknowledge it (MOTTATT)."""
     counts: Counter = Counter()
-    conn = connection()
-    token = _lock(conn, redis_key(INBOUND_LOCK))
-    if token is None:
-        counts["busy"] += 1
-        return counts
-    try:
-        source = source or inbound_source()
-        with pdfcheck.batch():
-            _poll(source, conn, counts)
-    except InboundUnavailable as exc:
-        log.warning("inbound mail not fetched: %s", exc)
-        counts["unavailable"] += 1
-    finally:
-        db.session.remove()
-        _unlock(conn, redis_key(INBOUND_LOCK), token)
+    with _only_one(INBOUND_LOCK) as conn:
+        if conn is None:
+            counts["busy"] += 1
+            return counts
+        try:
+            source = source or inbound_source()
+            with pdfcheck.batch():
+                _poll(source, conn, counts)
+        except InboundUnavailable as exc:
+            log.warning("inbound mail not fetched: %s", exc)
+            counts["unavailable"] += 1
     return counts
 
 
