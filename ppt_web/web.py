@@ -100,6 +100,10 @@ def init_app(app: Flask) -> None:
             from .archive.service import alerts
 
             context["archive_alerts"] = alerts()
+        if current_user.can("distribute_mail"):
+            from .postreg.service import waiting_count
+
+            context["inbox_waiting"] = waiting_count()
         return context
 
     @app.context_processor

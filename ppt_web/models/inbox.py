@@ -93,6 +93,15 @@ class InboxItem(db.Model):
         return set(self.check_points) <= self.checked_points
 
     @property
+    def sent_at(self) -> datetime | None:
+        """When digital mail was sent, from its metadata (stored as ISO 8601 text)."""
+        value = (self.meta or {}).get("sent_at")
+        try:
+            return datetime.fromisoformat(value) if value else None
+        except (TypeError, ValueError):
+            return None
+
+    @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
 

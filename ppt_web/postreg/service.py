@@ -11,7 +11,7 @@ from datetime import date
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 
 from .. import validation
 from ..activity import service as activity
@@ -57,13 +57,22 @@ def inbox(actor: User, which: str = "open", limit: int = 300) -> list[InboxItem]
     require(actor, "distribute_mail")
     query = select(InboxItem).order_by(InboxItem.arrived_at.desc(), InboxItem.id.desc()).limit(limit)
     if which == "open":
-        query = query.where(or_(InboxItem.status.in_(OPEN_STATUSES),
-                                (InboxItem.status == InboxStatus.SYSTEM_REJECTED) & InboxItem.rejected_by_id.is_(None)))
+        query = query.where(_open_clause())
     elif which == "transferred":
         query = query.where(InboxItem.status == InboxStatus.TRANSFERRED)
     elif which == "rejected":
         query = query.where(InboxItem.status.in_((InboxStatus.REJECTED, InboxStatus.SYSTEM_REJECTED)))
     return list(db.session.scalars(query))
+
+
+def _open_clause():
+    return or_(InboxItem.status.in_(OPEN_STATUSES),
+               (InboxItem.status == InboxStatus.SYSTEM_REJECTED) & InboxItem.rejected_by_id.is_(None))
+
+
+def waiting_count() -> int:
+    """Items waiting for someone, for the menu (indexed on status)."""
+    return db.session.scalar(select(func.count(InboxItem.id)).where(_open_clause())) or 0
 
 
 def open_item(actor: User, item_id: int) -> InboxItem:
