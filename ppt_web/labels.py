@@ -83,6 +83,8 @@ ACTION_LABELS = {
     "inbox_split": _l("Mail split into documents"),
     "inbox_rejected": _l("Mail rejected"),
     "inbox_refusal_seen": _l("Refused mail dealt with"),
+    "inbox_returned": _l("Mail back in the inbox (its post was deleted)"),
+    "inbox_file_opened": _l("Mail in the inbox opened"),
     "paper_destroyed": _l("Paper original destroyed"),
 }
 

@@ -1,4 +1,5 @@
-"""Notifications: a row for the header count and list, and optionally an e-mail (PPT_SMTP_HOST).
+"""Notifications: a row for the header count and list, and optionally an e-mail (PPT_SMTP_HOST) that
+says only that there is something to read.
 
 The row joins the caller's transaction, so a notice exists exactly when the change it tells of
 does. Its text is rendered in the service's default language: notices are read by people who
@@ -12,6 +13,7 @@ from email.message import EmailMessage
 
 from flask import current_app
 from flask_babel import force_locale
+from flask_babel import lazy_gettext as _l
 from .extensions import db
 from .jobs import app_job
 from .models import Notification, User
@@ -29,7 +31,9 @@ def notify(user: User, text, link: str = "") -> Notification:
     """Tell a user about something; text may be a lazy string (rendered in the default language)."""
     with force_locale(current_app.config.get("BABEL_DEFAULT_LOCALE", "nn")):
         rendered = str(text)
-    row = Notification(user_id=user.id, text=rendered[:400], link=link[:400] if link.startswith("/") else "")
+    # Only a path inside the app: "//host" or "/\\host" would send a click elsewhere.
+    inside = link.startswith("/") and not link.startswith(("//", "/\\"))
+    row = Notification(user_id=user.id, text=rendered[:400], link=link[:400] if inside else "")
     db.session.add(row)
     if current_app.config.get("PPT_SMTP_HOST") and user.email:
         db.session.flush()
@@ -48,8 +52,16 @@ def send_mail(notification_id: int) -> str:
     message = EmailMessage()
     message["From"] = cfg["PPT_MAIL_FROM"]
     message["To"] = user.email
-    message["Subject"] = row.text[:120]
-    message.set_content(f"{row.text}\n\n{cfg['PPT_BASE_URL'].rstrip('/')}{row.link}\n")
+    # The notice's text may name a child (a case or document title): it stays in the app. The mail
+    # only says there is something, with a link that asks for sign-in.
+    with force_locale(cfg.get("BABEL_DEFAULT_LOCALE", "nn")):
+        message["Subject"] = str(_l("New notification in the PPT app"))
+        message.set_content(str(_l("You have a new notification. Sign in to read it:")) +
+                            f"\n{cfg['PPT_BASE_URL'].rstrip('/')}{row.link or '/notifications'}\n")
     with smtplib.SMTP(cfg["PPT_SMTP_HOST"], int(cfg["PPT_SMTP_PORT"]), timeout=30) as smtp:
+        smtp.ehlo()
+        if smtp.has_extn("starttls"):
+            smtp.starttls()
+            smtp.ehlo()
         smtp.send_message(message)
     return "sent"

@@ -220,3 +220,58 @@ def test_opening_an_item_shows_who_has_it(ctx):
     assert db.session.get(InboxItem, item.id).claimed_by.username == "sekretaer"
     service.take_over(user("konsulent"), item.id)
     assert db.session.get(InboxItem, item.id).claimed_by.username == "konsulent"
+
+
+def test_a_colleague_unticking_meanwhile_stops_the_transfer(ctx):
+    case = builders.case()
+    item = scanned()
+    tick_all(item)
+    stale = db.session.get(InboxItem, item.id)
+    # A colleague unticks point 3 in another session after this one read the item as checked.
+    db.session.execute(InboxItem.__table__.update().where(InboxItem.id == item.id).values(status="in_progress"))
+    db.session.commit()
+    assert stale.id == item.id
+    with pytest.raises(Conflict):
+        service.transfer(user("sekretaer"), item.id, transfer_data(case.client, case))
+    assert db.session.query(JournalPost).filter(JournalPost.case_id == case.id).count() == 0
+
+
+def test_a_split_item_cannot_then_be_transferred(ctx):
+    case = builders.case()
+    item = scanned(pages=2)
+    tick_all(item)
+    service.split(user("sekretaer"), item.id, "1, 2")
+    with pytest.raises(Conflict):
+        service.transfer(user("sekretaer"), item.id, transfer_data(case.client, case))
+    with pytest.raises(Conflict):
+        service.set_check(user("sekretaer"), item.id, 1, False)
+
+
+def test_deleting_a_held_back_post_puts_its_mail_back_in_the_inbox(ctx):
+    from ppt_web.cases import posts
+
+    case = builders.case()
+    item = scanned()
+    tick_all(item)
+    done = service.transfer(user("sekretaer"), item.id, transfer_data(case.client, case, hold_back=True))
+    post_id = done.post_id
+    posts.delete_post(user("konsulent"), post_id, "Feil klient")
+    back = db.session.get(InboxItem, item.id)
+    assert db.session.get(JournalPost, post_id) is None
+    assert back.status == InboxStatus.CHECKED and back.post_id is None and back.document_id is None
+    assert back.sha256 is not None and [c.point for c in back.checks] == [1, 2, 3, 4]
+    assert db.session.scalar(select(PaperOriginal)) is None
+    assert len(activity_rows("inbox_returned")) == 1
+    other = builders.case()
+    again = service.transfer(user("sekretaer"), item.id, transfer_data(other.client, other))
+    assert again.post.case_id == other.id and again.post.status == PostStatus.FINALIZED
+
+
+def test_the_client_handler_is_told_only_when_they_can_open_the_case(ctx):
+    client = builders.client(handler="radgjevar2")
+    case = builders.case(handler="radgjevar1", client_obj=client)
+    item = scanned()
+    tick_all(item)
+    service.transfer(user("sekretaer"), item.id, transfer_data(client, case))
+    told = {n.user_id for n in db.session.scalars(select(Notification))}
+    assert user("radgjevar1").id in told and user("radgjevar2").id not in told

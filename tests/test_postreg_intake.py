@@ -213,3 +213,22 @@ def test_one_scanner_at_a_time(app, ctx):
     assert scan() == {"busy": 2}
     assert items() == []
     conn.delete(intake.redis_key(intake.SCAN_LOCK))
+
+
+def test_odd_names_do_not_stop_the_intake(app, ctx):
+    root = sync_dir(app)
+    good = make_pdf(1)
+    latin1 = os.path.join(os.fsencode(root), b"Brev fr\xe5 skule.pdf")  # not UTF-8, as old scanners write
+    with open(latin1, "wb") as out:
+        out.write(make_pdf(2))
+    (root / ("长" * 83 + ".pdf")).write_bytes(b"not a pdf\n" * 200)  # 253 bytes: no room for a prefix
+    (root / "desktop.ini").write_bytes(b"[.ShellClassInfo]")
+    (root / "ok.pdf").write_bytes(good)
+    scan()
+    by_status = {}
+    for item in items():
+        by_status.setdefault(item.status, []).append(item)
+    assert len(by_status[InboxStatus.NEW]) == 2
+    (refused,) = by_status[InboxStatus.SYSTEM_REJECTED]
+    assert refused.reject_code == "not_pdf" and quarantined_bytes(app, refused) == b"not a pdf\n" * 200
+    assert not os.path.exists(latin1) and (root / "desktop.ini").exists()

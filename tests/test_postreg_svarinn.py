@@ -160,3 +160,14 @@ def test_the_folder_stand_in_is_the_zero_setup_default(app, ctx):
     root = Path(app.config["PPT_SVARINN_DIR"])
     assert not any((root / "inn").iterdir()) and len(list((root / "mottatt").iterdir())) == 1
     assert isinstance(intake.inbound_source(), FolderSource)
+
+
+def test_folder_items_without_a_usable_id_each_get_a_row(app, ctx):
+    root = Path(app.config["PPT_SVARINN_DIR"]) / "inn"
+    for name in ("a", "b"):
+        (root / name).mkdir(parents=True)
+        (root / name / "forsendelse.json").write_text("{ not json")
+    counts = intake.poll_inbound()
+    assert counts["refused"] == 2
+    refused = inbox()
+    assert len(refused) == 2 and all(i.status == InboxStatus.SYSTEM_REJECTED for i in refused)

@@ -220,6 +220,9 @@ def delete_post(actor: User, post_id: int, reason: str) -> None:
         raise Conflict(_l("The post is the reply that writes off another post and cannot be deleted."))
     activity.record("post_deleted", actor=actor, object_type="journal_post", object_id=post.id,
                     before={**snapshot(post), "number": post.number}, detail=reason)
+    from ..postreg.service import return_to_inbox
+
+    return_to_inbox(actor, post)  # mail filed to the wrong client goes back to the inbox, not away
     db.session.delete(post)
     db.session.commit()
 

@@ -79,6 +79,40 @@ def _pages(line: str) -> int:
     raise UploadRejected(verdict["reason"] if verdict.get("reason") in REASONS else "damaged")
 
 
+def split_pdf(path: Path, ranges: list[tuple[int, int]], out_dir: Path, timeout: float = 60.0) -> list[Path]:
+    """Cut a PDF into parts by 1-based page ranges, in a limited child like every other parse.
+
+    Returns the part files (part-1.pdf, ...) in out_dir; raises UploadRejected("damaged") if it fails.
+    """
+    from .storage import UploadRejected
+
+    argv = [sys.executable, "-I", str(Path(__file__).resolve()), "--split", str(Path(path).resolve()),
+            str(Path(out_dir).resolve())] + [f"{first}-{last}" for first, last in ranges]
+    try:
+        done = subprocess.run(argv, cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, capture_output=True,
+                              timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        raise UploadRejected("damaged") from None
+    parts = [Path(out_dir) / f"part-{n}.pdf" for n in range(1, len(ranges) + 1)]
+    if done.returncode != 0 or not all(p.exists() for p in parts):
+        log.warning("pdfcheck --split failed (exit %s): %s", done.returncode, done.stderr[-2000:])
+        raise UploadRejected("damaged")
+    return parts
+
+
+def _split(source: Path, out_dir: Path, ranges: list[str]) -> None:
+    from pypdf import PdfWriter
+
+    reader = PdfReader(source, strict=False)
+    for n, text in enumerate(ranges, start=1):
+        first, last = (int(x) for x in text.split("-"))
+        writer = PdfWriter()
+        for index in range(first - 1, last):
+            writer.add_page(reader.pages[index])
+        with (out_dir / f"part-{n}.pdf").open("wb") as out:
+            writer.write(out)
+
+
 class Checker:
     """One checking child for many files (the intake of a burst of scans): the start-up is paid once.
 
@@ -89,6 +123,7 @@ class Checker:
     def __init__(self) -> None:
         self.proc: subprocess.Popen | None = None
         self._buffer = b""
+        self._sent = 0
 
     def _start(self) -> subprocess.Popen:
         if self.proc is None or self.proc.poll() is not None:
@@ -100,7 +135,8 @@ class Checker:
 
     def inspect(self, path: Path, timeout: float, preview_dir: Path | None) -> int:
         proc = self._start()
-        request = {"path": str(Path(path).resolve()),
+        self._sent += 1
+        request = {"id": self._sent, "path": str(Path(path).resolve()),
                    "preview": str(Path(preview_dir).resolve()) if preview_dir is not None else None}
         deadline = time.monotonic() + (timeout * 3 if preview_dir is not None else timeout)
         try:
@@ -118,6 +154,14 @@ class Checker:
             self.close()
             return _pages("")
         line, self._buffer = self._buffer.split(b"\n", 1)
+        try:
+            answer = json.loads(line)
+        except ValueError:
+            answer = {}
+        if not isinstance(answer, dict) or answer.get("id") != request["id"]:
+            log.warning("pdfcheck child answered out of turn; restarting it")
+            self.close()  # every later answer could belong to another file
+            return _pages("")
         return _pages(line.decode(errors="replace"))
 
     def close(self) -> None:
@@ -221,7 +265,7 @@ def serve() -> None:
         soft = int(used.ru_utime + used.ru_stime) + CPU_SECONDS
         resource.setrlimit(resource.RLIMIT_CPU, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
         preview = Path(request["preview"]) if request.get("preview") else None
-        print(json.dumps(judge(Path(request["path"]), preview)), flush=True)
+        print(json.dumps({"id": request.get("id"), **judge(Path(request["path"]), preview)}), flush=True)
 
 
 def main(argv: list[str]) -> int:
@@ -231,6 +275,10 @@ def main(argv: list[str]) -> int:
     logging.disable(logging.CRITICAL)  # pypdf's warnings about lenient repairs are noise here
     if argv[1:] == ["--serve"]:
         serve()  # the CPU limit is set per file
+        return 0
+    if len(argv) > 3 and argv[1] == "--split":
+        _limit(resource.RLIMIT_CPU, CPU_SECONDS)
+        _split(Path(argv[2]), Path(argv[3]), argv[4:])
         return 0
     _limit(resource.RLIMIT_CPU, CPU_SECONDS)
     print(json.dumps(judge(Path(argv[1]), Path(argv[2]) if len(argv) > 2 else None)), flush=True)

@@ -50,6 +50,7 @@ SCAN_LOCK = "ppt:{}:intake-scan-lock"
 INBOUND_LOCK = "ppt:{}:inbound-poll-lock"
 LOCK_SECONDS = 60                   # renewed after every file; a killed scanner's lock runs out
 SKIPPED_SUFFIXES = (".tmp", ".part", ".crdownload", ".partial", "~")
+SKIPPED_NAMES = ("desktop.ini", "thumbs.db")  # what Windows leaves in a shared folder
 WAITABLE = ("damaged", "empty")     # what a file still being written looks like
 
 REASONS = {
@@ -79,7 +80,8 @@ def _quarantine_dir() -> Path:
 
 
 def _quarantine_name(filename: str) -> str:
-    stem = safe_filename(filename)[:-4] or "fil"
+    # At most 60 characters of the name: 60 x 4 bytes of UTF-8 stays inside a file system's 255.
+    stem = safe_filename(filename)[:-4][:60].rstrip(" .") or "fil"
     return f"{utcnow():%Y%m%d}-{uuid.uuid4().hex[:12]}-{stem}"
 
 
@@ -170,7 +172,7 @@ def _walk(root: Path) -> Iterator[Path]:
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
-            if name.startswith(".") or name.lower().endswith(SKIPPED_SUFFIXES):
+            if name.startswith(".") or name.lower().endswith(SKIPPED_SUFFIXES) or name.lower() in SKIPPED_NAMES:
                 continue
             path = Path(folder) / name
             if path.is_symlink() or not path.is_file():
@@ -202,8 +204,11 @@ def scan_sync_folder() -> Counter:
             for entry in ready:
                 try:
                     shares[int(_sha256(entry[0])[:8], 16) % threads].append(entry)
-                except OSError:
+                except FileNotFoundError:
                     continue  # gone since it was listed
+                except OSError as exc:
+                    log.warning("cannot read %s in the sync folder: %s", entry[1], exc)
+                    counts["error"] += 1
             with ThreadPoolExecutor(threads, thread_name_prefix="intake") as pool:
                 for result in pool.map(lambda share: _import_in_context(app, conn, share), shares):
                     counts.update(result)
@@ -218,7 +223,7 @@ def _settled(root: Path, conn, seen: dict, present: set, counts: Counter) -> lis
     settle = float(current_app.config["PPT_SYNC_SETTLE_SECONDS"])
     ready = []
     for path in _walk(root):
-        rel = path.relative_to(root).as_posix()
+        rel = _display_path(path.relative_to(root))
         present.add(rel)
         try:
             st = path.stat()
@@ -249,12 +254,22 @@ def _import_all(conn, share) -> Counter:
     counts: Counter = Counter()
     with pdfcheck.batch():
         for path, rel, st in share:
-            outcome = import_scan(path, rel, st)
+            try:
+                outcome = import_scan(path, rel, st)
+            except Exception:  # noqa: BLE001 - even the refusal failed (disk full): the file stays, next pass
+                db.session.rollback()
+                log.exception("could not take %s from the sync folder; it stays there", rel)
+                outcome = "error"
             counts[outcome] += 1
             if outcome != "waiting":
                 conn.hdel(redis_key(SEEN_KEY), rel)
             conn.expire(redis_key(SCAN_LOCK), LOCK_SECONDS)
     return counts
+
+
+def _display_path(rel: Path) -> str:
+    """The relative path as text; a name that is not UTF-8 (an old scanner) keeps its bytes as \\xNN."""
+    return os.fsencode(rel).decode("utf-8", "backslashreplace")
 
 
 def _looks_complete(path: Path) -> bool:
@@ -294,7 +309,8 @@ def _remove_source(path: Path, signature: tuple[int, int]) -> None:
 
 def import_scan(path: Path, rel: str, st: os.stat_result) -> str:
     """Import one settled file: "imported", "refused", "finished" (seen before a crash) or "waiting"."""
-    key = f"scan:{rel}:{st.st_size}:{st.st_mtime_ns}"
+    # The path is hashed: the key stays short and plain whatever the folder depth and names.
+    key = f"scan:{hashlib.sha256(rel.encode()).hexdigest()}:{st.st_size}:{st.st_mtime_ns}"
     signature = (st.st_size, st.st_mtime_ns)
     if db.session.scalar(select(InboxItem.id).where(InboxItem.source_key == key)) is not None:
         _remove_source(path, signature)  # committed before a crash; only the clean-up was left
@@ -325,6 +341,10 @@ def import_scan(path: Path, rel: str, st: os.stat_result) -> str:
     except FileNotFoundError:
         db.session.rollback()
         return "waiting"
+    except Exception:  # noqa: BLE001 - unreadable, disk full, database away: keep the file, try again
+        db.session.rollback()
+        log.exception("could not import %s from the sync folder; it stays there and is tried again", rel)
+        return "error"
     _remove_source(path, signature)
     return "imported"
 
@@ -427,8 +447,9 @@ def _take_failure(source, got) -> str:
         if isinstance(title, str):
             meta["title"] = title[:300]
         try:
+            key = f"svarinn:{got.id or 'no-id-' + uuid.uuid4().hex}:failed"  # no id: nothing to repeat it by
             _refused(InboxSource.SVARINN, f"{got.id or 'svarinn'}.pdf", got.reason,
-                     f"{reason_text(got.reason)} {got.detail}".strip(), name, f"svarinn:{got.id}:failed",
+                     f"{reason_text(got.reason)} {got.detail}".strip(), name, key,
                      svarinn_id=got.id or None, meta=meta)
             db.session.commit()
         except IntegrityError:

@@ -218,7 +218,7 @@ def refusal_seen(item_id: int):
 @bp.route("/<int:item_id>/pages/<int:page>.jpg")
 @permission_required("distribute_mail")
 def page_image(item_id: int, page: int):
-    found = service.get_item(_actor(), item_id)
+    found = service.item_for_reading(_actor(), item_id)
     path = preview.page_image(found.sha256, page) if found.sha256 and page <= (found.page_count or 0) else None
     if path is None:
         raise Conflict(_("There is no preview of this page."))
@@ -229,7 +229,10 @@ def page_image(item_id: int, page: int):
 @permission_required("distribute_mail")
 def item_file(item_id: int):
     """The PDF inline; a refused file only as a download, since it may be anything."""
-    found = service.get_item(_actor(), item_id)
+    found = service.item_for_reading(_actor(), item_id)
+    if found.document_id is not None:  # filed: read it as the document, scoped and logged like any other
+        return go(url_for("cases.document", document_id=found.document_id))
+    service.log_file_opened(_actor(), found)
     if found.sha256:
         response = send_file(file_path(found.sha256), mimetype="application/pdf", download_name=found.filename,
                              conditional=False, etag=False, max_age=0)

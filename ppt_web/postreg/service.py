@@ -12,6 +12,7 @@ from datetime import date
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from .. import validation
 from ..activity import service as activity
@@ -24,6 +25,7 @@ from ..i18n import OSLO
 from ..models import (Case, CaseStatus, Client, Document, InboxCheck, InboxItem, InboxSource, InboxStatus,
                       Organisation, PaperOriginal, User)
 from ..models.base import utcnow
+from ..files.storage import UploadRejected
 from ..models.domain import DEFAULT_LEGAL_BASIS
 from ..models.inbox import OPEN_STATUSES
 from ..notify import link as notify_link
@@ -70,33 +72,59 @@ def _open_clause():
                (InboxItem.status == InboxStatus.SYSTEM_REJECTED) & InboxItem.rejected_by_id.is_(None))
 
 
+def item_for_reading(actor: User, item_id: int) -> InboxItem:
+    """An item whose file or page images are read. Once transferred, the document's own access rules
+    apply (scope, 404 and a log row otherwise); the PDF itself is logged by the caller."""
+    item = get_item(actor, item_id)
+    if item.document_id is not None:
+        scope.document(actor, item.document_id)
+    return item
+
+
+def log_file_opened(actor: User, item: InboxItem) -> None:
+    _log("inbox_file_opened", actor, item)
+    db.session.commit()
+
+
 def waiting_count() -> int:
     """Items waiting for someone, for the menu (indexed on status)."""
     return db.session.scalar(select(func.count(InboxItem.id)).where(_open_clause())) or 0
+
+
+def _transition(item: InboxItem, to: InboxStatus | None, allowed: tuple[InboxStatus, ...], **values) -> None:
+    """Change the status with one conditional UPDATE, or refuse: two colleagues at once, one wins.
+
+    The UPDATE also takes the row lock (PostgreSQL) or the write lock (SQLite) for the rest of the
+    transaction, so what the caller does next cannot interleave with another change of the item.
+    to=None keeps the status (only the lock and the check are wanted).
+    """
+    changed = db.session.execute(update(InboxItem).where(InboxItem.id == item.id, InboxItem.status.in_(allowed))
+                                 .values(status=InboxItem.status if to is None else to, **values))
+    if changed.rowcount != 1:
+        db.session.rollback()
+        raise Conflict(_l("The item is not waiting any more."))
+    db.session.refresh(item)
 
 
 def open_item(actor: User, item_id: int) -> InboxItem:
     """Open an item; a new one becomes "in progress" by the actor, so colleagues see who has it."""
     item = get_item(actor, item_id)
     if item.status == InboxStatus.NEW:
-        claimed = db.session.execute(
-            update(InboxItem).where(InboxItem.id == item.id, InboxItem.status == InboxStatus.NEW)
-            .values(status=InboxStatus.IN_PROGRESS, claimed_by_id=actor.id, claimed_at=utcnow()))
-        if claimed.rowcount == 1:
-            db.session.refresh(item)
-            _log("inbox_claimed", actor, item)
+        try:
+            _transition(item, InboxStatus.IN_PROGRESS, (InboxStatus.NEW,), claimed_by_id=actor.id,
+                        claimed_at=utcnow())
+        except Conflict:
+            return get_item(actor, item_id)  # a colleague opened it a moment earlier
+        _log("inbox_claimed", actor, item)
         db.session.commit()
     return item
 
 
 def take_over(actor: User, item_id: int) -> InboxItem:
     item = get_item(actor, item_id)
-    if not item.is_open:
-        raise Conflict(_l("The item is not waiting any more."))
     before = item.claimed_by.username if item.claimed_by else None
-    item.claimed_by, item.claimed_at = actor, utcnow()
-    if item.status == InboxStatus.NEW:
-        item.status = InboxStatus.IN_PROGRESS
+    to = InboxStatus.IN_PROGRESS if item.status == InboxStatus.NEW else item.status
+    _transition(item, to, OPEN_STATUSES, claimed_by_id=actor.id, claimed_at=utcnow())
     _log("inbox_claimed", actor, item, detail=f"from {before}" if before else "")
     db.session.commit()
     return item
@@ -105,33 +133,39 @@ def take_over(actor: User, item_id: int) -> InboxItem:
 def set_check(actor: User, item_id: int, point: int, checked: bool) -> InboxItem:
     """Tick or untick one point of the checklist; who and when are kept, and logged."""
     item = get_item(actor, item_id)
-    if not item.is_open:
-        raise Conflict(_l("The item is not waiting any more."))
     if point not in item.check_points:
         raise Invalid(_l("That check does not apply to this item."), field="point")
-    existing = next((c for c in item.checks if c.point == point), None)
-    if checked and existing is None:
-        item.checks.append(InboxCheck(point=point, checked_by=actor, checked_at=utcnow()))
-    elif not checked and existing is not None:
-        item.checks.remove(existing)
-    else:
-        return item
+    # Lock the item first (it must still be open), then change the checks, then set the status from
+    # the checks as they are now: a colleague's tick committed meanwhile is counted.
+    _transition(item, None, OPEN_STATUSES)
     if item.claimed_by_id is None:
-        item.claimed_by, item.claimed_at = actor, utcnow()
+        item.claimed_by_id, item.claimed_at = actor.id, utcnow()
+    existing = db.session.scalar(select(InboxCheck).where(InboxCheck.item_id == item.id, InboxCheck.point == point))
+    if checked == (existing is not None):
+        db.session.rollback()
+        return get_item(actor, item_id)
+    if checked:
+        db.session.add(InboxCheck(item_id=item.id, point=point, checked_by=actor, checked_at=utcnow()))
+    else:
+        db.session.delete(existing)
+    db.session.flush()
+    db.session.expire(item, ["checks"])
     item.status = InboxStatus.CHECKED if item.all_checked else InboxStatus.IN_PROGRESS
     _log("inbox_checked" if checked else "inbox_unchecked", actor, item, point=point)
-    db.session.commit()
-    return item
+    try:
+        db.session.commit()
+    except IntegrityError:  # the same point ticked by two people at once: it is ticked
+        db.session.rollback()
+    return get_item(actor, item_id)
 
 
 def reject(actor: User, item_id: int, reason: str) -> InboxItem:
     """Not ours, or not mail to keep: kept with the reason, never deleted."""
     item = get_item(actor, item_id)
-    if not item.is_open:
-        raise Conflict(_l("The item is not waiting any more."))
-    item.reject_reason = validation.required_text(reason, "reason")[:2000]
-    item.status, item.rejected_by, item.rejected_at = InboxStatus.REJECTED, actor, utcnow()
-    _log("inbox_rejected", actor, item, detail=item.reject_reason[:500])
+    text = validation.required_text(reason, "reason")[:2000]
+    _transition(item, InboxStatus.REJECTED, OPEN_STATUSES, reject_reason=text, rejected_by_id=actor.id,
+                rejected_at=utcnow())
+    _log("inbox_rejected", actor, item, detail=text[:500])
     db.session.commit()
     return item
 
@@ -139,9 +173,9 @@ def reject(actor: User, item_id: int, reason: str) -> InboxItem:
 def acknowledge_refusal(actor: User, item_id: int) -> InboxItem:
     """A refusal by the intake has been seen and dealt with: it leaves the open list."""
     item = get_item(actor, item_id)
-    if item.status != InboxStatus.SYSTEM_REJECTED or item.rejected_by_id is not None:
+    if item.rejected_by_id is not None:
         raise Conflict(_l("The item is not waiting any more."))
-    item.rejected_by = actor
+    _transition(item, InboxStatus.SYSTEM_REJECTED, (InboxStatus.SYSTEM_REJECTED,), rejected_by_id=actor.id)
     _log("inbox_refusal_seen", actor, item)
     db.session.commit()
     return item
@@ -177,26 +211,26 @@ def parse_ranges(text: str, pages: int) -> list[tuple[int, int]]:
 
 def split(actor: User, item_id: int, ranges_text: str) -> list[InboxItem]:
     """Divide a scanned batch into documents by page ranges; each part is an inbox item of its own."""
-    from pypdf import PdfReader, PdfWriter
+    import shutil
 
+    from ..files import preview
+    from ..files.pdfcheck import split_pdf
     from ..files.storage import discard_unreferenced, file_path, store_upload
 
     item = get_item(actor, item_id)
     if not item.is_open or item.sha256 is None:
         raise Conflict(_l("The item is not waiting any more."))
     ranges = parse_ranges(ranges_text, item.page_count or 0)
-    reader = PdfReader(file_path(item.sha256))  # checked in the sandbox when it came in
+    scratch = preview.scratch()
     parts, new_hashes = [], []
     try:
-        for n, (first, last) in enumerate(ranges, start=1):
-            writer = PdfWriter()
-            for index in range(first - 1, last):
-                writer.add_page(reader.pages[index])
-            buffer = io.BytesIO()
-            writer.write(buffer)
-            buffer.seek(0)
-            stem = item.filename[:-4] if item.filename.lower().endswith(".pdf") else item.filename
-            stored = store_upload(buffer, f"{stem} ({first}-{last}).pdf", previews=True)
+        # Claim first: a colleague's transfer or split of the same item now waits or is refused.
+        _transition(item, InboxStatus.SPLIT, OPEN_STATUSES)
+        files = split_pdf(file_path(item.sha256), ranges, scratch)
+        stem = item.filename[:-4] if item.filename.lower().endswith(".pdf") else item.filename
+        for (first, last), part_file in zip(ranges, files):
+            with part_file.open("rb") as stream:
+                stored = store_upload(stream, f"{stem} ({first}-{last}).pdf", previews=True)
             new_hashes.append(stored.sha256)
             if stored.page_count != last - first + 1:
                 raise Invalid(_l("The page ranges could not be cut from this file."), field="ranges")
@@ -206,14 +240,19 @@ def split(actor: User, item_id: int, ranges_text: str) -> list[InboxItem]:
                              svarinn_id=item.svarinn_id)
             db.session.add(part)
             parts.append(part)
-        item.status = InboxStatus.SPLIT
         db.session.flush()
         _log("inbox_split", actor, item, ranges=[list(r) for r in ranges], parts=[p.id for p in parts])
         db.session.commit()
+    except UploadRejected:
+        db.session.rollback()
+        discard_unreferenced(new_hashes)
+        raise Invalid(_l("The page ranges could not be cut from this file."), field="ranges") from None
     except Exception:
         db.session.rollback()
         discard_unreferenced(new_hashes)
         raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return parts
 
 
@@ -264,12 +303,10 @@ def transfer(actor: User, item_id: int, data: TransferData) -> InboxItem:
     if item.source == InboxSource.SCAN and not storage_place:
         raise Invalid(_l("Say where the paper original is kept."), field="storage_place")
     try:
-        # Only one colleague can transfer an item: the status changes from open to transferred once.
-        claimed = db.session.execute(
-            update(InboxItem).where(InboxItem.id == item.id, InboxItem.status.in_(OPEN_STATUSES))
-            .values(status=InboxStatus.TRANSFERRED, transferred_by_id=actor.id, transferred_at=utcnow()))
-        if claimed.rowcount != 1:
-            raise Conflict(_l("The item is not waiting any more."))
+        # Only one colleague can transfer an item, and only while every point is still ticked: an
+        # untick sets the status back to in progress in its own conditional UPDATE.
+        _transition(item, InboxStatus.TRANSFERRED, (InboxStatus.CHECKED,), transferred_by_id=actor.id,
+                    transferred_at=utcnow())
         case = _target_case(actor, client, data)
         post = posts.create_post(actor, case.id, posts.PostData(
             post_type="I", title=data.title, document_date=data.document_date,
@@ -288,7 +325,6 @@ def transfer(actor: User, item_id: int, data: TransferData) -> InboxItem:
                                  items=", ".join(missing_fields)))
         else:
             posts.finalize(actor, post.id, commit=False)
-        db.session.refresh(item)
         item.post, item.document = post, document
         if item.source == InboxSource.SCAN:
             _paper_original(item, document, storage_place, data.after_downtime)
@@ -299,6 +335,23 @@ def transfer(actor: User, item_id: int, data: TransferData) -> InboxItem:
         db.session.rollback()
         raise
     return item
+
+
+def return_to_inbox(actor: User, post) -> None:
+    """A transferred post is being deleted as misregistered (a held-back draft): its mail waits again.
+
+    The item keeps its file and checklist and becomes "in progress" by the actor; its paper
+    original record goes with the document (the paper itself is still in the archive room).
+    Joins the caller's transaction.
+    """
+    for item in db.session.scalars(select(InboxItem).where(InboxItem.post_id == post.id)):
+        for original in db.session.scalars(select(PaperOriginal).where(PaperOriginal.item_id == item.id)):
+            db.session.delete(original)
+        item.post_id = item.document_id = item.transferred_by_id = item.transferred_at = None
+        item.status = InboxStatus.CHECKED if item.all_checked else InboxStatus.IN_PROGRESS
+        item.claimed_by_id, item.claimed_at = actor.id, utcnow()
+        _log("inbox_returned", actor, item, post=post.id)
+    db.session.flush()
 
 
 def _target_case(actor: User, client: Client, data: TransferData) -> Case:
@@ -325,10 +378,16 @@ def _paper_original(item: InboxItem, document: Document, storage_place: str, dow
 
 
 def _notify_transfer(actor: User, case: Case, post, held_back: bool) -> None:
-    handler = case.client.handler if case.client and case.client.handler else case.handler
     link = notify_link("cases.post", post_id=post.id)
-    if handler is not None and handler.id != actor.id and handler.active:
-        notify(handler, _l("New document in %(case)s: %(title)s", case=case.number, title=post.title), link)
+    # The case's handler; the client's responsible handler too when that is someone else who can
+    # open the case (a link that answers 404 helps nobody).
+    told = [case.handler]
+    if case.client and case.client.handler and case.client.handler not in told and \
+            scope.may_see(case.client.handler, case):
+        told.append(case.client.handler)
+    for handler in told:
+        if handler.id != actor.id and handler.active:
+            notify(handler, _l("New document in %(case)s: %(title)s", case=case.number, title=post.title), link)
     if held_back:
         for leader in _leaders():
             if leader.id != actor.id:
