@@ -74,6 +74,10 @@ def main() -> int:
                          daemon=True, name="sync-intake").start()
         threading.Thread(target=every, args=(app, stop, "PPT_INBOUND_SECONDS", poll_inbound, "inbound mail poll"),
                          daemon=True, name="inbound-intake").start()
+        from ppt_web.jobs import dispatch_sweep
+
+        threading.Thread(target=every, args=(app, stop, "PPT_DISPATCH_SECONDS", dispatch_sweep, "dispatch sweep"),
+                         daemon=True, name="dispatch").start()
     worker = Worker([queue.name], connection=conn, name=name)
     try:
         worker.work(with_scheduler=True, burst=args.burst)

@@ -43,11 +43,14 @@ def create_app(config: dict | None = None) -> Flask:
     from .cases import bp as cases_bp
     from .clients import bp as clients_bp
     from .main import bp as main_bp
+    from .dispatch import bp as dispatch_bp
+    from .dispatch import routes as _dispatch_routes  # noqa: F401  (registers the views)
     from .postreg import bp as postreg_bp
     from .postreg import routes as _postreg_routes  # noqa: F401  (registers the views)
     from .search import bp as search_bp
 
-    for bp in (auth_bp, main_bp, admin_bp, activity_bp, clients_bp, cases_bp, search_bp, archive_bp, postreg_bp):
+    for bp in (auth_bp, main_bp, admin_bp, activity_bp, clients_bp, cases_bp, search_bp, archive_bp, postreg_bp,
+               dispatch_bp):
         app.register_blueprint(bp)
 
     web.init_app(app)

@@ -89,3 +89,24 @@ def archive_sweep() -> dict:
     from .archive import service
 
     return service.sweep()
+
+
+@app_job
+def dispatch_send(dispatch_id: int) -> str:
+    """Send one recipient's shipment now (after the request's commit); the dispatch sweep covers misses."""
+    from .dispatch import service
+
+    return service.process(dispatch_id)
+
+
+def dispatch_sweep() -> dict:
+    """Run by a worker thread every PPT_DISPATCH_SECONDS, one process at a time."""
+    from flask import current_app
+
+    from .dispatch import service
+    from .queue import only_one
+
+    with only_one(f"ppt:{current_app.config['PPT_QUEUE_NAME']}:dispatch-sweep-lock") as conn:
+        if conn is None:
+            return {"busy": 1}
+        return service.sweep()

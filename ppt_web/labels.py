@@ -86,6 +86,14 @@ ACTION_LABELS = {
     "inbox_returned": _l("Mail back in the inbox (its post was deleted)"),
     "inbox_file_opened": _l("Mail in the inbox opened"),
     "paper_destroyed": _l("Paper original destroyed"),
+    "post_sent_to_approval": _l("Sent to approval"),
+    "post_approved": _l("Approved"),
+    "post_returned": _l("Returned from approval"),
+    "post_signed": _l("Signed electronically"),
+    "post_dispatch_requested": _l("Dispatch started"),
+    "post_dispatched": _l("Dispatched"),
+    "dispatch_failed": _l("Dispatch failed"),
+    "dispatch_retried": _l("Dispatch retried"),
 }
 
 OBJECT_LABELS = {
@@ -103,6 +111,7 @@ OBJECT_LABELS = {
     "inbox_item": _l("Inbox item"),
     "paper_original": _l("Paper original"),
     "notification": _l("Notification"),
+    "dispatch": _l("Dispatch"),
 }
 
 OUTCOME_LABELS = {
@@ -175,4 +184,14 @@ INBOX_SOURCE_LABELS = {"scan": _l("Scanned paper"), "svarinn": _l("Digital mail 
 INBOX_STATUS_LABELS = {
     "new": _l("New"), "in_progress": _l("In progress"), "checked": _l("Checked"), "transferred": _l("Transferred"),
     "split": _l("Split up"), "rejected": _l("Rejected"), "system_rejected": _l("Rejected by the system"),
+}
+
+DISPATCH_STATUS_LABELS = {"pending": _l("Waiting to be sent"), "sent": _l("Sent"), "confirmed": _l("Delivered"),
+                          "failed": _l("Failed"), "replaced": _l("Replaced by a new attempt")}
+POST_EVENT_LABELS = {
+    "sent_to_approval": _l("Sent to approval"), "approved": _l("Approved"), "returned": _l("Returned"),
+    "signed": _l("Signed electronically"), "dispatch_requested": _l("Dispatch started"),
+    "dispatch_sent": _l("Handed to SvarUt"), "dispatch_confirmed": _l("Delivered"),
+    "dispatch_failed": _l("Dispatch failed"), "dispatch_retried": _l("Dispatch retried"),
+    "dispatched": _l("Dispatched to every recipient"),
 }

@@ -1,7 +1,9 @@
 """The job queue: RQ on Redis. Jobs are handed over only after the database commit."""
 from __future__ import annotations
 
+import contextlib
 import logging
+import uuid
 
 import redis
 from flask import Flask, current_app
@@ -32,6 +34,29 @@ def worker_connection(app: Flask | None = None) -> redis.Redis:
     """For an RQ worker: no read timeout, since the worker blocks on BLPOP for minutes on purpose."""
     app = app or current_app
     return redis.Redis.from_url(app.config["PPT_REDIS_URL"], socket_connect_timeout=5, health_check_interval=30)
+
+
+LOCK_SECONDS = 60
+
+
+@contextlib.contextmanager
+def only_one(key: str):
+    """Yield a Redis connection while holding the lock `key` (one holder across processes and hosts),
+    or None when another holds it. The holder may renew it (expire); a killed one's lock runs out."""
+    from .extensions import db
+
+    conn = connection()
+    token = uuid.uuid4().hex
+    if not conn.set(key, token, nx=True, ex=LOCK_SECONDS):
+        yield None
+        return
+    try:
+        yield conn
+    finally:
+        db.session.remove()
+        # Only our own lock: after a long stall another process may hold a new one.
+        conn.eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0",
+                  1, key, token)
 
 
 def get_queue(app: Flask | None = None) -> Queue:

@@ -104,6 +104,14 @@ def init_app(app: Flask) -> None:
             from .postreg.service import waiting_count
 
             context["inbox_waiting"] = waiting_count()
+        if current_user.can("approve") or current_user.can("journal"):  # a team coordinator approves too
+            from .cases.approval import waiting_count as approvals_waiting
+
+            context["approvals_waiting"] = approvals_waiting(current_user)
+        if current_user.can("send"):
+            from .dispatch.service import failed_count
+
+            context["dispatch_failures"] = failed_count(current_user)
         return context
 
     @app.context_processor

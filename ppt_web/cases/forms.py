@@ -22,6 +22,8 @@ class CorrespondentForm(Form):
     organisation_id = SelectField(_l("From the organisation register"), coerce=_int_or_none, validate_choice=False)
     name = StringField(_l("Or name"), validators=[Optional(), Length(max=200)])
     address = StringField(_l("Address"), validators=[Optional(), Length(max=300)])
+    national_id = StringField(_l("National id (a guardian, for digital post)"), validators=[Optional(), Length(max=14)],
+                              render_kw={"autocomplete": "off", "inputmode": "numeric"})
 
 
 class PostForm(FlaskForm):
@@ -49,3 +51,13 @@ class DeleteForm(FlaskForm):
 class WriteOffForm(FlaskForm):
     method = SelectField(_l("Written off by"), validate_choice=False)
     reply_post_id = SelectField(_l("Outgoing reply"), coerce=_int_or_none, validate_choice=False)
+
+
+class ApprovalRequestForm(FlaskForm):
+    approver_id = SelectField(_l("Approver"), coerce=_int_or_none, validate_choice=False)
+    comment = TextAreaField(_l("Comment to the approver (optional)"), validators=[Optional(), Length(max=2000)])
+
+
+class ApprovalDecisionForm(FlaskForm):
+    comment = TextAreaField(_l("Comment"), validators=[Optional(), Length(max=2000)])
+    sign = BooleanField(_l("Sign the document electronically"), default=True)

@@ -27,6 +27,7 @@ class CorrespondentData:
     name: str = ""
     address: str = ""
     organisation_id: int | None = None
+    national_id: str = ""  # a guardian's, for digital dispatch (SvarUt person shipment)
 
 
 @dataclass
@@ -97,11 +98,12 @@ def _apply_correspondents(post: JournalPost, wanted: list[CorrespondentData]) ->
         name = " ".join((c.name or "").split())[:200] or (org.name if org else "")
         if not name:
             continue
+        nid = validation.national_id(c.national_id, "correspondents") if (c.national_id or "").strip() else None
         rows.append(Correspondent(role=_correspondent_role(post.post_type), name=name,
                                   address=" ".join((c.address or "").split())[:300] or (org.address if org else ""),
-                                  organisation=org, org_number=org.org_number if org else None))
-    if [(r.name, r.address, r.organisation_id if r.organisation else None) for r in rows] != \
-            [(c.name, c.address, c.organisation_id) for c in post.correspondents]:
+                                  organisation=org, org_number=org.org_number if org else None, national_id=nid))
+    if [(r.name, r.address, r.organisation.id if r.organisation else None, r.national_id) for r in rows] != \
+            [(c.name, c.address, c.organisation_id, c.national_id) for c in post.correspondents]:
         post.correspondents = rows
 
 
@@ -244,10 +246,18 @@ def finalize(actor: User, post_id: int, *, commit: bool = True) -> JournalPost:
     """Ferdigstill: after this nothing about the post or its files can change."""
     post = scope.post(actor, post_id)
     require(actor, "journal", object_type="journal_post", object_id=post.id)
-    if post.locked:
-        raise Conflict(_l("The post is finalized already."))
     if post.status == PostStatus.AWAITING_APPROVAL:
         raise Conflict(_l("The post is waiting for approval; the approver finalizes it."))
+    finalize_post(actor, post)
+    if commit:
+        db.session.commit()
+    return post
+
+
+def finalize_post(actor: User, post: JournalPost) -> None:
+    """The change itself, in the caller's transaction: by the handler (finalize) or the approver."""
+    if post.locked:
+        raise Conflict(_l("The post is finalized already."))
     missing = missing_for_finalize(post)
     if missing:
         raise Invalid(_l("The post cannot be finalized yet. Missing: %(items)s.", items=", ".join(missing)))
@@ -257,9 +267,6 @@ def finalize(actor: User, post_id: int, *, commit: bool = True) -> JournalPost:
     post.case.last_activity_at = utcnow()
     _log("post_finalized", actor, post, before)
     outbox.post_finalized(post)
-    if commit:
-        db.session.commit()
-    return post
 
 
 # What a metadata correction may change (SPEC §3), as keys of snapshot().

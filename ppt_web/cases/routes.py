@@ -10,8 +10,9 @@ from ..files.storage import file_path
 from ..formtools import apply_error, choices, form_status, go
 from ..labels import CATEGORY_LABELS, KIND_LABELS, POST_TYPE_LABELS, WRITE_OFF_LABELS
 from ..models import AccessGroup, CaseCategory, CaseKind, PostType
-from . import bp, posts, scope, service
-from .forms import CaseForm, CorrectionForm, DeleteForm, PostForm, WriteOffForm
+from . import approval, bp, posts, scope, service
+from .forms import (ApprovalDecisionForm, ApprovalRequestForm, CaseForm, CorrectionForm, DeleteForm, PostForm,
+                    WriteOffForm)
 
 
 def _actor():
@@ -129,7 +130,8 @@ def _post_data(form: PostForm, post_type: str) -> posts.PostData:
         registered_after_downtime=bool(form.registered_after_downtime.data),
         legal_basis=form.legal_basis.data or "",
         correspondents=[posts.CorrespondentData(name=e.form.name.data or "", address=e.form.address.data or "",
-                                                organisation_id=e.form.organisation_id.data)
+                                                organisation_id=e.form.organisation_id.data,
+                                                national_id=e.form.national_id.data or "")
                         for e in form.correspondents])
 
 
@@ -193,10 +195,19 @@ def post(post_id: int):
                                               lambda p: f"{p.number} {p.title}")
     from ..postreg.service import CHECK_LABELS, document_checks
 
+    from ..dispatch.service import for_post
+
     checks = document_checks(found.main_document.id) if found.main_document else []
+    request_form = ApprovalRequestForm()
+    request_form.approver_id.choices = [(u.id, u.full_name) for u in approval.approvers(found)
+                                        if u.id != current_user.id]
     return render_template("cases/post.html", post=found, missing=posts.missing_for_finalize(found),
                            corrections=posts.corrections(found), write_off=write_off, delete_form=DeleteForm(),
-                           checks=checks, check_labels=CHECK_LABELS)
+                           checks=checks, check_labels=CHECK_LABELS, approval_request=request_form,
+                           decision=ApprovalDecisionForm(), needs_approval=approval.needs_approval(found),
+                           may_decide=approval.refusal(_actor(), found) is None,
+                           signatures=approval.signatures(found), signature_status=approval.signature_status(found),
+                           dispatches=for_post(found))
 
 
 @bp.route("/posts/<int:post_id>/edit", methods=["GET", "POST"])
@@ -222,6 +233,7 @@ def _fill_correspondents(form: PostForm, post) -> None:
     for entry, c in zip(form.correspondents, post.correspondents):
         entry.form.name.data, entry.form.address.data = c.name, c.address
         entry.form.organisation_id.data = c.organisation_id
+        entry.form.national_id.data = c.national_id or ""
 
 
 @bp.route("/posts/<int:post_id>/documents/<int:document_id>/remove", methods=["POST"])
@@ -296,3 +308,57 @@ def document(document_id: int):
     response.headers["Cache-Control"] = "no-store"
     response.headers["Content-Security-Policy"] = "frame-ancestors 'self'"  # the PDF viewer needs no more
     return response
+
+
+# --- approval and signing (SPEC §6) ---------------------------------------------------------
+
+def _back_to_post(post_id: int, call, success: str):
+    """Run a post action; a refusal is shown on the post page instead of an error page."""
+    try:
+        call()
+    except (Invalid, Conflict) as exc:
+        flash(str(exc.message), "error")
+    else:
+        flash(success, "success")
+    return go(url_for("cases.post", post_id=post_id))
+
+
+@bp.route("/posts/<int:post_id>/send-to-approval", methods=["POST"])
+@permission_required("journal")
+def send_to_approval(post_id: int):
+    form = ApprovalRequestForm()
+    form.validate_on_submit()
+    return _back_to_post(post_id, lambda: approval.send_to_approval(_actor(), post_id, form.approver_id.data,
+                                                                    form.comment.data or ""),
+                         _("Sent to approval. The post is locked until it comes back."))
+
+
+@bp.route("/posts/<int:post_id>/approve", methods=["POST"])
+@permission_required("approve", "journal")  # a team coordinator approves as a handler (the service decides)
+def approve(post_id: int):
+    form = ApprovalDecisionForm()
+    form.validate_on_submit()
+    return _back_to_post(post_id, lambda: approval.approve(_actor(), post_id, form.comment.data or "",
+                                                           sign=bool(form.sign.data) and current_user.can("esign")),
+                         _("Approved and finalized."))
+
+
+@bp.route("/posts/<int:post_id>/return", methods=["POST"])
+@permission_required("approve", "journal")
+def return_post(post_id: int):
+    form = ApprovalDecisionForm()
+    form.validate_on_submit()
+    return _back_to_post(post_id, lambda: approval.return_post(_actor(), post_id, form.comment.data or ""),
+                         _("Returned to the handler with your comment."))
+
+
+@bp.route("/posts/<int:post_id>/sign", methods=["POST"])
+@permission_required("esign")
+def sign(post_id: int):
+    return _back_to_post(post_id, lambda: approval.sign(_actor(), post_id), _("The document is signed."))
+
+
+@bp.route("/approvals")
+@permission_required("approve", "journal")
+def approvals():
+    return render_template("cases/approvals.html", waiting=approval.queue(_actor()))

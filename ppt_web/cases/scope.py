@@ -58,8 +58,10 @@ def client(actor: User, client_id: int) -> Client:
 
 
 def post(actor: User, post_id: int) -> JournalPost:
+    """A post of a visible case, or one the actor is asked to approve (a team coordinator may not
+    otherwise see the case: the request to approve is what gives them this one post)."""
     found = db.session.get(JournalPost, post_id)
-    if found is None or not may_see(actor, found.case):
+    if found is None or not (may_see(actor, found.case) or found.approver_id == actor.id):
         raise _not_found("journal_post", post_id)
     return found
 
@@ -68,7 +70,7 @@ def document(actor: User, document_id: int) -> Document:
     found = db.session.scalar(
         select(Document).join(JournalPost, Document.post_id == JournalPost.id)
         .join(Case, JournalPost.case_id == Case.id)
-        .where(Document.id == document_id, case_clause(actor))
+        .where(Document.id == document_id, or_(case_clause(actor), JournalPost.approver_id == actor.id))
     )
     if found is None:
         raise _not_found("document", document_id)

@@ -1,8 +1,9 @@
 """All models, importable from one place (Alembic autogenerate sees them here)."""
 from .activity import ActivityLog
 from .archive import ArchiveJob, ArchiveStatus, JobStatus
+from .dispatch import Dispatch, DispatchStatus
 from .domain import (Case, CaseCategory, CaseKind, CaseStatus, Client, Correspondent, Document, JournalPost,
-                     MetadataCorrection, Organisation, OrgKind, PostStatus, PostType)
+                     MetadataCorrection, Organisation, OrgKind, PostEvent, PostSignature, PostStatus, PostType)
 from .files import StoredFile
 from .inbox import CHECKS_FOR_SOURCE, InboxCheck, InboxItem, InboxSource, InboxStatus, PaperOriginal
 from .notification import Notification, WorkerHeartbeat
@@ -11,7 +12,8 @@ from .user import AccessGroup, LoginThrottle, Permission, Role, User, UserSessio
 __all__ = [
     "ArchiveJob", "ArchiveStatus", "JobStatus",
     "Case", "CaseCategory", "CaseKind", "CaseStatus", "Client", "Correspondent", "Document", "JournalPost",
-    "MetadataCorrection", "Organisation", "OrgKind", "PostStatus", "PostType", "StoredFile",
+    "MetadataCorrection", "Organisation", "OrgKind", "PostEvent", "PostSignature", "PostStatus", "PostType",
+    "StoredFile", "Dispatch", "DispatchStatus",
     "CHECKS_FOR_SOURCE", "InboxCheck", "InboxItem", "InboxSource", "InboxStatus", "PaperOriginal",
     "AccessGroup",
     "ActivityLog",

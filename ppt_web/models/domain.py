@@ -170,6 +170,12 @@ class JournalPost(db.Model):
     registered_after_downtime: Mapped[bool] = mapped_column(Boolean, default=False)
     # Post registration chose "hold back from access": it waits, unfinalized, for the leader (SPEC §5).
     held_back: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Approval (SPEC §6): the named approver while it waits; who approved, once approved.
+    approver_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"), index=True)
+    approval_requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    approval_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     exempt: Mapped[bool] = mapped_column(Boolean, default=True)
     legal_basis: Mapped[str] = mapped_column(String(200), default=DEFAULT_LEGAL_BASIS)
     status: Mapped[PostStatus] = mapped_column(_enum(PostStatus), default=PostStatus.DRAFT)
@@ -188,6 +194,11 @@ class JournalPost(db.Model):
     finalized_by: Mapped[User | None] = relationship(foreign_keys=[finalized_by_id])
     written_off_by: Mapped[User | None] = relationship(foreign_keys=[written_off_by_id])
     write_off_reply: Mapped[JournalPost | None] = relationship(remote_side=[id], foreign_keys=[write_off_reply_id])
+    approver: Mapped[User | None] = relationship(foreign_keys=[approver_id])
+    approval_requested_by: Mapped[User | None] = relationship(foreign_keys=[approval_requested_by_id])
+    approved_by: Mapped[User | None] = relationship(foreign_keys=[approved_by_id])
+    events: Mapped[list[PostEvent]] = relationship(back_populates="post", order_by="PostEvent.id",
+                                                   cascade="all, delete-orphan")
     correspondents: Mapped[list[Correspondent]] = relationship(
         back_populates="post", order_by="Correspondent.id", cascade="all, delete-orphan")
     documents: Mapped[list[Document]] = relationship(
@@ -215,6 +226,39 @@ class JournalPost(db.Model):
     @property
     def date_in_or_out(self) -> date | None:
         return self.received_on if self.post_type == PostType.I else self.sent_on
+
+
+class PostEvent(db.Model):
+    """A step in a post's life beyond registration: approval, signing, dispatch (who, when, comment)."""
+
+    __tablename__ = "post_event"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("journal_post.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    kind: Mapped[str] = mapped_column(String(30))
+    to_user_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)
+
+    post: Mapped[JournalPost] = relationship(back_populates="events")
+    actor: Mapped[User | None] = relationship(foreign_keys=[actor_id])
+    to_user: Mapped[User | None] = relationship(foreign_keys=[to_user_id])
+
+
+class PostSignature(db.Model):
+    """An electronic signature put on a post's main document (the signed file replaced the unsigned one)."""
+
+    __tablename__ = "post_signature"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("journal_post.id", ondelete="CASCADE"), index=True)
+    unsigned_sha256: Mapped[str] = mapped_column(ForeignKey("stored_file.sha256"))
+    signed_sha256: Mapped[str] = mapped_column(ForeignKey("stored_file.sha256"))
+    signed_by_id: Mapped[int] = mapped_column(ForeignKey("user.id"))
+    signed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    certificate_subject: Mapped[str] = mapped_column(String(400), default="")
+
+    signed_by: Mapped[User] = relationship()
 
 
 class Correspondent(db.Model):

@@ -14,7 +14,6 @@ Exactly once, nothing lost (SPEC §5, DESIGN.md §5):
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import logging
@@ -40,6 +39,7 @@ from ..files.storage import MESSAGES as FILE_MESSAGES
 from ..files.storage import UploadRejected, fsync_path, safe_filename, store_upload
 from ..models import Document, InboxItem, InboxSource, InboxStatus, JournalPost, User
 from ..models.base import utcnow
+from .. import queue
 from ..queue import connection
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 SEEN_KEY = "ppt:{}:sync-seen"          # hash: relative path -> "<size>:<mtime_ns>|<first seen like this>"
 SCAN_LOCK = "ppt:{}:intake-scan-lock"
 INBOUND_LOCK = "ppt:{}:inbound-poll-lock"
-LOCK_SECONDS = 60                   # renewed after every file; a killed scanner's lock runs out
+LOCK_SECONDS = queue.LOCK_SECONDS
 SKIPPED_SUFFIXES = (".tmp", ".part", ".crdownload", ".partial", "~")
 SKIPPED_NAMES = ("desktop.ini", "thumbs.db")  # what Windows leaves in a shared folder
 WAITABLE = ("damaged", "empty")     # what a file still being written looks like
@@ -139,26 +139,6 @@ def redis_key(template: str) -> str:
     return template.format(current_app.config["PPT_QUEUE_NAME"])
 
 
-@contextlib.contextmanager
-def _only_one(lock: str) -> Iterator:
-    """Yield a Redis connection while holding the lock (one reader across hosts), or None if another has it.
-
-    The holder renews it after each item; a killed holder's lock runs out after LOCK_SECONDS.
-    """
-    conn = connection()
-    key, token = redis_key(lock), uuid.uuid4().hex
-    if not conn.set(key, token, nx=True, ex=LOCK_SECONDS):
-        yield None
-        return
-    try:
-        yield conn
-    finally:
-        db.session.remove()
-        # Only our own lock: after a long stall another process may hold a new one.
-        conn.eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0",
-                  1, key, token)
-
-
 # --- the sync folder ----------------------------------------------------------------------------
 
 def sync_root() -> Path:
@@ -187,7 +167,7 @@ def scan_sync_folder() -> Counter:
     database session: checking and rendering pages is the cost, and it uses every core.
     """
     counts: Counter = Counter()
-    with _only_one(SCAN_LOCK) as conn:
+    with queue.only_one(redis_key(SCAN_LOCK)) as conn:
         if conn is None:
             counts["busy"] += 1
             return counts
@@ -393,7 +373,7 @@ def message_meta(message) -> dict:
 def poll_inbound(source=None) -> Counter:
     """One pass over waiting digital mail: store each item, then acknowledge it (MOTTATT)."""
     counts: Counter = Counter()
-    with _only_one(INBOUND_LOCK) as conn:
+    with queue.only_one(redis_key(INBOUND_LOCK)) as conn:
         if conn is None:
             counts["busy"] += 1
             return counts

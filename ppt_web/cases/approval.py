@@ -1,0 +1,256 @@
+"""Approval of outgoing posts and expert assessments, and electronic signing (SPEC §6).
+
+A handler sends a complete draft to a named approver (a user with `approve`): the post is then
+locked for the handler. The approver approves, which finalizes it (immutable, archived), or
+returns it with a comment (back to draft). Every step is a PostEvent: who, when, the comment.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select, update
+
+from .. import validation
+from ..activity import service as activity
+from ..auth.access import require
+from ..errors import Conflict, Forbidden, Invalid
+from ..extensions import db
+from ..models import (CaseCategory, JournalPost, PostEvent, PostSignature, PostStatus, PostType, User)
+from ..models.base import utcnow
+from ..notify import link, notify
+from . import posts, scope
+
+
+def needs_approval(post: JournalPost) -> bool:
+    """Expert assessments go out only after a leader's approval (the routine); other letters may."""
+    return post.post_type == PostType.U and post.case.category == CaseCategory.EXPERT_ASSESSMENT
+
+
+def event(post: JournalPost, actor: User | None, kind: str, comment: str = "", to_user: User | None = None,
+          **detail) -> PostEvent:
+    row = PostEvent(post=post, actor=actor, kind=kind, comment=comment, to_user=to_user, detail=detail, at=utcnow())
+    db.session.add(row)
+    return row
+
+
+def coordinates(user: User, post: JournalPost) -> bool:
+    """SPEC §2: a team coordinator approves posts in their access group's cases as if holding approve."""
+    group = post.case.access_group
+    return group is not None and group.coordinator_id == user.id
+
+
+def can_approve(user: User, post: JournalPost) -> bool:
+    return user.active and (user.can("approve") or coordinates(user, post))
+
+
+def approvers(post: JournalPost | None = None) -> list[User]:
+    """Who can be asked: leader and deputy (approve), and the coordinator of the case's team."""
+    users = db.session.scalars(select(User).where(User.active.is_(True)).order_by(User.full_name))
+    return [u for u in users if u.can("approve") or (post is not None and coordinates(u, post))]
+
+
+def _conditional(post: JournalPost, allowed: tuple[PostStatus, ...], **values) -> None:
+    """One conditional UPDATE: two people acting on the same post at once, one wins."""
+    changed = db.session.execute(update(JournalPost).where(JournalPost.id == post.id, JournalPost.status.in_(allowed))
+                                 .values(**values))
+    if changed.rowcount != 1:
+        db.session.rollback()
+        raise Conflict(_l("The post has changed meanwhile. Open it again."))
+    db.session.refresh(post)
+
+
+def send_to_approval(actor: User, post_id: int, approver_id: int | None, comment: str = "") -> JournalPost:
+    post = scope.post(actor, post_id)
+    require(actor, "journal", object_type="journal_post", object_id=post.id)
+    if post.status != PostStatus.DRAFT:
+        raise Conflict(_l("Only a draft can be sent to approval."))
+    approver = db.session.get(User, approver_id) if approver_id else None
+    if approver is None or not can_approve(approver, post):
+        raise Invalid(_l("Choose a leader, deputy leader or team coordinator."), field="approver_id")
+    if approver.id == actor.id:
+        raise Invalid(_l("You cannot approve your own post: choose someone else."), field="approver_id")
+    missing = posts.missing_for_finalize(post)
+    if missing:
+        raise Invalid(_l("The post cannot be approved yet. Missing: %(items)s.", items=", ".join(missing)))
+    text = " ".join((comment or "").split())[:2000]
+    _conditional(post, (PostStatus.DRAFT,), status=PostStatus.AWAITING_APPROVAL, approver_id=approver.id,
+                 approval_requested_by_id=actor.id, approval_requested_at=utcnow())
+    event(post, actor, "sent_to_approval", text, to_user=approver)
+    activity.record("post_sent_to_approval", actor=actor, object_type="journal_post", object_id=post.id,
+                    after={"approver": approver.username}, detail=text[:500])
+    notify(approver, _l("%(name)s asks you to approve %(number)s: %(title)s", name=actor.full_name,
+                        number=post.number, title=post.title), link("cases.post", post_id=post.id))
+    db.session.commit()
+    return post
+
+
+def refusal(actor: User, post: JournalPost):
+    """Why the actor may not approve or return this post now (None: they may)."""
+    if not can_approve(actor, post):
+        return Forbidden("approve", _l("You cannot approve this post."), "journal_post", post.id)
+    if post.status != PostStatus.AWAITING_APPROVAL:
+        return Conflict(_l("The post is not waiting for approval."))
+    if actor.id in (post.approval_requested_by_id, post.created_by_id):
+        return Forbidden("approve", _l("You cannot approve your own post."), "journal_post", post.id)
+    if post.approver_id != actor.id and not (actor.can("approve") and actor.can("search_all")):
+        return Forbidden("approve", _l("The post waits for another approver."), "journal_post", post.id)
+    return None
+
+
+def _approvable(actor: User, post_id: int) -> JournalPost:
+    post = scope.post(actor, post_id)
+    refused = refusal(actor, post)
+    if refused is not None:
+        raise refused
+    return post
+
+
+def approve(actor: User, post_id: int, comment: str = "", sign: bool = False) -> JournalPost:
+    """Approve and finalize in one transaction (the archive job with it); sign first if asked."""
+    post = _approvable(actor, post_id)
+    text = " ".join((comment or "").split())[:2000]
+    try:
+        _conditional(post, (PostStatus.AWAITING_APPROVAL,), status=PostStatus.APPROVED, approved_by_id=actor.id,
+                     approved_at=utcnow())
+        if sign:
+            _sign(actor, post)
+        event(post, actor, "approved", text)
+        posts.finalize_post(actor, post)
+        activity.record("post_approved", actor=actor, object_type="journal_post", object_id=post.id, detail=text[:500])
+        requester = post.approval_requested_by
+        if requester is not None and requester.id != actor.id:
+            notify(requester, _l("%(name)s approved %(number)s: %(title)s", name=actor.full_name, number=post.number,
+                                 title=post.title), link("cases.post", post_id=post.id))
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return post
+
+
+def return_post(actor: User, post_id: int, comment: str) -> JournalPost:
+    """Send it back to the handler with what to fix (a comment is required)."""
+    post = _approvable(actor, post_id)
+    text = validation.required_text(comment, "comment", 2000)
+    requester = post.approval_requested_by
+    _conditional(post, (PostStatus.AWAITING_APPROVAL,), status=PostStatus.DRAFT, approver_id=None)
+    event(post, actor, "returned", text, to_user=requester)
+    activity.record("post_returned", actor=actor, object_type="journal_post", object_id=post.id, detail=text[:500])
+    if requester is not None:
+        notify(requester, _l("%(name)s returned %(number)s: %(comment)s", name=actor.full_name, number=post.number,
+                             comment=text[:200]), link("cases.post", post_id=post.id))
+    db.session.commit()
+    return post
+
+
+@dataclass
+class Waiting:
+    post: JournalPost
+    since: datetime
+    overdue: bool
+
+
+def queue(actor: User) -> list[Waiting]:
+    """Posts waiting for the actor; a leader (approve + search_all) sees every waiting post of the service."""
+    query = select(JournalPost).where(JournalPost.status == PostStatus.AWAITING_APPROVAL) \
+        .order_by(JournalPost.approval_requested_at, JournalPost.id)
+    if not (actor.can("approve") and actor.can("search_all")):
+        query = query.where(JournalPost.approver_id == actor.id)
+    limit = timedelta(days=int(current_app.config["PPT_APPROVAL_WARN_DAYS"]))
+    now = utcnow()
+    return [Waiting(p, p.approval_requested_at or now, now - (p.approval_requested_at or now) > limit)
+            for p in db.session.scalars(query)]
+
+
+def waiting_count(actor: User) -> int:
+    from sqlalchemy import func
+
+    query = select(func.count(JournalPost.id)).where(JournalPost.status == PostStatus.AWAITING_APPROVAL)
+    if not (actor.can("approve") and actor.can("search_all")):
+        query = query.where(JournalPost.approver_id == actor.id)
+    return db.session.scalar(query) or 0
+
+
+# --- electronic signing ---------------------------------------------------------------------------
+
+def sign(actor: User, post_id: int) -> JournalPost:
+    """The handler signs a letter that needs no approval (a draft), before finalizing it."""
+    post = scope.post(actor, post_id)
+    require(actor, "journal", object_type="journal_post", object_id=post.id)
+    if post.status != PostStatus.DRAFT:
+        raise Conflict(_l("Only a draft can be signed by its handler; the approver signs on approval."))
+    if needs_approval(post):
+        raise Conflict(_l("An expert assessment is signed by the approver on approval."))
+    try:
+        _sign(actor, post)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return post
+
+
+def _sign(actor: User, post: JournalPost) -> None:
+    """Sign the main document with the service's certificate; the signed file replaces it in the post."""
+    import io
+
+    from ..files.storage import file_path, store_upload
+    from ..signing import SigningError, load_signer, sign_pdf
+
+    require(actor, "esign", object_type="journal_post", object_id=post.id)
+    main = post.main_document
+    if main is None:
+        raise Invalid(_l("There is no main document to sign."))
+    cfg = current_app.config
+    if not cfg.get("PPT_SIGNING_P12"):
+        raise Conflict(_l("Electronic signing is not set up (PPT_SIGNING_P12)."))
+    try:
+        signer = load_signer(cfg["PPT_SIGNING_P12"], cfg.get("PPT_SIGNING_PASSWORD"))
+        signed = sign_pdf(file_path(main.sha256).read_bytes(), signer, signer_name=actor.full_name,
+                          reason=str(_l("Approved and signed")), location=cfg.get("PPT_SIGNING_LOCATION", ""))
+    except SigningError as exc:
+        raise Conflict(_l("The document could not be signed: %(reason)s", reason=str(exc))) from exc
+    stored = store_upload(io.BytesIO(signed), main.filename)
+    unsigned = main.sha256
+    main.sha256 = stored.sha256
+    subject = _subject(signer)
+    db.session.add(PostSignature(post_id=post.id, unsigned_sha256=unsigned, signed_sha256=stored.sha256,
+                                 signed_by_id=actor.id, signed_at=utcnow(), certificate_subject=subject))
+    event(post, actor, "signed", certificate=subject)
+    activity.record("post_signed", actor=actor, object_type="journal_post", object_id=post.id,
+                    after={"document": main.filename, "certificate": subject})
+
+
+def _subject(signer) -> str:
+    try:
+        return signer.signing_cert.subject.human_friendly[:400]
+    except AttributeError:
+        return ""
+
+
+def signature_status(post: JournalPost) -> list:
+    """Whether the main document's signatures still verify (checked on the stored bytes, each time)."""
+    from ..files.storage import file_path
+    from ..signing import SigningError, verify_pdf
+
+    main = post.main_document
+    if main is None or not any(s.signed_sha256 == main.sha256 for s in signatures(post)):
+        return []
+    roots = []
+    ca = current_app.config.get("PPT_SIGNING_TRUST_ROOT")
+    if ca:
+        from pathlib import Path
+
+        roots = [Path(ca).read_bytes()]
+    try:
+        return verify_pdf(file_path(main.sha256).read_bytes(), trust_roots=roots)
+    except (SigningError, OSError):
+        return []
+
+
+def signatures(post: JournalPost) -> list[PostSignature]:
+    return list(db.session.scalars(select(PostSignature).where(PostSignature.post_id == post.id)
+                                   .order_by(PostSignature.id)))

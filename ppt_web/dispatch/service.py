@@ -1,0 +1,342 @@
+"""Electronic dispatch of finalized outgoing posts through SvarUt (or its folder stand-in), SPEC §6.
+
+Each recipient is a Dispatch row with our UUID as eksternReferanse. Sending is at most once per
+recipient whatever crashes or retries happen: an attempt is marked "outcome unknown" in its own
+commit before the request goes out, and an attempt after an unknown outcome first asks SvarUt
+for that eksternReferanse and adopts what it finds. The post becomes `dispatched` only when every
+recipient is confirmed (LEST, LEVERT_*, PRINTET).
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import re
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import and_, or_, select, update
+
+from ..activity import service as activity
+from ..auth.access import require
+from ..cases import scope
+from ..cases.approval import event, needs_approval
+from ..errors import Conflict, Invalid, NotFound
+from ..extensions import db
+from ..files.storage import file_path
+from ..models import Case, Dispatch, DispatchStatus, JournalPost, PostStatus, PostType, User
+from ..models.base import utcnow
+from ..notify import link, notify
+from ..outbound.types import (OutboundDocument, OutboundUnavailable, Recipient, Shipment, map_status,
+                              problems)
+from ..queue import enqueue_after_commit
+
+log = logging.getLogger(__name__)
+
+ADDRESS = re.compile(r"^(?P<line>.*?)[,\s]+(?P<postal>\d{4})\s+(?P<city>\S.*)$")
+ACTIVE = (DispatchStatus.PENDING, DispatchStatus.SENT, DispatchStatus.CONFIRMED)
+
+
+def outbound_adapter():
+    """The configured adapter: the folder stand-in (default) or SvarUt REST v3."""
+    cfg = current_app.config
+    if cfg["PPT_OUTBOUND_BACKEND"] == "svarut":
+        from ..outbound.svarut import SvarUtAdapter
+
+        return SvarUtAdapter(cfg["PPT_SVARUT_URL"], cfg["PPT_SVARUT_KONTO"], cfg["PPT_SVARUT_INTEGRATION_ID"],
+                             cfg["PPT_SVARUT_INTEGRATION_PASSWORD"], _token_provider(cfg["PPT_SVARUT_TOKEN_PROVIDER"]))
+    from ..outbound.folder import FolderAdapter
+
+    return FolderAdapter(Path(cfg["PPT_SVARUT_DIR"]))
+
+
+def _token_provider(spec):
+    """PPT_SVARUT_TOKEN_PROVIDER: "module:attribute", a provider or a factory of one (Maskinporten)."""
+    if not spec:
+        raise RuntimeError("PPT_SVARUT_TOKEN_PROVIDER is not set: SvarUt needs a Maskinporten token provider")
+    if not isinstance(spec, str):
+        return spec
+    module, _, name = spec.partition(":")
+    found = getattr(importlib.import_module(module), name)
+    return found() if callable(found) and not hasattr(found, "token") else found
+
+
+def split_address(text: str) -> tuple[str, str, str] | None:
+    """ "Skulevegen 1, 6065 Ulsteinvik" -> ("Skulevegen 1", "6065", "Ulsteinvik")."""
+    match = ADDRESS.match(" ".join((text or "").split()))
+    if not match or not match.group("line").strip(" ,"):
+        return None
+    return match.group("line").strip(" ,"), match.group("postal"), match.group("city").strip()
+
+
+def _recipients(post: JournalPost) -> tuple[list[tuple], list[str]]:
+    found, refused = [], []
+    for c in post.correspondents:
+        if c.role != "recipient":
+            continue
+        address = split_address(c.address or (c.organisation.address if c.organisation else ""))
+        if c.national_id:
+            kind, digital_id = "person", c.national_id
+        elif c.org_number:
+            kind, digital_id = "organisation", c.org_number
+        else:
+            refused.append(str(_l("%(name)s has neither a national id nor an organisation number", name=c.name)))
+            continue
+        if address is None:
+            refused.append(str(_l("%(name)s has no address with postal code and place", name=c.name)))
+            continue
+        recipient = Recipient(kind=kind, name=c.name[:100], digital_id=digital_id, address_line1=address[0],
+                              postal_code=address[1], city=address[2])
+        found.append((c, recipient))
+    return found, refused
+
+
+def request_dispatch(actor: User, post_id: int) -> list[Dispatch]:
+    """Send a finalized outgoing post to each of its recipients, in the background."""
+    post = scope.post(actor, post_id)
+    require(actor, "send", object_type="journal_post", object_id=post.id)
+    if post.status == PostStatus.DISPATCHED:
+        raise Conflict(_l("The post has been dispatched already."))
+    if post.status != PostStatus.FINALIZED:
+        raise Conflict(_l("Only a finalized post can be dispatched."))
+    if post.post_type != PostType.U:
+        raise Conflict(_l("Only an outgoing (U) post is dispatched."))
+    if needs_approval(post) and post.approved_by_id is None:
+        raise Conflict(_l("An expert assessment goes out only after a leader has approved it."))
+    if db.session.scalar(select(Dispatch.id).where(Dispatch.post_id == post.id, Dispatch.status.in_(ACTIVE))):
+        raise Conflict(_l("The post is being dispatched already."))
+    found, refused = _recipients(post)
+    if not found and not refused:
+        refused.append(str(_l("the post has no recipient")))
+    for correspondent, recipient in found:
+        for problem in problems(_shipment_for(post, recipient, "check", with_files=False)):
+            refused.append(f"{correspondent.name}: {problem}")
+    if refused:
+        raise Invalid(_l("The post cannot be dispatched: %(problems)s.", problems="; ".join(refused)))
+    rows = [Dispatch(post_id=post.id, correspondent_id=c.id, external_ref=str(uuid.uuid4()),
+                     recipient_kind=r.kind, recipient_name=r.name, recipient_id=r.digital_id,
+                     address_line1=r.address_line1, postal_code=r.postal_code, city=r.city,
+                     created_by_id=actor.id) for c, r in found]
+    db.session.add_all(rows)
+    db.session.flush()
+    event(post, actor, "dispatch_requested", recipients=[r.recipient_name for r in rows])
+    activity.record("post_dispatch_requested", actor=actor, object_type="journal_post", object_id=post.id,
+                    after={"recipients": [r.recipient_name for r in rows], "dispatches": [r.id for r in rows]})
+    for row in rows:
+        enqueue_after_commit(db.session, _job(), row.id)
+    db.session.commit()
+    return rows
+
+
+def _job():
+    from ..jobs import dispatch_send
+
+    return dispatch_send
+
+
+def _shipment_for(post: JournalPost, recipient: Recipient, external_ref: str, with_files: bool = True) -> Shipment:
+    documents = tuple(
+        OutboundDocument(filename=d.filename, mime_type="application/pdf",
+                         data=file_path(d.sha256).read_bytes() if with_files else b"%PDF")
+        for d in sorted(post.documents, key=lambda d: (d.role != "main", d.position)))
+    year, _, sequence = post.case.number.partition("/")
+    return Shipment(external_ref=external_ref, correlation_id=post.case.number, title=post.title,
+                    recipient=recipient, documents=documents,
+                    case_year=int(year) if year.isdigit() else None,
+                    case_sequence=int(sequence) if sequence.isdigit() else None)
+
+
+def _recipient(row: Dispatch) -> Recipient:
+    return Recipient(kind=row.recipient_kind, name=row.recipient_name, digital_id=row.recipient_id,
+                     address_line1=row.address_line1, postal_code=row.postal_code, city=row.city)
+
+
+def process(dispatch_id: int, adapter=None) -> str:
+    """One attempt for one recipient: claim, (look up,) send, record. Safe to call twice."""
+    now = utcnow()
+    before = db.session.get(Dispatch, dispatch_id)
+    if before is None:
+        return "gone"
+    maybe_sent = before.outcome_unknown
+    lease = now + timedelta(seconds=int(current_app.config["PPT_DISPATCH_LEASE_SECONDS"]))
+    # The claim also records "outcome unknown": if this process dies after the request went out,
+    # the next attempt asks SvarUt before sending again.
+    claimed = db.session.execute(update(Dispatch).where(
+        Dispatch.id == dispatch_id, Dispatch.status == DispatchStatus.PENDING,
+        or_(Dispatch.lease_until.is_(None), Dispatch.lease_until < now),
+        or_(Dispatch.next_attempt_at.is_(None), Dispatch.next_attempt_at <= now),
+    ).values(lease_until=lease, attempts=Dispatch.attempts + 1, outcome_unknown=True, updated_at=now))
+    db.session.commit()
+    if claimed.rowcount != 1:
+        return "skipped"
+    row = db.session.get(Dispatch, dispatch_id)
+    db.session.refresh(row)
+    adapter = adapter or outbound_adapter()
+    try:
+        if maybe_sent:
+            found = adapter.lookup(row.external_ref)
+            if found:
+                _sent(row, found, "found by eksternReferanse after an unknown outcome")
+                db.session.commit()
+                return "adopted"
+        result = adapter.send(_shipment_for(row.post, _recipient(row), row.external_ref))
+    except OutboundUnavailable as exc:
+        return _later(row, str(exc))
+    if result.outcome == "sent":
+        _sent(row, result.forsendelse_id, "")
+        db.session.commit()
+        return "sent"
+    if result.outcome == "failed":
+        _failed(row, result.detail, unknown=False)
+        db.session.commit()
+        return "failed"
+    return _later(row, result.detail)
+
+
+def _sent(row: Dispatch, forsendelse_id: str | None, note: str) -> None:
+    row.status, row.forsendelse_id, row.outcome_unknown = DispatchStatus.SENT, forsendelse_id, False
+    row.lease_until, row.message, row.updated_at = None, note, utcnow()
+    event(row.post, None, "dispatch_sent", recipient=row.recipient_name, dispatch=row.id)
+
+
+def _later(row: Dispatch, detail: str) -> str:
+    """No answer (timeout, 5xx, connection): try again with back-off, looking it up first."""
+    cfg = current_app.config
+    row.lease_until, row.updated_at = None, utcnow()
+    row.message = str(_l("No answer from SvarUt (%(detail)s); tried again automatically.", detail=detail[:300]))
+    if row.attempts >= int(cfg["PPT_DISPATCH_MAX_ATTEMPTS"]):
+        _failed(row, str(_l("No answer from SvarUt after %(n)s attempts. A retry first asks SvarUt whether it has "
+                             "the letter.", n=row.attempts)), unknown=True)
+        db.session.commit()
+        return "failed"
+    row.next_attempt_at = utcnow() + timedelta(seconds=int(cfg["PPT_DISPATCH_BACKOFF_SECONDS"]) *
+                                               2 ** max(0, row.attempts - 1))
+    db.session.commit()
+    return "later"
+
+
+def _failed(row: Dispatch, detail: str, unknown: bool) -> None:
+    row.status, row.message, row.outcome_unknown = DispatchStatus.FAILED, detail[:2000], unknown
+    row.lease_until, row.updated_at = None, utcnow()
+    post = row.post
+    event(post, None, "dispatch_failed", comment=detail[:500], recipient=row.recipient_name, dispatch=row.id)
+    activity.record("dispatch_failed", actor_name="dispatch", object_type="journal_post", object_id=post.id,
+                    outcome="failed", detail=f"{row.recipient_name}: {detail[:300]}")
+    told = {post.case.handler}
+    if row.created_by is not None:
+        told.add(row.created_by)
+    for user in told:
+        if user.active:
+            notify(user, _l("Dispatch of %(number)s to %(name)s failed: %(detail)s", number=post.number,
+                            name=row.recipient_name, detail=detail[:150]), link("cases.post", post_id=post.id))
+
+
+def sweep(adapter=None) -> dict:
+    """Every PPT_DISPATCH_SECONDS: send what is due (pending, lease free), then follow statuses."""
+    now = utcnow()
+    due = list(db.session.scalars(select(Dispatch.id).where(
+        Dispatch.status == DispatchStatus.PENDING,
+        or_(Dispatch.lease_until.is_(None), Dispatch.lease_until < now),
+        or_(Dispatch.next_attempt_at.is_(None), Dispatch.next_attempt_at <= now)).order_by(Dispatch.id).limit(200)))
+    adapter = adapter or outbound_adapter()
+    outcomes: dict[str, int] = {}
+    for dispatch_id in due:
+        outcome = process(dispatch_id, adapter)
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    outcomes["status"] = follow_statuses(adapter)
+    return outcomes
+
+
+def follow_statuses(adapter=None) -> int:
+    """Ask for the status of what was sent (status/sok), and mark posts dispatched when all arrived."""
+    rows = list(db.session.scalars(select(Dispatch).where(Dispatch.status == DispatchStatus.SENT,
+                                                          Dispatch.forsendelse_id.is_not(None))
+                                   .order_by(Dispatch.id).limit(1000)))
+    if not rows:
+        return 0
+    adapter = adapter or outbound_adapter()
+    try:
+        raw = adapter.statuses([r.forsendelse_id for r in rows])
+    except OutboundUnavailable as exc:
+        log.warning("dispatch statuses not fetched: %s", exc)
+        return 0
+    changed = 0
+    for row in rows:
+        status = raw.get(row.forsendelse_id)
+        if not status or status == row.raw_status:
+            continue
+        row.raw_status, row.updated_at = status, utcnow()
+        mapped = map_status(status)
+        if mapped == "confirmed":
+            row.status = DispatchStatus.CONFIRMED
+            event(row.post, None, "dispatch_confirmed", recipient=row.recipient_name, status=status)
+        elif mapped == "failed":
+            _failed(row, str(_l("SvarUt reports %(status)s.", status=status)), unknown=False)
+        changed += 1
+    db.session.flush()
+    for post in {r.post for r in rows}:
+        _dispatched_when_all_confirmed(post)
+    db.session.commit()
+    return changed
+
+
+def _dispatched_when_all_confirmed(post: JournalPost) -> None:
+    states = set(db.session.scalars(select(Dispatch.status).where(Dispatch.post_id == post.id,
+                                                                   Dispatch.status != DispatchStatus.REPLACED)))
+    if states == {DispatchStatus.CONFIRMED} and post.status == PostStatus.FINALIZED:
+        post.status = PostStatus.DISPATCHED
+        event(post, None, "dispatched")
+        activity.record("post_dispatched", actor_name="dispatch", object_type="journal_post", object_id=post.id)
+
+
+def retry(actor: User, dispatch_id: int) -> Dispatch:
+    """A failed dispatch again. After an unknown outcome the same shipment (looked up first);
+    after a refusal a new shipment with a new eksternReferanse, since the old one was not delivered."""
+    row = db.session.get(Dispatch, dispatch_id)
+    if row is None:
+        raise NotFound(object_type="dispatch", object_id=dispatch_id)
+    post = scope.post(actor, row.post_id)
+    require(actor, "send", object_type="journal_post", object_id=post.id)
+    if row.status != DispatchStatus.FAILED:
+        raise Conflict(_l("Only a failed dispatch can be retried."))
+    if row.outcome_unknown:
+        row.status, row.attempts, row.next_attempt_at, row.message = DispatchStatus.PENDING, 0, None, ""
+        again = row
+    else:
+        row.status = DispatchStatus.REPLACED
+        again = Dispatch(post_id=row.post_id, correspondent_id=row.correspondent_id, external_ref=str(uuid.uuid4()),
+                         recipient_kind=row.recipient_kind, recipient_name=row.recipient_name,
+                         recipient_id=row.recipient_id, address_line1=row.address_line1, postal_code=row.postal_code,
+                         city=row.city, created_by_id=actor.id, replaces_id=row.id)
+        db.session.add(again)
+    db.session.flush()
+    event(post, actor, "dispatch_retried", recipient=row.recipient_name, dispatch=again.id)
+    activity.record("dispatch_retried", actor=actor, object_type="journal_post", object_id=post.id,
+                    after={"dispatch": again.id, "recipient": row.recipient_name})
+    enqueue_after_commit(db.session, _job(), again.id)
+    db.session.commit()
+    return again
+
+
+def for_post(post: JournalPost) -> list[Dispatch]:
+    return list(db.session.scalars(select(Dispatch).where(Dispatch.post_id == post.id).order_by(Dispatch.id)))
+
+
+def failures(actor: User, limit: int = 300) -> list[Dispatch]:
+    """The "SvarUt failed" basket: failed dispatches of posts the actor may see, newest first."""
+    require(actor, "send")
+    return list(db.session.scalars(
+        select(Dispatch).join(JournalPost, Dispatch.post_id == JournalPost.id).join(Case, JournalPost.case_id == Case.id)
+        .where(and_(Dispatch.status == DispatchStatus.FAILED, scope.case_clause(actor)))
+        .order_by(Dispatch.updated_at.desc(), Dispatch.id.desc()).limit(limit)))
+
+
+def failed_count(actor: User) -> int:
+    from sqlalchemy import func
+
+    return db.session.scalar(
+        select(func.count(Dispatch.id)).join(JournalPost, Dispatch.post_id == JournalPost.id)
+        .join(Case, JournalPost.case_id == Case.id)
+        .where(Dispatch.status == DispatchStatus.FAILED, scope.case_clause(actor))) or 0

@@ -1,0 +1,1 @@
+"""Outgoing letters: SvarUt REST v3 and a local hand-over folder, behind one OutboundAdapter interface."""
