@@ -214,6 +214,7 @@ def _sign(actor: User, post: JournalPost) -> None:
     except SigningError as exc:
         raise Conflict(_l("The document could not be signed: %(reason)s", reason=str(exc))) from exc
     stored = store_upload(io.BytesIO(signed), main.filename)
+    db.session.flush()  # the stored_file row before the rows that refer to it
     unsigned = main.sha256
     main.sha256 = stored.sha256
     subject = _subject(signer)

@@ -1,0 +1,178 @@
+"""Approval of outgoing posts and expert assessments, and electronic signing, through the services (SPEC §6)."""
+from __future__ import annotations
+
+import io
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from ppt_web.cases import approval, posts, service as cases
+from ppt_web.errors import Conflict, Forbidden, Invalid, NotFound
+from ppt_web.extensions import db
+from ppt_web.models import AccessGroup, ArchiveJob, Notification, PostSignature, PostStatus
+from ppt_web.models.base import utcnow
+
+from . import builders
+from .conftest import activity_rows, user
+
+GUARDIAN_ADDRESS = "Skulevegen 1, 6065 Ulsteinvik"
+
+
+def assessment(handler: str = "radgjevar1", case=None, title: str = "Sakkunnig vurdering"):
+    """A complete outgoing expert assessment (draft) to a guardian."""
+    case = case or builders.case(handler=handler)
+    data = posts.PostData(post_type="U", title=title, document_date=date.today(),
+                          correspondents=[posts.CorrespondentData(name="Kari Føresett", address=GUARDIAN_ADDRESS,
+                                                                  national_id=builders.valid_national_id(900))])
+    return posts.create_post(user(handler), case.id, data,
+                             posts.Upload(io.BytesIO(builders.make_pdf(2)), "vurdering.pdf"))
+
+
+def notices(username: str) -> list[str]:
+    return [n.text for n in db.session.scalars(select(Notification).where(Notification.user_id == user(username).id))]
+
+
+def test_send_approve_finalizes_with_the_archive_job_and_history(ctx):
+    post = assessment()
+    approval.send_to_approval(user("radgjevar1"), post.id, user("leiar").id, "Sjå særleg konklusjonen")
+    assert post.status == PostStatus.AWAITING_APPROVAL and post.approver.username == "leiar"
+    assert any(post.number in text for text in notices("leiar"))
+    with pytest.raises(Conflict):  # locked for the handler while it waits
+        posts.editable(user("radgjevar1"), post.id)
+    with pytest.raises(Conflict):
+        posts.finalize(user("radgjevar1"), post.id)
+    with pytest.raises(Conflict):  # a case with a post waiting for approval cannot close
+        cases.close_case(user("radgjevar1"), post.case_id)
+
+    approval.approve(user("leiar"), post.id, "Godt skrive")
+    post = db.session.get(type(post), post.id)
+    assert post.status == PostStatus.FINALIZED and post.approved_by.username == "leiar"
+    assert post.finalized_by.username == "leiar"
+    jobs = list(db.session.scalars(select(ArchiveJob).where(ArchiveJob.post_id == post.id)))
+    assert [j.event for j in jobs] == ["post_finalized"]
+    assert [(e.kind, e.actor.username, e.comment) for e in post.events] == [
+        ("sent_to_approval", "radgjevar1", "Sjå særleg konklusjonen"), ("approved", "leiar", "Godt skrive")]
+    assert any("godkjent" in text.lower() or post.number in text for text in notices("radgjevar1"))
+    assert [r.action for r in activity_rows() if r.action.startswith("post_")][-3:] == [
+        "post_sent_to_approval", "post_finalized", "post_approved"]
+
+
+def test_return_needs_a_comment_and_gives_the_draft_back(ctx):
+    post = assessment()
+    approval.send_to_approval(user("radgjevar1"), post.id, user("nestleiar").id)
+    with pytest.raises(Invalid):
+        approval.return_post(user("nestleiar"), post.id, "   ")
+    assert db.session.get(type(post), post.id).status == PostStatus.AWAITING_APPROVAL
+    approval.return_post(user("nestleiar"), post.id, "Manglar tilrådinga")
+    post = db.session.get(type(post), post.id)
+    assert post.status == PostStatus.DRAFT and post.approver_id is None
+    assert posts.editable(user("radgjevar1"), post.id) is not None
+    assert any("Manglar tilrådinga" in text for text in notices("radgjevar1"))
+    assert post.events[-1].kind == "returned" and post.events[-1].to_user.username == "radgjevar1"
+
+
+@pytest.mark.parametrize("username", ["radgjevar2", "konsulent", "sekretaer"])
+def test_only_approvers_approve(ctx, username):
+    post = assessment()
+    approval.send_to_approval(user("radgjevar1"), post.id, user("leiar").id)
+    with pytest.raises((Forbidden, NotFound)):  # NotFound: radgjevar2 cannot even see the case
+        approval.approve(user(username), post.id)
+    assert db.session.get(type(post), post.id).status == PostStatus.AWAITING_APPROVAL
+
+
+def test_nobody_approves_their_own_post(ctx):
+    post = assessment()
+    with pytest.raises(Invalid):
+        approval.send_to_approval(user("radgjevar1"), post.id, user("radgjevar1").id)
+    # radgjevar1 coordinates Team barnehage: a post of theirs in that team's case, sent to the leader.
+    team = db.session.scalar(select(AccessGroup).where(AccessGroup.name == "Team barnehage"))
+    case = builders.case(handler="radgjevar1")
+    case.access_group = team
+    db.session.commit()
+    own = assessment(case=case)
+    approval.send_to_approval(user("radgjevar1"), own.id, user("leiar").id)
+    with pytest.raises(Forbidden):
+        approval.approve(user("radgjevar1"), own.id)
+
+
+def test_a_team_coordinator_approves_posts_of_the_team_sent_to_them(ctx):
+    team = db.session.scalar(select(AccessGroup).where(AccessGroup.name == "Team barnehage"))
+    case = builders.case(handler="radgjevar2")
+    case.access_group = team
+    db.session.commit()
+    post = assessment(handler="radgjevar2", case=case)
+    assert user("radgjevar1") in approval.approvers(post)
+    approval.send_to_approval(user("radgjevar2"), post.id, user("radgjevar1").id)
+    assert [w.post.id for w in approval.queue(user("radgjevar1"))] == [post.id]
+    approval.approve(user("radgjevar1"), post.id)
+    assert db.session.get(type(post), post.id).status == PostStatus.FINALIZED
+    # Outside the team the coordinator is nobody's approver.
+    other = assessment(handler="radgjevar2")
+    with pytest.raises(Invalid):
+        approval.send_to_approval(user("radgjevar2"), other.id, user("radgjevar1").id)
+
+
+def test_the_leader_sees_every_waiting_approval_and_old_ones_are_marked(app, ctx):
+    first, second = assessment(), assessment(handler="radgjevar2")
+    approval.send_to_approval(user("radgjevar1"), first.id, user("nestleiar").id)
+    approval.send_to_approval(user("radgjevar2"), second.id, user("leiar").id)
+    first.approval_requested_at = utcnow() - timedelta(days=app.config["PPT_APPROVAL_WARN_DAYS"] + 1)
+    db.session.commit()
+    everything = approval.queue(user("leiar"))
+    assert [(w.post.id, w.overdue) for w in everything] == [(first.id, True), (second.id, False)]
+    # The deputy stands in for the leader (approve and search_all): the same list. A team coordinator
+    # sees only what was sent to them (test above).
+    assert [w.post.id for w in approval.queue(user("nestleiar"))] == [first.id, second.id]
+    assert approval.queue(user("radgjevar1")) == []
+    assert approval.waiting_count(user("leiar")) == 2
+
+
+def test_an_incomplete_post_is_not_sent_to_approval(ctx):
+    case = builders.case()
+    draft = posts.create_post(user("radgjevar1"), case.id, posts.PostData(post_type="U", title="Utkast"))
+    with pytest.raises(Invalid):
+        approval.send_to_approval(user("radgjevar1"), draft.id, user("leiar").id)
+
+
+@pytest.fixture
+def signing(app, tmp_path):
+    from ppt_web.signing import make_test_certificate
+
+    p12, ca = make_test_certificate("PPT Testkommune")
+    (tmp_path / "ppt.p12").write_bytes(p12)
+    (tmp_path / "ca.pem").write_bytes(ca)
+    app.config.update(PPT_SIGNING_P12=str(tmp_path / "ppt.p12"), PPT_SIGNING_PASSWORD="test",
+                      PPT_SIGNING_TRUST_ROOT=str(tmp_path / "ca.pem"))
+
+
+def test_the_approver_signs_on_approval_and_the_signature_verifies(ctx, signing):
+    from ppt_web.files.storage import file_path
+
+    post = assessment()
+    unsigned = post.main_document.sha256
+    approval.send_to_approval(user("radgjevar1"), post.id, user("leiar").id)
+    with pytest.raises(Forbidden):  # the leader has approve but not esign
+        approval.approve(user("leiar"), post.id, sign=True)
+    assert db.session.get(type(post), post.id).status == PostStatus.AWAITING_APPROVAL
+    approval.return_post(user("leiar"), post.id, "Signer sjølv etter godkjenning")
+    # A letter that needs no approval: the handler signs it before finalizing.
+    letter = assessment(case=builders.case(category="follow_up"), title="Brev til skulen")
+    approval.sign(user("radgjevar1"), letter.id)
+    letter = db.session.get(type(letter), letter.id)
+    (signature,) = db.session.scalars(select(PostSignature).where(PostSignature.post_id == letter.id))
+    assert signature.signed_by.username == "radgjevar1" and letter.main_document.sha256 == signature.signed_sha256
+    assert file_path(signature.signed_sha256).read_bytes().startswith(file_path(signature.unsigned_sha256).read_bytes())
+    (status,) = approval.signature_status(letter)
+    assert status.intact and status.valid and status.trusted and "PPT Testkommune" in status.signer_subject
+    posts.finalize(user("radgjevar1"), letter.id)
+    assert approval.signature_status(db.session.get(type(letter), letter.id))[0].intact
+    assert unsigned != signature.signed_sha256
+
+
+def test_signing_is_refused_clearly_when_not_set_up(ctx):
+    letter = assessment(case=builders.case(category="follow_up"))
+    with pytest.raises(Conflict) as refused:
+        approval.sign(user("radgjevar1"), letter.id)
+    assert "PPT_SIGNING_P12" in str(refused.value.message)
+    assert db.session.scalar(select(PostSignature)) is None
