@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import io
 import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -22,6 +27,7 @@ from ppt_web.outbound.svarut import LocalJwtTokenProvider, SvarUtAdapter
 from . import builders
 from .conftest import user
 from .svarut_server import SvarUtServer, find_ks_svarut, make_token_keys
+from .test_worker import ROOT, worker_env
 
 KONTO = "5b1c7a1e-0c6f-4c59-9a4b-3f5c1e7d2a10"
 INTEGRATION_ID = "8d2f6a0e-2b1c-4e7a-9f3d-6c5b4a392817"
@@ -227,3 +233,36 @@ def test_the_folder_adapter_is_the_zero_setup_default(app, ctx):
     assert post.status == PostStatus.DISPATCHED  # a written shipment counts as delivered (folder adapter)
     written = sorted(p.name for p in (Path(app.config["PPT_SVARUT_DIR"]) / "ut").iterdir())
     assert written == sorted(r.external_ref for r in rows(post))
+
+
+@pytest.mark.app_config(PPT_QUEUE_NAME=f"dispatch-kill-{uuid.uuid4().hex[:8]}")
+def test_a_real_worker_killed_mid_dispatch_does_not_send_twice(app, ctx, server, adapter, token_keys, tmp_path):
+    """SIGKILL the worker while SvarUt holds the letter and has not answered; the next attempt adopts it."""
+    key = tmp_path / "token-key.pem"
+    key.write_bytes(token_keys[0])
+    post = letter(to_school=False)
+    server.mode, server.stall_seconds = "timeout_after_store", 60
+    dispatch.request_dispatch(user("radgjevar1"), post.id)  # hands the job to the worker's queue
+    env = {**worker_env(app), "PPT_OUTBOUND_BACKEND": "svarut", "PPT_SVARUT_URL": server.url,
+           "PPT_SVARUT_KONTO": KONTO, "PPT_SVARUT_INTEGRATION_ID": INTEGRATION_ID,
+           "PPT_SVARUT_INTEGRATION_PASSWORD": PASSWORD, "PPT_SVARUT_TOKEN_PROVIDER": "tests.svarut_tokens:provider",
+           "PPT_TEST_SVARUT_TOKEN_KEY": str(key), "PPT_TEST_SVARUT_ORG": OUR_ORG, "PPT_DISPATCH_SECONDS": "1"}
+    worker = subprocess.Popen([sys.executable, str(ROOT / "worker.py")], env=env, cwd=ROOT, start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not server.shipments:
+            time.sleep(0.1)
+        assert server.shipments, "the worker never reached SvarUt"
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(10)
+    (row,) = rows(post)
+    assert row.status == DispatchStatus.PENDING and row.outcome_unknown  # died before it knew
+    db.session.execute(update(Dispatch).values(lease_until=utcnow() - timedelta(seconds=1)))  # the lease runs out
+    db.session.commit()
+    server.mode = "ok"
+    dispatch.sweep(adapter)
+    (row,) = rows(post)
+    assert row.status == DispatchStatus.SENT and len(server.by_external_ref(row.external_ref)) == 1
+    assert len(server.shipments) == 1
