@@ -235,6 +235,7 @@ def render(path: Path, folder: Path, pages: int) -> None:
     import pypdfium2
 
     pdf = pypdfium2.PdfDocument(str(path))
+    pdf.init_forms()  # form fields and signature stamps are drawn only with the form environment set up
     try:
         for index in range(min(pages, PREVIEW_MAX_PAGES)):
             page = pdf[index]
