@@ -123,7 +123,7 @@ def defaults(instance_path: str) -> dict:
         "PPT_DISPATCH_SECONDS": 30,
         "PPT_DISPATCH_MAX_ATTEMPTS": 8,
         "PPT_DISPATCH_BACKOFF_SECONDS": 60,
-        "PPT_DISPATCH_LEASE_SECONDS": 1200,
+        "PPT_DISPATCH_LEASE_SECONDS": 3600,  # longer than a send may take (SvarUt allows 15 min)
         "PPT_SVARUT_DIR": str(inst / "svarut"),
         "PPT_SVARUT_TOKEN_PROVIDER": None,
         "PPT_LOGIN_MAX_FAILURES": 5,

@@ -109,9 +109,10 @@ def generate(n_clients: int, seed: int, echo=print) -> dict:
     users = list(db.session.scalars(select(User).where(User.active.is_(True)).order_by(User.id)))
     registrar = next((u for u in users if u.can("register_case") and u.can("manage_orgs")), None)
     handlers = [u for u in users if any(r.code == "pp_radgjevar" for r in u.roles)]
-    if registrar is None or not handlers:
-        raise RuntimeError("generate-data needs a user with register_case and manage_orgs, and at least one "
-                           "PP-rådgjevar: run seed-demo first, or create them")
+    approver = next((u for u in users if u.can("approve") and u.can("search_all")), None)
+    if registrar is None or not handlers or approver is None:
+        raise RuntimeError("generate-data needs a user with register_case and manage_orgs, a leader (approve) and "
+                           "at least one PP-rådgjevar: run seed-demo first, or create them")
     sqlite = db.engine.dialect.name == "sqlite"
     if sqlite:
         db.session.execute(text("PRAGMA synchronous=OFF"))  # a bulk load: no fsync per commit
@@ -120,7 +121,7 @@ def generate(n_clients: int, seed: int, echo=print) -> dict:
     session = db.session()
     session.expire_on_commit = False
     try:
-        return _fill(n_clients, rng, today, registrar, handlers, echo)
+        return _fill(n_clients, rng, today, registrar, handlers, approver, echo)
     finally:
         session.expire_on_commit = True
         if sqlite:
@@ -128,8 +129,9 @@ def generate(n_clients: int, seed: int, echo=print) -> dict:
             db.session.commit()
 
 
-def _fill(n_clients: int, rng: random.Random, today: date, registrar, handlers, echo) -> dict:
+def _fill(n_clients: int, rng: random.Random, today: date, registrar, handlers, approver, echo) -> dict:
     """The work itself: organisations, then each client with their cases, posts and write-offs."""
+    from .cases import approval
     from .cases import posts as post_service
     from .cases import service as case_service
     from .clients import service as client_service
@@ -195,7 +197,11 @@ def _fill(n_clients: int, rng: random.Random, today: date, registrar, handlers, 
                 stats["posts"] += 1
                 age = (today - when).days
                 if age > 14 or rng.random() < 0.5:
-                    post = post_service.finalize(handler, post.id)
+                    if approval.needs_approval(post):  # the routine: a leader approves, which finalizes
+                        approval.send_to_approval(handler, post.id, approver.id)
+                        post = approval.approve(approver, post.id)
+                    else:
+                        post = post_service.finalize(handler, post.id)
                     stats["finalized"] += 1
                 case_posts.append(post)
             replies = [p for p in case_posts if p.post_type.value == "U" and p.status == PostStatus.FINALIZED]

@@ -104,9 +104,10 @@ def dispatch_sweep() -> dict:
     from flask import current_app
 
     from .dispatch import service
-    from .queue import only_one
+    from .queue import LOCK_SECONDS, only_one
 
-    with only_one(f"ppt:{current_app.config['PPT_QUEUE_NAME']}:dispatch-sweep-lock") as conn:
+    key = f"ppt:{current_app.config['PPT_QUEUE_NAME']}:dispatch-sweep-lock"
+    with only_one(key) as conn:
         if conn is None:
             return {"busy": 1}
-        return service.sweep()
+        return service.sweep(renew=lambda: conn.expire(key, LOCK_SECONDS))

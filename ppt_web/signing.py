@@ -11,6 +11,10 @@ makes a throw-away CA and signing certificate for tests and demos.
 """
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import functools
+
 import hashlib
 import io
 import threading
@@ -172,6 +176,23 @@ def _open_for_signing(pdf: bytes) -> IncrementalPdfFileWriter:
     return writer
 
 
+def _outside_event_loop(func):
+    """pyHanko's synchronous calls use asyncio.run(), which refuses to start inside a running event
+    loop (a thread that also drives an async library). Then the call runs in a thread of its own."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return func(*args, **kwargs)
+        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="signing") as pool:
+            return pool.submit(func, *args, **kwargs).result()
+
+    return wrapper
+
+
+@_outside_event_loop
 def sign_pdf(pdf: bytes, signer: Signer, *, signer_name: str, reason: str, location: str,
              when: datetime | None = None) -> bytes:
     """The PDF with one more PAdES signature (sha256), visible at the bottom of the last page.
@@ -271,6 +292,7 @@ def _trust_roots(roots: list[bytes] | None) -> list[asn1_x509.Certificate]:
     return certs
 
 
+@_outside_event_loop
 def verify_pdf(pdf: bytes, trust_roots: list[bytes] | None = None) -> list[SignatureStatus]:
     """The status of each signature in the PDF, oldest first; [] for an unsigned PDF.
 

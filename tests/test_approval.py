@@ -85,15 +85,19 @@ def test_nobody_approves_their_own_post(ctx):
     post = assessment()
     with pytest.raises(Invalid):
         approval.send_to_approval(user("radgjevar1"), post.id, user("radgjevar1").id)
-    # radgjevar1 coordinates Team barnehage: a post of theirs in that team's case, sent to the leader.
+    # radgjevar1 coordinates Team barnehage and wrote this post in a team case; the consultant sends
+    # it to them. They still may not approve what they wrote.
     team = db.session.scalar(select(AccessGroup).where(AccessGroup.name == "Team barnehage"))
     case = builders.case(handler="radgjevar1")
     case.access_group = team
     db.session.commit()
     own = assessment(case=case)
-    approval.send_to_approval(user("radgjevar1"), own.id, user("leiar").id)
-    with pytest.raises(Forbidden):
+    approval.send_to_approval(user("konsulent"), own.id, user("radgjevar1").id)
+    assert approval.refusal(user("radgjevar1"), own) is not None
+    with pytest.raises(Forbidden) as refused:
         approval.approve(user("radgjevar1"), own.id)
+    assert "eigen" in str(refused.value.message)  # "your own post", not "another approver"
+    assert db.session.get(type(own), own.id).status == PostStatus.AWAITING_APPROVAL
 
 
 def test_a_team_coordinator_approves_posts_of_the_team_sent_to_them(ctx):
@@ -152,22 +156,60 @@ def test_the_approver_signs_on_approval_and_the_signature_verifies(ctx, signing)
     post = assessment()
     unsigned = post.main_document.sha256
     approval.send_to_approval(user("radgjevar1"), post.id, user("leiar").id)
-    with pytest.raises(Forbidden):  # the leader has approve but not esign
-        approval.approve(user("leiar"), post.id, sign=True)
-    assert db.session.get(type(post), post.id).status == PostStatus.AWAITING_APPROVAL
-    approval.return_post(user("leiar"), post.id, "Signer sjølv etter godkjenning")
-    # A letter that needs no approval: the handler signs it before finalizing.
+    approval.approve(user("leiar"), post.id, sign=True)  # approving authorises the service's signature
+    post = db.session.get(type(post), post.id)
+    (signature,) = db.session.scalars(select(PostSignature).where(PostSignature.post_id == post.id))
+    assert post.status == PostStatus.FINALIZED and signature.signed_by.username == "leiar"
+    assert post.main_document.sha256 == signature.signed_sha256 != unsigned
+    assert file_path(signature.signed_sha256).read_bytes().startswith(file_path(unsigned).read_bytes())
+    (status,) = approval.signature_status(post)
+    assert status.intact and status.valid and status.trusted and "PPT Testkommune" in status.signer_subject
+    assert [e.kind for e in post.events] == ["sent_to_approval", "signed", "approved"]
+    jobs = list(db.session.scalars(select(ArchiveJob).where(ArchiveJob.post_id == post.id)))
+    assert [j.event for j in jobs] == ["post_finalized"]  # the signed file is what the archive gets
+
+
+def test_the_handler_signs_a_letter_that_needs_no_approval(ctx, signing):
     letter = assessment(case=builders.case(category="follow_up"), title="Brev til skulen")
+    with pytest.raises(Forbidden):  # the consultant has no esign
+        approval.sign(user("konsulent"), letter.id)
     approval.sign(user("radgjevar1"), letter.id)
     letter = db.session.get(type(letter), letter.id)
     (signature,) = db.session.scalars(select(PostSignature).where(PostSignature.post_id == letter.id))
     assert signature.signed_by.username == "radgjevar1" and letter.main_document.sha256 == signature.signed_sha256
-    assert file_path(signature.signed_sha256).read_bytes().startswith(file_path(signature.unsigned_sha256).read_bytes())
-    (status,) = approval.signature_status(letter)
-    assert status.intact and status.valid and status.trusted and "PPT Testkommune" in status.signer_subject
     posts.finalize(user("radgjevar1"), letter.id)
-    assert approval.signature_status(db.session.get(type(letter), letter.id))[0].intact
-    assert unsigned != signature.signed_sha256
+    (status,) = approval.signature_status(db.session.get(type(letter), letter.id))
+    assert status.intact and status.valid
+    with pytest.raises(Conflict):  # an expert assessment is signed by its approver
+        approval.sign(user("radgjevar1"), assessment().id)
+
+
+def test_an_expert_assessment_is_not_finalized_without_approval(ctx):
+    post = assessment()
+    with pytest.raises(Conflict):
+        posts.finalize(user("radgjevar1"), post.id)
+    assert db.session.get(type(post), post.id).status == PostStatus.DRAFT
+    assert db.session.scalar(select(ArchiveJob).where(ArchiveJob.post_id == post.id)) is None
+
+
+def test_the_approver_sees_the_post_only_while_it_waits_for_them(ctx):
+    from ppt_web.cases import scope
+
+    team = db.session.scalar(select(AccessGroup).where(AccessGroup.name == "Team barnehage"))
+    case = builders.case(handler="radgjevar2")
+    case.access_group = team
+    db.session.commit()
+    post = assessment(handler="radgjevar2", case=case)
+    with pytest.raises(NotFound):
+        scope.post(user("radgjevar1"), post.id)
+    approval.send_to_approval(user("radgjevar2"), post.id, user("radgjevar1").id)
+    assert scope.post(user("radgjevar1"), post.id) is not None
+    assert scope.document(user("radgjevar1"), post.main_document.id) is not None
+    with pytest.raises(NotFound):  # the case itself stays closed to them
+        scope.case(user("radgjevar1"), case.id)
+    approval.approve(user("radgjevar1"), post.id)
+    with pytest.raises(NotFound):
+        scope.post(user("radgjevar1"), post.id)
 
 
 def test_signing_is_refused_clearly_when_not_set_up(ctx):

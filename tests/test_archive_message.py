@@ -62,7 +62,7 @@ def post_with_files(case: Case, post_type: str, attachments: int = 2, title: str
         posts.PostData(post_type=post_type, title=title, document_date=date.today() - timedelta(days=3), **data),
         posts.Upload(io.BytesIO(builders.make_pdf(2)), "Hovuddokument æøå.pdf"),
         [posts.Upload(io.BytesIO(builders.make_pdf()), f"Vedlegg {n}.pdf") for n in range(1, attachments + 1)])
-    return posts.finalize(user(case.handler.username), post.id) if finalize else post
+    return builders.finalize(post, case.handler.username) if finalize else post
 
 
 def system_case() -> Case:

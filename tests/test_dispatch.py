@@ -205,9 +205,9 @@ def test_a_permanent_failure_is_visible_notified_and_retryable(ctx, server, adap
 
 
 def test_dispatch_is_refused_for_what_must_not_go_out(ctx):
-    unapproved = letter(approve=False, to_school=False)  # an expert assessment finalized without approval
-    with pytest.raises(Conflict):
-        dispatch.request_dispatch(user("radgjevar1"), unapproved.id)
+    with pytest.raises(Conflict):  # an expert assessment cannot even be finalized without approval
+        letter(approve=False, to_school=False)
+    db.session.rollback()
     draft = builders.post(builders.case(category="follow_up"), post_type="U", correspondent="Føresette")
     with pytest.raises(Conflict):
         dispatch.request_dispatch(user("radgjevar1"), draft.id)
@@ -266,3 +266,29 @@ def test_a_real_worker_killed_mid_dispatch_does_not_send_twice(app, ctx, server,
     (row,) = rows(post)
     assert row.status == DispatchStatus.SENT and len(server.by_external_ref(row.external_ref)) == 1
     assert len(server.shipments) == 1
+
+
+def test_a_post_with_a_failed_recipient_is_not_dispatched_anew_and_a_retry_uses_the_corrected_address(
+        ctx, server, adapter):
+    post = letter(to_school=False)
+    dispatch.request_dispatch(user("radgjevar1"), post.id)
+    server.mode = "reject"
+    run_all(adapter)
+    (failed,) = rows(post)
+    assert failed.status == DispatchStatus.FAILED
+    with pytest.raises(Conflict):  # not a second, separate dispatch: the failure is retried
+        dispatch.request_dispatch(user("radgjevar1"), post.id)
+    # The consultant corrects the guardian's address on the finalized post, then retries.
+    posts.correct_metadata(user("konsulent"), post.id, "Ny adresse", posts.PostData(
+        post_type="U", title=post.title, document_date=post.document_date, correspondents=[
+            posts.CorrespondentData(name="Kari Føresett", address="Nyvegen 9, 6060 Hareid",
+                                    national_id=builders.valid_national_id(901))]))
+    server.mode = "ok"
+    again = dispatch.retry(user("radgjevar1"), failed.id)
+    assert (again.address_line1, again.postal_code, again.city) == ("Nyvegen 9", "6060", "Hareid")
+    with pytest.raises(Conflict):  # the same failure retried twice: one new attempt
+        dispatch.retry(user("radgjevar1"), failed.id)
+    run_all(adapter)
+    (shipment,) = server.by_external_ref(again.external_ref)
+    assert shipment["json"]["mottaker"]["adresse"]["postnummer"] == "6060"
+    assert [r.status for r in rows(post)] == [DispatchStatus.REPLACED, DispatchStatus.SENT]

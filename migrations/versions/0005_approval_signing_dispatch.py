@@ -75,7 +75,7 @@ def upgrade():
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('replaces_id', sa.Integer(), nullable=True),
-    sa.ForeignKeyConstraint(['correspondent_id'], ['correspondent.id'], name=op.f('fk_dispatch_correspondent_id_correspondent')),
+    sa.ForeignKeyConstraint(['correspondent_id'], ['correspondent.id'], name=op.f('fk_dispatch_correspondent_id_correspondent'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['created_by_id'], ['user.id'], name=op.f('fk_dispatch_created_by_id_user')),
     sa.ForeignKeyConstraint(['post_id'], ['journal_post.id'], name=op.f('fk_dispatch_post_id_journal_post')),
     sa.ForeignKeyConstraint(['replaces_id'], ['dispatch.id'], name=op.f('fk_dispatch_replaces_id_dispatch')),

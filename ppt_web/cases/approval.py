@@ -67,6 +67,8 @@ def send_to_approval(actor: User, post_id: int, approver_id: int | None, comment
     require(actor, "journal", object_type="journal_post", object_id=post.id)
     if post.status != PostStatus.DRAFT:
         raise Conflict(_l("Only a draft can be sent to approval."))
+    if post.post_type != PostType.U:
+        raise Conflict(_l("Only an outgoing (U) post is sent to approval."))
     approver = db.session.get(User, approver_id) if approver_id else None
     if approver is None or not can_approve(approver, post):
         raise Invalid(_l("Choose a leader, deputy leader or team coordinator."), field="approver_id")
@@ -110,13 +112,17 @@ def _approvable(actor: User, post_id: int) -> JournalPost:
 
 def approve(actor: User, post_id: int, comment: str = "", sign: bool = False) -> JournalPost:
     """Approve and finalize in one transaction (the archive job with it); sign first if asked."""
+    from ..files.storage import discard_unreferenced
+
     post = _approvable(actor, post_id)
     text = " ".join((comment or "").split())[:2000]
+    signed: list[str] = []
     try:
         _conditional(post, (PostStatus.AWAITING_APPROVAL,), status=PostStatus.APPROVED, approved_by_id=actor.id,
                      approved_at=utcnow())
         if sign:
-            _sign(actor, post)
+            # The service's certificate signs; approving is what authorises it, so no esign is needed.
+            signed.append(_sign(actor, post, authorised=True))
         event(post, actor, "approved", text)
         posts.finalize_post(actor, post)
         activity.record("post_approved", actor=actor, object_type="journal_post", object_id=post.id, detail=text[:500])
@@ -127,6 +133,7 @@ def approve(actor: User, post_id: int, comment: str = "", sign: bool = False) ->
         db.session.commit()
     except Exception:
         db.session.rollback()
+        discard_unreferenced(signed)
         raise
     return post
 
@@ -184,23 +191,31 @@ def sign(actor: User, post_id: int) -> JournalPost:
         raise Conflict(_l("Only a draft can be signed by its handler; the approver signs on approval."))
     if needs_approval(post):
         raise Conflict(_l("An expert assessment is signed by the approver on approval."))
+    from ..files.storage import discard_unreferenced
+
+    signed: list[str] = []
     try:
-        _sign(actor, post)
+        signed.append(_sign(actor, post))
         db.session.commit()
     except Exception:
         db.session.rollback()
+        discard_unreferenced(signed)
         raise
     return post
 
 
-def _sign(actor: User, post: JournalPost) -> None:
-    """Sign the main document with the service's certificate; the signed file replaces it in the post."""
+def _sign(actor: User, post: JournalPost, authorised: bool = False) -> str:
+    """Sign the main document with the service's certificate; the signed file replaces it in the post.
+
+    Returns the signed file's digest (for clean-up if the transaction fails)."""
     import io
+    import logging
 
     from ..files.storage import file_path, store_upload
     from ..signing import SigningError, load_signer, sign_pdf
 
-    require(actor, "esign", object_type="journal_post", object_id=post.id)
+    if not authorised:
+        require(actor, "esign", object_type="journal_post", object_id=post.id)
     main = post.main_document
     if main is None:
         raise Invalid(_l("There is no main document to sign."))
@@ -212,7 +227,10 @@ def _sign(actor: User, post: JournalPost) -> None:
         signed = sign_pdf(file_path(main.sha256).read_bytes(), signer, signer_name=actor.full_name,
                           reason=str(_l("Approved and signed")), location=cfg.get("PPT_SIGNING_LOCATION", ""))
     except SigningError as exc:
-        raise Conflict(_l("The document could not be signed: %(reason)s", reason=str(exc))) from exc
+        # The detail may name a server path: it goes to the log, the user gets what to do.
+        logging.getLogger(__name__).warning("signing post %s failed: %s", post.id, exc)
+        raise Conflict(_l("The document could not be signed. Check that it is an ordinary PDF, or tell the "
+                          "administrator (the signing certificate may be missing or expired).")) from exc
     stored = store_upload(io.BytesIO(signed), main.filename)
     db.session.flush()  # the stored_file row before the rows that refer to it
     unsigned = main.sha256
@@ -223,6 +241,7 @@ def _sign(actor: User, post: JournalPost) -> None:
     event(post, actor, "signed", certificate=subject)
     activity.record("post_signed", actor=actor, object_type="journal_post", object_id=post.id,
                     after={"document": main.filename, "certificate": subject})
+    return stored.sha256
 
 
 def _subject(signer) -> str:

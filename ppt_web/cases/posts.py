@@ -55,10 +55,17 @@ def snapshot(post: JournalPost) -> dict:
         "received_on": post.received_on.isoformat() if post.received_on else None,
         "sent_on": post.sent_on.isoformat() if post.sent_on else None,
         "correspondents": [c.name for c in post.correspondents],
+        "correspondent_details": [_correspondent_text(c) for c in post.correspondents],
         "documents": [f"{d.role}:{d.filename}" for d in post.documents],
         "status": post.status.value,
         "after_downtime": post.registered_after_downtime,
     }
+
+
+def _correspondent_text(c: Correspondent) -> str:
+    """Name, address and (masked) national id: a correction of any of them is a change."""
+    text = f"{c.name}, {c.address}" if c.address else c.name
+    return f"{text} [{c.national_id[:6]} *****]" if c.national_id else text
 
 
 def _log(action: str, actor: User, post: JournalPost, before: dict | None = None, detail: str = "") -> None:
@@ -248,6 +255,10 @@ def finalize(actor: User, post_id: int, *, commit: bool = True) -> JournalPost:
     require(actor, "journal", object_type="journal_post", object_id=post.id)
     if post.status == PostStatus.AWAITING_APPROVAL:
         raise Conflict(_l("The post is waiting for approval; the approver finalizes it."))
+    from .approval import needs_approval
+
+    if needs_approval(post):
+        raise Conflict(_l("An expert assessment is finalized by the leader who approves it: send it to approval."))
     finalize_post(actor, post)
     if commit:
         db.session.commit()
@@ -270,7 +281,7 @@ def finalize_post(actor: User, post: JournalPost) -> None:
 
 
 # What a metadata correction may change (SPEC §3), as keys of snapshot().
-METADATA_FIELDS = ("title", "document_date", "received_on", "sent_on", "correspondents")
+METADATA_FIELDS = ("title", "document_date", "received_on", "sent_on", "correspondents", "correspondent_details")
 
 
 def correct_metadata(actor: User, post_id: int, reason: str, data: PostData) -> MetadataCorrection:

@@ -312,15 +312,15 @@ def document(document_id: int):
 
 # --- approval and signing (SPEC §6) ---------------------------------------------------------
 
-def _back_to_post(post_id: int, call, success: str):
+def _back_to_post(post_id: int, call, success: str, then: str | None = None):
     """Run a post action; a refusal is shown on the post page instead of an error page."""
     try:
         call()
     except (Invalid, Conflict) as exc:
         flash(str(exc.message), "error")
-    else:
-        flash(success, "success")
-    return go(url_for("cases.post", post_id=post_id))
+        return go(url_for("cases.post", post_id=post_id))
+    flash(success, "success")
+    return go(then or url_for("cases.post", post_id=post_id))
 
 
 @bp.route("/posts/<int:post_id>/send-to-approval", methods=["POST"])
@@ -338,9 +338,10 @@ def send_to_approval(post_id: int):
 def approve(post_id: int):
     form = ApprovalDecisionForm()
     form.validate_on_submit()
+    # Back to the queue: a team coordinator sees the post only while it waits for them.
     return _back_to_post(post_id, lambda: approval.approve(_actor(), post_id, form.comment.data or "",
-                                                           sign=bool(form.sign.data) and current_user.can("esign")),
-                         _("Approved and finalized."))
+                                                           sign=bool(form.sign.data)),
+                         _("Approved and finalized."), then=url_for("cases.approvals"))
 
 
 @bp.route("/posts/<int:post_id>/return", methods=["POST"])
@@ -349,7 +350,7 @@ def return_post(post_id: int):
     form = ApprovalDecisionForm()
     form.validate_on_submit()
     return _back_to_post(post_id, lambda: approval.return_post(_actor(), post_id, form.comment.data or ""),
-                         _("Returned to the handler with your comment."))
+                         _("Returned to the handler with your comment."), then=url_for("cases.approvals"))
 
 
 @bp.route("/posts/<int:post_id>/sign", methods=["POST"])

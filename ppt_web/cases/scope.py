@@ -6,7 +6,7 @@ clients they are responsible for, and the posts of those cases. Everything else 
 """
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, exists, or_, select, true
+from sqlalchemy import ColumnElement, and_, exists, or_, select, true
 
 from ..errors import NotFound
 from ..extensions import db
@@ -61,16 +61,24 @@ def post(actor: User, post_id: int) -> JournalPost:
     """A post of a visible case, or one the actor is asked to approve (a team coordinator may not
     otherwise see the case: the request to approve is what gives them this one post)."""
     found = db.session.get(JournalPost, post_id)
-    if found is None or not (may_see(actor, found.case) or found.approver_id == actor.id):
+    if found is None or not (may_see(actor, found.case) or _asked_to_approve(actor, found)):
         raise _not_found("journal_post", post_id)
     return found
+
+
+def _asked_to_approve(actor: User, found: JournalPost) -> bool:
+    """Only while it waits for them: afterwards the case's own rules apply again."""
+    from ..models import PostStatus
+
+    return found.approver_id == actor.id and found.status == PostStatus.AWAITING_APPROVAL
 
 
 def document(actor: User, document_id: int) -> Document:
     found = db.session.scalar(
         select(Document).join(JournalPost, Document.post_id == JournalPost.id)
         .join(Case, JournalPost.case_id == Case.id)
-        .where(Document.id == document_id, or_(case_clause(actor), JournalPost.approver_id == actor.id))
+        .where(Document.id == document_id, or_(case_clause(actor), and_(
+            JournalPost.approver_id == actor.id, JournalPost.status == "awaiting_approval")))
     )
     if found is None:
         raise _not_found("document", document_id)

@@ -36,7 +36,6 @@ from ..queue import enqueue_after_commit
 log = logging.getLogger(__name__)
 
 ADDRESS = re.compile(r"^(?P<line>.*?)[,\s]+(?P<postal>\d{4})\s+(?P<city>\S.*)$")
-ACTIVE = (DispatchStatus.PENDING, DispatchStatus.SENT, DispatchStatus.CONFIRMED)
 
 
 def outbound_adapter():
@@ -105,8 +104,14 @@ def request_dispatch(actor: User, post_id: int) -> list[Dispatch]:
         raise Conflict(_l("Only an outgoing (U) post is dispatched."))
     if needs_approval(post) and post.approved_by_id is None:
         raise Conflict(_l("An expert assessment goes out only after a leader has approved it."))
-    if db.session.scalar(select(Dispatch.id).where(Dispatch.post_id == post.id, Dispatch.status.in_(ACTIVE))):
-        raise Conflict(_l("The post is being dispatched already."))
+    # Lock the post's row first (PostgreSQL waits here; SQLite takes its write lock), then look: two
+    # clicks at once make one dispatch, not two.
+    db.session.execute(update(JournalPost).where(JournalPost.id == post.id).values(status=JournalPost.status))
+    if db.session.scalar(select(Dispatch.id).where(Dispatch.post_id == post.id,
+                                                   Dispatch.status != DispatchStatus.REPLACED)):
+        db.session.rollback()
+        raise Conflict(_l("The post has been dispatched already: a failed recipient is retried from the post or "
+                          "the dispatch failures list."))
     found, refused = _recipients(post)
     if not found and not refused:
         refused.append(str(_l("the post has no recipient")))
@@ -154,12 +159,13 @@ def _recipient(row: Dispatch) -> Recipient:
 
 
 def process(dispatch_id: int, adapter=None) -> str:
-    """One attempt for one recipient: claim, (look up,) send, record. Safe to call twice."""
+    """One attempt for one recipient: claim, look up, send, record. Safe to call twice.
+
+    SvarUt is asked for our eksternReferanse before every send (one GET): after a crash, a timeout,
+    a retry or a claim that raced another process, a letter it has already is adopted, not resent.
+    """
+    adapter = adapter or outbound_adapter()  # a configuration fault shows before anything is claimed
     now = utcnow()
-    before = db.session.get(Dispatch, dispatch_id)
-    if before is None:
-        return "gone"
-    maybe_sent = before.outcome_unknown
     lease = now + timedelta(seconds=int(current_app.config["PPT_DISPATCH_LEASE_SECONDS"]))
     # The claim also records "outcome unknown": if this process dies after the request went out,
     # the next attempt asks SvarUt before sending again.
@@ -173,17 +179,20 @@ def process(dispatch_id: int, adapter=None) -> str:
         return "skipped"
     row = db.session.get(Dispatch, dispatch_id)
     db.session.refresh(row)
-    adapter = adapter or outbound_adapter()
     try:
-        if maybe_sent:
-            found = adapter.lookup(row.external_ref)
-            if found:
-                _sent(row, found, "found by eksternReferanse after an unknown outcome")
-                db.session.commit()
-                return "adopted"
+        found = adapter.lookup(row.external_ref)
+        if found:
+            _sent(row, found, "found by eksternReferanse after an unknown outcome")
+            db.session.commit()
+            return "adopted"
         result = adapter.send(_shipment_for(row.post, _recipient(row), row.external_ref))
     except OutboundUnavailable as exc:
         return _later(row, str(exc))
+    except Exception as exc:  # noqa: BLE001 - a fault of ours (a file, a setting): back off and show it
+        db.session.rollback()
+        log.exception("dispatch %s: attempt failed", dispatch_id)
+        row = db.session.get(Dispatch, dispatch_id)
+        return _later(row, type(exc).__name__)
     if result.outcome == "sent":
         _sent(row, result.forsendelse_id, "")
         db.session.commit()
@@ -233,8 +242,10 @@ def _failed(row: Dispatch, detail: str, unknown: bool) -> None:
                             name=row.recipient_name, detail=detail[:150]), link("cases.post", post_id=post.id))
 
 
-def sweep(adapter=None) -> dict:
-    """Every PPT_DISPATCH_SECONDS: send what is due (pending, lease free), then follow statuses."""
+def sweep(adapter=None, renew=lambda: None) -> dict:
+    """Every PPT_DISPATCH_SECONDS: send what is due (pending, lease free), then follow statuses.
+
+    renew() is called after each send, so the caller's lock lasts as long as the sweep does."""
     now = utcnow()
     due = list(db.session.scalars(select(Dispatch.id).where(
         Dispatch.status == DispatchStatus.PENDING,
@@ -245,15 +256,19 @@ def sweep(adapter=None) -> dict:
     for dispatch_id in due:
         outcome = process(dispatch_id, adapter)
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        renew()
     outcomes["status"] = follow_statuses(adapter)
     return outcomes
 
 
 def follow_statuses(adapter=None) -> int:
     """Ask for the status of what was sent (status/sok), and mark posts dispatched when all arrived."""
+    # Oldest check first, and each checked row goes to the back (next_attempt_at is "next status
+    # check" for a sent row): letters never collected cannot crowd out new ones.
     rows = list(db.session.scalars(select(Dispatch).where(Dispatch.status == DispatchStatus.SENT,
                                                           Dispatch.forsendelse_id.is_not(None))
-                                   .order_by(Dispatch.id).limit(1000)))
+                                   .order_by(Dispatch.next_attempt_at.is_not(None), Dispatch.next_attempt_at,
+                                             Dispatch.id).limit(1000)))
     if not rows:
         return 0
     adapter = adapter or outbound_adapter()
@@ -263,7 +278,9 @@ def follow_statuses(adapter=None) -> int:
         log.warning("dispatch statuses not fetched: %s", exc)
         return 0
     changed = 0
+    checked = utcnow()
     for row in rows:
+        row.next_attempt_at = checked
         status = raw.get(row.forsendelse_id)
         if not status or status == row.raw_status:
             continue
@@ -299,17 +316,27 @@ def retry(actor: User, dispatch_id: int) -> Dispatch:
         raise NotFound(object_type="dispatch", object_id=dispatch_id)
     post = scope.post(actor, row.post_id)
     require(actor, "send", object_type="journal_post", object_id=post.id)
-    if row.status != DispatchStatus.FAILED:
+    recipient = _current_recipient(post, row) if not row.outcome_unknown else None
+    # One conditional UPDATE: two people retrying the same failure at once make one new attempt.
+    to = DispatchStatus.PENDING if row.outcome_unknown else DispatchStatus.REPLACED
+    changed = db.session.execute(update(Dispatch).where(Dispatch.id == row.id, Dispatch.status == DispatchStatus.FAILED)
+                                 .values(status=to, updated_at=utcnow()))
+    if changed.rowcount != 1:
+        db.session.rollback()
         raise Conflict(_l("Only a failed dispatch can be retried."))
+    db.session.refresh(row)
     if row.outcome_unknown:
-        row.status, row.attempts, row.next_attempt_at, row.message = DispatchStatus.PENDING, 0, None, ""
+        # SvarUt may have it: the same shipment again, looked up before it is sent.
+        row.attempts, row.next_attempt_at, row.message = 0, None, ""
         again = row
     else:
-        row.status = DispatchStatus.REPLACED
-        again = Dispatch(post_id=row.post_id, correspondent_id=row.correspondent_id, external_ref=str(uuid.uuid4()),
-                         recipient_kind=row.recipient_kind, recipient_name=row.recipient_name,
-                         recipient_id=row.recipient_id, address_line1=row.address_line1, postal_code=row.postal_code,
-                         city=row.city, created_by_id=actor.id, replaces_id=row.id)
+        # Refused, so not delivered: a new shipment (new eksternReferanse) to the recipient as the
+        # post has it now, so a corrected address is used.
+        correspondent, fresh = recipient
+        again = Dispatch(post_id=row.post_id, correspondent_id=correspondent.id, external_ref=str(uuid.uuid4()),
+                         recipient_kind=fresh.kind, recipient_name=fresh.name, recipient_id=fresh.digital_id,
+                         address_line1=fresh.address_line1, postal_code=fresh.postal_code, city=fresh.city,
+                         created_by_id=actor.id, replaces_id=row.id)
         db.session.add(again)
     db.session.flush()
     event(post, actor, "dispatch_retried", recipient=row.recipient_name, dispatch=again.id)
@@ -318,6 +345,19 @@ def retry(actor: User, dispatch_id: int) -> Dispatch:
     enqueue_after_commit(db.session, _job(), again.id)
     db.session.commit()
     return again
+
+
+def _current_recipient(post: JournalPost, row: Dispatch):
+    """The failed row's recipient as the post has it now (after any metadata correction)."""
+    found, refused = _recipients(post)
+    for correspondent, recipient in found:
+        if correspondent.id == row.correspondent_id:
+            return correspondent, recipient
+    for correspondent, recipient in found:
+        if correspondent.name == row.recipient_name:
+            return correspondent, recipient
+    raise Invalid(_l("%(name)s is no longer a valid recipient on the post: %(problems)s", name=row.recipient_name,
+                     problems="; ".join(refused) or "-"))
 
 
 def for_post(post: JournalPost) -> list[Dispatch]:

@@ -26,7 +26,8 @@ class Dispatch(db.Model):
     __tablename__ = "dispatch"
     id: Mapped[int] = mapped_column(primary_key=True)
     post_id: Mapped[int] = mapped_column(ForeignKey("journal_post.id"), index=True)
-    correspondent_id: Mapped[int | None] = mapped_column(ForeignKey("correspondent.id"))
+    # SET NULL: a metadata correction replaces the post's correspondents; the row keeps its own copy.
+    correspondent_id: Mapped[int | None] = mapped_column(ForeignKey("correspondent.id", ondelete="SET NULL"))
     # Our UUID, sent as eksternReferanse: the key SvarUt is asked about after an unknown outcome.
     external_ref: Mapped[str] = mapped_column(String(36), unique=True)
     recipient_kind: Mapped[str] = mapped_column(String(12))  # person | organisation
