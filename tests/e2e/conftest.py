@@ -63,3 +63,16 @@ def sign_in(page, username: str) -> None:
     page.get_by_label("Passord").fill("demo-passord")
     page.get_by_role("button", name="Logg inn").click()
     expect(page.locator("header .user")).to_be_visible()
+
+
+def stop_worker(proc) -> None:
+    """SIGTERM (a warm shutdown finishes the job in hand); a worker still busy after 30 s is killed,
+    so one slow job cannot turn a test's result into a teardown error."""
+    import subprocess
+
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)

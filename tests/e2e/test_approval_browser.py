@@ -18,7 +18,7 @@ from ppt_web.cases import posts
 from ppt_web.extensions import db
 from ppt_web.models import ArchiveJob, JournalPost, PostStatus
 from tests import builders
-from tests.e2e.conftest import sign_in
+from tests.e2e.conftest import sign_in, stop_worker
 from tests.test_worker import ROOT, worker_env
 
 pytestmark = [pytest.mark.browser, pytest.mark.app_config(WTF_CSRF_ENABLED=True,
@@ -31,8 +31,7 @@ def worker(app):
     proc = subprocess.Popen([sys.executable, str(ROOT / "worker.py")], env=env, cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     yield proc
-    proc.terminate()
-    proc.wait(20)
+    stop_worker(proc)
 
 
 def test_expert_assessment_is_returned_fixed_approved_and_dispatched(app, browser, live_server, page, worker):
@@ -76,6 +75,9 @@ def test_expert_assessment_is_returned_fixed_approved_and_dispatched(app, browse
 
     leader.goto(f"/posts/{post_id}")
     leader.locator("form.approval-decision").get_by_role("button", name="Godkjenn og ferdigstill").click()
+    expect(leader.locator("h1")).to_have_text("Godkjenning")  # back to the queue, now empty
+    expect(leader.locator("table.approvals")).not_to_contain_text("Sakkunnig vurdering")
+    leader.goto(f"/posts/{post_id}")
     expect(leader.locator("h1")).to_contain_text("Ferdigstilt")
     leader_context.close()
 

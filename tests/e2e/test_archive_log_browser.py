@@ -14,7 +14,7 @@ from sqlalchemy import select
 from ppt_web.extensions import db
 from ppt_web.models import ArchiveJob
 from tests import builders
-from tests.e2e.conftest import sign_in
+from tests.e2e.conftest import sign_in, stop_worker
 from tests.test_worker import ROOT, worker_env
 
 pytestmark = [pytest.mark.browser, pytest.mark.app_config(WTF_CSRF_ENABLED=True,
@@ -27,8 +27,7 @@ def worker(app):
     proc = subprocess.Popen([sys.executable, str(ROOT / "worker.py")], env=worker_env(app), cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     yield proc
-    proc.terminate()
-    proc.wait(20)
+    stop_worker(proc)
 
 
 def test_archive_log_updates_live_and_retry_fixes_a_failure(app, browser, live_server, page, worker):

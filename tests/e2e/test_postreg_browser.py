@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests import builders
-from tests.e2e.conftest import sign_in
+from tests.e2e.conftest import sign_in, stop_worker
 from tests.test_worker import ROOT, worker_env
 
 pytestmark = [pytest.mark.browser, pytest.mark.app_config(WTF_CSRF_ENABLED=True,
@@ -25,8 +25,7 @@ def worker(app):
     proc = subprocess.Popen([sys.executable, str(ROOT / "worker.py")], env=env, cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     yield proc
-    proc.terminate()
-    proc.wait(20)
+    stop_worker(proc)
 
 
 def test_secretary_registers_scanned_mail_and_the_handler_is_told(app, browser, live_server, page, worker):
