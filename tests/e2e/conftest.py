@@ -65,9 +65,26 @@ def sign_in(page, username: str) -> None:
     expect(page.locator("header .user")).to_be_visible()
 
 
+def start_worker(app, **settings):
+    """A real worker.py on the test app's database, Redis and queue; its log goes to instance/worker.log."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.test_worker import ROOT, worker_env
+
+    env = {**worker_env(app), **{key: str(value) for key, value in settings.items()}}
+    log = Path(app.instance_path) / "worker.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen([sys.executable, str(ROOT / "worker.py")], env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=log.open("a"))
+    proc.log_path = log
+    return proc
+
+
 def stop_worker(proc) -> None:
     """SIGTERM (a warm shutdown finishes the job in hand); a worker still busy after 30 s is killed,
-    so one slow job cannot turn a test's result into a teardown error."""
+    so one slow job cannot turn a test's result into a teardown error. Its log says what it did."""
     import subprocess
 
     proc.terminate()
@@ -76,3 +93,4 @@ def stop_worker(proc) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(10)
+        print("worker did not stop in 30 s; the end of its log:\n" + proc.log_path.read_text()[-3000:])

@@ -4,8 +4,6 @@ archived, dispatched (the SvarUt folder stand-in), and shows as locked."""
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
 import time
 import uuid
 from datetime import date
@@ -18,8 +16,7 @@ from ppt_web.cases import posts
 from ppt_web.extensions import db
 from ppt_web.models import ArchiveJob, JournalPost, PostStatus
 from tests import builders
-from tests.e2e.conftest import sign_in, stop_worker
-from tests.test_worker import ROOT, worker_env
+from tests.e2e.conftest import sign_in, start_worker, stop_worker
 
 pytestmark = [pytest.mark.browser, pytest.mark.app_config(WTF_CSRF_ENABLED=True,
                                                           PPT_QUEUE_NAME=f"e2e-{uuid.uuid4().hex[:8]}")]
@@ -27,9 +24,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.app_config(WTF_CSRF_ENABLED=True,
 
 @pytest.fixture
 def worker(app):
-    env = {**worker_env(app), "PPT_DISPATCH_SECONDS": "1", "PPT_SWEEP_SECONDS": "2"}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "worker.py")], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start_worker(app, PPT_DISPATCH_SECONDS=1, PPT_SWEEP_SECONDS=2)
     yield proc
     stop_worker(proc)
 

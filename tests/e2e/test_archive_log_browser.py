@@ -3,8 +3,6 @@ finalizes in another browser; the row appears and turns Utført without a reload
 shows on top, and Prøv på nytt fixes it."""
 from __future__ import annotations
 
-import subprocess
-import sys
 import uuid
 
 import pytest
@@ -14,8 +12,7 @@ from sqlalchemy import select
 from ppt_web.extensions import db
 from ppt_web.models import ArchiveJob
 from tests import builders
-from tests.e2e.conftest import sign_in, stop_worker
-from tests.test_worker import ROOT, worker_env
+from tests.e2e.conftest import sign_in, start_worker, stop_worker
 
 pytestmark = [pytest.mark.browser, pytest.mark.app_config(WTF_CSRF_ENABLED=True,
                                                           PPT_QUEUE_NAME=f"e2e-{uuid.uuid4().hex[:8]}")]
@@ -24,8 +21,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.app_config(WTF_CSRF_ENABLED=True,
 
 @pytest.fixture
 def worker(app):
-    proc = subprocess.Popen([sys.executable, str(ROOT / "worker.py")], env=worker_env(app), cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start_worker(app)
     yield proc
     stop_worker(proc)
 

@@ -3,8 +3,6 @@ sees them appear without a reload, ticks the four points and transfers one to a 
 handler signs in and sees the notification and the document."""
 from __future__ import annotations
 
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -12,8 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests import builders
-from tests.e2e.conftest import sign_in, stop_worker
-from tests.test_worker import ROOT, worker_env
+from tests.e2e.conftest import sign_in, start_worker, stop_worker
 
 pytestmark = [pytest.mark.browser, pytest.mark.app_config(WTF_CSRF_ENABLED=True,
                                                           PPT_QUEUE_NAME=f"e2e-{uuid.uuid4().hex[:8]}")]
@@ -21,9 +18,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.app_config(WTF_CSRF_ENABLED=True,
 
 @pytest.fixture
 def worker(app):
-    env = {**worker_env(app), "PPT_INTAKE_SECONDS": "1", "PPT_SYNC_SETTLE_SECONDS": "1", "PPT_INBOUND_SECONDS": "1"}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "worker.py")], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start_worker(app, PPT_INTAKE_SECONDS=1, PPT_SYNC_SETTLE_SECONDS=1, PPT_INBOUND_SECONDS=1)
     yield proc
     stop_worker(proc)
 
