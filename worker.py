@@ -4,9 +4,10 @@ python worker.py [--burst] [--name NAME]
 
 Several workers may run, on several hosts: a short Redis lock lets one of them enqueue the
 sweep each period (PPT_SWEEP_SECONDS), so the load stays flat. The intake of the sync folder
-(every PPT_INTAKE_SECONDS) and of inbound digital mail (every PPT_INBOUND_SECONDS) runs in a
-thread of the worker, not as a queued job, so a backlog of archive jobs never delays the post
-registration inbox; a Redis lock lets only one process read the folder or the mailbox at a time.
+(every PPT_INTAKE_SECONDS), of inbound digital mail (every PPT_INBOUND_SECONDS) and the dispatch
+sweep (every PPT_DISPATCH_SECONDS: due SvarUt sends and status follow-up) run in threads of the
+worker, not as queued jobs, so a backlog of archive jobs never delays them; a Redis lock lets
+only one process do each at a time.
 """
 from __future__ import annotations
 
