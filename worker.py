@@ -84,6 +84,9 @@ def main() -> int:
         worker.work(with_scheduler=True, burst=args.burst)
     finally:
         stop.set()
+        from ppt_web.postreg import intake
+
+        intake.STOPPING.set()
     return 0
 
 

@@ -232,3 +232,17 @@ def test_odd_names_do_not_stop_the_intake(app, ctx):
     (refused,) = by_status[InboxStatus.SYSTEM_REJECTED]
     assert refused.reject_code == "not_pdf" and quarantined_bytes(app, refused) == b"not a pdf\n" * 200
     assert not os.path.exists(latin1) and (root / "desktop.ini").exists()
+
+
+def test_a_shutting_down_worker_leaves_the_rest_of_a_burst_for_the_next_pass(app, ctx):
+    root = sync_dir(app)
+    for n in range(6):
+        (root / f"skann {n}.pdf").write_bytes(make_pdf(1, tag=f"stop-{n}"))
+    scan(passes=1)
+    intake.STOPPING.set()
+    try:
+        assert scan(passes=1)["deferred"] == 6
+    finally:
+        intake.STOPPING.clear()
+    assert items() == [] and len(list(root.glob("*.pdf"))) == 6
+    assert scan(passes=1)["imported"] == 6

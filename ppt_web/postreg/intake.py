@@ -18,6 +18,7 @@ import hashlib
 import io
 import logging
 import os
+import threading
 import time
 import uuid
 from collections import Counter
@@ -51,6 +52,9 @@ INBOUND_LOCK = "ppt:{}:inbound-poll-lock"
 LOCK_SECONDS = queue.LOCK_SECONDS
 SKIPPED_SUFFIXES = (".tmp", ".part", ".crdownload", ".partial", "~")
 SKIPPED_NAMES = ("desktop.ini", "thumbs.db")  # what Windows leaves in a shared folder
+# Set by the worker on shutdown: a pass over a burst of scans stops after the file in hand, so
+# SIGTERM does not wait for hundreds of files (those left are read by the next pass).
+STOPPING = threading.Event()
 WAITABLE = ("damaged", "empty")     # what a file still being written looks like
 
 REASONS = {
@@ -234,6 +238,9 @@ def _import_all(conn, share) -> Counter:
     counts: Counter = Counter()
     with pdfcheck.batch():
         for path, rel, st in share:
+            if STOPPING.is_set():  # the worker is shutting down: the rest waits in the folder
+                counts["deferred"] += 1
+                continue
             try:
                 outcome = import_scan(path, rel, st)
             except Exception:  # noqa: BLE001 - even the refusal failed (disk full): the file stays, next pass
