@@ -60,6 +60,7 @@ ENV_KEYS = {
     "PPT_DISPATCH_LEASE_SECONDS": "PPT_DISPATCH_LEASE_SECONDS",
     "PPT_SVARUT_DIR": "PPT_SVARUT_DIR",
     "PPT_SVARUT_TOKEN_PROVIDER": "PPT_SVARUT_TOKEN_PROVIDER",
+    "PPT_METRICS_TOKEN": "PPT_METRICS_TOKEN",
 }
 
 INT_KEYS = {"PPT_SWEEP_SECONDS", "PPT_MAX_UPLOAD_BYTES", "PPT_ARCHIVE_HTTP_TIMEOUT", "PPT_ARCHIVE_MAX_ATTEMPTS",
@@ -126,6 +127,7 @@ def defaults(instance_path: str) -> dict:
         "PPT_DISPATCH_LEASE_SECONDS": 3600,  # longer than a send may take (SvarUt allows 15 min)
         "PPT_SVARUT_DIR": str(inst / "svarut"),
         "PPT_SVARUT_TOKEN_PROVIDER": None,
+        "PPT_METRICS_TOKEN": None,  # when set, /metrics wants "Authorization: Bearer <token>"
         "PPT_LOGIN_MAX_FAILURES": 5,
         "PPT_LOGIN_LOCKOUT_SECONDS": 15 * 60,
         "PPT_QUEUE_NAME": "ppt",

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-PUBLIC = {"auth.login", "main.healthz", "static"}
+PUBLIC = {"auth.login", "main.healthz", "main.readyz", "main.metrics", "static"}
 
 
 def _url(rule) -> str:

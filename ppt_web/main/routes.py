@@ -54,3 +54,30 @@ def read_all_notifications():
 @public
 def healthz():
     return {"status": "ok"}
+
+
+@bp.route("/readyz")
+@public
+def readyz():
+    """For the load balancer: 200 when database, Redis, a worker and the archive answer; else 503."""
+    from .health import readiness
+
+    ready, checks = readiness()
+    return {"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503
+
+
+@bp.route("/metrics")
+@public
+def metrics():
+    """Prometheus text: counts only. Behind PPT_METRICS_TOKEN (Authorization: Bearer) when it is set."""
+    import hmac
+
+    from flask import abort, current_app, request
+
+    from .health import metrics_text
+
+    token = current_app.config.get("PPT_METRICS_TOKEN")
+    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    if token and not hmac.compare_digest(given.encode(), str(token).encode()):
+        abort(401)
+    return metrics_text(), 200, {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
