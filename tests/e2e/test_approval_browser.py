@@ -24,8 +24,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.app_config(WTF_CSRF_ENABLED=True,
 
 @pytest.fixture
 def worker(app):
-    # A transient archive error (a busy SQLite file) is retried in 1 s, not the default 30 s.
-    proc = start_worker(app, PPT_DISPATCH_SECONDS=1, PPT_SWEEP_SECONDS=2, PPT_ARCHIVE_BACKOFF_SECONDS=1)
+    proc = start_worker(app, PPT_DISPATCH_SECONDS=1, PPT_SWEEP_SECONDS=2)
     yield proc
     stop_worker(proc)
 
