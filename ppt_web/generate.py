@@ -109,9 +109,7 @@ def generate(n_clients: int, seed: int, echo=print) -> dict:
     users = list(db.session.scalars(select(User).where(User.active.is_(True)).order_by(User.id)))
     registrar = next((u for u in users if u.can("register_case") and u.can("manage_orgs")), None)
     handlers = [u for u in users if any(r.code == "pp_radgjevar" for r in u.roles)]
-    from .cases.approval import sees_every_waiting
-
-    approver = next((u for u in users if sees_every_waiting(u)), None)
+    approver = next((u for u in users if u.can("approve") and u.can("search_all")), None)
     if registrar is None or not handlers or approver is None:
         raise RuntimeError("generate-data needs a user with register_case and manage_orgs, a leader (approve) and "
                            "at least one PP-rådgjevar: run seed-demo first, or create them")

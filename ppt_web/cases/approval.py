@@ -97,7 +97,7 @@ def refusal(actor: User, post: JournalPost):
         return Conflict(_l("The post is not waiting for approval."))
     if actor.id in (post.approval_requested_by_id, post.created_by_id):
         return Forbidden("approve", _l("You cannot approve your own post."), "journal_post", post.id)
-    if post.approver_id != actor.id and not sees_every_waiting(actor):
+    if post.approver_id != actor.id and not (actor.can("approve") and actor.can("search_all")):
         return Forbidden("approve", _l("The post waits for another approver."), "journal_post", post.id)
     return None
 
@@ -160,19 +160,12 @@ class Waiting:
     overdue: bool
 
 
-def sees_every_waiting(actor: User) -> bool:
-    """The leader and the deputy (approve + search_all) see and may decide every waiting post."""
-    return actor.can("approve") and actor.can("search_all")
-
-
-def _waiting(actor: User, *columns):
-    query = select(*columns).where(JournalPost.status == PostStatus.AWAITING_APPROVAL)
-    return query if sees_every_waiting(actor) else query.where(JournalPost.approver_id == actor.id)
-
-
 def queue(actor: User) -> list[Waiting]:
     """Posts waiting for the actor; a leader (approve + search_all) sees every waiting post of the service."""
-    query = _waiting(actor, JournalPost).order_by(JournalPost.approval_requested_at, JournalPost.id)
+    query = select(JournalPost).where(JournalPost.status == PostStatus.AWAITING_APPROVAL) \
+        .order_by(JournalPost.approval_requested_at, JournalPost.id)
+    if not (actor.can("approve") and actor.can("search_all")):
+        query = query.where(JournalPost.approver_id == actor.id)
     limit = timedelta(days=int(current_app.config["PPT_APPROVAL_WARN_DAYS"]))
     now = utcnow()
     return [Waiting(p, p.approval_requested_at or now, now - (p.approval_requested_at or now) > limit)
@@ -182,7 +175,10 @@ def queue(actor: User) -> list[Waiting]:
 def waiting_count(actor: User) -> int:
     from sqlalchemy import func
 
-    return db.session.scalar(_waiting(actor, func.count(JournalPost.id))) or 0
+    query = select(func.count(JournalPost.id)).where(JournalPost.status == PostStatus.AWAITING_APPROVAL)
+    if not (actor.can("approve") and actor.can("search_all")):
+        query = query.where(JournalPost.approver_id == actor.id)
+    return db.session.scalar(query) or 0
 
 
 # --- electronic signing ---------------------------------------------------------------------------

@@ -364,21 +364,19 @@ def for_post(post: JournalPost) -> list[Dispatch]:
     return list(db.session.scalars(select(Dispatch).where(Dispatch.post_id == post.id).order_by(Dispatch.id)))
 
 
-def _failed_seen_by(actor: User, *columns):
-    """Failed dispatches of posts the actor may see."""
-    return (select(*columns).join(JournalPost, Dispatch.post_id == JournalPost.id)
-            .join(Case, JournalPost.case_id == Case.id)
-            .where(Dispatch.status == DispatchStatus.FAILED, scope.case_clause(actor)))
-
-
 def failures(actor: User, limit: int = 300) -> list[Dispatch]:
     """The "SvarUt failed" basket: failed dispatches of posts the actor may see, newest first."""
     require(actor, "send")
-    return list(db.session.scalars(_failed_seen_by(actor, Dispatch).order_by(Dispatch.updated_at.desc(), Dispatch.id.desc())
-                                   .limit(limit)))
+    return list(db.session.scalars(
+        select(Dispatch).join(JournalPost, Dispatch.post_id == JournalPost.id).join(Case, JournalPost.case_id == Case.id)
+        .where(and_(Dispatch.status == DispatchStatus.FAILED, scope.case_clause(actor)))
+        .order_by(Dispatch.updated_at.desc(), Dispatch.id.desc()).limit(limit)))
 
 
 def failed_count(actor: User) -> int:
     from sqlalchemy import func
 
-    return db.session.scalar(_failed_seen_by(actor, func.count(Dispatch.id))) or 0
+    return db.session.scalar(
+        select(func.count(Dispatch.id)).join(JournalPost, Dispatch.post_id == JournalPost.id)
+        .join(Case, JournalPost.case_id == Case.id)
+        .where(Dispatch.status == DispatchStatus.FAILED, scope.case_clause(actor))) or 0

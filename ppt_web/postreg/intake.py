@@ -185,14 +185,13 @@ def scan_sync_folder() -> Counter:
             app = current_app._get_current_object()
             # Files with the same bytes go to the same thread, so one of them is found to be the duplicate.
             shares: list[list] = [[] for _ in range(threads)]
-            for path, rel, st, _ in ready:
+            for entry in ready:
                 try:
-                    digest = _sha256(path)
-                    shares[int(digest[:8], 16) % threads].append((path, rel, st, digest))
+                    shares[int(_sha256(entry[0])[:8], 16) % threads].append(entry)
                 except FileNotFoundError:
                     continue  # gone since it was listed
                 except OSError as exc:
-                    log.warning("cannot read %s in the sync folder: %s", rel, exc)
+                    log.warning("cannot read %s in the sync folder: %s", entry[1], exc)
                     counts["error"] += 1
             with ThreadPoolExecutor(threads, thread_name_prefix="intake") as pool:
                 for result in pool.map(lambda share: _import_in_context(app, conn, share), shares):
@@ -203,7 +202,7 @@ def scan_sync_folder() -> Counter:
     return counts
 
 
-def _settled(root: Path, conn, seen: dict, present: set, counts: Counter) -> list[tuple]:
+def _settled(root: Path, conn, seen: dict, present: set, counts: Counter) -> list[tuple[Path, str, os.stat_result]]:
     """Files unchanged for PPT_SYNC_SETTLE_SECONDS; new or changed ones are noted for the next pass."""
     settle = float(current_app.config["PPT_SYNC_SETTLE_SECONDS"])
     ready = []
@@ -223,7 +222,7 @@ def _settled(root: Path, conn, seen: dict, present: set, counts: Counter) -> lis
         elif now - float(previous.split("|")[1]) < settle:
             counts["waiting"] += 1
         else:
-            ready.append((path, rel, st, None))  # the digest, once known
+            ready.append((path, rel, st))
     return ready
 
 
@@ -238,12 +237,12 @@ def _import_in_context(app, conn, share) -> Counter:
 def _import_all(conn, share) -> Counter:
     counts: Counter = Counter()
     with pdfcheck.batch():
-        for path, rel, st, digest in share:
+        for path, rel, st in share:
             if STOPPING.is_set():  # the worker is shutting down: the rest waits in the folder
                 counts["deferred"] += 1
                 continue
             try:
-                outcome = import_scan(path, rel, st, digest)
+                outcome = import_scan(path, rel, st)
             except Exception:  # noqa: BLE001 - even the refusal failed (disk full): the file stays, next pass
                 db.session.rollback()
                 log.exception("could not take %s from the sync folder; it stays there", rel)
@@ -295,7 +294,7 @@ def _remove_source(path: Path, signature: tuple[int, int]) -> None:
         pass
 
 
-def import_scan(path: Path, rel: str, st: os.stat_result, digest: str | None = None) -> str:
+def import_scan(path: Path, rel: str, st: os.stat_result) -> str:
     """Import one settled file: "imported", "refused", "finished" (seen before a crash) or "waiting"."""
     # The path is hashed: the key stays short and plain whatever the folder depth and names.
     key = f"scan:{hashlib.sha256(rel.encode()).hexdigest()}:{st.st_size}:{st.st_mtime_ns}"
@@ -307,7 +306,7 @@ def import_scan(path: Path, rel: str, st: os.stat_result, digest: str | None = N
     if young and not _looks_complete(path):
         return "waiting"
     try:
-        duplicate = duplicate_of(digest or _sha256(path))
+        duplicate = duplicate_of(_sha256(path))
         if duplicate is not None:
             return _refuse_scan(path, rel, key, signature, "duplicate",
                                 f"{reason_text('duplicate')} ({duplicate})")

@@ -8,7 +8,6 @@ from flask_login import current_user
 from ..auth.access import permission_required
 from ..cases import scope
 from ..clients import service as clients
-from ..clients.forms import _int_or_none
 from ..errors import Conflict, DomainError, Invalid
 from ..files import preview
 from ..files.storage import file_path
@@ -92,11 +91,18 @@ def _client_choice(client_id: int | None):
 def _item_page(item, transfer: TransferForm | None = None, split: SplitForm | None = None,
                reject: RejectForm | None = None, status: int = 200):
     transfer = _transfer_form(item, transfer)
-    client, cases = _client_choice(_int_or_none(transfer.client_id.data))
+    client, cases = _client_choice(_int(transfer.client_id.data))
     transfer.case_id.choices = [("", _("(choose)"))] + [(c.id, f"{c.number} {c.title}") for c in cases]
     return render_template("postreg/item.html", item=item, transfer=transfer, split=split or SplitForm(),
                            reject=reject or RejectForm(), client=client, check_labels=service.CHECK_LABELS,
                            reason_text=intake.reason_text), status
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
 
 
 @bp.route("/<int:item_id>")
@@ -149,7 +155,7 @@ def transfer(item_id: int):
     form = _transfer_form(found, TransferForm())
     if form.validate_on_submit():
         data = service.TransferData(
-            client_id=_int_or_none(form.client_id.data), case_id=form.case_id.data,
+            client_id=_int(form.client_id.data), case_id=form.case_id.data,
             new_case_category=form.new_case_category.data or "", new_case_title=form.new_case_title.data or "",
             title=form.title.data or "", document_date=form.document_date.data, received_on=form.received_on.data,
             sender_name=form.sender_name.data or "", sender_address=form.sender_address.data or "",
