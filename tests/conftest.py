@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import os
+import queue
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -54,12 +56,12 @@ def redis_url():
     shutil.rmtree(sock_dir, ignore_errors=True)
 
 
-def _config(instance: Path, db_file: Path, redis_url: str, **extra) -> dict:
+def _config(instance: Path, database_url: str, redis_url: str, **extra) -> dict:
     config = {
         "TESTING": True,
         "INSTANCE_PATH": str(instance),
         "SECRET_KEY": "test-secret",
-        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{db_file}",
+        "SQLALCHEMY_DATABASE_URI": database_url,
         "WTF_CSRF_ENABLED": False,
         "PPT_REDIS_URL": redis_url,
         "PPT_LOGIN_LOCKOUT_SECONDS": 600,
@@ -69,30 +71,139 @@ def _config(instance: Path, db_file: Path, redis_url: str, **extra) -> dict:
     return config
 
 
+# PPT_TEST_DATABASE_URL=postgresql+psycopg://user@/postgres?host=/socket/dir runs every test on
+# PostgreSQL (CI does, on a throwaway cluster from scripts/pg-throwaway.sh); unset, on SQLite files.
+# Read at import, before the autouse fixture below hides the PPT_* environment from the tests.
+TEST_DATABASE_URL = os.environ.get("PPT_TEST_DATABASE_URL", "")
+
+
+class Databases:
+    """One migrated, seeded template; each test gets a copy: a file copy on SQLite, CREATE DATABASE
+    ... TEMPLATE on PostgreSQL (made ahead by a thread), dropped after the test."""
+
+    def __init__(self, folder: Path, server_url: str):
+        self.folder = folder
+        self.server_url = server_url
+        self.count = 0
+        if server_url:
+            from sqlalchemy import create_engine, make_url
+
+            self.server = make_url(server_url)
+            self.admin = create_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=_null_pool())
+            self.prefix = f"ppt_test_{os.getpid()}"
+            self.template = self._url(f"{self.prefix}_template")
+            self._sql(f'DROP DATABASE IF EXISTS "{self.prefix}_template"')
+            self._sql(f'CREATE DATABASE "{self.prefix}_template"')
+            self._ready: queue.Queue[str] = queue.Queue(maxsize=2)
+            self._stop = threading.Event()
+        else:
+            self.template = f"sqlite:///{folder / 'template.sqlite'}"
+
+    @property
+    def postgres(self) -> bool:
+        return bool(self.server_url)
+
+    def _url(self, name: str) -> str:
+        return self.server.set(database=name).render_as_string(hide_password=False)
+
+    def _sql(self, statement: str) -> None:
+        from sqlalchemy import text
+
+        with self.admin.connect() as conn:
+            conn.execute(text(statement))
+
+    def new(self, where: Path) -> str:
+        """A fresh copy of the template; its URL."""
+        self.count += 1
+        if self.postgres:
+            return self._ready.get(timeout=120)
+        db_file = where / f"ppt-{self.count}.sqlite"
+        shutil.copy(self.folder / "template.sqlite", db_file)
+        return f"sqlite:///{db_file}"
+
+    def start_copying(self) -> None:
+        """CREATE DATABASE takes most of a second: a thread keeps the next two copies ready."""
+        if self.postgres:
+            self._thread = threading.Thread(target=self._copier, daemon=True, name="test-db-copier")
+            self._thread.start()
+
+    def _copier(self) -> None:
+        made = 0
+        while not self._stop.is_set():
+            made += 1
+            name = f"{self.prefix}_{made}"
+            self._sql(f'CREATE DATABASE "{name}" TEMPLATE "{self.prefix}_template" STRATEGY FILE_COPY')
+            while True:
+                if self._stop.is_set():
+                    self.drop(self._url(name))
+                    return
+                try:
+                    self._ready.put(self._url(name), timeout=0.5)
+                    break
+                except queue.Full:
+                    continue
+
+    def drop(self, url: str) -> None:
+        if self.postgres:
+            from sqlalchemy import make_url
+
+            self._sql(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
+
+    def close(self) -> None:
+        if self.postgres:
+            self._stop.set()
+            self._thread.join(60)
+            while not self._ready.empty():
+                self.drop(self._ready.get())
+            self._sql(f'DROP DATABASE IF EXISTS "{self.prefix}_template" WITH (FORCE)')
+            self.admin.dispose()
+
+
+def _null_pool():
+    from sqlalchemy.pool import NullPool
+
+    return NullPool
+
+
 @pytest.fixture(scope="session")
-def template_db(tmp_path_factory, redis_url) -> Path:
-    """Migrate once, seed the demo users once; each test gets a copy of this file."""
+def databases(tmp_path_factory, redis_url):
+    """Migrate once, seed the demo users once; each test gets a copy of that database."""
     from flask_migrate import upgrade
 
     folder = tmp_path_factory.mktemp("template")
-    db_file = folder / "template.sqlite"
-    app = create_app(_config(folder, db_file, redis_url))
+    dbs = Databases(folder, TEST_DATABASE_URL)
+    app = create_app(_config(folder, dbs.template, redis_url))
     with app.app_context():
         upgrade()
         seed_demo_users()
+        db.session.remove()
         db.engine.dispose()
-    return db_file
+    dbs.start_copying()
+    yield dbs
+    dbs.close()
 
 
 @pytest.fixture
-def app(tmp_path, template_db, redis_url, request):
-    db_file = tmp_path / "ppt.sqlite"
-    shutil.copy(template_db, db_file)
+def new_database(databases, tmp_path):
+    """Another fresh database for a test that needs more than one: new_database() -> URL."""
+    made = []
+
+    def _new() -> str:
+        made.append(databases.new(tmp_path))
+        return made[-1]
+
+    yield _new
+    for url in made:
+        databases.drop(url)
+
+
+@pytest.fixture
+def app(tmp_path, new_database, redis_url, request):
     extra = getattr(request, "param", None) or {}
     # Module-wide app_config markers first, then the test's own (the closest wins per key).
     for marker in reversed(list(request.node.iter_markers("app_config"))):
         extra = {**extra, **marker.kwargs}
-    app = create_app(_config(tmp_path / "instance", db_file, redis_url, **extra))
+    app = create_app(_config(tmp_path / "instance", new_database(), redis_url, **extra))
     yield app
     with app.app_context():
         db.session.remove()

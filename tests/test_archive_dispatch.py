@@ -323,3 +323,34 @@ def test_sweep_does_not_flood_the_queue_with_notices_it_sent_lately(ctx):
     assert archive.sweep()["queued"] == 1
     assert archive.sweep()["queued"] == 0  # told a moment ago: not again
     assert archive.sweep(now=utcnow() + timedelta(minutes=5))["queued"] == 1  # still not done: told again
+
+
+def test_a_job_another_process_is_claiming_is_skipped_not_waited_for(app, ctx):
+    """Two workers on one job: while the first holds the row, the second moves on at once (PostgreSQL:
+    FOR UPDATE SKIP LOCKED; SQLite: the single writer's lock, then the conditional UPDATE loses)."""
+    import time
+
+    from sqlalchemy import create_engine, text
+
+    builders.case()
+    job = jobs()[0]
+    other = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+    try:
+        with other.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT id FROM archive_job WHERE id = :id FOR UPDATE"), {"id": job.id})
+                started = time.monotonic()
+                assert not archive.claim(job.id, "second-worker")
+                assert time.monotonic() - started < 2  # not queued behind the other transaction
+                conn.rollback()
+            else:
+                conn.execute(text("UPDATE archive_job SET job_status = 'in_progress' WHERE id = :id"), {"id": job.id})
+                conn.commit()
+                assert not archive.claim(job.id, "second-worker")
+                conn.execute(text("UPDATE archive_job SET job_status = 'new' WHERE id = :id"), {"id": job.id})
+                conn.commit()
+    finally:
+        other.dispose()
+    assert archive.claim(job.id, "second-worker")  # free again: now it is this worker's
+    db.session.refresh(job)
+    assert job.job_status == "in_progress" and job.claimed_by == "second-worker" and job.attempts == 1

@@ -1,8 +1,6 @@
 """generate-data: realistic data through the services, the same for the same seed."""
 from __future__ import annotations
 
-import shutil
-
 from sqlalchemy import select
 
 from ppt_web import create_app
@@ -26,7 +24,7 @@ def fingerprint() -> list:
     ]
 
 
-def test_same_seed_same_data_and_through_the_services(app, tmp_path, template_db, redis_url):
+def test_same_seed_same_data_and_through_the_services(app, tmp_path, new_database, redis_url):
     with app.app_context():
         stats = generate(12, seed=5, echo=lambda *a: None)
         first = fingerprint()
@@ -41,17 +39,13 @@ def test_same_seed_same_data_and_through_the_services(app, tmp_path, template_db
         assert handlers == {"radgjevar1", "radgjevar2"}  # spread over the demo handlers
         kinds = {p.post_type.value for p in db.session.scalars(select(JournalPost))}
         assert kinds == {"I", "U", "N", "X"}
-    second_db = tmp_path / "second.sqlite"
-    shutil.copy(template_db, second_db)
-    other = create_app(_config(tmp_path / "second", second_db, redis_url))
+    other = create_app(_config(tmp_path / "second", new_database(), redis_url))
     with other.app_context():
         generate(12, seed=5, echo=lambda *a: None)
         assert fingerprint() == first
         db.session.remove()
         db.engine.dispose()
-    third_db = tmp_path / "third.sqlite"
-    shutil.copy(template_db, third_db)
-    different = create_app(_config(tmp_path / "third", third_db, redis_url))
+    different = create_app(_config(tmp_path / "third", new_database(), redis_url))
     with different.app_context():
         generate(12, seed=6, echo=lambda *a: None)
         assert fingerprint() != first

@@ -17,6 +17,7 @@ from flask_babel import lazy_gettext as _l
 from rq.timeouts import BaseTimeoutException
 from sqlalchemy import and_, func, or_, select, update
 
+from .. import claims
 from ..activity import service as activity
 from ..auth.access import require
 from ..errors import Conflict, Invalid, NotFound
@@ -51,16 +52,12 @@ def claim(job_id: int, worker: str, now: datetime | None = None) -> bool:
     """Ny -> Under arbeid for exactly one claimant; the row count says who won."""
     now = now or utcnow()
     lease = timedelta(seconds=current_app.config["PPT_ARCHIVE_LEASE_SECONDS"])
-    result = db.session.execute(
-        update(ArchiveJob)
-        .where(ArchiveJob.id == job_id, ArchiveJob.job_status == JobStatus.NEW, ArchiveJob.deleted_at.is_(None),
-               or_(ArchiveJob.next_attempt_at.is_(None), ArchiveJob.next_attempt_at <= now))
-        .values(job_status=JobStatus.IN_PROGRESS, claimed_by=worker[:200], attempts=ArchiveJob.attempts + 1,
-                lease_until=now + lease)
-        .execution_options(synchronize_session=False)
-    )
-    db.session.commit()
-    return result.rowcount == 1
+    return claims.claim(
+        ArchiveJob, job_id,
+        [ArchiveJob.job_status == JobStatus.NEW, ArchiveJob.deleted_at.is_(None),
+         or_(ArchiveJob.next_attempt_at.is_(None), ArchiveJob.next_attempt_at <= now)],
+        dict(job_status=JobStatus.IN_PROGRESS, claimed_by=worker[:200], attempts=ArchiveJob.attempts + 1,
+             lease_until=now + lease))
 
 
 def process(job_id: int, worker: str | None = None) -> str:

@@ -60,7 +60,7 @@ def register_case(actor: User, data: CaseData, *, commit: bool = True) -> Case:
         raise Invalid(_l("Choose the kind of case."), field="kind") from None
     if not actor.can("register_case") and (kind != CaseKind.PERSON or (data.handler_id or actor.id) != actor.id):
         require(actor, "register_case")
-    case = Case(kind=kind, title=validation.required_text(data.title, "title"), number=f"new-{uuid.uuid4().hex}",
+    case = Case(kind=kind, title=validation.required_text(data.title, "title"), number=f"new-{uuid.uuid4().hex[:16]}",
                 opened_on=validation.today(), status=CaseStatus.OPEN)
     case.title_lower = case.title.lower()
     if kind == CaseKind.PERSON:

@@ -19,6 +19,7 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, or_, select, update
 
+from .. import claims
 from ..activity import service as activity
 from ..auth.access import require
 from ..cases import scope
@@ -169,13 +170,11 @@ def process(dispatch_id: int, adapter=None) -> str:
     lease = now + timedelta(seconds=int(current_app.config["PPT_DISPATCH_LEASE_SECONDS"]))
     # The claim also records "outcome unknown": if this process dies after the request went out,
     # the next attempt asks SvarUt before sending again.
-    claimed = db.session.execute(update(Dispatch).where(
-        Dispatch.id == dispatch_id, Dispatch.status == DispatchStatus.PENDING,
+    if not claims.claim(Dispatch, dispatch_id, [
+        Dispatch.status == DispatchStatus.PENDING,
         or_(Dispatch.lease_until.is_(None), Dispatch.lease_until < now),
         or_(Dispatch.next_attempt_at.is_(None), Dispatch.next_attempt_at <= now),
-    ).values(lease_until=lease, attempts=Dispatch.attempts + 1, outcome_unknown=True, updated_at=now))
-    db.session.commit()
-    if claimed.rowcount != 1:
+    ], dict(lease_until=lease, attempts=Dispatch.attempts + 1, outcome_unknown=True, updated_at=now)):
         return "skipped"
     row = db.session.get(Dispatch, dispatch_id)
     db.session.refresh(row)

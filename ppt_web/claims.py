@@ -1,0 +1,30 @@
+"""Claiming a row of work (an archive job, a shipment) for exactly one process.
+
+The claim is one conditional UPDATE whose row count says who won (DESIGN.md §2). On PostgreSQL the
+row is first taken with SELECT ... FOR UPDATE SKIP LOCKED: a claimant never queues behind another
+process's open transaction on the same row, it moves on at once, and the UPDATE that follows cannot
+lose. SQLite has one writer at a time, so the conditional UPDATE alone decides there.
+"""
+from __future__ import annotations
+
+from sqlalchemy import select, update
+
+from .extensions import db
+
+
+def skip_locked_supported() -> bool:
+    return db.session.get_bind().dialect.name == "postgresql"
+
+
+def claim(model, row_id: int, conditions: list, values: dict) -> bool:
+    """Set `values` on the row if it still meets `conditions`; commit; True for the one winner."""
+    where = [model.id == row_id, *conditions]
+    if skip_locked_supported():
+        locked = db.session.scalar(select(model.id).where(*where).with_for_update(skip_locked=True))
+        if locked is None:  # claimed already, not due, or another process holds it right now
+            db.session.rollback()
+            return False
+    result = db.session.execute(update(model).where(*where).values(**values)
+                                .execution_options(synchronize_session=False))
+    db.session.commit()
+    return result.rowcount == 1
