@@ -5,6 +5,19 @@ from flask import redirect, request
 from flask_babel import gettext as _
 
 from .errors import DomainError
+from .web import MAX_ID
+
+
+def id_or_none(value) -> int | None:
+    """A chosen id from a form or a query string, or None: anything that is not a plausible id (not
+    a number, 0, past what an id column holds) counts as no choice, never as a database error."""
+    if value in (None, "", "None"):
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if 0 < number <= MAX_ID else None
 
 
 def apply_error(form, exc: DomainError) -> None:

@@ -18,11 +18,14 @@ from .extensions import db
 log = logging.getLogger(__name__)
 
 
+MAX_ID = 2**31 - 1
+
+
 class BoundedInt(IntegerConverter):
-    """<int:...> in URLs, but only values a database integer column can hold."""
+    """<int:...> in URLs, but only values an id column can hold (INTEGER: 32 bits on PostgreSQL)."""
 
     def __init__(self, url_map, *args, **kwargs):
-        kwargs.setdefault("max", 2**63 - 1)
+        kwargs.setdefault("max", MAX_ID)
         super().__init__(url_map, *args, **kwargs)
 
 

@@ -134,9 +134,14 @@ def test_hostile_file_names_are_stored_safely(app, login_as, name):
 
 def test_ids_beyond_any_database_integer_are_404(login_as):
     client = login_as("konsulent")
+    # 2147483648 is one past PostgreSQL's INTEGER: a 404 there too, not a database error.
     for url in ("/cases/99999999999999999999", "/posts/99999999999999999999", "/clients/99999999999999999999",
-                "/documents/99999999999999999999", "/cases/9223372036854775807"):
+                "/documents/99999999999999999999", "/cases/9223372036854775807", "/cases/2147483648"):
         assert client.get(url).status_code == 404, url
+    # Paging cursors in query strings: a number past any id is ignored (the first page), not an error.
+    for url in ("/archive-log/?before=2147483648", "/archive-log/?before=99999999999999999999",
+                "/activity-log/?page=99999999999999999999"):
+        assert client.get(url).status_code == 200, url
     assert client.post("/cases/new", data={"kind": "person", "title": "x", "client_id": "99999999999999999999",
                                            "category": "referral"}).status_code == 422
 

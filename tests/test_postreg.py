@@ -177,8 +177,8 @@ def test_reject_needs_a_reason_and_keeps_the_item(ctx):
     kept = db.session.get(InboxItem, item.id)
     assert kept.status == InboxStatus.REJECTED and kept.reject_reason == "Reklame, ikkje til PPT"
     assert kept.rejected_by.username == "sekretaer" and kept.sha256 is not None
-    assert [i.id for i in service.inbox(user("sekretaer"), "rejected")] == [item.id]
-    assert service.inbox(user("sekretaer"), "open") == []
+    assert [i.id for i in service.inbox(user("sekretaer"), "rejected")["items"]] == [item.id]
+    assert service.inbox(user("sekretaer"), "open")["items"] == []
 
 
 def test_paper_originals_due_list_and_confirmed_destruction(ctx):

@@ -139,3 +139,35 @@ def test_system_refusals_show_in_the_inbox_and_can_be_marked_dealt_with(app, log
     assert f'data-item="{item_id}"' not in web.get("/post-registration/").get_data(as_text=True)
     with app.app_context():
         assert db.session.scalar(select(Notification)) is None
+
+
+def test_the_inbox_pages_through_years_of_mail_newest_first_without_gaps(app, login_as):
+    """Ten years of mail: the list shows a page at a time, Older walks back through every item once,
+    and the newest page (the one that refreshes itself) never carries an older page's rows."""
+    import re
+    from datetime import timedelta
+
+    from ppt_web.models import InboxSource
+    from ppt_web.models.base import utcnow
+
+    with app.app_context():
+        start = utcnow() - timedelta(days=3650)
+        for n in range(230):  # two share each arrival time, so the page edge must order by id too
+            db.session.add(InboxItem(source=InboxSource.SCAN, status=InboxStatus.TRANSFERRED,
+                                     filename=f"brev-{n:03d}.pdf", arrived_at=start + timedelta(days=n // 2)))
+        db.session.commit()
+    web = login_as("sekretaer")
+    seen, url = [], "/post-registration/?which=transferred"
+    pages = 0
+    while url and pages < 10:
+        page = web.get(url).get_data(as_text=True)
+        pages += 1
+        assert ("data-poll" in page) == (pages == 1)
+        seen += re.findall(r"brev-(\d{3})\.pdf", page)
+        older = re.search(r'href="([^"]*before=\d+[^"]*)"', page)
+        url = older.group(1).replace("&amp;", "&") if older else None
+    assert pages == 3 and seen == [f"{n:03d}" for n in reversed(range(230))]
+    # A cursor past any id, or not a number, is the newest page, not an error.
+    for bad in ("99999999999999999999", "x", "-5"):
+        response = web.get(f"/post-registration/?which=transferred&before={bad}")
+        assert response.status_code == 200 and "brev-229.pdf" in response.get_data(as_text=True)

@@ -93,7 +93,7 @@ def test_a_permanent_fault_is_feilet_with_the_reason_and_kept_visible(app, ctx, 
     from ppt_web.postreg import service
     from .conftest import user
 
-    assert refused.id in {i.id for i in service.inbox(user("sekretaer"), "open")}
+    assert refused.id in {i.id for i in service.inbox(user("sekretaer"), "open")["items"]}
 
 
 def test_a_crash_between_storing_and_acknowledging_stores_once(ctx, server, source):

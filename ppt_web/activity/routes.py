@@ -4,6 +4,7 @@ from datetime import date
 from flask import render_template, request
 
 from ..auth.access import permission_required
+from ..formtools import id_or_none
 from . import bp, service
 
 
@@ -25,7 +26,7 @@ def log():
         date_from=_date("date_from"),
         date_to=_date("date_to"),
     )
-    page = request.args.get("page", 1, type=int) or 1
+    page = id_or_none(request.args.get("page")) or 1
     rows = service.search(flt, max(page, 1), 50)
     args = {k: v for k, v in request.args.items() if k != "page" and v}
     if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "activity-rows":

@@ -8,7 +8,7 @@ from flask_login import current_user
 from ..auth.access import permission_required
 from ..cases import scope
 from ..errors import Invalid
-from ..formtools import go
+from ..formtools import go, id_or_none
 from . import bp, service
 
 
@@ -39,7 +39,7 @@ def _filter_args(flt: service.LogFilter) -> dict:
 @permission_required("archive_log")
 def log():
     flt = _filter()
-    before = request.args.get("before", type=int)
+    before = id_or_none(request.args.get("before"))
     page = service.log_page(flt, before)
     context = {"page": page, "flt": flt, "before": before, "args": _filter_args(flt),
                "failed_count": service.count_failed(flt), "can_retry": current_user.can("archive_retry"),

@@ -4,7 +4,7 @@ from flask_wtf.file import FileField, MultipleFileField
 from wtforms import BooleanField, DateField, FieldList, Form, FormField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
-from ..clients.forms import _int_or_none
+from ..formtools import id_or_none
 from ..models.domain import DEFAULT_LEGAL_BASIS
 
 
@@ -12,14 +12,14 @@ class CaseForm(FlaskForm):
     kind = SelectField(_l("Kind of case"), validate_choice=False)
     category = SelectField(_l("Category"), validate_choice=False)
     title = StringField(_l("Title"), validators=[DataRequired(), Length(max=300)])
-    client_id = SelectField(_l("Client"), coerce=_int_or_none, validate_choice=False)
-    organisation_id = SelectField(_l("Organisation"), coerce=_int_or_none, validate_choice=False)
-    handler_id = SelectField(_l("Responsible case handler"), coerce=_int_or_none, validate_choice=False)
-    access_group_id = SelectField(_l("Access group"), coerce=_int_or_none, validate_choice=False)
+    client_id = SelectField(_l("Client"), coerce=id_or_none, validate_choice=False)
+    organisation_id = SelectField(_l("Organisation"), coerce=id_or_none, validate_choice=False)
+    handler_id = SelectField(_l("Responsible case handler"), coerce=id_or_none, validate_choice=False)
+    access_group_id = SelectField(_l("Access group"), coerce=id_or_none, validate_choice=False)
 
 
 class CorrespondentForm(Form):
-    organisation_id = SelectField(_l("From the organisation register"), coerce=_int_or_none, validate_choice=False)
+    organisation_id = SelectField(_l("From the organisation register"), coerce=id_or_none, validate_choice=False)
     name = StringField(_l("Or name"), validators=[Optional(), Length(max=200)])
     address = StringField(_l("Address"), validators=[Optional(), Length(max=300)])
     national_id = StringField(_l("National id (a guardian, for digital post)"), validators=[Optional(), Length(max=14)],
@@ -50,11 +50,11 @@ class DeleteForm(FlaskForm):
 
 class WriteOffForm(FlaskForm):
     method = SelectField(_l("Written off by"), validate_choice=False)
-    reply_post_id = SelectField(_l("Outgoing reply"), coerce=_int_or_none, validate_choice=False)
+    reply_post_id = SelectField(_l("Outgoing reply"), coerce=id_or_none, validate_choice=False)
 
 
 class ApprovalRequestForm(FlaskForm):
-    approver_id = SelectField(_l("Approver"), coerce=_int_or_none, validate_choice=False)
+    approver_id = SelectField(_l("Approver"), coerce=id_or_none, validate_choice=False)
     comment = TextAreaField(_l("Comment to the approver (optional)"), validators=[Optional(), Length(max=2000)])
 
 

@@ -7,7 +7,7 @@ from ..auth.access import permission_required
 from ..clients import service as clients
 from ..errors import Conflict, Invalid
 from ..files.storage import file_path
-from ..formtools import apply_error, choices, form_status, go
+from ..formtools import apply_error, choices, form_status, go, id_or_none
 from ..labels import CATEGORY_LABELS, KIND_LABELS, POST_TYPE_LABELS, WRITE_OFF_LABELS
 from ..models import AccessGroup, CaseCategory, CaseKind, PostType
 from . import approval, bp, posts, scope, service
@@ -42,7 +42,7 @@ def _case_form(form: CaseForm) -> CaseForm:
 def new_case():
     form = _case_form(CaseForm())
     if request.method == "GET":
-        form.client_id.data = request.args.get("client_id", type=int)
+        form.client_id.data = id_or_none(request.args.get("client_id"))
         form.handler_id.data = current_user.id
         if form.client_id.data:
             client = scope.client(_actor(), form.client_id.data)

@@ -3,16 +3,7 @@ from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
-
-def _int_or_none(value):
-    """A chosen id, or None; anything that is not a plausible id counts as no choice."""
-    if value in (None, "", "None"):
-        return None
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        return None
-    return number if 0 < number < 2**63 else None
+from ..formtools import id_or_none
 
 
 class ClientForm(FlaskForm):
@@ -24,8 +15,8 @@ class ClientForm(FlaskForm):
     address = StringField(_l("Address"), validators=[Optional(), Length(max=300)])
     postal_code = StringField(_l("Postal code"), validators=[Optional(), Length(max=10)])
     city = StringField(_l("City"), validators=[Optional(), Length(max=100)])
-    organisation_id = SelectField(_l("School or kindergarten"), coerce=_int_or_none, validate_choice=False)
-    handler_id = SelectField(_l("Responsible case handler"), coerce=_int_or_none, validate_choice=False)
+    organisation_id = SelectField(_l("School or kindergarten"), coerce=id_or_none, validate_choice=False)
+    handler_id = SelectField(_l("Responsible case handler"), coerce=id_or_none, validate_choice=False)
 
 
 class OrganisationForm(FlaskForm):
@@ -33,5 +24,5 @@ class OrganisationForm(FlaskForm):
     org_number = StringField(_l("Organisation number"), validators=[Optional(), Length(max=20)],
                              render_kw={"inputmode": "numeric"})
     kind = SelectField(_l("Kind"), validate_choice=False)
-    parent_id = SelectField(_l("Part of"), coerce=_int_or_none, validate_choice=False)
+    parent_id = SelectField(_l("Part of"), coerce=id_or_none, validate_choice=False)
     address = StringField(_l("Address"), validators=[Optional(), Length(max=300)])

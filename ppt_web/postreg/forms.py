@@ -4,19 +4,19 @@ from flask_wtf.file import FileField
 from wtforms import BooleanField, DateField, HiddenField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
-from ..clients.forms import _int_or_none
+from ..formtools import id_or_none
 from ..models.domain import DEFAULT_LEGAL_BASIS
 
 
 class TransferForm(FlaskForm):
     client_id = HiddenField()
-    case_id = SelectField(_l("Case"), coerce=_int_or_none, validate_choice=False)
+    case_id = SelectField(_l("Case"), coerce=id_or_none, validate_choice=False)
     new_case_category = SelectField(_l("Or open a new case of category"), validate_choice=False)
     new_case_title = StringField(_l("Title of the new case"), validators=[Optional(), Length(max=300)])
     title = StringField(_l("Title"), validators=[Optional(), Length(max=300)])
     document_date = DateField(_l("Document date"), validators=[Optional()])
     received_on = DateField(_l("Received"), validators=[Optional()])
-    sender_organisation_id = SelectField(_l("Sender from the organisation register"), coerce=_int_or_none,
+    sender_organisation_id = SelectField(_l("Sender from the organisation register"), coerce=id_or_none,
                                          validate_choice=False)
     sender_name = StringField(_l("Or sender's name"), validators=[Optional(), Length(max=200)])
     sender_address = StringField(_l("Sender's address"), validators=[Optional(), Length(max=300)])

@@ -11,7 +11,7 @@ from ..clients import service as clients
 from ..errors import Conflict, DomainError, Invalid
 from ..files import preview
 from ..files.storage import file_path
-from ..formtools import apply_error, choices, form_status, go
+from ..formtools import apply_error, choices, form_status, go, id_or_none
 from ..labels import CATEGORY_LABELS
 from ..models import CaseCategory
 from ..search.service import pick_clients
@@ -33,10 +33,11 @@ def _no_store(response):
 def inbox():
     which = request.args.get("which", "open")
     which = which if which in service.FILTERS else "open"
-    items = service.inbox(_actor(), which)
+    before = id_or_none(request.args.get("before"))
+    page = service.inbox(_actor(), which, before_id=before)
     if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "inbox-rows":
-        return render_template("postreg/_rows.html", items=items, which=which)
-    return render_template("postreg/inbox.html", items=items, which=which, upload=UploadForm())
+        return render_template("postreg/_rows.html", page=page, which=which, before=before)
+    return render_template("postreg/inbox.html", page=page, which=which, before=before, upload=UploadForm())
 
 
 @bp.route("/upload", methods=["POST"])
@@ -55,8 +56,8 @@ def upload():
             else:
                 flash(_("%(name)s is in the inbox.", name=item.filename), "success")
                 return go(url_for("postreg.item", item_id=item.id))
-    items = service.inbox(_actor(), "open")
-    return render_template("postreg/inbox.html", items=items, which="open", upload=form), form_status()
+    page = service.inbox(_actor(), "open")
+    return render_template("postreg/inbox.html", page=page, which="open", before=None, upload=form), form_status()
 
 
 def _transfer_form(item, form: TransferForm | None = None) -> TransferForm:
@@ -91,18 +92,11 @@ def _client_choice(client_id: int | None):
 def _item_page(item, transfer: TransferForm | None = None, split: SplitForm | None = None,
                reject: RejectForm | None = None, status: int = 200):
     transfer = _transfer_form(item, transfer)
-    client, cases = _client_choice(_int(transfer.client_id.data))
+    client, cases = _client_choice(id_or_none(transfer.client_id.data))
     transfer.case_id.choices = [("", _("(choose)"))] + [(c.id, f"{c.number} {c.title}") for c in cases]
     return render_template("postreg/item.html", item=item, transfer=transfer, split=split or SplitForm(),
                            reject=reject or RejectForm(), client=client, check_labels=service.CHECK_LABELS,
                            reason_text=intake.reason_text), status
-
-
-def _int(value) -> int | None:
-    try:
-        return int(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        return None
 
 
 @bp.route("/<int:item_id>")
@@ -155,7 +149,7 @@ def transfer(item_id: int):
     form = _transfer_form(found, TransferForm())
     if form.validate_on_submit():
         data = service.TransferData(
-            client_id=_int(form.client_id.data), case_id=form.case_id.data,
+            client_id=id_or_none(form.client_id.data), case_id=form.case_id.data,
             new_case_category=form.new_case_category.data or "", new_case_title=form.new_case_title.data or "",
             title=form.title.data or "", document_date=form.document_date.data, received_on=form.received_on.data,
             sender_name=form.sender_name.data or "", sender_address=form.sender_address.data or "",
