@@ -5,7 +5,9 @@ from flask import redirect, request
 from flask_babel import gettext as _
 
 from .errors import DomainError
-from .web import MAX_ID
+
+# The largest id an id column holds (INTEGER: 32 bits on PostgreSQL). URLs and forms stop there.
+MAX_ID = 2**31 - 1
 
 
 def id_or_none(value) -> int | None:

@@ -12,13 +12,11 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
 from .activity import service as activity
+from .formtools import MAX_ID
 from .errors import DomainError, Forbidden, NotFound
 from .extensions import db
 
 log = logging.getLogger(__name__)
-
-
-MAX_ID = 2**31 - 1
 
 
 class BoundedInt(IntegerConverter):
