@@ -6,7 +6,7 @@ import io
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.exc import DatabaseError
 
 from ppt_web.cases import posts
@@ -16,7 +16,7 @@ from ppt_web.files.storage import file_path
 from ppt_web.models import Document, JournalPost, PostStatus, StoredFile
 
 from . import builders
-from .conftest import activity_rows, user
+from .conftest import TEST_DATABASE_URL, activity_rows, user
 
 
 def test_finalize_names_what_is_missing(ctx):
@@ -255,3 +255,44 @@ def test_a_reply_that_writes_off_another_post_is_not_deleted(ctx):
     posts.write_off(user("radgjevar1"), incoming.id, "BU", reply.id)
     with pytest.raises(Conflict):
         posts.delete_post(user("konsulent"), reply.id, "feil")
+
+
+@pytest.mark.skipif(not TEST_DATABASE_URL.startswith("postgresql"),
+                    reason="two writers at once is the PostgreSQL profile; SQLite has one writer at a time")
+def test_two_handlers_registering_in_one_case_at_once_get_the_next_numbers(app, ctx):
+    """The first registration holds its transaction open; the second, started meanwhile, waits for it
+    and takes the next number instead of failing on a duplicate."""
+    import threading
+
+    case = builders.case()
+    case_id = case.id
+    builders.post(case, title="Første")
+    db.session.commit()
+    first_open, results = threading.Event(), {}
+
+    def first():
+        with app.app_context():
+            posts.create_post(user("radgjevar1"), case_id, posts.PostData(post_type="N", title="A"), commit=False)
+            first_open.set()
+            threading.Event().wait(1.0)  # the second is now blocked on the case row
+            db.session.commit()
+            db.session.remove()
+
+    def second():
+        first_open.wait(10)
+        with app.app_context():
+            try:
+                results["post"] = posts.create_post(user("radgjevar1"), case_id,
+                                                    posts.PostData(post_type="N", title="B")).seq
+            except Exception as exc:  # noqa: BLE001 - the test reports it
+                results["error"] = exc
+            db.session.remove()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert "error" not in results and results["post"] == 3
+    db.session.expire_all()
+    assert sorted(p.seq for p in db.session.scalars(select(JournalPost).where(JournalPost.case_id == case_id))) == [1, 2, 3]

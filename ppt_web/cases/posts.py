@@ -6,7 +6,8 @@ from datetime import date
 from typing import BinaryIO
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import func, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from .. import validation
 from ..activity import service as activity
@@ -152,8 +153,7 @@ def create_post(actor: User, case_id: int, data: PostData, main: Upload | None =
     new_files: list[str] = []
     try:
         _store_files(post, main, attachments or [], new_files)
-        case.post_seq = (case.post_seq or 0) + 1
-        post.seq = case.post_seq
+        post.seq = _next_seq(case)
         post.case = case
         case.last_activity_at = utcnow()
         db.session.add(post)
@@ -167,6 +167,16 @@ def create_post(actor: User, case_id: int, data: PostData, main: Upload | None =
             discard_unreferenced(new_files)
         raise
     return post
+
+
+def _next_seq(case: Case) -> int:
+    """The case's next post number, counted in the database: two handlers registering in one case at
+    once get 6 and 7 (on PostgreSQL the second waits for the first's row lock), never 6 twice."""
+    seq = db.session.execute(update(Case).where(Case.id == case.id)
+                             .values(post_seq=func.coalesce(Case.post_seq, 0) + 1).returning(Case.post_seq)
+                             .execution_options(synchronize_session=False)).scalar_one()
+    set_committed_value(case, "post_seq", seq)
+    return seq
 
 
 def editable(actor: User, post_id: int) -> JournalPost:
