@@ -138,3 +138,38 @@ def test_empty_form_gets_a_message(client):
     response = client.post("/login", data={"username": "", "password": ""})
     assert response.status_code == 401
     assert 'class="alert error"' in response.get_data(as_text=True)
+
+
+def test_parallel_wrong_passwords_are_all_counted(app):
+    """Guesses sent at once (several web workers) are each counted: none is lost to another's write,
+    and none fails with a server error, also for a name tried for the first time."""
+    import threading
+
+    from ppt_web.auth import service as auth
+    from ppt_web.models import LoginThrottle
+
+    outcomes: list[str] = []
+    start = threading.Barrier(8)
+
+    def guess():
+        with app.app_context():
+            start.wait(10)
+            try:
+                auth.sign_in("ukjend-namn", "feil")
+            except auth.SignInRefused as exc:
+                outcomes.append(str(exc.message))
+            except Exception as exc:  # noqa: BLE001 - the test reports it
+                outcomes.append(f"error: {exc!r}")
+            db.session.remove()
+
+    threads = [threading.Thread(target=guess) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(outcomes) == 8 and not [o for o in outcomes if o.startswith("error")], outcomes
+    with app.app_context():
+        throttle = db.session.get(LoginThrottle, "ukjend-namn")
+        # Five counted wrong passwords lock the name; the rest meet the lock.
+        assert (throttle.failures, outcomes.count(str(auth.LOCKED_OUT))) == (5, 3), outcomes
+        assert throttle.locked_until is not None

@@ -7,7 +7,8 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 
 from ..activity import service as activity
 from ..errors import DomainError
@@ -39,16 +40,15 @@ def sign_in(username: str, password: str) -> tuple[User, str]:
     name = normalise_username(username)
     now = utcnow()
     throttle = db.session.get(LoginThrottle, name) if name else None
-    if throttle is not None and throttle.locked_until and throttle.locked_until > now:
+    if _locked(throttle, now):
         verify_password(None, password)  # same cost as a real attempt
-        activity.record("sign_in_locked", actor_name=name, object_type="user", outcome="refused")
-        db.session.commit()
-        raise SignInRefused(LOCKED_OUT)
+        _refuse_locked(name)
 
     user = db.session.scalar(select(User).where(User.username == name)) if name else None
     ok = verify_password(user.password_hash if user else None, password)
     if not ok:
-        _count_failure(throttle, name, now)
+        if name:
+            _count_failure(name, now)
         activity.record("sign_in_failed", actor=user, actor_name=name, object_type="user",
                         object_id=user.id if user else None, outcome="failed")
         db.session.commit()
@@ -60,7 +60,7 @@ def sign_in(username: str, password: str) -> tuple[User, str]:
         raise SignInRefused(DEACTIVATED)
 
     if throttle is not None:
-        db.session.delete(throttle)
+        db.session.execute(delete(LoginThrottle).where(LoginThrottle.username == name))
     token = secrets.token_urlsafe(32)
     db.session.add(UserSession(token_hash=_hash_token(token), user_id=user.id, created_at=now))
     activity.record("sign_in", actor=user, object_type="user", object_id=user.id)
@@ -69,19 +69,45 @@ def sign_in(username: str, password: str) -> tuple[User, str]:
     return user, token
 
 
-def _count_failure(throttle: LoginThrottle | None, name: str, now: datetime) -> None:
-    if not name:
-        return
+def _locked(throttle: LoginThrottle | None, now: datetime) -> bool:
+    return throttle is not None and throttle.locked_until is not None and throttle.locked_until > now
+
+
+def _refuse_locked(name: str):
+    activity.record("sign_in_locked", actor_name=name, object_type="user", outcome="refused")
+    db.session.commit()
+    raise SignInRefused(LOCKED_OUT)
+
+
+def _count_failure(name: str, now: datetime) -> None:
+    """Count one wrong password for `name`, on fresh data under a lock, so that guesses sent at once
+    (several web workers) are each counted and none is lost to another's write. A guess that meets
+    a lockout set meanwhile is refused as locked."""
     window = timedelta(seconds=current_app.config["PPT_LOGIN_LOCKOUT_SECONDS"])
-    if throttle is None:
-        throttle = LoginThrottle(username=name, failures=0, first_failure_at=now)
-        db.session.add(throttle)
-    elif throttle.first_failure_at < now - window or throttle.locked_until:
-        # An old streak, or a lockout that has run out: start counting again.
-        throttle.failures, throttle.first_failure_at, throttle.locked_until = 0, now, None
-    throttle.failures += 1
-    if throttle.failures >= current_app.config["PPT_LOGIN_MAX_FAILURES"]:
-        throttle.locked_until = now + window
+    for _attempt in range(5):
+        db.session.rollback()  # end the read transaction: count on what is committed now
+        try:
+            # The no-op UPDATE takes the row's lock (PostgreSQL) or the write lock (SQLite) before
+            # the count is read; it is held until this attempt commits.
+            db.session.execute(update(LoginThrottle).where(LoginThrottle.username == name)
+                               .values(failures=LoginThrottle.failures))
+            throttle = db.session.get(LoginThrottle, name, populate_existing=True)
+            if _locked(throttle, now):
+                _refuse_locked(name)
+            if throttle is None:
+                throttle = LoginThrottle(username=name, failures=0, first_failure_at=now)
+                db.session.add(throttle)
+            elif throttle.first_failure_at < now - window or throttle.locked_until:
+                # An old streak, or a lockout that has run out: start counting again.
+                throttle.failures, throttle.first_failure_at, throttle.locked_until = 0, now, None
+            throttle.failures += 1
+            if throttle.failures >= current_app.config["PPT_LOGIN_MAX_FAILURES"]:
+                throttle.locked_until = now + window
+            db.session.flush()
+            return
+        except IntegrityError:  # a parallel first failure made the row just now: count on that one
+            continue
+    raise RuntimeError("could not count a failed sign-in")
 
 
 def load_session_user(token: str) -> User | None:
