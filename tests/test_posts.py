@@ -296,3 +296,39 @@ def test_two_handlers_registering_in_one_case_at_once_get_the_next_numbers(app, 
     assert "error" not in results and results["post"] == 3
     db.session.expire_all()
     assert sorted(p.seq for p in db.session.scalars(select(JournalPost).where(JournalPost.case_id == case_id))) == [1, 2, 3]
+
+
+@pytest.mark.skipif(not TEST_DATABASE_URL.startswith("postgresql"),
+                    reason="two writers at once is the PostgreSQL profile; SQLite has one writer at a time")
+def test_the_same_new_letter_uploaded_twice_at_once_is_stored_once_and_both_posts_keep_it(app, ctx):
+    import threading
+
+    first_case, second_case = builders.case(), builders.case()
+    ids = first_case.id, second_case.id
+    pdf = builders.make_pdf(tag="same-letter-twice")
+    first_open, results = threading.Event(), {}
+
+    def register(case_id, hold: bool):
+        with app.app_context():
+            try:
+                post = posts.create_post(user("radgjevar1"), case_id, posts.PostData(post_type="N", title="Brev"),
+                                         posts.Upload(io.BytesIO(pdf), "brev.pdf"), commit=not hold)
+                if hold:
+                    first_open.set()
+                    threading.Event().wait(1.0)  # the other upload now waits on this one's row
+                    db.session.commit()
+                results[case_id] = post.id
+            except Exception as exc:  # noqa: BLE001 - the test reports it
+                results[case_id] = exc
+            db.session.remove()
+
+    threads = [threading.Thread(target=register, args=(ids[0], True)),
+               threading.Thread(target=lambda: (first_open.wait(10), register(ids[1], False)))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert all(isinstance(v, int) for v in results.values()) and len(results) == 2, results
+    sha = hashlib.sha256(pdf).hexdigest()
+    assert db.session.scalar(db.select(db.func.count()).select_from(StoredFile).where(StoredFile.sha256 == sha)) == 1
+    assert file_path(sha).read_bytes() == pdf

@@ -16,7 +16,7 @@ from ..auth.access import require
 from ..errors import Conflict, Invalid
 from ..extensions import db
 from ..models import (Case, CaseStatus, Correspondent, Document, JournalPost, MetadataCorrection, Organisation,
-                      PostStatus, PostType, StoredFile, User)
+                      PostStatus, PostType, User)
 from ..models.base import utcnow
 from ..models.domain import DEFAULT_LEGAL_BASIS, WRITE_OFF_METHODS
 from ..files.storage import discard_unreferenced
@@ -123,8 +123,7 @@ def _store_files(post: JournalPost, main: Upload | None, attachments: list[Uploa
     position = max((d.position for d in post.documents), default=-1) + 1
     for role, upload in ([("main", main)] if main else []) + [("attachment", a) for a in attachments]:
         stored = store_upload(upload.stream, upload.filename)
-        first_time = any(isinstance(o, StoredFile) and o.sha256 == stored.sha256 for o in db.session.new)
-        if first_time and stored.sha256 not in new_hashes:
+        if stored.new and stored.sha256 not in new_hashes:
             new_hashes.append(stored.sha256)
         if role == "main":
             for old in [d for d in post.documents if d.role == "main"]:

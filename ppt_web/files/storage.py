@@ -59,6 +59,7 @@ class StoredUpload:
     size: int
     page_count: int
     filename: str
+    new: bool = False  # this transaction made the stored_file row (its bytes go if it rolls back)
 
 
 def safe_filename(name: str) -> str:
@@ -120,12 +121,23 @@ def store_upload(stream: Readable, filename: str, previews: bool = False) -> Sto
             if rendered is not None and rendered.exists():
                 shutil.rmtree(rendered, ignore_errors=True)
         _put_in_place(tmp, target)
-        if known is None:
-            db.session.add(StoredFile(sha256=sha256, size=size, page_count=page_count,
-                                      content_type="application/pdf"))
-        return StoredUpload(sha256=sha256, size=size, page_count=page_count, filename=safe_filename(filename))
+        new = known is None and _insert_once(sha256=sha256, size=size, page_count=page_count,
+                                             content_type="application/pdf")
+        return StoredUpload(sha256=sha256, size=size, page_count=page_count, filename=safe_filename(filename),
+                            new=new)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _insert_once(**values) -> bool:
+    """The stored_file row, unless the same bytes were stored a moment ago by another request (two
+    uploads of one letter at once): then theirs is the row, and this one is not an error."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    result = db.session.execute(insert(StoredFile).values(**values).on_conflict_do_nothing(index_elements=["sha256"]))
+    return result.rowcount == 1
 
 
 def fsync_path(path: Path) -> None:
