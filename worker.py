@@ -21,6 +21,7 @@ from rq import Worker
 
 from ppt_web import create_app
 from ppt_web.jobs import archive_sweep, use_app
+from ppt_web.logs import configure as configure_logging
 from ppt_web.queue import connection, get_queue, worker_connection
 
 log = logging.getLogger("ppt.worker")
@@ -57,7 +58,7 @@ def main() -> int:
     parser.add_argument("--burst", action="store_true", help="stop when the queue is empty")
     parser.add_argument("--name", default=None, help="worker name (default: host and a random suffix)")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()  # PPT_LOG_FORMAT/PPT_LOG_LEVEL from the environment; create_app() applies the app's
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
     app = create_app()

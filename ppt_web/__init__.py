@@ -17,6 +17,9 @@ def create_app(config: dict | None = None) -> Flask:
     from . import config as config_module
 
     config_module.load(app, config)
+    from . import logs
+
+    logs.init_app(app)  # first: its before_request runs ahead of any that answers early
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
     from . import i18n, models, queue, security, web  # noqa: F401  (models registers tables)

@@ -61,6 +61,8 @@ ENV_KEYS = {
     "PPT_SVARUT_DIR": "PPT_SVARUT_DIR",
     "PPT_SVARUT_TOKEN_PROVIDER": "PPT_SVARUT_TOKEN_PROVIDER",
     "PPT_METRICS_TOKEN": "PPT_METRICS_TOKEN",
+    "PPT_LOG_FORMAT": "PPT_LOG_FORMAT",
+    "PPT_LOG_LEVEL": "PPT_LOG_LEVEL",
 }
 
 INT_KEYS = {"PPT_SWEEP_SECONDS", "PPT_MAX_UPLOAD_BYTES", "PPT_ARCHIVE_HTTP_TIMEOUT", "PPT_ARCHIVE_MAX_ATTEMPTS",
@@ -128,6 +130,9 @@ def defaults(instance_path: str) -> dict:
         "PPT_SVARUT_DIR": str(inst / "svarut"),
         "PPT_SVARUT_TOKEN_PROVIDER": None,
         "PPT_METRICS_TOKEN": None,  # when set, /metrics wants "Authorization: Bearer <token>"
+        # Logging (ppt_web/logs.py): "text" or "json" lines on stderr, and the root level.
+        "PPT_LOG_FORMAT": "text",
+        "PPT_LOG_LEVEL": "INFO",
         "PPT_LOGIN_MAX_FAILURES": 5,
         "PPT_LOGIN_LOCKOUT_SECONDS": 15 * 60,
         "PPT_QUEUE_NAME": "ppt",

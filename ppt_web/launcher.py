@@ -83,12 +83,13 @@ def prepare_database() -> None:
     """Migrate to the newest schema; put the demo users in an empty database."""
     from flask_migrate import upgrade
 
-    from . import create_app
+    from . import create_app, logs
     from .cli import database_is_empty, seed_demo_users
 
     app = create_app()
     with app.app_context():
         upgrade()
+        logs.configure(app.config["PPT_LOG_FORMAT"], app.config["PPT_LOG_LEVEL"])  # alembic's fileConfig replaced it
         if database_is_empty():
             made = seed_demo_users()
             print(f"ppt: empty database: created {made} demo users (password demo-passord)", flush=True)
