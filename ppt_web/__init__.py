@@ -26,6 +26,13 @@ def create_app(config: dict | None = None) -> Flask:
     from .extensions import babel, csrf, db, htmx, login_manager, migrate
 
     db.init_app(app)
+    # Configure the ORM's mappers now, not on first use. The worker forks an RQ work horse per job
+    # while its threads (intake, sweeps) run: had one of them been configuring the mappers at that
+    # moment, the horse would inherit SQLAlchemy's configuration lock held, and hang before its job
+    # claimed anything (seen as an archive job left Ny, and a worker that would not stop).
+    from sqlalchemy.orm import configure_mappers
+
+    configure_mappers()
     from .extensions import init_sqlite
 
     init_sqlite(app)

@@ -70,3 +70,14 @@ def test_redis_down_does_not_fail_the_users_commit(app, ctx):
     from .conftest import activity_rows
 
     assert activity_rows("sign_in")[-1].actor_name == "while-redis-down"
+
+
+def test_the_app_is_made_with_its_mappers_configured_so_a_forked_horse_cannot_inherit_that_lock(tmp_path):
+    """A work horse forked while a worker thread configured the ORM hung for good (the lock came
+    along held). create_app() configures the mappers itself, so no thread takes that lock later."""
+    code = ("from ppt_web import create_app; create_app({'SECRET_KEY': 'x'}); "
+            "from sqlalchemy.orm import mapperlib; "
+            "print(sum(r._new_mappers for r in mapperlib._all_registries()))")
+    env = {**os.environ, "PPT_INSTANCE_PATH": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "0", done.stderr
