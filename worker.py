@@ -26,6 +26,7 @@ from ppt_web.queue import connection, get_queue, worker_connection
 
 log = logging.getLogger("ppt.worker")
 SWEEP_LOCK = "ppt:archive-sweep-lock"
+WORKER_TTL = 60
 
 
 def sweep_timer(app, stop: threading.Event) -> None:
@@ -80,7 +81,9 @@ def main() -> int:
 
         threading.Thread(target=every, args=(app, stop, "PPT_DISPATCH_SECONDS", dispatch_sweep, "dispatch sweep"),
                          daemon=True, name="dispatch").start()
-    worker = Worker([queue.name], connection=conn, name=name)
+    # A short TTL: the worker beats every WORKER_TTL - 15 s while idle, and /readyz stops counting a
+    # killed one WORKER_TTL + 60 s after its last beat (RQ's default, 420 s, hid a dead worker for 8 min).
+    worker = Worker([queue.name], connection=conn, name=name, worker_ttl=WORKER_TTL)
     try:
         worker.work(with_scheduler=True, burst=args.burst)
     finally:

@@ -27,6 +27,12 @@ def test_readyz_names_what_is_missing_and_turns_ready_with_a_worker(app, client)
     try:
         answer = client.get("/readyz")
         assert answer.status_code == 200 and answer.json["status"] == "ready"
+        # Killed without a goodbye: its name stays in RQ's set, but once its key has run out it
+        # no longer counts.
+        with app.app_context():
+            worker_connection().delete(worker.key)
+        answer = client.get("/readyz")
+        assert answer.status_code == 503 and answer.json["checks"]["worker"] == "no worker listens on the queue"
     finally:
         worker.register_death()
 

@@ -37,7 +37,9 @@ def _workers() -> str | None:
 
     from ..queue import get_queue
 
-    return None if Worker.count(queue=get_queue()) > 0 else "no worker listens on the queue"
+    # Worker.all() skips registrations whose key has run out: a worker killed with SIGKILL leaves its
+    # name in RQ's set, but its key lives only WORKER_TTL + 60 s past its last heartbeat.
+    return None if Worker.all(queue=get_queue()) else "no worker listens on the queue"
 
 
 def _archive() -> str | None:
