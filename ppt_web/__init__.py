@@ -20,6 +20,11 @@ def create_app(config: dict | None = None) -> Flask:
     from . import logs
 
     logs.init_app(app)  # first: its before_request runs ahead of any that answers early
+    proxies = int(app.config["PPT_TRUSTED_PROXIES"])
+    if proxies > 0:  # https, the client's address and host as the reverse proxy saw them
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
     from . import i18n, models, queue, security, web  # noqa: F401  (models registers tables)

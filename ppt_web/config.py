@@ -63,6 +63,7 @@ ENV_KEYS = {
     "PPT_METRICS_TOKEN": "PPT_METRICS_TOKEN",
     "PPT_LOG_FORMAT": "PPT_LOG_FORMAT",
     "PPT_LOG_LEVEL": "PPT_LOG_LEVEL",
+    "PPT_TRUSTED_PROXIES": "PPT_TRUSTED_PROXIES",
 }
 
 INT_KEYS = {"PPT_SWEEP_SECONDS", "PPT_MAX_UPLOAD_BYTES", "PPT_ARCHIVE_HTTP_TIMEOUT", "PPT_ARCHIVE_MAX_ATTEMPTS",
@@ -71,7 +72,7 @@ INT_KEYS = {"PPT_SWEEP_SECONDS", "PPT_MAX_UPLOAD_BYTES", "PPT_ARCHIVE_HTTP_TIMEO
             "PPT_INTAKE_SECONDS", "PPT_INTAKE_THREADS", "PPT_INBOUND_SECONDS", "PPT_SYNC_SETTLE_SECONDS", "PPT_SYNC_INCOMPLETE_SECONDS",
             "PPT_PAPER_KEEP_MONTHS", "PPT_DOWNTIME_PAPER_KEEP_MONTHS", "PPT_SMTP_PORT", "PPT_APPROVAL_WARN_DAYS",
             "PPT_DISPATCH_SECONDS", "PPT_DISPATCH_MAX_ATTEMPTS", "PPT_DISPATCH_BACKOFF_SECONDS",
-            "PPT_DISPATCH_LEASE_SECONDS"}
+            "PPT_DISPATCH_LEASE_SECONDS", "PPT_TRUSTED_PROXIES"}
 
 
 def defaults(instance_path: str) -> dict:
@@ -133,6 +134,9 @@ def defaults(instance_path: str) -> dict:
         # Logging (ppt_web/logs.py): "text" or "json" lines on stderr, and the root level.
         "PPT_LOG_FORMAT": "text",
         "PPT_LOG_LEVEL": "INFO",
+        # Reverse proxies in front of the app whose X-Forwarded-For/-Proto/-Host are believed (nginx: 1).
+        # 0 believes none, so a client cannot claim https or another address by sending the headers.
+        "PPT_TRUSTED_PROXIES": 0,
         "PPT_LOGIN_MAX_FAILURES": 5,
         "PPT_LOGIN_LOCKOUT_SECONDS": 15 * 60,
         "PPT_QUEUE_NAME": "ppt",

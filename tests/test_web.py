@@ -98,3 +98,18 @@ def test_every_string_is_translated_to_nynorsk_and_bokmal(tmp_path):
         done = {m.id if isinstance(m.id, str) else m.id[0] for m in catalog
                 if m.id and (all(m.string) if isinstance(m.string, tuple) else m.string) and not m.fuzzy}
         assert sorted(wanted - done) == [], lang
+
+
+@pytest.mark.parametrize("proxies, secure", [(0, False), (1, True)])
+def test_https_behind_a_trusted_proxy_gives_a_secure_session_cookie_and_a_spoofed_header_does_not(
+        app, proxies, secure):
+    """Behind nginx (PPT_TRUSTED_PROXIES=1) the proxy's X-Forwarded-Proto: https makes the session
+    cookie Secure; with no proxy trusted, a client sending that header changes nothing."""
+    from ppt_web import create_app
+
+    other = create_app({**app.config, "PPT_TRUSTED_PROXIES": proxies})
+    response = other.test_client().post("/login", data={"username": "konsulent", "password": "demo-passord"},
+                                         headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": "10.1.2.3"})
+    assert response.status_code == 302
+    cookie = next(h for h in response.headers.getlist("Set-Cookie") if h.startswith("ppt_session="))
+    assert ("Secure" in cookie) == secure
