@@ -54,6 +54,16 @@ def every(app, stop: threading.Event, seconds_key: str, func, what: str) -> None
             log.exception("%s failed; trying again in %s s", what, period)
 
 
+def warm_up() -> None:
+    """Load what every archive job needs (the Fiks Arkiv XSDs, code lists) once, before RQ forks a
+    work horse per job, so each horse starts with it instead of parsing the schemas again."""
+    from ppt_web.archive import codes, message
+
+    for meldingstype in set(message.EVENTS.values()):
+        codes.schema(meldingstype)
+    codes.code_list("dokumenttype")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--burst", action="store_true", help="stop when the queue is empty")
@@ -64,6 +74,7 @@ def main() -> int:
 
     app = create_app()
     use_app(app)
+    warm_up()
     with app.app_context():
         conn = worker_connection()
         queue = get_queue()

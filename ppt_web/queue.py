@@ -86,9 +86,12 @@ def _flush_pending(session: Session) -> None:
     except Exception:  # no Redis configured or app context: the sweep covers it
         log.warning("queue unavailable; %d job(s) left for the sweep", len(pending))
         return
-    for func, args, kwargs in pending:
+    # At the front of the queue, in their own order: what a user just did is sent before the rest of
+    # a backlog the sweep queued (its batches wait at the back), so one finalize is not stuck behind
+    # thousands of old jobs.
+    for func, args, kwargs in reversed(pending):
         try:
-            queue.enqueue(func, *args, **kwargs)
+            queue.enqueue(func, *args, at_front=True, **kwargs)
         except redis.RedisError as exc:
             log.warning("could not enqueue %s: %s; left for the sweep", getattr(func, "__name__", func), exc)
 

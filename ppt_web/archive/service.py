@@ -174,13 +174,15 @@ def _wake_successors(job: ArchiveJob) -> None:
     from ..jobs import dispatch_archive_job
     from ..queue import enqueue_after_commit
 
-    for successor_id in db.session.scalars(select(ArchiveJob.id).where(
-            ArchiveJob.after_job_id == job.id, ArchiveJob.job_status == JobStatus.NEW)):
+    successors = list(db.session.scalars(select(ArchiveJob.id).where(
+        ArchiveJob.after_job_id == job.id, ArchiveJob.job_status == JobStatus.NEW)))
+    for successor_id in successors:
         db.session.execute(update(ArchiveJob).where(ArchiveJob.id == successor_id)
                            .values(next_attempt_at=None, notified_at=utcnow())
                            .execution_options(synchronize_session=False))
         enqueue_after_commit(db.session, dispatch_archive_job, successor_id)
-    db.session.commit()
+    if successors:
+        db.session.commit()
 
 
 SWEEP_BATCH = 50

@@ -78,7 +78,8 @@ class InboxItem(db.Model):
     checks: Mapped[list[InboxCheck]] = relationship(back_populates="item", order_by="InboxCheck.point",
                                                     cascade="all, delete-orphan")
 
-    __table_args__ = (Index("ix_inbox_item_status_arrived", "status", "arrived_at"),)
+    __table_args__ = (Index("ix_inbox_item_status_arrived", "status", "arrived_at"),
+                      Index("ix_inbox_item_arrived", "arrived_at", "id"))  # the list's pages, newest first
 
     @property
     def check_points(self) -> tuple[int, ...]:

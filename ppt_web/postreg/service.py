@@ -98,8 +98,12 @@ def log_file_opened(actor: User, item: InboxItem) -> None:
 
 
 def waiting_count() -> int:
-    """Items waiting for someone, for the menu (indexed on status)."""
-    return db.session.scalar(select(func.count(InboxItem.id)).where(_open_clause())) or 0
+    """Items waiting for someone, for the menu: two counts on the status index (an OR of the two
+    would read every item of ten years' mail, on every page a secretary opens)."""
+    waiting = db.session.scalar(select(func.count(InboxItem.id)).where(InboxItem.status.in_(OPEN_STATUSES)))
+    unseen = db.session.scalar(select(func.count(InboxItem.id)).where(
+        InboxItem.status == InboxStatus.SYSTEM_REJECTED, InboxItem.rejected_by_id.is_(None)))
+    return (waiting or 0) + (unseen or 0)
 
 
 def _transition(item: InboxItem, to: InboxStatus | None, allowed: tuple[InboxStatus, ...], **values) -> None:
