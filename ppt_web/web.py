@@ -90,6 +90,8 @@ def init_app(app: Flask) -> None:
     def header_context():
         if not current_user.is_authenticated:
             return {}
+        if request.headers.get("HX-Request") and not request.headers.get("HX-Boosted"):
+            return {}  # a partial (live search, the 2 s polls) has no menu: skip its counts
         from .models import Notification
 
         unread = db.session.scalar(

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
+from sqlalchemy.orm import joinedload
 
 from .. import validation
 from ..activity import service as activity
@@ -163,6 +164,8 @@ class Waiting:
 def queue(actor: User) -> list[Waiting]:
     """Posts waiting for the actor; a leader (approve + search_all) sees every waiting post of the service."""
     query = select(JournalPost).where(JournalPost.status == PostStatus.AWAITING_APPROVAL) \
+        .options(joinedload(JournalPost.case), joinedload(JournalPost.approval_requested_by),
+                 joinedload(JournalPost.approver)) \
         .order_by(JournalPost.approval_requested_at, JournalPost.id)
     if not (actor.can("approve") and actor.can("search_all")):
         query = query.where(JournalPost.approver_id == actor.id)

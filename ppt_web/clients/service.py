@@ -121,6 +121,10 @@ def update_client(actor: User, client_id: int, data: ClientData) -> Client:
 def open_folder(actor: User, client_id: int) -> tuple[Client, list[Case], list[JournalPost]]:
     """The client folder: reading it is logged, as health-grade personal data."""
     client = scope.client(actor, client_id)
+    # Log (and commit) first: a commit after loading would expire every case and post, and the
+    # template would then reload each post and its correspondents one by one (2 queries a post).
+    activity.record("client_folder_opened", actor=actor, object_type="client", object_id=client.id)
+    db.session.commit()
     cases = list(db.session.scalars(
         select(Case).where(Case.client_id == client.id, scope.case_clause(actor))
         .options(joinedload(Case.handler)).order_by(Case.opened_on.desc())
@@ -130,8 +134,6 @@ def open_folder(actor: User, client_id: int) -> tuple[Client, list[Case], list[J
         .options(selectinload(JournalPost.correspondents))
         .order_by(JournalPost.document_date.desc().nulls_last(), JournalPost.id.desc())
     )) if cases else []
-    activity.record("client_folder_opened", actor=actor, object_type="client", object_id=client.id)
-    db.session.commit()
     return client, cases, posts
 
 
