@@ -9,11 +9,12 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 
 from ..activity import service as activity
 from ..errors import DomainError
 from ..extensions import db
-from ..models import LoginThrottle, User, UserSession
+from ..models import LoginThrottle, Role, User, UserSession
 from ..models.base import utcnow
 from .passwords import verify_password
 
@@ -114,7 +115,9 @@ def load_session_user(token: str) -> User | None:
     """The user behind a session token, if the session is live and the user active."""
     if not token:
         return None
-    row = db.session.get(UserSession, _hash_token(token))
+    # One query for the session, its user, roles and permissions: this runs on every request.
+    row = db.session.get(UserSession, _hash_token(token), options=[
+        joinedload(UserSession.user).joinedload(User.roles).joinedload(Role.permissions)])
     if row is None or row.revoked_at is not None or not row.user.active:
         return None
     max_age = timedelta(hours=current_app.config.get("PPT_SESSION_HOURS", 12))
