@@ -1,112 +1,130 @@
-"""Search and client-folder latency on generated data, next to a bare Flask page (the baseline).
+"""The pages of bench/load.py in-process, one thread: latency, queries per request and time in SQL.
 
     .venv/bin/python bench/pages.py [--clients 1000] [--seed 1] [--requests 200] [--instance DIR]
+    .venv/bin/python bench/pages.py --instance /tmp/big --database-url postgresql+psycopg://...  [--pages search]
 
-Makes a fresh instance (SQLite) unless --instance points at one that has data, fills it with
-`generate-data`, then times requests in-process with Flask's test client (one thread: the app's
-own cost, without a network or a WSGI server) and prints p50/p95/p99 per page.
+Makes a fresh instance (SQLite) unless --instance points at one that has data (bench/bigdata.py
+makes large ones fast), fills it with `generate-data` if it is empty, then times requests with
+Flask's test client (one thread: the app's own cost, without a network or a WSGI server) and prints
+p50/p95/p99 per page, the number of SQL statements per request and the time spent in them, next to
+the bare Flask page of load.py rendering the same number of bytes. The statement count is what
+finds N+1 loads; the SQL time is what finds a missing index.
 """
 from __future__ import annotations
 
 import argparse
 import os
-import random
 import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-def percentiles(samples: list[float]) -> str:
+def percentiles(samples: list[float]) -> tuple[float, float, float]:
     ms = sorted(s * 1000 for s in samples)
-    pick = lambda q: ms[min(len(ms) - 1, int(q * len(ms)))]  # noqa: E731
-    return f"p50 {pick(.50):7.2f} ms  p95 {pick(.95):7.2f} ms  p99 {pick(.99):7.2f} ms  ({len(ms)} req)"
+    pick = lambda q: ms[min(len(ms) - 1, int(q * len(ms)))]
+    return pick(.50), pick(.95), pick(.99)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--clients", type=int, default=1000, help="for generate-data, when the instance is empty")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--requests", type=int, default=200, help="per page")
     parser.add_argument("--instance", default=None)
+    parser.add_argument("--database-url", default=None, help="default: sqlite:///INSTANCE/ppt.sqlite")
+    parser.add_argument("--pages", default="", help="comma-separated parts of page names (default: all)")
+    parser.add_argument("--top", type=int, default=0, help="also print the N most frequent statements per page")
     args = parser.parse_args()
 
-    instance = Path(args.instance or tempfile.mkdtemp(prefix="ppt-bench-"))
+    instance = Path(args.instance or tempfile.mkdtemp(prefix="ppt-bench-")).resolve()
+    args.instance = str(instance)
+    args.database_url = args.database_url or f"sqlite:///{instance / 'ppt.sqlite'}"
     os.environ["PPT_INSTANCE_PATH"] = str(instance)
-    from flask import Flask, render_template_string
+    import load
     from flask_migrate import upgrade
-    from sqlalchemy import func, select
+    from sqlalchemy import event, func, select
 
     from ppt_web import create_app
     from ppt_web.cli import DEMO_PASSWORD, seed_demo_users
     from ppt_web.extensions import db
     from ppt_web.generate import generate
-    from ppt_web.models import Case, Client, JournalPost
+    from ppt_web.models import ArchiveJob, Case, Client, JournalPost
 
-    app = create_app({"WTF_CSRF_ENABLED": False, "PPT_REDIS_URL": "redis://127.0.0.1:1/0"})
+    app = create_app({"SQLALCHEMY_DATABASE_URI": args.database_url, "INSTANCE_PATH": str(instance),
+                      "WTF_CSRF_ENABLED": False, "PPT_REDIS_URL": "redis://127.0.0.1:1/0", "SECRET_KEY": "bench"})
     with app.app_context():
         upgrade()
         seed_demo_users()
         if not db.session.scalar(select(func.count()).select_from(Client)):
             started = time.monotonic()
             stats = generate(args.clients, args.seed, echo=lambda *a: None)
-            took = time.monotonic() - started
-            size = sum(p.stat().st_size for p in instance.rglob("ppt.sqlite*"))
-            print(f"generate-data --clients {args.clients} --seed {args.seed}: {took:.1f} s; {stats}; "
-                  f"database {size / 2**20:.1f} MiB")
-        counts = {m.__name__: db.session.scalar(select(func.count()).select_from(m)) for m in (Client, Case, JournalPost)}
-        client_ids = list(db.session.scalars(select(Client.id)))
-        names = sorted({n.split()[0] for n in db.session.scalars(select(Client.name_lower).limit(500))})
-        national_ids = list(db.session.scalars(select(Client.national_id).limit(200)))
-        own_client_ids = list(db.session.scalars(
-            select(Client.id).join(Case, Case.client_id == Client.id).where(Case.handler_id == 4).limit(500)))
-        db.engine.dispose()
-    print(f"data: {counts}")
+            print(f"generate-data --clients {args.clients} --seed {args.seed}: {time.monotonic() - started:.1f} s; "
+                  f"{stats}")
+        counts = {m.__name__: db.session.scalar(select(func.count()).select_from(m))
+                  for m in (Client, Case, JournalPost, ArchiveJob)}
+        engine = db.engine
+    print(f"data: {counts} ({engine.dialect.name})")
 
-    rng = random.Random(1)
-    queries = [rng.choice(names)[:3] for _ in range(40)] + national_ids[:20] + ["sakkunnig", "2026/0", "tilvising"]
+    statements: list[tuple[float, str]] = []
 
-    def timed(client, method, url, **kw) -> float:
-        t0 = time.perf_counter()
-        response = client.open(url, method=method, **kw)
-        elapsed = time.perf_counter() - t0
-        assert response.status_code == 200, (url, response.status_code)
-        return elapsed
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before(conn, cursor, statement, parameters, context, executemany):
+        conn.info["bench_t0"] = time.perf_counter()
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _after(conn, cursor, statement, parameters, context, executemany):
+        statements.append((time.perf_counter() - conn.info.pop("bench_t0", time.perf_counter()), statement))
+
+    browsers = {}
 
     def signed_in(username):
-        c = app.test_client()
-        assert c.post("/login", data={"username": username, "password": DEMO_PASSWORD}).status_code == 302
-        return c
+        if username not in browsers:
+            c = app.test_client()
+            assert c.post("/login", data={"username": username, "password": DEMO_PASSWORD}).status_code == 302
+            browsers[username] = c
+        return browsers[username]
 
-    # Baseline: a bare Flask app rendering a page of the same size, in the same process and run.
-    bare = Flask("bare")
-    sample_html = signed_in("konsulent").get(f"/clients/{client_ids[0]}").get_data(as_text=True)
-
-    @bare.route("/")
-    def page():
-        return render_template_string("{{ body | safe }}", body=sample_html)
-
-    bare_client = bare.test_client()
-    rows = {"bare Flask page (baseline)": [timed(bare_client, "GET", "/") for _ in range(args.requests)]}
-
-    konsulent, radgjevar = signed_in("konsulent"), signed_in("radgjevar1")
-    hx = {"HX-Request": "true"}
-    rows["search, search_all (konsulent)"] = [
-        timed(konsulent, "POST", "/search/", data={"q": rng.choice(queries)}, headers=hx) for _ in range(args.requests)]
-    rows["search, own cases (radgjevar1)"] = [
-        timed(radgjevar, "POST", "/search/", data={"q": rng.choice(queries)}, headers=hx) for _ in range(args.requests)]
-    rows["client folder (konsulent)"] = [
-        timed(konsulent, "GET", f"/clients/{rng.choice(client_ids)}") for _ in range(args.requests)]
-    if own_client_ids:
-        rows["client folder, own (radgjevar1)"] = [
-            timed(radgjevar, "GET", f"/clients/{rng.choice(own_client_ids)}") for _ in range(args.requests)]
-    base = statistics.median(rows["bare Flask page (baseline)"])
-    for name, samples in rows.items():
-        print(f"{name:34s} {percentiles(samples)}  x{statistics.median(samples) / base:5.1f} of baseline")
-    print(f"instance: {instance}")
+    bare = load.bare_app().test_client()
+    print(f"{'page':38s} {'bytes':>7s} {'p50':>7s} {'p95':>7s} {'p99':>7s} {'queries':>7s} {'SQL ms':>7s} "
+          f"{'bare p50':>8s} {'x bare':>6s}")
+    for page in load.plan_pages(args):
+        client = signed_in(page.user)
+        samples, queries, sql, sizes = [], [], [], []
+        frequent = Counter()
+        for n in range(args.requests + 2):
+            method, path, form, headers = page.requests[n % len(page.requests)]
+            statements.clear()
+            t0 = time.perf_counter()
+            response = client.open(path, method=method, data=form, headers=headers)
+            elapsed = time.perf_counter() - t0
+            html = response.get_data(as_text=True)
+            assert response.status_code == 200 and page.marker in html, (page.name, path, response.status_code)
+            if n < 2:
+                continue  # warm-up: first use of each template and statement
+            samples.append(elapsed)
+            queries.append(len(statements))
+            sql.append(sum(t for t, _ in statements))
+            sizes.append(len(response.get_data()))
+            frequent.update(" ".join(s.split())[:120] for _, s in statements)
+        size = round(statistics.mean(sizes))
+        bare_samples = []
+        for _ in range(args.requests):
+            t0 = time.perf_counter()
+            bare.get(f"/{size}")
+            bare_samples.append(time.perf_counter() - t0)
+        p50, p95, p99 = percentiles(samples)
+        bare50 = percentiles(bare_samples)[0]
+        print(f"{page.name:38s} {size:7d} {p50:7.1f} {p95:7.1f} {p99:7.1f} {statistics.mean(queries):7.1f} "
+              f"{statistics.mean(sql) * 1000:7.1f} {bare50:8.1f} {p50 / bare50:6.1f}", flush=True)
+        for statement, n in frequent.most_common(args.top):
+            print(f"      {n / len(samples):6.1f}/req  {statement}")
+    print(f"latencies in ms, in-process, one thread; instance: {instance}")
     return 0
 
 
