@@ -10,7 +10,8 @@ every job to count the handful of failed or running ones, on every page that sho
 Without it the counts use ix_archive_job_failed / ix_archive_job_due, the log's newest-first
 page walks the primary key, and the soft-deleted jobs have a partial index of their own.
 The sweep's "due Ny jobs" gets a partial index too (PostgreSQL walked the primary key past every
-done job), and the log's date filter an index on finalized_on.
+done job), and the log's date filter an index on finalized_on. Search lists cases and posts
+newest first a page at a time: (opened_on, id) and (document_date, id) let it stop after a page.
 """
 from alembic import op
 import sqlalchemy as sa
@@ -31,9 +32,13 @@ def upgrade():
     op.create_index('ix_archive_job_new', 'archive_job', ['id'], sqlite_where=NEW, postgresql_where=NEW)
     op.create_index('ix_archive_job_finalized_on', 'archive_job', ['finalized_on'])
     op.create_index('ix_inbox_item_arrived', 'inbox_item', ['arrived_at', 'id'])
+    op.create_index('ix_case_opened', 'case', ['opened_on', 'id'])
+    op.create_index('ix_journal_post_date_id', 'journal_post', ['document_date', 'id'])
 
 
 def downgrade():
+    op.drop_index('ix_journal_post_date_id', table_name='journal_post')
+    op.drop_index('ix_case_opened', table_name='case')
     op.drop_index('ix_archive_job_finalized_on', table_name='archive_job')
     op.drop_index('ix_archive_job_new', table_name='archive_job')
     op.drop_index('ix_inbox_item_arrived', table_name='inbox_item')

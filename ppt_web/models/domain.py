@@ -152,6 +152,7 @@ class Case(db.Model):
     __table_args__ = (
         Index("ix_case_status_category", "status", "category"),
         Index("ix_case_handler_status", "handler_id", "status"),
+        Index("ix_case_opened", "opened_on", "id"),  # search: newest cases first, a page at a time
     )
 
 
@@ -207,6 +208,7 @@ class JournalPost(db.Model):
     __table_args__ = (
         UniqueConstraint("case_id", "seq"),
         Index("ix_journal_post_case_date", "case_id", "document_date"),
+        Index("ix_journal_post_date_id", "document_date", "id"),  # search: newest posts first
         Index("ix_journal_post_outstanding", "post_type", "written_off_at"),
         Index("ix_journal_post_status", "status"),
     )
