@@ -44,6 +44,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from ppt_web import generate  # noqa: E402  (after the path)
 
 GIVEN = ["Emma", "Nora", "Sofie", "Ella", "Olivia", "Ingrid", "Leah", "Sara", "Maja", "Frida", "Jakob", "Emil",
          "Noah", "Oliver", "Filip", "William", "Lucas", "Liam", "Henrik", "Aksel", "Tobias", "Sander", "Iver",
@@ -67,14 +68,7 @@ FAMILY = ["Hansen", "Johansen", "Olsen", "Larsen", "Andersen", "Pedersen", "Nils
           "Rusten", "Sandal", "Skeide", "Slettevoll", "Teigen", "Tennfjord", "Vartdal", "Vågen", "Yksnøy"]
 PLACES = ["Ulsteinvik", "Hasund", "Haddal", "Flø", "Dimna", "Eiksund", "Hareid", "Brandal", "Volda", "Ørsta",
           "Fosnavåg", "Larsnes", "Herøy", "Sande", "Stranda", "Sykkylven"]
-CATEGORIES = [("referral", 25), ("expert_assessment", 30), ("statement", 15), ("follow_up", 25), ("other", 5)]
-CASE_TITLES = {
-    "referral": ["Tilvising frå skule", "Tilvising frå barnehage", "Tilvising frå føresette"],
-    "expert_assessment": ["Sakkunnig vurdering spesialundervisning", "Sakkunnig vurdering spesialpedagogisk hjelp"],
-    "statement": ["Uttale om utsett skulestart", "Uttale om fritak frå vurdering med karakter"],
-    "follow_up": ["Oppfølging etter sakkunnig vurdering", "Rettleiing av skule"],
-    "other": ["Konsultasjon", "Drøftingsmøte"],
-}
+CATEGORIES, CASE_TITLES = generate.CATEGORIES, generate.CASE_TITLES  # the same cases as generate-data
 POST_TITLES = {
     "I": ["Tilvising", "Pedagogisk rapport", "Samtykke frå føresette", "Kartlegging frå skulen", "Referat frå møte",
           "Søknad om utsett skulestart", "Rapport frå barnehagen", "Legeerklæring", "Logopedrapport"],
