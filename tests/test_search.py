@@ -52,3 +52,15 @@ def test_search_page_posts_the_query_never_in_the_url(app, login_as):
     assert html.lstrip().startswith('<div id="search-results"')
     assert client.get(f"/search/?q={nid}").status_code == 200  # a GET with a query is ignored...
     assert "Mia" not in client.get(f"/search/?q={nid}").get_data(as_text=True)  # ...and searches nothing
+
+
+def test_a_common_word_shows_a_capped_count_and_still_pages(ctx, monkeypatch):
+    """Years of "Tilvising" posts: the count stops past the cap and says so ("N+"), the pages still work."""
+    monkeypatch.setattr(search, "COUNT_CAP", 26)
+    for n in range(30):
+        builders.client("radgjevar1", given_name=f"Pia{n:02d}", family_name="Mange")
+    first = search.search(user("konsulent"), "mange")
+    assert first.count_text(first.clients) == "26+" and len(first.clients.items) == 25
+    assert len(search.search(user("konsulent"), "mange", page=2).clients.items) == 5
+    few = search.search(user("konsulent"), "pia0")
+    assert few.count_text(few.clients) == "10"

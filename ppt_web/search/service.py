@@ -1,7 +1,8 @@
 """Live search over clients, cases and journal posts, scoped to what the actor may see.
 
-Every condition is an equality or a prefix range on an indexed column, so a page of results
-costs the same however large the tables grow.
+Every condition is an equality or a prefix range on an indexed column. Counts stop at
+COUNT_CAP ("500+"): a common word ("tilvising") matches tens of thousands of posts after some
+years, and counting them all on every keystroke grew with the history.
 """
 from __future__ import annotations
 
@@ -16,6 +17,17 @@ from ..extensions import db
 from ..models import Case, CaseCategory, CaseStatus, Client, JournalPost, User
 
 PER_PAGE = 25
+COUNT_CAP = 500
+
+
+def _page(query, page: int):
+    """A page of results, and a count that stops past COUNT_CAP (shown as "500+")."""
+    from sqlalchemy.orm import lazyload
+
+    result = db.paginate(query, page=page, per_page=PER_PAGE, error_out=False, count=False)
+    capped = query.options(lazyload("*")).order_by(None).limit(COUNT_CAP + 1).subquery()
+    result.total = db.session.scalar(select(func.count()).select_from(capped))
+    return result
 HIGH = "\U0010ffff"
 
 
@@ -33,6 +45,10 @@ class Results:
     @property
     def empty(self) -> bool:
         return not (self.clients.total or self.cases.total or self.posts.total)
+
+    @staticmethod
+    def count_text(result) -> str:
+        return f"{COUNT_CAP}+" if result.total > COUNT_CAP else str(result.total)
 
 
 def _category_matches(text: str) -> list[CaseCategory]:
@@ -65,9 +81,8 @@ def search(actor: User, query: str, page: int = 1) -> Results | None:
         return None
     page = max(page, 1)
 
-    clients = db.paginate(select(Client).where(client_condition(text), scope.client_clause(actor))
-                          .options(joinedload(Client.handler)).order_by(Client.name_lower),
-                          page=page, per_page=PER_PAGE, error_out=False)
+    clients = _page(select(Client).where(client_condition(text), scope.client_clause(actor))
+                    .options(joinedload(Client.handler)).order_by(Client.name_lower), page)
 
     case_conds = [_prefix(Case.number, text), _prefix(Case.title_lower, text)]
     categories = _category_matches(text)
@@ -79,8 +94,8 @@ def search(actor: User, query: str, page: int = 1) -> Results | None:
     for status, words in ((CaseStatus.OPEN, ("open", "open", "opne")), (CaseStatus.CLOSED, ("closed", "avslutta", "avsluttet"))):
         if text in words:
             case_conds.append(Case.status == status)
-    cases = db.paginate(select(Case).where(or_(*case_conds), scope.case_clause(actor))
-                        .options(joinedload(Case.handler)).order_by(Case.opened_on.desc(), Case.id.desc()), page=page, per_page=PER_PAGE, error_out=False)
+    cases = _page(select(Case).where(or_(*case_conds), scope.case_clause(actor))
+                  .options(joinedload(Case.handler)).order_by(Case.opened_on.desc(), Case.id.desc()), page)
 
     post_cond = _prefix(JournalPost.title_lower, text)
     try:
@@ -88,9 +103,8 @@ def search(actor: User, query: str, page: int = 1) -> Results | None:
         post_cond = or_(post_cond, JournalPost.document_date == day)
     except ValueError:
         pass
-    posts = db.paginate(select(JournalPost).join(Case, JournalPost.case_id == Case.id)
-                        .where(post_cond, scope.case_clause(actor))
-                        .options(contains_eager(JournalPost.case), selectinload(JournalPost.correspondents))
-                        .order_by(JournalPost.document_date.desc().nulls_last(), JournalPost.id.desc()),
-                        page=page, per_page=PER_PAGE, error_out=False)
+    posts = _page(select(JournalPost).join(Case, JournalPost.case_id == Case.id)
+                  .where(post_cond, scope.case_clause(actor))
+                  .options(contains_eager(JournalPost.case), selectinload(JournalPost.correspondents))
+                  .order_by(JournalPost.document_date.desc().nulls_last(), JournalPost.id.desc()), page)
     return Results(query=query, clients=clients, cases=cases, posts=posts)
