@@ -55,10 +55,24 @@ def every(app, stop: threading.Event, seconds_key: str, func, what: str) -> None
 
 
 def warm_up() -> None:
-    """Load what every archive job needs (the Fiks Arkiv XSDs, code lists) once, before RQ forks a
-    work horse per job, so each horse starts with it instead of parsing the schemas again."""
+    """Import every module of the app and load the Fiks Arkiv XSDs and code lists now, before any
+    thread starts and before RQ forks a work horse per job.
+
+    A fork copies a lock as it is at that moment. A work horse forked while a worker thread was in
+    the middle of importing a module (the dispatch thread importing requests, say) inherits that
+    module's import lock held, and hangs for good the first time it imports the same module: seen
+    in bench/archive.py, a horse stuck in `import` with its job Under arbeid until the lease ran
+    out. With everything imported up front, no thread imports anything later. It also spares each
+    horse parsing the schemas again.
+    """
+    import importlib
+    import pkgutil
+
+    import ppt_web
     from ppt_web.archive import codes, message
 
+    for module in pkgutil.walk_packages(ppt_web.__path__, "ppt_web."):
+        importlib.import_module(module.name)
     for meldingstype in set(message.EVENTS.values()):
         codes.schema(meldingstype)
     codes.code_list("dokumenttype")
