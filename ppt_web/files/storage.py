@@ -136,8 +136,10 @@ def _insert_once(**values) -> bool:
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    result = db.session.execute(insert(StoredFile).values(**values).on_conflict_do_nothing(index_elements=["sha256"]))
-    return result.rowcount == 1
+    # RETURNING says whether this statement made the row (psycopg reports no rowcount for it).
+    made = db.session.execute(insert(StoredFile).values(**values).on_conflict_do_nothing(index_elements=["sha256"])
+                              .returning(StoredFile.sha256)).first()
+    return made is not None
 
 
 def fsync_path(path: Path) -> None:
