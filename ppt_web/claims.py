@@ -9,17 +9,13 @@ from __future__ import annotations
 
 from sqlalchemy import select, update
 
-from .extensions import db
-
-
-def skip_locked_supported() -> bool:
-    return db.session.get_bind().dialect.name == "postgresql"
+from .extensions import db, on_postgresql
 
 
 def claim(model, row_id: int, conditions: list, values: dict) -> bool:
     """Set `values` on the row if it still meets `conditions`; commit; True for the one winner."""
     where = [model.id == row_id, *conditions]
-    if skip_locked_supported():
+    if on_postgresql():
         locked = db.session.scalar(select(model.id).where(*where).with_for_update(skip_locked=True))
         if locked is None:  # claimed already, not due, or another process holds it right now
             db.session.rollback()

@@ -29,6 +29,11 @@ htmx = HTMX()
 babel = Babel()
 
 
+def on_postgresql() -> bool:
+    """Whether the session's database is PostgreSQL (row locks, ON CONFLICT from its dialect)."""
+    return db.session.get_bind().dialect.name == "postgresql"
+
+
 def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
     """Per connection: check foreign keys (SQLite does only when asked); WAL, so the web app and
     the worker read while the other writes; NORMAL sync, which WAL keeps crash-safe."""

@@ -20,7 +20,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from ..errors import Invalid
-from ..extensions import db
+from ..extensions import db, on_postgresql
 from ..models.files import StoredFile
 from .pdfcheck import inspect_pdf
 
@@ -132,7 +132,7 @@ def store_upload(stream: Readable, filename: str, previews: bool = False) -> Sto
 def _insert_once(**values) -> bool:
     """The stored_file row, unless the same bytes were stored a moment ago by another request (two
     uploads of one letter at once): then theirs is the row, and this one is not an error."""
-    if db.session.get_bind().dialect.name == "postgresql":
+    if on_postgresql():
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert

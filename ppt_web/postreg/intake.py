@@ -41,7 +41,6 @@ from ..files.storage import UploadRejected, fsync_path, safe_filename, store_upl
 from ..models import Document, InboxItem, InboxSource, InboxStatus, JournalPost, User
 from ..models.base import utcnow
 from .. import queue
-from ..queue import connection
 
 log = logging.getLogger(__name__)
 

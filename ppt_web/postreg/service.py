@@ -4,7 +4,6 @@ and paper originals (SPEC §8). Every rule is here, not in the views.
 from __future__ import annotations
 
 import calendar
-import io
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -100,12 +99,8 @@ def log_file_opened(actor: User, item: InboxItem) -> None:
 
 
 def waiting_count() -> int:
-    """Items waiting for someone, for the menu: two counts on the status index (an OR of the two
-    would read every item of ten years' mail, on every page a secretary opens)."""
-    waiting = db.session.scalar(select(func.count(InboxItem.id)).where(InboxItem.status.in_(OPEN_STATUSES)))
-    unseen = db.session.scalar(select(func.count(InboxItem.id)).where(
-        InboxItem.status == InboxStatus.SYSTEM_REJECTED, InboxItem.rejected_by_id.is_(None)))
-    return (waiting or 0) + (unseen or 0)
+    """Items waiting for someone, for the menu: the inbox's open filter, counted on the status index."""
+    return db.session.scalar(select(func.count(InboxItem.id)).where(_open_clause())) or 0
 
 
 def _transition(item: InboxItem, to: InboxStatus | None, allowed: tuple[InboxStatus, ...], **values) -> None:
