@@ -39,7 +39,7 @@ def main() -> int:
     parser.add_argument("--instance", default=None)
     parser.add_argument("--database-url", default=None, help="default: sqlite:///INSTANCE/ppt.sqlite")
     parser.add_argument("--pages", default="", help="comma-separated parts of page names (default: all)")
-    parser.add_argument("--top", type=int, default=0, help="also print the N most frequent statements per page")
+    parser.add_argument("--top", type=int, default=0, help="also print the N statements that took the most time per page")
     args = parser.parse_args()
 
     instance = Path(args.instance or tempfile.mkdtemp(prefix="ppt-bench-")).resolve()
@@ -96,7 +96,7 @@ def main() -> int:
     for page in load.plan_pages(args):
         client = signed_in(page.user)
         samples, queries, sql, sizes = [], [], [], []
-        frequent = Counter()
+        frequent, spent = Counter(), Counter()
         for n in range(args.requests + 2):
             method, path, form, headers = page.requests[n % len(page.requests)]
             statements.clear()
@@ -111,7 +111,10 @@ def main() -> int:
             queries.append(len(statements))
             sql.append(sum(t for t, _ in statements))
             sizes.append(len(response.get_data()))
-            frequent.update(" ".join(s.split())[:120] for _, s in statements)
+            for t, statement in statements:
+                key = " ".join(statement.split())[:120]
+                frequent[key] += 1
+                spent[key] += t
         size = round(statistics.mean(sizes))
         bare_samples = []
         for _ in range(args.requests):
@@ -122,8 +125,8 @@ def main() -> int:
         bare50 = percentiles(bare_samples)[0]
         print(f"{page.name:38s} {size:7d} {p50:7.1f} {p95:7.1f} {p99:7.1f} {statistics.mean(queries):7.1f} "
               f"{statistics.mean(sql) * 1000:7.1f} {bare50:8.1f} {p50 / bare50:6.1f}", flush=True)
-        for statement, n in frequent.most_common(args.top):
-            print(f"      {n / len(samples):6.1f}/req  {statement}")
+        for statement, t in spent.most_common(args.top):
+            print(f"      {frequent[statement] / len(samples):6.1f}/req {t * 1000 / len(samples):7.1f} ms/req  {statement}")
     print(f"latencies in ms, in-process, one thread; instance: {instance}")
     return 0
 

@@ -1,7 +1,29 @@
-"""Shared column helpers."""
+"""Shared column and query helpers."""
 from datetime import datetime, timezone
+
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 
 def utcnow() -> datetime:
     """Aware UTC now; every stored time is UTC (SPEC §1)."""
     return datetime.now(timezone.utc)
+
+
+class rare(FunctionElement):
+    """A condition few rows meet although its column has few values, such as the open statuses among
+    ten years of done ones. SQLite's statistics know only the average rows per value, so there it is
+    wrapped in unlikely() and the planner takes the status index instead of reading the table.
+    PostgreSQL keeps the real frequencies: there it is the plain condition."""
+    name = "rare"  # typeless: a Boolean type would make SQLite's WHERE read "unlikely(...) = 1"
+    inherit_cache = True
+
+
+@compiles(rare)
+def _rare(element, compiler, **kw) -> str:
+    return f"({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(rare, "sqlite")
+def _rare_sqlite(element, compiler, **kw) -> str:
+    return f"unlikely({compiler.process(element.clauses, **kw)})"
