@@ -28,7 +28,7 @@ def create_app(config: dict | None = None) -> Flask:
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
     from . import i18n, models, queue, security, web  # noqa: F401  (models registers tables)
-    from .extensions import babel, csrf, db, htmx, login_manager, migrate
+    from .extensions import csrf, db, htmx, login_manager, migrate
 
     db.init_app(app)
     # Configure the ORM's mappers now, not on first use. The worker forks an RQ work horse per job
@@ -45,8 +45,7 @@ def create_app(config: dict | None = None) -> Flask:
                      render_as_batch=True)
     csrf.init_app(app)
     htmx.init_app(app)
-    i18n.init_app(app)
-    babel.init_app(app, locale_selector=i18n.select_locale, timezone_selector=lambda: "Europe/Oslo")
+    i18n.init_app(app)  # Flask-Babel too
     login_manager.init_app(app)
     security.init_app(app)
 

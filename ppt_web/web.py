@@ -127,6 +127,6 @@ def init_app(app: Flask) -> None:
 
     @app.context_processor
     def labels():
-        from . import labels
+        from .i18n import labels
 
-        return {name.lower(): value for name, value in vars(labels).items() if name.endswith("_LABELS")}
+        return labels()

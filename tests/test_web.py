@@ -84,6 +84,30 @@ def test_nynorsk_by_default_and_bokmal_or_english_per_user(app, login_as):
     assert "Velkommen" in client.get("/").get_data(as_text=True)
 
 
+def test_each_user_reads_labels_and_texts_in_their_own_language(app):
+    """Translations are looked up once per request and labels once per language (i18n.catalog,
+    i18n.labels): one user's English never reaches another's Nynorsk page in the same process,
+    and force_locale (the notification mails) renders its own language inside a request."""
+    english, nynorsk = app.test_client(), app.test_client()
+    sign_in(english, "konsulent")
+    english.post("/profile", data={"locale": "en"})
+    sign_in(nynorsk, "leiar")
+    for _ in range(2):  # each language served from the caches the other just filled
+        en = english.get("/archive-log/").get_data(as_text=True)
+        nn = nynorsk.get("/archive-log/").get_data(as_text=True)
+        assert "In progress" in en and "Archive log" in en and "Under arbeid" not in en
+        assert "Under arbeid" in nn and "In progress" not in nn
+    from flask import render_template_string
+    from flask_babel import force_locale
+
+    page = '{{ _("In progress") }} / {{ job_status_labels.done }}'
+    with app.test_request_context():
+        assert render_template_string(page) == "Under arbeid / Utført"
+        with force_locale("en"):
+            assert render_template_string(page) == "In progress / Done"
+        assert render_template_string(page) == "Under arbeid / Utført"
+
+
 def test_every_string_is_translated_to_nynorsk_and_bokmal(tmp_path):
     """A new user-facing string without nn and nb translations fails the build."""
     pot = tmp_path / "messages.pot"
