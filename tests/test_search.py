@@ -1,6 +1,8 @@
 """Live search: scoped to the actor, paged, and national ids travel in POST bodies only."""
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 from ppt_web.search import service as search
 
 from . import builders
@@ -64,3 +66,27 @@ def test_a_common_word_shows_a_capped_count_and_still_pages(ctx, monkeypatch):
     assert len(search.search(user("konsulent"), "mange", page=2).clients.items) == 5
     few = search.search(user("konsulent"), "pia0")
     assert few.count_text(few.clients) == "10"
+
+
+def test_a_common_word_in_post_titles_finds_the_same_posts_newest_first(ctx, monkeypatch):
+    """Past the cap, search walks the posts newest first instead of sorting every match: the same
+    posts, in the same order (document date, then newest registered), within the same scope."""
+    mine = builders.case("radgjevar1", title="Eigen sak")
+    theirs = builders.case("radgjevar2", title="Annan sak")
+    made = [builders.post(mine if n % 2 else theirs, title=f"Tilvising {n}",
+                          document_date=date(2020, 1, 1) + timedelta(days=n % 3)) for n in range(8)]
+    builders.post(mine, title="Svar på tilvising")  # the word, but not at the start of the title
+    builders.post(mine, title="Tilvisning")  # a different word
+
+    def found(who: str, cap: int) -> tuple[list[int], str]:
+        monkeypatch.setattr(search, "COUNT_CAP", cap)
+        result = search.search(user(who), "tilvising")
+        return [p.id for p in result.posts.items], result.count_text(result.posts)
+
+    newest_first = sorted(made, key=lambda p: (p.document_date, p.id), reverse=True)
+    everyone = [p.id for p in newest_first]
+    own = [p.id for p in newest_first if p.case_id == mine.id]
+    assert found("konsulent", 500) == (everyone, "8")
+    assert found("konsulent", 3) == (everyone, "3+")
+    assert found("radgjevar1", 500) == (own, "4")
+    assert found("radgjevar1", 2) == (own, "2+")

@@ -208,7 +208,13 @@ class JournalPost(db.Model):
     __table_args__ = (
         UniqueConstraint("case_id", "seq"),
         Index("ix_journal_post_case_date", "case_id", "document_date"),
-        Index("ix_journal_post_date_id", "document_date", "id"),  # search: newest posts first
+        # Search walks this, newest posts first, when a word is common. PostgreSQL reads a plain
+        # index backwards as DESC NULLS FIRST, so there its order is spelt out; SQLite sorts NULL
+        # lowest, which is that order already (and has no NULLS LAST in CREATE INDEX). Alembic's
+        # autogenerate reflects the PostgreSQL one as expressions and proposes to recreate it: drop
+        # that from generated migrations (0007 made it).
+        Index("ix_journal_post_date_id", "document_date", "id",
+              postgresql_ops={"document_date": "DESC NULLS LAST", "id": "DESC"}),
         Index("ix_journal_post_outstanding", "post_type", "written_off_at"),
         Index("ix_journal_post_status", "status"),
     )
