@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from flask import Flask, g
+from jinja2 import pass_context
+from markupsafe import Markup
 from flask_babel import get_locale, get_translations
 from flask_login import current_user
 
@@ -32,6 +34,22 @@ def catalog():
     if kept is None or kept[0] is not locale:
         kept = g._ppt_catalog = (locale, get_translations())
     return kept[1]
+
+
+def template_context() -> dict:
+    """For each render: the labels, and `_()` bound to this language's catalog, so that a row of a
+    long list does not look the catalog up again for each string. Jinja's own newstyle gettext
+    otherwise: Markup when autoescaping, and always a format string."""
+    translations = catalog()
+
+    @pass_context
+    def gettext(context, string: str, **variables) -> str:
+        text = translations.ugettext(string)
+        if context.eval_ctx.autoescape:
+            text = Markup(text)
+        return text % variables
+
+    return {"gettext": gettext, **labels()}
 
 
 _labels: dict[str, dict] = {}

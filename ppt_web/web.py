@@ -126,7 +126,7 @@ def init_app(app: Flask) -> None:
         return {"today": datetime.now(OSLO).date()}
 
     @app.context_processor
-    def labels():
-        from .i18n import labels
+    def translations():
+        from .i18n import template_context
 
-        return labels()
+        return template_context()
