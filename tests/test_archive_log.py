@@ -1,6 +1,9 @@
 """The archive log page: failed first, filters, paging, live partial, retry, bulk retry, delete."""
 from __future__ import annotations
 
+import re
+from datetime import date, timedelta
+
 from sqlalchemy import select
 
 from ppt_web.extensions import db
@@ -69,6 +72,29 @@ def test_paging_by_id(app, login_as):
     before = re.search(r"before=(\d+)", first).group(1)
     second = client.get(f"/archive-log/?before={before}").get_data(as_text=True)
     assert second.count('class="job ') == 5
+
+
+def test_a_date_filter_lists_by_finalized_date_and_pages_without_gaps(app, login_as):
+    """With a date filter the newest finalized come first (then the newest id); "Older" goes on from
+    the last row, also past several jobs of one day, and a job outside the dates never shows."""
+    ids = _jobs(app, 56)
+    with app.app_context():
+        for n, job_id in enumerate(ids):  # dates against the id order, four jobs a day
+            db.session.get(ArchiveJob, job_id).finalized_on = date(2024, 3, 1) + timedelta(days=(55 - n) // 4)
+        db.session.get(ArchiveJob, ids[0]).finalized_on = date(2024, 5, 1)  # outside the filter
+        db.session.commit()
+        expected = [job.id for job in sorted((db.session.get(ArchiveJob, i) for i in ids[1:]),
+                                             key=lambda job: (job.finalized_on, job.id), reverse=True)]
+    client = login_as("konsulent")
+    url = "/archive-log/?date_from=2024-03-01&date_to=2024-04-30"
+    shown, page = [], client.get(url).get_data(as_text=True)
+    while True:
+        shown += [int(i) for i in re.findall(r'<tr id="job-(\d+)"', page)]
+        more = re.search(r'href="([^"]*before=\d+[^"]*)"', page)
+        if not more:
+            break
+        page = client.get(more.group(1).replace("&amp;", "&")).get_data(as_text=True)
+    assert shown == expected and len(shown) == 55
 
 
 def test_retry_once_even_when_clicked_twice(app, login_as):

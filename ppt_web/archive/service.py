@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from rq.timeouts import BaseTimeoutException
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, tuple_, update
 
 from .. import claims
 from ..activity import service as activity
@@ -23,7 +23,7 @@ from ..auth.access import require
 from ..errors import Conflict, Invalid, NotFound
 from ..extensions import db
 from ..models import ArchiveJob, ArchiveStatus, Client, JobStatus, User
-from ..models.base import utcnow
+from ..models.base import unindexed, utcnow
 from . import transports
 from .transports.files import FileMissing
 from .message import MessageInvalid, build
@@ -257,26 +257,29 @@ class LogFilter:
     date_to: date | None = None
     client: str = ""  # a client's name (prefix)
 
-    def clauses(self) -> list:
+    def clauses(self, by_failed: bool = False) -> list:
+        """The filter's conditions. by_failed: for the failed jobs' queries, which should read the
+        index of the (few) failed jobs, not every job of a common name or of a month."""
+        col = unindexed if by_failed else (lambda column: column)
         if self.status == "deleted":  # the soft-deleted jobs, to look at or restore
             out = [ArchiveJob.deleted_at.is_not(None)]
         else:
             out = [ArchiveJob.deleted_at.is_(None)]
         if self.status in (JobStatus.NEW, JobStatus.IN_PROGRESS, JobStatus.DONE):
-            out.append(ArchiveJob.job_status == self.status)
+            out.append(col(ArchiveJob.job_status) == self.status)
         elif self.status in (ArchiveStatus.FAILED, ArchiveStatus.ARCHIVED):
             out.append(ArchiveJob.archive_status == self.status)
         if self.event in OPERATION_NAMES:
-            out.append(ArchiveJob.event == self.event)
+            out.append(col(ArchiveJob.event) == self.event)
         if self.date_from:
-            out.append(ArchiveJob.finalized_on >= self.date_from)
+            out.append(col(ArchiveJob.finalized_on) >= self.date_from)
         if self.date_to:
-            out.append(ArchiveJob.finalized_on <= self.date_to)
+            out.append(col(ArchiveJob.finalized_on) <= self.date_to)
         text = "".join(c for c in self.client if not c.isdigit()).strip().lower()  # names only: no ids here
         if text:
             ids = select(Client.id).where(or_(and_(Client.name_lower >= text, Client.name_lower < text + "\uffff"),
                                               and_(Client.family_lower >= text, Client.family_lower < text + "\uffff")))
-            out.append(ArchiveJob.client_id.in_(ids))
+            out.append(col(ArchiveJob.client_id).in_(ids))
         return out
 
 
@@ -285,15 +288,24 @@ PAGE = 50
 
 def log_page(flt: LogFilter, before_id: int | None = None) -> dict:
     """Failed jobs always on top (all of them, whatever their date), then the rest newest first,
-    paged by id so that page 1000 costs what page 1 costs."""
-    base = flt.clauses()
+    paged by keyset so that page 1000 costs what page 1 costs.
+
+    Newest first is by id; with a date filter it is by finalized date, then id: that order walks
+    the date index and stops after a page, where ordering a month of jobs by id sorted them all.
+    The "Older" link carries the last job's id either way (its date is looked up)."""
     failed = [] if before_id else list(db.session.scalars(
-        select(ArchiveJob).where(*base, ArchiveJob.archive_status == ArchiveStatus.FAILED)
+        select(ArchiveJob).where(*flt.clauses(by_failed=True), ArchiveJob.archive_status == ArchiveStatus.FAILED)
         .order_by(ArchiveJob.id.desc()).limit(500)))
-    rest_q = select(ArchiveJob).where(*base, ArchiveJob.archive_status != ArchiveStatus.FAILED)
+    rest_q = select(ArchiveJob).where(*flt.clauses(), ArchiveJob.archive_status != ArchiveStatus.FAILED)
+    dated = flt.date_from is not None or flt.date_to is not None
     if before_id:
-        rest_q = rest_q.where(ArchiveJob.id < before_id)
-    rest = list(db.session.scalars(rest_q.order_by(ArchiveJob.id.desc()).limit(PAGE + 1)))
+        day = db.session.scalar(select(ArchiveJob.finalized_on).where(ArchiveJob.id == before_id)) if dated else None
+        if day is not None:
+            rest_q = rest_q.where(tuple_(ArchiveJob.finalized_on, ArchiveJob.id) < tuple_(day, before_id))
+        else:
+            rest_q = rest_q.where(ArchiveJob.id < before_id)
+    order = (ArchiveJob.finalized_on.desc(), ArchiveJob.id.desc()) if dated else (ArchiveJob.id.desc(),)
+    rest = list(db.session.scalars(rest_q.order_by(*order).limit(PAGE + 1)))
     more = len(rest) > PAGE
     rest = rest[:PAGE]
     return {"failed": failed, "rows": rest, "next_before": rest[-1].id if more else None}
@@ -301,7 +313,7 @@ def log_page(flt: LogFilter, before_id: int | None = None) -> dict:
 
 def count_failed(flt: LogFilter) -> int:
     return db.session.scalar(select(func.count()).select_from(ArchiveJob)
-                             .where(*flt.clauses(), ArchiveJob.job_status == JobStatus.DONE,
+                             .where(*flt.clauses(by_failed=True), unindexed(ArchiveJob.job_status) == JobStatus.DONE,
                                     ArchiveJob.archive_status == ArchiveStatus.FAILED))
 
 

@@ -27,3 +27,25 @@ def _rare(element, compiler, **kw) -> str:
 @compiles(rare, "sqlite")
 def _rare_sqlite(element, compiler, **kw) -> str:
     return f"unlikely({compiler.process(element.clauses, **kw)})"
+
+
+class unindexed(FunctionElement):
+    """A column that SQLite's planner must not look up by its index here (SQLite's unary +), so that
+    it takes the index of a condition it believes less selective, such as the few failed jobs among
+    the jobs of a common family name. PostgreSQL weighs its real statistics: the plain column."""
+    name = "unindexed"
+    inherit_cache = True
+
+    def __init__(self, column):
+        super().__init__(column)
+        self.type = column.type
+
+
+@compiles(unindexed)
+def _unindexed(element, compiler, **kw) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(unindexed, "sqlite")
+def _unindexed_sqlite(element, compiler, **kw) -> str:
+    return f"+{compiler.process(element.clauses, **kw)}"
