@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from flask import Flask, g
-from jinja2 import pass_context
-from markupsafe import Markup
 from flask_babel import get_locale, get_translations
 from flask_login import current_user
+from jinja2 import pass_context
+from markupsafe import Markup
 
 SOURCE = Path(__file__).resolve().parent / "translations"
 OSLO = ZoneInfo("Europe/Oslo")
