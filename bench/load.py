@@ -38,6 +38,9 @@ import urllib.parse
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+from common import RssSampler, pct  # noqa: E402  (bench/, beside this file)
+
 PASSWORD = "demo-passord"
 HOST = "127.0.0.1"
 
@@ -143,14 +146,6 @@ class Services:
                                         str(ROOT / "bench"), "load:bare_app()"], env=bare_env, log="gunicorn-bare.log")
         wait_http(self.app_port, "/login", self.workdir / "gunicorn-app.log")
         wait_http(self.bare_port, "/1000", self.workdir / "gunicorn-bare.log")
-
-    def workers(self, master: subprocess.Popen) -> list:
-        import psutil
-
-        try:
-            return psutil.Process(master.pid).children()
-        except psutil.NoSuchProcess:
-            return []
 
     def stop(self) -> None:
         for proc in reversed(self.procs):
@@ -407,36 +402,9 @@ def run_python(port: int, reqs, seconds: float, users: int, workdir: Path) -> di
     for t in threads:
         t.join(seconds + 30)
     took = time.monotonic() - started
-    ms = sorted(x * 1000 for x in latencies) or [0.0]
-    pick = lambda q: ms[min(len(ms) - 1, int(q * len(ms)))]
+    ms = [x * 1000 for x in latencies] or [0.0]
     return {"requests": len(latencies), "rps": len(latencies) / took, "errors": errors[0],
-            "p50": pick(.5), "p95": pick(.95), "p99": pick(.99)}
-
-
-class RssSampler(threading.Thread):
-    """Peak RSS of each worker of a gunicorn master while a run lasts."""
-
-    def __init__(self, services: Services, master):
-        super().__init__(daemon=True)
-        self.services, self.master = services, master
-        self.peak: dict[int, int] = {}
-        self.stop_event = threading.Event()
-
-    def run(self):
-        import psutil
-
-        while not self.stop_event.wait(0.1):
-            for proc in self.services.workers(self.master):
-                try:
-                    rss = proc.memory_info().rss
-                except psutil.NoSuchProcess:
-                    continue
-                self.peak[proc.pid] = max(self.peak.get(proc.pid, 0), rss)
-
-    def result(self) -> list[float]:
-        self.stop_event.set()
-        self.join(2)
-        return [round(v / 2**20, 1) for _, v in sorted(self.peak.items())]
+            "p50": pct(ms, .5), "p95": pct(ms, .95), "p99": pct(ms, .99)}
 
 
 def loadavg() -> str:
@@ -489,10 +457,12 @@ def main(argv=None) -> int:
                 browsers[page.user].sign_in(page.user)
             reqs, size = prepare(page, browsers[page.user])
             load_before = loadavg()
-            sampler = RssSampler(services, services.app_master)
+            sampler = RssSampler([services.app_master.pid])  # the master's children: the web workers
             sampler.start()
             measured = drive(services.app_port, reqs, args.seconds, args.users, workdir)
-            rss = sampler.result()
+            sampler.stop()
+            rss = [round(peak / 2**20, 1) for _, (peak, *_) in
+                   sorted(sampler.memory[services.app_master.pid].children.items())]
             bare = None
             if not args.no_bare:
                 bare = drive(services.bare_port, [("GET", f"/{size}", None, {})], args.seconds, args.users, workdir)

@@ -26,9 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def percentiles(samples: list[float]) -> tuple[float, float, float]:
-    ms = sorted(s * 1000 for s in samples)
-    pick = lambda q: ms[min(len(ms) - 1, int(q * len(ms)))]
-    return pick(.50), pick(.95), pick(.99)
+    from common import pct
+
+    ms = [s * 1000 for s in samples]
+    return pct(ms, .50), pct(ms, .95), pct(ms, .99)
 
 
 def main() -> int:
