@@ -96,9 +96,24 @@ def defaults(instance_path: str) -> dict:
         "PPT_ARCHIVE_ALERT_MINUTES": 120,
         "PPT_ARCHIVE_IMMEDIATE": True,
         "PPT_SWEEP_SECONDS": 60,
+        # Fiks Arkiv settings the message builder takes from the case system (arkivdel, fagsystem, ...):
+        # a dict; None uses the built-in defaults of ppt_web/archive/message.py.
+        "PPT_ARCHIVE_SETTINGS": None,
+        # The KS Fiks Arkiv XSDs and code lists to validate against; None uses the copy in the package.
+        "PPT_STANDARDS_DIR": None,
+        # Inbound mail: "folder" (a folder standing in for SvarInn) or "svarinn" (the KS service).
         "PPT_INBOUND_BACKEND": "folder",
-        "PPT_OUTBOUND_BACKEND": "folder",
         "PPT_SVARINN_DIR": str(inst / "svarinn"),
+        "PPT_SVARINN_URL": None,
+        "PPT_SVARINN_USER": None,
+        "PPT_SVARINN_PASSWORD": None,
+        "PPT_SVARINN_KEY": None,  # path of the PEM private key that opens SvarInn's encrypted files
+        # Outbound letters: "folder" (a folder standing in for SvarUt) or "svarut" (KS SvarUt REST v3).
+        "PPT_OUTBOUND_BACKEND": "folder",
+        "PPT_SVARUT_URL": None,
+        "PPT_SVARUT_KONTO": None,
+        "PPT_SVARUT_INTEGRATION_ID": None,
+        "PPT_SVARUT_INTEGRATION_PASSWORD": None,
         # Post registration (SPEC §5): how often the sync folder and the inbound mail are looked at, how
         # long a scan must stay unchanged before it is read, and how long a file that does not yet read
         # as a whole PDF is waited for before it is reported (quarantined) as never completed.
@@ -137,11 +152,11 @@ def defaults(instance_path: str) -> dict:
         # Reverse proxies in front of the app whose X-Forwarded-For/-Proto/-Host are believed (nginx: 1).
         # 0 believes none, so a client cannot claim https or another address by sending the headers.
         "PPT_TRUSTED_PROXIES": 0,
+        "PPT_SESSION_HOURS": 12,  # a session ends this long after sign-in, whatever the activity
         "PPT_LOGIN_MAX_FAILURES": 5,
         "PPT_LOGIN_LOCKOUT_SECONDS": 15 * 60,
         "PPT_QUEUE_NAME": "ppt",
         "PPT_MAX_UPLOAD_BYTES": 50 * 1024 * 1024,
-        "PPT_ACTIVITY_PAGE_SIZE": 50,
         # Sessions and CSRF (STYLE.md rule 7).
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
@@ -151,7 +166,6 @@ def defaults(instance_path: str) -> dict:
         "WTF_CSRF_SSL_STRICT": True,
         "BABEL_DEFAULT_LOCALE": "nn",
         "BABEL_DEFAULT_TIMEZONE": "Europe/Oslo",
-        "PPT_LANGUAGES": ["nn", "nb", "en"],
     }
 
 

@@ -233,6 +233,9 @@ def configure(log_format: str | None = None, level: str | int | None = None) -> 
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     root.addHandler(handler)
     root.setLevel(level)
+    # A library's warning (a DeprecationWarning at import, say) is a log record like any other: in the
+    # chosen format, masked, on the "py.warnings" logger; printed raw, it would break a JSON log.
+    logging.captureWarnings(True)
     # alembic's fileConfig disables every logger that existed before it ran: bring them back.
     for logger in list(logging.root.manager.loggerDict.values()):
         if isinstance(logger, logging.Logger) and logger.disabled:
