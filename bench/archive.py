@@ -289,7 +289,7 @@ def drain_run(run: Run, instance: Path, redis, db_url: str | None, http_url: str
     import psutil
     from sqlalchemy import func, insert, select
 
-    from ppt_web.archive import service
+    from ppt_web.archive import sending as service
     from ppt_web.cases import posts
     from ppt_web.extensions import db
     from ppt_web.models import ArchiveJob, Case

@@ -20,7 +20,7 @@ executemany, one transaction per batch:
   mostly written off (TE/TO, or BU by a reply);
 - archive jobs: case created, post finalized, post written off, case closed; almost all
   Arkivert (done), `--failed-jobs` failed (most recent, some old), the newest few Ny,
-  a few soft-deleted; messages as archive.service writes them;
+  a few soft-deleted; messages as archive.sending writes them;
 - the post registration inbox: `--open-inbox` items waiting (new, in progress, checked), and
   a history of transferred and rejected items.
 

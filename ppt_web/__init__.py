@@ -49,19 +49,16 @@ def create_app(config: dict | None = None) -> Flask:
     login_manager.init_app(app)
     security.init_app(app)
 
-    from .activity import bp as activity_bp
-    from .archive import bp as archive_bp
-    from .archive import routes as _archive_routes  # noqa: F401  (registers the views)
-    from .admin import bp as admin_bp
-    from .auth import bp as auth_bp
-    from .cases import bp as cases_bp
-    from .clients import bp as clients_bp
-    from .main import bp as main_bp
-    from .dispatch import bp as dispatch_bp
-    from .dispatch import routes as _dispatch_routes  # noqa: F401  (registers the views)
-    from .postreg import bp as postreg_bp
-    from .postreg import routes as _postreg_routes  # noqa: F401  (registers the views)
-    from .search import bp as search_bp
+    from .activity.routes import bp as activity_bp
+    from .admin.routes import bp as admin_bp
+    from .archive.routes import bp as archive_bp
+    from .auth.routes import bp as auth_bp
+    from .cases.routes import bp as cases_bp
+    from .clients.routes import bp as clients_bp
+    from .dispatch.routes import bp as dispatch_bp
+    from .main.routes import bp as main_bp
+    from .postreg.routes import bp as postreg_bp
+    from .search.routes import bp as search_bp
 
     for bp in (auth_bp, main_bp, admin_bp, activity_bp, clients_bp, cases_bp, search_bp, archive_bp, postreg_bp,
                dispatch_bp):

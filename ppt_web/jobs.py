@@ -1,14 +1,26 @@
-"""RQ job functions. Plain importable functions taking ids; nothing runs at import time."""
+"""RQ job functions: plain importable functions taking ids, each run inside an app context.
+
+This module sits above the services it runs: services never import it, they enqueue by name
+(`queue.Job`). Nothing runs at import time."""
 from __future__ import annotations
 
 import os
-import socket
+from collections import Counter
+from collections.abc import Callable
 from functools import wraps
+from typing import TypeVar
 
-from flask import Flask, has_app_context
+from flask import Flask, current_app, has_app_context
+
+from . import create_app, notify
+from .archive import sending
+from .dispatch import service as dispatch
+from .extensions import db
+from .queue import LOCK_SECONDS, only_one
 
 _app: Flask | None = None
 _app_pid: int | None = None
+R = TypeVar("R")
 
 
 def use_app(app: Flask) -> None:
@@ -18,15 +30,13 @@ def use_app(app: Flask) -> None:
 
 
 def _job_app() -> Flask:
-    global _app, _app_pid
     if _app is None:
-        from . import create_app
-
         use_app(create_app())
+    assert _app is not None
     return _app
 
 
-def app_job(func):
+def app_job(func: Callable[..., R]) -> Callable[..., R]:
     """Run a job inside an app context; after a fork, drop the parent's DB connections."""
 
     @wraps(func)
@@ -34,8 +44,6 @@ def app_job(func):
         if has_app_context():
             return func(*args, **kwargs)
         app = _job_app()
-        from .extensions import db
-
         with app.app_context():
             if _app_pid != os.getpid():
                 db.engine.dispose(close=False)  # pooled sockets belong to the parent process
@@ -48,66 +56,39 @@ def app_job(func):
 
 
 @app_job
-def heartbeat(token: str = "") -> str:
-    """Record that a worker ran a job: proves queue, worker and database are wired."""
-    from .extensions import db
-    from .models import WorkerHeartbeat
-    from .models.base import utcnow
-
-    from rq import get_current_job
-
-    job = get_current_job()
-    name = (job.worker_name if job is not None and job.worker_name else None) or socket.gethostname()
-    row = db.session.get(WorkerHeartbeat, name) or WorkerHeartbeat(name=name)
-    row.beat_at, row.token = utcnow(), token
-    db.session.add(row)
-    db.session.commit()
-    return name
+def send_archive_job(job_id: int) -> str:
+    """Send one archive job (claims it first: a duplicate notice does nothing)."""
+    return sending.process(job_id)
 
 
 @app_job
-def dispatch_archive_job(job_id: int) -> str:
-    """Send one archive job (claims it first: a duplicate notification does nothing)."""
-    from .archive import service
-
-    return service.process(job_id)
-
-
-@app_job
-def dispatch_archive_jobs(job_ids: list[int]) -> dict:
+def send_archive_jobs(job_ids: list[int]) -> dict:
     """A batch from the sweep: one forked work horse for many jobs, so a backlog drains fast."""
-    from collections import Counter
-
-    from .archive import service
-
-    return dict(Counter(service.process(job_id) for job_id in job_ids))
+    return dict(Counter(sending.process(job_id) for job_id in job_ids))
 
 
 @app_job
 def archive_sweep() -> dict:
     """Every PPT_SWEEP_SECONDS: expired leases, asynchronous replies, and every due Ny job."""
-    from .archive import service
-
-    return service.sweep()
+    return sending.sweep()
 
 
 @app_job
-def dispatch_send(dispatch_id: int) -> str:
+def send_dispatch(dispatch_id: int) -> str:
     """Send one recipient's shipment now (after the request's commit); the dispatch sweep covers misses."""
-    from .dispatch import service
+    return dispatch.process(dispatch_id)
 
-    return service.process(dispatch_id)
+
+@app_job
+def send_notification_mail(notification_id: int) -> str:
+    """E-mail one notification: the text and a link, never the document itself."""
+    return notify.send_mail(notification_id)
 
 
 def dispatch_sweep() -> dict:
     """Run by a worker thread every PPT_DISPATCH_SECONDS, one process at a time."""
-    from flask import current_app
-
-    from .dispatch import service
-    from .queue import LOCK_SECONDS, only_one
-
     key = f"ppt:{current_app.config['PPT_QUEUE_NAME']}:dispatch-sweep-lock"
     with only_one(key) as conn:
         if conn is None:
             return {"busy": 1}
-        return service.sweep(renew=lambda: conn.expire(key, LOCK_SECONDS))
+        return dispatch.sweep(renew=lambda: conn.expire(key, LOCK_SECONDS))

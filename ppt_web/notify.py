@@ -14,10 +14,10 @@ from email.message import EmailMessage
 from flask import current_app
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
+
 from .extensions import db
-from .jobs import app_job
 from .models import Notification, User
-from .queue import enqueue_after_commit
+from .queue import Job, enqueue_after_commit
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +37,10 @@ def notify(user: User, text, link: str = "") -> Notification:
     db.session.add(row)
     if current_app.config.get("PPT_SMTP_HOST") and user.email:
         db.session.flush()
-        enqueue_after_commit(db.session, send_mail, row.id)
+        enqueue_after_commit(Job.SEND_NOTIFICATION_MAIL, row.id)
     return row
 
 
-@app_job
 def send_mail(notification_id: int) -> str:
     """E-mail one notification: the text and a link, never the document itself."""
     row = db.session.get(Notification, notification_id)

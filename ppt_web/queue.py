@@ -4,16 +4,31 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
+from datetime import timedelta
+from enum import StrEnum
 
 import redis
 from flask import Flask, current_app
 from rq import Queue
 from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
+
+from .extensions import db
 
 log = logging.getLogger(__name__)
 
 PENDING_KEY = "ppt_pending_jobs"
+
+
+class Job(StrEnum):
+    """The worker's jobs, by the import path RQ resolves in the worker. Services enqueue by these names
+    and never import ppt_web.jobs, which sits above them (it runs them)."""
+
+    SEND_ARCHIVE_JOB = "ppt_web.jobs.send_archive_job"
+    SEND_ARCHIVE_JOBS = "ppt_web.jobs.send_archive_jobs"
+    ARCHIVE_SWEEP = "ppt_web.jobs.archive_sweep"
+    SEND_DISPATCH = "ppt_web.jobs.send_dispatch"
+    SEND_NOTIFICATION_MAIL = "ppt_web.jobs.send_notification_mail"
 
 
 def connection(app: Flask | None = None) -> redis.Redis:
@@ -43,8 +58,6 @@ LOCK_SECONDS = 60
 def only_one(key: str):
     """Yield a Redis connection while holding the lock `key` (one holder across processes and hosts),
     or None when another holds it. The holder may renew it (expire); a killed one's lock runs out."""
-    from .extensions import db
-
     conn = connection()
     token = uuid.uuid4().hex
     if not conn.set(key, token, nx=True, ex=LOCK_SECONDS):
@@ -64,16 +77,27 @@ def get_queue(app: Flask | None = None) -> Queue:
     return Queue(app.config["PPT_QUEUE_NAME"], connection=connection(app))
 
 
-def enqueue_after_commit(session: Session, func, *args, **kwargs) -> None:
+def enqueue(job: Job, *args, **kwargs):
+    """Hand a job to Redis now (the sweep, a job that schedules another); kwargs go to RQ."""
+    return get_queue().enqueue(str(job), *args, **kwargs)
+
+
+def enqueue_in(delay: timedelta, job: Job, *args) -> None:
+    """Run a job after a delay (needs a worker started with the scheduler, as worker.py does)."""
+    get_queue().enqueue_in(delay, str(job), *args)
+
+
+def enqueue_after_commit(job: Job, *args, session: Session | scoped_session | None = None) -> None:
     """Hand a job to Redis once the current transaction commits; drop it on rollback.
 
     A failure to reach Redis is logged and harmless: the database row is the unit of work
-    and the periodic sweep finds it again (DESIGN.md §1).
+    and the periodic sweep finds it again (docs/decisions.md, "One transaction per user action").
     """
-    session = session() if callable(session) else session  # a scoped_session gives its Session
-    if session.get_transaction() is None:
-        session.begin()  # so that a rollback() before any SQL still drops the job
-    session.info.setdefault(PENDING_KEY, []).append((func, args, kwargs))
+    given = db.session if session is None else session
+    target = given() if isinstance(given, scoped_session) else given
+    if target.get_transaction() is None:
+        target.begin()  # so that a rollback() before any SQL still drops the job
+    target.info.setdefault(PENDING_KEY, []).append((str(job), args))
 
 
 @event.listens_for(Session, "after_commit")
@@ -89,11 +113,11 @@ def _flush_pending(session: Session) -> None:
     # At the front of the queue, in their own order: what a user just did is sent before the rest of
     # a backlog the sweep queued (its batches wait at the back), so one finalize is not stuck behind
     # thousands of old jobs.
-    for func, args, kwargs in reversed(pending):
+    for job, args in reversed(pending):
         try:
-            queue.enqueue(func, *args, at_front=True, **kwargs)
+            queue.enqueue(job, *args, at_front=True)
         except redis.RedisError as exc:
-            log.warning("could not enqueue %s: %s; left for the sweep", getattr(func, "__name__", func), exc)
+            log.warning("could not enqueue %s: %s; left for the sweep", job, exc)
 
 
 @event.listens_for(Session, "after_soft_rollback")

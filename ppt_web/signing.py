@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
-
 import hashlib
 import io
 import threading
@@ -39,7 +38,7 @@ from pyhanko_certvalidator import ValidationContext
 __all__ = ["SignatureStatus", "SigningError", "load_signer", "make_test_certificate", "sign_pdf", "verify_pdf"]
 
 OSLO = ZoneInfo("Europe/Oslo")
-WINDOW = 1024  # %PDF- must be in the first 1024 bytes (as in files/pdfcheck.py)
+WINDOW = 1024  # %PDF- must be in the first 1024 bytes (as in files/pdfchild.py)
 FIELD_PREFIX = "PPT-signatur-"
 STAMP_TEXT = "Elektronisk signert av %(signer)s\n%(ts)s\nSertifikat: %(cert)s"
 STAMP_STYLE = TextStampStyle(stamp_text=STAMP_TEXT, timestamp_format="%d.%m.%Y kl. %H:%M:%S %Z", border_width=1)

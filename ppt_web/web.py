@@ -12,9 +12,9 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
 from .activity import service as activity
-from .formtools import MAX_ID
 from .errors import DomainError, Forbidden, NotFound
 from .extensions import db
+from .formtools import MAX_ID
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def init_app(app: Flask) -> None:
         )
         context = {"unread_notifications": unread}
         if current_user.can("archive_log"):
-            from .archive.service import alerts
+            from .archive.log import alerts
 
             context["archive_alerts"] = alerts()
         if current_user.can("distribute_mail"):

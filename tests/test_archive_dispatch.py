@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from ppt_web.archive import service as archive
+from ppt_web.archive import actions
+from ppt_web.archive import sending as archive
 from ppt_web.archive.transports.local import LocalArchive
 from ppt_web.cases import posts
 from ppt_web.cases import service as cases
@@ -274,7 +275,7 @@ def test_retry_does_not_overwrite_a_worker_that_holds_the_job(ctx):
     job.job_status, job.archive_status = "new", "failed"  # waiting for its back-off
     db.session.commit()
     assert archive.claim(job.id, "worker-1")  # a worker takes it just now...
-    archive.retry(user("konsulent"), job.id)  # ...as the consultant clicks Prøv på nytt
+    actions.retry(user("konsulent"), job.id)  # ...as the consultant clicks Prøv på nytt
     db.session.refresh(job)
     assert job.job_status == "in_progress" and job.claimed_by == "worker-1"
 

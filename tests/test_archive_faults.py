@@ -13,7 +13,7 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
-from ppt_web.archive import service as archive
+from ppt_web.archive import sending as archive
 from ppt_web.archive.transports.local import LocalArchive
 from ppt_web.cases import posts
 from ppt_web.extensions import db

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from ppt_web.archive import service as archive
+from ppt_web.archive import sending as archive
 from ppt_web.archive.transports.local import LocalArchive
 from ppt_web.extensions import db
 from ppt_web.models import ArchiveJob

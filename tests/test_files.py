@@ -15,9 +15,9 @@ from sqlalchemy import func, select
 
 from ppt_web.errors import Invalid
 from ppt_web.extensions import db
-from ppt_web.files import pdfcheck
+from ppt_web.files import pdfcheck, pdfchild
 from ppt_web.files.pdfcheck import inspect_pdf
-from ppt_web.files.storage import UploadRejected, file_path, orphans, safe_filename, store_upload
+from ppt_web.files.storage import UploadRejected, file_path, safe_filename, store_upload
 from ppt_web.models.files import StoredFile
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(64)
@@ -181,12 +181,12 @@ def test_a_check_that_times_out_or_dies_means_damaged(files, monkeypatch, tmp_pa
 
 def test_child_runs_under_memory_and_cpu_limits(tmp_path):
     """The child lowers its own limits before it parses anything (DESIGN.md §4)."""
-    probe = ("import resource; from ppt_web.files import pdfcheck; pdfcheck.check = lambda path: {"
+    probe = ("import resource; from ppt_web.files import pdfchild; pdfchild.check = lambda path: {"
              "'as': resource.getrlimit(resource.RLIMIT_AS)[0], "
-             "'cpu': resource.getrlimit(resource.RLIMIT_CPU)[0]}; pdfcheck.main(['', 'x'])")
+             "'cpu': resource.getrlimit(resource.RLIMIT_CPU)[0]}; pdfchild.main(['', 'x'])")
     out = subprocess.run([sys.executable, "-c", probe], cwd=pdfcheck.PROJECT_ROOT,
                          capture_output=True, check=True, text=True).stdout
-    assert out.strip() == f'{{"as": {2**30}, "cpu": {pdfcheck.CPU_SECONDS}}}'
+    assert out.strip() == f'{{"as": {2**30}, "cpu": {pdfchild.CPU_SECONDS}}}'
 
 
 @pytest.mark.parametrize("name, expected", [
@@ -229,11 +229,12 @@ def test_file_path_accepts_only_lowercase_sha256(ctx, bad):
         file_path(bad)
 
 
-def test_orphans_lists_files_whose_transaction_failed(files):
-    """A rolled-back upload leaves its file behind; orphans() finds it and nothing committed."""
+def test_a_rolled_back_upload_may_leave_a_file_but_never_a_row(files):
+    """The file is on disk before its row commits: a rollback leaves a file no row names, never the reverse."""
     kept = store(pdf_bytes(1))
     db.session.commit()
     lost = store(pdf_bytes(3))
     db.session.rollback()
-    assert orphans() == [lost.sha256]
-    assert kept.sha256 not in orphans()
+    on_disk = {p.name for p in (Path(current_app.instance_path) / "files").glob("??/??/*")}
+    rows = set(db.session.scalars(select(StoredFile.sha256)))
+    assert on_disk - rows <= {lost.sha256} and kept.sha256 in rows and lost.sha256 not in rows

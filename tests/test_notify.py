@@ -80,7 +80,7 @@ def test_email_says_only_that_there_is_a_notice_with_a_link(app, ctx, smtp_serve
     from ppt_web.queue import get_queue
 
     queue = get_queue()
-    assert [j.func_name for j in queue.jobs] == ["ppt_web.notify.send_mail"]  # handed over after the commit
+    assert [j.func_name for j in queue.jobs] == ["ppt_web.jobs.send_notification_mail"]  # handed over after the commit
     queue.empty()
     assert send_mail(row.id) == "sent"
     (message,) = smtp_server.messages

@@ -1,5 +1,1 @@
-from flask import Blueprint
-
-bp = Blueprint("activity", __name__, url_prefix="/activity-log")
-
-from . import routes  # noqa: E402,F401
+"""The activity log: who did what to which object, append-only."""

@@ -1,11 +1,13 @@
 """The activity log page (permission activity_log)."""
 from datetime import date
 
-from flask import render_template, request
+from flask import Blueprint, render_template, request
 
 from ..auth.access import permission_required
 from ..formtools import id_or_none
-from . import bp, service
+from . import service
+
+bp = Blueprint("activity", __name__, url_prefix="/activity-log")
 
 
 def _date(name: str) -> date | None:

@@ -1,13 +1,15 @@
 """User administration pages; row actions answer htmx with the changed row."""
-from flask import flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
 from ..auth.access import permission_required
 from ..errors import Conflict, Invalid
 from ..formtools import apply_error
-from . import bp, service
+from . import service
 from .forms import GroupForm, UserCreateForm, UserEditForm
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 
 def _actor():

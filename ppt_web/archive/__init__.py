@@ -1,4 +1,1 @@
-"""Archive dispatch (Fiks Arkiv): the outbox hooks, the worker's dispatch, the archive log."""
-from flask import Blueprint
-
-bp = Blueprint("archive", __name__, url_prefix="/archive-log")
+"""The archive: outbox hooks, Fiks Arkiv messages, transports, the worker's sending, the archive log."""

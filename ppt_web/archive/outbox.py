@@ -12,10 +12,11 @@ from flask import current_app
 from sqlalchemy import select
 
 from ..extensions import db
-from .message import EVENTS
 from ..models import ArchiveJob, Case, JournalPost, MetadataCorrection
 from ..models.base import utcnow
 from ..models.domain import LOCKED_STATUSES
+from ..queue import Job, enqueue_after_commit
+from .message import EVENTS
 
 
 def case_is_linked(case: Case) -> bool:
@@ -29,9 +30,6 @@ def post_is_archived(post: JournalPost) -> bool:
 
 def _add(event: str, case: Case, post: JournalPost | None = None,
          correction: MetadataCorrection | None = None) -> ArchiveJob:
-    from ..jobs import dispatch_archive_job
-    from ..queue import enqueue_after_commit
-
     db.session.flush()
     if event != "case_created" and not db.session.scalar(
             select(ArchiveJob.id).where(ArchiveJob.case_id == case.id, ArchiveJob.event == "case_created",
@@ -46,7 +44,7 @@ def _add(event: str, case: Case, post: JournalPost | None = None,
     db.session.add(job)
     db.session.flush()
     if immediate:
-        enqueue_after_commit(db.session, dispatch_archive_job, job.id)
+        enqueue_after_commit(Job.SEND_ARCHIVE_JOB, job.id)
     return job
 
 

@@ -1,7 +1,7 @@
 """The archive log (arkivlogg): live, failed first, filters, retry, bulk retry, delete."""
 from datetime import date
 
-from flask import flash, render_template, request, url_for
+from flask import Blueprint, flash, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -9,7 +9,10 @@ from ..auth.access import permission_required
 from ..cases import scope
 from ..errors import Invalid
 from ..formtools import go, id_or_none
-from . import bp, service
+from . import actions
+from . import log as archive_log
+
+bp = Blueprint("archive", __name__, url_prefix="/archive-log")
 
 
 def _actor():
@@ -23,13 +26,13 @@ def _date(name: str) -> date | None:
         return None
 
 
-def _filter() -> service.LogFilter:
-    return service.LogFilter(status=request.values.get("status", "")[:20], event=request.values.get("event", "")[:30],
+def _filter() -> archive_log.LogFilter:
+    return archive_log.LogFilter(status=request.values.get("status", "")[:20], event=request.values.get("event", "")[:30],
                              date_from=_date("date_from"), date_to=_date("date_to"),
                              client=request.values.get("client", "")[:80])
 
 
-def _filter_args(flt: service.LogFilter) -> dict:
+def _filter_args(flt: archive_log.LogFilter) -> dict:
     return {k: v for k, v in {"status": flt.status, "event": flt.event, "client": flt.client,
                               "date_from": flt.date_from.isoformat() if flt.date_from else "",
                               "date_to": flt.date_to.isoformat() if flt.date_to else ""}.items() if v}
@@ -40,9 +43,9 @@ def _filter_args(flt: service.LogFilter) -> dict:
 def log():
     flt = _filter()
     before = id_or_none(request.args.get("before"))
-    page = service.log_page(flt, before)
+    page = archive_log.log_page(flt, before)
     context = {"page": page, "flt": flt, "before": before, "args": _filter_args(flt),
-               "failed_count": service.count_failed(flt), "can_retry": current_user.can("archive_retry"),
+               "failed_count": archive_log.count_failed(flt), "can_retry": current_user.can("archive_retry"),
                "can_delete": current_user.can("archive_delete")}
     if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "archive-rows":
         return render_template("archive/_rows.html", **context)
@@ -52,7 +55,7 @@ def log():
 @bp.route("/<int:job_id>/retry", methods=["POST"])
 @permission_required("archive_retry")
 def retry(job_id: int):
-    job = service.retry(_actor(), job_id)
+    job = actions.retry(_actor(), job_id)
     if request.headers.get("HX-Request"):
         return render_template("archive/_row.html", job=job, can_retry=True,
                                can_delete=current_user.can("archive_delete"))
@@ -64,8 +67,8 @@ def retry(job_id: int):
 def retry_all():
     flt = _filter()
     if request.form.get("confirm") != "1":
-        return render_template("archive/_confirm_retry.html", count=service.count_failed(flt), args=_filter_args(flt))
-    count = service.bulk_retry(_actor(), flt)
+        return render_template("archive/_confirm_retry.html", count=archive_log.count_failed(flt), args=_filter_args(flt))
+    count = actions.bulk_retry(_actor(), flt)
     flash(_("%(n)s failed jobs were set back to New.", n=count), "success")
     return go(url_for("archive.log", **_filter_args(flt)))
 
@@ -73,24 +76,24 @@ def retry_all():
 @bp.route("/<int:job_id>/delete", methods=["GET", "POST"])
 @permission_required("archive_delete")
 def delete(job_id: int):
-    job = service.get(job_id)
+    job = actions.get(job_id)
     error = None
     if request.method == "POST":
         try:
-            service.delete(_actor(), job_id, request.form.get("reason", ""), request.form.get("confirmation", ""))
+            actions.delete(_actor(), job_id, request.form.get("reason", ""), request.form.get("confirmation", ""))
         except Invalid as exc:
             error = str(exc.message)
         else:
             flash(_("The archive job was deleted. The activity log keeps its full content."), "success")
             return go(url_for("archive.log"))
-    return render_template("archive/delete.html", job=job, error=error, word=service.DELETE_WORD), \
+    return render_template("archive/delete.html", job=job, error=error, word=actions.DELETE_WORD), \
         (422 if error else 200)
 
 
 @bp.route("/<int:job_id>/restore", methods=["POST"])
 @permission_required("archive_delete")
 def restore(job_id: int):
-    service.restore(_actor(), job_id)
+    actions.restore(_actor(), job_id)
     flash(_("The archive job is restored."), "success")
     return go(url_for("archive.log"))
 
@@ -100,5 +103,5 @@ def restore(job_id: int):
 def case_copy(case_id: int):
     """Read-only: what the archive holds for a case and its posts, from the local archive."""
     case = scope.case(_actor(), case_id)
-    held = service.archive_copy(case)
+    held = archive_log.archive_copy(case)
     return render_template("archive/case_copy.html", case=case, held=held)

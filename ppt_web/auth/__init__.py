@@ -1,5 +1,1 @@
-from flask import Blueprint
-
-bp = Blueprint("auth", __name__)
-
-from . import routes  # noqa: E402,F401
+"""Sign-in, sessions, lockout, and who may do what (permissions and access scope)."""

@@ -1,13 +1,15 @@
 """Sign-in, sign-out and the user's own language choice."""
-from flask import flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
 from ..activity import service as activity
 from ..extensions import db
-from . import bp, service
+from . import service
 from .access import public
 from .forms import ProfileForm, SignInForm
+
+bp = Blueprint("auth", __name__)
 
 
 def _safe_next(target: str | None) -> str:

@@ -1,5 +1,1 @@
-from flask import Blueprint
-
-bp = Blueprint("cases", __name__)
-
-from . import routes  # noqa: E402,F401
+"""Cases and their journal posts: registration, finalize, approval, write-off, closing."""

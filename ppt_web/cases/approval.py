@@ -19,15 +19,11 @@ from ..activity import service as activity
 from ..auth.access import require
 from ..errors import Conflict, Forbidden, Invalid
 from ..extensions import db
-from ..models import (CaseCategory, JournalPost, PostEvent, PostSignature, PostStatus, PostType, User)
+from ..models import JournalPost, PostEvent, PostSignature, PostStatus, PostType, User
 from ..models.base import utcnow
 from ..notify import link, notify
 from . import posts, scope
-
-
-def needs_approval(post: JournalPost) -> bool:
-    """Expert assessments go out only after a leader's approval (the routine); other letters may."""
-    return post.post_type == PostType.U and post.case.category == CaseCategory.EXPERT_ASSESSMENT
+from .posts import needs_approval
 
 
 def event(post: JournalPost, actor: User | None, kind: str, comment: str = "", to_user: User | None = None,

@@ -15,11 +15,23 @@ from ..archive import outbox
 from ..auth.access import require
 from ..errors import Conflict, Invalid
 from ..extensions import db
-from ..models import (Case, CaseStatus, Correspondent, Document, JournalPost, MetadataCorrection, Organisation,
-                      PostStatus, PostType, User)
+from ..files.storage import discard_unreferenced
+from ..models import (
+    Case,
+    CaseCategory,
+    CaseStatus,
+    Correspondent,
+    Document,
+    JournalPost,
+    MetadataCorrection,
+    Organisation,
+    PostStatus,
+    PostType,
+    User,
+)
 from ..models.base import utcnow
 from ..models.domain import DEFAULT_LEGAL_BASIS, WRITE_OFF_METHODS
-from ..files.storage import discard_unreferenced
+from ..postreg.inbox import return_to_inbox
 from . import scope
 
 
@@ -238,11 +250,14 @@ def delete_post(actor: User, post_id: int, reason: str) -> None:
         raise Conflict(_l("The post is the reply that writes off another post and cannot be deleted."))
     activity.record("post_deleted", actor=actor, object_type="journal_post", object_id=post.id,
                     before={**snapshot(post), "number": post.number}, detail=reason)
-    from ..postreg.service import return_to_inbox
-
     return_to_inbox(actor, post)  # mail filed to the wrong client goes back to the inbox, not away
     db.session.delete(post)
     db.session.commit()
+
+
+def needs_approval(post: JournalPost) -> bool:
+    """Expert assessments go out only after a leader's approval (the routine); other letters may."""
+    return post.post_type == PostType.U and post.case.category == CaseCategory.EXPERT_ASSESSMENT
 
 
 def missing_for_finalize(post: JournalPost) -> list[str]:
@@ -264,8 +279,6 @@ def finalize(actor: User, post_id: int, *, commit: bool = True) -> JournalPost:
     require(actor, "journal", object_type="journal_post", object_id=post.id)
     if post.status == PostStatus.AWAITING_APPROVAL:
         raise Conflict(_l("The post is waiting for approval; the approver finalizes it."))
-    from .approval import needs_approval
-
     if needs_approval(post):
         raise Conflict(_l("An expert assessment is finalized by the leader who approves it: send it to approval."))
     finalize_post(actor, post)

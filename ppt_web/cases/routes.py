@@ -1,5 +1,5 @@
 """Cases, journal posts, documents, write-off, the outstanding list and the worklist."""
-from flask import abort, flash, render_template, request, send_file, url_for
+from flask import Blueprint, abort, flash, render_template, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -10,9 +10,18 @@ from ..files.storage import file_path
 from ..formtools import apply_error, choices, form_status, go, id_or_none
 from ..labels import CATEGORY_LABELS, KIND_LABELS, POST_TYPE_LABELS, WRITE_OFF_LABELS
 from ..models import AccessGroup, CaseCategory, CaseKind, PostType
-from . import approval, bp, posts, scope, service
-from .forms import (ApprovalDecisionForm, ApprovalRequestForm, CaseForm, CorrectionForm, DeleteForm, PostForm,
-                    WriteOffForm)
+from . import approval, posts, scope, service
+from .forms import (
+    ApprovalDecisionForm,
+    ApprovalRequestForm,
+    CaseForm,
+    CorrectionForm,
+    DeleteForm,
+    PostForm,
+    WriteOffForm,
+)
+
+bp = Blueprint("cases", __name__)
 
 
 def _actor():
@@ -22,8 +31,9 @@ def _actor():
 # --- cases -------------------------------------------------------------------------------
 
 def _case_form(form: CaseForm) -> CaseForm:
-    from ..extensions import db
     from sqlalchemy import select
+
+    from ..extensions import db
 
     form.kind.choices = [(k.value, KIND_LABELS[k.value]) for k in CaseKind]
     form.category.choices = [("", "")] + [(c.value, CATEGORY_LABELS[c.value]) for c in CaseCategory]
@@ -193,9 +203,8 @@ def post(post_id: int):
     write_off.method.choices = [(k, f"{k} – {v}") for k, v in WRITE_OFF_LABELS.items()]
     write_off.reply_post_id.choices = choices([p for p in found.case.posts if p.post_type == PostType.U],
                                               lambda p: f"{p.number} {p.title}")
-    from ..postreg.service import CHECK_LABELS, document_checks
-
     from ..dispatch.service import for_post
+    from ..postreg.service import CHECK_LABELS, document_checks
 
     checks = document_checks(found.main_document.id) if found.main_document else []
     request_form = ApprovalRequestForm()

@@ -14,8 +14,19 @@ from ..archive import outbox
 from ..auth.access import require
 from ..errors import Conflict, Invalid
 from ..extensions import db
-from ..models import (AccessGroup, Case, CaseCategory, CaseKind, CaseStatus, Client, JournalPost, Organisation,
-                      PostStatus, PostType, User)
+from ..models import (
+    AccessGroup,
+    Case,
+    CaseCategory,
+    CaseKind,
+    CaseStatus,
+    Client,
+    JournalPost,
+    Organisation,
+    PostStatus,
+    PostType,
+    User,
+)
 from ..models.base import utcnow
 from ..models.domain import OPEN_WORK_STATUSES
 from . import scope

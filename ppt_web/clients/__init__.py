@@ -1,5 +1,1 @@
-from flask import Blueprint
-
-bp = Blueprint("clients", __name__)
-
-from . import routes  # noqa: E402,F401
+"""Clients, client folders and organisations."""

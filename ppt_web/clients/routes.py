@@ -1,5 +1,5 @@
 """Clients, client folders and organisations."""
-from flask import flash, render_template, request, url_for
+from flask import Blueprint, flash, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -10,8 +10,10 @@ from ..extensions import db
 from ..formtools import apply_error, choices, form_status, go
 from ..labels import ORG_KIND_LABELS
 from ..models import Organisation, OrgKind
-from . import bp, service
+from . import service
 from .forms import ClientForm, OrganisationForm
+
+bp = Blueprint("clients", __name__)
 
 
 def _actor():

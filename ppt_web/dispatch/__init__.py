@@ -1,4 +1,1 @@
-"""Electronic dispatch of outgoing posts (SvarUt), its failures list and retries (SPEC §6)."""
-from flask import Blueprint
-
-bp = Blueprint("dispatch", __name__, url_prefix="/dispatch")
+"""Electronic dispatch of outgoing posts through SvarUt, its failures list and retries."""

@@ -1,12 +1,14 @@
 """Dispatch a post, retry a failed dispatch, and the dispatch failures list."""
-from flask import flash, render_template, url_for
+from flask import Blueprint, flash, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
 from ..auth.access import permission_required
 from ..errors import Conflict, Invalid
 from ..formtools import go
-from . import bp, service
+from . import service
+
+bp = Blueprint("dispatch", __name__, url_prefix="/dispatch")
 
 
 def _actor():

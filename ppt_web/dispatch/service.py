@@ -30,9 +30,8 @@ from ..files.storage import file_path
 from ..models import Case, Dispatch, DispatchStatus, JournalPost, PostStatus, PostType, User
 from ..models.base import utcnow
 from ..notify import link, notify
-from ..outbound.types import (OutboundDocument, OutboundUnavailable, Recipient, Shipment, map_status,
-                              problems)
-from ..queue import enqueue_after_commit
+from ..outbound.types import OutboundDocument, OutboundUnavailable, Recipient, Shipment, map_status, problems
+from ..queue import Job, enqueue_after_commit
 
 log = logging.getLogger(__name__)
 
@@ -131,15 +130,9 @@ def request_dispatch(actor: User, post_id: int) -> list[Dispatch]:
     activity.record("post_dispatch_requested", actor=actor, object_type="journal_post", object_id=post.id,
                     after={"recipients": [r.recipient_name for r in rows], "dispatches": [r.id for r in rows]})
     for row in rows:
-        enqueue_after_commit(db.session, _job(), row.id)
+        enqueue_after_commit(Job.SEND_DISPATCH, row.id)
     db.session.commit()
     return rows
-
-
-def _job():
-    from ..jobs import dispatch_send
-
-    return dispatch_send
 
 
 def _shipment_for(post: JournalPost, recipient: Recipient, external_ref: str, with_files: bool = True) -> Shipment:
@@ -341,7 +334,7 @@ def retry(actor: User, dispatch_id: int) -> Dispatch:
     event(post, actor, "dispatch_retried", recipient=row.recipient_name, dispatch=again.id)
     activity.record("dispatch_retried", actor=actor, object_type="journal_post", object_id=post.id,
                     after={"dispatch": again.id, "recipient": row.recipient_name})
-    enqueue_after_commit(db.session, _job(), again.id)
+    enqueue_after_commit(Job.SEND_DISPATCH, again.id)
     db.session.commit()
     return again
 

@@ -1,11 +1,6 @@
-"""Inspect an uploaded PDF in a child process with time and memory limits (DESIGN.md §4).
-
-A hostile or broken PDF can make the parser loop or allocate without bound; in a child the
-worst it can do is die, which the parent reports as "damaged". Run as
-`python -I ppt_web/files/pdfcheck.py <path> [<preview folder>]`; it prints one line of JSON.
-With a preview folder it also renders each page as <n>.jpg there (pypdfium2), in the same
-child and under the same limits: the renderer is a C library reading untrusted input.
-"""
+"""Inspect an uploaded PDF in a child process with time and memory limits (pdfchild.py): the app's
+side. One child per file, or one long-lived child for a batch (`with batch():`), which pays the
+child's start-up once. See docs/decisions.md, "Files"."""
 from __future__ import annotations
 
 import contextlib
@@ -13,28 +8,25 @@ import contextvars
 import json
 import logging
 import os
-import resource
 import select
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from pypdf import PdfReader
-from pypdf.generic import ArrayObject
+from . import pdfchild
+from .errors import UploadRejected
+from .pdfchild import PREVIEW_MAX_PAGES
 
-MEMORY_BYTES = 1024**3
-CPU_SECONDS = 30  # the parent's wall-clock timeout usually ends it first; this outlives a dead parent
-WINDOW = 1024  # %PDF- must be in the first and %%EOF in the last 1024 bytes (what Acrobat accepts)
+__all__ = ["PREVIEW_MAX_PAGES", "batch", "inspect_pdf", "split_pdf"]
+
+CHILD = str(Path(pdfchild.__file__).resolve())
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 REASONS = ("not_pdf", "encrypted", "no_pages", "damaged")
 
 log = logging.getLogger(__name__)
 
 
-PREVIEW_WIDTH = 900  # pixels: readable next to the form, small enough to load at once
-PREVIEW_MAX_PAGES = 300
-PREVIEW_QUALITY = 80
 
 
 def inspect_pdf(path: Path, timeout: float = 20.0, preview_dir: Path | None = None) -> int:
@@ -43,12 +35,11 @@ def inspect_pdf(path: Path, timeout: float = 20.0, preview_dir: Path | None = No
     Inside `with batch():` the files go to one long-lived checking child (same limits per file);
     otherwise each file gets a child of its own.
     """
-    from .storage import UploadRejected  # imported here: storage imports this module
 
     checker = _batch.get()
     if checker is not None:
         return checker.inspect(path, timeout, preview_dir)
-    argv = [sys.executable, "-I", str(Path(__file__).resolve()), str(Path(path).resolve())]
+    argv = [sys.executable, "-I", CHILD, str(Path(path).resolve())]
     if preview_dir is not None:
         argv.append(str(Path(preview_dir).resolve()))
         timeout *= 3
@@ -68,7 +59,6 @@ def inspect_pdf(path: Path, timeout: float = 20.0, preview_dir: Path | None = No
 
 
 def _pages(line: str) -> int:
-    from .storage import UploadRejected
 
     try:
         verdict = json.loads(line)
@@ -84,9 +74,8 @@ def split_pdf(path: Path, ranges: list[tuple[int, int]], out_dir: Path, timeout:
 
     Returns the part files (part-1.pdf, ...) in out_dir; raises UploadRejected("damaged") if it fails.
     """
-    from .storage import UploadRejected
 
-    argv = [sys.executable, "-I", str(Path(__file__).resolve()), "--split", str(Path(path).resolve()),
+    argv = [sys.executable, "-I", CHILD, "--split", str(Path(path).resolve()),
             str(Path(out_dir).resolve())] + [f"{first}-{last}" for first, last in ranges]
     try:
         done = subprocess.run(argv, cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, capture_output=True,
@@ -98,19 +87,6 @@ def split_pdf(path: Path, ranges: list[tuple[int, int]], out_dir: Path, timeout:
         log.warning("pdfcheck --split failed (exit %s): %s", done.returncode, done.stderr[-2000:])
         raise UploadRejected("damaged")
     return parts
-
-
-def _split(source: Path, out_dir: Path, ranges: list[str]) -> None:
-    from pypdf import PdfWriter
-
-    reader = PdfReader(source, strict=False)
-    for n, text in enumerate(ranges, start=1):
-        first, last = (int(x) for x in text.split("-"))
-        writer = PdfWriter()
-        for index in range(first - 1, last):
-            writer.add_page(reader.pages[index])
-        with (out_dir / f"part-{n}.pdf").open("wb") as out:
-            writer.write(out)
 
 
 class Checker:
@@ -127,7 +103,7 @@ class Checker:
 
     def _start(self) -> subprocess.Popen:
         if self.proc is None or self.proc.poll() is not None:
-            self.proc = subprocess.Popen([sys.executable, "-I", str(Path(__file__).resolve()), "--serve"],
+            self.proc = subprocess.Popen([sys.executable, "-I", CHILD, "--serve"],
                                          cwd=PROJECT_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                          stderr=subprocess.DEVNULL)
             self._buffer = b""
@@ -192,99 +168,3 @@ def batch():
         checker.close()
 
 
-def _limit(kind: int, value: int) -> None:
-    """Lower soft and hard limit to value, never above a hard limit set by the system."""
-    _, hard = resource.getrlimit(kind)
-    if hard != resource.RLIM_INFINITY:
-        value = min(value, hard)
-    resource.setrlimit(kind, (value, value))
-
-
-def check(path: Path) -> dict:
-    """The verdict on one file, as the child prints it."""
-    with path.open("rb") as f:
-        head = f.read(WINDOW)
-        f.seek(max(0, path.stat().st_size - WINDOW))
-        tail = f.read()
-    if b"%PDF-" not in head:
-        return {"ok": False, "reason": "not_pdf"}
-    if b"%%EOF" not in tail:  # cut short: pypdf's lenient mode might otherwise rebuild a partial file
-        return {"ok": False, "reason": "damaged"}
-    try:
-        reader = PdfReader(path, strict=False)
-        if reader.is_encrypted:
-            return {"ok": False, "reason": "encrypted"}
-        reader.trailer["/Root"].get_object()
-        pages = len(reader.pages)
-        if pages == 0:
-            return {"ok": False, "reason": "no_pages"}
-        for page in reader.pages:  # resolve every page and its content objects, not just the page tree
-            _ = page.mediabox
-            contents = page.get("/Contents")
-            contents = contents.get_object() if contents is not None else None
-            for part in contents if isinstance(contents, ArrayObject) else [contents]:
-                if part is not None:
-                    part.get_object()
-    except Exception:  # any parser error, including MemoryError from the address-space limit
-        return {"ok": False, "reason": "damaged"}
-    return {"ok": True, "pages": pages}
-
-
-def render(path: Path, folder: Path, pages: int) -> None:
-    """Each page as <n>.jpg, PREVIEW_WIDTH wide; up to PREVIEW_MAX_PAGES pages."""
-    import pypdfium2
-
-    pdf = pypdfium2.PdfDocument(str(path))
-    pdf.init_forms()  # form fields and signature stamps are drawn only with the form environment set up
-    try:
-        for index in range(min(pages, PREVIEW_MAX_PAGES)):
-            page = pdf[index]
-            width = page.get_width() or 595
-            bitmap = page.render(scale=min(4.0, PREVIEW_WIDTH / width))
-            bitmap.to_pil().convert("RGB").save(folder / f"{index + 1}.jpg", quality=PREVIEW_QUALITY)
-            page.close()
-    finally:
-        pdf.close()
-
-
-def judge(path: Path, preview: Path | None) -> dict:
-    verdict = check(path)
-    if verdict.get("ok") and preview is not None:
-        try:
-            render(path, preview, verdict["pages"])
-        except Exception:  # pypdf could read it, the renderer could not: not a usable document
-            verdict = {"ok": False, "reason": "damaged"}
-    return verdict
-
-
-def serve() -> None:
-    """Many files, one per stdin line; each gets CPU_SECONDS more CPU time than used so far."""
-    for line in sys.stdin:
-        request = json.loads(line)
-        used = resource.getrusage(resource.RUSAGE_SELF)
-        _, hard = resource.getrlimit(resource.RLIMIT_CPU)
-        soft = int(used.ru_utime + used.ru_stime) + CPU_SECONDS
-        resource.setrlimit(resource.RLIMIT_CPU, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
-        preview = Path(request["preview"]) if request.get("preview") else None
-        print(json.dumps({"id": request.get("id"), **judge(Path(request["path"]), preview)}), flush=True)
-
-
-def main(argv: list[str]) -> int:
-    """Limits are set here, not in preexec_fn, which is unsafe when the parent runs threads."""
-    _limit(resource.RLIMIT_AS, MEMORY_BYTES)
-    _limit(resource.RLIMIT_CORE, 0)
-    logging.disable(logging.CRITICAL)  # pypdf's warnings about lenient repairs are noise here
-    if argv[1:] == ["--serve"]:
-        serve()  # the CPU limit is set per file
-        return 0
-    if len(argv) > 3 and argv[1] == "--split":
-        _limit(resource.RLIMIT_CPU, CPU_SECONDS)
-        _split(Path(argv[2]), Path(argv[3]), argv[4:])
-        return 0
-    _limit(resource.RLIMIT_CPU, CPU_SECONDS)
-    print(json.dumps(judge(Path(argv[1]), Path(argv[2]) if len(argv) > 2 else None)), flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))

@@ -12,12 +12,12 @@ from pathlib import Path
 
 from flask import current_app
 
+from .errors import UploadRejected
+from .paths import file_path
 from .pdfcheck import PREVIEW_MAX_PAGES, inspect_pdf
 
 
 def folder(sha256: str) -> Path:
-    from .storage import file_path
-
     file_path(sha256)  # the same check on the digest: a crafted value cannot leave the folder
     return Path(current_app.instance_path) / "previews" / sha256[:2] / sha256
 
@@ -53,7 +53,6 @@ def install(rendered: Path, sha256: str) -> None:
 
 def ensure(sha256: str) -> None:
     """Render the previews of a stored file that has none (stored before previews existed)."""
-    from .storage import UploadRejected, file_path
 
     if folder(sha256).exists() or not file_path(sha256).exists():
         return

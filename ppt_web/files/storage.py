@@ -1,7 +1,7 @@
 """Uploaded PDFs, stored once under instance/files/ab/cd/<sha256> (DESIGN.md §4).
 
 The file is in place and fsynced before the caller commits the row that refers to it, so a
-failed transaction can leave an unreferenced file (see orphans()) but never a row without one.
+failed transaction can leave an unreferenced file (nothing names it; harmless) but never a row without one.
 """
 from __future__ import annotations
 
@@ -17,36 +17,23 @@ from typing import Protocol
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
 
-from ..errors import Invalid
 from ..extensions import db, on_postgresql
 from ..models.files import StoredFile
+from . import preview
+from .errors import UploadRejected
+from .paths import file_path
 from .pdfcheck import inspect_pdf
+
+__all__ = ["UploadRejected", "file_path", "store_upload"]  # the names other areas use
 
 CHUNK = 1024 * 1024
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 MAX_NAME = 120
 FALLBACK_NAME = "dokument.pdf"
-SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 BIDI_CONTROLS = dict.fromkeys(map(ord, "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
                                      "\u200e\u200f\u061c"))
 
-MESSAGES = {
-    "not_pdf": _l("The file is not a PDF."),
-    "encrypted": _l("The PDF is encrypted or password protected. Save it without a password and try again."),
-    "no_pages": _l("The PDF has no pages."),
-    "damaged": _l("The PDF is damaged or incomplete."),
-    "empty": _l("The file is empty."),
-}
-
-
-class UploadRejected(Invalid):
-    """An upload the user must fix; `reason` is a stable code for logs and tests."""
-
-    def __init__(self, reason: str, message: str | None = None) -> None:
-        super().__init__(message if message is not None else MESSAGES[reason], field="file", reason=reason)
-        self.reason = reason
 
 
 class Readable(Protocol):
@@ -72,19 +59,11 @@ def safe_filename(name: str) -> str:
     return f"{stem}.pdf" if stem else FALLBACK_NAME
 
 
-def file_path(sha256: str) -> Path:
-    """Where the bytes with this digest live; the check keeps a crafted name inside the folder."""
-    if not isinstance(sha256, str) or not SHA256_HEX.fullmatch(sha256):
-        raise ValueError(f"not a lowercase SHA-256 hex digest: {sha256!r}")
-    return Path(current_app.instance_path) / "files" / sha256[:2] / sha256[2:4] / sha256
-
-
 def store_upload(stream: Readable, filename: str, previews: bool = False) -> StoredUpload:
     """Check and keep an uploaded PDF; the row is added, not committed: it joins the caller's transaction.
 
     With previews, page images are rendered in the same checking child (see preview.py).
     """
-    from . import preview
     limit = current_app.config.get("PPT_MAX_UPLOAD_BYTES", DEFAULT_MAX_BYTES)
     tmp_dir = Path(current_app.instance_path) / "tmp"  # same file system as files/, so os.replace is atomic
     tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -170,15 +149,3 @@ def discard_unreferenced(hashes: list[str]) -> None:
         if db.session.get(StoredFile, sha) is None:
             file_path(sha).unlink(missing_ok=True)
             shutil.rmtree(Path(current_app.instance_path) / "previews" / sha[:2] / sha, ignore_errors=True)
-
-
-def orphans() -> list[str]:
-    """Digests on disk with no StoredFile row, left by failed transactions.
-
-    A clean-up must skip recent files: an upload in progress has its file before its row commits.
-    """
-    root = Path(current_app.instance_path) / "files"
-    on_disk = {p.name for p in root.glob("??/??/*")
-               if SHA256_HEX.fullmatch(p.name) and p == file_path(p.name)}
-    known = set(db.session.scalars(select(StoredFile.sha256)))
-    return sorted(on_disk - known)

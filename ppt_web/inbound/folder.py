@@ -17,8 +17,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .metadata import declared_size, failure, message_id, metadata_problem, parse_message, scrub
-from .types import (BAD_METADATA, DEFAULT_MAX_BYTES, DOWNLOAD_FAILED, SIZE_MISMATCH, InboundFailure,
-                    InboundMessage, InboundUnavailable)
+from .types import (
+    BAD_METADATA,
+    DEFAULT_MAX_BYTES,
+    DOWNLOAD_FAILED,
+    SIZE_MISMATCH,
+    InboundFailure,
+    InboundMessage,
+    InboundUnavailable,
+)
 
 log = logging.getLogger(__name__)
 

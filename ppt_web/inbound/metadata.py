@@ -13,8 +13,16 @@ import zipfile
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
-from .types import (BAD_METADATA, DEFAULT_MAX_BYTES, HASH_MISMATCH, MISSING_FILE, SIZE_MISMATCH,
-                    InboundFailure, InboundFile, InboundMessage)
+from .types import (
+    BAD_METADATA,
+    DEFAULT_MAX_BYTES,
+    HASH_MISMATCH,
+    MISSING_FILE,
+    SIZE_MISMATCH,
+    InboundFailure,
+    InboundFile,
+    InboundMessage,
+)
 
 OSLO = ZoneInfo("Europe/Oslo")
 SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")

@@ -13,10 +13,17 @@ from urllib.parse import quote, urljoin, urlsplit
 import requests
 
 from . import cms
-from .metadata import (ZipRefused, declared_size, failure, message_id, metadata_problem, parse_message, scrub,
-                       unzip)
-from .types import (BAD_METADATA, BAD_ZIP, DECRYPT_FAILED, DEFAULT_MAX_BYTES, DOWNLOAD_FAILED, InboundFailure,
-                    InboundMessage, InboundUnavailable)
+from .metadata import ZipRefused, declared_size, failure, message_id, metadata_problem, parse_message, scrub, unzip
+from .types import (
+    BAD_METADATA,
+    BAD_ZIP,
+    DECRYPT_FAILED,
+    DEFAULT_MAX_BYTES,
+    DOWNLOAD_FAILED,
+    InboundFailure,
+    InboundMessage,
+    InboundUnavailable,
+)
 
 log = logging.getLogger(__name__)
 

@@ -1,12 +1,13 @@
 """The start page, notifications and liveness."""
-from flask import redirect, render_template, url_for
+from flask import Blueprint, redirect, render_template, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
 from ..auth.access import public
 from ..extensions import db
 from ..models import Notification
-from . import bp
+
+bp = Blueprint("main", __name__)
 
 
 @bp.route("/")

@@ -2,11 +2,26 @@
 from .activity import ActivityLog
 from .archive import ArchiveJob, ArchiveStatus, JobStatus
 from .dispatch import Dispatch, DispatchStatus
-from .domain import (Case, CaseCategory, CaseKind, CaseStatus, Client, Correspondent, Document, JournalPost,
-                     MetadataCorrection, Organisation, OrgKind, PostEvent, PostSignature, PostStatus, PostType)
+from .domain import (
+                     Case,
+                     CaseCategory,
+                     CaseKind,
+                     CaseStatus,
+                     Client,
+                     Correspondent,
+                     Document,
+                     JournalPost,
+                     MetadataCorrection,
+                     Organisation,
+                     OrgKind,
+                     PostEvent,
+                     PostSignature,
+                     PostStatus,
+                     PostType,
+)
 from .files import StoredFile
 from .inbox import CHECKS_FOR_SOURCE, InboxCheck, InboxItem, InboxSource, InboxStatus, PaperOriginal
-from .notification import Notification, WorkerHeartbeat
+from .notification import Notification
 from .user import AccessGroup, LoginThrottle, Permission, Role, User, UserSession
 
 __all__ = [
@@ -23,5 +38,4 @@ __all__ = [
     "Role",
     "User",
     "UserSession",
-    "WorkerHeartbeat",
 ]

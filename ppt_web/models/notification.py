@@ -19,11 +19,3 @@ class Notification(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-
-class WorkerHeartbeat(db.Model):
-    """Last sign of life from each RQ worker, written by a job (proves the wiring)."""
-
-    __tablename__ = "worker_heartbeat"
-    name: Mapped[str] = mapped_column(String(200), primary_key=True)
-    beat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    token: Mapped[str] = mapped_column(String(64), default="")

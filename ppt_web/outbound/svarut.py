@@ -33,8 +33,20 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
 from ..inbound import cms
-from .types import (FAILED, ORGANISATION, PERSON, SENT, UNKNOWN, OutboundUnavailable, SendResult, Shipment,
-                    compact_id, is_pdf, problems, scrub)
+from .types import (
+    FAILED,
+    ORGANISATION,
+    PERSON,
+    SENT,
+    UNKNOWN,
+    OutboundUnavailable,
+    SendResult,
+    Shipment,
+    compact_id,
+    is_pdf,
+    problems,
+    scrub,
+)
 
 log = logging.getLogger(__name__)
 

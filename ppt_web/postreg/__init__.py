@@ -1,4 +1,1 @@
-"""Post registration (SPEC §5): the inbox of scanned and digital mail, and paper originals (SPEC §8)."""
-from flask import Blueprint
-
-bp = Blueprint("postreg", __name__, url_prefix="/post-registration")
+"""Post registration: the inbox of scanned and digital mail, transfer, and paper originals."""

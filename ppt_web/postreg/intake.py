@@ -31,16 +31,16 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from .. import queue
 from ..activity import service as activity
 from ..errors import Invalid
 from ..extensions import db
 from ..files import pdfcheck
-from ..inbound.types import InboundFailure, InboundUnavailable
-from ..files.storage import MESSAGES as FILE_MESSAGES
+from ..files.errors import MESSAGES as FILE_MESSAGES
 from ..files.storage import UploadRejected, fsync_path, safe_filename, store_upload
+from ..inbound.types import InboundFailure, InboundUnavailable
 from ..models import Document, InboxItem, InboxSource, InboxStatus, JournalPost, User
 from ..models.base import utcnow
-from .. import queue
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Post registration views: the live inbox, an item next to its registration form, paper originals."""
 from datetime import date
 
-from flask import current_app, flash, render_template, request, send_file, url_for
+from flask import Blueprint, current_app, flash, render_template, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -15,8 +15,10 @@ from ..formtools import apply_error, choices, form_status, go, id_or_none
 from ..labels import CATEGORY_LABELS
 from ..models import CaseCategory
 from ..search.service import pick_clients
-from . import bp, intake, service
+from . import intake, service
 from .forms import RejectForm, SplitForm, TransferForm, UploadForm
+
+bp = Blueprint("postreg", __name__, url_prefix="/post-registration")
 
 
 def _actor():

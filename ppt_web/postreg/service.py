@@ -20,15 +20,27 @@ from ..cases import posts, scope
 from ..cases.service import CaseData, register_case
 from ..errors import Conflict, Invalid, NotFound
 from ..extensions import db
-from ..i18n import OSLO
-from ..models import (Case, CaseStatus, Client, Document, InboxCheck, InboxItem, InboxSource, InboxStatus,
-                      Organisation, PaperOriginal, User)
-from ..models.base import rare, utcnow
 from ..files.storage import UploadRejected
+from ..i18n import OSLO
+from ..models import (
+    Case,
+    CaseStatus,
+    Client,
+    Document,
+    InboxCheck,
+    InboxItem,
+    InboxSource,
+    InboxStatus,
+    Organisation,
+    PaperOriginal,
+    User,
+)
+from ..models.base import rare, utcnow
 from ..models.domain import DEFAULT_LEGAL_BASIS
 from ..models.inbox import OPEN_STATUSES
 from ..notify import link as notify_link
 from ..notify import notify
+from .inbox import log_item as _log
 
 CHECK_LABELS = {
     1: _l("All received documents are scanned and archived."),
@@ -46,11 +58,6 @@ def get_item(actor: User, item_id: int) -> InboxItem:
     if item is None:
         raise NotFound(object_type="inbox_item", object_id=item_id)
     return item
-
-
-def _log(action: str, actor: User, item: InboxItem, detail: str = "", **after) -> None:
-    activity.record(action, actor=actor, object_type="inbox_item", object_id=item.id,
-                    after={"status": item.status.value, **after}, detail=detail)
 
 
 INBOX_PAGE = 100
@@ -347,23 +354,6 @@ def transfer(actor: User, item_id: int, data: TransferData) -> InboxItem:
         db.session.rollback()
         raise
     return item
-
-
-def return_to_inbox(actor: User, post) -> None:
-    """A transferred post is being deleted as misregistered (a held-back draft): its mail waits again.
-
-    The item keeps its file and checklist and becomes "in progress" by the actor; its paper
-    original record goes with the document (the paper itself is still in the archive room).
-    Joins the caller's transaction.
-    """
-    for item in db.session.scalars(select(InboxItem).where(InboxItem.post_id == post.id)):
-        for original in db.session.scalars(select(PaperOriginal).where(PaperOriginal.item_id == item.id)):
-            db.session.delete(original)
-        item.post_id = item.document_id = item.transferred_by_id = item.transferred_at = None
-        item.status = InboxStatus.CHECKED if item.all_checked else InboxStatus.IN_PROGRESS
-        item.claimed_by_id, item.claimed_at = actor.id, utcnow()
-        _log("inbox_returned", actor, item, post=post.id)
-    db.session.flush()
 
 
 def _target_case(actor: User, client: Client, data: TransferData) -> Case:

@@ -1,5 +1,1 @@
-from flask import Blueprint
-
-bp = Blueprint("search", __name__, url_prefix="/search")
-
-from . import routes  # noqa: E402,F401
+"""Live search over cases, clients and posts (queries are POSTed: no national id in a URL)."""

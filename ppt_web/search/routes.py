@@ -1,9 +1,11 @@
 """Search page. Queries are POSTed, so a national id never lands in a URL or an access log."""
-from flask import render_template, request
+from flask import Blueprint, render_template, request
 from flask_login import current_user
 
 from ..auth.access import permission_required
-from . import bp, service
+from . import service
+
+bp = Blueprint("search", __name__, url_prefix="/search")
 
 
 @bp.route("/", methods=["GET", "POST"])

@@ -8,7 +8,7 @@ from flask import Flask, current_app
 
 from ..message import Message
 
-# Reply kinds, mapped to job and archive status by the archive service (SPEC §10 table).
+# Reply kinds, mapped to job and archive status by archive.sending.apply_reply.
 OK = "ok"  # receipt: Utført / Arkivert
 INVALID = "invalid"  # ugyldigforespoersel: Utført / Feil, no automatic retry
 NOT_FOUND = "not_found"  # ikkefunnet: Utført / Feil

@@ -10,10 +10,10 @@ import os
 import shutil
 from pathlib import Path
 
+from ...files.storage import fsync_path
 from .. import replies
 from ..message import Message
 from . import HANDED_OVER, INVALID, NOT_FOUND, OK, SERVER_ERROR, Reply
-from ...files.storage import fsync_path
 from .files import read_checked
 
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 from lxml import etree
 
+from ...files.storage import fsync_path
 from .. import replies
 from ..message import Message, MessageInvalid, validate
 from . import INVALID, NOT_FOUND, OK, Reply
-from ...files.storage import fsync_path
 from .files import read_checked
 
 KVITTERING_TYPES = {"no.ks.fiks.arkiv.v1.arkivering.arkivmelding.opprett"}

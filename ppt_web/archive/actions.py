@@ -1,0 +1,118 @@
+"""The consultant's actions on the archive log: retry (one or all failed), delete and restore."""
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import and_, or_, select, update
+
+from ..activity import service as activity
+from ..auth.access import require
+from ..errors import Conflict, Invalid, NotFound
+from ..extensions import db
+from ..models import ArchiveJob, ArchiveStatus, JobStatus, User
+from ..models.base import utcnow
+from ..queue import Job, enqueue_after_commit
+from . import transports
+from .log import LogFilter
+
+
+def get(job_id: int) -> ArchiveJob:
+    job = db.session.get(ArchiveJob, job_id)
+    if job is None or job.deleted_at is not None:
+        raise NotFound(object_type="archive_job", object_id=job_id)
+    return job
+
+
+def retry(actor: User, job_id: int) -> ArchiveJob:
+    """Prøv på nytt: a failed job back to Ny, picked up at once. A second click changes nothing."""
+    require(actor, "archive_retry")
+    job = get(job_id)
+    if _reset(job, actor):
+        db.session.commit()
+    else:
+        db.session.rollback()
+    db.session.refresh(job)
+    return job
+
+
+RETRYABLE = or_(and_(ArchiveJob.job_status == JobStatus.DONE, ArchiveJob.archive_status == ArchiveStatus.FAILED),
+                and_(ArchiveJob.job_status == JobStatus.NEW, ArchiveJob.archive_status == ArchiveStatus.FAILED))
+
+
+def _reset(job: ArchiveJob, actor: User) -> bool:
+    """One conditional UPDATE: only a job that is failed and not being worked on is reset."""
+    changed = db.session.execute(
+        update(ArchiveJob).where(ArchiveJob.id == job.id, ArchiveJob.deleted_at.is_(None), RETRYABLE)
+        .values(job_status=JobStatus.NEW, archive_status=ArchiveStatus.NEW, attempts=0, next_attempt_at=None,
+                done_at=None, reply_deadline=None, notified_at=utcnow(),
+                message=f"Sett i gang på nytt av {actor.full_name}.")
+        .execution_options(synchronize_session=False)).rowcount
+    if not changed:
+        return False  # already on its way, or archived: nothing to do, nothing sent twice
+    transport = transports.get_transport()
+    if transport.asynchronous and hasattr(transport, "reset"):
+        transport.reset(job.message_id)
+    activity.record("archive_job_retried", actor=actor, object_type="archive_job", object_id=job.id,
+                    detail=job.operation)
+    enqueue_after_commit(Job.SEND_ARCHIVE_JOB, job.id)
+    return True
+
+
+def bulk_retry(actor: User, flt: LogFilter) -> int:
+    """Retry every failed job that matches the filter; returns how many."""
+    require(actor, "archive_retry")
+    jobs = list(db.session.scalars(select(ArchiveJob).where(
+        *flt.clauses(), ArchiveJob.job_status == JobStatus.DONE, ArchiveJob.archive_status == ArchiveStatus.FAILED)))
+    count = sum(1 for job in jobs if _reset(job, actor))
+    db.session.commit()
+    return count
+
+
+DELETE_WORD = "SLETT"
+
+
+def delete(actor: User, job_id: int, reason: str, confirmation: str) -> None:
+    """Dangerous: the job is lost. Needs archive_delete, a typed confirmation and a reason; the
+    activity log keeps the job's full content, so an administrator can put it back."""
+    require(actor, "archive_delete", object_type="archive_job", object_id=job_id)
+    job = get(job_id)
+    if (confirmation or "").strip().upper() != DELETE_WORD:
+        raise Invalid(_l("Type %(word)s to confirm.", word=DELETE_WORD), field="confirmation")
+    reason = " ".join((reason or "").split())
+    if not reason:
+        raise Invalid(_l("Give the reason for deleting the job."), field="reason")
+    content = {c.name: _plain(getattr(job, c.name)) for c in ArchiveJob.__table__.columns}
+    deleted = db.session.execute(
+        update(ArchiveJob).where(ArchiveJob.id == job.id, ArchiveJob.deleted_at.is_(None),
+                                 ArchiveJob.job_status != JobStatus.IN_PROGRESS)
+        .values(deleted_at=utcnow(), deleted_by_id=actor.id, deleted_reason=reason)
+        .execution_options(synchronize_session=False)).rowcount
+    if not deleted:
+        db.session.rollback()
+        raise Conflict(_l("The job is being sent right now. Wait until it is done."))
+    activity.record("archive_job_deleted", actor=actor, object_type="archive_job", object_id=job.id,
+                    before=content, detail=reason)
+    db.session.commit()
+
+
+def restore(actor: User, job_id: int) -> ArchiveJob:
+    """Undo a deletion: the row was only marked, so it comes back as it was, and is sent if due."""
+    require(actor, "archive_delete", object_type="archive_job", object_id=job_id)
+    job = db.session.get(ArchiveJob, job_id)
+    if job is None or job.deleted_at is None:
+        raise NotFound(object_type="archive_job", object_id=job_id)
+    reason = job.deleted_reason
+    job.deleted_at, job.deleted_by_id, job.deleted_reason = None, None, None
+    activity.record("archive_job_restored", actor=actor, object_type="archive_job", object_id=job.id,
+                    detail=f"sletta med grunngjeving: {reason}")
+    if job.job_status == JobStatus.NEW:
+        enqueue_after_commit(Job.SEND_ARCHIVE_JOB, job.id)
+    db.session.commit()
+    return job
+
+
+def _plain(value):
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    return value

@@ -1,0 +1,222 @@
+"""The worker's side of the archive: claim a job, build and send its message, record the outcome,
+wake the jobs that waited for it; and the sweep.
+
+The database row is the unit of work (docs/decisions.md, "The archive job"). A job is claimed by one
+conditional UPDATE, so two workers or two sweeps never send it twice; Redis only says "look now".
+"""
+from __future__ import annotations
+
+import logging
+import socket
+from datetime import datetime, timedelta
+
+from flask import current_app
+from rq import get_current_job
+from rq.timeouts import BaseTimeoutException
+from sqlalchemy import or_, select, update
+
+from .. import claims
+from ..extensions import db
+from ..i18n import OSLO
+from ..models import ArchiveJob, ArchiveStatus, JobStatus
+from ..models.base import utcnow
+from ..queue import Job, enqueue, enqueue_after_commit, enqueue_in
+from . import transports
+from .message import OPERATION_NAMES, MessageInvalid, build
+from .transports.files import FileMissing
+
+log = logging.getLogger(__name__)
+
+
+def worker_name() -> str:
+    job = get_current_job()
+    return (job.worker_name if job is not None and job.worker_name else None) or socket.gethostname()
+
+
+def claim(job_id: int, worker: str, now: datetime | None = None) -> bool:
+    """Ny -> Under arbeid for exactly one claimant; the row count says who won."""
+    now = now or utcnow()
+    lease = timedelta(seconds=current_app.config["PPT_ARCHIVE_LEASE_SECONDS"])
+    return claims.claim(
+        ArchiveJob, job_id,
+        [ArchiveJob.job_status == JobStatus.NEW, ArchiveJob.deleted_at.is_(None),
+         or_(ArchiveJob.next_attempt_at.is_(None), ArchiveJob.next_attempt_at <= now)],
+        dict(job_status=JobStatus.IN_PROGRESS, claimed_by=worker[:200], attempts=ArchiveJob.attempts + 1,
+             lease_until=now + lease))
+
+
+def process(job_id: int, worker: str | None = None) -> str:
+    """Send one job if it is due and this worker wins the claim; returns what happened."""
+    if not claim(job_id, worker or worker_name()):
+        return "not claimed"
+    job = db.session.get(ArchiveJob, job_id)
+    db.session.refresh(job)
+    waiting = _predecessor_blocks(job)
+    if waiting:
+        job.job_status, job.lease_until, job.claimed_by = JobStatus.NEW, None, None
+        job.attempts = max(0, job.attempts - 1)  # waiting is not an attempt
+        job.message = waiting
+        job.next_attempt_at = utcnow() + timedelta(seconds=current_app.config["PPT_ARCHIVE_BACKOFF_SECONDS"])
+        db.session.commit()
+        return "waiting"
+    try:
+        message = build(job, current_app.config.get("PPT_ARCHIVE_SETTINGS"))
+        transport = transports.get_transport()
+        reply = transport.send(message, job.message_id)
+    except MessageInvalid as exc:
+        _finish(job, ArchiveStatus.FAILED, f"Meldinga er ikkje gyldig og vart ikkje sendt: {exc}")
+        return "invalid message"
+    except FileMissing as exc:
+        _finish(job, ArchiveStatus.FAILED, f"Kunne ikkje sende: {exc}")
+        return "file missing"
+    except BaseTimeoutException:
+        raise  # RQ's job timeout: the lease runs out and the sweep sets the job back to Ny
+    except Exception as exc:  # noqa: BLE001 - a bug or a broken setup: visible on the log, not a silent loop
+        log.exception("archive job %s failed inside the app", job_id)
+        db.session.rollback()
+        job = db.session.get(ArchiveJob, job_id)
+        _finish(job, ArchiveStatus.FAILED, f"Intern feil i fagsystemet ({type(exc).__name__}). Sjå loggen; "
+                "prøv på nytt når feilen er retta.")
+        return "internal error"
+    return apply_reply(job, reply, transport.asynchronous)
+
+
+def apply_reply(job: ArchiveJob, reply: transports.Reply, asynchronous: bool = False) -> str:
+    """The status mapping of SPEC §10, and the message column in plain Nynorsk."""
+    failed_parts = [part.get("feilet") for part in (reply.ids or {}).values()
+                    if isinstance(part, dict) and part.get("feilet")]
+    if reply.kind == transports.OK and failed_parts:
+        _finish(job, ArchiveStatus.FAILED, "Arkivet tok imot meldinga, men avviste ein del av ho: "
+                + "; ".join(failed_parts))
+        return "failed"
+    if reply.kind == transports.OK:
+        job.archive_ref = reply.ids or {}
+        _finish(job, ArchiveStatus.ARCHIVED, "Arkivert." + describe_ids(reply.ids or {}))
+        _wake_successors(job)
+        return "archived"
+    if reply.kind == transports.HANDED_OVER:
+        job.lease_until = None
+        job.reply_deadline = utcnow() + timedelta(hours=current_app.config["PPT_ARCHIVE_REPLY_HOURS"])
+        job.archive_status, job.message = ArchiveStatus.NEW, "Overlevert til arkivet, ventar på kvittering."
+        db.session.commit()
+        return "handed over"
+    if reply.kind in transports.TRANSIENT and not asynchronous:
+        limit = current_app.config["PPT_ARCHIVE_MAX_ATTEMPTS"]
+        if job.attempts < limit:
+            delay = min(current_app.config["PPT_ARCHIVE_BACKOFF_SECONDS"] * 2 ** (job.attempts - 1), 3600)
+            job.job_status, job.archive_status = JobStatus.NEW, ArchiveStatus.FAILED
+            job.next_attempt_at = utcnow() + timedelta(seconds=delay)
+            job.lease_until, job.claimed_by = None, None
+            when = job.next_attempt_at.astimezone(OSLO).strftime("%H:%M")
+            job.message = f"Forsøk {job.attempts} av {limit} feila: {reply.text}. Nytt forsøk kl. {when}."
+            db.session.commit()
+            try:  # needs the worker's scheduler; the sweep picks it up in any case
+                enqueue_in(timedelta(seconds=delay), Job.SEND_ARCHIVE_JOB, job.id)
+            except Exception:  # noqa: BLE001 - Redis trouble: the sweep covers it
+                log.warning("could not schedule retry of archive job %s", job.id)
+            return "retry later"
+        _finish(job, ArchiveStatus.FAILED, f"Gav opp etter {limit} forsøk: {reply.text}. Prøv på nytt når feilen er retta.")
+        return "gave up"
+    _finish(job, ArchiveStatus.FAILED, reply.text[:2000] or "Arkivet avviste meldinga.")
+    return "failed"
+
+
+def describe_ids(ids: dict) -> str:
+    """The archive's own number for what it stored, for the Message column."""
+    if ids.get("arkivnummer"):
+        return f" Arkivnummer {ids['arkivnummer']}."
+    registrering, mappe = ids.get("registrering") or {}, ids.get("mappe") or {}
+    if registrering.get("journalpostnummer") is not None:
+        return f" Journalpostnummer {registrering.get('journalaar', '')}/{registrering['journalpostnummer']}."
+    if mappe.get("sakssekvensnummer") is not None:
+        return f" Saksnummer {mappe.get('saksaar', '')}/{mappe['sakssekvensnummer']}."
+    return ""
+
+
+def _finish(job: ArchiveJob, archive_status: str, text: str) -> None:
+    job.job_status, job.archive_status, job.message = JobStatus.DONE, archive_status, text
+    job.done_at, job.lease_until, job.reply_deadline = utcnow(), None, None
+    db.session.commit()
+
+
+def _predecessor_blocks(job: ArchiveJob) -> str | None:
+    """Jobs of one case go in order: a post waits until its case exists in the archive."""
+    before = job.after_job
+    while before is not None and before.deleted_at is not None:
+        before = before.after_job  # a deleted job no longer holds anyone up
+    if before is None or before.archive_status == ArchiveStatus.ARCHIVED:
+        return None
+    name = OPERATION_NAMES.get(before.event, before.event)
+    if before.job_status == JobStatus.DONE and before.archive_status == ArchiveStatus.FAILED:
+        return f"Ventar på «{name}» (jobb {before.id}), som feila. Rett den først."
+    return f"Ventar på «{name}» (jobb {before.id})."
+
+
+def _wake_successors(job: ArchiveJob) -> None:
+    successors = list(db.session.scalars(select(ArchiveJob.id).where(
+        ArchiveJob.after_job_id == job.id, ArchiveJob.job_status == JobStatus.NEW)))
+    for successor_id in successors:
+        db.session.execute(update(ArchiveJob).where(ArchiveJob.id == successor_id)
+                           .values(next_attempt_at=None, notified_at=utcnow())
+                           .execution_options(synchronize_session=False))
+        enqueue_after_commit(Job.SEND_ARCHIVE_JOB, successor_id)
+    if successors:
+        db.session.commit()
+
+
+SWEEP_BATCH = 50
+
+
+def sweep(now: datetime | None = None, limit: int = 5000) -> dict:
+    """What the routine's minute job does, and more: expired leases back to Ny, asynchronous
+    replies read, and every due Ny job handed to the queue."""
+    now = now or utcnow()
+    requeued = db.session.execute(
+        update(ArchiveJob).where(ArchiveJob.job_status == JobStatus.IN_PROGRESS, ArchiveJob.reply_deadline.is_(None),
+                                 ArchiveJob.lease_until < now)
+        .values(job_status=JobStatus.NEW, lease_until=None, claimed_by=None,
+                message="Arbeidaren stoppa midt i jobben; jobben er sett tilbake til Ny.")
+        .execution_options(synchronize_session=False)).rowcount
+    db.session.commit()
+    replies_read = _read_async_replies(now)
+    # Due jobs not told to a worker lately: a notice still in the queue is not sent again and again
+    # (that would flood a backlog); one that Redis lost is re-told after a couple of periods.
+    quiet = now - timedelta(seconds=max(2 * current_app.config["PPT_SWEEP_SECONDS"], 10))
+    due = list(db.session.scalars(
+        select(ArchiveJob.id).where(ArchiveJob.job_status == JobStatus.NEW, ArchiveJob.deleted_at.is_(None),
+                                    or_(ArchiveJob.next_attempt_at.is_(None), ArchiveJob.next_attempt_at <= now),
+                                    or_(ArchiveJob.notified_at.is_(None), ArchiveJob.notified_at < quiet))
+        .order_by(ArchiveJob.id).limit(limit)))
+    if due:
+        db.session.execute(update(ArchiveJob).where(ArchiveJob.id.in_(due)).values(notified_at=now)
+                           .execution_options(synchronize_session=False))
+        db.session.commit()
+    queued = 0
+    try:
+        for start in range(0, len(due), SWEEP_BATCH):  # batches: one work horse for many jobs
+            batch = due[start:start + SWEEP_BATCH]
+            per_job = current_app.config["PPT_ARCHIVE_HTTP_TIMEOUT"] + 30
+            enqueue(Job.SEND_ARCHIVE_JOBS, batch, job_timeout=len(batch) * per_job)
+            queued += len(due[start:start + SWEEP_BATCH])
+    except Exception:  # noqa: BLE001 - without Redis, process here: nothing waits for it
+        for job_id in due[queued:]:
+            process(job_id)
+    return {"requeued": requeued, "replies": replies_read, "due": len(due), "queued": queued}
+
+
+def _read_async_replies(now: datetime) -> int:
+    waiting = list(db.session.scalars(select(ArchiveJob).where(
+        ArchiveJob.job_status == JobStatus.IN_PROGRESS, ArchiveJob.reply_deadline.is_not(None)).limit(1000)))
+    if not waiting:
+        return 0
+    transport = transports.get_transport()
+    read = 0
+    for job in waiting:
+        reply = transport.poll(job.message_id)
+        if reply is not None:
+            apply_reply(job, reply, asynchronous=True)
+            read += 1
+        elif job.reply_deadline < now:
+            _finish(job, ArchiveStatus.FAILED, "Ingen kvittering frå arkivet innan fristen.")
+            read += 1
+    return read
