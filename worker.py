@@ -12,16 +12,22 @@ only one process do each at a time.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
+import pkgutil
 import socket
 import threading
 import uuid
 
 from rq import Worker
 
+import ppt_web
 from ppt_web import create_app
-from ppt_web.jobs import archive_sweep, use_app
+from ppt_web.archive import codes, message
+from ppt_web.jobs import archive_sweep, dispatch_sweep, use_app
 from ppt_web.logs import configure as configure_logging
+from ppt_web.postreg import intake
+from ppt_web.postreg.intake import poll_inbound, scan_sync_folder
 from ppt_web.queue import connection, get_queue, worker_connection
 
 log = logging.getLogger("ppt.worker")
@@ -65,12 +71,6 @@ def warm_up() -> None:
     out. With everything imported up front, no thread imports anything later. It also spares each
     horse parsing the schemas again.
     """
-    import importlib
-    import pkgutil
-
-    import ppt_web
-    from ppt_web.archive import codes, message
-
     for module in pkgutil.walk_packages(ppt_web.__path__, "ppt_web."):
         importlib.import_module(module.name)
     for meldingstype in set(message.EVENTS.values()):
@@ -95,14 +95,11 @@ def main() -> int:
     name = args.name or f"{socket.gethostname()}.{uuid.uuid4().hex[:8]}"
     stop = threading.Event()
     if not args.burst:
-        from ppt_web.postreg.intake import poll_inbound, scan_sync_folder
-
         threading.Thread(target=sweep_timer, args=(app, stop), daemon=True, name="sweep-timer").start()
         threading.Thread(target=every, args=(app, stop, "PPT_INTAKE_SECONDS", scan_sync_folder, "sync folder scan"),
                          daemon=True, name="sync-intake").start()
         threading.Thread(target=every, args=(app, stop, "PPT_INBOUND_SECONDS", poll_inbound, "inbound mail poll"),
                          daemon=True, name="inbound-intake").start()
-        from ppt_web.jobs import dispatch_sweep
 
         threading.Thread(target=every, args=(app, stop, "PPT_DISPATCH_SECONDS", dispatch_sweep, "dispatch sweep"),
                          daemon=True, name="dispatch").start()
@@ -113,8 +110,6 @@ def main() -> int:
         worker.work(with_scheduler=True, burst=args.burst)
     finally:
         stop.set()
-        from ppt_web.postreg import intake
-
         intake.STOPPING.set()
     return 0
 

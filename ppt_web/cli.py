@@ -1,6 +1,8 @@
 """Flask CLI commands: create-admin, seed-demo."""
 from __future__ import annotations
 
+import time
+
 import click
 from flask import Flask
 from sqlalchemy import func, select
@@ -8,7 +10,10 @@ from sqlalchemy import func, select
 from .admin import service as admin
 from .errors import DomainError
 from .extensions import db
+from .generate import generate, text_pdf
 from .models import AccessGroup, Role, User
+from .models.base import utcnow
+from .postreg.intake import poll_inbound, scan_sync_folder, write_demo_mail
 
 DEMO_PASSWORD = "demo-passord"
 
@@ -87,10 +92,6 @@ def init_intake(app: Flask) -> None:
                   help="scan this many times, PPT_SYNC_SETTLE_SECONDS apart (a file is read once it has settled)")
     def intake(passes):
         """Read the sync folder and the inbound mail now, as the worker does every few seconds."""
-        import time
-
-        from .postreg.intake import poll_inbound, scan_sync_folder
-
         for n in range(passes):
             if n:
                 time.sleep(float(app.config["PPT_SYNC_SETTLE_SECONDS"]))
@@ -104,12 +105,8 @@ def init_intake(app: Flask) -> None:
     @click.option("--sender", default="Solsida barnehage", show_default=True)
     def demo_mail(title, sender):
         """Drop one digital letter into the SvarInn folder stand-in (the zero-setup inbound backend)."""
-        from .generate import text_pdf
-        from .postreg.intake import write_demo_mail
-
         if app.config["PPT_INBOUND_BACKEND"] != "folder":
             raise click.UsageError("demo-mail writes to the folder backend; PPT_INBOUND_BACKEND is not 'folder'")
-        from .models.base import utcnow
 
         # The time in the text makes each letter's bytes unique: the intake refuses exact duplicates.
         pdf = text_pdf(f"{title} - {sender} - {utcnow():%Y-%m-%d %H:%M:%S.%f}")
@@ -123,10 +120,6 @@ def init_generate(app: Flask) -> None:
     @click.option("--seed", type=int, default=1, show_default=True)
     def generate_data(n_clients, seed):
         """Fill the database with synthetic clients, cases and posts, through the services."""
-        import time
-
-        from .generate import generate
-
         started = time.monotonic()
         stats = generate(n_clients, seed, echo=click.echo)
         took = time.monotonic() - started

@@ -5,7 +5,7 @@ from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, event
 from sqlalchemy.orm import DeclarativeBase
 
 NAMING = {
@@ -46,7 +46,5 @@ def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
 
 def init_sqlite(app) -> None:
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-        from sqlalchemy import event
-
         with app.app_context():
             event.listen(db.engine, "connect", _sqlite_pragmas)

@@ -1,7 +1,7 @@
 """Small helpers shared by the views: domain errors onto form fields, choices for selects."""
 from __future__ import annotations
 
-from flask import redirect, request
+from flask import current_app, redirect, request
 from flask_babel import gettext as _
 
 from .errors import DomainError
@@ -45,8 +45,6 @@ def form_status() -> int:
 def go(url: str):
     """Redirect; htmx requests get HX-Redirect so the whole page moves."""
     if request.headers.get("HX-Request"):
-        from flask import current_app
-
         response = current_app.response_class(status=204)
         response.headers["HX-Redirect"] = url
         return response

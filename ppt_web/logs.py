@@ -28,6 +28,10 @@ import uuid
 from datetime import datetime, timezone
 
 from flask import Flask, g, has_request_context, request
+from flask.logging import default_handler
+from rq import get_current_job
+from sqlalchemy import inspect
+from stdnum.no import fodselsnummer
 
 MASK = "*" * 11
 FORMATS = ("text", "json")
@@ -41,8 +45,6 @@ _PROGRAM = os.path.basename(sys.argv[0] or "python")
 
 
 def _valid_national_id(digits: str) -> bool:
-    from stdnum.no import fodselsnummer
-
     return fodselsnummer.is_valid(digits)
 
 
@@ -85,7 +87,6 @@ def _user_id() -> int | None:
     user = g.get("_login_user")
     if user is None:
         return None
-    from sqlalchemy import inspect
 
     state = inspect(user, raiseerr=False)  # None for the anonymous user
     return state.identity[0] if state is not None and state.identity else None
@@ -107,8 +108,6 @@ class ContextFilter(logging.Filter):
                     record.user_id = None
         else:
             try:
-                from rq import get_current_job
-
                 job = get_current_job()
             except Exception:  # noqa: BLE001
                 job = None
@@ -251,8 +250,6 @@ def configure(log_format: str | None = None, level: str | int | None = None) -> 
 
 def init_app(app: Flask) -> None:
     """Configure logging from the app's config and write one access line per request."""
-    from flask.logging import default_handler
-
     configure(app.config.get("PPT_LOG_FORMAT"), app.config.get("PPT_LOG_LEVEL"))
     logging.getLogger(app.name).removeHandler(default_handler)  # the root handler is the only one
     access = logging.getLogger("ppt.access")

@@ -7,6 +7,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from .auth.access import PUBLIC_ATTR
+from .auth.service import load_session_user
 from .extensions import login_manager
 
 CSP = (
@@ -31,8 +32,6 @@ def init_app(app: Flask) -> None:
 
     @login_manager.user_loader
     def load_user(token: str):
-        from .auth.service import load_session_user
-
         return load_session_user(token)
 
     @login_manager.unauthorized_handler

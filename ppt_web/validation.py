@@ -1,7 +1,8 @@
 """Checks of Norwegian identifiers and dates, with messages for the user."""
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from flask_babel import lazy_gettext as _l
 from stdnum.exceptions import InvalidChecksum, InvalidComponent, InvalidFormat, InvalidLength, ValidationError
@@ -12,9 +13,6 @@ from .errors import Invalid
 
 def today() -> date:
     """Today in Oslo, not on the server's clock (UTC): dates on posts are Norwegian dates."""
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
-
     return datetime.now(ZoneInfo("Europe/Oslo")).date()
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from flask import Flask, render_template, request
 from flask_babel import gettext as _
@@ -12,9 +13,15 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
 from .activity import service as activity
+from .archive.log import alerts
+from .cases.approval import waiting_count as approvals_waiting
+from .dispatch.service import failed_count
 from .errors import DomainError, Forbidden, NotFound
 from .extensions import db
 from .formtools import MAX_ID
+from .i18n import OSLO, template_context
+from .models import Notification
+from .postreg.service import waiting_count
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +99,6 @@ def init_app(app: Flask) -> None:
             return {}
         if request.headers.get("HX-Request") and not request.headers.get("HX-Boosted"):
             return {}  # a partial (live search, the 2 s polls) has no menu: skip its counts
-        from .models import Notification
 
         unread = db.session.scalar(
             select(func.count()).select_from(Notification)
@@ -100,33 +106,20 @@ def init_app(app: Flask) -> None:
         )
         context = {"unread_notifications": unread}
         if current_user.can("archive_log"):
-            from .archive.log import alerts
-
             context["archive_alerts"] = alerts()
         if current_user.can("distribute_mail"):
-            from .postreg.service import waiting_count
-
             context["inbox_waiting"] = waiting_count()
         if current_user.can("approve") or current_user.can("journal"):  # a team coordinator approves too
-            from .cases.approval import waiting_count as approvals_waiting
 
             context["approvals_waiting"] = approvals_waiting(current_user)
         if current_user.can("send"):
-            from .dispatch.service import failed_count
-
             context["dispatch_failures"] = failed_count(current_user)
         return context
 
     @app.context_processor
     def today():
-        from datetime import datetime
-
-        from .i18n import OSLO
-
         return {"today": datetime.now(OSLO).date()}
 
     @app.context_processor
     def translations():
-        from .i18n import template_context
-
         return template_context()

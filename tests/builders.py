@@ -7,7 +7,8 @@ from datetime import date
 
 from pypdf import PdfWriter
 
-from ppt_web.cases import posts, service as cases
+from ppt_web.cases import posts
+from ppt_web.cases import service as cases
 from ppt_web.clients import service as clients
 
 from .conftest import user

@@ -7,7 +7,8 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import select
 
-from ppt_web.cases import approval, posts, service as cases
+from ppt_web.cases import approval, posts
+from ppt_web.cases import service as cases
 from ppt_web.errors import Conflict, Forbidden, Invalid, NotFound
 from ppt_web.extensions import db
 from ppt_web.models import AccessGroup, ArchiveJob, Notification, PostSignature, PostStatus
@@ -141,7 +142,7 @@ def test_an_incomplete_post_is_not_sent_to_approval(ctx):
 
 @pytest.fixture
 def signing(app, tmp_path):
-    from ppt_web.signing import make_test_certificate
+    from .helpers import make_test_certificate
 
     p12, ca = make_test_certificate("PPT Testkommune")
     (tmp_path / "ppt.p12").write_bytes(p12)
@@ -193,7 +194,7 @@ def test_an_expert_assessment_is_not_finalized_without_approval(ctx):
 
 
 def test_the_approver_sees_the_post_only_while_it_waits_for_them(ctx):
-    from ppt_web.cases import scope
+    from ppt_web.auth import scope
 
     team = db.session.scalar(select(AccessGroup).where(AccessGroup.name == "Team barnehage"))
     case = builders.case(handler="radgjevar2")

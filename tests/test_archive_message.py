@@ -6,18 +6,45 @@ import string
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from lxml import etree
 
 from ppt_web.archive import codes, replies
-from ppt_web.archive.message import (AM, AMO, AVS, DEFAULTS, MDK, Message, MessageInvalid, build,
-                                     criteria, party_id, validate)
-from ppt_web.cases import posts, service as cases
+from ppt_web.archive.message import (
+    AM,
+    AMO,
+    AVS,
+    DEFAULTS,
+    MDK,
+    Message,
+    MessageInvalid,
+    build,
+    criteria,
+    party_id,
+    validate,
+)
+from ppt_web.cases import posts
+from ppt_web.cases import service as cases
 from ppt_web.clients import service as clients
 from ppt_web.extensions import db
 from ppt_web.generate import org_number
-from ppt_web.models import (ArchiveJob, Case, CaseKind, CaseStatus, Client, Correspondent, Document, JournalPost,
-                            Organisation, OrgKind, PostStatus, PostType, StoredFile, User)
+from ppt_web.models import (
+    ArchiveJob,
+    Case,
+    CaseKind,
+    CaseStatus,
+    Client,
+    Correspondent,
+    Document,
+    JournalPost,
+    Organisation,
+    OrgKind,
+    PostStatus,
+    PostType,
+    StoredFile,
+    User,
+)
 from ppt_web.models.archive import AVSKRIVNING, OPPDATER, OPPRETT
 
 from . import builders

@@ -6,7 +6,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import text
 
-from ppt_web.cases import posts, service as cases
+from ppt_web.cases import posts
+from ppt_web.cases import service as cases
 from ppt_web.clients import service as clients
 from ppt_web.errors import Conflict, Forbidden, Invalid, NotFound
 from ppt_web.extensions import db

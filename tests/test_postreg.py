@@ -9,8 +9,18 @@ from sqlalchemy import select
 
 from ppt_web.errors import Conflict, Forbidden, Invalid
 from ppt_web.extensions import db
-from ppt_web.models import (ArchiveJob, Case, InboxItem, InboxSource, InboxStatus, JournalPost, Notification,
-                            PaperOriginal, PostStatus, PostType)
+from ppt_web.models import (
+    ArchiveJob,
+    Case,
+    InboxItem,
+    InboxSource,
+    InboxStatus,
+    JournalPost,
+    Notification,
+    PaperOriginal,
+    PostStatus,
+    PostType,
+)
 from ppt_web.postreg import intake, service
 
 from . import builders

@@ -91,6 +91,7 @@ def test_a_permanent_fault_is_feilet_with_the_reason_and_kept_visible(app, ctx, 
         assert kept.read_bytes()
     # Nothing is lost: the row stays in the open list until someone has dealt with it.
     from ppt_web.postreg import service
+
     from .conftest import user
 
     assert refused.id in {i.id for i in service.inbox(user("sekretaer"), "open")["items"]}

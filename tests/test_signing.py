@@ -10,16 +10,17 @@ import pytest
 from pypdf import PdfReader, PdfWriter
 from pypdf.generic import ContentStream
 
-from ppt_web.files.pdfcheck import check
+from ppt_web.files.pdfchild import check
 from ppt_web.generate import text_pdf
 from ppt_web.signing import (
     SignatureStatus,
     SigningError,
     load_signer,
-    make_test_certificate,
     sign_pdf,
     verify_pdf,
 )
+
+from .helpers import make_test_certificate
 
 SIGNER_NAME = "Kari Nordmann-Ødegård"
 

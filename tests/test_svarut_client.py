@@ -17,13 +17,21 @@ from cryptography.hazmat.primitives import serialization
 
 from ppt_web.inbound import cms
 from ppt_web.outbound.folder import FolderAdapter
-from ppt_web.outbound.svarut import (LocalJwtTokenProvider, StaticTokenProvider, SvarUtAdapter, multipart_body,
-                                     origin)
-from ppt_web.outbound.types import (FAILED, SENT, STATUS_MAP, UNKNOWN, OutboundDocument, OutboundUnavailable,
-                                    Recipient, Shipment, map_status, problems)
+from ppt_web.outbound.svarut import LocalJwtTokenProvider, StaticTokenProvider, SvarUtAdapter, multipart_body, origin
+from ppt_web.outbound.types import (
+    FAILED,
+    SENT,
+    STATUS_MAP,
+    UNKNOWN,
+    OutboundDocument,
+    OutboundUnavailable,
+    Recipient,
+    Shipment,
+    map_status,
+    problems,
+)
 
-from .svarut_server import (ALL_STATUSES, RequestError, SvarUtServer, find_ks_svarut, make_token_keys,
-                            verify_jwt)
+from .svarut_server import ALL_STATUSES, RequestError, SvarUtServer, find_ks_svarut, make_token_keys, verify_jwt
 
 KONTO = "5b1c7a1e-0c6f-4c59-9a4b-3f5c1e7d2a10"
 OTHER_KONTO = "0f9e8d7c-6b5a-4321-8fed-cba987654321"

@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import subprocess
-
-import pytest
 import sys
 
+import pytest
 from babel.messages.pofile import read_po
 
 from ppt_web.admin import service as admin

@@ -14,7 +14,6 @@ from ppt_web.models import ArchiveJob, ArchiveStatus
 from ppt_web.queue import Job, enqueue_after_commit, get_queue
 
 from . import builders
-
 from .conftest import ROOT
 
 pytestmark = pytest.mark.app_config(PPT_QUEUE_NAME=f"test-{uuid.uuid4().hex[:8]}")

@@ -20,8 +20,6 @@ def _int_field(name: str) -> int:
     try:
         return int(request.form.get(name, ""))
     except ValueError:
-        from ..errors import Invalid
-
         raise Invalid(_("Choose a value from the list.")) from None
 
 

@@ -5,8 +5,8 @@ from flask import Blueprint, flash, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from ..auth import scope
 from ..auth.access import permission_required
-from ..cases import scope
 from ..errors import Invalid
 from ..formtools import go, id_or_none
 from . import actions

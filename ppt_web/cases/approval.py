@@ -6,23 +6,28 @@ returns it with a comment (back to draft). Every step is a PostEvent: who, when,
 """
 from __future__ import annotations
 
+import io
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import joinedload
 
 from .. import validation
 from ..activity import service as activity
+from ..auth import scope
 from ..auth.access import require
 from ..errors import Conflict, Forbidden, Invalid
 from ..extensions import db
+from ..files.storage import discard_unreferenced, file_path, store_upload
 from ..models import JournalPost, PostEvent, PostSignature, PostStatus, PostType, User
 from ..models.base import utcnow
 from ..notify import link, notify
-from . import posts, scope
+from . import posts
 from .posts import needs_approval
 
 
@@ -109,8 +114,6 @@ def _approvable(actor: User, post_id: int) -> JournalPost:
 
 def approve(actor: User, post_id: int, comment: str = "", sign: bool = False) -> JournalPost:
     """Approve and finalize in one transaction (the archive job with it); sign first if asked."""
-    from ..files.storage import discard_unreferenced
-
     post = _approvable(actor, post_id)
     text = " ".join((comment or "").split())[:2000]
     signed: list[str] = []
@@ -172,8 +175,6 @@ def queue(actor: User) -> list[Waiting]:
 
 
 def waiting_count(actor: User) -> int:
-    from sqlalchemy import func
-
     query = select(func.count(JournalPost.id)).where(JournalPost.status == PostStatus.AWAITING_APPROVAL)
     if not (actor.can("approve") and actor.can("search_all")):
         query = query.where(JournalPost.approver_id == actor.id)
@@ -190,7 +191,6 @@ def sign(actor: User, post_id: int) -> JournalPost:
         raise Conflict(_l("Only a draft can be signed by its handler; the approver signs on approval."))
     if needs_approval(post):
         raise Conflict(_l("An expert assessment is signed by the approver on approval."))
-    from ..files.storage import discard_unreferenced
 
     signed: list[str] = []
     try:
@@ -207,12 +207,6 @@ def _sign(actor: User, post: JournalPost, authorised: bool = False) -> str:
     """Sign the main document with the service's certificate; the signed file replaces it in the post.
 
     Returns the signed file's digest (for clean-up if the transaction fails)."""
-    import io
-    import logging
-
-    from ..files.storage import file_path, store_upload
-    from ..signing import SigningError, load_signer, sign_pdf
-
     if not authorised:
         require(actor, "esign", object_type="journal_post", object_id=post.id)
     main = post.main_document
@@ -221,11 +215,12 @@ def _sign(actor: User, post: JournalPost, authorised: bool = False) -> str:
     cfg = current_app.config
     if not cfg.get("PPT_SIGNING_P12"):
         raise Conflict(_l("Electronic signing is not set up (PPT_SIGNING_P12)."))
+    signing = _signing()
     try:
-        signer = load_signer(cfg["PPT_SIGNING_P12"], cfg.get("PPT_SIGNING_PASSWORD"))
-        signed = sign_pdf(file_path(main.sha256).read_bytes(), signer, signer_name=actor.full_name,
+        signer = signing.load_signer(cfg["PPT_SIGNING_P12"], cfg.get("PPT_SIGNING_PASSWORD"))
+        signed = signing.sign_pdf(file_path(main.sha256).read_bytes(), signer, signer_name=actor.full_name,
                           reason=str(_l("Approved and signed")), location=cfg.get("PPT_SIGNING_LOCATION", ""))
-    except SigningError as exc:
+    except signing.SigningError as exc:
         # The detail may name a server path: it goes to the log, the user gets what to do.
         logging.getLogger(__name__).warning("signing post %s failed: %s", post.id, exc)
         raise Conflict(_l("The document could not be signed. Check that it is an ordinary PDF, or tell the "
@@ -252,22 +247,27 @@ def _subject(signer) -> str:
 
 def signature_status(post: JournalPost) -> list:
     """Whether the main document's signatures still verify (checked on the stored bytes, each time)."""
-    from ..files.storage import file_path
-    from ..signing import SigningError, verify_pdf
-
     main = post.main_document
     if main is None or not any(s.signed_sha256 == main.sha256 for s in signatures(post)):
         return []
     roots = []
     ca = current_app.config.get("PPT_SIGNING_TRUST_ROOT")
     if ca:
-        from pathlib import Path
-
         roots = [Path(ca).read_bytes()]
+    signing = _signing()
     try:
-        return verify_pdf(file_path(main.sha256).read_bytes(), trust_roots=roots)
-    except (SigningError, OSError):
+        return signing.verify_pdf(file_path(main.sha256).read_bytes(), trust_roots=roots)
+    except (signing.SigningError, OSError):
         return []
+
+
+def _signing():
+    """ppt_web.signing, loaded on first use: pyHanko takes half a second to import (every web, worker and
+    CLI process would pay it at start), and with cryptography 51 it warns at import. Loaded here, inside a
+    request or job, that warning is a log record in the configured format, not a raw line on stderr."""
+    from .. import signing  # noqa: PLC0415 - see the docstring
+
+    return signing
 
 
 def signatures(post: JournalPost) -> list[PostSignature]:

@@ -12,10 +12,11 @@ from sqlalchemy.orm.attributes import set_committed_value
 from .. import validation
 from ..activity import service as activity
 from ..archive import outbox
+from ..auth import scope
 from ..auth.access import require
 from ..errors import Conflict, Invalid
 from ..extensions import db
-from ..files.storage import discard_unreferenced
+from ..files.storage import discard_unreferenced, store_upload
 from ..models import (
     Case,
     CaseCategory,
@@ -32,7 +33,6 @@ from ..models import (
 from ..models.base import utcnow
 from ..models.domain import DEFAULT_LEGAL_BASIS, WRITE_OFF_METHODS
 from ..postreg.inbox import return_to_inbox
-from . import scope
 
 
 @dataclass
@@ -130,8 +130,6 @@ def _apply_correspondents(post: JournalPost, wanted: list[CorrespondentData]) ->
 def _store_files(post: JournalPost, main: Upload | None, attachments: list[Upload], new_hashes: list[str]) -> None:
     """Check and store uploads; new_hashes collects the files this request stored first, as it goes,
     so that a refusal half-way still lets the caller remove them."""
-    from ..files.storage import store_upload
-
     position = max((d.position for d in post.documents), default=-1) + 1
     for role, upload in ([("main", main)] if main else []) + [("attachment", a) for a in attachments]:
         stored = store_upload(upload.stream, upload.filename)

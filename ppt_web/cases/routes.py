@@ -2,15 +2,21 @@
 from flask import Blueprint, abort, flash, render_template, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
+from sqlalchemy import select
 
+from .. import validation
+from ..auth import scope
 from ..auth.access import permission_required
 from ..clients import service as clients
+from ..dispatch.service import for_post
 from ..errors import Conflict, Invalid
+from ..extensions import db
 from ..files.storage import file_path
 from ..formtools import apply_error, choices, form_status, go, id_or_none
 from ..labels import CATEGORY_LABELS, KIND_LABELS, POST_TYPE_LABELS, WRITE_OFF_LABELS
 from ..models import AccessGroup, CaseCategory, CaseKind, PostType
-from . import approval, posts, scope, service
+from ..postreg.service import CHECK_LABELS, document_checks
+from . import approval, posts, service
 from .forms import (
     ApprovalDecisionForm,
     ApprovalRequestForm,
@@ -31,10 +37,6 @@ def _actor():
 # --- cases -------------------------------------------------------------------------------
 
 def _case_form(form: CaseForm) -> CaseForm:
-    from sqlalchemy import select
-
-    from ..extensions import db
-
     form.kind.choices = [(k.value, KIND_LABELS[k.value]) for k in CaseKind]
     form.category.choices = [("", "")] + [(c.value, CATEGORY_LABELS[c.value]) for c in CaseCategory]
     form.client_id.choices = choices(service.clients_for(_actor()), lambda c: f"{c.name} ({c.birth_date:%d.%m.%Y})")
@@ -182,8 +184,6 @@ def validate_post_field(field: str):
     if field not in form._fields or field in ("main_document", "attachments", "correspondents", "csrf_token"):
         abort(404)
 
-    from .. import validation
-
     target = form[field]
     try:
         if field in ("document_date", "received_on", "sent_on") and target.data:
@@ -203,9 +203,6 @@ def post(post_id: int):
     write_off.method.choices = [(k, f"{k} – {v}") for k, v in WRITE_OFF_LABELS.items()]
     write_off.reply_post_id.choices = choices([p for p in found.case.posts if p.post_type == PostType.U],
                                               lambda p: f"{p.number} {p.title}")
-    from ..dispatch.service import for_post
-    from ..postreg.service import CHECK_LABELS, document_checks
-
     checks = document_checks(found.main_document.id) if found.main_document else []
     request_form = ApprovalRequestForm()
     request_form.approver_id.choices = [(u.id, u.full_name) for u in approval.approvers(found)

@@ -11,11 +11,13 @@ from sqlalchemy import and_, exists, or_, select
 from .. import validation
 from ..activity import service as activity
 from ..archive import outbox
+from ..auth import scope
 from ..auth.access import require
 from ..errors import Conflict, Invalid
 from ..extensions import db
 from ..models import (
     AccessGroup,
+    ActivityLog,
     Case,
     CaseCategory,
     CaseKind,
@@ -29,7 +31,6 @@ from ..models import (
 )
 from ..models.base import utcnow
 from ..models.domain import OPEN_WORK_STATUSES
-from . import scope
 
 FOLLOW_UP_IDLE = timedelta(days=183)  # "follow-up cases may stay open up to 6 months"
 
@@ -225,8 +226,6 @@ def handlers() -> list[User]:
 
 
 def history(case: Case):
-    from ..models import ActivityLog
-
     return list(db.session.scalars(
         select(ActivityLog).where(
             or_(and_(ActivityLog.object_type == "case", ActivityLog.object_id == str(case.id)),

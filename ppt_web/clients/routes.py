@@ -3,6 +3,7 @@ from flask import Blueprint, flash, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from ..auth import scope
 from ..auth.access import permission_required
 from ..cases import service as cases
 from ..errors import Conflict, Invalid, NotFound
@@ -64,8 +65,6 @@ def folder(client_id: int):
 @bp.route("/clients/<int:client_id>/edit", methods=["GET", "POST"])
 @permission_required("register_case", "journal")
 def edit_client(client_id: int):
-    from ..cases import scope
-
     client = scope.client(_actor(), client_id)
     form = _client_form(ClientForm(obj=client))
     if request.method == "GET":

@@ -10,8 +10,8 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from .. import validation
 from ..activity import service as activity
+from ..auth import scope
 from ..auth.access import require
-from ..cases import scope
 from ..errors import Conflict, Invalid, NotFound
 from ..extensions import db
 from ..models import Case, Client, JournalPost, Organisation, OrgKind, User

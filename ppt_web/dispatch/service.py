@@ -17,12 +17,12 @@ from pathlib import Path
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 
 from .. import claims
 from ..activity import service as activity
+from ..auth import scope
 from ..auth.access import require
-from ..cases import scope
 from ..cases.approval import event, needs_approval
 from ..errors import Conflict, Invalid, NotFound
 from ..extensions import db
@@ -30,6 +30,8 @@ from ..files.storage import file_path
 from ..models import Case, Dispatch, DispatchStatus, JournalPost, PostStatus, PostType, User
 from ..models.base import utcnow
 from ..notify import link, notify
+from ..outbound.folder import FolderAdapter
+from ..outbound.svarut import SvarUtAdapter
 from ..outbound.types import OutboundDocument, OutboundUnavailable, Recipient, Shipment, map_status, problems
 from ..queue import Job, enqueue_after_commit
 
@@ -42,11 +44,8 @@ def outbound_adapter():
     """The configured adapter: the folder stand-in (default) or SvarUt REST v3."""
     cfg = current_app.config
     if cfg["PPT_OUTBOUND_BACKEND"] == "svarut":
-        from ..outbound.svarut import SvarUtAdapter
-
         return SvarUtAdapter(cfg["PPT_SVARUT_URL"], cfg["PPT_SVARUT_KONTO"], cfg["PPT_SVARUT_INTEGRATION_ID"],
                              cfg["PPT_SVARUT_INTEGRATION_PASSWORD"], _token_provider(cfg["PPT_SVARUT_TOKEN_PROVIDER"]))
-    from ..outbound.folder import FolderAdapter
 
     return FolderAdapter(Path(cfg["PPT_SVARUT_DIR"]))
 
@@ -366,8 +365,6 @@ def failures(actor: User, limit: int = 300) -> list[Dispatch]:
 
 
 def failed_count(actor: User) -> int:
-    from sqlalchemy import func
-
     return db.session.scalar(
         select(func.count(Dispatch.id)).join(JournalPost, Dispatch.post_id == JournalPost.id)
         .join(Case, JournalPost.case_id == Case.id)

@@ -17,6 +17,8 @@ from typing import Protocol
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..extensions import db, on_postgresql
 from ..models.files import StoredFile
@@ -111,10 +113,7 @@ def store_upload(stream: Readable, filename: str, previews: bool = False) -> Sto
 def _insert_once(**values) -> bool:
     """The stored_file row, unless the same bytes were stored a moment ago by another request (two
     uploads of one letter at once): then theirs is the row, and this one is not an error."""
-    if on_postgresql():
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
+    insert = postgresql_insert if on_postgresql() else sqlite_insert
     # RETURNING says whether this statement made the row (psycopg reports no rowcount for it).
     made = db.session.execute(insert(StoredFile).values(**values).on_conflict_do_nothing(index_elements=["sha256"])
                               .returning(StoredFile.sha256)).first()

@@ -13,11 +13,15 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from flask import current_app
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from rq import Worker
 from sqlalchemy import func, select, text
 
 from ..extensions import db
 from ..models import ArchiveJob, Dispatch, InboxItem, JournalPost, PostStatus
 from ..models.base import utcnow
+from ..queue import connection, get_queue
 
 
 def _database() -> str | None:
@@ -26,17 +30,11 @@ def _database() -> str | None:
 
 
 def _redis() -> str | None:
-    from ..queue import connection
-
     connection().ping()
     return None
 
 
 def _workers() -> str | None:
-    from rq import Worker
-
-    from ..queue import get_queue
-
     # Worker.all() skips registrations whose key has run out: a worker killed with SIGKILL leaves its
     # name in RQ's set, but its key lives only WORKER_TTL + 60 s past its last heartbeat.
     return None if Worker.all(queue=get_queue()) else "no worker listens on the queue"
@@ -73,11 +71,6 @@ def readiness() -> tuple[bool, dict[str, str]]:
 
 def metrics_text() -> bytes:
     """The current counts as Prometheus text, built per scrape (nothing is kept in the process)."""
-    from prometheus_client import CollectorRegistry, generate_latest
-    from prometheus_client.core import GaugeMetricFamily
-
-    from ..queue import get_queue
-
     class Counts:
         def collect(self):
             jobs = GaugeMetricFamily("ppt_archive_jobs", "Archive jobs by job and archive status",

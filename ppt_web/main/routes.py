@@ -1,11 +1,16 @@
 """The start page, notifications and liveness."""
-from flask import Blueprint, redirect, render_template, url_for
+import hmac
+
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from ..auth.access import public
+from ..errors import NotFound
 from ..extensions import db
 from ..models import Notification
+from ..models.base import utcnow
+from .health import metrics_text, readiness
 
 bp = Blueprint("main", __name__)
 
@@ -27,9 +32,6 @@ def notifications():
 @bp.route("/notifications/<int:notification_id>/open", methods=["POST"])
 def open_notification(notification_id: int):
     """Mark one notice read and go where it points (only one's own: another's is 404)."""
-    from ..errors import NotFound
-    from ..models.base import utcnow
-
     row = db.session.get(Notification, notification_id)
     if row is None or row.user_id != current_user.id:
         raise NotFound(object_type="notification", object_id=notification_id)
@@ -41,10 +43,6 @@ def open_notification(notification_id: int):
 
 @bp.route("/notifications/read", methods=["POST"])
 def read_all_notifications():
-    from sqlalchemy import update
-
-    from ..models.base import utcnow
-
     db.session.execute(update(Notification).where(Notification.user_id == current_user.id,
                                                   Notification.read_at.is_(None)).values(read_at=utcnow()))
     db.session.commit()
@@ -61,8 +59,6 @@ def healthz():
 @public
 def readyz():
     """For the load balancer: 200 when database, Redis, a worker and the archive answer; else 503."""
-    from .health import readiness
-
     ready, checks = readiness()
     return {"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503
 
@@ -71,12 +67,6 @@ def readyz():
 @public
 def metrics():
     """Prometheus text: counts only. Behind PPT_METRICS_TOKEN (Authorization: Bearer) when it is set."""
-    import hmac
-
-    from flask import abort, current_app, request
-
-    from .health import metrics_text
-
     token = current_app.config.get("PPT_METRICS_TOKEN")
     given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
     if token and not hmac.compare_digest(given.encode(), str(token).encode()):

@@ -33,11 +33,14 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import queue
 from ..activity import service as activity
+from ..auth.access import require
 from ..errors import Invalid
 from ..extensions import db
 from ..files import pdfcheck
 from ..files.errors import MESSAGES as FILE_MESSAGES
 from ..files.storage import UploadRejected, fsync_path, safe_filename, store_upload
+from ..inbound.folder import FolderSource, write_example
+from ..inbound.svarinn import SvarInnSource
 from ..inbound.types import InboundFailure, InboundUnavailable
 from ..models import Document, InboxItem, InboxSource, InboxStatus, JournalPost, User
 from ..models.base import utcnow
@@ -352,9 +355,6 @@ def _refuse_scan(path: Path, rel: str, key: str, signature: tuple[int, int], cod
 
 def inbound_source():
     """The configured inbound adapter: the folder stand-in (default) or SvarInn V2."""
-    from ..inbound.folder import FolderSource
-    from ..inbound.svarinn import SvarInnSource
-
     cfg = current_app.config
     limit = int(cfg["PPT_MAX_UPLOAD_BYTES"]) * 4
     if cfg["PPT_INBOUND_BACKEND"] == "svarinn":
@@ -492,8 +492,6 @@ def _take_message(source, message) -> str:
 
 def receive_upload(actor: User, stream, filename: str) -> InboxItem:
     """Mail that came another way (e-mail): the user sees a refusal at once, nothing is kept then."""
-    from ..auth.access import require
-
     require(actor, "distribute_mail")
     data = stream.read(int(current_app.config["PPT_MAX_UPLOAD_BYTES"]) + 1)
     duplicate = duplicate_of(hashlib.sha256(data).hexdigest()) if data else None
@@ -517,7 +515,5 @@ def receive_upload(actor: User, stream, filename: str) -> InboxItem:
 
 def write_demo_mail(pdf: bytes, title: str, sender: str, org_number: str | None = None) -> str:
     """Drop one digital letter into the folder stand-in for SvarInn (demo and tests)."""
-    from ..inbound.folder import write_example
-
     return write_example(Path(current_app.config["PPT_SVARINN_DIR"]), pdf, title=title, sender=sender,
                          org_number=org_number)

@@ -5,8 +5,8 @@ from flask import Blueprint, current_app, flash, render_template, request, send_
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from ..auth import scope
 from ..auth.access import permission_required
-from ..cases import scope
 from ..clients import service as clients
 from ..errors import Conflict, DomainError, Invalid
 from ..files import preview

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import calendar
 import re
+import shutil
 from dataclasses import dataclass
 from datetime import date
 
@@ -15,12 +16,15 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import validation
 from ..activity import service as activity
+from ..auth import scope
 from ..auth.access import require
-from ..cases import posts, scope
+from ..cases import posts
 from ..cases.service import CaseData, register_case
 from ..errors import Conflict, Invalid, NotFound
 from ..extensions import db
-from ..files.storage import UploadRejected
+from ..files import preview
+from ..files.pdfcheck import split_pdf
+from ..files.storage import UploadRejected, discard_unreferenced, file_path, store_upload
 from ..i18n import OSLO
 from ..models import (
     Case,
@@ -230,12 +234,6 @@ def parse_ranges(text: str, pages: int) -> list[tuple[int, int]]:
 
 def split(actor: User, item_id: int, ranges_text: str) -> list[InboxItem]:
     """Divide a scanned batch into documents by page ranges; each part is an inbox item of its own."""
-    import shutil
-
-    from ..files import preview
-    from ..files.pdfcheck import split_pdf
-    from ..files.storage import discard_unreferenced, file_path, store_upload
-
     item = get_item(actor, item_id)
     if not item.is_open or item.sha256 is None:
         raise Conflict(_l("The item is not waiting any more."))

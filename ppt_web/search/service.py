@@ -12,8 +12,9 @@ from datetime import datetime
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import contains_eager, joinedload, lazyload, selectinload
 
-from ..cases import scope
+from ..auth import scope
 from ..extensions import db
+from ..labels import CATEGORY_LABELS
 from ..models import Case, CaseCategory, CaseStatus, Client, JournalPost, User
 
 PER_PAGE = 25
@@ -57,8 +58,6 @@ class Results:
 
 
 def _category_matches(text: str) -> list[CaseCategory]:
-    from ..labels import CATEGORY_LABELS
-
     return [c for c in CaseCategory
             if c.value.startswith(text) or str(CATEGORY_LABELS[c.value]).lower().startswith(text)]
 

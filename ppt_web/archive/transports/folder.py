@@ -13,7 +13,7 @@ from pathlib import Path
 from ...files.storage import fsync_path
 from .. import replies
 from ..message import Message
-from . import HANDED_OVER, INVALID, NOT_FOUND, OK, SERVER_ERROR, Reply
+from .base import HANDED_OVER, INVALID, NOT_FOUND, OK, SERVER_ERROR, Reply
 from .files import read_checked
 
 

@@ -5,7 +5,7 @@ import requests
 
 from .. import replies
 from ..message import Message
-from . import INVALID, NOT_FOUND, OK, SERVER_ERROR, UNREACHABLE, Reply
+from .base import INVALID, NOT_FOUND, OK, SERVER_ERROR, UNREACHABLE, Reply
 from .files import read_checked
 
 

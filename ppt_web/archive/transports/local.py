@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,7 +22,7 @@ from lxml import etree
 from ...files.storage import fsync_path
 from .. import replies
 from ..message import Message, MessageInvalid, validate
-from . import INVALID, NOT_FOUND, OK, Reply
+from .base import INVALID, NOT_FOUND, OK, Reply
 from .files import read_checked
 
 KVITTERING_TYPES = {"no.ks.fiks.arkiv.v1.arkivering.arkivmelding.opprett"}
@@ -125,8 +126,6 @@ class LocalArchive:
 
     def _next_ids(self, message: Message) -> dict:
         """Archive numbers for what the message holds: a saksmappe and/or a journalpost."""
-        import uuid
-
         counter = self.root / "teljar.json"
         numbers = json.loads(counter.read_text()) if counter.exists() else {"arkivnummer": 0}
         numbers["arkivnummer"] += 1
@@ -186,8 +185,6 @@ def referenced_keys(payload: bytes) -> list[str]:
 
 
 def _is_uuid(value: str) -> bool:
-    import uuid
-
     try:
         return str(uuid.UUID(value)) == value
     except ValueError:

@@ -10,7 +10,7 @@ from sqlalchemy import ColumnElement, and_, exists, or_, select, true
 
 from ..errors import NotFound
 from ..extensions import db
-from ..models import Case, Client, Document, JournalPost, User
+from ..models import Case, Client, Document, JournalPost, PostStatus, User
 from ..models.domain import case_cohandler
 
 
@@ -68,8 +68,6 @@ def post(actor: User, post_id: int) -> JournalPost:
 
 def _asked_to_approve(actor: User, found: JournalPost) -> bool:
     """Only while it waits for them: afterwards the case's own rules apply again."""
-    from ..models import PostStatus
-
     return found.approver_id == actor.id and found.status == PostStatus.AWAITING_APPROVAL
 
 

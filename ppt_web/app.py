@@ -1,0 +1,60 @@
+"""The application factory: config, logging, extensions, blueprints, security, errors and the CLI."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flask import Flask
+from sqlalchemy.orm import configure_mappers
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from . import cli, i18n, logs, models, security, web
+from . import config as config_module
+from .activity.routes import bp as activity_bp
+from .admin.routes import bp as admin_bp
+from .archive.routes import bp as archive_bp
+from .auth.routes import bp as auth_bp
+from .cases.routes import bp as cases_bp
+from .clients.routes import bp as clients_bp
+from .dispatch.routes import bp as dispatch_bp
+from .extensions import csrf, db, htmx, init_sqlite, login_manager, migrate
+from .main.routes import bp as main_bp
+from .postreg.routes import bp as postreg_bp
+from .search.routes import bp as search_bp
+
+BLUEPRINTS = (auth_bp, main_bp, admin_bp, activity_bp, clients_bp, cases_bp, search_bp, archive_bp, postreg_bp,
+              dispatch_bp)
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+assert models.__all__  # imported for its side effect: every table is registered before the mappers are set up
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the app: config, extensions, blueprints, security, errors and CLI."""
+    instance_path = (config or {}).get("INSTANCE_PATH") or os.environ.get("PPT_INSTANCE_PATH")
+    app = Flask("ppt_web", instance_path=instance_path, instance_relative_config=True)
+    app.url_map.converters["int"] = web.BoundedInt  # ids past a 64-bit integer are 404, not a database error
+    config_module.load(app, config)
+    logs.init_app(app)  # first: its before_request runs ahead of any that answers early
+    proxies = int(app.config["PPT_TRUSTED_PROXIES"])
+    if proxies > 0:  # https, the client's address and host as the reverse proxy saw them
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)  # type: ignore[method-assign]
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+
+    db.init_app(app)
+    # Configure the ORM's mappers now, not on first use. The worker forks an RQ work horse per job
+    # while its threads (intake, sweeps) run: had one of them been configuring the mappers at that
+    # moment, the horse would inherit SQLAlchemy's configuration lock held, and hang before its job
+    # claimed anything (seen as an archive job left Ny, and a worker that would not stop).
+    configure_mappers()
+    init_sqlite(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS), render_as_batch=True)
+    csrf.init_app(app)
+    htmx.init_app(app)
+    i18n.init_app(app)  # Flask-Babel too
+    login_manager.init_app(app)
+    security.init_app(app)
+    for bp in BLUEPRINTS:
+        app.register_blueprint(bp)
+    web.init_app(app)
+    cli.init_app(app)
+    return app
