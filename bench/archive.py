@@ -1,4 +1,4 @@
-"""Archive dispatch under load (issue 7): backlog drain and finalize-to-Arkivert latency.
+"""Archive sending under load: backlog drain and finalize-to-Arkivert latency.
 
     .venv/bin/python bench/archive.py [--backlog 10000] [--workers 1,2,4] [--transports local,http]
                                       [--engines sqlite,postgresql] [--database-url URL ...]

@@ -8,11 +8,11 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from .admin import service as admin
+from .clock import utcnow
 from .errors import DomainError
 from .extensions import db
 from .generate import generate, text_pdf
 from .models import AccessGroup, Role, User
-from .models.base import utcnow
 from .postreg.intake import poll_inbound, scan_sync_folder, write_demo_mail
 
 DEMO_PASSWORD = "demo-passord"

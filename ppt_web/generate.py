@@ -7,6 +7,7 @@ from datetime import date, datetime, time, timedelta, timezone
 
 from sqlalchemy import select, text, update
 
+from . import clock
 from .cases import approval
 from .cases import posts as post_service
 from .cases import service as case_service
@@ -109,7 +110,7 @@ def generate(n_clients: int, seed: int, echo=print) -> dict:
     PP-rådgjevar has their own clients and cases, some co-handled by a colleague.
     """
     rng = random.Random(seed)
-    today = date.today()
+    today = clock.today()
     users = list(db.session.scalars(select(User).where(User.active.is_(True)).order_by(User.id)))
     registrar = next((u for u in users if u.can("register_case") and u.can("manage_orgs")), None)
     handlers = [u for u in users if any(r.code == "pp_radgjevar" for r in u.roles)]
@@ -195,7 +196,7 @@ def _fill(n_clients: int, rng: random.Random, today: date, registrar, handlers, 
                 age = (today - when).days
                 if age > 14 or rng.random() < 0.5:
                     if approval.needs_approval(post):  # the routine: a leader approves, which finalizes
-                        approval.send_to_approval(handler, post.id, approver.id)
+                        approval.send_for_approval(handler, post.id, approver.id)
                         post = approval.approve(approver, post.id)
                     else:
                         post = post_service.finalize(handler, post.id)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 from datetime import date, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
@@ -15,10 +14,10 @@ from jinja2 import pass_context
 from markupsafe import Markup
 
 from . import labels as source
+from .clock import OSLO
 from .extensions import babel
 
 SOURCE = Path(__file__).resolve().parent / "translations"
-OSLO = ZoneInfo("Europe/Oslo")
 
 
 def select_locale() -> str:

@@ -20,7 +20,6 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from asn1crypto import pem as asn1_pem
 from asn1crypto import x509 as asn1_x509
@@ -34,9 +33,10 @@ from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko.stamp import TextStampStyle
 from pyhanko_certvalidator import ValidationContext
 
+from .clock import OSLO
+
 __all__ = ["SignatureStatus", "SigningError", "load_signer", "sign_pdf", "verify_pdf"]
 
-OSLO = ZoneInfo("Europe/Oslo")
 WINDOW = 1024  # %PDF- must be in the first 1024 bytes (as in files/pdfchild.py)
 FIELD_PREFIX = "PPT-signatur-"
 STAMP_TEXT = "Elektronisk signert av %(signer)s\n%(ts)s\nSertifikat: %(cert)s"

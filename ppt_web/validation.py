@@ -1,19 +1,16 @@
 """Checks of Norwegian identifiers and dates, with messages for the user."""
 from __future__ import annotations
 
-from datetime import date, datetime
-from zoneinfo import ZoneInfo
+from datetime import date
 
 from flask_babel import lazy_gettext as _l
 from stdnum.exceptions import InvalidChecksum, InvalidComponent, InvalidFormat, InvalidLength, ValidationError
 from stdnum.no import fodselsnummer, orgnr
 
+from .clock import today
 from .errors import Invalid
 
-
-def today() -> date:
-    """Today in Oslo, not on the server's clock (UTC): dates on posts are Norwegian dates."""
-    return datetime.now(ZoneInfo("Europe/Oslo")).date()
+__all__ = ["today"]  # callers use validation.today() beside the date checks
 
 
 def national_id(value: str, field: str = "national_id") -> str:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 
 from flask import Flask, render_template, request
 from flask_babel import gettext as _
@@ -12,6 +11,7 @@ from sqlalchemy import func, select
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
+from . import clock
 from .activity import service as activity
 from .archive.log import alerts
 from .cases.approval import waiting_count as approvals_waiting
@@ -19,7 +19,7 @@ from .dispatch.service import failed_count
 from .errors import DomainError, Forbidden, NotFound
 from .extensions import db
 from .formtools import MAX_ID
-from .i18n import OSLO, template_context
+from .i18n import template_context
 from .models import Notification
 from .postreg.service import waiting_count
 
@@ -118,7 +118,7 @@ def init_app(app: Flask) -> None:
 
     @app.context_processor
     def today():
-        return {"today": datetime.now(OSLO).date()}
+        return {"today": clock.today()}
 
     @app.context_processor
     def translations():

@@ -62,7 +62,7 @@ def finalize(created, actor: str):
     from ppt_web.cases import approval
 
     if approval.needs_approval(created):
-        approval.send_to_approval(user(actor), created.id, user("leiar").id)
+        approval.send_for_approval(user(actor), created.id, user("leiar").id)
         return approval.approve(user("leiar"), created.id)
     return posts.finalize(user(actor), created.id)
 

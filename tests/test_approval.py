@@ -9,10 +9,10 @@ from sqlalchemy import select
 
 from ppt_web.cases import approval, posts
 from ppt_web.cases import service as cases
+from ppt_web.clock import utcnow
 from ppt_web.errors import Conflict, Forbidden, Invalid, NotFound
 from ppt_web.extensions import db
 from ppt_web.models import AccessGroup, ArchiveJob, Notification, PostSignature, PostStatus
-from ppt_web.models.base import utcnow
 
 from . import builders
 from .conftest import activity_rows, user
@@ -36,7 +36,7 @@ def notices(username: str) -> list[str]:
 
 def test_send_approve_finalizes_with_the_archive_job_and_history(ctx):
     post = assessment()
-    approval.send_to_approval(user("radgjevar1"), post.id, user("leiar").id, "Sjå særleg konklusjonen")
+    approval.send_for_approval(user("radgjevar1"), post.id, user("leiar").id, "Sjå særleg konklusjonen")
     assert post.status == PostStatus.AWAITING_APPROVAL and post.approver.username == "leiar"
     assert any(post.number in text for text in notices("leiar"))
     with pytest.raises(Conflict):  # locked for the handler while it waits
@@ -61,11 +61,11 @@ def test_send_approve_finalizes_with_the_archive_job_and_history(ctx):
 
 def test_return_needs_a_comment_and_gives_the_draft_back(ctx):
     post = assessment()
-    approval.send_to_approval(user("radgjevar1"), post.id, user("nestleiar").id)
+    approval.send_for_approval(user("radgjevar1"), post.id, user("nestleiar").id)
     with pytest.raises(Invalid):
-        approval.return_post(user("nestleiar"), post.id, "   ")
+        approval.return_for_changes(user("nestleiar"), post.id, "   ")
     assert db.session.get(type(post), post.id).status == PostStatus.AWAITING_APPROVAL
-    approval.return_post(user("nestleiar"), post.id, "Manglar tilrådinga")
+    approval.return_for_changes(user("nestleiar"), post.id, "Manglar tilrådinga")
     post = db.session.get(type(post), post.id)
     assert post.status == PostStatus.DRAFT and post.approver_id is None
     assert posts.editable(user("radgjevar1"), post.id) is not None
@@ -76,7 +76,7 @@ def test_return_needs_a_comment_and_gives_the_draft_back(ctx):
 @pytest.mark.parametrize("username", ["radgjevar2", "konsulent", "sekretaer"])
 def test_only_approvers_approve(ctx, username):
     post = assessment()
-    approval.send_to_approval(user("radgjevar1"), post.id, user("leiar").id)
+    approval.send_for_approval(user("radgjevar1"), post.id, user("leiar").id)
     with pytest.raises((Forbidden, NotFound)):  # NotFound: radgjevar2 cannot even see the case
         approval.approve(user(username), post.id)
     assert db.session.get(type(post), post.id).status == PostStatus.AWAITING_APPROVAL
@@ -85,7 +85,7 @@ def test_only_approvers_approve(ctx, username):
 def test_nobody_approves_their_own_post(ctx):
     post = assessment()
     with pytest.raises(Invalid):
-        approval.send_to_approval(user("radgjevar1"), post.id, user("radgjevar1").id)
+        approval.send_for_approval(user("radgjevar1"), post.id, user("radgjevar1").id)
     # radgjevar1 coordinates Team barnehage and wrote this post in a team case; the consultant sends
     # it to them. They still may not approve what they wrote.
     team = db.session.scalar(select(AccessGroup).where(AccessGroup.name == "Team barnehage"))
@@ -93,7 +93,7 @@ def test_nobody_approves_their_own_post(ctx):
     case.access_group = team
     db.session.commit()
     own = assessment(case=case)
-    approval.send_to_approval(user("konsulent"), own.id, user("radgjevar1").id)
+    approval.send_for_approval(user("konsulent"), own.id, user("radgjevar1").id)
     assert approval.refusal(user("radgjevar1"), own) is not None
     with pytest.raises(Forbidden) as refused:
         approval.approve(user("radgjevar1"), own.id)
@@ -108,20 +108,20 @@ def test_a_team_coordinator_approves_posts_of_the_team_sent_to_them(ctx):
     db.session.commit()
     post = assessment(handler="radgjevar2", case=case)
     assert user("radgjevar1") in approval.approvers(post)
-    approval.send_to_approval(user("radgjevar2"), post.id, user("radgjevar1").id)
+    approval.send_for_approval(user("radgjevar2"), post.id, user("radgjevar1").id)
     assert [w.post.id for w in approval.queue(user("radgjevar1"))] == [post.id]
     approval.approve(user("radgjevar1"), post.id)
     assert db.session.get(type(post), post.id).status == PostStatus.FINALIZED
     # Outside the team the coordinator is nobody's approver.
     other = assessment(handler="radgjevar2")
     with pytest.raises(Invalid):
-        approval.send_to_approval(user("radgjevar2"), other.id, user("radgjevar1").id)
+        approval.send_for_approval(user("radgjevar2"), other.id, user("radgjevar1").id)
 
 
 def test_the_leader_sees_every_waiting_approval_and_old_ones_are_marked(app, ctx):
     first, second = assessment(), assessment(handler="radgjevar2")
-    approval.send_to_approval(user("radgjevar1"), first.id, user("nestleiar").id)
-    approval.send_to_approval(user("radgjevar2"), second.id, user("leiar").id)
+    approval.send_for_approval(user("radgjevar1"), first.id, user("nestleiar").id)
+    approval.send_for_approval(user("radgjevar2"), second.id, user("leiar").id)
     first.approval_requested_at = utcnow() - timedelta(days=app.config["PPT_APPROVAL_WARN_DAYS"] + 1)
     db.session.commit()
     everything = approval.queue(user("leiar"))
@@ -137,7 +137,7 @@ def test_an_incomplete_post_is_not_sent_to_approval(ctx):
     case = builders.case()
     draft = posts.create_post(user("radgjevar1"), case.id, posts.PostData(post_type="U", title="Utkast"))
     with pytest.raises(Invalid):
-        approval.send_to_approval(user("radgjevar1"), draft.id, user("leiar").id)
+        approval.send_for_approval(user("radgjevar1"), draft.id, user("leiar").id)
 
 
 @pytest.fixture
@@ -156,7 +156,7 @@ def test_the_approver_signs_on_approval_and_the_signature_verifies(ctx, signing)
 
     post = assessment()
     unsigned = post.main_document.sha256
-    approval.send_to_approval(user("radgjevar1"), post.id, user("leiar").id)
+    approval.send_for_approval(user("radgjevar1"), post.id, user("leiar").id)
     approval.approve(user("leiar"), post.id, sign=True)  # approving authorises the service's signature
     post = db.session.get(type(post), post.id)
     (signature,) = db.session.scalars(select(PostSignature).where(PostSignature.post_id == post.id))
@@ -203,7 +203,7 @@ def test_the_approver_sees_the_post_only_while_it_waits_for_them(ctx):
     post = assessment(handler="radgjevar2", case=case)
     with pytest.raises(NotFound):
         scope.post(user("radgjevar1"), post.id)
-    approval.send_to_approval(user("radgjevar2"), post.id, user("radgjevar1").id)
+    approval.send_for_approval(user("radgjevar2"), post.id, user("radgjevar1").id)
     assert scope.post(user("radgjevar1"), post.id) is not None
     assert scope.document(user("radgjevar1"), post.main_document.id) is not None
     with pytest.raises(NotFound):  # the case itself stays closed to them

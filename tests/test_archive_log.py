@@ -151,7 +151,7 @@ def test_delete_needs_permission_confirmation_and_reason_and_is_audited(app, log
 def test_alert_for_jobs_failing_too_long_in_header_and_on_the_log(app, login_as):
     from datetime import timedelta
 
-    from ppt_web.models.base import utcnow
+    from ppt_web.clock import utcnow
 
     ids = _jobs(app, 2)
     client = login_as("konsulent")

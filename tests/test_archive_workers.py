@@ -11,9 +11,9 @@ from sqlalchemy import func, select
 
 from ppt_web.archive import sending as archive
 from ppt_web.archive.transports.local import LocalArchive
+from ppt_web.clock import utcnow
 from ppt_web.extensions import db
 from ppt_web.models import ArchiveJob
-from ppt_web.models.base import utcnow
 from ppt_web.queue import get_queue
 
 from . import builders

@@ -69,8 +69,8 @@ def test_lockout_runs_out(client, app):
     for _ in range(5):
         sign_in(client, "leiar", "nope")
     assert sign_in(client, "leiar").status_code == 401
+    from ppt_web.clock import utcnow
     from ppt_web.models import LoginThrottle
-    from ppt_web.models.base import utcnow
 
     with app.app_context():
         row = db.session.get(LoginThrottle, "leiar")

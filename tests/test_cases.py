@@ -9,10 +9,10 @@ from sqlalchemy import text
 from ppt_web.cases import posts
 from ppt_web.cases import service as cases
 from ppt_web.clients import service as clients
+from ppt_web.clock import utcnow
 from ppt_web.errors import Conflict, Forbidden, Invalid, NotFound
 from ppt_web.extensions import db
 from ppt_web.models import Case, CaseStatus, Client
-from ppt_web.models.base import utcnow
 
 from . import builders
 from .conftest import activity_rows, user

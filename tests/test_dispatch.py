@@ -16,11 +16,11 @@ import pytest
 from sqlalchemy import select, update
 
 from ppt_web.cases import approval, posts
+from ppt_web.clock import utcnow
 from ppt_web.dispatch import service as dispatch
 from ppt_web.errors import Conflict, Invalid
 from ppt_web.extensions import db
 from ppt_web.models import Dispatch, DispatchStatus, JournalPost, Notification, Organisation, OrgKind, PostStatus
-from ppt_web.models.base import utcnow
 from ppt_web.outbound.folder import FolderAdapter
 from ppt_web.outbound.svarut import LocalJwtTokenProvider, SvarUtAdapter
 
@@ -75,7 +75,7 @@ def letter(category: str = "expert_assessment", approve: bool = True, to_school:
         post_type="U", title="Sakkunnig vurdering", document_date=date.today(), correspondents=recipients),
         posts.Upload(io.BytesIO(builders.make_pdf(2)), "vurdering.pdf"))
     if approve:
-        approval.send_to_approval(user("radgjevar1"), post.id, user("leiar").id)
+        approval.send_for_approval(user("radgjevar1"), post.id, user("leiar").id)
         approval.approve(user("leiar"), post.id)
     else:
         posts.finalize(user("radgjevar1"), post.id)

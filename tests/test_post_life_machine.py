@@ -50,7 +50,7 @@ class PostLife(RuleBasedStateMachine):
 
     @rule(approver=st.sampled_from(PEOPLE), sender=st.sampled_from(["radgjevar1", "konsulent"]))
     def send(self, approver, sender):
-        self._try(lambda: approval.send_to_approval(user(sender), self.post_id, user(approver).id, "sjå på"))
+        self._try(lambda: approval.send_for_approval(user(sender), self.post_id, user(approver).id, "sjå på"))
 
     @rule(actor=st.sampled_from(PEOPLE))
     def approve(self, actor):
@@ -58,7 +58,7 @@ class PostLife(RuleBasedStateMachine):
 
     @rule(actor=st.sampled_from(PEOPLE), comment=st.sampled_from(["", "Rett opp konklusjonen"]))
     def give_back(self, actor, comment):
-        self._try(lambda: approval.return_post(user(actor), self.post_id, comment))
+        self._try(lambda: approval.return_for_changes(user(actor), self.post_id, comment))
 
     @rule(actor=st.sampled_from(["radgjevar1", "konsulent"]))
     def finalize(self, actor):

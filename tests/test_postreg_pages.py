@@ -147,8 +147,8 @@ def test_the_inbox_pages_through_years_of_mail_newest_first_without_gaps(app, lo
     import re
     from datetime import timedelta
 
+    from ppt_web.clock import utcnow
     from ppt_web.models import InboxSource
-    from ppt_web.models.base import utcnow
 
     with app.app_context():
         start = utcnow() - timedelta(days=3650)

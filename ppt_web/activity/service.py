@@ -3,16 +3,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
 from flask import has_request_context, request
 from flask_login import current_user
 from sqlalchemy import func, select
 
+from ..clock import OSLO
 from ..extensions import db
 from ..models import ActivityLog, User
-
-OSLO = ZoneInfo("Europe/Oslo")
 
 
 def record(

@@ -12,10 +12,10 @@ from ..activity import service as activity
 from ..auth.access import require
 from ..auth.passwords import MIN_LENGTH, hash_password
 from ..auth.service import normalise_username, revoke_all_sessions
+from ..clock import utcnow
 from ..errors import Conflict, Invalid, NotFound
 from ..extensions import db
 from ..models import AccessGroup, Permission, Role, User
-from ..models.base import utcnow
 
 LOCALES = ("nn", "nb", "en")
 

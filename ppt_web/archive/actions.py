@@ -8,10 +8,10 @@ from sqlalchemy import and_, or_, select, update
 
 from ..activity import service as activity
 from ..auth.access import require
+from ..clock import utcnow
 from ..errors import Conflict, Invalid, NotFound
 from ..extensions import db
 from ..models import ArchiveJob, ArchiveStatus, JobStatus, User
-from ..models.base import utcnow
 from ..queue import Job, enqueue_after_commit
 from . import transports
 from .log import LogFilter

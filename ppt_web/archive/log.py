@@ -7,9 +7,10 @@ from datetime import date, timedelta
 from flask import current_app
 from sqlalchemy import and_, func, or_, select, tuple_
 
+from ..clock import utcnow
 from ..extensions import db
 from ..models import ArchiveJob, ArchiveStatus, Client, JobStatus
-from ..models.base import unindexed, utcnow
+from ..models.base import unindexed
 from . import transports
 from .message import OPERATION_NAMES
 

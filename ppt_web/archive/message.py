@@ -22,17 +22,16 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import PurePath
-from zoneinfo import ZoneInfo
 
 from lxml import etree
 
+from ..clock import OSLO, today
 from ..extensions import db
 from ..models import ArchiveJob, Case, CaseKind, CaseStatus, Client, JournalPost, MetadataCorrection, PostStatus, User
 from ..models.archive import AVSKRIVNING, OPPDATER, OPPRETT
 from ..models.domain import DEFAULT_LEGAL_BASIS, LOCKED_STATUSES, Correspondent, Document, PostType
 from . import codes
 
-OSLO = ZoneInfo("Europe/Oslo")
 _BASE = "https://ks-no.github.io/standarder/fiks-protokoll/fiks-arkiv"
 AM = f"{_BASE}/arkivmelding/opprett/v1"
 AMO = f"{_BASE}/arkivmelding/oppdater/v1"
@@ -300,7 +299,7 @@ def _case_status(job: ArchiveJob, conf: dict) -> tuple[etree._Element, list[Outg
     closing = job.event == "case_closed"
     if closing:
         _sub(update, "avsluttetDato", _midnight(case.closed_on if case.status == CaseStatus.CLOSED and case.closed_on
-                                                else job.finalized_on or date.today()))
+                                                else job.finalized_on or today()))
     _code(update, "saksstatus", "A" if closing else "B")
     return root, []
 
@@ -469,7 +468,7 @@ def _written_off(job: ArchiveJob, conf: dict) -> tuple[etree._Element, list[Outg
         raise MessageInvalid(f"/nyAvskrivning/korrespondansepartID: {post_key(post)} has no sender to write off")
     root = _root(AVS, "nyAvskrivning")
     avskrivning = _sub(root, "avskrivning")
-    when = _oslo_date(post.written_off_at) or job.finalized_on or date.today()
+    when = _oslo_date(post.written_off_at) or job.finalized_on or today()
     _sub(avskrivning, "avskrivningsdato", when.isoformat())
     _person(avskrivning, "avskrevetAv", post.written_off_by)
     _code(avskrivning, "avskrivningsmaate", post.write_off_method)

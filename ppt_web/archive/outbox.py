@@ -6,14 +6,12 @@ is told after the commit; if Redis is down then, the periodic sweep finds the jo
 """
 from __future__ import annotations
 
-from datetime import date
-
 from flask import current_app
 from sqlalchemy import select
 
+from ..clock import today, utcnow
 from ..extensions import db
 from ..models import ArchiveJob, Case, JournalPost, MetadataCorrection
-from ..models.base import utcnow
 from ..models.domain import LOCKED_STATUSES
 from ..queue import Job, enqueue_after_commit
 from .message import EVENTS
@@ -40,7 +38,7 @@ def _add(event: str, case: Case, post: JournalPost | None = None,
     immediate = current_app.config.get("PPT_ARCHIVE_IMMEDIATE", True)  # off only to measure the sweep alone
     job = ArchiveJob(event=event, operation=EVENTS[event], case_id=case.id, post_id=post.id if post else None,
                      client_id=case.client_id, correction_id=correction.id if correction else None,
-                     after_job_id=previous, finalized_on=date.today(), notified_at=utcnow() if immediate else None)
+                     after_job_id=previous, finalized_on=today(), notified_at=utcnow() if immediate else None)
     db.session.add(job)
     db.session.flush()
     if immediate:

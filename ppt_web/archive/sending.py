@@ -16,10 +16,10 @@ from rq.timeouts import BaseTimeoutException
 from sqlalchemy import or_, select, update
 
 from .. import claims
+from ..clock import utcnow
 from ..extensions import db
 from ..i18n import OSLO
 from ..models import ArchiveJob, ArchiveStatus, JobStatus
-from ..models.base import utcnow
 from ..queue import Job, enqueue, enqueue_after_commit, enqueue_in
 from . import transports
 from .message import OPERATION_NAMES, MessageInvalid, build

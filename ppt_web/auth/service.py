@@ -12,10 +12,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
 from ..activity import service as activity
+from ..clock import utcnow
 from ..errors import DomainError
 from ..extensions import db
 from ..models import LoginThrottle, Role, User, UserSession
-from ..models.base import utcnow
 from .passwords import verify_password
 
 

@@ -21,11 +21,11 @@ from .. import validation
 from ..activity import service as activity
 from ..auth import scope
 from ..auth.access import require
+from ..clock import utcnow
 from ..errors import Conflict, Forbidden, Invalid
 from ..extensions import db
 from ..files.storage import discard_unreferenced, file_path, store_upload
 from ..models import JournalPost, PostEvent, PostSignature, PostStatus, PostType, User
-from ..models.base import utcnow
 from ..notify import link, notify
 from . import posts
 from .posts import needs_approval
@@ -64,7 +64,7 @@ def _conditional(post: JournalPost, allowed: tuple[PostStatus, ...], **values) -
     db.session.refresh(post)
 
 
-def send_to_approval(actor: User, post_id: int, approver_id: int | None, comment: str = "") -> JournalPost:
+def send_for_approval(actor: User, post_id: int, approver_id: int | None, comment: str = "") -> JournalPost:
     post = scope.post(actor, post_id)
     require(actor, "journal", object_type="journal_post", object_id=post.id)
     if post.status != PostStatus.DRAFT:
@@ -138,7 +138,7 @@ def approve(actor: User, post_id: int, comment: str = "", sign: bool = False) ->
     return post
 
 
-def return_post(actor: User, post_id: int, comment: str) -> JournalPost:
+def return_for_changes(actor: User, post_id: int, comment: str) -> JournalPost:
     """Send it back to the handler with what to fix (a comment is required)."""
     post = _approvable(actor, post_id)
     text = validation.required_text(comment, "comment", 2000)

@@ -14,6 +14,7 @@ from ..activity import service as activity
 from ..archive import outbox
 from ..auth import scope
 from ..auth.access import require
+from ..clock import utcnow
 from ..errors import Conflict, Invalid
 from ..extensions import db
 from ..files.storage import discard_unreferenced, store_upload
@@ -30,7 +31,6 @@ from ..models import (
     PostType,
     User,
 )
-from ..models.base import utcnow
 from ..models.domain import DEFAULT_LEGAL_BASIS, WRITE_OFF_METHODS
 from ..postreg.inbox import return_to_inbox
 

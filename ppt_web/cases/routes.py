@@ -331,10 +331,10 @@ def _back_to_post(post_id: int, call, success: str, then: str | None = None):
 
 @bp.route("/posts/<int:post_id>/send-to-approval", methods=["POST"])
 @permission_required("journal")
-def send_to_approval(post_id: int):
+def send_for_approval(post_id: int):
     form = ApprovalRequestForm()
     form.validate_on_submit()
-    return _back_to_post(post_id, lambda: approval.send_to_approval(_actor(), post_id, form.approver_id.data,
+    return _back_to_post(post_id, lambda: approval.send_for_approval(_actor(), post_id, form.approver_id.data,
                                                                     form.comment.data or ""),
                          _("Sent to approval. The post is locked until it comes back."))
 
@@ -352,10 +352,10 @@ def approve(post_id: int):
 
 @bp.route("/posts/<int:post_id>/return", methods=["POST"])
 @permission_required("approve", "journal")
-def return_post(post_id: int):
+def return_for_changes(post_id: int):
     form = ApprovalDecisionForm()
     form.validate_on_submit()
-    return _back_to_post(post_id, lambda: approval.return_post(_actor(), post_id, form.comment.data or ""),
+    return _back_to_post(post_id, lambda: approval.return_for_changes(_actor(), post_id, form.comment.data or ""),
                          _("Returned to the handler with your comment."), then=url_for("cases.approvals"))
 
 

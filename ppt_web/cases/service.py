@@ -13,6 +13,7 @@ from ..activity import service as activity
 from ..archive import outbox
 from ..auth import scope
 from ..auth.access import require
+from ..clock import utcnow
 from ..errors import Conflict, Invalid
 from ..extensions import db
 from ..models import (
@@ -29,7 +30,6 @@ from ..models import (
     PostType,
     User,
 )
-from ..models.base import utcnow
 from ..models.domain import OPEN_WORK_STATUSES
 
 FOLLOW_UP_IDLE = timedelta(days=183)  # "follow-up cases may stay open up to 6 months"

@@ -24,11 +24,11 @@ from ..activity import service as activity
 from ..auth import scope
 from ..auth.access import require
 from ..cases.approval import event, needs_approval
+from ..clock import utcnow
 from ..errors import Conflict, Invalid, NotFound
 from ..extensions import db
 from ..files.storage import file_path
 from ..models import Case, Dispatch, DispatchStatus, JournalPost, PostStatus, PostType, User
-from ..models.base import utcnow
 from ..notify import link, notify
 from ..outbound.folder import FolderAdapter
 from ..outbound.svarut import SvarUtAdapter

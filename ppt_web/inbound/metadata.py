@@ -11,8 +11,8 @@ import re
 import uuid
 import zipfile
 from datetime import UTC, date, datetime
-from zoneinfo import ZoneInfo
 
+from ..clock import OSLO
 from .types import (
     BAD_METADATA,
     DEFAULT_MAX_BYTES,
@@ -24,7 +24,6 @@ from .types import (
     InboundMessage,
 )
 
-OSLO = ZoneInfo("Europe/Oslo")
 SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 NATIONAL_ID = re.compile(r"(?<!\d)\d{6}\s?\d{5}(?!\d)")
 NORWAY = {"", "NO", "NOR", "NORGE", "NOREG", "NORWAY"}

@@ -18,9 +18,9 @@ from prometheus_client.core import GaugeMetricFamily
 from rq import Worker
 from sqlalchemy import func, select, text
 
+from ..clock import utcnow
 from ..extensions import db
 from ..models import ArchiveJob, Dispatch, InboxItem, JournalPost, PostStatus
-from ..models.base import utcnow
 from ..queue import connection, get_queue
 
 

@@ -6,10 +6,10 @@ from flask_login import current_user
 from sqlalchemy import select, update
 
 from ..auth.access import public
+from ..clock import utcnow
 from ..errors import NotFound
 from ..extensions import db
 from ..models import Notification
-from ..models.base import utcnow
 from .health import metrics_text, readiness
 
 bp = Blueprint("main", __name__)

@@ -20,7 +20,7 @@ from .domain import (
                      PostType,
 )
 from .files import StoredFile
-from .inbox import CHECKS_FOR_SOURCE, InboxCheck, InboxItem, InboxSource, InboxStatus, PaperOriginal
+from .inbox import CHECKS_FOR_SOURCE, ScanChecklist, InboxItem, InboxSource, InboxStatus, PaperOriginal
 from .notification import Notification
 from .user import AccessGroup, LoginThrottle, Permission, Role, User, UserSession
 
@@ -29,7 +29,7 @@ __all__ = [
     "Case", "CaseCategory", "CaseKind", "CaseStatus", "Client", "Correspondent", "Document", "JournalPost",
     "MetadataCorrection", "Organisation", "OrgKind", "PostEvent", "PostSignature", "PostStatus", "PostType",
     "StoredFile", "Dispatch", "DispatchStatus",
-    "CHECKS_FOR_SOURCE", "InboxCheck", "InboxItem", "InboxSource", "InboxStatus", "PaperOriginal",
+    "CHECKS_FOR_SOURCE", "ScanChecklist", "InboxItem", "InboxSource", "InboxStatus", "PaperOriginal",
     "AccessGroup",
     "ActivityLog",
     "LoginThrottle",

@@ -1,15 +1,16 @@
 """The archive job: the outbox row that mirrors one archive-relevant change (DESIGN.md §2)."""
 from __future__ import annotations
 
+import enum
 import uuid
 from datetime import date, datetime
 
 from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from ..clock import utcnow
 from ..extensions import db
-from .base import utcnow
-from .domain import Case, Client, JournalPost
+from .domain import Case, Client, JournalPost, _enum
 from .types import UTCDateTime
 
 # Fiks Arkiv V1 message types (meldingstyper) the app sends.
@@ -18,13 +19,17 @@ OPPDATER = "no.ks.fiks.arkiv.v1.arkivering.arkivmelding.oppdater"
 AVSKRIVNING = "no.ks.fiks.arkiv.v1.arkivering.avskrivning.opprett"
 
 
-class JobStatus:
+class JobStatus(enum.StrEnum):
+    """Where the job is in the worker: Ny, Under arbeid, Utført."""
+
     NEW = "new"
     IN_PROGRESS = "in_progress"
     DONE = "done"
 
 
-class ArchiveStatus:
+class ArchiveStatus(enum.StrEnum):
+    """What the archive made of it: Ny (no answer yet), Arkivert, Feil."""
+
     NEW = "new"
     ARCHIVED = "archived"
     FAILED = "failed"
@@ -43,8 +48,8 @@ class ArchiveJob(db.Model):
     post_id: Mapped[int | None] = mapped_column(ForeignKey("journal_post.id"), index=True)
     client_id: Mapped[int | None] = mapped_column(ForeignKey("client.id"), index=True)
     correction_id: Mapped[int | None] = mapped_column(ForeignKey("metadata_correction.id"))
-    job_status: Mapped[str] = mapped_column(String(12), default=JobStatus.NEW)
-    archive_status: Mapped[str] = mapped_column(String(12), default=ArchiveStatus.NEW)
+    job_status: Mapped[JobStatus] = mapped_column(_enum(JobStatus, 12), default=JobStatus.NEW)
+    archive_status: Mapped[ArchiveStatus] = mapped_column(_enum(ArchiveStatus, 12), default=ArchiveStatus.NEW)
     message: Mapped[str] = mapped_column(Text, default="")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

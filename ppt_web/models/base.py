@@ -1,13 +1,6 @@
 """Shared column and query helpers."""
-from datetime import datetime, timezone
-
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
-
-
-def utcnow() -> datetime:
-    """Aware UTC now; every stored time is UTC (SPEC §1)."""
-    return datetime.now(timezone.utc)
 
 
 class rare(FunctionElement):

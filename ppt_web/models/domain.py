@@ -20,17 +20,17 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from ..clock import utcnow
 from ..extensions import db
-from .base import utcnow
 from .files import StoredFile
 from .types import UTCDateTime
 from .user import AccessGroup, User
 
 
-def _enum(cls):
+def _enum(cls, length: int = 30):
     # Store the value ("expert_assessment"), not the member name, and no native DB enum type:
     # adding a value later is then a code change, not a schema migration on PostgreSQL.
-    return Enum(cls, native_enum=False, length=30, values_callable=lambda e: [m.value for m in e],
+    return Enum(cls, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e],
                 validate_strings=True)
 
 

@@ -7,8 +7,8 @@ from datetime import date, datetime
 from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from ..clock import utcnow
 from ..extensions import db
-from .base import utcnow
 from .domain import Document, JournalPost, _enum
 from .files import StoredFile
 from .types import UTCDateTime
@@ -75,7 +75,7 @@ class InboxItem(db.Model):
     transferred_by: Mapped[User | None] = relationship(foreign_keys=[transferred_by_id])
     post: Mapped[JournalPost | None] = relationship()
     document: Mapped[Document | None] = relationship()
-    checks: Mapped[list[InboxCheck]] = relationship(back_populates="item", order_by="InboxCheck.point",
+    checks: Mapped[list[ScanChecklist]] = relationship(back_populates="item", order_by="ScanChecklist.point",
                                                     cascade="all, delete-orphan")
 
     __table_args__ = (Index("ix_inbox_item_status_arrived", "status", "arrived_at"),
@@ -107,7 +107,7 @@ class InboxItem(db.Model):
         return self.status in OPEN_STATUSES
 
 
-class InboxCheck(db.Model):
+class ScanChecklist(db.Model):
     """One ticked point of the quality checklist: who and when (kept with the document after transfer)."""
 
     __tablename__ = "inbox_check"

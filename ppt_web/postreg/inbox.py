@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from ..activity import service as activity
+from ..clock import utcnow
 from ..extensions import db
 from ..models import InboxItem, InboxStatus, JournalPost, PaperOriginal, User
-from ..models.base import utcnow
 
 
 def log_item(action: str, actor: User, item: InboxItem, detail: str = "", **after) -> None:

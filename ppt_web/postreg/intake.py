@@ -34,6 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from .. import queue
 from ..activity import service as activity
 from ..auth.access import require
+from ..clock import utcnow
 from ..errors import Invalid
 from ..extensions import db
 from ..files import pdfcheck
@@ -43,7 +44,6 @@ from ..inbound.folder import FolderSource, write_example
 from ..inbound.svarinn import SvarInnSource
 from ..inbound.types import InboundFailure, InboundUnavailable
 from ..models import Document, InboxItem, InboxSource, InboxStatus, JournalPost, User
-from ..models.base import utcnow
 
 log = logging.getLogger(__name__)
 

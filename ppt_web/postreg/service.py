@@ -20,6 +20,7 @@ from ..auth import scope
 from ..auth.access import require
 from ..cases import posts
 from ..cases.service import CaseData, register_case
+from ..clock import utcnow
 from ..errors import Conflict, Invalid, NotFound
 from ..extensions import db
 from ..files import preview
@@ -31,7 +32,7 @@ from ..models import (
     CaseStatus,
     Client,
     Document,
-    InboxCheck,
+    ScanChecklist,
     InboxItem,
     InboxSource,
     InboxStatus,
@@ -39,7 +40,7 @@ from ..models import (
     PaperOriginal,
     User,
 )
-from ..models.base import rare, utcnow
+from ..models.base import rare
 from ..models.domain import DEFAULT_LEGAL_BASIS
 from ..models.inbox import OPEN_STATUSES
 from ..notify import link as notify_link
@@ -163,12 +164,12 @@ def set_check(actor: User, item_id: int, point: int, checked: bool) -> InboxItem
     _transition(item, None, OPEN_STATUSES)
     if item.claimed_by_id is None:
         item.claimed_by_id, item.claimed_at = actor.id, utcnow()
-    existing = db.session.scalar(select(InboxCheck).where(InboxCheck.item_id == item.id, InboxCheck.point == point))
+    existing = db.session.scalar(select(ScanChecklist).where(ScanChecklist.item_id == item.id, ScanChecklist.point == point))
     if checked == (existing is not None):
         db.session.rollback()
         return get_item(actor, item_id)
     if checked:
-        db.session.add(InboxCheck(item_id=item.id, point=point, checked_by=actor, checked_at=utcnow()))
+        db.session.add(ScanChecklist(item_id=item.id, point=point, checked_by=actor, checked_at=utcnow()))
     else:
         db.session.delete(existing)
     db.session.flush()
@@ -412,7 +413,7 @@ def organisation_by_number(org_number: str) -> Organisation | None:
     return db.session.scalar(select(Organisation).where(Organisation.org_number == str(org_number)[:9]))
 
 
-def document_checks(document_id: int) -> list[InboxCheck]:
+def document_checks(document_id: int) -> list[ScanChecklist]:
     """The checklist kept with a document that came through post registration (who ticked what, when)."""
     item = db.session.scalar(select(InboxItem).where(InboxItem.document_id == document_id))
     return list(item.checks) if item else []

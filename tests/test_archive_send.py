@@ -1,4 +1,4 @@
-"""Archive dispatch: outbox rows with the change, order within a case, the three transports,
+"""Archive sending: outbox rows with the change, order within a case, the three transports,
 the status mapping of SPEC §10, and idempotency."""
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from ppt_web.archive import sending as archive
 from ppt_web.archive.transports.local import LocalArchive
 from ppt_web.cases import posts
 from ppt_web.cases import service as cases
+from ppt_web.clock import utcnow
 from ppt_web.extensions import db
 from ppt_web.models import ArchiveJob
-from ppt_web.models.base import utcnow
 
 from . import builders
 from .archive_server import ArchiveServer
