@@ -14,7 +14,10 @@ from email.message import EmailMessage
 from flask import current_app
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
+from sqlalchemy import select, update
 
+from .clock import utcnow
+from .errors import NotFound
 from .extensions import db
 from .models import Notification, User
 from .queue import Job, enqueue_after_commit
@@ -64,3 +67,26 @@ def send_mail(notification_id: int) -> str:
             smtp.ehlo()
         smtp.send_message(message)
     return "sent"
+
+
+def latest(user_id: int, limit: int = 100) -> list[Notification]:
+    """A user's newest notices, for the notifications page."""
+    return list(db.session.scalars(select(Notification).where(Notification.user_id == user_id)
+                                   .order_by(Notification.created_at.desc()).limit(limit)))
+
+
+def mark_read(user_id: int, notification_id: int) -> str:
+    """Mark one of the user's own notices read; returns its link. Another's notice is 404."""
+    row = db.session.get(Notification, notification_id)
+    if row is None or row.user_id != user_id:
+        raise NotFound(object_type="notification", object_id=notification_id)
+    if row.read_at is None:
+        row.read_at = utcnow()
+        db.session.commit()
+    return row.link
+
+
+def mark_all_read(user_id: int) -> None:
+    db.session.execute(update(Notification).where(Notification.user_id == user_id, Notification.read_at.is_(None))
+                       .values(read_at=utcnow()))
+    db.session.commit()

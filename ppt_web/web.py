@@ -44,15 +44,12 @@ def _error_page(status: int, message: str):
 
 def record_refusal(action: str, exc: DomainError) -> None:
     """A denied access is a row in the activity log, whatever else the request did."""
-    db.session.rollback()
-    activity.record(
+    activity.record_refusal(
         action,
         object_type=getattr(exc, "object_type", None) or "url",
         object_id=getattr(exc, "object_id", None) if getattr(exc, "object_type", None) else request.path[:64],
-        outcome="denied",
         detail=f"{request.method} {request.endpoint}" + (f" needs {exc.permission}" if isinstance(exc, Forbidden) else ""),
     )
-    db.session.commit()
 
 
 def init_app(app: Flask) -> None:

@@ -272,7 +272,7 @@ def test_two_handlers_registering_in_one_case_at_once_get_the_next_numbers(app, 
 
     def first():
         with app.app_context():
-            posts.create_post(user("radgjevar1"), case_id, posts.PostData(post_type="N", title="A"), commit=False)
+            posts.add_post(user("radgjevar1"), case_id, posts.PostData(post_type="N", title="A"))
             first_open.set()
             threading.Event().wait(1.0)  # the second is now blocked on the case row
             db.session.commit()
@@ -311,8 +311,9 @@ def test_the_same_new_letter_uploaded_twice_at_once_is_stored_once_and_both_post
     def register(case_id, hold: bool):
         with app.app_context():
             try:
-                post = posts.create_post(user("radgjevar1"), case_id, posts.PostData(post_type="N", title="Brev"),
-                                         posts.Upload(io.BytesIO(pdf), "brev.pdf"), commit=not hold)
+                register_post = posts.add_post if hold else posts.create_post  # add_post: the transaction stays open
+                post = register_post(user("radgjevar1"), case_id, posts.PostData(post_type="N", title="Brev"),
+                                     posts.Upload(io.BytesIO(pdf), "brev.pdf"))
                 if hold:
                     first_open.set()
                     threading.Event().wait(1.0)  # the other upload now waits on this one's row

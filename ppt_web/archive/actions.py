@@ -1,8 +1,10 @@
 """The consultant's actions on the archive log: retry (one or all failed), delete and restore."""
 from __future__ import annotations
 
+import logging
 from datetime import date, datetime
 
+import redis
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, or_, select, update
 
@@ -12,9 +14,11 @@ from ..clock import utcnow
 from ..errors import Conflict, Invalid, NotFound
 from ..extensions import db
 from ..models import ArchiveJob, ArchiveStatus, JobStatus, User
-from ..queue import Job, enqueue_after_commit
+from ..queue import Job, enqueue, enqueue_after_commit
 from . import transports
 from .log import LogFilter
+
+log = logging.getLogger(__name__)
 
 
 def get(job_id: int) -> ArchiveJob:
@@ -30,6 +34,7 @@ def retry(actor: User, job_id: int) -> ArchiveJob:
     job = get(job_id)
     if _reset(job, actor):
         db.session.commit()
+        _send_again([job])
     else:
         db.session.rollback()
     db.session.refresh(job)
@@ -50,13 +55,22 @@ def _reset(job: ArchiveJob, actor: User) -> bool:
         .execution_options(synchronize_session=False)).rowcount
     if not changed:
         return False  # already on its way, or archived: nothing to do, nothing sent twice
-    transport = transports.get_transport()
-    if transport.asynchronous and hasattr(transport, "reset"):
-        transport.reset(job.message_id)
     activity.record("archive_job_retried", actor=actor, object_type="archive_job", object_id=job.id,
                     detail=job.operation)
-    enqueue_after_commit(Job.SEND_ARCHIVE_JOB, job.id)
     return True
+
+
+def _send_again(jobs: list[ArchiveJob]) -> None:
+    """After the commit: an asynchronous transport sets the old reply aside (a file move that must not
+    happen for a reset that did not commit), then the worker is told. The sweep tells it if Redis is away."""
+    transport = transports.get_transport()
+    for job in jobs:
+        if transport.asynchronous and hasattr(transport, "reset"):
+            transport.reset(job.message_id)
+        try:
+            enqueue(Job.SEND_ARCHIVE_JOB, job.id)
+        except (redis.RedisError, RuntimeError) as exc:  # Redis away, or none configured
+            log.warning("archive job %s not handed to the queue (%s); the sweep sends it", job.id, exc)
 
 
 def bulk_retry(actor: User, flt: LogFilter) -> int:
@@ -64,9 +78,10 @@ def bulk_retry(actor: User, flt: LogFilter) -> int:
     require(actor, "archive_retry")
     jobs = list(db.session.scalars(select(ArchiveJob).where(
         *flt.clauses(), ArchiveJob.job_status == JobStatus.DONE, ArchiveJob.archive_status == ArchiveStatus.FAILED)))
-    count = sum(1 for job in jobs if _reset(job, actor))
+    reset = [job for job in jobs if _reset(job, actor)]
     db.session.commit()
-    return count
+    _send_again(reset)
+    return len(reset)
 
 
 DELETE_WORD = "SLETT"

@@ -3,8 +3,6 @@ from flask import Blueprint, flash, redirect, render_template, request, session,
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
-from ..activity import service as activity
-from ..extensions import db
 from . import service
 from .access import public
 from .forms import ProfileForm, SignInForm
@@ -55,12 +53,7 @@ def logout():
 def profile():
     form = ProfileForm(obj=current_user)
     if form.validate_on_submit():
-        user = current_user._get_current_object()
-        before = {"locale": user.locale}
-        user.locale = form.locale.data
-        activity.record("user_language_changed", object_type="user", object_id=user.id,
-                        before=before, after={"locale": user.locale})
-        db.session.commit()
+        service.set_language(current_user._get_current_object(), form.locale.data)
         flash(_("Saved."), "success")
         return redirect(url_for("auth.profile"))
     return render_template("auth/profile.html", form=form)

@@ -144,3 +144,12 @@ def revoke_all_sessions(user: User) -> None:
         select(UserSession).where(UserSession.user_id == user.id, UserSession.revoked_at.is_(None))
     ):
         row.revoked_at = utcnow()
+
+
+def set_language(user: User, locale: str) -> None:
+    """The user's own choice of language for the screens (logged: it changes what they are shown)."""
+    before = {"locale": user.locale}
+    user.locale = locale
+    activity.record("user_language_changed", object_type="user", object_id=user.id,
+                    before=before, after={"locale": user.locale})
+    db.session.commit()

@@ -24,9 +24,10 @@ from ..auth.access import require
 from ..clock import utcnow
 from ..errors import Conflict, Forbidden, Invalid
 from ..extensions import db
-from ..files.storage import discard_unreferenced, file_path, store_upload
+from ..files.storage import file_path, store_upload
 from ..models import JournalPost, PostEvent, PostSignature, PostStatus, PostType, User
 from ..notify import link, notify
+from ..transaction import transaction
 from . import posts
 from .posts import needs_approval
 
@@ -114,10 +115,9 @@ def _approvable(actor: User, post_id: int) -> JournalPost:
 
 def approve(actor: User, post_id: int, comment: str = "", sign: bool = False) -> JournalPost:
     """Approve and finalize in one transaction (the archive job with it); sign first if asked."""
-    post = _approvable(actor, post_id)
-    text = " ".join((comment or "").split())[:2000]
-    signed: list[str] = []
-    try:
+    with transaction() as signed:
+        post = _approvable(actor, post_id)
+        text = " ".join((comment or "").split())[:2000]
         _conditional(post, (PostStatus.AWAITING_APPROVAL,), status=PostStatus.APPROVED, approved_by_id=actor.id,
                      approved_at=utcnow())
         if sign:
@@ -130,11 +130,6 @@ def approve(actor: User, post_id: int, comment: str = "", sign: bool = False) ->
         if requester is not None and requester.id != actor.id:
             notify(requester, _l("%(name)s approved %(number)s: %(title)s", name=actor.full_name, number=post.number,
                                  title=post.title), link("cases.post", post_id=post.id))
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        discard_unreferenced(signed)
-        raise
     return post
 
 
@@ -192,14 +187,8 @@ def sign(actor: User, post_id: int) -> JournalPost:
     if needs_approval(post):
         raise Conflict(_l("An expert assessment is signed by the approver on approval."))
 
-    signed: list[str] = []
-    try:
+    with transaction() as signed:
         signed.append(_sign(actor, post))
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        discard_unreferenced(signed)
-        raise
     return post
 
 

@@ -17,7 +17,7 @@ from ..auth.access import require
 from ..clock import utcnow
 from ..errors import Conflict, Invalid
 from ..extensions import db
-from ..files.storage import discard_unreferenced, store_upload
+from ..files.storage import store_upload
 from ..models import (
     Case,
     CaseCategory,
@@ -33,6 +33,7 @@ from ..models import (
 )
 from ..models.domain import DEFAULT_LEGAL_BASIS, WRITE_OFF_METHODS
 from ..postreg.inbox import return_to_inbox
+from ..transaction import transaction
 
 
 @dataclass
@@ -144,11 +145,16 @@ def _store_files(post: JournalPost, main: Upload | None, attachments: list[Uploa
 
 
 def create_post(actor: User, case_id: int, data: PostData, main: Upload | None = None,
-                attachments: list[Upload] | None = None, *, commit: bool = True) -> JournalPost:
-    """Register a journal post (draft) in an open case, with its documents.
+                attachments: list[Upload] | None = None) -> JournalPost:
+    """Register a journal post (draft) in an open case, with its documents."""
+    with transaction() as new_files:
+        return add_post(actor, case_id, data, main, attachments, new_files)
 
-    commit=False joins the caller's transaction, which then owns the rollback.
-    """
+
+def add_post(actor: User, case_id: int, data: PostData, main: Upload | None = None,
+             attachments: list[Upload] | None = None, new_files: list[str] | None = None) -> JournalPost:
+    """create_post's work in the caller's transaction; the digests of files it stored first go to new_files."""
+    new_files = [] if new_files is None else new_files
     case = scope.case(actor, case_id)
     require(actor, "journal", object_type="case", object_id=case.id)
     if case.status != CaseStatus.OPEN:
@@ -159,22 +165,13 @@ def create_post(actor: User, case_id: int, data: PostData, main: Upload | None =
         raise Invalid(_l("Choose the type of journal post."), field="post_type") from None
     post = JournalPost(post_type=post_type, status=PostStatus.DRAFT, created_by=actor, registered_at=utcnow())
     _apply(post, data, validation.today())
-    new_files: list[str] = []
-    try:
-        _store_files(post, main, attachments or [], new_files)
-        post.seq = _next_seq(case)
-        post.case = case
-        case.last_activity_at = utcnow()
-        db.session.add(post)
-        db.session.flush()
-        _log("post_created", actor, post)
-        if commit:
-            db.session.commit()
-    except Exception:
-        if commit:
-            db.session.rollback()
-            discard_unreferenced(new_files)
-        raise
+    _store_files(post, main, attachments or [], new_files)
+    post.seq = _next_seq(case)
+    post.case = case
+    case.last_activity_at = utcnow()
+    db.session.add(post)
+    db.session.flush()
+    _log("post_created", actor, post)
     return post
 
 
@@ -206,21 +203,15 @@ def editable(actor: User, post_id: int) -> JournalPost:
 def update_post(actor: User, post_id: int, data: PostData, main: Upload | None = None,
                 attachments: list[Upload] | None = None) -> JournalPost:
     """Edit a draft (its handler, or fix_misregistered for misregistered posts)."""
-    post = editable(actor, post_id)
-    before = snapshot(post)
-    data.post_type = post.post_type.value
-    new_files: list[str] = []
-    try:
+    with transaction() as new_files:
+        post = editable(actor, post_id)
+        before = snapshot(post)
+        data.post_type = post.post_type.value
         _apply(post, data, validation.today())
         _store_files(post, main, attachments or [], new_files)
         post.case.last_activity_at = utcnow()
         db.session.flush()
         _log("post_updated", actor, post, before)
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        discard_unreferenced(new_files)
-        raise
     return post
 
 
@@ -271,8 +262,14 @@ def missing_for_finalize(post: JournalPost) -> list[str]:
     return missing
 
 
-def finalize(actor: User, post_id: int, *, commit: bool = True) -> JournalPost:
+def finalize(actor: User, post_id: int) -> JournalPost:
     """Ferdigstill: after this nothing about the post or its files can change."""
+    with transaction():
+        return finalize_checked(actor, post_id)
+
+
+def finalize_checked(actor: User, post_id: int) -> JournalPost:
+    """finalize's checks and work in the caller's transaction (post registration files and finalizes at once)."""
     post = scope.post(actor, post_id)
     require(actor, "journal", object_type="journal_post", object_id=post.id)
     if post.status == PostStatus.AWAITING_APPROVAL:
@@ -280,8 +277,6 @@ def finalize(actor: User, post_id: int, *, commit: bool = True) -> JournalPost:
     if needs_approval(post):
         raise Conflict(_l("An expert assessment is finalized by the leader who approves it: send it to approval."))
     finalize_post(actor, post)
-    if commit:
-        db.session.commit()
     return post
 
 

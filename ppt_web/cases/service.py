@@ -31,6 +31,7 @@ from ..models import (
     User,
 )
 from ..models.domain import OPEN_WORK_STATUSES
+from ..transaction import transaction
 
 FOLLOW_UP_IDLE = timedelta(days=183)  # "follow-up cases may stay open up to 6 months"
 
@@ -60,11 +61,14 @@ def _log(action: str, actor: User, case: Case, before: dict | None = None, detai
                     after=snapshot(case), detail=detail)
 
 
-def register_case(actor: User, data: CaseData, *, commit: bool = True) -> Case:
-    """Open a case. register_case may open any; a handler (journal) opens person cases for themselves.
+def register_case(actor: User, data: CaseData) -> Case:
+    """Open a case. register_case may open any; a handler (journal) opens person cases for themselves."""
+    with transaction():
+        return add_case(actor, data)
 
-    commit=False joins the caller's transaction (post registration opens a case and files into it at once).
-    """
+
+def add_case(actor: User, data: CaseData) -> Case:
+    """register_case's work in the caller's transaction (post registration opens a case and files into it)."""
     require(actor, "register_case", "journal")
     try:
         kind = CaseKind(data.kind)
@@ -105,8 +109,6 @@ def register_case(actor: User, data: CaseData, *, commit: bool = True) -> Case:
     case.number = f"{case.opened_on.year}/{case.id:05d}"
     _log("case_created", actor, case)
     outbox.case_created(case)
-    if commit:
-        db.session.commit()
     return case
 
 

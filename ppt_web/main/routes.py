@@ -3,13 +3,9 @@ import hmac
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import select, update
 
+from .. import notify
 from ..auth.access import public
-from ..clock import utcnow
-from ..errors import NotFound
-from ..extensions import db
-from ..models import Notification
 from .health import metrics_text, readiness
 
 bp = Blueprint("main", __name__)
@@ -22,30 +18,18 @@ def index():
 
 @bp.route("/notifications")
 def notifications():
-    rows = db.session.scalars(
-        select(Notification).where(Notification.user_id == current_user.id)
-        .order_by(Notification.created_at.desc()).limit(100)
-    )
-    return render_template("main/notifications.html", notifications=list(rows))
+    return render_template("main/notifications.html", notifications=notify.latest(current_user.id))
 
 
 @bp.route("/notifications/<int:notification_id>/open", methods=["POST"])
 def open_notification(notification_id: int):
     """Mark one notice read and go where it points (only one's own: another's is 404)."""
-    row = db.session.get(Notification, notification_id)
-    if row is None or row.user_id != current_user.id:
-        raise NotFound(object_type="notification", object_id=notification_id)
-    if row.read_at is None:
-        row.read_at = utcnow()
-        db.session.commit()
-    return redirect(row.link or url_for("main.notifications"))
+    return redirect(notify.mark_read(current_user.id, notification_id) or url_for("main.notifications"))
 
 
 @bp.route("/notifications/read", methods=["POST"])
 def read_all_notifications():
-    db.session.execute(update(Notification).where(Notification.user_id == current_user.id,
-                                                  Notification.read_at.is_(None)).values(read_at=utcnow()))
-    db.session.commit()
+    notify.mark_all_read(current_user.id)
     return redirect(url_for("main.notifications"))
 
 

@@ -20,7 +20,7 @@ from .domain import (
                      PostType,
 )
 from .files import StoredFile
-from .inbox import CHECKS_FOR_SOURCE, ScanChecklist, InboxItem, InboxSource, InboxStatus, PaperOriginal
+from .inbox import CHECKS_FOR_SOURCE, InboxItem, InboxSource, InboxStatus, PaperOriginal, ScanChecklist
 from .notification import Notification
 from .user import AccessGroup, LoginThrottle, Permission, Role, User, UserSession
 

@@ -8,6 +8,7 @@ import re
 import shutil
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
@@ -19,25 +20,25 @@ from ..activity import service as activity
 from ..auth import scope
 from ..auth.access import require
 from ..cases import posts
-from ..cases.service import CaseData, register_case
+from ..cases.service import CaseData, add_case
 from ..clock import utcnow
 from ..errors import Conflict, Invalid, NotFound
 from ..extensions import db
 from ..files import preview
 from ..files.pdfcheck import split_pdf
-from ..files.storage import UploadRejected, discard_unreferenced, file_path, store_upload
+from ..files.storage import UploadRejected, file_path, store_upload
 from ..i18n import OSLO
 from ..models import (
     Case,
     CaseStatus,
     Client,
     Document,
-    ScanChecklist,
     InboxItem,
     InboxSource,
     InboxStatus,
     Organisation,
     PaperOriginal,
+    ScanChecklist,
     User,
 )
 from ..models.base import rare
@@ -45,6 +46,7 @@ from ..models.domain import DEFAULT_LEGAL_BASIS
 from ..models.inbox import OPEN_STATUSES
 from ..notify import link as notify_link
 from ..notify import notify
+from ..transaction import transaction
 from .inbox import log_item as _log
 
 CHECK_LABELS = {
@@ -240,38 +242,38 @@ def split(actor: User, item_id: int, ranges_text: str) -> list[InboxItem]:
         raise Conflict(_l("The item is not waiting any more."))
     ranges = parse_ranges(ranges_text, item.page_count or 0)
     scratch = preview.scratch()
-    parts, new_hashes = [], []
+    parts: list[InboxItem] = []
     try:
-        # Claim first: a colleague's transfer or split of the same item now waits or is refused.
-        _transition(item, InboxStatus.SPLIT, OPEN_STATUSES)
-        files = split_pdf(file_path(item.sha256), ranges, scratch)
-        stem = item.filename[:-4] if item.filename.lower().endswith(".pdf") else item.filename
-        for (first, last), part_file in zip(ranges, files):
-            with part_file.open("rb") as stream:
-                stored = store_upload(stream, f"{stem} ({first}-{last}).pdf", previews=True)
-            new_hashes.append(stored.sha256)
-            if stored.page_count != last - first + 1:
-                raise Invalid(_l("The page ranges could not be cut from this file."), field="ranges")
-            part = InboxItem(source=item.source, status=InboxStatus.NEW, filename=stored.filename,
-                             sha256=stored.sha256, page_count=stored.page_count, arrived_at=item.arrived_at,
-                             meta=dict(item.meta or {}), parent=item, first_page=first, last_page=last,
-                             svarinn_id=item.svarinn_id)
-            db.session.add(part)
-            parts.append(part)
-        db.session.flush()
-        _log("inbox_split", actor, item, ranges=[list(r) for r in ranges], parts=[p.id for p in parts])
-        db.session.commit()
+        with transaction() as new_hashes:
+            _split_into(actor, item, ranges, scratch, parts, new_hashes)
     except UploadRejected:
-        db.session.rollback()
-        discard_unreferenced(new_hashes)
         raise Invalid(_l("The page ranges could not be cut from this file."), field="ranges") from None
-    except Exception:
-        db.session.rollback()
-        discard_unreferenced(new_hashes)
-        raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return parts
+
+
+def _split_into(actor: User, item: InboxItem, ranges: list[tuple[int, int]], scratch: Path, parts: list[InboxItem],
+                new_hashes: list[str]) -> None:
+    """split's work in its transaction: the parts are cut in the checking child and stored as new items."""
+    # Claim first: a colleague's transfer or split of the same item now waits or is refused.
+    _transition(item, InboxStatus.SPLIT, OPEN_STATUSES)
+    files = split_pdf(file_path(item.sha256), ranges, scratch)
+    stem = item.filename[:-4] if item.filename.lower().endswith(".pdf") else item.filename
+    for (first, last), part_file in zip(ranges, files, strict=True):
+        with part_file.open("rb") as stream:
+            stored = store_upload(stream, f"{stem} ({first}-{last}).pdf", previews=True)
+        new_hashes.append(stored.sha256)
+        if stored.page_count != last - first + 1:
+            raise Invalid(_l("The page ranges could not be cut from this file."), field="ranges")
+        part = InboxItem(source=item.source, status=InboxStatus.NEW, filename=stored.filename,
+                         sha256=stored.sha256, page_count=stored.page_count, arrived_at=item.arrived_at,
+                         meta=dict(item.meta or {}), parent=item, first_page=first, last_page=last,
+                         svarinn_id=item.svarinn_id)
+        db.session.add(part)
+        parts.append(part)
+    db.session.flush()
+    _log("inbox_split", actor, item, ranges=[list(r) for r in ranges], parts=[p.id for p in parts])
 
 
 # --- transfer -------------------------------------------------------------------------------------
@@ -320,18 +322,18 @@ def transfer(actor: User, item_id: int, data: TransferData) -> InboxItem:
     storage_place = " ".join((data.storage_place or "").split())[:200]
     if item.source == InboxSource.SCAN and not storage_place:
         raise Invalid(_l("Say where the paper original is kept."), field="storage_place")
-    try:
+    with transaction():
         # Only one colleague can transfer an item, and only while every point is still ticked: an
         # untick sets the status back to in progress in its own conditional UPDATE.
         _transition(item, InboxStatus.TRANSFERRED, (InboxStatus.CHECKED,), transferred_by_id=actor.id,
                     transferred_at=utcnow())
         case = _target_case(actor, client, data)
-        post = posts.create_post(actor, case.id, posts.PostData(
+        post = posts.add_post(actor, case.id, posts.PostData(
             post_type="I", title=data.title, document_date=data.document_date,
             received_on=data.received_on or item.arrived_at.astimezone(OSLO).date(),
             registered_after_downtime=data.after_downtime, legal_basis=data.legal_basis,
             correspondents=[posts.CorrespondentData(name=data.sender_name, address=data.sender_address,
-                                                    organisation_id=data.sender_organisation_id)]), commit=False)
+                                                    organisation_id=data.sender_organisation_id)]))
         document = Document(role="main", position=0, filename=item.filename, sha256=item.sha256)
         post.documents.append(document)
         db.session.flush()
@@ -342,16 +344,12 @@ def transfer(actor: User, item_id: int, data: TransferData) -> InboxItem:
                 raise Invalid(_l("The post cannot be finalized yet. Missing: %(items)s.",
                                  items=", ".join(missing_fields)))
         else:
-            posts.finalize(actor, post.id, commit=False)
+            posts.finalize_checked(actor, post.id)
         item.post, item.document = post, document
         if item.source == InboxSource.SCAN:
             _paper_original(item, document, storage_place, data.after_downtime)
         _log("inbox_transferred", actor, item, post=post.id, case=case.id, held_back=data.hold_back)
         _notify_transfer(actor, case, post, data.hold_back)
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
     return item
 
 
@@ -366,8 +364,8 @@ def _target_case(actor: User, client: Client, data: TransferData) -> Case:
     if not data.new_case_category:
         raise Invalid(_l("Choose a case, or the category of a new case."), field="case_id")
     title = data.new_case_title.strip() or client.name
-    return register_case(actor, CaseData(kind="person", title=title, category=data.new_case_category,
-                                         client_id=client.id), commit=False)
+    return add_case(actor, CaseData(kind="person", title=title, category=data.new_case_category,
+                                         client_id=client.id))
 
 
 def _paper_original(item: InboxItem, document: Document, storage_place: str, downtime: bool) -> None:
