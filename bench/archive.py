@@ -38,7 +38,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -230,8 +230,9 @@ def latency_run(instance: Path, redis_url: str, documents: int, immediate: bool,
     from ppt_web.models import ArchiveJob
     from tests import builders
 
-    env = {**os.environ, "PPT_INSTANCE_PATH": str(instance), "PPT_REDIS_URL": redis_url, "PPT_QUEUE_NAME": instance.name,
-           "PPT_SWEEP_SECONDS": str(sweep), "PPT_ARCHIVE_IMMEDIATE": "1" if immediate else "0"}
+    env = {**os.environ, "PPT_INSTANCE_PATH": str(instance), "PPT_REDIS_URL": redis_url,
+           "PPT_QUEUE_NAME": instance.name, "PPT_SWEEP_SECONDS": str(sweep),
+           "PPT_ARCHIVE_IMMEDIATE": "1" if immediate else "0"}
     app = make_app(instance, redis_url, PPT_ARCHIVE_IMMEDIATE=immediate, PPT_SWEEP_SECONDS=sweep)
     prepare(app)
     workers = start_workers(1, env, instance / "logs")
@@ -362,7 +363,7 @@ def drain_run(run: Run, instance: Path, redis, db_url: str | None, http_url: str
                         n += 1
                         draft = builders.post(db.session.get(Case, case_id), title=f"Under last {n}", pdf=pdf)
                         posts.finalize(handler, draft.id)
-                        committed = datetime.now(timezone.utc)
+                        committed = datetime.now(UTC)
                         job_id = db.session.scalar(select(ArchiveJob.id).where(ArchiveJob.post_id == draft.id))
                         pending[job_id] = (committed, case_id)
                     else:
@@ -487,7 +488,8 @@ def main() -> int:
                         help="run only ENGINE:TRANSPORT:WORKERS (repeatable; the baseline runs too)")
     parser.add_argument("--trickle-ms", type=int, default=1000, help="a post finalized every N ms during a drain "
                         "(0: none)")
-    parser.add_argument("--trickle-cases", type=int, default=100, help="cases for the trickle (posts in flight at most)")
+    parser.add_argument("--trickle-cases", type=int, default=100,
+                        help="cases for the trickle (posts in flight at most)")
     parser.add_argument("--run-timeout", type=float, default=1800, help="give up a drain after N s")
     parser.add_argument("--quiet-below", type=float, default=0.3,
                         help="before each run, wait until other processes use less than this many cores")
@@ -543,7 +545,7 @@ def main() -> int:
 
         plan = [(label, admin, transport, n) for label, admin in servers for transport in transports
                 for n in worker_counts]
-        base_key = next(((l, t, n) for l, _, t, n in plan if (l, t, n) == ("sqlite", "local", 1)),
+        base_key = next(((lab, t, n) for lab, _, t, n in plan if (lab, t, n) == ("sqlite", "local", 1)),
                         (plan[0][0], plan[0][2], plan[0][3]) if plan else None)
         if args.only:
             wanted = {tuple(x.split(":")) for x in args.only}

@@ -208,8 +208,8 @@ def main(argv=None) -> int:
         plan = Plan(args, users, files, national_id, org_number)
         t0 = _time.monotonic()
         plan.build()
-        print(f"planned in {_time.monotonic() - t0:.1f} s: " + ", ".join(f"{k} {len(v)}" for k, v in plan.sizes().items()),
-              flush=True)
+        print(f"planned in {_time.monotonic() - t0:.1f} s: "
+              + ", ".join(f"{k} {len(v)}" for k, v in plan.sizes().items()), flush=True)
 
         timer = Timer()
         if sqlite:
@@ -242,7 +242,8 @@ def main(argv=None) -> int:
     total_rows = sum(timer.rows.values())
     print(f"{'table':18s} {'rows':>9s} {'seconds':>8s} {'rows/s':>9s}")
     for name in timer.rows:
-        print(f"{name:18s} {timer.rows[name]:9d} {timer.secs[name]:8.1f} {timer.rows[name] / max(timer.secs[name], 1e-9):9.0f}")
+        print(f"{name:18s} {timer.rows[name]:9d} {timer.secs[name]:8.1f} "
+              f"{timer.rows[name] / max(timer.secs[name], 1e-9):9.0f}")
     print(f"loaded {total_rows} rows in {load_secs:.1f} s ({total_rows / load_secs:.0f} rows/s); "
           f"analyze {analyze_secs:.1f} s; total {_time.monotonic() - started:.1f} s")
     if sqlite:
@@ -296,7 +297,8 @@ class Plan:
             used_orgs.add(number)
             name = f"{place} {'barnehage' if kind == 'kindergarten' else 'skule'} {i + 1}"
             self.orgs.append({"id": i + 1, "name": name, "name_lower": name.lower(), "org_number": number,
-                              "kind": kind, "parent_id": None, "address": f"{rng.choice(PLACES)}vegen {rng.randint(1, 80)}",
+                              "kind": kind, "parent_id": None,
+                              "address": f"{rng.choice(PLACES)}vegen {rng.randint(1, 80)}",
                               "created_at": datetime.combine(self.first_day, time(9), UTC)})
 
         # Clients, by the day they were first referred; more in recent years (the service grew).
@@ -610,7 +612,8 @@ class Plan:
                 if "_corr" in p:
                     name, address, nid, orgno, org_id = p["_corr"]
                     corr_id += 1
-                    corrs.append({"id": corr_id, "post_id": p["id"], "role": "sender" if p["post_type"] == "I" else "recipient",
+                    corrs.append({"id": corr_id, "post_id": p["id"],
+                                  "role": "sender" if p["post_type"] == "I" else "recipient",
                                   "name": name, "address": address, "national_id": nid, "org_number": orgno,
                                   "organisation_id": org_id})
                 sha = self.files[p["_file"]][0]
@@ -621,7 +624,8 @@ class Plan:
                 if p["_attach"]:
                     doc_id += 1
                     docs.append({"id": doc_id, "post_id": p["id"], "role": "attachment", "position": 1,
-                                 "filename": "Vedlegg.pdf", "sha256": self.files[(p["_file"] + 5) % len(self.files)][0]})
+                                 "filename": "Vedlegg.pdf",
+                                 "sha256": self.files[(p["_file"] + 5) % len(self.files)][0]})
                 for kind, when, actor, to_user in p["_events"]:
                     ev_id += 1
                     events.append({"id": ev_id, "post_id": p["id"], "at": when, "actor_id": actor, "kind": kind,

@@ -118,7 +118,8 @@ def main() -> int:
             count = db.session.scalar(db.select(db.func.count(InboxItem.id)))
             counted = db.session.scalar(db.select(db.func.sum(InboxItem.page_count)))
             rendered = sum(1 for _ in (instance / "previews").rglob("*.jpg"))
-        print(f"intake (sync folder->inbox) : {took:7.2f} s  {count / took:8.1f} files/s  {counted / took:8.1f} pages/s "
+        print(f"intake (sync folder->inbox) : {took:7.2f} s  {count / took:8.1f} files/s  "
+              f"{counted / took:8.1f} pages/s "
               f"({count} items, {counted} pages counted, {rendered} previews, {passes} passes)")
         assert count == args.files and counted == pages and rendered == pages
     finally:

@@ -54,7 +54,8 @@ BARE_TEMPLATE = """<!doctype html>
 <table class="grid"><thead><tr><th>Dato</th><th>Type</th><th>Tittel</th><th>Sak</th><th>Status</th></tr></thead>
 <tbody>
 {% for row in rows %}<tr id="row-{{ row.id }}"><td><time>{{ row.day }}</time></td><td>{{ row.kind }}</td>
-<td><a href="/posts/{{ row.id }}">{{ row.title }}</a></td><td>{{ row.case }}</td><td><span class="badge">{{ row.status }}</span></td></tr>
+<td><a href="/posts/{{ row.id }}">{{ row.title }}</a></td><td>{{ row.case }}</td>\
+<td><span class="badge">{{ row.status }}</span></td></tr>
 {% endfor %}</tbody></table></main></body></html>
 """
 
@@ -324,7 +325,8 @@ function done(summary, latency, requests)
   local b = 0
   for _, t in ipairs(threads) do b = b + t:get("bad") end
   local e = summary.errors
-  io.write(string.format("RESULT requests=%%d duration_us=%%d bad=%%d connect=%%d read=%%d write=%%d timeout=%%d status=%%d\\n",
+  io.write(string.format("RESULT requests=%%d duration_us=%%d bad=%%d connect=%%d read=%%d write=%%d \
+timeout=%%d status=%%d\\n",
     summary.requests, summary.duration, b, e.connect, e.read, e.write, e.timeout, e.status))
   io.write(string.format("LAT p50=%%d p95=%%d p99=%%d max=%%d mean=%%d\\n", latency:percentile(50),
     latency:percentile(95), latency:percentile(99), latency.max, latency.mean))

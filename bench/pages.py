@@ -40,7 +40,8 @@ def main() -> int:
     parser.add_argument("--instance", default=None)
     parser.add_argument("--database-url", default=None, help="default: sqlite:///INSTANCE/ppt.sqlite")
     parser.add_argument("--pages", default="", help="comma-separated parts of page names (default: all)")
-    parser.add_argument("--top", type=int, default=0, help="also print the N statements that took the most time per page")
+    parser.add_argument("--top", type=int, default=0,
+                        help="also print the N statements that took the most time per page")
     args = parser.parse_args()
 
     instance = Path(args.instance or tempfile.mkdtemp(prefix="ppt-bench-")).resolve()
@@ -127,7 +128,8 @@ def main() -> int:
         print(f"{page.name:38s} {size:7d} {p50:7.1f} {p95:7.1f} {p99:7.1f} {statistics.mean(queries):7.1f} "
               f"{statistics.mean(sql) * 1000:7.1f} {bare50:8.1f} {p50 / bare50:6.1f}", flush=True)
         for statement, t in spent.most_common(args.top):
-            print(f"      {frequent[statement] / len(samples):6.1f}/req {t * 1000 / len(samples):7.1f} ms/req  {statement}")
+            print(f"      {frequent[statement] / len(samples):6.1f}/req {t * 1000 / len(samples):7.1f} ms/req  "
+                  f"{statement}")
     print(f"latencies in ms, in-process, one thread; instance: {instance}")
     return 0
 

@@ -7,7 +7,9 @@ lose. SQLite has one writer at a time, so the conditional UPDATE alone decides t
 """
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, select, update
 
 from .extensions import db, on_postgresql
 
@@ -20,7 +22,7 @@ def claim(model, row_id: int, conditions: list, values: dict) -> bool:
         if locked is None:  # claimed already, not due, or another process holds it right now
             db.session.rollback()
             return False
-    result = db.session.execute(update(model).where(*where).values(**values)
-                                .execution_options(synchronize_session=False))
+    result = cast(CursorResult[Any], db.session.execute(update(model).where(*where).values(**values)
+                                                        .execution_options(synchronize_session=False)))
     db.session.commit()
     return result.rowcount == 1

@@ -43,7 +43,9 @@ def seed_demo_users() -> int:
         if db.session.scalar(select(AccessGroup).where(AccessGroup.name == name)) is None:
             group = AccessGroup(name=name)
             for username in members:
-                group.members.append(db.session.scalar(select(User).where(User.username == username)))
+                member = db.session.scalar(select(User).where(User.username == username))
+                assert member is not None  # the demo users are made above
+                group.members.append(member)
             db.session.add(group)
             db.session.flush()
             if coordinator:

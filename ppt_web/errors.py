@@ -13,6 +13,13 @@ class DomainError(Exception):
         self.details = details
 
 
+def raise_if(refusal: DomainError | None) -> None:
+    """Raise a refusal computed by a guard (a function that says why an action is not allowed, or None).
+    The same guard tells the page which actions to offer, so a page never offers what a service refuses."""
+    if refusal is not None:
+        raise refusal
+
+
 class Invalid(DomainError):
     status = 422
 

@@ -1,9 +1,12 @@
 """Flask extensions, created unbound and initialised in create_app."""
+from typing import TYPE_CHECKING
+
 from flask_babel import Babel
 from flask_htmx import HTMX
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
+from flask_sqlalchemy.model import Model as _FSAModel
 from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData, event
 from sqlalchemy.orm import DeclarativeBase
@@ -22,6 +25,14 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+
+# The base class of the models. It is db.Model, which mypy cannot take as a base class (an attribute of
+# an instance, python/mypy#8603); to mypy it is what db.Model is made of: Flask-SQLAlchemy's Model and Base.
+if TYPE_CHECKING:
+    class Model(_FSAModel, Base):
+        __abstract__ = True
+else:
+    Model = db.Model
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()

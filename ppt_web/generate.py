@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import io
 import random
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import select, text, update
 
@@ -21,7 +21,7 @@ ORG_WEIGHTS = (3, 2, 7, 6, 5, 4, 3, 2)
 
 
 def _mod11(digits, weights) -> int | None:
-    rest = sum(d * w for d, w in zip(digits, weights)) % 11
+    rest = sum(d * w for d, w in zip(digits, weights, strict=True)) % 11
     check = 0 if rest == 0 else 11 - rest
     return None if check == 10 else check
 
@@ -64,7 +64,8 @@ def text_pdf(title: str, pages: int = 1) -> bytes:
     objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>")
     safe = title.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
     for i in range(pages):
-        text = f"BT /F1 14 Tf 72 770 Td ({safe}) Tj 0 -24 Td (Side {i + 1} av {pages}) Tj ET".encode("cp1252", "replace")
+        text = (f"BT /F1 14 Tf 72 770 Td ({safe}) Tj 0 -24 Td (Side {i + 1} av {pages}) Tj ET"
+                .encode("cp1252", "replace"))
         objects.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 3 0 R >> >> "
                        f"/Contents {5 + 2 * i} 0 R >>".encode())
         objects.append(b"<< /Length %d >>\nstream\n" % len(text) + text + b"\nendstream")
@@ -210,11 +211,12 @@ def _fill(n_clients: int, rng: random.Random, today: date, registrar, handlers, 
                     else:
                         post_service.write_off(handler, post.id, rng.choice(("TE", "TO")))
             # Spread the cases over the past years, as ten years of real work would be.
-            last = max(p.document_date for p in case_posts)
+            last = max(d for p in case_posts if (d := p.document_date) is not None)  # each was made with one
             db.session.execute(update(Case).where(Case.id == case.id).values(
-                opened_on=opened, last_activity_at=datetime.combine(last, time(12), timezone.utc)))
+                opened_on=opened, last_activity_at=datetime.combine(last, time(12), UTC)))
             db.session.commit()
             fresh = db.session.get(Case, case.id)
+            assert fresh is not None  # committed just above
             if (today - opened).days > 400 and not case_service.open_posts(fresh) and rng.random() < 0.7:
                 case_service.close_case(handler, case.id)
                 stats["closed"] += 1

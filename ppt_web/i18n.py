@@ -93,7 +93,7 @@ def init_app(app: Flask) -> None:
     babel.init_app(app, locale_selector=select_locale, timezone_selector=lambda: "Europe/Oslo")
     # Templates translate through catalog(): Flask-Babel's own lookup per string (the locale, its
     # name, the cache) was half the time of a 100-row archive log page.
-    app.jinja_env.install_gettext_callables(
+    app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]  # added by jinja2.ext.i18n
         gettext=lambda s: catalog().ugettext(s),
         ngettext=lambda s, p, n: catalog().ungettext(s, p, n),
         pgettext=lambda c, s: catalog().upgettext(c, s),

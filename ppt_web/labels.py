@@ -195,3 +195,21 @@ POST_EVENT_LABELS = {
     "dispatch_failed": _l("Dispatch failed"), "dispatch_retried": _l("Dispatch retried"),
     "dispatched": _l("Dispatched to every recipient"),
 }
+
+# The main menu, in its order: a page is listed for those whose permissions let them open its view.
+MENU_LABELS = {
+    "search.search": _l("Search"),
+    "clients.new_client": _l("New client"),
+    "postreg.inbox": _l("Post registration"),
+    "postreg.paper_originals": _l("Paper originals"),
+    "cases.approvals": _l("Approvals"),
+    "dispatch.failures": _l("Dispatch failures"),
+    "cases.outstanding": _l("Outstanding"),
+    "cases.worklist": _l("Cases to close"),
+    "clients.organisations": _l("Organisations"),
+    "admin.users": _l("Users"),
+    "admin.groups": _l("Access groups"),
+    "admin.roles": _l("Roles and permissions"),
+    "archive.log": _l("Archive log"),
+    "activity.log": _l("Activity log"),
+}

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import cast
 
 import redis
 from flask_migrate import upgrade
@@ -155,7 +156,8 @@ def main() -> int:
         while True:
             for proc in procs:
                 if proc.poll() is not None:
-                    print(f"ppt: {proc.args[1]} exited with {proc.returncode}; stopping", file=sys.stderr)
+                    name = cast(list[str], proc.args)[1]  # start() is given a list of str
+                    print(f"ppt: {name} exited with {proc.returncode}; stopping", file=sys.stderr)
                     code = proc.returncode or 1
                     raise KeyboardInterrupt
             time.sleep(0.5)

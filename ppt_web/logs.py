@@ -25,7 +25,7 @@ import socket
 import sys
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask import Flask, g, has_request_context, request
 from flask.logging import default_handler
@@ -136,8 +136,10 @@ class NationalIdFilter(logging.Filter):
             record.exc_text = mask_national_ids(record.exc_text)
         if record.stack_info:
             record.stack_info = mask_national_ids(record.stack_info)
-        if getattr(record, "path", None):
-            record.path = mask_national_ids(record.path)
+        path = getattr(record, "path", None)
+        if path:
+            # An extra of the record (ContextFilter's): extras live in the record's __dict__.
+            record.__dict__["path"] = mask_national_ids(path)
         return True
 
 
@@ -150,7 +152,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = {
-            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds")
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
             .replace("+00:00", "Z"),
             "level": record.levelname,
             "logger": record.name,
@@ -189,6 +191,8 @@ class TextFormatter(logging.Formatter):
 
 class StderrHandler(logging.StreamHandler):
     """Writes to whatever sys.stderr is at the time (pytest swaps it per test), like logging.lastResort."""
+
+    _ppt: bool  # set by configure() on the handler it installs
 
     def __init__(self):
         super().__init__()

@@ -107,7 +107,7 @@ def _flush_pending(session: Session) -> None:
         return
     try:
         queue = get_queue()
-    except Exception:  # no Redis configured or app context: the sweep covers it
+    except Exception:  # noqa: BLE001 - no Redis configured or app context: the sweep covers it
         log.warning("queue unavailable; %d job(s) left for the sweep", len(pending))
         return
     # At the front of the queue, in their own order: what a user just did is sent before the rest of

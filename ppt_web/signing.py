@@ -81,8 +81,8 @@ def load_signer(p12_path: str | Path, passphrase: str | None) -> Signer:
         raise SigningError(f"Signing certificate file could not be read: {path} ({e.strerror})") from None
     try:
         # load_pkcs12_data rather than load_pkcs12: the latter logs and returns None on every failure.
-        signer = signers.SimpleSigner.load_pkcs12_data(data, other_certs=None, passphrase=secret)
-    except Exception:
+        signer = signers.SimpleSigner.load_pkcs12_data(data, other_certs=(), passphrase=secret)
+    except Exception:  # noqa: BLE001 - whatever pyHanko or cryptography raise: the file does not open
         raise SigningError(f"Could not open the signing certificate {path.name}: wrong password, "
                            "or not a PKCS#12 (.p12/.pfx) file with a private key") from None
     if signer.signing_cert is None or signer.signing_key is None:
@@ -167,7 +167,7 @@ def _open_for_signing(pdf: bytes) -> IncrementalPdfFileWriter:
         raise SigningError("The PDF is incomplete (no end-of-file marker)")
     try:
         writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - any parser error means an unreadable PDF
         raise SigningError(f"The PDF could not be read: {e}") from None
     if writer.prev.encrypted:
         raise SigningError("The PDF is encrypted or password-protected and cannot be signed")
@@ -209,6 +209,7 @@ def sign_pdf(pdf: bytes, signer: Signer, *, signer_name: str, reason: str, locat
     when = when.astimezone(OSLO)
 
     cert = signer.signing_cert
+    assert cert is not None, "load_signer returns only signers with a certificate"
     validity = cert["tbs_certificate"]["validity"]
     not_before, not_after = validity["not_before"].native, validity["not_after"].native
     if not not_before <= when <= not_after:
@@ -244,7 +245,7 @@ def sign_pdf(pdf: bytes, signer: Signer, *, signer_name: str, reason: str, locat
         })
     except SigningError:
         raise
-    except Exception as e:  # pyHanko's own SigningError, PdfReadError, layout errors ...
+    except Exception as e:  # noqa: BLE001 - pyHanko's own SigningError, PdfReadError, layout errors ...
         raise SigningError(f"The PDF could not be signed: {e}") from None
     signed = out.getvalue()
     if not signed.startswith(bytes(pdf)):  # never expected: pyHanko appends an incremental update
@@ -259,7 +260,7 @@ def _on_page(field_ref, page_ref) -> bool:
         widgets = [field] + [k.get_object() for k in field.get("/Kids", [])]
         return any(getattr(w.get_value_as_reference("/P"), "idnum", None) == page_ref.idnum
                    for w in widgets if "/P" in w)
-    except Exception:
+    except Exception:  # noqa: BLE001 - a damaged field is not on the page
         return False
 
 
@@ -278,14 +279,14 @@ class SignatureStatus:
 
 
 def _trust_roots(roots: list[bytes] | None) -> list[asn1_x509.Certificate]:
-    certs = []
+    certs: list[asn1_x509.Certificate] = []
     for data in roots or []:
         try:
             if asn1_pem.detect(data):
                 certs.extend(asn1_x509.Certificate.load(der) for _t, _h, der in asn1_pem.unarmor(data, multiple=True))
             else:
                 certs.append(asn1_x509.Certificate.load(data))
-        except Exception:
+        except Exception:  # noqa: BLE001 - any parser error means not a certificate
             raise SigningError("A trust root is not a PEM or DER X.509 certificate") from None
     return certs
 
@@ -303,13 +304,13 @@ def verify_pdf(pdf: bytes, trust_roots: list[bytes] | None = None) -> list[Signa
     roots = _trust_roots(trust_roots)
     try:
         reader = PdfFileReader(io.BytesIO(bytes(pdf)), strict=False)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - any parser error means an unreadable PDF
         raise SigningError(f"The PDF could not be read: {e}") from None
     if reader.encrypted:
         raise SigningError("The PDF is encrypted; its signatures cannot be checked")
     try:
         embedded = list(reader.embedded_regular_signatures)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - any parser error means unreadable signatures
         raise SigningError(f"The signatures in the PDF could not be read: {e}") from None
     results = []
     for sig in embedded:
@@ -321,12 +322,12 @@ def _status(sig, roots) -> SignatureStatus:
     try:
         subject = sig.signer_cert.subject.human_friendly
         label = _cert_label(sig.signer_cert)
-    except Exception:
+    except Exception:  # noqa: BLE001 - an unreadable certificate: a status without a name
         subject = label = ""
     try:
         context = ValidationContext(trust_roots=roots, allow_fetching=False)
         status = validate_pdf_signature(sig, signer_validation_context=context, key_usage_settings=KEY_USAGE)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - a broken signature gives a status, not an error
         return SignatureStatus(True, subject, None, False, False, False, False,
                                f"The signature could not be checked: {e}")
     signed_at = status.signer_reported_dt

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, render_template, request
+from flask import Flask, current_app, render_template, request
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
@@ -20,7 +20,8 @@ from .errors import DomainError, Forbidden, NotFound
 from .extensions import db
 from .formtools import MAX_ID
 from .i18n import template_context
-from .models import Notification
+from .labels import MENU_LABELS
+from .models import Notification, User
 from .postreg.service import waiting_count
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,19 @@ def record_refusal(action: str, exc: DomainError) -> None:
         object_id=getattr(exc, "object_id", None) if getattr(exc, "object_type", None) else request.path[:64],
         detail=f"{request.method} {request.endpoint}" + (f" needs {exc.permission}" if isinstance(exc, Forbidden) else ""),
     )
+
+
+def may_open(user: User, endpoint: str) -> bool:
+    """Whether the user holds one of the permissions the view itself requires (permission_required)."""
+    view = current_app.view_functions[endpoint]
+    codes = getattr(view, "_ppt_permissions", ())
+    return not codes or any(user.can(code) for code in codes)
+
+
+def menu(user: User) -> list[str]:
+    """The menu's pages the user may open, in order (labels.MENU_LABELS): built from the views' own
+    permissions, so the menu never shows a page that answers 403 and never hides one that does not."""
+    return [endpoint for endpoint in MENU_LABELS if may_open(user, endpoint)]
 
 
 def init_app(app: Flask) -> None:
@@ -101,14 +115,15 @@ def init_app(app: Flask) -> None:
             select(func.count()).select_from(Notification)
             .where(Notification.user_id == current_user.id, Notification.read_at.is_(None))
         )
-        context = {"unread_notifications": unread}
+        context = {"unread_notifications": unread, "menu": menu(current_user)}
         if current_user.can("archive_log"):
             context["archive_alerts"] = alerts()
         if current_user.can("distribute_mail"):
             context["inbox_waiting"] = waiting_count()
         if current_user.can("approve") or current_user.can("journal"):  # a team coordinator approves too
-
             context["approvals_waiting"] = approvals_waiting(current_user)
+            if not context["approvals_waiting"] and not current_user.can("approve"):
+                context["menu"].remove("cases.approvals")  # a coordinator sees it while something waits
         if current_user.can("send"):
             context["dispatch_failures"] = failed_count(current_user)
         return context

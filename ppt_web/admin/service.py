@@ -192,7 +192,8 @@ def create_group(actor: User, *, name: str, description: str = "") -> AccessGrou
     name = (name or "").strip()
     if not name:
         raise Invalid(_l("Name is required."), field="name")
-    if db.session.scalar(select(func.count()).select_from(AccessGroup).where(func.lower(AccessGroup.name) == name.lower())):
+    if db.session.scalar(select(func.count()).select_from(AccessGroup)
+                         .where(func.lower(AccessGroup.name) == name.lower())):
         raise Conflict(_l("An access group named %(name)s exists already.", name=name), field="name")
     group = AccessGroup(name=name, description=(description or "").strip())
     db.session.add(group)

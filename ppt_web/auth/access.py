@@ -11,10 +11,18 @@ from ..models import User
 PUBLIC_ATTR = "_ppt_public"
 
 
+def refused(actor: User | None, *codes: str, object_type: str | None = None, object_id=None) -> Forbidden | None:
+    """The Forbidden to raise unless the actor holds at least one of the permission codes; None if they do."""
+    if not isinstance(actor, User) or not actor.active or not any(actor.can(c) for c in codes):
+        return Forbidden(" | ".join(codes), object_type=object_type, object_id=object_id)
+    return None
+
+
 def require(actor: User | None, *codes: str, object_type: str | None = None, object_id=None) -> None:
     """Raise Forbidden unless the actor holds at least one of the permission codes."""
-    if not isinstance(actor, User) or not actor.active or not any(actor.can(c) for c in codes):
-        raise Forbidden(" | ".join(codes), object_type=object_type, object_id=object_id)
+    refusal = refused(actor, *codes, object_type=object_type, object_id=object_id)
+    if refusal is not None:
+        raise refusal
 
 
 def permission_required(*codes: str):

@@ -54,6 +54,7 @@ def sign_in(username: str, password: str) -> tuple[User, str]:
                         object_id=user.id if user else None, outcome="failed")
         db.session.commit()
         raise SignInRefused(BAD_CREDENTIALS)
+    assert user is not None  # verify_password refuses a missing user
     if not user.active:
         activity.record("sign_in_refused", actor=user, object_type="user", object_id=user.id,
                         outcome="refused", detail="deactivated")

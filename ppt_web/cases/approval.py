@@ -20,9 +20,9 @@ from sqlalchemy.orm import joinedload
 from .. import validation
 from ..activity import service as activity
 from ..auth import scope
-from ..auth.access import require
+from ..auth.access import refused, require
 from ..clock import utcnow
-from ..errors import Conflict, Forbidden, Invalid
+from ..errors import Conflict, DomainError, Forbidden, Invalid, raise_if
 from ..extensions import db
 from ..files.storage import file_path, store_upload
 from ..models import JournalPost, PostEvent, PostSignature, PostStatus, PostType, User
@@ -65,13 +65,22 @@ def _conditional(post: JournalPost, allowed: tuple[PostStatus, ...], **values) -
     db.session.refresh(post)
 
 
-def send_for_approval(actor: User, post_id: int, approver_id: int | None, comment: str = "") -> JournalPost:
-    post = scope.post(actor, post_id)
-    require(actor, "journal", object_type="journal_post", object_id=post.id)
+def request_refusal(actor: User, post: JournalPost) -> DomainError | None:
+    """Why the actor may not send the post to approval (None: they may, once nothing is missing)."""
+    refusal = refused(actor, "journal", object_type="journal_post", object_id=post.id)
+    if refusal is not None:
+        return refusal
     if post.status != PostStatus.DRAFT:
-        raise Conflict(_l("Only a draft can be sent to approval."))
+        return Conflict(_l("Only a draft can be sent to approval."))
     if post.post_type != PostType.U:
-        raise Conflict(_l("Only an outgoing (U) post is sent to approval."))
+        return Conflict(_l("Only an outgoing (U) post is sent to approval."))
+    return None
+
+
+def send_for_approval(actor: User, post_id: int, approver_id: int | None, comment: str = "") -> JournalPost:
+    """Lock a complete draft and ask a named leader, deputy or team coordinator to approve it."""
+    post = scope.post(actor, post_id)
+    raise_if(request_refusal(actor, post))
     approver = db.session.get(User, approver_id) if approver_id else None
     if approver is None or not can_approve(approver, post):
         raise Invalid(_l("Choose a leader, deputy leader or team coordinator."), field="approver_id")
@@ -92,7 +101,7 @@ def send_for_approval(actor: User, post_id: int, approver_id: int | None, commen
     return post
 
 
-def refusal(actor: User, post: JournalPost):
+def refusal(actor: User, post: JournalPost) -> DomainError | None:
     """Why the actor may not approve or return this post now (None: they may)."""
     if not can_approve(actor, post):
         return Forbidden("approve", _l("You cannot approve this post."), "journal_post", post.id)
@@ -178,14 +187,27 @@ def waiting_count(actor: User) -> int:
 
 # --- electronic signing ---------------------------------------------------------------------------
 
+def sign_refusal(actor: User, post: JournalPost) -> DomainError | None:
+    """Why the handler may not sign the post now (None: they may). The approver signs on approval instead."""
+    refusal = (refused(actor, "journal", object_type="journal_post", object_id=post.id)
+               or refused(actor, "esign", object_type="journal_post", object_id=post.id))
+    if refusal is not None:
+        return refusal
+    if post.status != PostStatus.DRAFT:
+        return Conflict(_l("Only a draft can be signed by its handler; the approver signs on approval."))
+    if needs_approval(post):
+        return Conflict(_l("An expert assessment is signed by the approver on approval."))
+    if post.post_type != PostType.U:
+        return Conflict(_l("Only an outgoing letter is signed."))
+    if post.main_document is None:
+        return Invalid(_l("There is no main document to sign."))
+    return None
+
+
 def sign(actor: User, post_id: int) -> JournalPost:
     """The handler signs a letter that needs no approval (a draft), before finalizing it."""
     post = scope.post(actor, post_id)
-    require(actor, "journal", object_type="journal_post", object_id=post.id)
-    if post.status != PostStatus.DRAFT:
-        raise Conflict(_l("Only a draft can be signed by its handler; the approver signs on approval."))
-    if needs_approval(post):
-        raise Conflict(_l("An expert assessment is signed by the approver on approval."))
+    raise_if(sign_refusal(actor, post))
 
     with transaction() as signed:
         signed.append(_sign(actor, post))

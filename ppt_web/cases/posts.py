@@ -13,9 +13,9 @@ from .. import validation
 from ..activity import service as activity
 from ..archive import outbox
 from ..auth import scope
-from ..auth.access import require
+from ..auth.access import refused, require
 from ..clock import utcnow
-from ..errors import Conflict, Invalid
+from ..errors import Conflict, DomainError, Invalid, raise_if
 from ..extensions import db
 from ..files.storage import store_upload
 from ..models import (
@@ -185,18 +185,22 @@ def _next_seq(case: Case) -> int:
     return seq
 
 
+def edit_refusal(actor: User, post: JournalPost) -> DomainError | None:
+    """Why the actor may not edit the post now (None: they may)."""
+    if post.status == PostStatus.DISPATCHED:
+        return Conflict(_l("The post has been dispatched and can never change."))
+    if post.locked:
+        return Conflict(_l("The post is finalized and cannot be edited. The administrative consultant can "
+                           "correct its metadata."))
+    if post.status != PostStatus.DRAFT:
+        return Conflict(_l("The post is waiting for approval and is locked until it comes back."))
+    return refused(actor, "journal", "fix_misregistered", object_type="journal_post", object_id=post.id)
+
+
 def editable(actor: User, post_id: int) -> JournalPost:
     """A post the actor may edit now (a draft), or a clear refusal."""
     post = scope.post(actor, post_id)
-    if post.status == PostStatus.DISPATCHED:
-        raise Conflict(_l("The post has been dispatched and can never change."))
-    if post.locked:
-        raise Conflict(_l("The post is finalized and cannot be edited. The administrative consultant can "
-                          "correct its metadata."))
-    if post.status != PostStatus.DRAFT:
-        raise Conflict(_l("The post is waiting for approval and is locked until it comes back."))
-    if not actor.can("fix_misregistered"):
-        require(actor, "journal", object_type="journal_post", object_id=post.id)
+    raise_if(edit_refusal(actor, post))
     return post
 
 
@@ -231,17 +235,25 @@ def remove_document(actor: User, post_id: int, document_id: int) -> JournalPost:
 def delete_post(actor: User, post_id: int, reason: str) -> None:
     """Delete a misregistered post that is not finalized (fix_misregistered); the log keeps it."""
     post = scope.post(actor, post_id)
-    require(actor, "fix_misregistered", object_type="journal_post", object_id=post.id)
-    if post.locked:
-        raise Conflict(_l("A finalized post cannot be deleted."))
+    raise_if(delete_refusal(actor, post))
     reason = validation.required_text(reason, "reason", 1000)
-    if db.session.scalar(select(JournalPost.id).where(JournalPost.write_off_reply_id == post.id).limit(1)):
-        raise Conflict(_l("The post is the reply that writes off another post and cannot be deleted."))
     activity.record("post_deleted", actor=actor, object_type="journal_post", object_id=post.id,
                     before={**snapshot(post), "number": post.number}, detail=reason)
     return_to_inbox(actor, post)  # mail filed to the wrong client goes back to the inbox, not away
     db.session.delete(post)
     db.session.commit()
+
+
+def delete_refusal(actor: User, post: JournalPost) -> DomainError | None:
+    """Why the actor may not delete the post as misregistered (None: they may)."""
+    refusal = refused(actor, "fix_misregistered", object_type="journal_post", object_id=post.id)
+    if refusal is not None:
+        return refusal
+    if post.locked:
+        return Conflict(_l("A finalized post cannot be deleted."))
+    if db.session.scalar(select(JournalPost.id).where(JournalPost.write_off_reply_id == post.id).limit(1)):
+        return Conflict(_l("The post is the reply that writes off another post and cannot be deleted."))
+    return None
 
 
 def needs_approval(post: JournalPost) -> bool:
@@ -271,13 +283,23 @@ def finalize(actor: User, post_id: int) -> JournalPost:
 def finalize_checked(actor: User, post_id: int) -> JournalPost:
     """finalize's checks and work in the caller's transaction (post registration files and finalizes at once)."""
     post = scope.post(actor, post_id)
-    require(actor, "journal", object_type="journal_post", object_id=post.id)
-    if post.status == PostStatus.AWAITING_APPROVAL:
-        raise Conflict(_l("The post is waiting for approval; the approver finalizes it."))
-    if needs_approval(post):
-        raise Conflict(_l("An expert assessment is finalized by the leader who approves it: send it to approval."))
+    raise_if(finalize_refusal(actor, post))
     finalize_post(actor, post)
     return post
+
+
+def finalize_refusal(actor: User, post: JournalPost) -> DomainError | None:
+    """Why the actor may not finalize the post (None: they may, once nothing is missing)."""
+    refusal = refused(actor, "journal", object_type="journal_post", object_id=post.id)
+    if refusal is not None:
+        return refusal
+    if post.status == PostStatus.AWAITING_APPROVAL:
+        return Conflict(_l("The post is waiting for approval; the approver finalizes it."))
+    if needs_approval(post):
+        return Conflict(_l("An expert assessment is finalized by the leader who approves it: send it to approval."))
+    if post.locked:
+        return Conflict(_l("The post is finalized already."))
+    return None
 
 
 def finalize_post(actor: User, post: JournalPost) -> None:
@@ -299,14 +321,22 @@ def finalize_post(actor: User, post: JournalPost) -> None:
 METADATA_FIELDS = ("title", "document_date", "received_on", "sent_on", "correspondents", "correspondent_details")
 
 
+def correct_refusal(actor: User, post: JournalPost) -> DomainError | None:
+    """Why the actor may not correct the post's metadata (None: they may)."""
+    refusal = refused(actor, "correct_metadata", object_type="journal_post", object_id=post.id)
+    if refusal is not None:
+        return refusal
+    if post.status == PostStatus.DISPATCHED:
+        return Conflict(_l("The post has been dispatched and can never change, not even its metadata."))
+    if post.status != PostStatus.FINALIZED:
+        return Conflict(_l("Only finalized posts get metadata corrections; drafts are simply edited."))
+    return None
+
+
 def correct_metadata(actor: User, post_id: int, reason: str, data: PostData) -> MetadataCorrection:
     """Correct a finalized post's metadata (correct_metadata only); old and new values are kept."""
     post = scope.post(actor, post_id)
-    require(actor, "correct_metadata", object_type="journal_post", object_id=post.id)
-    if post.status == PostStatus.DISPATCHED:
-        raise Conflict(_l("The post has been dispatched and can never change, not even its metadata."))
-    if post.status != PostStatus.FINALIZED:
-        raise Conflict(_l("Only finalized posts get metadata corrections; drafts are simply edited."))
+    raise_if(correct_refusal(actor, post))
     reason = " ".join((reason or "").split())
     if not reason:
         raise Invalid(_l("Give the reason for the correction."), field="reason")
@@ -342,16 +372,24 @@ def correct_metadata(actor: User, post_id: int, reason: str, data: PostData) -> 
     return correction
 
 
+def write_off_refusal(actor: User, post: JournalPost) -> DomainError | None:
+    """Why the actor may not write the post off (None: they may)."""
+    refusal = refused(actor, "journal", object_type="journal_post", object_id=post.id)
+    if refusal is not None:
+        return refusal
+    if post.post_type != PostType.I:
+        return Conflict(_l("Only incoming posts are written off."))
+    if post.written_off_at is not None:
+        return Conflict(_l("The post is written off already."))
+    if not post.locked:
+        return Conflict(_l("Finalize the incoming post before it is written off."))
+    return None
+
+
 def write_off(actor: User, post_id: int, method: str, reply_post_id: int | None = None) -> JournalPost:
     """Write off (avskriv) an incoming post: by a reply (BU, linked) or another Noark method."""
     post = scope.post(actor, post_id)
-    require(actor, "journal", object_type="journal_post", object_id=post.id)
-    if post.post_type != PostType.I:
-        raise Conflict(_l("Only incoming posts are written off."))
-    if post.written_off_at is not None:
-        raise Conflict(_l("The post is written off already."))
-    if not post.locked:
-        raise Conflict(_l("Finalize the incoming post before it is written off."))
+    raise_if(write_off_refusal(actor, post))
     if method not in WRITE_OFF_METHODS:
         raise Invalid(_l("Choose how the post is written off."), field="method")
     reply = None

@@ -16,7 +16,7 @@ from ..formtools import apply_error, choices, form_status, go, id_or_none
 from ..labels import CATEGORY_LABELS, KIND_LABELS, POST_TYPE_LABELS, WRITE_OFF_LABELS
 from ..models import AccessGroup, CaseCategory, CaseKind, PostType
 from ..postreg.service import CHECK_LABELS, document_checks
-from . import approval, posts, service
+from . import approval, post_actions, posts, service
 from .forms import (
     ApprovalDecisionForm,
     ApprovalRequestForm,
@@ -211,7 +211,7 @@ def post(post_id: int):
                            corrections=posts.corrections(found), write_off=write_off, delete_form=DeleteForm(),
                            checks=checks, check_labels=CHECK_LABELS, approval_request=request_form,
                            decision=ApprovalDecisionForm(), needs_approval=approval.needs_approval(found),
-                           may_decide=approval.refusal(_actor(), found) is None,
+                           can=post_actions.allowed(_actor(), found),
                            signatures=approval.signatures(found), signature_status=approval.signature_status(found),
                            dispatches=for_post(found))
 

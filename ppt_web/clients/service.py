@@ -192,7 +192,7 @@ def _apply_org(org: Organisation, name, org_number, kind, parent_id, address) ->
         raise Invalid(_l("Choose a kind from the list."), field="kind") from None
     parent = _organisation(parent_id)
     if parent is not None and org.id is not None:
-        seen = parent
+        seen: Organisation | None = parent
         while seen is not None:  # no cycles in the structure
             if seen.id == org.id:
                 raise Invalid(_l("An organisation cannot be placed under itself."), field="parent_id")

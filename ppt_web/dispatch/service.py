@@ -14,18 +14,18 @@ import re
 import uuid
 from datetime import timedelta
 from pathlib import Path
+from typing import Any, cast
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import CursorResult, and_, func, or_, select, update
 
 from .. import claims
 from ..activity import service as activity
-from ..auth import scope
-from ..auth.access import require
+from ..auth import access, scope
 from ..cases.approval import event, needs_approval
 from ..clock import utcnow
-from ..errors import Conflict, Invalid, NotFound
+from ..errors import Conflict, DomainError, Invalid, NotFound, raise_if
 from ..extensions import db
 from ..files.storage import file_path
 from ..models import Case, Dispatch, DispatchStatus, JournalPost, PostStatus, PostType, User
@@ -91,26 +91,54 @@ def _recipients(post: JournalPost) -> tuple[list[tuple], list[str]]:
     return found, refused
 
 
+def dispatch_refusal(actor: User, post: JournalPost) -> DomainError | None:
+    """Why the actor may not dispatch the post (None: they may, if its recipients can be reached)."""
+    refusal = access.refused(actor, "send", object_type="journal_post", object_id=post.id)
+    if refusal is not None:
+        return refusal
+    if post.status == PostStatus.DISPATCHED:
+        return Conflict(_l("The post has been dispatched already."))
+    if post.status != PostStatus.FINALIZED:
+        return Conflict(_l("Only a finalized post can be dispatched."))
+    if post.post_type != PostType.U:
+        return Conflict(_l("Only an outgoing (U) post is dispatched."))
+    if needs_approval(post) and post.approved_by_id is None:
+        return Conflict(_l("An expert assessment goes out only after a leader has approved it."))
+    if _dispatched(post):
+        return _already_dispatched()
+    return None
+
+
+def _already_dispatched() -> Conflict:
+    return Conflict(_l("The post has been dispatched already: a failed recipient is retried from the post or "
+                       "the dispatch failures list."))
+
+
+def _dispatched(post: JournalPost) -> bool:
+    return db.session.scalar(select(Dispatch.id).where(Dispatch.post_id == post.id,
+                                                       Dispatch.status != DispatchStatus.REPLACED).limit(1)) is not None
+
+
+def retry_refusal(actor: User, row: Dispatch) -> DomainError | None:
+    """Why the actor may not retry this recipient's dispatch (None: they may)."""
+    refusal = access.refused(actor, "send", object_type="journal_post", object_id=row.post_id)
+    if refusal is not None:
+        return refusal
+    if row.status != DispatchStatus.FAILED:
+        return Conflict(_l("Only a failed dispatch can be retried."))
+    return None
+
+
 def request_dispatch(actor: User, post_id: int) -> list[Dispatch]:
     """Send a finalized outgoing post to each of its recipients, in the background."""
     post = scope.post(actor, post_id)
-    require(actor, "send", object_type="journal_post", object_id=post.id)
-    if post.status == PostStatus.DISPATCHED:
-        raise Conflict(_l("The post has been dispatched already."))
-    if post.status != PostStatus.FINALIZED:
-        raise Conflict(_l("Only a finalized post can be dispatched."))
-    if post.post_type != PostType.U:
-        raise Conflict(_l("Only an outgoing (U) post is dispatched."))
-    if needs_approval(post) and post.approved_by_id is None:
-        raise Conflict(_l("An expert assessment goes out only after a leader has approved it."))
+    raise_if(dispatch_refusal(actor, post))
     # Lock the post's row first (PostgreSQL waits here; SQLite takes its write lock), then look: two
     # clicks at once make one dispatch, not two.
     db.session.execute(update(JournalPost).where(JournalPost.id == post.id).values(status=JournalPost.status))
-    if db.session.scalar(select(Dispatch.id).where(Dispatch.post_id == post.id,
-                                                   Dispatch.status != DispatchStatus.REPLACED)):
+    if _dispatched(post):
         db.session.rollback()
-        raise Conflict(_l("The post has been dispatched already: a failed recipient is retried from the post or "
-                          "the dispatch failures list."))
+        raise _already_dispatched()
     found, refused = _recipients(post)
     if not found and not refused:
         refused.append(str(_l("the post has no recipient")))
@@ -169,6 +197,7 @@ def process(dispatch_id: int, adapter=None) -> str:
     ], dict(lease_until=lease, attempts=Dispatch.attempts + 1, outcome_unknown=True, updated_at=now)):
         return "skipped"
     row = db.session.get(Dispatch, dispatch_id)
+    assert row is not None  # the claim just updated it
     db.session.refresh(row)
     try:
         found = adapter.lookup(row.external_ref)
@@ -183,6 +212,7 @@ def process(dispatch_id: int, adapter=None) -> str:
         db.session.rollback()
         log.exception("dispatch %s: attempt failed", dispatch_id)
         row = db.session.get(Dispatch, dispatch_id)
+        assert row is not None  # the claim committed it
         return _later(row, type(exc).__name__)
     if result.outcome == "sent":
         _sent(row, result.forsendelse_id, "")
@@ -306,12 +336,13 @@ def retry(actor: User, dispatch_id: int) -> Dispatch:
     if row is None:
         raise NotFound(object_type="dispatch", object_id=dispatch_id)
     post = scope.post(actor, row.post_id)
-    require(actor, "send", object_type="journal_post", object_id=post.id)
+    raise_if(access.refused(actor, "send", object_type="journal_post", object_id=post.id))
     recipient = _current_recipient(post, row) if not row.outcome_unknown else None
     # One conditional UPDATE: two people retrying the same failure at once make one new attempt.
     to = DispatchStatus.PENDING if row.outcome_unknown else DispatchStatus.REPLACED
-    changed = db.session.execute(update(Dispatch).where(Dispatch.id == row.id, Dispatch.status == DispatchStatus.FAILED)
-                                 .values(status=to, updated_at=utcnow()))
+    changed = cast(CursorResult[Any], db.session.execute(
+        update(Dispatch).where(Dispatch.id == row.id, Dispatch.status == DispatchStatus.FAILED)
+        .values(status=to, updated_at=utcnow())))
     if changed.rowcount != 1:
         db.session.rollback()
         raise Conflict(_l("Only a failed dispatch can be retried."))
@@ -323,6 +354,7 @@ def retry(actor: User, dispatch_id: int) -> Dispatch:
     else:
         # Refused, so not delivered: a new shipment (new eksternReferanse) to the recipient as the
         # post has it now, so a corrected address is used.
+        assert recipient is not None  # looked up above for a known outcome
         correspondent, fresh = recipient
         again = Dispatch(post_id=row.post_id, correspondent_id=correspondent.id, external_ref=str(uuid.uuid4()),
                          recipient_kind=fresh.kind, recipient_name=fresh.name, recipient_id=fresh.digital_id,
@@ -357,9 +389,10 @@ def for_post(post: JournalPost) -> list[Dispatch]:
 
 def failures(actor: User, limit: int = 300) -> list[Dispatch]:
     """The "SvarUt failed" basket: failed dispatches of posts the actor may see, newest first."""
-    require(actor, "send")
+    access.require(actor, "send")
     return list(db.session.scalars(
-        select(Dispatch).join(JournalPost, Dispatch.post_id == JournalPost.id).join(Case, JournalPost.case_id == Case.id)
+        select(Dispatch).join(JournalPost, Dispatch.post_id == JournalPost.id)
+        .join(Case, JournalPost.case_id == Case.id)
         .where(and_(Dispatch.status == DispatchStatus.FAILED, scope.case_clause(actor)))
         .order_by(Dispatch.updated_at.desc(), Dispatch.id.desc()).limit(limit)))
 

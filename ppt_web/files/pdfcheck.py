@@ -111,18 +111,20 @@ class Checker:
 
     def inspect(self, path: Path, timeout: float, preview_dir: Path | None) -> int:
         proc = self._start()
+        stdin, stdout = proc.stdin, proc.stdout
+        assert stdin is not None and stdout is not None  # _start opens both as pipes
         self._sent += 1
         request = {"id": self._sent, "path": str(Path(path).resolve()),
                    "preview": str(Path(preview_dir).resolve()) if preview_dir is not None else None}
         deadline = time.monotonic() + (timeout * 3 if preview_dir is not None else timeout)
         try:
-            proc.stdin.write(json.dumps(request).encode() + b"\n")
-            proc.stdin.flush()
+            stdin.write(json.dumps(request).encode() + b"\n")
+            stdin.flush()
             while b"\n" not in self._buffer:
                 left = deadline - time.monotonic()
-                if left <= 0 or not select.select([proc.stdout], [], [], left)[0]:
+                if left <= 0 or not select.select([stdout], [], [], left)[0]:
                     raise TimeoutError
-                chunk = os.read(proc.stdout.fileno(), 65536)
+                chunk = os.read(stdout.fileno(), 65536)
                 if not chunk:
                     raise EOFError  # the child died on this file (a limit, a crash)
                 self._buffer += chunk
@@ -146,6 +148,7 @@ class Checker:
                 self.proc.kill()
             self.proc.wait()
             for stream in (self.proc.stdin, self.proc.stdout):
+                assert stream is not None  # _start opens both as pipes
                 try:
                     stream.close()
                 except OSError:

@@ -71,7 +71,7 @@ def check(path: Path) -> dict:
             for part in contents if isinstance(contents, ArrayObject) else [contents]:
                 if part is not None:
                     part.get_object()
-    except Exception:  # any parser error, including MemoryError from the address-space limit
+    except Exception:  # noqa: BLE001 - any parser error, including MemoryError from the address-space limit
         return {"ok": False, "reason": "damaged"}
     return {"ok": True, "pages": pages}
 
@@ -96,7 +96,7 @@ def judge(path: Path, preview: Path | None) -> dict:
     if verdict.get("ok") and preview is not None:
         try:
             render(path, preview, verdict["pages"])
-        except Exception:  # pypdf could read it, the renderer could not: not a usable document
+        except Exception:  # noqa: BLE001 - pypdf could read it, the renderer could not: not a usable document
             verdict = {"ok": False, "reason": "damaged"}
     return verdict
 

@@ -7,6 +7,7 @@ only does the two primitive steps: unwrapping the content key and AES-CBC.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from functools import lru_cache
 
 from asn1crypto import algos, cms, x509
@@ -17,8 +18,9 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPubl
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 AES_KEY_BYTES = {"aes128_cbc": 16, "aes192_cbc": 24, "aes256_cbc": 32}
-OAEP_HASHES = {"sha1": hashes.SHA1, "sha224": hashes.SHA224, "sha256": hashes.SHA256,
-               "sha384": hashes.SHA384, "sha512": hashes.SHA512}
+OAEP_HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
+    "sha1": hashes.SHA1, "sha224": hashes.SHA224, "sha256": hashes.SHA256, "sha384": hashes.SHA384,
+    "sha512": hashes.SHA512}
 
 
 class CmsError(Exception):
@@ -135,6 +137,7 @@ def _unwrap_content_key(recipients: list, key: RSAPrivateKey) -> bytes:
             reasons.append(f"recipient type {recipient.name!r} is not supported")
             continue
         info = recipient.chosen
+        scheme: rsa_padding.AsymmetricPadding
         try:
             algorithm = info["key_encryption_algorithm"]
             name = algorithm["algorithm"].native
@@ -174,7 +177,7 @@ def _oaep_from_params(params: algos.RSAESOAEPParams) -> rsa_padding.OAEP:
                             label=None)
 
 
-def _oaep(digest: type[hashes.HashAlgorithm]) -> rsa_padding.OAEP:
+def _oaep(digest: Callable[[], hashes.HashAlgorithm]) -> rsa_padding.OAEP:
     return rsa_padding.OAEP(mgf=rsa_padding.MGF1(digest()), algorithm=digest(), label=None)
 
 

@@ -51,7 +51,8 @@ class FolderSource:
             result = self._read(folder)
             if result.id:
                 self._folders.setdefault(result.id, []).append(folder)
-            elif result.permanent:  # nothing could ever address it by id: set it aside now
+            elif isinstance(result, InboundFailure) and result.permanent:  # nothing could ever address it by id
+                # (a message always has one): set it aside now
                 self._set_aside(folder, result.detail)
             yield result
 

@@ -11,6 +11,7 @@ import re
 import uuid
 import zipfile
 from datetime import UTC, date, datetime
+from typing import TypeGuard
 
 from ..clock import OSLO
 from .types import (
@@ -128,7 +129,8 @@ def one_line_address(postadresse: dict) -> str:
     lines = [postadresse.get(k, "").strip() for k in ("adresselinje1", "adresselinje2", "adresselinje3")
              if _text(postadresse.get(k))]
     place = " ".join(postadresse[k].strip() for k in ("postnummer", "poststed") if _text(postadresse.get(k)))
-    country = postadresse.get("land").strip() if _text(postadresse.get("land")) else ""
+    land = postadresse.get("land")
+    country = land.strip() if _text(land) else ""
     parts = lines + ([place] if place else []) + ([country] if country.upper() not in NORWAY else [])
     return ", ".join(parts)
 
@@ -267,11 +269,11 @@ def _get(data: object, *path: str) -> object:
     return data
 
 
-def _text(value: object) -> bool:
+def _text(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and bool(value.strip())
 
 
-def _is_uuid(value: object) -> bool:
+def _is_uuid(value: object) -> TypeGuard[str]:
     if not isinstance(value, str):
         return False
     try:

@@ -118,6 +118,7 @@ class SvarInnSource:
         problem = metadata_problem(item)
         if problem:
             return self._failed(failure(item, BAD_METADATA, problem))
+        assert isinstance(item, dict)  # metadata_problem refuses anything else
         if declared_size(item) > self.max_bytes:
             return self._failed(failure(item, BAD_METADATA,
                                         f"the files total {declared_size(item)} bytes, over the limit of "

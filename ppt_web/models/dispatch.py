@@ -8,13 +8,13 @@ from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..clock import utcnow
-from ..extensions import db
+from ..extensions import Model
 from .domain import JournalPost, _enum
 from .types import UTCDateTime
 from .user import User
 
 
-class DispatchStatus(str, enum.Enum):
+class DispatchStatus(str, enum.Enum):  # noqa: UP042 - StrEnum would change str(member), which forms read
     PENDING = "pending"      # not yet answered, or the answer was lost (then looked up before any resend)
     SENT = "sent"            # SvarUt has it (MOTTATT, AKSEPTERT, SENDT_*)
     CONFIRMED = "confirmed"  # delivered (LEST, LEVERT_*, PRINTET)
@@ -22,7 +22,7 @@ class DispatchStatus(str, enum.Enum):
     REPLACED = "replaced"    # a failed one that a retry replaced with a new shipment
 
 
-class Dispatch(db.Model):
+class Dispatch(Model):
     __tablename__ = "dispatch"
     id: Mapped[int] = mapped_column(primary_key=True)
     post_id: Mapped[int] = mapped_column(ForeignKey("journal_post.id"), index=True)

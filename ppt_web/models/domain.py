@@ -21,7 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..clock import utcnow
-from ..extensions import db
+from ..extensions import Model, db
 from .files import StoredFile
 from .types import UTCDateTime
 from .user import AccessGroup, User
@@ -34,20 +34,20 @@ def _enum(cls, length: int = 30):
                 validate_strings=True)
 
 
-class OrgKind(str, enum.Enum):
+class OrgKind(str, enum.Enum):  # noqa: UP042 - StrEnum would change str(member), which forms read
     SCHOOL = "school"
     KINDERGARTEN = "kindergarten"
     MUNICIPAL_UNIT = "municipal_unit"
     OTHER = "other"
 
 
-class CaseKind(str, enum.Enum):
+class CaseKind(str, enum.Enum):  # noqa: UP042 - StrEnum would change str(member), which forms read
     PERSON = "person"
     SYSTEM = "system"
     ADMINISTRATION = "administration"
 
 
-class CaseCategory(str, enum.Enum):
+class CaseCategory(str, enum.Enum):  # noqa: UP042 - StrEnum would change str(member), which forms read
     EXPERT_ASSESSMENT = "expert_assessment"
     STATEMENT = "statement"
     FOLLOW_UP = "follow_up"
@@ -55,19 +55,19 @@ class CaseCategory(str, enum.Enum):
     OTHER = "other"
 
 
-class CaseStatus(str, enum.Enum):
+class CaseStatus(str, enum.Enum):  # noqa: UP042 - StrEnum would change str(member), which forms read
     OPEN = "open"
     CLOSED = "closed"
 
 
-class PostType(str, enum.Enum):
+class PostType(str, enum.Enum):  # noqa: UP042 - StrEnum would change str(member), which forms read
     I = "I"  # noqa: E741  (Noark's own letters)
     U = "U"
     N = "N"
     X = "X"
 
 
-class PostStatus(str, enum.Enum):
+class PostStatus(str, enum.Enum):  # noqa: UP042 - StrEnum would change str(member), which forms read
     DRAFT = "draft"
     AWAITING_APPROVAL = "awaiting_approval"
     APPROVED = "approved"
@@ -84,7 +84,7 @@ DEFAULT_LEGAL_BASIS = "Offl. § 13 jf. fvl. § 13, 1. ledd nr. 1"
 WRITE_OFF_METHODS = ("BU", "BE", "TLF", "TE", "TO")
 
 
-class Organisation(db.Model):
+class Organisation(Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     name_lower: Mapped[str] = mapped_column(String(200), index=True)
@@ -97,7 +97,7 @@ class Organisation(db.Model):
     parent: Mapped[Organisation | None] = relationship(remote_side=[id])
 
 
-class Client(db.Model):
+class Client(Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     national_id: Mapped[str] = mapped_column(String(11), unique=True)
     given_name: Mapped[str] = mapped_column(String(120))
@@ -134,7 +134,7 @@ case_cohandler = Table(
 )
 
 
-class Case(db.Model):
+class Case(Model):
     __tablename__ = "case"
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(20), unique=True)
@@ -168,7 +168,7 @@ class Case(db.Model):
     )
 
 
-class JournalPost(db.Model):
+class JournalPost(Model):
     __tablename__ = "journal_post"
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("case.id"))
@@ -248,7 +248,7 @@ class JournalPost(db.Model):
         return self.received_on if self.post_type == PostType.I else self.sent_on
 
 
-class PostEvent(db.Model):
+class PostEvent(Model):
     """A step in a post's life beyond registration: approval, signing, dispatch (who, when, comment)."""
 
     __tablename__ = "post_event"
@@ -266,7 +266,7 @@ class PostEvent(db.Model):
     to_user: Mapped[User | None] = relationship(foreign_keys=[to_user_id])
 
 
-class PostSignature(db.Model):
+class PostSignature(Model):
     """An electronic signature put on a post's main document (the signed file replaced the unsigned one)."""
 
     __tablename__ = "post_signature"
@@ -281,7 +281,7 @@ class PostSignature(db.Model):
     signed_by: Mapped[User] = relationship()
 
 
-class Correspondent(db.Model):
+class Correspondent(Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     post_id: Mapped[int] = mapped_column(ForeignKey("journal_post.id", ondelete="CASCADE"), index=True)
     role: Mapped[str] = mapped_column(String(10))  # sender | recipient
@@ -295,7 +295,7 @@ class Correspondent(db.Model):
     organisation: Mapped[Organisation | None] = relationship()
 
 
-class Document(db.Model):
+class Document(Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     post_id: Mapped[int] = mapped_column(ForeignKey("journal_post.id", ondelete="CASCADE"), index=True)
     role: Mapped[str] = mapped_column(String(12))  # main | attachment
@@ -307,7 +307,7 @@ class Document(db.Model):
     file: Mapped[StoredFile] = relationship()
 
 
-class MetadataCorrection(db.Model):
+class MetadataCorrection(Model):
     """A correction of a finalized post's metadata: who, when, why, old and new values."""
 
     __tablename__ = "metadata_correction"

@@ -7,11 +7,11 @@ from sqlalchemy import BigInteger, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..clock import utcnow
-from ..extensions import db
+from ..extensions import Model
 from .types import UTCDateTime
 
 
-class StoredFile(db.Model):
+class StoredFile(Model):
     __tablename__ = "stored_file"
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     size: Mapped[int] = mapped_column(BigInteger)

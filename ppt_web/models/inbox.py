@@ -8,20 +8,20 @@ from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, 
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..clock import utcnow
-from ..extensions import db
+from ..extensions import Model
 from .domain import Document, JournalPost, _enum
 from .files import StoredFile
 from .types import UTCDateTime
 from .user import User
 
 
-class InboxSource(str, enum.Enum):
+class InboxSource(str, enum.Enum):  # noqa: UP042 - StrEnum would change str(member), which forms read
     SCAN = "scan"        # paper, scanned into the sync folder
     SVARINN = "svarinn"  # digital mail from KS SvarInn (or its folder stand-in)
     UPLOAD = "upload"    # uploaded by hand, e.g. mail that came by e-mail
 
 
-class InboxStatus(str, enum.Enum):
+class InboxStatus(str, enum.Enum):  # noqa: UP042 - StrEnum would change str(member), which forms read
     NEW = "new"
     IN_PROGRESS = "in_progress"
     CHECKED = "checked"
@@ -39,7 +39,7 @@ CHECK_POINTS = (1, 2, 3, 4)
 CHECKS_FOR_SOURCE = {InboxSource.SCAN: (1, 2, 3, 4), InboxSource.SVARINN: (2, 3, 4), InboxSource.UPLOAD: (2, 3, 4)}
 
 
-class InboxItem(db.Model):
+class InboxItem(Model):
     __tablename__ = "inbox_item"
     id: Mapped[int] = mapped_column(primary_key=True)
     source: Mapped[InboxSource] = mapped_column(_enum(InboxSource))
@@ -107,7 +107,7 @@ class InboxItem(db.Model):
         return self.status in OPEN_STATUSES
 
 
-class ScanChecklist(db.Model):
+class ScanChecklist(Model):
     """One ticked point of the quality checklist: who and when (kept with the document after transfer)."""
 
     __tablename__ = "inbox_check"
@@ -123,7 +123,7 @@ class ScanChecklist(db.Model):
     __table_args__ = (UniqueConstraint("item_id", "point"),)
 
 
-class PaperOriginal(db.Model):
+class PaperOriginal(Model):
     """A scanned paper original in the archive room, kept until its destroy-by date (SPEC §8)."""
 
     __tablename__ = "paper_original"

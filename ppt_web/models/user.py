@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from flask_login import UserMixin
 from sqlalchemy import Boolean, Column, ForeignKey, Integer, String, Table
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..clock import utcnow
-from ..extensions import db
+from ..extensions import Model, db
 from .types import UTCDateTime
 
 role_permission = Table(
@@ -36,12 +37,12 @@ group_member = Table(
 IMPLIED = {"sysadmin_edit_all": ("sysadmin_edit",)}
 
 
-class Permission(db.Model):
+class Permission(Model):
     code: Mapped[str] = mapped_column(String(40), primary_key=True)
     position: Mapped[int] = mapped_column(Integer, default=0)
 
 
-class Role(db.Model):
+class Role(Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(40), unique=True)
     name: Mapped[str] = mapped_column(String(80))
@@ -53,7 +54,7 @@ class Role(db.Model):
         return {p.code for p in self.permissions}
 
 
-class AccessGroup(db.Model):
+class AccessGroup(Model):
     """A team: handlers with equal rights, mirroring the service's organisation."""
 
     __tablename__ = "access_group"
@@ -69,7 +70,7 @@ class AccessGroup(db.Model):
     )
 
 
-class User(UserMixin, db.Model):
+class User(UserMixin, Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(80), unique=True)
     full_name: Mapped[str] = mapped_column(String(200))
@@ -86,6 +87,8 @@ class User(UserMixin, db.Model):
     )
 
     # Set by the user loader: the raw token of the server-side session this request uses.
+    if TYPE_CHECKING:  # the type for mypy only: the ORM would take an annotated attribute for a column
+        session_token: str | None
     session_token = None
 
     def get_id(self) -> str | None:
@@ -117,7 +120,7 @@ class User(UserMixin, db.Model):
         return code in self.permission_codes()
 
 
-class UserSession(db.Model):
+class UserSession(Model):
     """A signed-in browser; revoking it makes a copied cookie worthless."""
 
     __tablename__ = "user_session"
@@ -129,7 +132,7 @@ class UserSession(db.Model):
     user: Mapped[User] = relationship()
 
 
-class LoginThrottle(db.Model):
+class LoginThrottle(Model):
     """Failed sign-ins per username (known or not), for the lockout."""
 
     __tablename__ = "login_throttle"

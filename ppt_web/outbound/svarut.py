@@ -98,15 +98,16 @@ class LocalJwtTokenProvider:
             now = int(self._clock())
             if self._cached and now < self._cached[1] - 30:
                 return self._cached[0]
+            exp = now + self.lifetime
             claims = {
                 "scope": self.scope,
                 "consumer": {"authority": "iso6523-actorid-upis", "ID": f"0192:{self.org_number}"},
                 "iat": now,
-                "exp": now + self.lifetime,
+                "exp": exp,
                 "jti": str(uuid.uuid4()),
             }
             token = sign_jwt(claims, self._key)
-            self._cached = (token, claims["exp"])
+            self._cached = (token, exp)
             return token
 
 
@@ -192,8 +193,8 @@ def multipart_body(forsendelse: dict, files: list[tuple[str, str, bytes]]) -> tu
     for filename, mime_type, data in files:
         chunks += [f"--{boundary}\r\n".encode("ascii"),
                    f'Content-Disposition: form-data; name="dokumenter"; filename="{_quote_param(filename)}"\r\n'
-                   .encode("utf-8"),
-                   f"Content-Type: {mime_type}\r\n\r\n".encode("utf-8"), data, b"\r\n"]
+                   .encode(),
+                   f"Content-Type: {mime_type}\r\n\r\n".encode(), data, b"\r\n"]
     chunks.append(f"--{boundary}--\r\n".encode("ascii"))
     return b"".join(chunks), f"multipart/form-data; boundary={boundary}"
 
@@ -299,7 +300,7 @@ class SvarUtAdapter:
     def _headers(self) -> dict[str, str]:
         try:
             token = self.token_provider.token()
-        except Exception as exc:  # a pluggable provider: whatever it raises, nothing was sent
+        except Exception as exc:  # noqa: BLE001 - a pluggable provider: whatever it raises, nothing was sent
             raise _NotSent(f"no access token ({type(exc).__name__}: {exc})") from None
         return {"Authorization": f"Bearer {token}", "IntegrasjonId": self.integration_id,
                 "IntegrasjonPassord": self.integration_password, "Accept": "application/json"}

@@ -116,6 +116,7 @@ def duplicate_of(sha256: str) -> str | None:
         .where(Document.sha256 == sha256).limit(1)).scalar()
     if number is not None:
         post = db.session.get(JournalPost, number)
+        assert post is not None  # its id was just read, in the same transaction
         return f"{post.number}"
     item_id = db.session.scalar(select(InboxItem.id).where(
         InboxItem.sha256 == sha256, InboxItem.status != InboxStatus.SYSTEM_REJECTED).limit(1))
@@ -184,7 +185,7 @@ def scan_sync_folder() -> Counter:
         if threads == 1:
             counts.update(_import_all(conn, ready))
         else:
-            app = current_app._get_current_object()
+            app = current_app._get_current_object()  # type: ignore[attr-defined]  # a LocalProxy, typed as Flask
             # Files with the same bytes go to the same thread, so one of them is found to be the duplicate.
             shares: list[list] = [[] for _ in range(threads)]
             for entry in ready:

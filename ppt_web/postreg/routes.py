@@ -163,6 +163,7 @@ def transfer(item_id: int):
         except (Invalid, Conflict) as exc:
             apply_error(form, exc)
         else:
+            assert done.post is not None  # transfer makes the item's post
             if data.hold_back:
                 flash(_("Transferred as %(number)s, held back from access: it waits for the leader.",
                         number=done.post.number), "success")

@@ -9,10 +9,11 @@ import shutil
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any, cast
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import CursorResult, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .. import validation
@@ -124,8 +125,9 @@ def _transition(item: InboxItem, to: InboxStatus | None, allowed: tuple[InboxSta
     transaction, so what the caller does next cannot interleave with another change of the item.
     to=None keeps the status (only the lock and the check are wanted).
     """
-    changed = db.session.execute(update(InboxItem).where(InboxItem.id == item.id, InboxItem.status.in_(allowed))
-                                 .values(status=InboxItem.status if to is None else to, **values))
+    changed = cast(CursorResult[Any], db.session.execute(
+        update(InboxItem).where(InboxItem.id == item.id, InboxItem.status.in_(allowed))
+        .values(status=InboxItem.status if to is None else to, **values)))
     if changed.rowcount != 1:
         db.session.rollback()
         raise Conflict(_l("The item is not waiting any more."))
@@ -166,7 +168,8 @@ def set_check(actor: User, item_id: int, point: int, checked: bool) -> InboxItem
     _transition(item, None, OPEN_STATUSES)
     if item.claimed_by_id is None:
         item.claimed_by_id, item.claimed_at = actor.id, utcnow()
-    existing = db.session.scalar(select(ScanChecklist).where(ScanChecklist.item_id == item.id, ScanChecklist.point == point))
+    existing = db.session.scalar(select(ScanChecklist).where(ScanChecklist.item_id == item.id,
+                                                             ScanChecklist.point == point))
     if checked == (existing is not None):
         db.session.rollback()
         return get_item(actor, item_id)
@@ -258,6 +261,7 @@ def _split_into(actor: User, item: InboxItem, ranges: list[tuple[int, int]], scr
     """split's work in its transaction: the parts are cut in the checking child and stored as new items."""
     # Claim first: a colleague's transfer or split of the same item now waits or is refused.
     _transition(item, InboxStatus.SPLIT, OPEN_STATUSES)
+    assert item.sha256 is not None  # split refuses an item without a file
     files = split_pdf(file_path(item.sha256), ranges, scratch)
     stem = item.filename[:-4] if item.filename.lower().endswith(".pdf") else item.filename
     for (first, last), part_file in zip(ranges, files, strict=True):

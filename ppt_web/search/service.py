@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import contains_eager, joinedload, lazyload, selectinload
 
@@ -24,10 +25,10 @@ COUNT_CAP = 500
 def _count(query) -> int:
     """How many rows match, stopping past COUNT_CAP (shown as "500+")."""
     capped = query.options(lazyload("*")).order_by(None).limit(COUNT_CAP + 1).subquery()
-    return db.session.scalar(select(func.count()).select_from(capped))
+    return db.session.scalar(select(func.count()).select_from(capped)) or 0
 
 
-def _page(query, page: int, total: int | None = None):
+def _page(query, page: int, total: int | None = None) -> Pagination:
     """A page of results, with the capped count."""
     result = db.paginate(query, page=page, per_page=PER_PAGE, error_out=False, count=False)
     result.total = _count(query) if total is None else total
@@ -44,9 +45,9 @@ def _prefix(column, text: str):
 @dataclass
 class Results:
     query: str
-    clients: object
-    cases: object
-    posts: object
+    clients: Pagination
+    cases: Pagination
+    posts: Pagination
 
     @property
     def empty(self) -> bool:
@@ -99,7 +100,8 @@ def search(actor: User, query: str, page: int = 1) -> Results | None:
         or_(_prefix(User.username, text), _prefix(func.lower(User.full_name), text)))))
     if handler_ids:
         case_conds.append(Case.handler_id.in_(handler_ids))
-    for status, words in ((CaseStatus.OPEN, ("open", "open", "opne")), (CaseStatus.CLOSED, ("closed", "avslutta", "avsluttet"))):
+    for status, words in ((CaseStatus.OPEN, ("open", "open", "opne")),
+                          (CaseStatus.CLOSED, ("closed", "avslutta", "avsluttet"))):
         if text in words:
             case_conds.append(Case.status == status)
     cases = _page(select(Case).where(or_(*case_conds), scope.case_clause(actor))

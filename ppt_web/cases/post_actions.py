@@ -1,0 +1,42 @@
+"""What a user may do with a journal post now, computed by the same guards the actions use.
+
+The post page offers exactly these; a button the service would refuse is never shown, and a rule is
+never written a second time in a template."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..dispatch import service as dispatch
+from ..models import JournalPost, User
+from . import approval, posts
+
+
+@dataclass(frozen=True)
+class PostActions:
+    edit: bool
+    sign: bool
+    finalize: bool
+    request_approval: bool
+    decide: bool
+    dispatch: bool
+    retry_dispatch: frozenset[int]  # the ids of the post's dispatches the actor may retry
+    correct_metadata: bool
+    write_off: bool
+    delete: bool
+
+
+def allowed(actor: User, post: JournalPost) -> PostActions:
+    """Each action the actor may take on the post now (a missing field still disables finalize and approval)."""
+    return PostActions(
+        edit=posts.edit_refusal(actor, post) is None,
+        sign=approval.sign_refusal(actor, post) is None,
+        finalize=posts.finalize_refusal(actor, post) is None,
+        request_approval=approval.request_refusal(actor, post) is None,
+        decide=approval.refusal(actor, post) is None,
+        dispatch=dispatch.dispatch_refusal(actor, post) is None,
+        retry_dispatch=frozenset(row.id for row in dispatch.for_post(post)
+                                 if dispatch.retry_refusal(actor, row) is None),
+        correct_metadata=posts.correct_refusal(actor, post) is None,
+        write_off=posts.write_off_refusal(actor, post) is None,
+        delete=posts.delete_refusal(actor, post) is None,
+    )
