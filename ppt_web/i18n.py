@@ -20,6 +20,12 @@ from .extensions import babel
 SOURCE = Path(__file__).resolve().parent / "translations"
 
 
+def N_(message: str) -> str:
+    """Mark a string for translation where it is defined (Babel extracts N_); it is translated where it
+    is shown, in the reader's language (see catalog())."""
+    return message
+
+
 def select_locale() -> str:
     if current_user and current_user.is_authenticated and current_user.locale:
         return current_user.locale

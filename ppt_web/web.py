@@ -13,6 +13,7 @@ from werkzeug.routing import IntegerConverter
 
 from . import clock
 from .activity import service as activity
+from .archive import job_messages
 from .archive.log import alerts
 from .cases.approval import waiting_count as approvals_waiting
 from .dispatch.service import failed_count
@@ -67,6 +68,7 @@ def menu(user: User) -> list[str]:
 
 
 def init_app(app: Flask) -> None:
+    app.jinja_env.globals["archive_message"] = job_messages.shown  # the Message column, in the reader's language
     @app.errorhandler(Forbidden)
     def forbidden(exc: Forbidden):
         record_refusal("access_denied", exc)

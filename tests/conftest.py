@@ -1,6 +1,8 @@
-"""Fixtures: a migrated database per test (copied from one template), a real Redis, sign-in helpers."""
+"""Fixtures: a migrated database per test (copied from one template), a real Redis, one PDF-checking
+child for the run, sign-in helpers."""
 from __future__ import annotations
 
+import contextvars
 import os
 import queue
 import shutil
@@ -16,8 +18,25 @@ import redis as redis_lib
 from ppt_web import create_app
 from ppt_web.cli import DEMO_PASSWORD, seed_demo_users
 from ppt_web.extensions import db
+from ppt_web.files import pdfcheck
 
-ROOT = Path(__file__).resolve().parent.parent
+from .helpers import ROOT  # noqa: F401  (test modules import it from here too)
+
+# Tests in these modules check files the way a web upload does: each file in a child of its own
+# (pdfcheck.inspect_pdf outside a batch), with its limits, timeout and kill. Best declared in the
+# module itself: pytestmark = pytest.mark.pdf_child_per_file.
+PDF_CHILD_PER_FILE_MODULES = {"test_files.py"}
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "pdf_child_per_file: check PDFs in a child per file, not in the run's shared checking child")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.path.name in PDF_CHILD_PER_FILE_MODULES and item.path.parent.name == "tests":
+            item.add_marker("pdf_child_per_file")
 
 
 def redis_binary() -> str:
@@ -54,6 +73,31 @@ def redis_url():
     proc.terminate()
     proc.wait(10)
     shutil.rmtree(sock_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pdf_checker():
+    """One long-lived PDF-checking child for the whole run (pdfcheck.batch()), not one per file.
+
+    batch() sets a ContextVar: the main thread, where the tests, the builders and the test client
+    run, sees it. Threads a test starts (a live server, concurrent writers) begin with an empty
+    context and check each file in a child of its own, as before; processes (workers) have their own.
+    The child starts on the first file; one that a file kills or that times out is started anew.
+    """
+    with pdfcheck.batch() as checker:
+        yield checker
+
+
+@pytest.fixture(autouse=True)
+def _shared_pdf_checking(request, monkeypatch):
+    """Every test checks its PDFs in the run's one child, unless marked pdf_child_per_file."""
+    if request.node.get_closest_marker("pdf_child_per_file"):
+        # Outside any batch for this test: a fresh variable holds no checker (restored afterwards).
+        monkeypatch.setattr(pdfcheck, "_batch", contextvars.ContextVar("pdfcheck_batch", default=None))
+        yield
+        return
+    request.getfixturevalue("pdf_checker")
+    yield
 
 
 def _config(instance: Path, database_url: str, redis_url: str, **extra) -> dict:

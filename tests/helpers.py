@@ -1,13 +1,74 @@
 """Helpers shared by the test modules (fixtures live in conftest.py, data builders in builders.py)."""
 from __future__ import annotations
 
+import io
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
+from pypdf import PdfWriter
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def worker_env(app) -> dict:
+    """The worker process sees the same database, Redis, queue and instance as the test app."""
+    return {
+        **os.environ,
+        "PPT_DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
+        "PPT_REDIS_URL": app.config["PPT_REDIS_URL"],
+        "PPT_QUEUE_NAME": app.config["PPT_QUEUE_NAME"],
+        "PPT_INSTANCE_PATH": app.instance_path,
+        "PPT_LOCAL_ARCHIVE_DIR": app.config["PPT_LOCAL_ARCHIVE_DIR"],
+        "PPT_SECRET_KEY": "test-secret",
+    }
+
+
+def run_worker_burst(app) -> subprocess.CompletedProcess:
+    """`python worker.py --burst` on the test app's queue: runs what is queued, then exits."""
+    return subprocess.run([sys.executable, str(ROOT / "worker.py"), "--burst"], env=worker_env(app), cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+def find_ks_testdata() -> Path | None:
+    """KS's vectors live in shared/ beside the checkout (as CI lays it out); the app never reads them."""
+    return next((p / "shared" / "standards" / "ks-svarut" for p in Path(__file__).resolve().parents
+                 if (p / "shared" / "standards" / "ks-svarut" / "testdata").is_dir()), None)
+
+
+def pdf_bytes(pages: int, password: str | None = None) -> bytes:
+    """A PDF built at test time, so no binary files live in git."""
+    writer = PdfWriter()
+    for _ in range(pages):
+        writer.add_blank_page(width=595, height=842)
+    if password:
+        writer.encrypt(password)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(64)
+THREE_PAGES = pdf_bytes(3)
+HALF = THREE_PAGES[: len(THREE_PAGES) // 2]
+# Uploads that must be refused, with the message the user gets (the storage and the page tests share it).
+REFUSED = {
+    "png renamed to .pdf": (PNG, "The file is not a PDF."),
+    "text renamed to .pdf": (b"Hello, this is not a PDF at all.\n" * 10, "The file is not a PDF."),
+    "first half of a PDF": (HALF, "The PDF is damaged or incomplete."),
+    "first half of a PDF with %%EOF added": (HALF + b"\n%%EOF\n", "The PDF is damaged or incomplete."),
+    "encrypted": (pdf_bytes(2, password="hemmeleg"),
+                  "The PDF is encrypted or password protected. Save it without a password and try again."),
+    "no pages": (pdf_bytes(0), "The PDF has no pages."),
+    "empty": (b"", "The file is empty."),
+}
 
 
 def make_test_certificate(common_name: str, organisation: str = "Testkommune PPT",

@@ -22,7 +22,7 @@ from ppt_web.models import ArchiveJob
 from . import builders
 from .archive_server import ArchiveServer
 from .conftest import user
-from .test_worker import ROOT, worker_env
+from .helpers import ROOT, worker_env
 
 pytestmark = pytest.mark.app_config(PPT_QUEUE_NAME=f"faults-{uuid.uuid4().hex[:8]}", PPT_ARCHIVE_LEASE_SECONDS=3,
                                     PPT_ARCHIVE_BACKOFF_SECONDS=1)

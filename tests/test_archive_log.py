@@ -177,3 +177,22 @@ def test_a_deleted_job_can_be_restored(app, login_as):
         assert db.session.get(ArchiveJob, ids[0]).deleted_at is None
         assert activity_rows("archive_job_restored")[-1].detail.endswith("Feil")
     assert f'id="job-{ids[0]}"' in client.get("/archive-log/").get_data(as_text=True)
+
+
+def test_the_message_column_is_shown_in_the_readers_language(app, login_as):
+    """The message is stored as a code and values: the consultant reading English or Bokmål reads it in
+    that language, and the stored text (for exports and logs) stays Nynorsk."""
+    from ppt_web.archive import actions
+    from ppt_web.auth import service as auth
+
+    ids = _jobs(app, 1)
+    _fail(app, ids[0])
+    with app.app_context():
+        actions.retry(builders.user("konsulent"), ids[0])
+        assert db.session.get(ArchiveJob, ids[0]).message == "Sett i gang på nytt av Kari Konsulent."
+    browser = login_as("konsulent")
+    assert "Sett i gang på nytt av Kari Konsulent." in browser.get("/archive-log/").get_data(as_text=True)
+    for locale, text in (("en", "Started again by Kari Konsulent."), ("nb", "Satt i gang på nytt av Kari Konsulent.")):
+        with app.app_context():
+            auth.set_language(builders.user("konsulent"), locale)
+        assert text in browser.get("/archive-log/").get_data(as_text=True), locale

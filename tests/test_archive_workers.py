@@ -17,7 +17,7 @@ from ppt_web.models import ArchiveJob
 from ppt_web.queue import get_queue
 
 from . import builders
-from .test_worker import ROOT, run_worker_burst, worker_env
+from .helpers import ROOT, run_worker_burst, worker_env
 
 pytestmark = pytest.mark.app_config(PPT_QUEUE_NAME=f"archive-{uuid.uuid4().hex[:8]}")
 

@@ -26,8 +26,8 @@ from ppt_web.outbound.svarut import LocalJwtTokenProvider, SvarUtAdapter
 
 from . import builders
 from .conftest import user
+from .helpers import ROOT, worker_env
 from .svarut_server import SvarUtServer, find_ks_svarut, make_token_keys
-from .test_worker import ROOT, worker_env
 
 KONTO = "5b1c7a1e-0c6f-4c59-9a4b-3f5c1e7d2a10"
 INTEGRATION_ID = "8d2f6a0e-2b1c-4e7a-9f3d-6c5b4a392817"

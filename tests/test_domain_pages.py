@@ -91,7 +91,7 @@ def test_inline_validation_returns_the_field_with_its_error(login_as):
     assert 'class="field"' in ok and "error" not in ok
 
 
-from .test_files import REFUSED  # noqa: E402  (the corpus is shared with the storage tests)
+from .helpers import REFUSED  # noqa: E402  (the corpus is shared with the storage tests)
 
 HOSTILE_NAMES = ["../../x.pdf", "a\x00b.pdf", "x" * 300 + ".pdf", "\u202eexe.pdf"]
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from flask import current_app
 from flask_babel import force_locale
-from pypdf import PdfWriter
 from sqlalchemy import func, select
 
 from ppt_web.errors import Invalid
@@ -20,19 +19,7 @@ from ppt_web.files.pdfcheck import inspect_pdf
 from ppt_web.files.storage import UploadRejected, file_path, safe_filename, store_upload
 from ppt_web.models.files import StoredFile
 
-PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(64)
-
-
-def pdf_bytes(pages: int, password: str | None = None) -> bytes:
-    """A PDF built at test time, so no binary files live in git."""
-    writer = PdfWriter()
-    for _ in range(pages):
-        writer.add_blank_page(width=595, height=842)
-    if password:
-        writer.encrypt(password)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
+from .helpers import REFUSED, pdf_bytes
 
 
 class Endless:
@@ -119,19 +106,6 @@ def test_a_known_file_missing_from_disk_is_put_back(files):
     store(data)
     assert file_path(stored.sha256).read_bytes() == data
 
-
-THREE_PAGES = pdf_bytes(3)
-HALF = THREE_PAGES[: len(THREE_PAGES) // 2]
-REFUSED = {
-    "png renamed to .pdf": (PNG, "The file is not a PDF."),
-    "text renamed to .pdf": (b"Hello, this is not a PDF at all.\n" * 10, "The file is not a PDF."),
-    "first half of a PDF": (HALF, "The PDF is damaged or incomplete."),
-    "first half of a PDF with %%EOF added": (HALF + b"\n%%EOF\n", "The PDF is damaged or incomplete."),
-    "encrypted": (pdf_bytes(2, password="hemmeleg"),
-                  "The PDF is encrypted or password protected. Save it without a password and try again."),
-    "no pages": (pdf_bytes(0), "The PDF has no pages."),
-    "empty": (b"", "The file is empty."),
-}
 
 
 @pytest.mark.parametrize("data, message", REFUSED.values(), ids=REFUSED.keys())

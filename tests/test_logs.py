@@ -146,7 +146,7 @@ def test_the_worker_and_rq_log_json_lines_with_the_job(app, ctx):
     """python worker.py with PPT_LOG_FORMAT=json: RQ's own lines are JSON too, and a job's lines name it."""
     from ppt_web.queue import get_queue
 
-    from .test_worker import worker_env
+    from .helpers import worker_env
 
     job = get_queue().enqueue(logging.warning, "inside the job")  # any function that logs while it runs
     done = subprocess.run([sys.executable, str(ROOT / "worker.py"), "--burst"], cwd=ROOT, capture_output=True,

@@ -18,8 +18,8 @@ from ppt_web.models import InboxItem, InboxSource, InboxStatus
 from ppt_web.postreg import intake
 
 from . import builders
+from .helpers import find_ks_testdata
 from .svarinn_server import SvarInnServer, make_key_and_cert
-from .test_svarinn_client import _find_testdata
 
 USER, PASSWORD = "ppt-mottak", "test-passord"
 
@@ -134,7 +134,7 @@ def test_wrong_credentials_take_nothing(ctx, server, keys):
 
 
 def test_ks_example_with_a_pdf_and_a_text_file(ctx, server):
-    ks = _find_testdata()
+    ks = find_ks_testdata()
     if ks is None:
         pytest.skip("no shared/standards/ks-svarut beside this checkout")
     data = ks / "testdata"

@@ -12,7 +12,6 @@ import subprocess
 import uuid
 import zipfile
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import pytest
 import requests
@@ -23,21 +22,16 @@ from ppt_web.inbound.metadata import ZipRefused, parse_message, unzip
 from ppt_web.inbound.svarinn import SvarInnSource, origin
 from ppt_web.inbound.types import InboundFailure, InboundMessage, InboundUnavailable
 
+from .helpers import find_ks_testdata
 from .svarinn_server import API, SvarInnServer, build_metadata, make_key_and_cert, zip_files
 
 USER, PASSWORD = "ppt-mottak", "test-passord"
 
 
-def _find_testdata() -> Path | None:
-    """KS's vectors live in shared/ beside the checkout (as CI lays it out); the app never reads them."""
-    return next((p / "shared" / "standards" / "ks-svarut" for p in Path(__file__).resolve().parents
-                 if (p / "shared" / "standards" / "ks-svarut" / "testdata").is_dir()), None)
-
-
 @pytest.fixture(scope="module")
 def ks():
     """The ks-svarut folder: spec and testdata."""
-    found = _find_testdata()
+    found = find_ks_testdata()
     if found is None:
         assert not os.environ.get("CI"), "CI lays shared/ beside the checkout"
         pytest.skip("no shared/standards/ks-svarut beside this checkout")

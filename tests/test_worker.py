@@ -14,27 +14,9 @@ from ppt_web.models import ArchiveJob, ArchiveStatus
 from ppt_web.queue import Job, enqueue_after_commit, get_queue
 
 from . import builders
-from .conftest import ROOT
+from .helpers import ROOT, run_worker_burst
 
 pytestmark = pytest.mark.app_config(PPT_QUEUE_NAME=f"test-{uuid.uuid4().hex[:8]}")
-
-
-def worker_env(app) -> dict:
-    """The worker process sees the same database, Redis, queue and instance as the test app."""
-    return {
-        **os.environ,
-        "PPT_DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
-        "PPT_REDIS_URL": app.config["PPT_REDIS_URL"],
-        "PPT_QUEUE_NAME": app.config["PPT_QUEUE_NAME"],
-        "PPT_INSTANCE_PATH": app.instance_path,
-        "PPT_LOCAL_ARCHIVE_DIR": app.config["PPT_LOCAL_ARCHIVE_DIR"],
-        "PPT_SECRET_KEY": "test-secret",
-    }
-
-
-def run_worker_burst(app) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "worker.py"), "--burst"], env=worker_env(app), cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.slow

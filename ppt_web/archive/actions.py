@@ -16,6 +16,7 @@ from ..extensions import db
 from ..models import ArchiveJob, ArchiveStatus, JobStatus, User
 from ..queue import Job, enqueue, enqueue_after_commit
 from . import transports
+from .job_messages import message_values
 from .log import LogFilter
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ def _reset(job: ArchiveJob, actor: User) -> bool:
         update(ArchiveJob).where(ArchiveJob.id == job.id, ArchiveJob.deleted_at.is_(None), RETRYABLE)
         .values(job_status=JobStatus.NEW, archive_status=ArchiveStatus.NEW, attempts=0, next_attempt_at=None,
                 done_at=None, reply_deadline=None, notified_at=utcnow(),
-                message=f"Sett i gang på nytt av {actor.full_name}.")
+                **message_values("restarted", name=actor.full_name))
         .execution_options(synchronize_session=False)).rowcount
     if not changed:
         return False  # already on its way, or archived: nothing to do, nothing sent twice

@@ -12,7 +12,7 @@ from ..extensions import db
 from ..models import ArchiveJob, ArchiveStatus, Client, JobStatus
 from ..models.base import unindexed
 from . import transports
-from .message import OPERATION_NAMES
+from .message import EVENTS
 
 
 @dataclass
@@ -35,7 +35,7 @@ class LogFilter:
             out.append(col(ArchiveJob.job_status) == self.status)
         elif self.status in (ArchiveStatus.FAILED, ArchiveStatus.ARCHIVED):
             out.append(ArchiveJob.archive_status == self.status)
-        if self.event in OPERATION_NAMES:
+        if self.event in EVENTS:
             out.append(col(ArchiveJob.event) == self.event)
         if self.date_from:
             out.append(col(ArchiveJob.finalized_on) >= self.date_from)

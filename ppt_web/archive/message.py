@@ -65,15 +65,6 @@ EVENTS = {
     "post_written_off": AVSKRIVNING,
 }
 
-# The Operation column of the archive log, as the archive calls each event.
-OPERATION_NAMES = {  # the Operation column, as the archive calls it
-    "case_created": "Opprett saksmappe",
-    "case_closed": "Avslutt sak",
-    "case_reopened": "Gjenopne sak",
-    "post_finalized": "Arkiver journalpost",
-    "metadata_corrected": "Rett metadata",
-    "post_written_off": "Avskriv journalpost",
-}
 
 _NORDIC = str.maketrans({"æ": "ae", "ø": "o", "å": "a", "Æ": "AE", "Ø": "O", "Å": "A"})
 _CORRESPONDENT_TYPE = {PostType.I: "EA", PostType.U: "EM", PostType.N: "IM", PostType.X: "IM"}

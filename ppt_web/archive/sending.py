@@ -22,7 +22,8 @@ from ..i18n import OSLO
 from ..models import ArchiveJob, ArchiveStatus, JobStatus
 from ..queue import Job, enqueue, enqueue_after_commit, enqueue_in
 from . import transports
-from .message import OPERATION_NAMES, MessageInvalid, build
+from .job_messages import message_values, set_message
+from .message import MessageInvalid, build
 from .transports.files import FileMissing
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ def process(job_id: int, worker: str | None = None) -> str:
     if waiting:
         job.job_status, job.lease_until, job.claimed_by = JobStatus.NEW, None, None
         job.attempts = max(0, job.attempts - 1)  # waiting is not an attempt
-        job.message = waiting
+        set_message(job, waiting[0], **waiting[1])
         job.next_attempt_at = utcnow() + timedelta(seconds=current_app.config["PPT_ARCHIVE_BACKOFF_SECONDS"])
         db.session.commit()
         return "waiting"
@@ -64,10 +65,10 @@ def process(job_id: int, worker: str | None = None) -> str:
         transport = transports.get_transport()
         reply = transport.send(message, job.message_id)
     except MessageInvalid as exc:
-        _finish(job, ArchiveStatus.FAILED, f"Meldinga er ikkje gyldig og vart ikkje sendt: {exc}")
+        _finish(job, ArchiveStatus.FAILED, "invalid", detail=str(exc))
         return "invalid message"
     except FileMissing as exc:
-        _finish(job, ArchiveStatus.FAILED, f"Kunne ikkje sende: {exc}")
+        _finish(job, ArchiveStatus.FAILED, "file_missing", detail=str(exc))
         return "file missing"
     except BaseTimeoutException:
         raise  # RQ's job timeout: the lease runs out and the sweep sets the job back to Ny
@@ -75,29 +76,28 @@ def process(job_id: int, worker: str | None = None) -> str:
         log.exception("archive job %s failed inside the app", job_id)
         db.session.rollback()
         job = db.session.get(ArchiveJob, job_id)
-        _finish(job, ArchiveStatus.FAILED, f"Intern feil i fagsystemet ({type(exc).__name__}). Sjå loggen; "
-                "prøv på nytt når feilen er retta.")
+        _finish(job, ArchiveStatus.FAILED, "internal_error", kind=type(exc).__name__)
         return "internal error"
     return apply_reply(job, reply, transport.asynchronous)
 
 
 def apply_reply(job: ArchiveJob, reply: transports.Reply, asynchronous: bool = False) -> str:
-    """The status mapping of SPEC §10, and the message column in plain Nynorsk."""
+    """Map the transport's reply to the job's statuses and message (docs/decisions.md, "The archive job")."""
     failed_parts = [part.get("feilet") for part in (reply.ids or {}).values()
                     if isinstance(part, dict) and part.get("feilet")]
     if reply.kind == transports.OK and failed_parts:
-        _finish(job, ArchiveStatus.FAILED, "Arkivet tok imot meldinga, men avviste ein del av ho: "
-                + "; ".join(failed_parts))
+        _finish(job, ArchiveStatus.FAILED, "partly_refused", detail="; ".join(failed_parts))
         return "failed"
     if reply.kind == transports.OK:
         job.archive_ref = reply.ids or {}
-        _finish(job, ArchiveStatus.ARCHIVED, "Arkivert." + describe_ids(reply.ids or {}))
+        _finish(job, ArchiveStatus.ARCHIVED, *describe_ids(reply.ids or {}))
         _wake_successors(job)
         return "archived"
     if reply.kind == transports.HANDED_OVER:
         job.lease_until = None
         job.reply_deadline = utcnow() + timedelta(hours=current_app.config["PPT_ARCHIVE_REPLY_HOURS"])
-        job.archive_status, job.message = ArchiveStatus.NEW, "Overlevert til arkivet, ventar på kvittering."
+        job.archive_status = ArchiveStatus.NEW
+        set_message(job, "handed_over")
         db.session.commit()
         return "handed over"
     if reply.kind in transports.TRANSIENT and not asynchronous:
@@ -108,48 +108,52 @@ def apply_reply(job: ArchiveJob, reply: transports.Reply, asynchronous: bool = F
             job.next_attempt_at = utcnow() + timedelta(seconds=delay)
             job.lease_until, job.claimed_by = None, None
             when = job.next_attempt_at.astimezone(OSLO).strftime("%H:%M")
-            job.message = f"Forsøk {job.attempts} av {limit} feila: {reply.text}. Nytt forsøk kl. {when}."
+            set_message(job, "retry_later", attempt=job.attempts, limit=limit, detail=reply.text, time=when)
             db.session.commit()
             try:  # needs the worker's scheduler; the sweep picks it up in any case
                 enqueue_in(timedelta(seconds=delay), Job.SEND_ARCHIVE_JOB, job.id)
             except Exception:  # noqa: BLE001 - Redis trouble: the sweep covers it
                 log.warning("could not schedule retry of archive job %s", job.id)
             return "retry later"
-        _finish(job, ArchiveStatus.FAILED, f"Gav opp etter {limit} forsøk: {reply.text}. Prøv på nytt når feilen er retta.")
+        _finish(job, ArchiveStatus.FAILED, "gave_up", limit=limit, detail=reply.text)
         return "gave up"
-    _finish(job, ArchiveStatus.FAILED, reply.text[:2000] or "Arkivet avviste meldinga.")
+    if reply.text:
+        _finish(job, ArchiveStatus.FAILED, "refused", detail=reply.text[:2000])
+    else:
+        _finish(job, ArchiveStatus.FAILED, "refused_silently")
     return "failed"
 
 
-def describe_ids(ids: dict) -> str:
-    """The archive's own number for what it stored, for the Message column."""
+def describe_ids(ids: dict) -> tuple[str, dict]:
+    """The Message column's code and values for what the archive stored: its own number, if it gave one."""
     if ids.get("arkivnummer"):
-        return f" Arkivnummer {ids['arkivnummer']}."
+        return "archived_number", {"number": ids["arkivnummer"]}
     registrering, mappe = ids.get("registrering") or {}, ids.get("mappe") or {}
     if registrering.get("journalpostnummer") is not None:
-        return f" Journalpostnummer {registrering.get('journalaar', '')}/{registrering['journalpostnummer']}."
+        return "archived_post", {"year": registrering.get("journalaar", ""), "number": registrering["journalpostnummer"]}
     if mappe.get("sakssekvensnummer") is not None:
-        return f" Saksnummer {mappe.get('saksaar', '')}/{mappe['sakssekvensnummer']}."
-    return ""
+        return "archived_folder", {"year": mappe.get("saksaar", ""), "number": mappe["sakssekvensnummer"]}
+    return "archived", {}
 
 
-def _finish(job: ArchiveJob, archive_status: str, text: str) -> None:
-    job.job_status, job.archive_status, job.message = JobStatus.DONE, archive_status, text
+def _finish(job: ArchiveJob, archive_status: ArchiveStatus, code: str, params: dict | None = None, /,
+            **values) -> None:
+    job.job_status, job.archive_status = JobStatus.DONE, archive_status
+    set_message(job, code, **(params or {}), **values)
     job.done_at, job.lease_until, job.reply_deadline = utcnow(), None, None
     db.session.commit()
 
 
-def _predecessor_blocks(job: ArchiveJob) -> str | None:
-    """Jobs of one case go in order: a post waits until its case exists in the archive."""
+def _predecessor_blocks(job: ArchiveJob) -> tuple[str, dict] | None:
+    """Jobs of one case go in order: a post waits until its case exists in the archive. Returns the
+    message (code and values) that says what it waits for, or None when it may go."""
     before = job.after_job
     while before is not None and before.deleted_at is not None:
         before = before.after_job  # a deleted job no longer holds anyone up
     if before is None or before.archive_status == ArchiveStatus.ARCHIVED:
         return None
-    name = OPERATION_NAMES.get(before.event, before.event)
-    if before.job_status == JobStatus.DONE and before.archive_status == ArchiveStatus.FAILED:
-        return f"Ventar på «{name}» (jobb {before.id}), som feila. Rett den først."
-    return f"Ventar på «{name}» (jobb {before.id})."
+    failed = before.job_status == JobStatus.DONE and before.archive_status == ArchiveStatus.FAILED
+    return ("waiting_failed" if failed else "waiting"), {"operation": before.event, "job": before.id}
 
 
 def _wake_successors(job: ArchiveJob) -> None:
@@ -175,7 +179,7 @@ def sweep(now: datetime | None = None, limit: int = 5000) -> dict:
         update(ArchiveJob).where(ArchiveJob.job_status == JobStatus.IN_PROGRESS, ArchiveJob.reply_deadline.is_(None),
                                  ArchiveJob.lease_until < now)
         .values(job_status=JobStatus.NEW, lease_until=None, claimed_by=None,
-                message="Arbeidaren stoppa midt i jobben; jobben er sett tilbake til Ny.")
+                **message_values("worker_stopped"))
         .execution_options(synchronize_session=False)).rowcount
     db.session.commit()
     replies_read = _read_async_replies(now)
@@ -217,6 +221,6 @@ def _read_async_replies(now: datetime) -> int:
             apply_reply(job, reply, asynchronous=True)
             read += 1
         elif job.reply_deadline < now:
-            _finish(job, ArchiveStatus.FAILED, "Ingen kvittering frå arkivet innan fristen.")
+            _finish(job, ArchiveStatus.FAILED, "no_receipt")
             read += 1
     return read

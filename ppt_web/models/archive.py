@@ -50,7 +50,10 @@ class ArchiveJob(db.Model):
     correction_id: Mapped[int | None] = mapped_column(ForeignKey("metadata_correction.id"))
     job_status: Mapped[JobStatus] = mapped_column(_enum(JobStatus, 12), default=JobStatus.NEW)
     archive_status: Mapped[ArchiveStatus] = mapped_column(_enum(ArchiveStatus, 12), default=ArchiveStatus.NEW)
-    message: Mapped[str] = mapped_column(Text, default="")
+    message: Mapped[str] = mapped_column(Text, default="")  # the text in the default language (Nynorsk)
+    # What the message says, as a code of archive/job_messages.py and its values: shown in the reader's language.
+    message_code: Mapped[str | None] = mapped_column(String(40))
+    message_params: Mapped[dict | None] = mapped_column(JSON)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -71,7 +71,7 @@ def start_worker(app, **settings):
     import sys
     from pathlib import Path
 
-    from tests.test_worker import ROOT, worker_env
+    from tests.helpers import ROOT, worker_env
 
     env = {**worker_env(app), **{key: str(value) for key, value in settings.items()}}
     log = Path(app.instance_path) / "worker.log"
