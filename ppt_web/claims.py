@@ -1,6 +1,6 @@
 """Claiming a row of work (an archive job, a shipment) for exactly one process.
 
-The claim is one conditional UPDATE whose row count says who won (DESIGN.md §2). On PostgreSQL the
+The claim is one conditional UPDATE whose row count says who won (docs/decisions.md, "The claim"). On PostgreSQL the
 row is first taken with SELECT ... FOR UPDATE SKIP LOCKED: a claimant never queues behind another
 process's open transaction on the same row, it moves on at once, and the UPDATE that follows cannot
 lose. SQLite has one writer at a time, so the conditional UPDATE alone decides there.

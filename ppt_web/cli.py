@@ -17,7 +17,7 @@ from .postreg.intake import poll_inbound, scan_sync_folder, write_demo_mail
 
 DEMO_PASSWORD = "demo-passord"
 
-# username, full name, role code (SPEC §10)
+# username, full name, role code (docs/decisions.md, "Demo users and synthetic data")
 DEMO_USERS = [
     ("leiar", "Ingrid Leiar", "leiar"),
     ("nestleiar", "Nils Nestleiar", "nestleiar"),
@@ -64,7 +64,7 @@ def init_app(app: Flask) -> None:
 
     @app.cli.command("seed-demo")
     def seed_demo():
-        """Create the demo users of SPEC §10 (password demo-passord). Never in production."""
+        """Create the demo users, one per role (password demo-passord). Never in production."""
         made = seed_demo_users()
         click.echo(f"demo users created: {made}")
 

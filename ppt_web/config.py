@@ -1,4 +1,4 @@
-"""Configuration: defaults, then instance/config.py, then PPT_* environment variables (SPEC §10)."""
+"""Configuration: defaults, then instance/config.py, then PPT_* environment variables, then create_app()."""
 from __future__ import annotations
 
 import os
@@ -115,7 +115,7 @@ def defaults(instance_path: str) -> dict:
         "PPT_SVARUT_KONTO": None,
         "PPT_SVARUT_INTEGRATION_ID": None,
         "PPT_SVARUT_INTEGRATION_PASSWORD": None,
-        # Post registration (SPEC §5): how often the sync folder and the inbound mail are looked at, how
+        # Post registration: how often the sync folder and the inbound mail are looked at, how
         # long a scan must stay unchanged before it is read, and how long a file that does not yet read
         # as a whole PDF is waited for before it is reported (quarantined) as never completed.
         "PPT_INTAKE_SECONDS": 2,
@@ -123,7 +123,7 @@ def defaults(instance_path: str) -> dict:
         "PPT_INBOUND_SECONDS": 10,
         "PPT_SYNC_SETTLE_SECONDS": 2,
         "PPT_SYNC_INCOMPLETE_SECONDS": 300,
-        # Paper originals (SPEC §8): kept 3 months after scanning, paper kept during downtime 6 months.
+        # Paper originals: kept 3 months after scanning, 6 when registered after downtime.
         "PPT_PAPER_KEEP_MONTHS": 3,
         "PPT_DOWNTIME_PAPER_KEEP_MONTHS": 6,
         "PPT_PAPER_STORAGE_PLACE": "Arkivrommet",
@@ -132,7 +132,7 @@ def defaults(instance_path: str) -> dict:
         "PPT_SMTP_PORT": 25,
         "PPT_MAIL_FROM": "ppt@localhost",
         "PPT_BASE_URL": "http://localhost:5000",
-        # Approval and signing (SPEC §6): waiting longer than this is highlighted; the service's
+        # Approval and signing: waiting longer than this is highlighted; the service's
         # certificate (PKCS#12) for PAdES signatures, and the CA that makes them "trusted" on screen.
         "PPT_APPROVAL_WARN_DAYS": 3,
         "PPT_SIGNING_P12": None,
@@ -158,7 +158,7 @@ def defaults(instance_path: str) -> dict:
         "PPT_LOGIN_LOCKOUT_SECONDS": 15 * 60,
         "PPT_QUEUE_NAME": "ppt",
         "PPT_MAX_UPLOAD_BYTES": 50 * 1024 * 1024,
-        # Sessions and CSRF (STYLE.md rule 7).
+        # Sessions and CSRF (docs/decisions.md, "htmx settings for sensitive data and CSRF").
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_NAME": "ppt_session",

@@ -29,7 +29,7 @@ class Conflict(DomainError):
 
 
 class NotFound(DomainError):
-    """Missing, or not the actor's to see: both answer 404 (SPEC §8)."""
+    """Missing, or not the actor's to see: both answer 404 (docs/decisions.md, "Access scope")."""
 
     status = 404
 

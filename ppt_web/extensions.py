@@ -1,5 +1,5 @@
 """Flask extensions, created unbound and initialised in create_app."""
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from flask_babel import Babel
 from flask_htmx import HTMX
@@ -8,7 +8,7 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_sqlalchemy.model import Model as _FSAModel
 from flask_wtf import CSRFProtect
-from sqlalchemy import MetaData, event
+from sqlalchemy import CursorResult, MetaData, event
 from sqlalchemy.orm import DeclarativeBase
 
 NAMING = {
@@ -60,3 +60,9 @@ def init_sqlite(app) -> None:
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         with app.app_context():
             event.listen(db.engine, "connect", _sqlite_pragmas)
+
+
+def changed_rows(statement) -> int:
+    """Run an UPDATE or DELETE in the session's transaction; how many rows it changed (a conditional
+    UPDATE's row count says who won)."""
+    return cast(CursorResult[Any], db.session.execute(statement)).rowcount

@@ -38,7 +38,7 @@ def choices(items, label=lambda x: x.name, empty: str | None = "") -> list[tuple
 
 
 def form_status() -> int:
-    """An invalid POST answers 422 (htmx swaps it, STYLE.md rule 6); a GET 200."""
+    """An invalid POST answers 422 (htmx swaps it; docs/decisions.md, "Forms answer 422"); a GET 200."""
     return 422 if request.method == "POST" else 200
 
 

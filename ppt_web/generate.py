@@ -1,4 +1,4 @@
-"""Synthetic data (SPEC §10: flask generate-data): valid ids, realistic cases, through the services."""
+"""Synthetic data (flask generate-data): valid ids, realistic cases, through the services."""
 from __future__ import annotations
 
 import io

@@ -110,7 +110,7 @@ def init_app(app: Flask) -> None:
 
 
 def format_oslo(value: datetime | date | None, date_only: bool = False) -> str:
-    """UTC in storage, Europe/Oslo on screen, dates as dd.mm.yyyy (SPEC §1)."""
+    """UTC in storage, Europe/Oslo on screen, dates as dd.mm.yyyy (docs/decisions.md, "Times and dates")."""
     if value is None:
         return ""
     if not isinstance(value, datetime):

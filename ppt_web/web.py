@@ -50,7 +50,8 @@ def record_refusal(action: str, exc: DomainError) -> None:
         action,
         object_type=getattr(exc, "object_type", None) or "url",
         object_id=getattr(exc, "object_id", None) if getattr(exc, "object_type", None) else request.path[:64],
-        detail=f"{request.method} {request.endpoint}" + (f" needs {exc.permission}" if isinstance(exc, Forbidden) else ""),
+        detail=f"{request.method} {request.endpoint}"
+        + (f" needs {exc.permission}" if isinstance(exc, Forbidden) else ""),
     )
 
 
@@ -96,7 +97,8 @@ def init_app(app: Flask) -> None:
             405: _("That action is not possible here."),
             413: _("The upload is too large."),
         }
-        return _error_page(exc.code or 500, messages.get(exc.code, _("The request could not be handled.")))
+        code = exc.code or 500
+        return _error_page(code, messages.get(code, _("The request could not be handled.")))
 
     @app.errorhandler(Exception)
     def server_error(exc: Exception):
@@ -104,7 +106,8 @@ def init_app(app: Flask) -> None:
             raise exc  # tests see the real error
         log.exception("unhandled error on %s %s", request.method, request.endpoint)
         db.session.rollback()
-        return _error_page(500, _("Something went wrong on our side. Nothing was saved. Try again, or tell the administrative consultant."))
+        return _error_page(500, _("Something went wrong on our side. Nothing was saved. Try again, or tell the "
+                                  "administrative consultant."))
 
     @app.context_processor
     def header_context():

@@ -139,7 +139,7 @@ def upgrade():
     _protect_activity_log()
 
 
-# The role matrix of SPEC §2 as it was first seeded. Later changes are made by users with
+# The role matrix as it was first seeded (docs/decisions.md). Later changes are made by users with
 # sysadmin_edit_all (and logged), or by later migrations: never edit this list.
 PERMISSIONS = [
     "search_all", "search_own", "register_case", "assign_roles", "change_handler", "add_cohandler",
@@ -195,7 +195,7 @@ def _seed_roles_and_permissions():
 
 
 def _protect_activity_log():
-    """Rows of the activity log can be added, never changed or removed (DESIGN.md §3)."""
+    """Activity-log rows are added, never changed or removed (docs/decisions.md, "The activity log is append-only")."""
     dialect = op.get_bind().dialect.name
     if dialect == "sqlite":
         for verb in ("UPDATE", "DELETE"):

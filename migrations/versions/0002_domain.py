@@ -226,7 +226,7 @@ def _changed(columns, differs):
 
 
 def _protect_finalized_posts():
-    """Finalized means unchangeable even for raw SQL (DESIGN.md §3); services refuse first."""
+    """Finalized means unchangeable even for raw SQL (docs/decisions.md, "Immutability of finalized posts")."""
     if op.get_bind().dialect.name == "sqlite":
         _sqlite_triggers()
     elif op.get_bind().dialect.name == "postgresql":

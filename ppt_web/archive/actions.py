@@ -12,7 +12,7 @@ from ..activity import service as activity
 from ..auth.access import require
 from ..clock import utcnow
 from ..errors import Conflict, Invalid, NotFound
-from ..extensions import db
+from ..extensions import changed_rows, db
 from ..models import ArchiveJob, ArchiveStatus, JobStatus, User
 from ..queue import Job, enqueue, enqueue_after_commit
 from . import transports
@@ -48,12 +48,12 @@ RETRYABLE = or_(and_(ArchiveJob.job_status == JobStatus.DONE, ArchiveJob.archive
 
 def _reset(job: ArchiveJob, actor: User) -> bool:
     """One conditional UPDATE: only a job that is failed and not being worked on is reset."""
-    changed = db.session.execute(
+    changed = changed_rows(
         update(ArchiveJob).where(ArchiveJob.id == job.id, ArchiveJob.deleted_at.is_(None), RETRYABLE)
         .values(job_status=JobStatus.NEW, archive_status=ArchiveStatus.NEW, attempts=0, next_attempt_at=None,
                 done_at=None, reply_deadline=None, notified_at=utcnow(),
                 **message_values("restarted", name=actor.full_name))
-        .execution_options(synchronize_session=False)).rowcount
+        .execution_options(synchronize_session=False))
     if not changed:
         return False  # already on its way, or archived: nothing to do, nothing sent twice
     activity.record("archive_job_retried", actor=actor, object_type="archive_job", object_id=job.id,
@@ -99,11 +99,11 @@ def delete(actor: User, job_id: int, reason: str, confirmation: str) -> None:
     if not reason:
         raise Invalid(_l("Give the reason for deleting the job."), field="reason")
     content = {c.name: _plain(getattr(job, c.name)) for c in ArchiveJob.__table__.columns}
-    deleted = db.session.execute(
+    deleted = changed_rows(
         update(ArchiveJob).where(ArchiveJob.id == job.id, ArchiveJob.deleted_at.is_(None),
                                  ArchiveJob.job_status != JobStatus.IN_PROGRESS)
         .values(deleted_at=utcnow(), deleted_by_id=actor.id, deleted_reason=reason)
-        .execution_options(synchronize_session=False)).rowcount
+        .execution_options(synchronize_session=False))
     if not deleted:
         db.session.rollback()
         raise Conflict(_l("The job is being sent right now. Wait until it is done."))

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, and_, func, or_, select, tuple_
 
 from ..clock import utcnow
 from ..extensions import db
@@ -27,6 +27,7 @@ class LogFilter:
         """The filter's conditions. by_failed: for the failed jobs' queries, which should read the
         index of the (few) failed jobs, not every job of a common name or of a month."""
         col = unindexed if by_failed else (lambda column: column)
+        out: list[ColumnElement[bool]]
         if self.status == "deleted":  # the soft-deleted jobs, to look at or restore
             out = [ArchiveJob.deleted_at.is_not(None)]
         else:
@@ -80,7 +81,7 @@ def log_page(flt: LogFilter, before_id: int | None = None) -> dict:
 def count_failed(flt: LogFilter) -> int:
     return db.session.scalar(select(func.count()).select_from(ArchiveJob)
                              .where(*flt.clauses(by_failed=True), unindexed(ArchiveJob.job_status) == JobStatus.DONE,
-                                    ArchiveJob.archive_status == ArchiveStatus.FAILED))
+                                    ArchiveJob.archive_status == ArchiveStatus.FAILED)) or 0
 
 
 def alerts() -> dict:
@@ -88,10 +89,10 @@ def alerts() -> dict:
     limit = utcnow() - timedelta(minutes=current_app.config["PPT_ARCHIVE_ALERT_MINUTES"])
     stuck = db.session.scalar(select(func.count()).select_from(ArchiveJob).where(
         ArchiveJob.deleted_at.is_(None), ArchiveJob.job_status == JobStatus.IN_PROGRESS,
-        ArchiveJob.created_at < limit))
+        ArchiveJob.created_at < limit)) or 0
     failing = db.session.scalar(select(func.count()).select_from(ArchiveJob).where(
         ArchiveJob.deleted_at.is_(None), ArchiveJob.archive_status == ArchiveStatus.FAILED,
-        ArchiveJob.created_at < limit))
+        ArchiveJob.created_at < limit)) or 0
     return {"stuck": stuck, "failing": failing, "total": stuck + failing}
 
 

@@ -7,7 +7,7 @@ How each event maps to the standard:
 - post_finalized: arkivmelding.opprett with one `registrering` (xsi:type journalpost) alone, filed in its
   case by `referanseForelderMappe/referanseEksternNoekkel` ("case:<id>"), the key the case was created
   with. Jobs of a case go in order, so the saksmappe is there first; if it is not, the archive answers
-  ikkefunnet/ugyldigforespoersel and the job is Feil, as SPEC §7 wants.
+  ikkefunnet/ugyldigforespoersel and the job is Feil (docs/decisions.md, "Ordering of jobs within a case").
 - case_closed, case_reopened: arkivmelding.oppdater, `mappeOppdateringer` (xsi:type saksmappeOppdatering)
   with saksstatus A (and avsluttetDato) or B.
 - metadata_corrected: arkivmelding.oppdater, `registreringOppdateringer` (xsi:type journalpostOppdatering)

@@ -1,7 +1,7 @@
 """Where each archive-relevant change writes its archive job (the outbox row).
 
 Every function is called by a domain service inside its transaction, after the change and
-before the commit, so the job row and the change commit together (DESIGN.md §1-2). The worker
+before the commit: job and change commit together (docs/decisions.md, "One transaction per user action"). The worker
 is told after the commit; if Redis is down then, the periodic sweep finds the job anyway.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from .message import EVENTS
 
 
 def case_is_linked(case: Case) -> bool:
-    """SPEC §7: archived when linked to a national id (a client) or an organisation number."""
+    """Linked to a national id (a client) or an organisation number (docs/decisions.md, "Which cases are archived")."""
     return case.client_id is not None or (case.organisation is not None and bool(case.organisation.org_number))
 
 
@@ -33,7 +33,8 @@ def _add(event: str, case: Case, post: JournalPost | None = None,
             select(ArchiveJob.id).where(ArchiveJob.case_id == case.id, ArchiveJob.event == "case_created",
                                         ArchiveJob.deleted_at.is_(None)).limit(1)):
         _add("case_created", case)  # the archive needs the saksmappe before anything in it
-    previous = db.session.scalar(select(ArchiveJob.id).where(ArchiveJob.case_id == case.id, ArchiveJob.deleted_at.is_(None))
+    previous = db.session.scalar(select(ArchiveJob.id)
+                                 .where(ArchiveJob.case_id == case.id, ArchiveJob.deleted_at.is_(None))
                                  .order_by(ArchiveJob.id.desc()).limit(1))
     immediate = current_app.config.get("PPT_ARCHIVE_IMMEDIATE", True)  # off only to measure the sweep alone
     job = ArchiveJob(event=event, operation=EVENTS[event], case_id=case.id, post_id=post.id if post else None,

@@ -27,9 +27,10 @@ def _date(name: str) -> date | None:
 
 
 def _filter() -> archive_log.LogFilter:
-    return archive_log.LogFilter(status=request.values.get("status", "")[:20], event=request.values.get("event", "")[:30],
-                             date_from=_date("date_from"), date_to=_date("date_to"),
-                             client=request.values.get("client", "")[:80])
+    return archive_log.LogFilter(status=request.values.get("status", "")[:20],
+                                 event=request.values.get("event", "")[:30],
+                                 date_from=_date("date_from"), date_to=_date("date_to"),
+                                 client=request.values.get("client", "")[:80])
 
 
 def _filter_args(flt: archive_log.LogFilter) -> dict:
@@ -67,7 +68,8 @@ def retry(job_id: int):
 def retry_all():
     flt = _filter()
     if request.form.get("confirm") != "1":
-        return render_template("archive/_confirm_retry.html", count=archive_log.count_failed(flt), args=_filter_args(flt))
+        return render_template("archive/_confirm_retry.html", count=archive_log.count_failed(flt),
+                               args=_filter_args(flt))
     count = actions.bulk_retry(_actor(), flt)
     flash(_("%(n)s failed jobs were set back to New.", n=count), "success")
     return go(url_for("archive.log", **_filter_args(flt)))

@@ -17,7 +17,7 @@ from sqlalchemy import or_, select, update
 
 from .. import claims
 from ..clock import utcnow
-from ..extensions import db
+from ..extensions import changed_rows, db
 from ..i18n import OSLO
 from ..models import ArchiveJob, ArchiveStatus, JobStatus
 from ..queue import Job, enqueue, enqueue_after_commit, enqueue_in
@@ -50,7 +50,7 @@ def process(job_id: int, worker: str | None = None) -> str:
     """Send one job if it is due and this worker wins the claim; returns what happened."""
     if not claim(job_id, worker or worker_name()):
         return "not claimed"
-    job = db.session.get(ArchiveJob, job_id)
+    job = db.session.get_one(ArchiveJob, job_id)
     db.session.refresh(job)
     waiting = _predecessor_blocks(job)
     if waiting:
@@ -75,7 +75,7 @@ def process(job_id: int, worker: str | None = None) -> str:
     except Exception as exc:  # noqa: BLE001 - a bug or a broken setup: visible on the log, not a silent loop
         log.exception("archive job %s failed inside the app", job_id)
         db.session.rollback()
-        job = db.session.get(ArchiveJob, job_id)
+        job = db.session.get_one(ArchiveJob, job_id)
         _finish(job, ArchiveStatus.FAILED, "internal_error", kind=type(exc).__name__)
         return "internal error"
     return apply_reply(job, reply, transport.asynchronous)
@@ -83,7 +83,7 @@ def process(job_id: int, worker: str | None = None) -> str:
 
 def apply_reply(job: ArchiveJob, reply: transports.Reply, asynchronous: bool = False) -> str:
     """Map the transport's reply to the job's statuses and message (docs/decisions.md, "The archive job")."""
-    failed_parts = [part.get("feilet") for part in (reply.ids or {}).values()
+    failed_parts = [str(part["feilet"]) for part in (reply.ids or {}).values()
                     if isinstance(part, dict) and part.get("feilet")]
     if reply.kind == transports.OK and failed_parts:
         _finish(job, ArchiveStatus.FAILED, "partly_refused", detail="; ".join(failed_parts))
@@ -130,7 +130,8 @@ def describe_ids(ids: dict) -> tuple[str, dict]:
         return "archived_number", {"number": ids["arkivnummer"]}
     registrering, mappe = ids.get("registrering") or {}, ids.get("mappe") or {}
     if registrering.get("journalpostnummer") is not None:
-        return "archived_post", {"year": registrering.get("journalaar", ""), "number": registrering["journalpostnummer"]}
+        return "archived_post", {"year": registrering.get("journalaar", ""),
+                                 "number": registrering["journalpostnummer"]}
     if mappe.get("sakssekvensnummer") is not None:
         return "archived_folder", {"year": mappe.get("saksaar", ""), "number": mappe["sakssekvensnummer"]}
     return "archived", {}
@@ -175,12 +176,12 @@ def sweep(now: datetime | None = None, limit: int = 5000) -> dict:
     """What the routine's minute job does, and more: expired leases back to Ny, asynchronous
     replies read, and every due Ny job handed to the queue."""
     now = now or utcnow()
-    requeued = db.session.execute(
+    requeued = changed_rows(
         update(ArchiveJob).where(ArchiveJob.job_status == JobStatus.IN_PROGRESS, ArchiveJob.reply_deadline.is_(None),
                                  ArchiveJob.lease_until < now)
         .values(job_status=JobStatus.NEW, lease_until=None, claimed_by=None,
                 **message_values("worker_stopped"))
-        .execution_options(synchronize_session=False)).rowcount
+        .execution_options(synchronize_session=False))
     db.session.commit()
     replies_read = _read_async_replies(now)
     # Due jobs not told to a worker lately: a notice still in the queue is not sent again and again
@@ -220,7 +221,7 @@ def _read_async_replies(now: datetime) -> int:
         if reply is not None:
             apply_reply(job, reply, asynchronous=True)
             read += 1
-        elif job.reply_deadline < now:
+        elif job.reply_deadline is not None and job.reply_deadline < now:
             _finish(job, ArchiveStatus.FAILED, "no_receipt")
             read += 1
     return read

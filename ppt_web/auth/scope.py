@@ -1,4 +1,4 @@
-"""Who may see which cases, clients and posts (SPEC §8: nobody sees more than their work needs).
+"""Who may see which cases, clients and posts: nobody sees more than their work needs.
 
 A user with search_all sees everything. Anyone else sees the cases where they are the
 responsible handler or a co-handler (open and closed), the clients of those cases and the

@@ -1,4 +1,4 @@
-"""Approval of outgoing posts and expert assessments, and electronic signing (SPEC §6).
+"""Approval of outgoing posts and expert assessments, and e-signing (docs/decisions.md, "Approval and signing").
 
 A handler sends a complete draft to a named approver (a user with `approve`): the post is then
 locked for the handler. The approver approves, which finalizes it (immutable, archived), or
@@ -23,7 +23,7 @@ from ..auth import scope
 from ..auth.access import refused, require
 from ..clock import utcnow
 from ..errors import Conflict, DomainError, Forbidden, Invalid, raise_if
-from ..extensions import db
+from ..extensions import changed_rows, db
 from ..files.storage import file_path, store_upload
 from ..models import JournalPost, PostEvent, PostSignature, PostStatus, PostType, User
 from ..notify import link, notify
@@ -40,7 +40,7 @@ def event(post: JournalPost, actor: User | None, kind: str, comment: str = "", t
 
 
 def coordinates(user: User, post: JournalPost) -> bool:
-    """SPEC §2: a team coordinator approves posts in their access group's cases as if holding approve."""
+    """A team coordinator approves posts in their access group's cases as if holding approve."""
     group = post.case.access_group
     return group is not None and group.coordinator_id == user.id
 
@@ -57,9 +57,9 @@ def approvers(post: JournalPost | None = None) -> list[User]:
 
 def _conditional(post: JournalPost, allowed: tuple[PostStatus, ...], **values) -> None:
     """One conditional UPDATE: two people acting on the same post at once, one wins."""
-    changed = db.session.execute(update(JournalPost).where(JournalPost.id == post.id, JournalPost.status.in_(allowed))
-                                 .values(**values))
-    if changed.rowcount != 1:
+    changed = changed_rows(update(JournalPost).where(JournalPost.id == post.id, JournalPost.status.in_(allowed))
+                           .values(**values))
+    if changed != 1:
         db.session.rollback()
         raise Conflict(_l("The post has changed meanwhile. Open it again."))
     db.session.refresh(post)

@@ -100,7 +100,7 @@ def _apply(post: JournalPost, data: PostData, today: date) -> None:
         if post.post_type == PostType.I else None
     post.sent_on = validation.not_in_future(data.sent_on, "sent_on", today) if post.post_type == PostType.U else None
     post.legal_basis = " ".join((data.legal_basis or DEFAULT_LEGAL_BASIS).split())[:200]
-    post.exempt = True  # always on in this service (SPEC §3)
+    post.exempt = True  # always on (docs/decisions.md, "Exemption from public access")
     post.registered_after_downtime = bool(data.registered_after_downtime)
     if post.registered_after_downtime:
         when = post.date_in_or_out or post.document_date
@@ -317,7 +317,7 @@ def finalize_post(actor: User, post: JournalPost) -> None:
     outbox.post_finalized(post)
 
 
-# What a metadata correction may change (SPEC §3), as keys of snapshot().
+# What a metadata correction may change (title, dates, correspondents), as keys of snapshot().
 METADATA_FIELDS = ("title", "document_date", "received_on", "sent_on", "correspondents", "correspondent_details")
 
 
@@ -346,7 +346,8 @@ def correct_metadata(actor: User, post_id: int, reason: str, data: PostData) -> 
     document_date = validation.not_in_future(data.document_date, "document_date", today)
     if document_date is None:
         raise Invalid(_l("This field is required."), field="document_date")
-    received_on = validation.not_in_future(data.received_on, "received_on", today) if post.post_type == PostType.I else None
+    received_on = (validation.not_in_future(data.received_on, "received_on", today)
+                   if post.post_type == PostType.I else None)
     sent_on = validation.not_in_future(data.sent_on, "sent_on", today) if post.post_type == PostType.U else None
     correction = MetadataCorrection(post_id=post.id, actor_id=actor.id, reason=reason, before=before, after={},
                                     applying=True, at=utcnow())

@@ -236,7 +236,7 @@ def edit_post(post_id: int):
 
 
 def _fill_correspondents(form: PostForm, post) -> None:
-    for entry, c in zip(form.correspondents, post.correspondents):
+    for entry, c in zip(form.correspondents, post.correspondents, strict=False):  # the form may have more rows
         entry.form.name.data, entry.form.address.data = c.name, c.address
         entry.form.organisation_id.data = c.organisation_id
         entry.form.national_id.data = c.national_id or ""
@@ -316,7 +316,7 @@ def document(document_id: int):
     return response
 
 
-# --- approval and signing (SPEC §6) ---------------------------------------------------------
+# --- approval and signing (docs/decisions.md, "Approval and signing") -----------------------
 
 def _back_to_post(post_id: int, call, success: str, then: str | None = None):
     """Run a post action; a refusal is shown on the post page instead of an error page."""

@@ -175,7 +175,7 @@ def open_posts(case: Case) -> list[JournalPost]:
 
 
 def close_case(actor: User, case_id: int) -> Case:
-    """Close a case; refused while any post is a draft or waits for approval (SPEC §4)."""
+    """Close a case; refused while any post is a draft or waits for approval (docs/decisions.md, "Closing a case")."""
     case = scope.case(actor, case_id)
     require(actor, "close_case", object_type="case", object_id=case.id)
     if case.status == CaseStatus.CLOSED:

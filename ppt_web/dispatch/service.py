@@ -1,4 +1,4 @@
-"""Electronic dispatch of finalized outgoing posts through SvarUt (or its folder stand-in), SPEC §6.
+"""Electronic dispatch of finalized outgoing posts through SvarUt (or its folder stand-in).
 
 Each recipient is a Dispatch row with our UUID as eksternReferanse. Sending is at most once per
 recipient whatever crashes or retries happen: an attempt is marked "outcome unknown" in its own

@@ -1,4 +1,4 @@
-"""Uploaded PDFs, stored once under instance/files/ab/cd/<sha256> (DESIGN.md §4).
+"""Uploaded PDFs, stored once under instance/files/ab/cd/<sha256> (docs/decisions.md, "Files").
 
 The file is in place and fsynced before the caller commits the row that refers to it, so a
 failed transaction can leave an unreferenced file (nothing names it; harmless) but never a row without one.
@@ -143,7 +143,7 @@ def _put_in_place(tmp: Path, target: Path) -> None:
 
 
 def discard_unreferenced(hashes: list[str]) -> None:
-    """After a failed transaction, remove the bytes it stored first and no row refers to (DESIGN.md §4)."""
+    """After a failed transaction, remove the bytes it stored first and no row names (docs/decisions.md, "Files")."""
     for sha in hashes:
         if db.session.get(StoredFile, sha) is None:
             file_path(sha).unlink(missing_ok=True)

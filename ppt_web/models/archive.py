@@ -1,4 +1,4 @@
-"""The archive job: the outbox row that mirrors one archive-relevant change (DESIGN.md §2)."""
+"""The archive job: the outbox row that mirrors one archive-relevant change (docs/decisions.md, "The archive job")."""
 from __future__ import annotations
 
 import enum
@@ -9,7 +9,7 @@ from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, Text, tex
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..clock import utcnow
-from ..extensions import db
+from ..extensions import Model
 from .domain import Case, Client, JournalPost, _enum
 from .types import UTCDateTime
 
@@ -35,7 +35,7 @@ class ArchiveStatus(enum.StrEnum):
     FAILED = "failed"
 
 
-class ArchiveJob(db.Model):
+class ArchiveJob(Model):
     __tablename__ = "archive_job"
     id: Mapped[int] = mapped_column(primary_key=True)
     # The X-Klientmelding-Id: fixed at creation, the same on every retry.

@@ -1,4 +1,4 @@
-"""Electronic dispatch of outgoing posts (SPEC §6): one row per recipient, sent at most once."""
+"""Electronic dispatch of outgoing posts through SvarUt: one row per recipient, sent at most once."""
 from __future__ import annotations
 
 import enum

@@ -1,4 +1,4 @@
-"""Clients, organisations, cases and journal posts (SPEC §3)."""
+"""Clients, organisations, cases and journal posts (docs/domain.md)."""
 from __future__ import annotations
 
 import enum
@@ -181,9 +181,9 @@ class JournalPost(Model):
     sent_on: Mapped[date | None] = mapped_column(Date)
     registered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     registered_after_downtime: Mapped[bool] = mapped_column(Boolean, default=False)
-    # Post registration chose "hold back from access": it waits, unfinalized, for the leader (SPEC §5).
+    # Post registration chose "hold back from access": it waits, unfinalized, for the leader.
     held_back: Mapped[bool] = mapped_column(Boolean, default=False)
-    # Approval (SPEC §6): the named approver while it waits; who approved, once approved.
+    # Approval: the named approver while it waits; who approved, once approved.
     approver_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"), index=True)
     approval_requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
     approval_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -195,7 +195,7 @@ class JournalPost(Model):
     created_by_id: Mapped[int] = mapped_column(ForeignKey("user.id"))
     finalized_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finalized_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
-    # Set by a metadata correction in the same transaction; the trigger checks it (DESIGN.md §3).
+    # Set by a metadata correction in its transaction (docs/decisions.md, "Immutability of finalized posts").
     correction_id: Mapped[int | None] = mapped_column(ForeignKey("metadata_correction.id", use_alter=True))
     written_off_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     write_off_method: Mapped[str | None] = mapped_column(String(5))

@@ -1,4 +1,4 @@
-"""Post registration: the inbox of scanned and digital mail, its checklist, and paper originals (SPEC §5, §8)."""
+"""Post registration: the inbox of scanned and digital mail, its checklist, and paper originals (docs/domain.md)."""
 from __future__ import annotations
 
 import enum
@@ -33,7 +33,7 @@ class InboxStatus(str, enum.Enum):  # noqa: UP042 - StrEnum would change str(mem
 
 OPEN_STATUSES = (InboxStatus.NEW, InboxStatus.IN_PROGRESS, InboxStatus.CHECKED)
 
-# The four points of SPEC §5, and which of them a person ticks for each kind of mail:
+# The four points of the scan checklist (postreg/service.py CHECK_LABELS), and which a person ticks per kind of mail:
 # "all received documents are scanned" means nothing for mail that never was paper.
 CHECK_POINTS = (1, 2, 3, 4)
 CHECKS_FOR_SOURCE = {InboxSource.SCAN: (1, 2, 3, 4), InboxSource.SVARINN: (2, 3, 4), InboxSource.UPLOAD: (2, 3, 4)}
@@ -124,7 +124,7 @@ class ScanChecklist(Model):
 
 
 class PaperOriginal(Model):
-    """A scanned paper original in the archive room, kept until its destroy-by date (SPEC §8)."""
+    """A scanned paper original in the archive room, kept until its destroy-by date (3 or 6 months)."""
 
     __tablename__ = "paper_original"
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -33,7 +33,7 @@ group_member = Table(
     Column("user_id", ForeignKey("user.id", ondelete="CASCADE"), primary_key=True),
 )
 
-# sysadmin_edit_all implies sysadmin_edit (SPEC §2).
+# sysadmin_edit_all implies sysadmin_edit (docs/decisions.md, "Roles and the permission matrix").
 IMPLIED = {"sysadmin_edit_all": ("sysadmin_edit",)}
 
 

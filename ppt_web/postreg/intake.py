@@ -1,6 +1,6 @@
 """Intake: scans from the sync folder, digital mail from SvarInn, and uploads by hand, into the inbox.
 
-Exactly once, nothing lost (SPEC §5, DESIGN.md §5):
+Exactly once, nothing lost (docs/decisions.md, "Sync folder and inbox intake"):
 - a scan is read only after it has stayed unchanged for PPT_SYNC_SETTLE_SECONDS, and a file that
   does not yet read as a whole PDF is waited for (a scanner may pause) until it is
   PPT_SYNC_INCOMPLETE_SECONDS old; then it is reported, not dropped;

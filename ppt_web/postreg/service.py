@@ -1,5 +1,5 @@
-"""Post registration: the inbox, the quality checklist, transfer to a client, split, reject (SPEC §5),
-and paper originals (SPEC §8). Every rule is here, not in the views.
+"""Post registration: the inbox, the quality checklist, transfer to a client, split, reject,
+and paper originals (docs/decisions.md, "Post registration transfer checklist"). Every rule is here.
 """
 from __future__ import annotations
 

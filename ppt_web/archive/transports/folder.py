@@ -1,4 +1,4 @@
-"""The asynchronous folder transport, like a link service (SPEC §10).
+"""The asynchronous folder transport, like a link service (docs/decisions.md, "Archive transport contracts").
 
 Out: <root>/ut/<klientmelding-id>/ with melding.json, the payload and the files, written under
 a temporary name and renamed when complete. Back: <root>/inn/<klientmelding-id>/<meldingstype>.xml.
@@ -65,5 +65,6 @@ class FolderTransport:
         """Before a retry by hand: keep the old reply aside and hand the message over again."""
         old = self.root / "inn" / message_id
         if old.exists():
-            os.replace(old, self.root / "inn" / f".tidlegare-{message_id}-{os.getpid()}-{len(list(old.parent.iterdir()))}")
+            kept = f".tidlegare-{message_id}-{os.getpid()}-{len(list(old.parent.iterdir()))}"
+            os.replace(old, self.root / "inn" / kept)
         shutil.rmtree(self.root / "ut" / message_id, ignore_errors=True)

@@ -1,4 +1,4 @@
-"""The http transport: one multipart POST per job to a Fiks Arkiv-compatible endpoint (SPEC §10)."""
+"""The http transport: one POST per job to a Fiks Arkiv endpoint (docs/decisions.md, "Archive transport contracts")."""
 from __future__ import annotations
 
 import requests
@@ -33,7 +33,7 @@ class HttpTransport:
 
 
 def interpret(status: int, body: bytes) -> Reply:
-    """The status mapping of SPEC §10, with the reply's own text where it has one."""
+    """HTTP status to reply kind (docs/decisions.md, "Archive reply mapping"), with the reply's own text."""
     try:
         if status == 200:
             return Reply(OK, ids=replies.parse_kvittering(body) if body.strip() else {})

@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import uuid
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from lxml import etree
@@ -73,7 +73,7 @@ class LocalArchive:
                 ids = self._next_ids(message)
                 (work / message.payload_name).write_bytes(message.payload)
                 meta = {"meldingstype": message.meldingstype, "klientmelding_id": message_id,
-                        "mottatt": datetime.now(timezone.utc).isoformat(), "ids": ids,
+                        "mottatt": datetime.now(UTC).isoformat(), "ids": ids,
                         "noeklar": external_keys(message.payload),
                         "filer": [{"namn": f.name, "filnamn": f.filename, "sha256": f.sha256, "storleik": f.size}
                                   for f in message.files]}
@@ -130,7 +130,7 @@ class LocalArchive:
         numbers = json.loads(counter.read_text()) if counter.exists() else {"arkivnummer": 0}
         numbers["arkivnummer"] += 1
         _write(counter, json.dumps(numbers).encode())
-        year = datetime.now(timezone.utc).year
+        year = datetime.now(UTC).year
         n = numbers["arkivnummer"]
         return {
             "arkivnummer": f"{year}/{n:06d}",

@@ -12,7 +12,7 @@ document.addEventListener("htmx:sendError", function () {
   }
 });
 
-// Live pages poll (STYLE.md rule 8), but not while the tab is hidden: no load for nobody.
+// Live pages poll (docs/decisions.md, "Live pages poll"), but not while the tab is hidden: no load for nobody.
 document.addEventListener("htmx:beforeRequest", function (event) {
   var elt = event.detail && event.detail.elt;
   if (document.hidden && elt && elt.hasAttribute && elt.hasAttribute("data-poll")) {
