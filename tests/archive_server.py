@@ -35,9 +35,9 @@ class ArchiveServer:
                 if mode == "slow":
                     time.sleep(3)
                 if mode in ("invalid", "not_found", "server_error"):
-                    status, payload = {"invalid": (400, replies.ugyldigforespoersel("Manglar tittel")),
-                                       "not_found": (404, replies.ikkefunnet("Fann ikkje saksmappa")),
-                                       "server_error": (500, replies.serverfeil("Databasen er nede"))}[mode]
+                    status, payload = {"invalid": (400, replies.feilmelding(replies.UGYLDIGFORESPOERSEL, "Manglar tittel")),
+                                       "not_found": (404, replies.feilmelding(replies.IKKEFUNNET, "Fann ikkje saksmappa")),
+                                       "server_error": (500, replies.feilmelding(replies.SERVERFEIL, "Databasen er nede"))}[mode]
                     return self._answer(status, payload)
                 parts = BytesParser(policy=HTTP).parsebytes(
                     b"Content-Type: " + self.headers["Content-Type"].encode() + b"\r\n\r\n" + body)

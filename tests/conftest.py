@@ -129,6 +129,7 @@ class Databases:
         self.folder = folder
         self.server_url = server_url
         self.count = 0
+        self.translations: Path | None = None  # compiled catalogs, relative to the template's instance
         if server_url:
             from sqlalchemy import create_engine, make_url
 
@@ -155,6 +156,13 @@ class Databases:
 
         with self.admin.connect() as conn:
             conn.execute(text(statement))
+
+    def seed_instance(self, instance: Path) -> None:
+        """create_app compiles the .po catalogs into the instance folder unless the .mo there is newer:
+        a test's instance starts with a copy of the template's (copy2 keeps their times), which saves
+        compiling them for every test. A .po edited since is newer than the copy, so it is compiled."""
+        if self.translations is not None and (self.folder / self.translations).is_dir():
+            shutil.copytree(self.folder / self.translations, instance / self.translations, dirs_exist_ok=True)
 
     def new(self, where: Path) -> str:
         """A fresh copy of the template; its URL."""
@@ -222,6 +230,9 @@ def databases(tmp_path_factory, redis_url):
         seed_demo_users()
         db.session.remove()
         db.engine.dispose()
+    compiled = app.config.get("BABEL_TRANSLATION_DIRECTORIES")
+    if compiled and Path(compiled).resolve().is_relative_to(folder.resolve()):
+        dbs.translations = Path(compiled).resolve().relative_to(folder.resolve())
     dbs.start_copying()
     yield dbs
     dbs.close()
@@ -242,11 +253,12 @@ def new_database(databases, tmp_path):
 
 
 @pytest.fixture
-def app(tmp_path, new_database, redis_url, request):
+def app(tmp_path, databases, new_database, redis_url, request):
     extra = getattr(request, "param", None) or {}
     # Module-wide app_config markers first, then the test's own (the closest wins per key).
     for marker in reversed(list(request.node.iter_markers("app_config"))):
         extra = {**extra, **marker.kwargs}
+    databases.seed_instance(tmp_path / "instance")
     app = create_app(_config(tmp_path / "instance", new_database(), redis_url, **extra))
     yield app
     with app.app_context():

@@ -119,3 +119,9 @@ def make_test_certificate(common_name: str, organisation: str = "Testkommune PPT
                   else serialization.NoEncryption())
     p12 = pkcs12.serialize_key_and_certificates(common_name.encode("utf-8"), key, cert, [ca_cert], encryption)
     return p12, ca_cert.public_bytes(serialization.Encoding.PEM)
+
+
+def stored_count(archive) -> int:
+    """How many messages the built-in archive (LocalArchive) holds."""
+    folder = archive.root / "meldingar"
+    return sum(1 for _ in folder.iterdir()) if folder.exists() else 0

@@ -22,7 +22,7 @@ from ppt_web.models import ArchiveJob
 from . import builders
 from .archive_server import ArchiveServer
 from .conftest import user
-from .helpers import ROOT, worker_env
+from .helpers import ROOT, stored_count, worker_env
 
 pytestmark = pytest.mark.app_config(PPT_QUEUE_NAME=f"faults-{uuid.uuid4().hex[:8]}", PPT_ARCHIVE_LEASE_SECONDS=3,
                                     PPT_ARCHIVE_BACKOFF_SECONDS=1)
@@ -70,7 +70,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_duplicates_nothing(app, ctx
         worker.wait(30)
     assert db.session.scalar(select(func.count()).select_from(ArchiveJob)) == 110
     archived = LocalArchive(app.config["PPT_LOCAL_ARCHIVE_DIR"])
-    assert archived.stored_count() == 110
+    assert stored_count(archived) == 110
     for draft in drafts:
         assert len(archived.messages_for(f"post:{draft.id}")) == 1
 

@@ -22,6 +22,7 @@ from ppt_web.models import ArchiveJob
 from . import builders
 from .archive_server import ArchiveServer
 from .conftest import user
+from .helpers import stored_count
 
 
 def jobs(**where) -> list[ArchiveJob]:
@@ -80,7 +81,7 @@ def test_local_archive_end_to_end_in_order(app, ctx):
         assert job.archive_ref.get("arkivnummer")
     held = local(app).messages_for(f"post:{post.id}")
     assert len(held) == 1 and held[0]["filer"][0]["sha256"] == post.documents[0].sha256
-    assert local(app).stored_count() == 2
+    assert stored_count(local(app)) == 2
 
 
 def test_local_archive_stores_once_per_klientmelding_id(app, ctx):
@@ -91,7 +92,7 @@ def test_local_archive_stores_once_per_klientmelding_id(app, ctx):
 
     again = local(app).send(build(job), job.message_id)
     assert again.kind == "ok" and again.ids == job.archive_ref
-    assert local(app).stored_count() == 2
+    assert stored_count(local(app)) == 2
 
 
 def test_closing_writing_off_and_correcting_reach_the_archive(ctx):
@@ -224,7 +225,7 @@ def test_folder_transport_error_reply_and_missing_reply(ctx, folder):
     first, second = jobs()
     archive.process(first.id, "test")
     archive.process(second.id, "test")
-    _reply(folder, first, "ugyldigforespoersel", replies.ugyldigforespoersel("Ukjend arkivdel"))
+    _reply(folder, first, "ugyldigforespoersel", replies.feilmelding(replies.UGYLDIGFORESPOERSEL, "Ukjend arkivdel"))
     archive.sweep(now=utcnow() + timedelta(hours=2))  # past the reply deadline for the second
     first, second = (db.session.get(ArchiveJob, j.id) for j in (first, second))
     db.session.refresh(first)
@@ -251,7 +252,7 @@ def test_local_archive_refuses_a_post_whose_case_it_does_not_hold(app, ctx):
     post_job = jobs(event="post_finalized")[0]
     reply = local(app).send(build(post_job), post_job.message_id)
     assert reply.kind == "not_found" and "case:" in reply.text
-    assert local(app).stored_count() == 0
+    assert stored_count(local(app)) == 0
     run_all()
     assert {j.archive_status for j in jobs()} == {"archived"}
 

@@ -17,7 +17,7 @@ from ppt_web.models import ArchiveJob
 from ppt_web.queue import get_queue
 
 from . import builders
-from .helpers import ROOT, run_worker_burst, worker_env
+from .helpers import ROOT, run_worker_burst, stored_count, worker_env
 
 pytestmark = pytest.mark.app_config(PPT_QUEUE_NAME=f"archive-{uuid.uuid4().hex[:8]}")
 
@@ -52,7 +52,7 @@ def test_two_workers_and_two_sweeps_send_each_job_once(app, ctx, tmp_path):
     assert db.session.scalar(select(func.count()).select_from(ArchiveJob)
                              .where(ArchiveJob.archive_status == "archived")) == 200
     assert set(db.session.scalars(select(ArchiveJob.attempts))) == {1}  # each claimed exactly once
-    assert LocalArchive(app.config["PPT_LOCAL_ARCHIVE_DIR"]).stored_count() == 200
+    assert stored_count(LocalArchive(app.config["PPT_LOCAL_ARCHIVE_DIR"])) == 200
     done = "".join(log.read_text() for log in logs)
     # 100 notices at once, then 2 + 4 sweep batches: every job was offered two or three times.
     assert done.count("Job OK") == 106 and all("Job OK" in log.read_text() for log in logs)  # both worked

@@ -133,7 +133,7 @@ def _registrering_kvittering(root: etree._Element, sent: etree._Element, ids: di
         _copy_code(element, sent, "journalstatus")
 
 
-def _feilmelding(meldingstype: str, text: str, feil_id: str | None) -> bytes:
+def feilmelding(meldingstype: str, text: str, feil_id: str | None = None) -> bytes:
     namespace, name = next((ns, n) for ns, (t, n) in _ERRORS.items() if t == meldingstype)
     root = etree.Element(f"{{{namespace}}}{name}", nsmap={None: namespace, "feil": FEIL})
     _sub(root, "feilId", feil_id or str(uuid.uuid4()), ns=FEIL)
@@ -141,21 +141,6 @@ def _feilmelding(meldingstype: str, text: str, feil_id: str | None) -> bytes:
     payload = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
     _check(meldingstype, payload)
     return payload
-
-
-def ugyldigforespoersel(text: str, feil_id: str | None = None) -> bytes:
-    """400: the message is wrong (invalid XML, an unknown code); resending it will not help."""
-    return _feilmelding(UGYLDIGFORESPOERSEL, text, feil_id)
-
-
-def ikkefunnet(text: str, feil_id: str | None = None) -> bytes:
-    """404: what the message refers to (e.g. the case's saksmappe) is not in the archive."""
-    return _feilmelding(IKKEFUNNET, text, feil_id)
-
-
-def serverfeil(text: str, feil_id: str | None = None) -> bytes:
-    """5xx: the archive failed; the same message may succeed later."""
-    return _feilmelding(SERVERFEIL, text, feil_id)
 
 
 def _parse(payload: bytes) -> etree._Element:

@@ -154,10 +154,6 @@ class LocalArchive:
                 out.append(json.loads(meta.read_text()))
         return sorted(out, key=lambda m: m["mottatt"])
 
-    def stored_count(self) -> int:
-        folder = self.root / "meldingar"
-        return sum(1 for _ in folder.iterdir()) if folder.exists() else 0
-
 
 def external_keys(payload: bytes) -> list[str]:
     """The referanseEksternNoekkel keys a message carries (how staff find the archive copy)."""
