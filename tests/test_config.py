@@ -1,0 +1,33 @@
+"""Every setting the code reads is declared with its default, and instance/config.example.py names each."""
+from __future__ import annotations
+
+import re
+
+from ppt_web import config
+
+from .conftest import ROOT
+
+# Flask's and its extensions' own settings, which the app reads but Flask declares.
+FLASK_OWN = {"PROPAGATE_EXCEPTIONS", "SESSION_COOKIE_SECURE", "BABEL_TRANSLATION_DIRECTORIES", "SECRET_KEY",
+             "MAX_CONTENT_LENGTH"}
+
+
+def settings_read_by_the_code() -> set[str]:
+    pattern = re.compile(r"""(?:config|cfg)(?:\.get\(|\[)\s*["']([A-Z][A-Z0-9_]+)["']""")
+    found: set[str] = set()
+    for path in [*(ROOT / "ppt_web").rglob("*.py"), ROOT / "worker.py"]:
+        found |= set(pattern.findall(path.read_text()))
+    return found
+
+
+def test_every_setting_the_code_reads_has_a_default():
+    """A setting read with no default fails at run time on the first install that lacks it."""
+    assert settings_read_by_the_code() - FLASK_OWN - set(config.defaults("/instance")) == set()
+
+
+def test_the_example_config_names_every_setting():
+    """instance/config.example.py is what an operator copies: it lists every default."""
+    example = (ROOT / "instance" / "config.example.py").read_text()
+    named = set(re.findall(r"^# ([A-Z][A-Z0-9_]+) = ", example, re.M))
+    assert set(config.defaults("/instance")) - named == set()
+    assert set(config.ENV_KEYS.values()) - named - {"SECRET_KEY"} == set()
