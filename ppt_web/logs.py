@@ -1,4 +1,4 @@
-"""Process logging (issue 7): text or JSON lines on stderr, an access line per request, no national ids.
+"""Process logging: text or JSON lines on stderr, an access line per request, no national ids.
 
 One handler on the root logger, replaced (never added again) each time the app is created, so the
 web app (flask run, gunicorn), worker.py with RQ's own loggers, the CLI and the tests all log the

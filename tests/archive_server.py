@@ -1,4 +1,5 @@
-"""A test archive on 127.0.0.1 speaking the http contract of SPEC §10, with switchable faults."""
+"""A test archive on 127.0.0.1 speaking the http transport's contract, with switchable faults
+(docs/integrations.md, "Fiks Arkiv messages and transports")."""
 from __future__ import annotations
 
 import threading
@@ -35,9 +36,11 @@ class ArchiveServer:
                 if mode == "slow":
                     time.sleep(3)
                 if mode in ("invalid", "not_found", "server_error"):
-                    status, payload = {"invalid": (400, replies.feilmelding(replies.UGYLDIGFORESPOERSEL, "Manglar tittel")),
-                                       "not_found": (404, replies.feilmelding(replies.IKKEFUNNET, "Fann ikkje saksmappa")),
-                                       "server_error": (500, replies.feilmelding(replies.SERVERFEIL, "Databasen er nede"))}[mode]
+                    status, meldingstype, text = {
+                        "invalid": (400, replies.UGYLDIGFORESPOERSEL, "Manglar tittel"),
+                        "not_found": (404, replies.IKKEFUNNET, "Fann ikkje saksmappa"),
+                        "server_error": (500, replies.SERVERFEIL, "Databasen er nede")}[mode]
+                    payload = replies.feilmelding(meldingstype, text)
                     return self._answer(status, payload)
                 parts = BytesParser(policy=HTTP).parsebytes(
                     b"Content-Type: " + self.headers["Content-Type"].encode() + b"\r\n\r\n" + body)

@@ -1,4 +1,5 @@
-"""A local SvarInn V2 on 127.0.0.1, as NOTES.md §3 describes it, with switchable faults per item.
+"""A local SvarInn V2 on 127.0.0.1, as docs/integrations.md, "Test servers" describes it, with
+switchable faults per item.
 
 Paths are those of svarinn-api-v2.json under /api; downloads are also served at the legacy
 /tjenester/svarinn/forsendelse/{id}, which KS's own example nedlastingslenke still uses.

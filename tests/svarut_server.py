@@ -1,4 +1,4 @@
-"""A local SvarUt REST v3 (plus the v2 helpers) on 127.0.0.1, as NOTES.md §3 "SvarUt v3 side" describes it.
+"""A local SvarUt REST v3 (plus the v2 helpers) on 127.0.0.1, as docs/integrations.md, "Test servers" describes it.
 
 Spec paths under /api: v3 send (person, organisasjon, print) and status/sok; v2 eksternRef lookup (with and
 without the trailing "/" KS's own client sends), eksternRef metadata, and hendelser. SvarUt's encryption
@@ -44,7 +44,8 @@ from ppt_web.inbound import cms
 
 from .svarinn_server import make_key_and_cert
 
-# Every status either published v3 list has (NOTES.md §2): VARSLET in the older, SENDT_/LEVERT_ALTINN in the newer.
+# Every status either published v3 list has (docs/integrations.md, "SvarUt statuses"): VARSLET in the
+# older, SENDT_/LEVERT_ALTINN in the newer.
 ALL_STATUSES = ("MOTTATT", "AKSEPTERT", "AVVIST", "FEILET_UNDER_MOTTAK", "VARSLET", "SENDT_ALTINN", "LEVERT_ALTINN",
                 "LEST", "SENDT_PRINT", "PRINTET", "MANUELT_HANDTERT", "SENDT_DIGITALT", "SENDT_SDP", "LEVERT_SDP",
                 "KLAR_FOR_MOTTAK", "IKKE_LEVERT", "SLETTET", "SENDT_NHN_MOTTAKER", "LEVERT_NHN_MOTTAKER")
@@ -528,7 +529,8 @@ def validate(value: object, schema: dict, spec: dict, where: str) -> list[str]:
 
 
 def rule_problems(forsendelse: dict, kind: str) -> list[str]:
-    """The rules the schema cannot say (NOTES.md §2, and the field descriptions in the spec)."""
+    """The rules the schema cannot say (docs/integrations.md, "SvarUt REST v3", and the field
+    descriptions in the spec)."""
     found: list[str] = []
     documents = forsendelse.get("dokumenter") or []
     if not documents:

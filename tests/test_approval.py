@@ -1,4 +1,4 @@
-"""Approval of outgoing posts and expert assessments, and electronic signing, through the services (SPEC §6)."""
+"""Approval of outgoing posts and expert assessments, and electronic signing, through the services."""
 from __future__ import annotations
 
 import io

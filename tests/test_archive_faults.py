@@ -47,6 +47,7 @@ def wait_all_done(timeout: float = 180) -> None:
     raise AssertionError(f"not archived in time: {rows[:5]}")
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_loses_nothing_and_duplicates_nothing(app, ctx):
     env = {**worker_env(app), "PPT_SWEEP_SECONDS": "1", "PPT_ARCHIVE_LEASE_SECONDS": "3",
            "PPT_ARCHIVE_BACKOFF_SECONDS": "1"}
@@ -75,6 +76,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_duplicates_nothing(app, ctx
         assert len(archived.messages_for(f"post:{draft.id}")) == 1
 
 
+@pytest.mark.slow
 def test_redis_down_during_finalizations_then_everything_arrives(app, ctx):
     """No error for the user while Redis is away; the sweep archives it all when it is back."""
     redis_url = app.config["PPT_REDIS_URL"]

@@ -22,6 +22,7 @@ from .helpers import ROOT, run_worker_burst, stored_count, worker_env
 pytestmark = pytest.mark.app_config(PPT_QUEUE_NAME=f"archive-{uuid.uuid4().hex[:8]}")
 
 
+@pytest.mark.slow
 def test_finalized_document_is_archived_by_a_real_worker(app, ctx):
     post = builders.finalized_post(builders.case(), post_type="N", title="Samtale")
     assert get_queue().count == 2  # told after commit: case folder and post
@@ -33,6 +34,7 @@ def test_finalized_document_is_archived_by_a_real_worker(app, ctx):
     assert LocalArchive(app.config["PPT_LOCAL_ARCHIVE_DIR"]).messages_for(f"post:{post.id}")
 
 
+@pytest.mark.slow
 def test_two_workers_and_two_sweeps_send_each_job_once(app, ctx, tmp_path):
     for i in range(100):
         builders.case(title=f"Sak {i}")  # notified at once

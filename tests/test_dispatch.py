@@ -235,6 +235,7 @@ def test_the_folder_adapter_is_the_zero_setup_default(app, ctx):
     assert written == sorted(r.external_ref for r in rows(post))
 
 
+@pytest.mark.slow
 @pytest.mark.app_config(PPT_QUEUE_NAME=f"dispatch-kill-{uuid.uuid4().hex[:8]}")
 def test_a_real_worker_killed_mid_dispatch_does_not_send_twice(app, ctx, server, adapter, token_keys, tmp_path):
     """SIGKILL the worker while SvarUt holds the letter and has not answered; the next attempt adopts it."""

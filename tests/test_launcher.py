@@ -11,6 +11,7 @@ import time
 import urllib.request
 
 import psutil
+import pytest
 
 from .conftest import ROOT
 
@@ -21,6 +22,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_run_command_starts_everything_and_ctrl_c_stops_it(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PPT_")}

@@ -141,6 +141,7 @@ def test_gunicorn_lines_become_ours_and_its_access_log_stays_off(monkeypatch, ca
     assert not logger.access_log_enabled
 
 
+@pytest.mark.slow
 @pytest.mark.app_config(PPT_QUEUE_NAME=f"logs-{uuid.uuid4().hex[:8]}")
 def test_the_worker_and_rq_log_json_lines_with_the_job(app, ctx):
     """python worker.py with PPT_LOG_FORMAT=json: RQ's own lines are JSON too, and a job's lines name it."""

@@ -175,6 +175,7 @@ def test_five_hundred_files_at_once_are_each_imported_once(app, ctx):
     assert not any(root.rglob("*.pdf"))
 
 
+@pytest.mark.slow
 def test_an_intake_killed_mid_import_and_restarted_imports_every_file_once(app, ctx, tmp_path):
     root = sync_dir(app)
     expected = set()

@@ -1,4 +1,5 @@
-"""SvarInn V2 over HTTP (NOTES.md §1): list, download each CMS-encrypted ZIP, check it, then MOTTATT or FEILET.
+"""SvarInn V2 over HTTP (docs/integrations.md, "SvarInn V2"): list, download each CMS-encrypted ZIP,
+check it, then MOTTATT or FEILET.
 
 The base URL (PPT_SVARINN_URL) is the service's origin, e.g. https://test.svarut.ks.no. KS's spec
 lists its servers as ".../api", so a trailing "/api" (and any trailing "/") is tolerated and dropped.

@@ -1,4 +1,4 @@
-"""Readiness and metrics for the load balancer and monitoring (issue 7): no personal data, counts only.
+"""Readiness and metrics for the load balancer and monitoring : no personal data, counts only.
 
 /healthz says the process answers; /readyz says it can do its work (database, Redis, a worker
 listening on the queue, the archive reachable) and answers 503 naming what is not; /metrics is

@@ -1,4 +1,5 @@
-"""SvarUt REST v3 over HTTP (NOTES.md §2): send to a person or an organisation, find by eksternRef, batch status.
+"""SvarUt REST v3 over HTTP (docs/integrations.md, "SvarUt REST v3"): send to a person or an
+organisation, find by eksternRef, batch status.
 
 The base URL (PPT_SVARUT_URL) is the service's origin, e.g. https://test.svarut.ks.no; a trailing "/api"
 is tolerated and dropped, as KS's specs list their servers as ".../api". Every API call carries a
@@ -78,7 +79,7 @@ class StaticTokenProvider:
 class LocalJwtTokenProvider:
     """For tests and the local test server: an RS256 JWT with Maskinporten's claims, signed by a local key.
 
-    Not a Maskinporten token: real SvarUt only takes tokens Digdir signed (NOTES.md §4).
+    Not a Maskinporten token: real SvarUt only takes tokens Digdir signed (docs/integrations.md, "Maskinporten tokens").
     Cached until 30 seconds before it expires.
     """
 

@@ -26,8 +26,9 @@ MAX_MIME_TYPE = 127
 FORBIDDEN_FILENAME_CHARS = '*:"\\/<>|?'
 PDF = "application/pdf"
 
-# NOTES.md §2: SvarUt v3 status -> local dispatch status. Older v3/v2 lists have VARSLET where the newest
-# has SENDT_ALTINN/LEVERT_ALTINN, so both are here. SLETTET (files purged) and unknown values: no change.
+# SvarUt v3 status -> local dispatch status (docs/integrations.md, "SvarUt statuses"). Older v3/v2 lists
+# have VARSLET where the newest has SENDT_ALTINN/LEVERT_ALTINN, so both are here. SLETTET (files purged)
+# and unknown values: no change.
 STATUS_MAP = {
     "MOTTATT": "sent", "AKSEPTERT": "sent", "KLAR_FOR_MOTTAK": "sent", "SENDT_DIGITALT": "sent",
     "SENDT_SDP": "sent", "SENDT_ALTINN": "sent", "VARSLET": "sent", "SENDT_PRINT": "sent",
@@ -96,7 +97,8 @@ class OutboundAdapter(Protocol):
 
 
 def map_status(raw: str) -> str | None:
-    """NOTES.md §2 table: "sent" | "confirmed" | "failed" | None (no change: SLETTET, unknown values)."""
+    """"sent" | "confirmed" | "failed" | None (no change: SLETTET, unknown values); the table of
+    docs/integrations.md, "SvarUt statuses"."""
     if not isinstance(raw, str):
         return None
     return STATUS_MAP.get(raw.strip())

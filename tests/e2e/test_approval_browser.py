@@ -29,6 +29,7 @@ def worker(app):
     stop_worker(proc)
 
 
+@pytest.mark.slow
 def test_expert_assessment_is_returned_fixed_approved_and_dispatched(app, browser, live_server, page, worker):
     with app.app_context():
         case = builders.case("radgjevar1", category="expert_assessment", title="Sakkunnig vurdering 2026")

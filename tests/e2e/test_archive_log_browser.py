@@ -26,6 +26,7 @@ def worker(app):
     stop_worker(proc)
 
 
+@pytest.mark.slow
 def test_archive_log_updates_live_and_retry_fixes_a_failure(app, browser, live_server, page, worker):
     with app.app_context():
         case = builders.case("radgjevar1", title="Live-sak")

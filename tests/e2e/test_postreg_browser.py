@@ -23,6 +23,7 @@ def worker(app):
     stop_worker(proc)
 
 
+@pytest.mark.slow
 def test_secretary_registers_scanned_mail_and_the_handler_is_told(app, browser, live_server, page, worker):
     with app.app_context():
         case = builders.case("radgjevar1", title="Tilvising 2026")
