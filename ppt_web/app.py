@@ -14,7 +14,9 @@ from .activity.routes import bp as activity_bp
 from .admin.routes import bp as admin_bp
 from .archive.routes import bp as archive_bp
 from .auth.routes import bp as auth_bp
-from .cases.routes import bp as cases_bp
+from .cases import approval_routes, post_routes
+from .cases import routes as case_routes
+from .cases.blueprint import bp as cases_bp
 from .clients.routes import bp as clients_bp
 from .dispatch.routes import bp as dispatch_bp
 from .extensions import csrf, db, htmx, init_sqlite, login_manager, migrate
@@ -24,6 +26,7 @@ from .search.routes import bp as search_bp
 
 BLUEPRINTS = (auth_bp, main_bp, admin_bp, activity_bp, clients_bp, cases_bp, search_bp, archive_bp, postreg_bp,
               dispatch_bp)
+CASES_VIEWS = (case_routes, post_routes, approval_routes)  # imported for their views on cases_bp
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 assert models.__all__  # imported for its side effect: every table is registered before the mappers are set up
 

@@ -196,7 +196,7 @@ def _fill(n_clients: int, rng: random.Random, today: date, registrar, handlers, 
                 stats["posts"] += 1
                 age = (today - when).days
                 if age > 14 or rng.random() < 0.5:
-                    if approval.needs_approval(post):  # the routine: a leader approves, which finalizes
+                    if post_service.needs_approval(post):  # the routine: a leader approves, which finalizes
                         approval.send_for_approval(handler, post.id, approver.id)
                         post = approval.approve(approver, post.id)
                     else:

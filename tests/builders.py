@@ -61,7 +61,7 @@ def finalize(created, actor: str):
     """Finalized as the routine has it: an expert assessment through the leader's approval."""
     from ppt_web.cases import approval
 
-    if approval.needs_approval(created):
+    if posts.needs_approval(created):
         approval.send_for_approval(user(actor), created.id, user("leiar").id)
         return approval.approve(user("leiar"), created.id)
     return posts.finalize(user(actor), created.id)

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import select
 
-from ppt_web.cases import approval, posts
+from ppt_web.cases import approval, esign, posts
 from ppt_web.cases import service as cases
 from ppt_web.clock import utcnow
 from ppt_web.errors import Conflict, Forbidden, Invalid, NotFound
@@ -163,7 +163,7 @@ def test_the_approver_signs_on_approval_and_the_signature_verifies(ctx, signing)
     assert post.status == PostStatus.FINALIZED and signature.signed_by.username == "leiar"
     assert post.main_document.sha256 == signature.signed_sha256 != unsigned
     assert file_path(signature.signed_sha256).read_bytes().startswith(file_path(unsigned).read_bytes())
-    (status,) = approval.signature_status(post)
+    (status,) = esign.signature_status(post)
     assert status.intact and status.valid and status.trusted and "PPT Testkommune" in status.signer_subject
     assert [e.kind for e in post.events] == ["sent_to_approval", "signed", "approved"]
     jobs = list(db.session.scalars(select(ArchiveJob).where(ArchiveJob.post_id == post.id)))
@@ -173,16 +173,16 @@ def test_the_approver_signs_on_approval_and_the_signature_verifies(ctx, signing)
 def test_the_handler_signs_a_letter_that_needs_no_approval(ctx, signing):
     letter = assessment(case=builders.case(category="follow_up"), title="Brev til skulen")
     with pytest.raises(Forbidden):  # the consultant has no esign
-        approval.sign(user("konsulent"), letter.id)
-    approval.sign(user("radgjevar1"), letter.id)
+        esign.sign(user("konsulent"), letter.id)
+    esign.sign(user("radgjevar1"), letter.id)
     letter = db.session.get(type(letter), letter.id)
     (signature,) = db.session.scalars(select(PostSignature).where(PostSignature.post_id == letter.id))
     assert signature.signed_by.username == "radgjevar1" and letter.main_document.sha256 == signature.signed_sha256
     posts.finalize(user("radgjevar1"), letter.id)
-    (status,) = approval.signature_status(db.session.get(type(letter), letter.id))
+    (status,) = esign.signature_status(db.session.get(type(letter), letter.id))
     assert status.intact and status.valid
     with pytest.raises(Conflict):  # an expert assessment is signed by its approver
-        approval.sign(user("radgjevar1"), assessment().id)
+        esign.sign(user("radgjevar1"), assessment().id)
 
 
 def test_an_expert_assessment_is_not_finalized_without_approval(ctx):
@@ -216,6 +216,6 @@ def test_the_approver_sees_the_post_only_while_it_waits_for_them(ctx):
 def test_signing_is_refused_clearly_when_not_set_up(ctx):
     letter = assessment(case=builders.case(category="follow_up"))
     with pytest.raises(Conflict) as refused:
-        approval.sign(user("radgjevar1"), letter.id)
+        esign.sign(user("radgjevar1"), letter.id)
     assert "PPT_SIGNING_P12" in str(refused.value.message)
     assert db.session.scalar(select(PostSignature)) is None

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from ppt_web.admin.service import create_user_unchecked
-from ppt_web.cases import approval, post_actions
+from ppt_web.cases import esign, post_actions
 from ppt_web.cli import DEMO_PASSWORD, DEMO_USERS
 from ppt_web.errors import Conflict
 from ppt_web.extensions import db
@@ -62,5 +62,5 @@ def test_a_note_is_not_signed_even_when_asked_directly(ctx):
     """The page offered Sign only on outgoing letters; the service now refuses the rest as well."""
     note = builders.post(builders.case(category="follow_up"), post_type="N")
     with pytest.raises(Conflict) as refused:
-        approval.sign(user("radgjevar1"), note.id)
+        esign.sign(user("radgjevar1"), note.id)
     assert "utgåande" in str(refused.value.message)  # Nynorsk: "only an outgoing letter is signed"

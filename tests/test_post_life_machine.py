@@ -91,7 +91,7 @@ class PostLife(RuleBasedStateMachine):
         sent = db.session.scalar(select(Dispatch.id).where(Dispatch.post_id == post.id).limit(1))
         if sent is not None or post.status == PostStatus.DISPATCHED:
             assert post.status in (PostStatus.FINALIZED, PostStatus.DISPATCHED)
-            if approval.needs_approval(post):
+            if posts.needs_approval(post):
                 assert post.approved_by_id is not None, "an expert assessment went out without approval"
         if post.approved_by_id is not None:
             assert post.approved_by_id not in (post.approval_requested_by_id, post.created_by_id)

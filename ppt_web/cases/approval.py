@@ -6,11 +6,8 @@ returns it with a comment (back to draft). Every step is a PostEvent: who, when,
 """
 from __future__ import annotations
 
-import io
-import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
@@ -20,23 +17,16 @@ from sqlalchemy.orm import joinedload
 from .. import validation
 from ..activity import service as activity
 from ..auth import scope
-from ..auth.access import refused, require
+from ..auth.access import refused
 from ..clock import utcnow
 from ..errors import Conflict, DomainError, Forbidden, Invalid, raise_if
 from ..extensions import changed_rows, db
-from ..files.storage import file_path, store_upload
-from ..models import JournalPost, PostEvent, PostSignature, PostStatus, PostType, User
+from ..models import JournalPost, PostStatus, PostType, User
 from ..notify import link, notify
 from ..transaction import transaction
 from . import posts
-from .posts import needs_approval
-
-
-def event(post: JournalPost, actor: User | None, kind: str, comment: str = "", to_user: User | None = None,
-          **detail) -> PostEvent:
-    row = PostEvent(post=post, actor=actor, kind=kind, comment=comment, to_user=to_user, detail=detail, at=utcnow())
-    db.session.add(row)
-    return row
+from .esign import sign_for_approver
+from .posts import event
 
 
 def coordinates(user: User, post: JournalPost) -> bool:
@@ -131,7 +121,7 @@ def approve(actor: User, post_id: int, comment: str = "", sign: bool = False) ->
                      approved_at=utcnow())
         if sign:
             # The service's certificate signs; approving is what authorises it, so no esign is needed.
-            signed.append(_sign(actor, post, authorised=True))
+            signed.append(sign_for_approver(actor, post))
         event(post, actor, "approved", text)
         posts.finalize_post(actor, post)
         activity.record("post_approved", actor=actor, object_type="journal_post", object_id=post.id, detail=text[:500])
@@ -183,104 +173,3 @@ def waiting_count(actor: User) -> int:
     if not (actor.can("approve") and actor.can("search_all")):
         query = query.where(JournalPost.approver_id == actor.id)
     return db.session.scalar(query) or 0
-
-
-# --- electronic signing ---------------------------------------------------------------------------
-
-def sign_refusal(actor: User, post: JournalPost) -> DomainError | None:
-    """Why the handler may not sign the post now (None: they may). The approver signs on approval instead."""
-    refusal = (refused(actor, "journal", object_type="journal_post", object_id=post.id)
-               or refused(actor, "esign", object_type="journal_post", object_id=post.id))
-    if refusal is not None:
-        return refusal
-    if post.status != PostStatus.DRAFT:
-        return Conflict(_l("Only a draft can be signed by its handler; the approver signs on approval."))
-    if needs_approval(post):
-        return Conflict(_l("An expert assessment is signed by the approver on approval."))
-    if post.post_type != PostType.U:
-        return Conflict(_l("Only an outgoing letter is signed."))
-    if post.main_document is None:
-        return Invalid(_l("There is no main document to sign."))
-    return None
-
-
-def sign(actor: User, post_id: int) -> JournalPost:
-    """The handler signs a letter that needs no approval (a draft), before finalizing it."""
-    post = scope.post(actor, post_id)
-    raise_if(sign_refusal(actor, post))
-
-    with transaction() as signed:
-        signed.append(_sign(actor, post))
-    return post
-
-
-def _sign(actor: User, post: JournalPost, authorised: bool = False) -> str:
-    """Sign the main document with the service's certificate; the signed file replaces it in the post.
-
-    Returns the signed file's digest (for clean-up if the transaction fails)."""
-    if not authorised:
-        require(actor, "esign", object_type="journal_post", object_id=post.id)
-    main = post.main_document
-    if main is None:
-        raise Invalid(_l("There is no main document to sign."))
-    cfg = current_app.config
-    if not cfg.get("PPT_SIGNING_P12"):
-        raise Conflict(_l("Electronic signing is not set up (PPT_SIGNING_P12)."))
-    signing = _signing()
-    try:
-        signer = signing.load_signer(cfg["PPT_SIGNING_P12"], cfg.get("PPT_SIGNING_PASSWORD"))
-        signed = signing.sign_pdf(file_path(main.sha256).read_bytes(), signer, signer_name=actor.full_name,
-                          reason=str(_l("Approved and signed")), location=cfg.get("PPT_SIGNING_LOCATION", ""))
-    except signing.SigningError as exc:
-        # The detail may name a server path: it goes to the log, the user gets what to do.
-        logging.getLogger(__name__).warning("signing post %s failed: %s", post.id, exc)
-        raise Conflict(_l("The document could not be signed. Check that it is an ordinary PDF, or tell the "
-                          "administrator (the signing certificate may be missing or expired).")) from exc
-    stored = store_upload(io.BytesIO(signed), main.filename)
-    db.session.flush()  # the stored_file row before the rows that refer to it
-    unsigned = main.sha256
-    main.sha256 = stored.sha256
-    subject = _subject(signer)
-    db.session.add(PostSignature(post_id=post.id, unsigned_sha256=unsigned, signed_sha256=stored.sha256,
-                                 signed_by_id=actor.id, signed_at=utcnow(), certificate_subject=subject))
-    event(post, actor, "signed", certificate=subject)
-    activity.record("post_signed", actor=actor, object_type="journal_post", object_id=post.id,
-                    after={"document": main.filename, "certificate": subject})
-    return stored.sha256
-
-
-def _subject(signer) -> str:
-    try:
-        return signer.signing_cert.subject.human_friendly[:400]
-    except AttributeError:
-        return ""
-
-
-def signature_status(post: JournalPost) -> list:
-    """Whether the main document's signatures still verify (checked on the stored bytes, each time)."""
-    main = post.main_document
-    if main is None or not any(s.signed_sha256 == main.sha256 for s in signatures(post)):
-        return []
-    roots = []
-    ca = current_app.config.get("PPT_SIGNING_TRUST_ROOT")
-    if ca:
-        roots = [Path(ca).read_bytes()]
-    signing = _signing()
-    try:
-        return signing.verify_pdf(file_path(main.sha256).read_bytes(), trust_roots=roots)
-    except (signing.SigningError, OSError):
-        return []
-
-
-def _signing():
-    """ppt_web.signing, loaded on first use: pyHanko takes half a second to import (every web, worker and
-    CLI process would pay it at start), and with cryptography 51 it warns at import. Loaded here, inside a
-    request or job, that warning is a log record in the configured format, not a raw line on stderr."""
-    from .. import signing  # noqa: PLC0415 - see the docstring
-
-    return signing
-
-
-def signatures(post: JournalPost) -> list[PostSignature]:
-    return list(db.session.scalars(select(PostSignature).where(PostSignature.post_id == post.id)
-                                   .order_by(PostSignature.id)))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from ..dispatch import service as dispatch
 from ..models import JournalPost, User
-from . import approval, posts
+from . import approval, esign, posts
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ def allowed(actor: User, post: JournalPost) -> PostActions:
     """Each action the actor may take on the post now (a missing field still disables finalize and approval)."""
     return PostActions(
         edit=posts.edit_refusal(actor, post) is None,
-        sign=approval.sign_refusal(actor, post) is None,
+        sign=esign.sign_refusal(actor, post) is None,
         finalize=posts.finalize_refusal(actor, post) is None,
         request_approval=approval.request_refusal(actor, post) is None,
         decide=approval.refusal(actor, post) is None,

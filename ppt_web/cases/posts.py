@@ -27,6 +27,7 @@ from ..models import (
     JournalPost,
     MetadataCorrection,
     Organisation,
+    PostEvent,
     PostStatus,
     PostType,
     User,
@@ -254,6 +255,15 @@ def delete_refusal(actor: User, post: JournalPost) -> DomainError | None:
     if db.session.scalar(select(JournalPost.id).where(JournalPost.write_off_reply_id == post.id).limit(1)):
         return Conflict(_l("The post is the reply that writes off another post and cannot be deleted."))
     return None
+
+
+def event(post: JournalPost, actor: User | None, kind: str, comment: str = "", to_user: User | None = None,
+          **detail) -> PostEvent:
+    """A step in the post's history (sent to approval, approved, signed, dispatched ...), in the caller's
+    transaction."""
+    row = PostEvent(post=post, actor=actor, kind=kind, comment=comment, to_user=to_user, detail=detail, at=utcnow())
+    db.session.add(row)
+    return row
 
 
 def needs_approval(post: JournalPost) -> bool:

@@ -23,7 +23,7 @@ from sqlalchemy import CursorResult, and_, func, or_, select, update
 from .. import claims
 from ..activity import service as activity
 from ..auth import access, scope
-from ..cases.approval import event, needs_approval
+from ..cases.posts import event, needs_approval
 from ..clock import utcnow
 from ..errors import Conflict, DomainError, Invalid, NotFound, raise_if
 from ..extensions import db

@@ -1,0 +1,216 @@
+"""Journal posts and their documents: register, edit, finalize, correct, write off, delete; the outstanding list."""
+from flask import abort, flash, render_template, request, send_file, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from .. import validation
+from ..auth import scope
+from ..auth.access import permission_required
+from ..clients import service as clients
+from ..dispatch.service import for_post
+from ..errors import Conflict, Invalid
+from ..files.storage import file_path
+from ..formtools import apply_error, choices, form_status, go
+from ..labels import POST_TYPE_LABELS, WRITE_OFF_LABELS
+from ..models import PostType
+from ..postreg.service import CHECK_LABELS, document_checks
+from . import approval, esign, post_actions, posts
+from .blueprint import actor as _actor
+from .blueprint import bp
+from .forms import (
+    ApprovalDecisionForm,
+    ApprovalRequestForm,
+    CorrectionForm,
+    DeleteForm,
+    PostForm,
+    WriteOffForm,
+)
+
+
+def _post_form(form: PostForm, post_type: str | None = None) -> PostForm:
+    form.post_type.choices = [(t.value, f"{t.value} – {POST_TYPE_LABELS[t.value]}") for t in PostType]
+    org_choices = choices(clients.organisations())
+    for entry in form.correspondents:
+        entry.form.organisation_id.choices = org_choices
+    return form
+
+
+def _post_data(form: PostForm, post_type: str) -> posts.PostData:
+    return posts.PostData(
+        post_type=post_type, title=form.title.data or "", document_date=form.document_date.data,
+        received_on=form.received_on.data, sent_on=form.sent_on.data,
+        registered_after_downtime=bool(form.registered_after_downtime.data),
+        legal_basis=form.legal_basis.data or "",
+        correspondents=[posts.CorrespondentData(name=e.form.name.data or "", address=e.form.address.data or "",
+                                                organisation_id=e.form.organisation_id.data,
+                                                national_id=e.form.national_id.data or "")
+                        for e in form.correspondents])
+
+
+def _uploads(form: PostForm) -> tuple[posts.Upload | None, list[posts.Upload]]:
+    main = form.main_document.data
+    main_upload = posts.Upload(main.stream, main.filename or "") if main and main.filename else None
+    attachments = [posts.Upload(f.stream, f.filename or "") for f in (form.attachments.data or [])
+                   if f and f.filename]
+    return main_upload, attachments
+
+
+@bp.route("/cases/<int:case_id>/posts/new", methods=["GET", "POST"])
+@permission_required("journal")
+def new_post(case_id: int):
+
+    found = scope.case(_actor(), case_id)
+    form = _post_form(PostForm())
+    if request.method == "GET":
+        form.post_type.data = request.args.get("type", "N")
+    if form.validate_on_submit():
+        try:
+            main, attachments = _uploads(form)
+            post = posts.create_post(_actor(), case_id, _post_data(form, form.post_type.data), main, attachments)
+        except (Invalid, Conflict) as exc:
+            apply_error(form, exc)
+        else:
+            flash(_("Journal post %(number)s registered.", number=post.number), "success")
+            return go(url_for("cases.post", post_id=post.id))
+    return render_template("cases/post_form.html", form=form, case=found, post=None), form_status()
+
+
+@bp.route("/posts/validate/<field>", methods=["POST"])
+@permission_required("journal")
+def validate_post_field(field: str):
+    """Inline validation as you type: re-render one field with its errors, save nothing."""
+    form = _post_form(PostForm())
+    form.validate()
+    if field not in form._fields or field in ("main_document", "attachments", "correspondents", "csrf_token"):
+        abort(404)
+
+    target = form[field]
+    try:
+        if field in ("document_date", "received_on", "sent_on") and target.data:
+            validation.not_in_future(target.data, field, validation.today())
+        if field == "title" and not (target.data or "").strip():
+            raise Invalid(_("A title is needed before the post can be finalized."), field="title")
+    except Invalid as exc:
+        target.errors = list(target.errors) + [str(exc.message)]
+    return render_template("cases/_field.html", field=target, form=form)
+
+
+@bp.route("/posts/<int:post_id>")
+@permission_required("search_own", "search_all")
+def post(post_id: int):
+    found = posts.open_post(_actor(), post_id)
+    write_off = WriteOffForm()
+    write_off.method.choices = [(k, f"{k} – {v}") for k, v in WRITE_OFF_LABELS.items()]
+    write_off.reply_post_id.choices = choices([p for p in found.case.posts if p.post_type == PostType.U],
+                                              lambda p: f"{p.number} {p.title}")
+    checks = document_checks(found.main_document.id) if found.main_document else []
+    request_form = ApprovalRequestForm()
+    request_form.approver_id.choices = [(u.id, u.full_name) for u in approval.approvers(found)
+                                        if u.id != current_user.id]
+    return render_template("cases/post.html", post=found, missing=posts.missing_for_finalize(found),
+                           corrections=posts.corrections(found), write_off=write_off, delete_form=DeleteForm(),
+                           checks=checks, check_labels=CHECK_LABELS, approval_request=request_form,
+                           decision=ApprovalDecisionForm(), needs_approval=posts.needs_approval(found),
+                           can=post_actions.allowed(_actor(), found),
+                           signatures=esign.signatures(found), signature_status=esign.signature_status(found),
+                           dispatches=for_post(found))
+
+
+@bp.route("/posts/<int:post_id>/edit", methods=["GET", "POST"])
+@permission_required("journal", "fix_misregistered")
+def edit_post(post_id: int):
+    found = posts.editable(_actor(), post_id)
+    form = _post_form(PostForm(obj=found) if request.method == "GET" else PostForm())
+    if request.method == "GET":
+        _fill_correspondents(form, found)
+    if form.validate_on_submit():
+        try:
+            main, attachments = _uploads(form)
+            posts.update_post(_actor(), post_id, _post_data(form, found.post_type.value), main, attachments)
+        except (Invalid, Conflict) as exc:
+            apply_error(form, exc)
+        else:
+            flash(_("Saved."), "success")
+            return go(url_for("cases.post", post_id=post_id))
+    return render_template("cases/post_form.html", form=form, case=found.case, post=found), form_status()
+
+
+def _fill_correspondents(form: PostForm, post) -> None:
+    for entry, c in zip(form.correspondents, post.correspondents, strict=False):  # the form may have more rows
+        entry.form.name.data, entry.form.address.data = c.name, c.address
+        entry.form.organisation_id.data = c.organisation_id
+        entry.form.national_id.data = c.national_id or ""
+
+
+@bp.route("/posts/<int:post_id>/documents/<int:document_id>/remove", methods=["POST"])
+@permission_required("journal", "fix_misregistered")
+def remove_document(post_id: int, document_id: int):
+    posts.remove_document(_actor(), post_id, document_id)
+    return go(url_for("cases.edit_post", post_id=post_id))
+
+
+@bp.route("/posts/<int:post_id>/finalize", methods=["POST"])
+@permission_required("journal")
+def finalize(post_id: int):
+    post = posts.finalize(_actor(), post_id)
+    flash(_("Journal post %(number)s is finalized and can no longer change.", number=post.number), "success")
+    return go(url_for("cases.post", post_id=post_id))
+
+
+@bp.route("/posts/<int:post_id>/delete", methods=["POST"])
+@permission_required("fix_misregistered")
+def delete_post(post_id: int):
+    found = scope.post(_actor(), post_id)
+    case_id = found.case_id
+    form = DeleteForm()
+    posts.delete_post(_actor(), post_id, form.reason.data or "")
+    flash(_("The journal post was deleted. The activity log keeps what it held."), "success")
+    return go(url_for("cases.case", case_id=case_id))
+
+
+@bp.route("/posts/<int:post_id>/correct", methods=["GET", "POST"])
+@permission_required("correct_metadata")
+def correct(post_id: int):
+    found = scope.post(_actor(), post_id)
+    form = _post_form(CorrectionForm(obj=found) if request.method == "GET" else CorrectionForm())
+    if request.method == "GET":
+        _fill_correspondents(form, found)
+    if form.validate_on_submit():
+        try:
+            posts.correct_metadata(_actor(), post_id, form.reason.data, _post_data(form, found.post_type.value))
+        except (Invalid, Conflict) as exc:
+            apply_error(form, exc)
+        else:
+            flash(_("The metadata is corrected. Old and new values are on the post's history."), "success")
+            return go(url_for("cases.post", post_id=post_id))
+    return render_template("cases/correct.html", form=form, post=found), form_status()
+
+
+@bp.route("/posts/<int:post_id>/write-off", methods=["POST"])
+@permission_required("journal")
+def write_off(post_id: int):
+    posts.write_off(_actor(), post_id, request.form.get("method", ""), request.form.get("reply_post_id", type=int))
+    flash(_("The post is written off."), "success")
+    return go(url_for("cases.post", post_id=post_id))
+
+
+@bp.route("/posts/outstanding")
+@permission_required("search_own", "search_all")
+def outstanding():
+    everyone = request.args.get("all") == "1" and current_user.can("search_all")
+    return render_template("cases/outstanding.html", posts=posts.outstanding(_actor(), everyone), everyone=everyone)
+
+
+@bp.route("/documents/<int:document_id>")
+@permission_required("search_own", "search_all")
+def document(document_id: int):
+    """The PDF, inline in the browser; never cached, never sniffed, with a safe file name."""
+    doc = posts.open_document(_actor(), document_id)
+    if not file_path(doc.sha256).exists():
+        raise Conflict(_("The file of this document is missing from the file store. Tell the administrative "
+                         "consultant; the archive copy is not affected."))
+    response = send_file(file_path(doc.sha256), mimetype="application/pdf", as_attachment=False,
+                         download_name=doc.filename, conditional=False, etag=False, max_age=0)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Content-Security-Policy"] = "frame-ancestors 'self'"  # the PDF viewer needs no more
+    return response
