@@ -21,7 +21,7 @@ from ppt_web.models import (
     PostStatus,
     PostType,
 )
-from ppt_web.postreg import intake, service
+from ppt_web.postreg import intake, paper, service, split, transfer
 
 from . import builders
 from .conftest import activity_rows, user
@@ -40,12 +40,12 @@ def tick_all(item: InboxItem, username: str = "sekretaer") -> None:
         service.set_check(user(username), item.id, point, True)
 
 
-def transfer_data(client_obj, case_obj=None, **extra) -> service.TransferData:
+def transfer_data(client_obj, case_obj=None, **extra) -> transfer.TransferData:
     values = dict(client_id=client_obj.id, case_id=case_obj.id if case_obj else None, title="Tilvising frå skulen",
                   document_date=date.today() - timedelta(days=2), sender_name="Nordby skule",
                   storage_place="Arkivrommet, hylle 3")
     values.update(extra)
-    return service.TransferData(**values)
+    return transfer.TransferData(**values)
 
 
 def test_transfer_is_refused_until_every_point_is_ticked(ctx):
@@ -54,7 +54,7 @@ def test_transfer_is_refused_until_every_point_is_ticked(ctx):
     for point in (1, 2, 3):
         service.set_check(user("sekretaer"), item.id, point, True)
         with pytest.raises(Invalid) as refused:
-            service.transfer(user("sekretaer"), item.id, transfer_data(case.client, case))
+            transfer.transfer(user("sekretaer"), item.id, transfer_data(case.client, case))
         assert "4" in str(refused.value.message)
     assert db.session.scalar(select(JournalPost).where(JournalPost.case_id == case.id)) is None
     assert db.session.get(InboxItem, item.id).status == InboxStatus.IN_PROGRESS
@@ -85,7 +85,7 @@ def test_transfer_files_a_finalized_incoming_post_with_its_archive_job_and_tells
     case = builders.case(handler="radgjevar1")
     item = scanned(pages=2)
     tick_all(item)
-    done = service.transfer(user("sekretaer"), item.id, transfer_data(case.client, case))
+    done = transfer.transfer(user("sekretaer"), item.id, transfer_data(case.client, case))
 
     post = done.post
     assert done.status == InboxStatus.TRANSFERRED and done.transferred_by.username == "sekretaer"
@@ -104,17 +104,17 @@ def test_transfer_files_a_finalized_incoming_post_with_its_archive_job_and_tells
     # A scanned paper original is kept three months.
     original = db.session.scalar(select(PaperOriginal).where(PaperOriginal.item_id == item.id))
     assert original.storage_place == "Arkivrommet, hylle 3" and not original.downtime_log
-    assert original.destroy_by == service.add_months(original.scanned_on, 3)
+    assert original.destroy_by == paper.add_months(original.scanned_on, 3)
     # Once only.
     with pytest.raises(Conflict):
-        service.transfer(user("sekretaer"), item.id, transfer_data(case.client, case))
+        transfer.transfer(user("sekretaer"), item.id, transfer_data(case.client, case))
 
 
 def test_hold_back_leaves_the_post_unfinalized_without_an_archive_job_and_tells_the_leaders(ctx):
     case = builders.case()
     item = scanned()
     tick_all(item)
-    done = service.transfer(user("sekretaer"), item.id, transfer_data(case.client, case, hold_back=True))
+    done = transfer.transfer(user("sekretaer"), item.id, transfer_data(case.client, case, hold_back=True))
     assert done.post.status == PostStatus.DRAFT and done.post.held_back
     assert db.session.scalar(select(ArchiveJob).where(ArchiveJob.post_id == done.post.id)) is None
     told = {db.session.get(type(user("leiar")), n.user_id).username
@@ -126,7 +126,7 @@ def test_transfer_can_open_a_case_on_the_spot(ctx):
     client = builders.client(handler="radgjevar2")
     item = scanned()
     tick_all(item)
-    done = service.transfer(user("sekretaer"), item.id,
+    done = transfer.transfer(user("sekretaer"), item.id,
                             transfer_data(client, new_case_category="referral", new_case_title="Tilvising"))
     case = db.session.get(Case, done.post.case_id)
     assert case.client_id == client.id and case.handler.username == "radgjevar2" and case.title == "Tilvising"
@@ -147,7 +147,7 @@ def test_a_refused_transfer_changes_nothing(ctx):
                 transfer_data(case.client, case, storage_place=""),      # paper needs its place
                 transfer_data(case.client, case, document_date=date.today() + timedelta(days=3))):
         with pytest.raises(Invalid):
-            service.transfer(user("sekretaer"), item.id, bad)
+            transfer.transfer(user("sekretaer"), item.id, bad)
     after = (db.session.query(JournalPost).count(), db.session.query(ArchiveJob).count(),
              db.session.query(Notification).count(), db.session.query(PaperOriginal).count())
     assert after == before
@@ -158,25 +158,25 @@ def test_after_downtime_paper_is_kept_six_months(ctx):
     case = builders.case()
     item = scanned()
     tick_all(item)
-    service.transfer(user("sekretaer"), item.id, transfer_data(
+    transfer.transfer(user("sekretaer"), item.id, transfer_data(
         case.client, case, after_downtime=True, received_on=date.today() - timedelta(days=10)))
     original = db.session.scalar(select(PaperOriginal).where(PaperOriginal.item_id == item.id))
-    assert original.downtime_log and original.destroy_by == service.add_months(original.scanned_on, 6)
+    assert original.downtime_log and original.destroy_by == paper.add_months(original.scanned_on, 6)
 
 
 def test_split_by_page_ranges_gives_documents_with_the_right_page_counts(ctx):
     item = scanned(pages=6)
     for bad in ("1-6", "1-2, 4-6", "1-3, 3-6", "1-2, 3-7", "2-3, 4-6", "a-b, 3"):
         with pytest.raises(Invalid):
-            service.split(user("sekretaer"), item.id, bad)
+            split.split(user("sekretaer"), item.id, bad)
     assert db.session.query(InboxItem).count() == 1
-    parts = service.split(user("sekretaer"), item.id, "1-2, 3, 4-6")
+    parts = split.split(user("sekretaer"), item.id, "1-2, 3, 4-6")
     assert [(p.page_count, p.first_page, p.last_page, p.status) for p in parts] == [
         (2, 1, 2, InboxStatus.NEW), (1, 3, 3, InboxStatus.NEW), (3, 4, 6, InboxStatus.NEW)]
     assert db.session.get(InboxItem, item.id).status == InboxStatus.SPLIT
     assert all(p.parent_id == item.id and p.source == InboxSource.SCAN for p in parts)
     with pytest.raises(Conflict):
-        service.split(user("sekretaer"), item.id, "1-3, 4-6")
+        split.split(user("sekretaer"), item.id, "1-3, 4-6")
 
 
 def test_reject_needs_a_reason_and_keeps_the_item(ctx):
@@ -195,21 +195,21 @@ def test_paper_originals_due_list_and_confirmed_destruction(ctx):
     case = builders.case()
     item = scanned()
     tick_all(item)
-    service.transfer(user("sekretaer"), item.id, transfer_data(case.client, case))
+    transfer.transfer(user("sekretaer"), item.id, transfer_data(case.client, case))
     original = db.session.scalar(select(PaperOriginal))
-    assert service.paper_originals(user("sekretaer")) == []  # not due for three months
+    assert paper.paper_originals(user("sekretaer")) == []  # not due for three months
     with pytest.raises(Conflict):
-        service.confirm_destroyed(user("sekretaer"), original.id)
+        paper.confirm_destroyed(user("sekretaer"), original.id)
     original.destroy_by = date.today() - timedelta(days=1)
     db.session.commit()
-    assert [o.id for o in service.paper_originals(user("sekretaer"))] == [original.id]
-    service.confirm_destroyed(user("sekretaer"), original.id)
+    assert [o.id for o in paper.paper_originals(user("sekretaer"))] == [original.id]
+    paper.confirm_destroyed(user("sekretaer"), original.id)
     done = db.session.get(PaperOriginal, original.id)
     assert done.destroyed_by.username == "sekretaer" and done.destroyed_at is not None
-    assert service.paper_originals(user("sekretaer")) == []
+    assert paper.paper_originals(user("sekretaer")) == []
     assert len(activity_rows("paper_destroyed")) == 1
     with pytest.raises(Conflict):
-        service.confirm_destroyed(user("sekretaer"), original.id)
+        paper.confirm_destroyed(user("sekretaer"), original.id)
 
 
 @pytest.mark.parametrize("username", ["radgjevar1", "leiar", "nestleiar"])
@@ -218,7 +218,7 @@ def test_only_distribute_mail_holders_reach_the_inbox(ctx, username):
     for call in (lambda: service.inbox(user(username)), lambda: service.open_item(user(username), item.id),
                  lambda: service.set_check(user(username), item.id, 1, True),
                  lambda: service.reject(user(username), item.id, "nei"),
-                 lambda: service.paper_originals(user(username))):
+                 lambda: paper.paper_originals(user(username))):
         with pytest.raises(Forbidden):
             call()
 
@@ -242,7 +242,7 @@ def test_a_colleague_unticking_meanwhile_stops_the_transfer(ctx):
     db.session.commit()
     assert stale.id == item.id
     with pytest.raises(Conflict):
-        service.transfer(user("sekretaer"), item.id, transfer_data(case.client, case))
+        transfer.transfer(user("sekretaer"), item.id, transfer_data(case.client, case))
     assert db.session.query(JournalPost).filter(JournalPost.case_id == case.id).count() == 0
 
 
@@ -250,9 +250,9 @@ def test_a_split_item_cannot_then_be_transferred(ctx):
     case = builders.case()
     item = scanned(pages=2)
     tick_all(item)
-    service.split(user("sekretaer"), item.id, "1, 2")
+    split.split(user("sekretaer"), item.id, "1, 2")
     with pytest.raises(Conflict):
-        service.transfer(user("sekretaer"), item.id, transfer_data(case.client, case))
+        transfer.transfer(user("sekretaer"), item.id, transfer_data(case.client, case))
     with pytest.raises(Conflict):
         service.set_check(user("sekretaer"), item.id, 1, False)
 
@@ -263,7 +263,7 @@ def test_deleting_a_held_back_post_puts_its_mail_back_in_the_inbox(ctx):
     case = builders.case()
     item = scanned()
     tick_all(item)
-    done = service.transfer(user("sekretaer"), item.id, transfer_data(case.client, case, hold_back=True))
+    done = transfer.transfer(user("sekretaer"), item.id, transfer_data(case.client, case, hold_back=True))
     post_id = done.post_id
     posts.delete_post(user("konsulent"), post_id, "Feil klient")
     back = db.session.get(InboxItem, item.id)
@@ -273,7 +273,7 @@ def test_deleting_a_held_back_post_puts_its_mail_back_in_the_inbox(ctx):
     assert db.session.scalar(select(PaperOriginal)) is None
     assert len(activity_rows("inbox_returned")) == 1
     other = builders.case()
-    again = service.transfer(user("sekretaer"), item.id, transfer_data(other.client, other))
+    again = transfer.transfer(user("sekretaer"), item.id, transfer_data(other.client, other))
     assert again.post.case_id == other.id and again.post.status == PostStatus.FINALIZED
 
 
@@ -282,6 +282,6 @@ def test_the_client_handler_is_told_only_when_they_can_open_the_case(ctx):
     case = builders.case(handler="radgjevar1", client_obj=client)
     item = scanned()
     tick_all(item)
-    service.transfer(user("sekretaer"), item.id, transfer_data(client, case))
+    transfer.transfer(user("sekretaer"), item.id, transfer_data(client, case))
     told = {n.user_id for n in db.session.scalars(select(Notification))}
     assert user("radgjevar1").id in told and user("radgjevar2").id not in told

@@ -16,9 +16,8 @@ from rq.timeouts import BaseTimeoutException
 from sqlalchemy import or_, select, update
 
 from .. import claims
-from ..clock import utcnow
+from ..clock import OSLO, utcnow
 from ..extensions import changed_rows, db
-from ..i18n import OSLO
 from ..models import ArchiveJob, ArchiveStatus, JobStatus
 from ..queue import Job, enqueue, enqueue_after_commit, enqueue_in
 from . import transports

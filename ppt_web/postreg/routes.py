@@ -8,6 +8,7 @@ from flask_login import current_user
 from ..auth import scope
 from ..auth.access import permission_required
 from ..clients import service as clients
+from ..clock import OSLO
 from ..errors import Conflict, DomainError, Invalid
 from ..files import preview
 from ..files.storage import file_path
@@ -15,7 +16,9 @@ from ..formtools import apply_error, choices, form_status, go, id_or_none
 from ..labels import CATEGORY_LABELS
 from ..models import CaseCategory
 from ..search.service import pick_clients
-from . import intake, service
+from . import intake, paper, service
+from . import split as splitting
+from . import transfer as transferring
 from .forms import RejectForm, SplitForm, TransferForm, UploadForm
 
 bp = Blueprint("postreg", __name__, url_prefix="/post-registration")
@@ -74,11 +77,11 @@ def _transfer_form(item, form: TransferForm | None = None) -> TransferForm:
         form.sender_name.data = form.sender_name.data or meta.get("sender_name", "")
         form.sender_address.data = form.sender_address.data or meta.get("sender_address", "")
         form.storage_place.data = current_app.config["PPT_PAPER_STORAGE_PLACE"]
-        form.received_on.data = item.arrived_at.astimezone(service.OSLO).date()
+        form.received_on.data = item.arrived_at.astimezone(OSLO).date()
         if meta.get("document_date"):
             form.document_date.data = date.fromisoformat(meta["document_date"])
         if meta.get("sender_org_number") and form.sender_organisation_id.data is None:
-            known = service.organisation_by_number(meta["sender_org_number"])
+            known = transferring.organisation_by_number(meta["sender_org_number"])
             form.sender_organisation_id.data = known.id if known else None
     return form
 
@@ -88,7 +91,7 @@ def _client_choice(client_id: int | None):
     if not client_id:
         return None, []
     client = scope.client(_actor(), client_id)
-    return client, service.open_cases(_actor(), client)
+    return client, transferring.open_cases(_actor(), client)
 
 
 def _item_page(item, transfer: TransferForm | None = None, split: SplitForm | None = None,
@@ -150,7 +153,7 @@ def transfer(item_id: int):
     found = service.open_item(_actor(), item_id)
     form = _transfer_form(found, TransferForm())
     if form.validate_on_submit():
-        data = service.TransferData(
+        data = transferring.TransferData(
             client_id=id_or_none(form.client_id.data), case_id=form.case_id.data,
             new_case_category=form.new_case_category.data or "", new_case_title=form.new_case_title.data or "",
             title=form.title.data or "", document_date=form.document_date.data, received_on=form.received_on.data,
@@ -159,7 +162,7 @@ def transfer(item_id: int):
             hold_back=form.hold_back.data, after_downtime=form.after_downtime.data,
             storage_place=form.storage_place.data or "")
         try:
-            done = service.transfer(_actor(), item_id, data)
+            done = transferring.transfer(_actor(), item_id, data)
         except (Invalid, Conflict) as exc:
             apply_error(form, exc)
         else:
@@ -180,7 +183,7 @@ def split(item_id: int):
     form = SplitForm()
     if form.validate_on_submit():
         try:
-            parts = service.split(_actor(), item_id, form.ranges.data)
+            parts = splitting.split(_actor(), item_id, form.ranges.data)
         except (Invalid, Conflict) as exc:
             apply_error(form, exc)
         else:
@@ -248,7 +251,7 @@ def item_file(item_id: int):
 @permission_required("distribute_mail")
 def paper_originals():
     due_only = request.args.get("all") != "1"
-    rows = service.paper_originals(_actor(), due_only=due_only)
+    rows = paper.paper_originals(_actor(), due_only=due_only)
     return render_template("postreg/paper.html", rows=rows, due_only=due_only)
 
 
@@ -256,7 +259,7 @@ def paper_originals():
 @permission_required("distribute_mail")
 def paper_destroyed(original_id: int):
     try:
-        service.confirm_destroyed(_actor(), original_id)
+        paper.confirm_destroyed(_actor(), original_id)
     except DomainError as exc:
         flash(str(exc.message), "error")
     else:
