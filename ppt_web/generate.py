@@ -11,6 +11,7 @@ from . import clock
 from .cases import approval
 from .cases import posts as post_service
 from .cases import service as case_service
+from .clients import organisations
 from .clients import service as client_service
 from .extensions import db
 from .models import Case, Client, Organisation, PostStatus, User
@@ -139,7 +140,7 @@ def _fill(n_clients: int, rng: random.Random, today: date, registrar, handlers, 
     """The work itself: organisations, then each client with their cases, posts and write-offs."""
     stats = {"organisations": 0, "clients": 0, "cases": 0, "posts": 0, "finalized": 0, "closed": 0}
     pdfs = [text_pdf(f"Syntetisk dokument {i + 1}", 1 + i % 4) for i in range(12)]
-    existing_orgs = len(client_service.organisations())
+    existing_orgs = len(organisations.organisations())
     used_orgs = set(db.session.scalars(select(Organisation.org_number)))
     orgs = []
     for i in range(max(4, n_clients // 25)):
@@ -149,7 +150,7 @@ def _fill(n_clients: int, rng: random.Random, today: date, registrar, handlers, 
         while number in used_orgs:
             number = org_number(rng.randrange(10**7))
         used_orgs.add(number)
-        orgs.append(client_service.register_organisation(
+        orgs.append(organisations.register_organisation(
             registrar, name=name, org_number=number, kind=kind,
             address=f"{rng.choice(PLACES)}vegen {rng.randint(1, 80)}"))
         stats["organisations"] += 1

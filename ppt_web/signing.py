@@ -372,6 +372,3 @@ def _summary(status, label: str, signed_at: datetime | None, whole: bool) -> str
     else:
         parts.append("The certificate is not from a trusted issuer.")
     return " ".join(parts)
-
-
-# --------------------------------------------------------------------------- test certificates

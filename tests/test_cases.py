@@ -8,6 +8,7 @@ from sqlalchemy import text
 
 from ppt_web.cases import posts
 from ppt_web.cases import service as cases
+from ppt_web.clients import organisations
 from ppt_web.clients import service as clients
 from ppt_web.clock import utcnow
 from ppt_web.errors import Conflict, Forbidden, Invalid, NotFound
@@ -55,7 +56,7 @@ def test_case_kinds_need_their_subject(ctx):
         cases.register_case(konsulent, cases.CaseData(kind="person", title="x", client_id=builders.client().id))
     with pytest.raises(Invalid):
         cases.register_case(konsulent, cases.CaseData(kind="system", title="x"))
-    org = clients.register_organisation(konsulent, name="Ulstein skule", org_number="", kind="school")
+    org = organisations.register_organisation(konsulent, name="Ulstein skule", org_number="", kind="school")
     system = cases.register_case(konsulent, cases.CaseData(kind="system", title="Skulemiljø", organisation_id=org.id))
     admin_case = cases.register_case(konsulent, cases.CaseData(kind="administration", title="Budsjett"))
     assert system.category is None and admin_case.client_id is None
@@ -124,17 +125,17 @@ def test_organisations_validate_and_refuse_duplicates(ctx):
 
     konsulent = user("konsulent")
     number = org_number(4242)
-    school = clients.register_organisation(konsulent, name="Hasund skule", org_number=number, kind="school")
+    school = organisations.register_organisation(konsulent, name="Hasund skule", org_number=number, kind="school")
     with pytest.raises(Conflict):
-        clients.register_organisation(konsulent, name="Kopi", org_number=number, kind="school")
+        organisations.register_organisation(konsulent, name="Kopi", org_number=number, kind="school")
     with pytest.raises(Invalid):
-        clients.register_organisation(konsulent, name="Feil", org_number="123456789", kind="school")
+        organisations.register_organisation(konsulent, name="Feil", org_number="123456789", kind="school")
     with pytest.raises(Forbidden):
-        clients.register_organisation(user("radgjevar1"), name="Nei", org_number="", kind="other")
+        organisations.register_organisation(user("radgjevar1"), name="Nei", org_number="", kind="other")
     db.session.rollback()
-    unit = clients.register_organisation(konsulent, name="Ulstein kommune", org_number="", kind="municipal_unit")
-    clients.update_organisation(konsulent, school.id, name="Hasund skule", org_number=number, kind="school",
+    unit = organisations.register_organisation(konsulent, name="Ulstein kommune", org_number="", kind="municipal_unit")
+    organisations.update_organisation(konsulent, school.id, name="Hasund skule", org_number=number, kind="school",
                                 parent_id=unit.id)
     with pytest.raises(Invalid):  # no cycles in the structure
-        clients.update_organisation(konsulent, unit.id, name="Ulstein kommune", org_number="", kind="municipal_unit",
+        organisations.update_organisation(konsulent, unit.id, name="Ulstein kommune", org_number="", kind="municipal_unit",
                                     parent_id=school.id)

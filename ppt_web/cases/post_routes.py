@@ -6,7 +6,7 @@ from flask_login import current_user
 from .. import validation
 from ..auth import scope
 from ..auth.access import permission_required
-from ..clients import service as clients
+from ..clients import organisations
 from ..dispatch.service import for_post
 from ..errors import Conflict, Invalid
 from ..files.storage import file_path
@@ -29,7 +29,7 @@ from .forms import (
 
 def _post_form(form: PostForm, post_type: str | None = None) -> PostForm:
     form.post_type.choices = [(t.value, f"{t.value} – {POST_TYPE_LABELS[t.value]}") for t in PostType]
-    org_choices = choices(clients.organisations())
+    org_choices = choices(organisations.organisations())
     for entry in form.correspondents:
         entry.form.organisation_id.choices = org_choices
     return form

@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from ..auth import scope
 from ..auth.access import permission_required
-from ..clients import service as clients
+from ..clients import organisations
 from ..errors import Conflict, Invalid
 from ..extensions import db
 from ..formtools import apply_error, choices, form_status, go, id_or_none
@@ -24,7 +24,7 @@ def _case_form(form: CaseForm) -> CaseForm:
     form.kind.choices = [(k.value, KIND_LABELS[k.value]) for k in CaseKind]
     form.category.choices = [("", "")] + [(c.value, CATEGORY_LABELS[c.value]) for c in CaseCategory]
     form.client_id.choices = choices(service.clients_for(_actor()), lambda c: f"{c.name} ({c.birth_date:%d.%m.%Y})")
-    form.organisation_id.choices = choices(clients.organisations())
+    form.organisation_id.choices = choices(organisations.organisations())
     form.handler_id.choices = choices(service.handlers(), lambda u: u.full_name, empty=None)
     if not current_user.can("register_case"):
         form.kind.choices = [(CaseKind.PERSON.value, KIND_LABELS["person"])]

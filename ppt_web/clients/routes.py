@@ -11,6 +11,7 @@ from ..extensions import db
 from ..formtools import apply_error, choices, form_status, go
 from ..labels import ORG_KIND_LABELS
 from ..models import Organisation, OrgKind
+from . import organisations as orgs
 from . import service
 from .forms import ClientForm, OrganisationForm
 
@@ -22,7 +23,7 @@ def _actor():
 
 
 def _client_form(form: ClientForm) -> ClientForm:
-    schools = service.organisations((OrgKind.SCHOOL, OrgKind.KINDERGARTEN))
+    schools = orgs.organisations((OrgKind.SCHOOL, OrgKind.KINDERGARTEN))
     form.organisation_id.choices = choices(schools)
     form.handler_id.choices = choices(cases.handlers(), lambda u: u.full_name, empty=None)
     if not current_user.can("register_case"):
@@ -89,7 +90,7 @@ def reveal_national_id(client_id: int):
 
 def _org_form(form: OrganisationForm, org: Organisation | None = None) -> OrganisationForm:
     form.kind.choices = [(k.value, ORG_KIND_LABELS[k.value]) for k in OrgKind]
-    form.parent_id.choices = choices([o for o in service.organisations() if org is None or o.id != org.id])
+    form.parent_id.choices = choices([o for o in orgs.organisations() if org is None or o.id != org.id])
     return form
 
 
@@ -99,7 +100,7 @@ def organisations():
     form = _org_form(OrganisationForm())
     if form.validate_on_submit():
         try:
-            org = service.register_organisation(_actor(), name=form.name.data, org_number=form.org_number.data or "",
+            org = orgs.register_organisation(_actor(), name=form.name.data, org_number=form.org_number.data or "",
                                                 kind=form.kind.data, parent_id=form.parent_id.data,
                                                 address=form.address.data or "")
         except (Invalid, Conflict) as exc:
@@ -107,7 +108,7 @@ def organisations():
         else:
             flash(_("Organisation %(name)s registered.", name=org.name), "success")
             return go(url_for("clients.organisations"))
-    return render_template("clients/organisations.html", form=form, orgs=service.organisations()), form_status()
+    return render_template("clients/organisations.html", form=form, orgs=orgs.organisations()), form_status()
 
 
 @bp.route("/organisations/<int:org_id>/edit", methods=["GET", "POST"])
@@ -121,7 +122,7 @@ def edit_organisation(org_id: int):
         form.kind.data = org.kind.value
     if form.validate_on_submit():
         try:
-            service.update_organisation(_actor(), org_id, name=form.name.data, org_number=form.org_number.data or "",
+            orgs.update_organisation(_actor(), org_id, name=form.name.data, org_number=form.org_number.data or "",
                                         kind=form.kind.data, parent_id=form.parent_id.data,
                                         address=form.address.data or "")
         except (Invalid, Conflict) as exc:

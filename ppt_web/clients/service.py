@@ -12,9 +12,10 @@ from .. import validation
 from ..activity import service as activity
 from ..auth import scope
 from ..auth.access import require
-from ..errors import Conflict, Invalid, NotFound
+from ..errors import Conflict, Invalid
 from ..extensions import db
-from ..models import Case, Client, JournalPost, Organisation, OrgKind, User
+from ..models import Case, Client, JournalPost, User
+from . import organisations
 
 
 @dataclass
@@ -47,15 +48,6 @@ def _handler(handler_id: int | None, actor: User) -> User:
     return handler
 
 
-def _organisation(org_id: int | None) -> Organisation | None:
-    if not org_id:
-        return None
-    org = db.session.get(Organisation, org_id)
-    if org is None:
-        raise Invalid(_l("Choose an organisation from the list."), field="organisation_id")
-    return org
-
-
 def _apply(client: Client, data: ClientData, actor: User) -> None:
     client.given_name = validation.required_text(data.given_name, "given_name", 120)
     client.family_name = validation.required_text(data.family_name, "family_name", 120)
@@ -64,7 +56,7 @@ def _apply(client: Client, data: ClientData, actor: User) -> None:
     client.address = " ".join((data.address or "").split())[:300]
     client.postal_code = "".join((data.postal_code or "").split())[:10]
     client.city = " ".join((data.city or "").split())[:100]
-    client.organisation = _organisation(data.organisation_id)
+    client.organisation = organisations.get_organisation(data.organisation_id)
     client.handler = _handler(data.handler_id, actor)
 
 
@@ -143,71 +135,3 @@ def reveal_national_id(actor: User, client_id: int) -> str:
     activity.record("national_id_shown", actor=actor, object_type="client", object_id=client.id)
     db.session.commit()
     return client.national_id
-
-
-# --- organisations ---------------------------------------------------------------------
-
-def register_organisation(actor: User, *, name: str, org_number: str, kind: str, parent_id: int | None = None,
-                          address: str = "") -> Organisation:
-    require(actor, "manage_orgs")
-    org = Organisation()
-    _apply_org(org, name, org_number, kind, parent_id, address)
-    db.session.add(org)
-    db.session.flush()
-    activity.record("organisation_created", actor=actor, object_type="organisation", object_id=org.id,
-                    after=_org_snapshot(org))
-    db.session.commit()
-    return org
-
-
-def update_organisation(actor: User, org_id: int, *, name: str, org_number: str, kind: str,
-                        parent_id: int | None = None, address: str = "") -> Organisation:
-    require(actor, "manage_orgs")
-    org = db.session.get(Organisation, org_id)
-    if org is None:
-        raise NotFound(object_type="organisation", object_id=org_id)
-    before = _org_snapshot(org)
-    _apply_org(org, name, org_number, kind, parent_id, address)
-    activity.record("organisation_updated", actor=actor, object_type="organisation", object_id=org.id,
-                    before=before, after=_org_snapshot(org))
-    db.session.commit()
-    return org
-
-
-def _apply_org(org: Organisation, name, org_number, kind, parent_id, address) -> None:
-    org.name = validation.required_text(name, "name", 200)
-    org.name_lower = org.name.lower()
-    number = validation.org_number(org_number) if (org_number or "").strip() else None
-    if number:
-        clash = select(func.count()).select_from(Organisation).where(Organisation.org_number == number)
-        if org.id:
-            clash = clash.where(Organisation.id != org.id)
-        if db.session.scalar(clash):
-            raise Conflict(_l("An organisation with this organisation number is registered already."),
-                           field="org_number")
-    org.org_number = number
-    try:
-        org.kind = OrgKind(kind)
-    except ValueError:
-        raise Invalid(_l("Choose a kind from the list."), field="kind") from None
-    parent = _organisation(parent_id)
-    if parent is not None and org.id is not None:
-        seen: Organisation | None = parent
-        while seen is not None:  # no cycles in the structure
-            if seen.id == org.id:
-                raise Invalid(_l("An organisation cannot be placed under itself."), field="parent_id")
-            seen = seen.parent
-    org.parent = parent
-    org.address = " ".join((address or "").split())[:300]
-
-
-def _org_snapshot(org: Organisation) -> dict:
-    return {"name": org.name, "org_number": org.org_number, "kind": org.kind.value,
-            "parent": org.parent.name if org.parent else None, "address": org.address}
-
-
-def organisations(kinds: tuple[OrgKind, ...] | None = None) -> list[Organisation]:
-    query = select(Organisation).order_by(Organisation.name_lower)
-    if kinds:
-        query = query.where(Organisation.kind.in_(kinds))
-    return list(db.session.scalars(query))

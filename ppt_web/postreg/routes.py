@@ -7,7 +7,7 @@ from flask_login import current_user
 
 from ..auth import scope
 from ..auth.access import permission_required
-from ..clients import service as clients
+from ..clients import organisations
 from ..clock import OSLO
 from ..errors import Conflict, DomainError, Invalid
 from ..files import preview
@@ -69,7 +69,7 @@ def _transfer_form(item, form: TransferForm | None = None) -> TransferForm:
     form = form or TransferForm()
     form.new_case_category.choices = [("", _("(none)"))] + [(c.value, str(CATEGORY_LABELS[c.value]))
                                                              for c in CaseCategory]
-    form.sender_organisation_id.choices = choices(clients.organisations(), empty=_("(none)"))
+    form.sender_organisation_id.choices = choices(organisations.organisations(), empty=_("(none)"))
     form.case_id.choices = [("", _("(choose)"))]
     if request.method == "GET":
         meta = item.meta or {}
