@@ -27,7 +27,8 @@ from ppt_web.archive import codes, message
 from ppt_web.jobs import archive_sweep, dispatch_sweep, use_app
 from ppt_web.logs import configure as configure_logging
 from ppt_web.postreg import intake
-from ppt_web.postreg.intake import poll_inbound, scan_sync_folder
+from ppt_web.postreg.mail_intake import poll_inbound
+from ppt_web.postreg.sync_intake import scan_sync_folder
 from ppt_web.queue import connection, get_queue, worker_connection
 
 log = logging.getLogger("ppt.worker")

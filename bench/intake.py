@@ -62,7 +62,7 @@ def main() -> int:
     from ppt_web.files.pdfcheck import inspect_pdf
     from ppt_web.launcher import EmbeddedRedis
     from ppt_web.models import InboxItem
-    from ppt_web.postreg.intake import scan_sync_folder
+    from ppt_web.postreg.sync_intake import scan_sync_folder
 
     base = Path(tempfile.mkdtemp(prefix="ppt-bench-intake-"))
     redis = EmbeddedRedis(base / "redis")

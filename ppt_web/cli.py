@@ -13,7 +13,9 @@ from .errors import DomainError
 from .extensions import db
 from .generate import generate, text_pdf
 from .models import AccessGroup, Role, User
-from .postreg.intake import poll_inbound, scan_sync_folder, write_demo_mail
+from .postreg.mail_intake import poll_inbound
+from .postreg.sync_intake import scan_sync_folder
+from .postreg.upload import write_demo_mail
 
 DEMO_PASSWORD = "demo-passord"
 

@@ -21,7 +21,7 @@ from ppt_web.models import (
     PostStatus,
     PostType,
 )
-from ppt_web.postreg import intake, paper, service, split, transfer
+from ppt_web.postreg import paper, service, split, transfer, upload
 
 from . import builders
 from .conftest import activity_rows, user
@@ -29,7 +29,7 @@ from .conftest import activity_rows, user
 
 def scanned(pages: int = 1, source: InboxSource = InboxSource.SCAN) -> InboxItem:
     """An item as the intake leaves it (the intake itself is tested in test_postreg_intake)."""
-    item = intake.receive_upload(user("sekretaer"), io.BytesIO(builders.make_pdf(pages)), "skann.pdf")
+    item = upload.receive_upload(user("sekretaer"), io.BytesIO(builders.make_pdf(pages)), "skann.pdf")
     item.source = source
     db.session.commit()
     return item

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from ppt_web.extensions import db
 from ppt_web.models import InboxItem, InboxSource, InboxStatus
-from ppt_web.postreg import intake
+from ppt_web.postreg import intake, sync_intake
 from ppt_web.queue import connection
 
 from .builders import make_pdf
@@ -35,7 +35,7 @@ def sync_dir(app) -> Path:
 def scan(passes: int = 2):
     total = {}
     for _ in range(passes):
-        for key, value in intake.scan_sync_folder().items():
+        for key, value in sync_intake.scan_sync_folder().items():
             total[key] = total.get(key, 0) + value
     return total
 
@@ -94,7 +94,7 @@ def test_a_file_written_slowly_is_imported_once_and_complete(app, ctx):
     thread.start()
     deadline = time.monotonic() + 40
     while time.monotonic() < deadline and not (not thread.is_alive() and not target.exists()):
-        intake.scan_sync_folder()
+        sync_intake.scan_sync_folder()
         time.sleep(0.3)
     thread.join()
     got = items()

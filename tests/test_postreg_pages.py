@@ -124,7 +124,7 @@ def test_system_refusals_show_in_the_inbox_and_can_be_marked_dealt_with(app, log
         sync.mkdir(parents=True, exist_ok=True)
         (sync / "tekst.pdf").write_bytes(b"ikkje pdf\n" * 200)
         app.config["PPT_SYNC_SETTLE_SECONDS"] = 0
-        from ppt_web.postreg.intake import scan_sync_folder
+        from ppt_web.postreg.sync_intake import scan_sync_folder
 
         scan_sync_folder()
         scan_sync_folder()

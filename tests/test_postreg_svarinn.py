@@ -15,7 +15,7 @@ from ppt_web.extensions import db
 from ppt_web.inbound.folder import FolderSource
 from ppt_web.inbound.svarinn import SvarInnSource
 from ppt_web.models import InboxItem, InboxSource, InboxStatus
-from ppt_web.postreg import intake
+from ppt_web.postreg import mail_intake
 
 from . import builders
 from .helpers import find_ks_testdata
@@ -52,7 +52,7 @@ def pdf_files(name: str = "brev.pdf", pages: int = 1) -> dict[str, bytes]:
 def test_items_are_stored_with_their_metadata_then_acknowledged(ctx, server, source):
     first = server.add(files=pdf_files("tilvising.pdf", pages=2))
     second = server.add(files=pdf_files())
-    counts = intake.poll_inbound(source)
+    counts = mail_intake.poll_inbound(source)
     assert counts["received"] == 2
     items = inbox()
     assert [(i.source, i.status, i.svarinn_id) for i in items] == [
@@ -61,12 +61,12 @@ def test_items_are_stored_with_their_metadata_then_acknowledged(ctx, server, sou
     meta = items[0].meta
     assert meta["title"] and meta["sender_name"] and meta["file"] == "tilvising.pdf"
     assert server.acknowledged == {first, second} and not server.failed
-    assert intake.poll_inbound(source).get("received", 0) == 0 and len(inbox()) == 2
+    assert mail_intake.poll_inbound(source).get("received", 0) == 0 and len(inbox()) == 2
 
 
 def test_more_than_two_hundred_waiting_are_all_taken_in_one_pass(ctx, server, source):
     ids = {server.add(files=pdf_files(f"brev-{n}.pdf")) for n in range(205)}
-    counts = intake.poll_inbound(source)
+    counts = mail_intake.poll_inbound(source)
     assert counts["received"] == 205
     assert {i.svarinn_id for i in inbox()} == ids and len(inbox()) == 205
     assert server.acknowledged == ids and server.waiting() == []
@@ -77,7 +77,7 @@ def test_more_than_two_hundred_waiting_are_all_taken_in_one_pass(ctx, server, so
 def test_a_permanent_fault_is_feilet_with_the_reason_and_kept_visible(app, ctx, server, source, fault, reason):
     bad = server.add(files=pdf_files(), fault=fault)
     good = server.add(files=pdf_files())
-    counts = intake.poll_inbound(source)
+    counts = mail_intake.poll_inbound(source)
     assert counts["refused"] == 1 and counts["received"] == 1
     refused, received = inbox()
     assert refused.status == InboxStatus.SYSTEM_REJECTED and refused.reject_code == reason
@@ -113,23 +113,23 @@ def test_a_crash_between_storing_and_acknowledging_stores_once(ctx, server, sour
         def fail(self, *args):
             return self.inner.fail(*args)
 
-    intake.poll_inbound(CrashingAck(source))
+    mail_intake.poll_inbound(CrashingAck(source))
     assert len(inbox()) == 1 and server.acknowledged == set()
-    counts = intake.poll_inbound(source)  # the item comes again
+    counts = mail_intake.poll_inbound(source)  # the item comes again
     assert counts["repeated"] == 1
     assert len(inbox()) == 1 and server.acknowledged == {sent}
 
 
 def test_a_download_error_is_tried_again_later_and_changes_nothing(ctx, server, source):
     sent = server.add(files=pdf_files(), fault="download_error")
-    counts = intake.poll_inbound(source)
+    counts = mail_intake.poll_inbound(source)
     assert counts["transient"] == 1
     assert inbox() == [] and not server.failed and sent in {m["id"] for m in server.waiting()}
 
 
 def test_wrong_credentials_take_nothing(ctx, server, keys):
     server.add(files=pdf_files())
-    counts = intake.poll_inbound(SvarInnSource(server.url, USER, "feil-passord", keys[0], timeout=5))
+    counts = mail_intake.poll_inbound(SvarInnSource(server.url, USER, "feil-passord", keys[0], timeout=5))
     assert counts["unavailable"] == 1 and inbox() == [] and server.acknowledged == set()
 
 
@@ -141,7 +141,7 @@ def test_ks_example_with_a_pdf_and_a_text_file(ctx, server):
     [meta] = json.loads((data / "svarinn-v2-forsendelse.example.json").read_text())
     server.add(meta, envelope=(data / "dokumenter.crypt").read_bytes())
     ks_source = SvarInnSource(server.url, USER, PASSWORD, (data / "sp-key.pem").read_bytes(), timeout=10)
-    intake.poll_inbound(ks_source)
+    mail_intake.poll_inbound(ks_source)
     by_file = {i.meta["file"]: i for i in inbox()}
     assert by_file["small.pdf"].status == InboxStatus.NEW
     assert by_file["small.pdf"].meta["sender_case_ref"] == "2005/648677"
@@ -154,13 +154,13 @@ def test_the_folder_stand_in_is_the_zero_setup_default(app, ctx):
 
     result = app.test_cli_runner().invoke(args=["demo-mail", "--title", "Tilvising frå helsestasjonen"])
     assert result.exit_code == 0, result.output
-    counts = intake.poll_inbound()
+    counts = mail_intake.poll_inbound()
     assert counts["received"] == 1
     (item,) = inbox()
     assert item.meta["title"] == "Tilvising frå helsestasjonen" and item.status == InboxStatus.NEW
     root = Path(app.config["PPT_SVARINN_DIR"])
     assert not any((root / "inn").iterdir()) and len(list((root / "mottatt").iterdir())) == 1
-    assert isinstance(intake.inbound_source(), FolderSource)
+    assert isinstance(mail_intake.inbound_source(), FolderSource)
 
 
 def test_folder_items_without_a_usable_id_each_get_a_row(app, ctx):
@@ -168,7 +168,7 @@ def test_folder_items_without_a_usable_id_each_get_a_row(app, ctx):
     for name in ("a", "b"):
         (root / name).mkdir(parents=True)
         (root / name / "forsendelse.json").write_text("{ not json")
-    counts = intake.poll_inbound()
+    counts = mail_intake.poll_inbound()
     assert counts["refused"] == 2
     refused = inbox()
     assert len(refused) == 2 and all(i.status == InboxStatus.SYSTEM_REJECTED for i in refused)

@@ -19,6 +19,7 @@ from ..search.service import pick_clients
 from . import intake, paper, service
 from . import split as splitting
 from . import transfer as transferring
+from . import upload as uploads
 from .forms import RejectForm, SplitForm, TransferForm, UploadForm
 
 bp = Blueprint("postreg", __name__, url_prefix="/post-registration")
@@ -55,7 +56,7 @@ def upload():
             form.file.errors = [_("Choose a PDF file.")]
         else:
             try:
-                item = intake.receive_upload(_actor(), file.stream, file.filename)
+                item = uploads.receive_upload(_actor(), file.stream, file.filename)
             except Invalid as exc:
                 apply_error(form, exc)
             else:
