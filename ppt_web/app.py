@@ -21,12 +21,15 @@ from .clients.routes import bp as clients_bp
 from .dispatch.routes import bp as dispatch_bp
 from .extensions import csrf, db, htmx, init_sqlite, login_manager, migrate
 from .main.routes import bp as main_bp
-from .postreg.routes import bp as postreg_bp
+from .postreg import paper_routes
+from .postreg import routes as postreg_routes
+from .postreg.blueprint import bp as postreg_bp
 from .search.routes import bp as search_bp
 
 BLUEPRINTS = (auth_bp, main_bp, admin_bp, activity_bp, clients_bp, cases_bp, search_bp, archive_bp, postreg_bp,
               dispatch_bp)
 CASES_VIEWS = (case_routes, post_routes, approval_routes)  # imported for their views on cases_bp
+POSTREG_VIEWS = (postreg_routes, paper_routes)  # and on postreg_bp
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 assert models.__all__  # imported for its side effect: every table is registered before the mappers are set up
 

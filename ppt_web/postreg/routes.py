@@ -1,32 +1,27 @@
 """Post registration views: the live inbox, an item next to its registration form, paper originals."""
 from datetime import date
 
-from flask import Blueprint, current_app, flash, render_template, request, send_file, url_for
+from flask import current_app, flash, render_template, request, send_file, url_for
 from flask_babel import gettext as _
-from flask_login import current_user
 
 from ..auth import scope
 from ..auth.access import permission_required
 from ..clients import organisations
 from ..clock import OSLO
-from ..errors import Conflict, DomainError, Invalid
+from ..errors import Conflict, Invalid
 from ..files import preview
 from ..files.storage import file_path
 from ..formtools import apply_error, choices, form_status, go, id_or_none
 from ..labels import CATEGORY_LABELS
 from ..models import CaseCategory
 from ..search.service import pick_clients
-from . import intake, paper, service
+from . import intake, service
 from . import split as splitting
 from . import transfer as transferring
 from . import upload as uploads
+from .blueprint import actor as _actor
+from .blueprint import bp
 from .forms import RejectForm, SplitForm, TransferForm, UploadForm
-
-bp = Blueprint("postreg", __name__, url_prefix="/post-registration")
-
-
-def _actor():
-    return current_user._get_current_object()
 
 
 def _no_store(response):
@@ -244,26 +239,3 @@ def item_file(item_id: int):
         raise Conflict(_("The file of this item is missing from the quarantine folder."))
     return _no_store(send_file(kept, mimetype="application/octet-stream", as_attachment=True,
                                download_name=found.quarantine_name, conditional=False, etag=False, max_age=0))
-
-
-# --- paper originals --------------------------------------------------------------------------------
-
-@bp.route("/paper-originals")
-@permission_required("distribute_mail")
-def paper_originals():
-    due_only = request.args.get("all") != "1"
-    rows = paper.paper_originals(_actor(), due_only=due_only)
-    return render_template("postreg/paper.html", rows=rows, due_only=due_only)
-
-
-@bp.route("/paper-originals/<int:original_id>/destroyed", methods=["POST"])
-@permission_required("distribute_mail")
-def paper_destroyed(original_id: int):
-    try:
-        paper.confirm_destroyed(_actor(), original_id)
-    except DomainError as exc:
-        flash(str(exc.message), "error")
-    else:
-        flash(_("Destruction recorded."), "success")
-    return go(url_for("postreg.paper_originals"))
-
