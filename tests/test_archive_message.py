@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import io
 import string
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -195,7 +195,7 @@ def test_finalized_post_is_a_journalpost_with_its_files(ctx, post_type):
     assert [text(d, "am:dokumentnummer") for d in descriptions] == ["1", "2", "3"]
     assert text(descriptions[0], "am:tittel") == post.title
     by_sha = {d.sha256: d for d in post.documents}
-    for description, outgoing in zip(descriptions, message.files):
+    for description, outgoing in zip(descriptions, message.files, strict=False):
         obj = description.find("am:dokumentobjekt", NS)
         assert text(obj, "am:referanseDokumentfil") == outgoing.name
         assert text(obj, "am:sjekksum") == outgoing.sha256 and text(obj, "am:sjekksumAlgoritme") == "SHA256"
@@ -413,7 +413,7 @@ def domain_post(draw) -> JournalPost:
                        post_type=post_type, title=draw(_title), document_date=draw(_day), received_on=draw(_day),
                        sent_on=draw(_day), exempt=True, legal_basis=draw(_title),
                        status=draw(st.sampled_from([PostStatus.FINALIZED, PostStatus.DISPATCHED])),
-                       registered_at=datetime.combine(draw(_day), datetime.min.time(), timezone.utc))
+                       registered_at=datetime.combine(draw(_day), datetime.min.time(), UTC))
     for _ in range(draw(st.integers(0 if post_type in (PostType.N, PostType.X) else 1, 3))):
         post.correspondents.append(Correspondent(
             role="sender", name=draw(_title), address=draw(st.just("") | _title),

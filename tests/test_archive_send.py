@@ -16,6 +16,7 @@ from ppt_web.archive.transports.local import LocalArchive
 from ppt_web.cases import posts
 from ppt_web.cases import service as cases
 from ppt_web.clock import utcnow
+from ppt_web.errors import Invalid
 from ppt_web.extensions import db
 from ppt_web.models import ArchiveJob
 
@@ -63,9 +64,8 @@ def test_outbox_rows_commit_with_the_change_and_only_when_the_criteria_hold(ctx)
 def test_a_failed_finalize_leaves_no_job(ctx):
     case = builders.case()
     draft = posts.create_post(user("radgjevar1"), case.id, posts.PostData(post_type="I"))
-    with pytest.raises(Exception):
+    with pytest.raises(Invalid):  # nothing to finalize yet: no title, sender, date or document
         posts.finalize(user("radgjevar1"), draft.id)
-    db.session.rollback()
     assert [j.event for j in jobs()] == ["case_created"]
 
 

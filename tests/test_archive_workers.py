@@ -48,7 +48,7 @@ def test_two_workers_and_two_sweeps_send_each_job_once(app, ctx, tmp_path):
     logs = [tmp_path / f"worker{n}.log" for n in range(2)]
     workers = [subprocess.Popen([sys.executable, str(ROOT / "worker.py"), "--burst"], env=env, cwd=ROOT,
                                 stdout=subprocess.DEVNULL, stderr=log.open("w")) for log in logs]
-    for worker, log in zip(workers, logs):
+    for worker, log in zip(workers, logs, strict=False):
         assert worker.wait(240) == 0, log.read_text()[-3000:]
     db.session.expire_all()
     assert db.session.scalar(select(func.count()).select_from(ArchiveJob)

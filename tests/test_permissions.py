@@ -54,7 +54,7 @@ def parse_spec() -> dict[str, set[str]]:
     expected: dict[str, set[str]] = {r: set() for r in roles}
     for row in body:
         code = row[0]
-        for role_code, mark in zip(roles, row[2:]):
+        for role_code, mark in zip(roles, row[2:], strict=False):
             if mark == "x":
                 expected[role_code].add(code)
     return expected
