@@ -26,7 +26,7 @@ from ppt_web.archive.message import (
 )
 from ppt_web.cases import posts
 from ppt_web.cases import service as cases
-from ppt_web.clients import service as clients
+from ppt_web.clients import organisations
 from ppt_web.extensions import db
 from ppt_web.generate import org_number
 from ppt_web.models import (
@@ -93,7 +93,7 @@ def post_with_files(case: Case, post_type: str, attachments: int = 2, title: str
 
 
 def system_case() -> Case:
-    school = clients.register_organisation(user("konsulent"), name="Hasund skule", org_number=org_number(4711),
+    school = organisations.register_organisation(user("konsulent"), name="Hasund skule", org_number=org_number(4711),
                                            kind="school", address="Skulevegen 2, 6065 Ulsteinvik")
     return cases.register_case(user("konsulent"), cases.CaseData(kind="system", title="Skulemiljø 8. trinn",
                                                                  organisation_id=school.id,
@@ -239,7 +239,7 @@ def test_administration_case_and_draft_posts_are_not_archived(ctx):
     assert not criteria(draft)
     with pytest.raises(MessageInvalid, match="not archived"):
         build(job_for("post_finalized", case, draft))
-    no_number = clients.register_organisation(user("konsulent"), name="Utan nummer", org_number="", kind="other")
+    no_number = organisations.register_organisation(user("konsulent"), name="Utan nummer", org_number="", kind="other")
     unlinked = cases.register_case(user("konsulent"), cases.CaseData(kind="system", title="Utan nummer",
                                                                      organisation_id=no_number.id,
                                                                      handler_id=user("radgjevar1").id))
