@@ -36,6 +36,30 @@ SWEEP_LOCK = "ppt:archive-sweep-lock"
 WORKER_TTL = 60
 
 
+class PPTWorker(Worker):
+    """RQ's worker, with a stop that does not hang for a minute.
+
+    RQ 3.0 unsubscribes from its command channel, then stops the listening thread, expecting stop()
+    to return at once. Since redis-py 8.2, stop() waits for the thread, which, once unsubscribed,
+    sleeps 60 s between looks: every worker took a minute to exit after SIGTERM (seen as a systemd
+    stop that ran into its timeout, and as tests waiting on a worker). Stopping the thread first and
+    then unsubscribing wakes it with the unsubscribe reply, so it ends within a second.
+    """
+
+    def unsubscribe(self) -> None:
+        thread = self.pubsub_thread
+        if not thread:
+            return
+        self.log.info("Worker %s: unsubscribing from channel %s", self.name, self.pubsub_channel_name)
+        try:
+            thread.stop(timeout=1)  # redis-py >= 8.2: clears the flag and waits at most a second
+        except TypeError:
+            thread.stop()  # older redis-py: clears the flag only
+        self.pubsub.unsubscribe()
+        thread.join(timeout=2)
+        self.pubsub.close()
+
+
 def sweep_timer(app, stop: threading.Event) -> None:
     """Enqueue the archive sweep once per period across all workers (a Redis lock per period)."""
     period = max(1, int(app.config["PPT_SWEEP_SECONDS"]))
@@ -106,7 +130,7 @@ def main() -> int:
                          daemon=True, name="dispatch").start()
     # A short TTL: the worker beats every WORKER_TTL - 15 s while idle, and /readyz stops counting a
     # killed one WORKER_TTL + 60 s after its last beat (RQ's default, 420 s, hid a dead worker for 8 min).
-    worker = Worker([queue.name], connection=conn, name=name, worker_ttl=WORKER_TTL)
+    worker = PPTWorker([queue.name], connection=conn, name=name, worker_ttl=WORKER_TTL)
     try:
         worker.work(with_scheduler=True, burst=args.burst)
     finally:

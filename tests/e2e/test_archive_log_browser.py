@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
+from ppt_web.archive.job_messages import set_message
 from ppt_web.extensions import db
 from ppt_web.models import ArchiveJob
 from tests import builders
@@ -55,7 +56,8 @@ def test_archive_log_updates_live_and_retry_fixes_a_failure(app, browser, live_s
 
     with app.app_context():  # force a failure on the oldest job
         job = db.session.scalars(select(ArchiveJob).order_by(ArchiveJob.id)).first()
-        job.job_status, job.archive_status, job.message = "done", "failed", "Arkivet svarte ikkje (test)."
+        job.job_status, job.archive_status = "done", "failed"
+        set_message(job, "refused", detail="Arkivet svarte ikkje (test).")
         db.session.commit()
         job_id = job.id
     first = page.locator("#archive-rows tr.job").first
