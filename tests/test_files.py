@@ -28,6 +28,10 @@ class Endless:
     def read(self, size: int = -1, /) -> bytes:
         return bytes(size if size > 0 else 65536)
 
+# These tests are about the per-file child that a web upload uses: its limits, timeout and kill.
+pytestmark = pytest.mark.pdf_child_per_file
+
+
 
 @pytest.fixture
 def files(ctx):
