@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..dispatch import service as dispatch
-from ..models import JournalPost, User
+from ..models import Dispatch, JournalPost, User
 from . import approval, esign, posts
 
 
@@ -25,8 +25,11 @@ class PostActions:
     delete: bool
 
 
-def allowed(actor: User, post: JournalPost) -> PostActions:
-    """Each action the actor may take on the post now (a missing field still disables finalize and approval)."""
+def allowed(actor: User, post: JournalPost, dispatches: list[Dispatch] | None = None) -> PostActions:
+    """Each action the actor may take on the post now (a missing field still disables finalize and approval).
+    dispatches: the post's dispatch rows, when the caller has them already."""
+    if dispatches is None:
+        dispatches = dispatch.for_post(post)
     return PostActions(
         edit=posts.edit_refusal(actor, post) is None,
         sign=esign.sign_refusal(actor, post) is None,
@@ -34,8 +37,7 @@ def allowed(actor: User, post: JournalPost) -> PostActions:
         request_approval=approval.request_refusal(actor, post) is None,
         decide=approval.refusal(actor, post) is None,
         dispatch=dispatch.dispatch_refusal(actor, post) is None,
-        retry_dispatch=frozenset(row.id for row in dispatch.for_post(post)
-                                 if dispatch.retry_refusal(actor, row) is None),
+        retry_dispatch=frozenset(row.id for row in dispatches if dispatch.retry_refusal(actor, row) is None),
         correct_metadata=posts.correct_refusal(actor, post) is None,
         write_off=posts.write_off_refusal(actor, post) is None,
         delete=posts.delete_refusal(actor, post) is None,

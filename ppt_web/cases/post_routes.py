@@ -107,13 +107,14 @@ def post(post_id: int):
     request_form = ApprovalRequestForm()
     request_form.approver_id.choices = [(u.id, u.full_name) for u in approval.approvers(found)
                                         if u.id != current_user.id]
+    dispatches = for_post(found)
     return render_template("cases/post.html", post=found, missing=posts.missing_for_finalize(found),
                            corrections=posts.corrections(found), write_off=write_off, delete_form=DeleteForm(),
                            checks=checks, check_labels=CHECK_LABELS, approval_request=request_form,
                            decision=ApprovalDecisionForm(), needs_approval=posts.needs_approval(found),
-                           can=post_actions.allowed(_actor(), found),
+                           can=post_actions.allowed(_actor(), found, dispatches),
                            signatures=esign.signatures(found), signature_status=esign.signature_status(found),
-                           dispatches=for_post(found))
+                           dispatches=dispatches)
 
 
 @bp.route("/posts/<int:post_id>/edit", methods=["GET", "POST"])
