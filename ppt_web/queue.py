@@ -11,7 +11,7 @@ import redis
 from flask import Flask, current_app
 from rq import Queue
 from sqlalchemy import event
-from sqlalchemy.orm import Session, scoped_session
+from sqlalchemy.orm import Session
 
 from .extensions import db
 
@@ -87,14 +87,13 @@ def enqueue_in(delay: timedelta, job: Job, *args) -> None:
     get_queue().enqueue_in(delay, str(job), *args)
 
 
-def enqueue_after_commit(job: Job, *args, session: Session | scoped_session | None = None) -> None:
+def enqueue_after_commit(job: Job, *args) -> None:
     """Hand a job to Redis once the current transaction commits; drop it on rollback.
 
     A failure to reach Redis is logged and harmless: the database row is the unit of work
     and the periodic sweep finds it again (docs/decisions.md, "One transaction per user action").
     """
-    given = db.session if session is None else session
-    target = given() if isinstance(given, scoped_session) else given
+    target = db.session()  # the scoped session's Session: its events carry the pending jobs
     if target.get_transaction() is None:
         target.begin()  # so that a rollback() before any SQL still drops the job
     target.info.setdefault(PENDING_KEY, []).append((str(job), args))
