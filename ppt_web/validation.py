@@ -7,10 +7,7 @@ from flask_babel import lazy_gettext as _l
 from stdnum.exceptions import InvalidChecksum, InvalidComponent, InvalidFormat, InvalidLength, ValidationError
 from stdnum.no import fodselsnummer, orgnr
 
-from .clock import today
 from .errors import Invalid
-
-__all__ = ["today"]  # callers use validation.today() beside the date checks
 
 
 def national_id(value: str, field: str = "national_id") -> str:

@@ -7,6 +7,7 @@ from .. import validation
 from ..auth import scope
 from ..auth.access import permission_required
 from ..clients import organisations
+from ..clock import today
 from ..dispatch.service import for_post
 from ..errors import Conflict, Invalid
 from ..files.storage import file_path
@@ -87,7 +88,7 @@ def validate_post_field(field: str):
     target = form[field]
     try:
         if field in ("document_date", "received_on", "sent_on") and target.data:
-            validation.not_in_future(target.data, field, validation.today())
+            validation.not_in_future(target.data, field, today())
         if field == "title" and not (target.data or "").strip():
             raise Invalid(_("A title is needed before the post can be finalized."), field="title")
     except Invalid as exc:

@@ -14,7 +14,7 @@ from ..activity import service as activity
 from ..archive import outbox
 from ..auth import scope
 from ..auth.access import refused, require
-from ..clock import utcnow
+from ..clock import today, utcnow
 from ..errors import Conflict, DomainError, Invalid, raise_if
 from ..extensions import db
 from ..files.storage import store_upload
@@ -165,7 +165,7 @@ def add_post(actor: User, case_id: int, data: PostData, main: Upload | None = No
     except ValueError:
         raise Invalid(_l("Choose the type of journal post."), field="post_type") from None
     post = JournalPost(post_type=post_type, status=PostStatus.DRAFT, created_by=actor, registered_at=utcnow())
-    _apply(post, data, validation.today())
+    _apply(post, data, today())
     _store_files(post, main, attachments or [], new_files)
     post.seq = _next_seq(case)
     post.case = case
@@ -212,7 +212,7 @@ def update_post(actor: User, post_id: int, data: PostData, main: Upload | None =
         post = editable(actor, post_id)
         before = snapshot(post)
         data.post_type = post.post_type.value
-        _apply(post, data, validation.today())
+        _apply(post, data, today())
         _store_files(post, main, attachments or [], new_files)
         post.case.last_activity_at = utcnow()
         db.session.flush()
@@ -350,15 +350,15 @@ def correct_metadata(actor: User, post_id: int, reason: str, data: PostData) -> 
     reason = " ".join((reason or "").split())
     if not reason:
         raise Invalid(_l("Give the reason for the correction."), field="reason")
-    today = validation.today()
+    now_date = today()
     before = {k: v for k, v in snapshot(post).items() if k in METADATA_FIELDS}
     title = validation.required_text(data.title, "title")
-    document_date = validation.not_in_future(data.document_date, "document_date", today)
+    document_date = validation.not_in_future(data.document_date, "document_date", now_date)
     if document_date is None:
         raise Invalid(_l("This field is required."), field="document_date")
-    received_on = (validation.not_in_future(data.received_on, "received_on", today)
+    received_on = (validation.not_in_future(data.received_on, "received_on", now_date)
                    if post.post_type == PostType.I else None)
-    sent_on = validation.not_in_future(data.sent_on, "sent_on", today) if post.post_type == PostType.U else None
+    sent_on = validation.not_in_future(data.sent_on, "sent_on", now_date) if post.post_type == PostType.U else None
     correction = MetadataCorrection(post_id=post.id, actor_id=actor.id, reason=reason, before=before, after={},
                                     applying=True, at=utcnow())
     db.session.add(correction)

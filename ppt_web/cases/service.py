@@ -13,7 +13,7 @@ from ..activity import service as activity
 from ..archive import outbox
 from ..auth import scope
 from ..auth.access import require
-from ..clock import utcnow
+from ..clock import today, utcnow
 from ..errors import Conflict, Invalid
 from ..extensions import db
 from ..models import (
@@ -77,7 +77,7 @@ def add_case(actor: User, data: CaseData) -> Case:
     if not actor.can("register_case") and (kind != CaseKind.PERSON or (data.handler_id or actor.id) != actor.id):
         require(actor, "register_case")
     case = Case(kind=kind, title=validation.required_text(data.title, "title"), number=f"new-{uuid.uuid4().hex[:16]}",
-                opened_on=validation.today(), status=CaseStatus.OPEN)
+                opened_on=today(), status=CaseStatus.OPEN)
     case.title_lower = case.title.lower()
     if kind == CaseKind.PERSON:
         if not data.client_id:
@@ -185,7 +185,7 @@ def close_case(actor: User, case_id: int) -> Case:
         raise Conflict(_l("The case cannot be closed while these posts are not finalized: %(posts)s.",
                           posts=", ".join(f"{p.number} {p.title or ''}".strip() for p in waiting)))
     before = snapshot(case)
-    case.status, case.closed_on = CaseStatus.CLOSED, validation.today()
+    case.status, case.closed_on = CaseStatus.CLOSED, today()
     _log("case_closed", actor, case, before)
     outbox.case_closed(case)
     db.session.commit()

@@ -8,10 +8,9 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
-from .. import validation
 from ..activity import service as activity
 from ..auth.access import require
-from ..clock import OSLO, utcnow
+from ..clock import OSLO, today, utcnow
 from ..errors import Conflict, NotFound
 from ..extensions import db
 from ..models import (
@@ -46,7 +45,7 @@ def paper_originals(actor: User, due_only: bool = True, limit: int = 500) -> lis
     query = select(PaperOriginal).where(PaperOriginal.destroyed_at.is_(None)).order_by(
         PaperOriginal.destroy_by, PaperOriginal.id).limit(limit)
     if due_only:
-        query = query.where(PaperOriginal.destroy_by <= validation.today())
+        query = query.where(PaperOriginal.destroy_by <= today())
     return list(db.session.scalars(query))
 
 
@@ -58,7 +57,7 @@ def confirm_destroyed(actor: User, original_id: int) -> PaperOriginal:
         raise NotFound(object_type="paper_original", object_id=original_id)
     if original.destroyed_at is not None:
         raise Conflict(_l("The destruction is recorded already."))
-    if original.destroy_by > validation.today():
+    if original.destroy_by > today():
         raise Conflict(_l("The paper original must be kept until %(day)s.", day=original.destroy_by.isoformat()))
     original.destroyed_at, original.destroyed_by = utcnow(), actor
     activity.record("paper_destroyed", actor=actor, object_type="paper_original", object_id=original.id,
