@@ -3,6 +3,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from ..auth.access import current_actor as _actor
 from ..auth.access import permission_required
 from ..errors import Conflict, Invalid
 from ..formtools import apply_error
@@ -10,10 +11,6 @@ from . import service
 from .forms import GroupForm, UserCreateForm, UserEditForm
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
-
-
-def _actor():
-    return current_user._get_current_object()
 
 
 def _int_field(name: str) -> int:

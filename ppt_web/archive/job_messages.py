@@ -44,9 +44,8 @@ def render(code: str, params: dict) -> str:
 
 def set_message(archive_job: ArchiveJob, code: str, /, **params) -> None:
     """Record what happened to the job: the code and values, and the text in the default language."""
-    archive_job.message_code, archive_job.message_params = code, params
-    with force_locale(current_app.config.get("BABEL_DEFAULT_LOCALE", "nn")):
-        archive_job.message = render(code, params)[:4000]
+    for column, value in message_values(code, **params).items():
+        setattr(archive_job, column, value)
 
 
 def message_values(code: str, /, **params) -> dict:

@@ -6,6 +6,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from ..auth import scope
+from ..auth.access import current_actor as _actor
 from ..auth.access import permission_required
 from ..errors import Invalid
 from ..formtools import go, id_or_none
@@ -13,10 +14,6 @@ from . import actions
 from . import log as archive_log
 
 bp = Blueprint("archive", __name__, url_prefix="/archive-log")
-
-
-def _actor():
-    return current_user._get_current_object()
 
 
 def _date(name: str) -> date | None:

@@ -40,6 +40,11 @@ def permission_required(*codes: str):
     return decorate
 
 
+def current_actor() -> User:
+    """The signed-in user as the services take it (the object, not Flask-Login's proxy)."""
+    return current_user._get_current_object()
+
+
 def public(view):
     """Mark a view as reachable without sign-in (sign-in page, health)."""
     setattr(view, PUBLIC_ATTR, True)

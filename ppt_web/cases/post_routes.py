@@ -5,6 +5,7 @@ from flask_login import current_user
 
 from .. import validation
 from ..auth import scope
+from ..auth.access import current_actor as _actor
 from ..auth.access import permission_required
 from ..clients import organisations
 from ..clock import today
@@ -16,7 +17,6 @@ from ..labels import POST_TYPE_LABELS, WRITE_OFF_LABELS
 from ..models import PostType
 from ..postreg.service import CHECK_LABELS, document_checks
 from . import approval, esign, post_actions, posts
-from .blueprint import actor as _actor
 from .blueprint import bp
 from .forms import (
     ApprovalDecisionForm,

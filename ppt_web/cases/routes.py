@@ -5,6 +5,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from ..auth import scope
+from ..auth.access import current_actor as _actor
 from ..auth.access import permission_required
 from ..clients import organisations
 from ..errors import Conflict, Invalid
@@ -13,7 +14,6 @@ from ..formtools import apply_error, choices, form_status, go, id_or_none
 from ..labels import CATEGORY_LABELS, KIND_LABELS
 from ..models import AccessGroup, CaseCategory, CaseKind
 from . import service
-from .blueprint import actor as _actor
 from .blueprint import bp
 from .forms import (
     CaseForm,

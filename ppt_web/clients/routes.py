@@ -4,6 +4,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from ..auth import scope
+from ..auth.access import current_actor as _actor
 from ..auth.access import permission_required
 from ..cases import service as cases
 from ..errors import Conflict, Invalid, NotFound
@@ -16,10 +17,6 @@ from . import service
 from .forms import ClientForm, OrganisationForm
 
 bp = Blueprint("clients", __name__)
-
-
-def _actor():
-    return current_user._get_current_object()
 
 
 def _client_form(form: ClientForm) -> ClientForm:

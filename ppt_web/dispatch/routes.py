@@ -1,18 +1,14 @@
 """Dispatch a post, retry a failed dispatch, and the dispatch failures list."""
 from flask import Blueprint, flash, render_template, url_for
 from flask_babel import gettext as _
-from flask_login import current_user
 
+from ..auth.access import current_actor as _actor
 from ..auth.access import permission_required
 from ..errors import Conflict, Invalid
 from ..formtools import go
 from . import service
 
 bp = Blueprint("dispatch", __name__, url_prefix="/dispatch")
-
-
-def _actor():
-    return current_user._get_current_object()
 
 
 @bp.route("/posts/<int:post_id>", methods=["POST"])

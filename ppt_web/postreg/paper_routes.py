@@ -2,11 +2,11 @@
 from flask import flash, render_template, request, url_for
 from flask_babel import gettext as _
 
+from ..auth.access import current_actor as _actor
 from ..auth.access import permission_required
 from ..errors import DomainError
 from ..formtools import go
 from . import paper
-from .blueprint import actor as _actor
 from .blueprint import bp
 
 

@@ -5,6 +5,7 @@ from flask import current_app, flash, render_template, request, send_file, url_f
 from flask_babel import gettext as _
 
 from ..auth import scope
+from ..auth.access import current_actor as _actor
 from ..auth.access import permission_required
 from ..clients import organisations
 from ..clock import OSLO
@@ -19,7 +20,6 @@ from . import intake, service
 from . import split as splitting
 from . import transfer as transferring
 from . import upload as uploads
-from .blueprint import actor as _actor
 from .blueprint import bp
 from .forms import RejectForm, SplitForm, TransferForm, UploadForm
 
