@@ -8,7 +8,7 @@ from flask import Flask
 from sqlalchemy.orm import configure_mappers
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import cli, i18n, logs, models, security, web
+from . import cli, i18n, logs, models, security, text, web
 from . import config as config_module
 from .activity.routes import bp as activity_bp
 from .admin.routes import bp as admin_bp
@@ -52,6 +52,7 @@ def create_app(config: dict | None = None) -> Flask:
     # moment, the horse would inherit SQLAlchemy's configuration lock held, and hang before its job
     # claimed anything (seen as an archive job left Ny, and a worker that would not stop).
     configure_mappers()
+    text.install()  # text the archive cannot carry never reaches a row
     init_sqlite(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS), render_as_batch=True)
     csrf.init_app(app)

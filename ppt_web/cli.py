@@ -1,18 +1,20 @@
-"""Flask CLI commands: create-admin, seed-demo."""
+"""Flask CLI commands: create-admin, seed-demo, unarchivable-text, intake, generate-data."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import click
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 
+from . import text
 from .admin import service as admin
 from .clock import utcnow
 from .errors import DomainError
 from .extensions import db
 from .generate import generate, text_pdf
-from .models import AccessGroup, Role, User
+from .models import AccessGroup, Case, Client, Correspondent, Document, JournalPost, Organisation, Role, User
 from .postreg.mail_intake import poll_inbound
 from .postreg.sync_intake import scan_sync_folder
 from .postreg.upload import write_demo_mail
@@ -60,9 +62,38 @@ def database_is_empty() -> bool:
     return not db.session.scalar(select(func.count()).select_from(User))
 
 
+# The rows whose text reaches an archive message, by the name the command prints.
+ARCHIVED_TEXT = {"case": Case, "client": Client, "organisation": Organisation, "journal post": JournalPost,
+                 "correspondent": Correspondent, "document": Document, "user": User}
+
+
+def unarchivable_rows() -> Iterator[tuple[str, int, str]]:
+    """(kind, id, column) of every stored text value the archive cannot carry."""
+    for kind, model in ARCHIVED_TEXT.items():
+        keys = text.text_attributes(inspect(model))
+        columns = [getattr(model, key) for key in keys]
+        for row in db.session.execute(select(model.id, *columns).order_by(model.id).execution_options(yield_per=2000)):
+            for key, value in zip(keys, row[1:], strict=True):
+                if not text.archivable(value):
+                    yield kind, row[0], key
+
+
 def init_app(app: Flask) -> None:
     init_generate(app)
     init_intake(app)
+
+    @app.cli.command("unarchivable-text")
+    def unarchivable_text():
+        """List stored text the archive cannot carry (control characters), without the text itself.
+        Exit status 1 when there is any: correct each (a case's title on its page, a post's by a
+        metadata correction, a client's or a user's by editing them)."""
+        found = 0
+        for kind, row_id, column in unarchivable_rows():
+            click.echo(f"{kind} {row_id}: {column}")
+            found += 1
+        click.echo(f"{found} text value(s) the archive cannot carry")
+        if found:
+            raise SystemExit(1)
 
     @app.cli.command("seed-demo")
     def seed_demo():

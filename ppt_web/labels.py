@@ -61,6 +61,7 @@ ACTION_LABELS = {
     "case_handler_changed": _l("Handler changed"),
     "case_closed": _l("Case closed"),
     "case_reopened": _l("Case reopened"),
+    "case_metadata_corrected": _l("Case title corrected"),
     "post_created": _l("Journal post registered"),
     "post_updated": _l("Journal post changed"),
     "post_document_removed": _l("Document removed"),
@@ -177,6 +178,7 @@ OPERATION_LABELS = {
     "post_finalized": _l("Archive journal post"),
     "metadata_corrected": _l("Correct metadata"),
     "post_written_off": _l("Write off journal post"),
+    "case_corrected": _l("Correct case title"),
 }
 
 INBOX_SOURCE_LABELS = {"scan": _l("Scanned paper"), "svarinn": _l("Digital mail (SvarInn)"),

@@ -8,6 +8,7 @@ from stdnum.exceptions import InvalidChecksum, InvalidComponent, InvalidFormat, 
 from stdnum.no import fodselsnummer, orgnr
 
 from .errors import Invalid
+from .text import clean
 
 
 def national_id(value: str, field: str = "national_id") -> str:
@@ -52,7 +53,7 @@ def not_in_future(value: date | None, field: str, today: date) -> date | None:
 
 
 def required_text(value: str | None, field: str, max_len: int = 300) -> str:
-    text = " ".join((value or "").split())
+    text = " ".join(clean(value or "").split())  # a title of control characters only is no title
     if not text:
         raise Invalid(_l("This field is required."), field=field)
     if len(text) > max_len:

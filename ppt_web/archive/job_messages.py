@@ -16,6 +16,8 @@ MESSAGES = {
     "waiting_failed": N_("Waiting for «%(operation)s» (job %(job)s), which failed. Fix that one first."),
     "invalid": N_("The message is not valid and was not sent: %(detail)s"),
     "file_missing": N_("Could not send: %(detail)s"),
+    "unarchivable_text": N_("Not sent: %(what)s holds a character the archive cannot carry (a control "
+                            "character). Correct it, then retry the job."),
     "internal_error": N_("Internal error in the case system (%(kind)s). See the log; retry when the fault "
                          "is fixed."),
     "partly_refused": N_("The archive took the message in, but refused part of it: %(detail)s"),
@@ -33,10 +35,15 @@ MESSAGES = {
     "restarted": N_("Started again by %(name)s."),
 }
 
+OBJECTS = {"case": N_("the case"), "client": N_("the client"), "organisation": N_("the organisation"),
+           "user": N_("a user's name"), "post": N_("the journal post")}
+
 
 def render(code: str, params: dict) -> str:
     """The message in the current language (a request's, or the one force_locale sets)."""
     values = dict(params)
+    if "what" in values:  # which object to correct, named in the reader's language
+        values["what"] = catalog().ugettext(OBJECTS.get(values["what"], values["what"]))
     if "operation" in values:  # stored as the event's code, named as the reader calls it
         values["operation"] = labels()["operation_labels"].get(values["operation"], values["operation"])
     return catalog().ugettext(MESSAGES[code]) % values

@@ -25,6 +25,7 @@ from pathlib import PurePath
 
 from lxml import etree
 
+from .. import text
 from ..clock import OSLO, today
 from ..extensions import db
 from ..models import ArchiveJob, Case, CaseKind, CaseStatus, Client, JournalPost, MetadataCorrection, PostStatus, User
@@ -63,6 +64,7 @@ EVENTS = {
     "post_finalized": OPPRETT,
     "metadata_corrected": OPPDATER,
     "post_written_off": AVSKRIVNING,
+    "case_corrected": OPPDATER,
 }
 
 
@@ -92,6 +94,10 @@ class MessageInvalid(Exception):
     def __init__(self, text: str, problems: list[str] | None = None):
         super().__init__(text)
         self.problems = problems or [text]
+
+
+class TextNotArchivable(MessageInvalid):
+    """A text value holds a character XML cannot carry: only a correction of the object helps."""
 
 
 def meldingstype_for(event: str) -> str:
@@ -146,8 +152,8 @@ def _sub(parent: etree._Element, tag: str, text: object = None, ns: str | None =
         try:
             element.text = str(text)
         except ValueError:
-            raise MessageInvalid(f"{codes.element_path(element)}: the text holds a character that XML cannot "
-                                 f"carry (a control character); correct it in the case system") from None
+            raise TextNotArchivable(f"{codes.element_path(element)}: the text holds a character that XML cannot "
+                                    f"carry (a control character); correct it in the case system") from None
     return element
 
 
@@ -293,6 +299,36 @@ def _case_status(job: ArchiveJob, conf: dict) -> tuple[etree._Element, list[Outg
                                                 else job.finalized_on or today()))
     _code(update, "saksstatus", "A" if closing else "B")
     return root, []
+
+
+def _case_corrected(job: ArchiveJob, conf: dict) -> tuple[etree._Element, list[OutgoingFile]]:
+    """A corrected case title (saksmappeOppdatering)."""
+    case = job.case
+    root = _root(AMO, "arkivmeldingOppdatering")
+    update = _sub(root, "mappeOppdateringer", xsi_type="saksmappeOppdatering")
+    _key(_sub(update, "referanseTilMappe"), "referanseEksternNoekkel", case_key(case), conf, ns=MDK)
+    _sub(update, "tittel", case.title)
+    return root, []
+
+
+def unarchivable_in(job: ArchiveJob) -> list[tuple[str, int]]:
+    """(kind, id) of each object behind the job's message whose text the archive cannot carry: the
+    case, its client or organisation, the post, its correspondents and documents, the users named."""
+    case = job.case
+    post = db.session.get(JournalPost, job.post_id) if job.post_id else None
+    rows: list[tuple[str, object]] = [("case", case), ("client", case.client), ("organisation", case.organisation),
+                                      ("user", case.handler)]
+    if post is not None:
+        rows += [("post", post), *(("post", c) for c in post.correspondents),
+                 *(("post", d) for d in post.documents),
+                 *(("user", u) for u in (post.created_by, post.finalized_by, post.written_off_by) if u)]
+    found: list[tuple[str, int]] = []
+    for kind, row in rows:
+        if row is not None and text.unarchivable([row]):
+            where = (kind, post.id if kind == "post" and post else row.id)  # type: ignore[attr-defined]
+            if where not in found:
+                found.append(where)
+    return found
 
 
 # --- journalpost ---
@@ -478,4 +514,5 @@ _BUILDERS = {
     "post_finalized": _post_finalized,
     "metadata_corrected": _metadata_corrected,
     "post_written_off": _written_off,
+    "case_corrected": _case_corrected,
 }

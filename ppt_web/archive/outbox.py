@@ -7,13 +7,14 @@ is told after the commit; if Redis is down then, the periodic sweep finds the jo
 from __future__ import annotations
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from ..clock import today, utcnow
 from ..extensions import db
-from ..models import ArchiveJob, Case, JournalPost, MetadataCorrection
+from ..models import ArchiveJob, ArchiveStatus, Case, JobStatus, JournalPost, MetadataCorrection, User
 from ..models.domain import LOCKED_STATUSES
 from ..queue import Job, enqueue_after_commit
+from .job_messages import message_values
 from .message import EVENTS
 
 
@@ -81,3 +82,28 @@ def post_written_off(post: JournalPost) -> None:
     """A write-off of an incoming post (avskrivning.opprett)."""
     if post_is_archived(post):
         _add("post_written_off", post.case, post)
+
+
+def case_corrected(case: Case) -> None:
+    """A corrected case title: the folder's new title (arkivmelding.oppdater)."""
+    if case_is_linked(case):
+        _add("case_corrected", case)
+
+
+def restart_unarchivable(case: Case, actor: User) -> int:
+    """Set the case's jobs that failed on text the archive cannot carry back to Ny, as a correction
+    of that text is what they waited for; the worker is told after the commit."""
+    job_ids = list(db.session.scalars(select(ArchiveJob.id).where(
+        ArchiveJob.case_id == case.id, ArchiveJob.deleted_at.is_(None),
+        ArchiveJob.message_code == "unarchivable_text", ArchiveJob.job_status == JobStatus.DONE,
+        ArchiveJob.archive_status == ArchiveStatus.FAILED)))
+    if not job_ids:
+        return 0
+    db.session.execute(update(ArchiveJob).where(ArchiveJob.id.in_(job_ids), ArchiveJob.job_status == JobStatus.DONE)
+                       .values(job_status=JobStatus.NEW, archive_status=ArchiveStatus.NEW, attempts=0,
+                               next_attempt_at=None, done_at=None, notified_at=utcnow(),
+                               **message_values("restarted", name=actor.full_name))
+                       .execution_options(synchronize_session=False))
+    for job_id in job_ids:
+        enqueue_after_commit(Job.SEND_ARCHIVE_JOB, job_id)
+    return len(job_ids)

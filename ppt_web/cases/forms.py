@@ -61,3 +61,8 @@ class ApprovalRequestForm(FlaskForm):
 class ApprovalDecisionForm(FlaskForm):
     comment = TextAreaField(_l("Comment"), validators=[Optional(), Length(max=2000)])
     sign = BooleanField(_l("Sign the document electronically"), default=True)
+
+
+class CaseCorrectionForm(FlaskForm):
+    title = StringField(_l("Title"), validators=[DataRequired(), Length(max=300)])
+    reason = TextAreaField(_l("Reason for the correction"), validators=[DataRequired(), Length(max=1000)])

@@ -16,6 +16,7 @@ from ..models import AccessGroup, CaseCategory, CaseKind
 from . import service
 from .blueprint import bp
 from .forms import (
+    CaseCorrectionForm,
     CaseForm,
 )
 
@@ -101,6 +102,24 @@ def reopen_case(case_id: int):
     service.reopen_case(_actor(), case_id)
     flash(_("The case is open again."), "success")
     return go(url_for("cases.case", case_id=case_id))
+
+
+@bp.route("/cases/<int:case_id>/correct", methods=["GET", "POST"])
+@permission_required("correct_metadata")
+def correct_case(case_id: int):
+    found = scope.case(_actor(), case_id)
+    form = CaseCorrectionForm()
+    if request.method == "GET":
+        form.title.data = found.title
+    if form.validate_on_submit():
+        try:
+            service.correct_case(_actor(), case_id, form.reason.data, form.title.data)
+        except (Invalid, Conflict) as exc:
+            apply_error(form, exc)
+        else:
+            flash(_("The case title is corrected. Old and new title are on the case's history."), "success")
+            return go(url_for("cases.case", case_id=case_id))
+    return render_template("cases/correct_case.html", form=form, case=found), form_status()
 
 
 @bp.route("/cases/worklist")

@@ -6,16 +6,16 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import and_, exists, or_, select, update
 
-from .. import validation
+from .. import text, validation
 from ..activity import service as activity
 from ..archive import outbox
 from ..auth import scope
-from ..auth.access import require
+from ..auth.access import refused, require
 from ..clock import today, utcnow
-from ..errors import Conflict, Invalid
-from ..extensions import db
+from ..errors import Conflict, DomainError, Invalid, raise_if
+from ..extensions import changed_rows, db
 from ..models import (
     AccessGroup,
     ActivityLog,
@@ -241,3 +241,34 @@ def history(case: Case):
 def clients_for(actor: User) -> list[Client]:
     return list(db.session.scalars(select(Client).where(scope.client_clause(actor)).order_by(Client.name_lower)
                                    .limit(500)))
+
+
+def correct_refusal(actor: User, case: Case) -> DomainError | None:
+    """Why the actor may not correct the case's archive metadata (None: they may)."""
+    return refused(actor, "correct_metadata", object_type="case", object_id=case.id)
+
+
+def correct_case(actor: User, case_id: int, reason: str, title: str) -> Case:
+    """Correct a case's title, as a finalized post's metadata is corrected: a reason, the old and new
+    values in the activity log, an update of the folder in the archive. Jobs of the case that failed
+    on text the archive cannot carry are started again, since the correction is what they waited for.
+    The change is conditional on the title this request read, so two corrections at once never both apply."""
+    case = scope.case(actor, case_id)
+    raise_if(correct_refusal(actor, case))
+    reason = " ".join(text.clean(reason or "").split())
+    if not reason:
+        raise Invalid(_l("Give the reason for the correction."), field="reason")
+    new_title = validation.required_text(text.clean(title or ""), "title")
+    before = snapshot(case)
+    if new_title == case.title:
+        raise Invalid(_l("Nothing was changed."))
+    with transaction():
+        if not changed_rows(update(Case).where(Case.id == case.id, Case.title == case.title)
+                            .values(title=new_title, title_lower=new_title.lower(), last_activity_at=utcnow())
+                            .execution_options(synchronize_session=False)):
+            raise Conflict(_l("The case was changed meanwhile. Look at it again before you correct it."))
+        db.session.refresh(case)
+        _log("case_metadata_corrected", actor, case, before, detail=reason)
+        outbox.restart_unarchivable(case, actor)
+        outbox.case_corrected(case)
+    return case

@@ -41,7 +41,7 @@ class ArchiveJob(Model):
     # The X-Klientmelding-Id: fixed at creation, the same on every retry.
     message_id: Mapped[str] = mapped_column(String(36), unique=True, default=lambda: str(uuid.uuid4()))
     # What happened in the case system: case_created, case_closed, case_reopened, post_finalized,
-    # metadata_corrected, post_written_off. The Fiks Arkiv message type follows from it.
+    # metadata_corrected, post_written_off, case_corrected. The Fiks Arkiv message type follows from it.
     event: Mapped[str] = mapped_column(String(30))
     operation: Mapped[str] = mapped_column(String(80))
     case_id: Mapped[int] = mapped_column(ForeignKey("case.id"), index=True)
