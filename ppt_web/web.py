@@ -70,6 +70,7 @@ def menu(user: User) -> list[str]:
 
 def init_app(app: Flask) -> None:
     app.jinja_env.globals["archive_message"] = job_messages.shown  # the Message column, in the reader's language
+    app.jinja_env.globals["correction_url"] = job_messages.correction_url  # what a failed job waits for
     @app.errorhandler(Forbidden)
     def forbidden(exc: Forbidden):
         record_refusal("access_denied", exc)

@@ -224,3 +224,14 @@ def test_hostile_text_in_every_field_makes_a_valid_message(app, ctx, case_title,
     for job in db.session.scalars(select(ArchiveJob).where(ArchiveJob.case_id == case.id)):
         message = build(job)  # raises MessageInvalid if anything would break the schema
         assert not NOT_ARCHIVABLE.search(message.payload.decode())
+
+
+def test_the_archive_log_offers_the_correction(app, login_as):
+    with app.app_context():
+        case = builders.case()
+        _bad_title(case, "Sak\x03tittel")
+        job_id, case_id = jobs()[0].id, case.id
+        assert sending.process(job_id, "test") == "unarchivable text"
+    page = login_as("konsulent").get("/archive-log/?status=failed")
+    assert page.status_code == 200
+    assert f'href="/cases/{case_id}/correct"' in page.text

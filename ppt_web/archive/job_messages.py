@@ -5,7 +5,7 @@ also keeps the text in the service's default language (Nynorsk), for exports, lo
 before the codes existed (those have no code and show that text as it is)."""
 from __future__ import annotations
 
-from flask import current_app
+from flask import current_app, url_for
 from flask_babel import force_locale
 
 from ..i18n import N_, catalog, labels
@@ -60,6 +60,22 @@ def message_values(code: str, /, **params) -> dict:
     with force_locale(current_app.config.get("BABEL_DEFAULT_LOCALE", "nn")):
         text = render(code, params)
     return {"message_code": code, "message_params": params, "message": text[:4000]}
+
+
+# Where the object named by "unarchivable_text" is corrected: (endpoint, its id argument).
+CORRECTIONS = {"case": ("cases.correct_case", "case_id"), "post": ("cases.correct", "post_id"),
+               "client": ("clients.edit_client", "client_id"), "organisation": ("clients.edit_organisation", "org_id"),
+               "user": ("admin.edit_user", "user_id")}
+
+
+def correction_url(job: ArchiveJob) -> str | None:
+    """The page that corrects what a failed job waits for, when only a correction helps."""
+    params = job.message_params or {}
+    if job.message_code != "unarchivable_text" or params.get("what") not in CORRECTIONS:
+        return None
+    endpoint, argument = CORRECTIONS[params["what"]]
+    object_id = job.case_id if params["what"] == "case" else params.get("object_id")
+    return url_for(endpoint, **{argument: object_id}) if object_id else None
 
 
 def shown(job: ArchiveJob) -> str:
