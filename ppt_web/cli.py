@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import click
 from flask import Flask
@@ -63,8 +64,9 @@ def database_is_empty() -> bool:
 
 
 # The rows whose text reaches an archive message, by the name the command prints.
-ARCHIVED_TEXT = {"case": Case, "client": Client, "organisation": Organisation, "journal post": JournalPost,
-                 "correspondent": Correspondent, "document": Document, "user": User}
+ARCHIVED_TEXT: dict[str, Any] = {
+    "case": Case, "client": Client, "organisation": Organisation, "journal post": JournalPost,
+    "correspondent": Correspondent, "document": Document, "user": User}
 
 
 def unarchivable_rows() -> Iterator[tuple[str, int, str]]:

@@ -5,6 +5,8 @@ also keeps the text in the service's default language (Nynorsk), for exports, lo
 before the codes existed (those have no code and show that text as it is)."""
 from __future__ import annotations
 
+from typing import Any
+
 from flask import current_app, url_for
 from flask_babel import force_locale
 
@@ -75,7 +77,8 @@ def correction_url(job: ArchiveJob) -> str | None:
         return None
     endpoint, argument = CORRECTIONS[params["what"]]
     object_id = job.case_id if params["what"] == "case" else params.get("object_id")
-    return url_for(endpoint, **{argument: object_id}) if object_id else None
+    values: dict[str, Any] = {argument: object_id}
+    return url_for(endpoint, **values) if object_id else None
 
 
 def shown(job: ArchiveJob) -> str:
