@@ -17,27 +17,45 @@ import logging
 import pkgutil
 import socket
 import threading
+import time
 import uuid
 
+from flask import Flask
+from redis.exceptions import RedisError
 from rq import Worker
+from rq.exceptions import StopRequested
 
 import ppt_web
 from ppt_web import create_app
-from ppt_web.archive import codes, message
-from ppt_web.jobs import archive_sweep, dispatch_sweep, use_app
+from ppt_web.archive import codes, message, sending
+from ppt_web.jobs import archive_sweep, dispatch_sweep, lease_check, use_app
 from ppt_web.logs import configure as configure_logging
 from ppt_web.postreg import intake
 from ppt_web.postreg.mail_intake import poll_inbound
 from ppt_web.postreg.sync_intake import scan_sync_folder
-from ppt_web.queue import connection, get_queue, worker_connection
+from ppt_web.queue import Job, connection, enqueue, get_queue, worker_connection
 
 log = logging.getLogger("ppt.worker")
 SWEEP_LOCK = "ppt:archive-sweep-lock"
 WORKER_TTL = 60
+RESTART_FIRST, RESTART_MAX = 1.0, 10.0  # back-off between runs of RQ's loop after Redis or another fault
 
 
 class PPTWorker(Worker):
-    """RQ's worker, with a stop that does not hang for a minute.
+    """RQ's worker, which outlives Redis outages, frees its dead horse's claims at once, and stops
+    without hanging for a minute.
+
+    Outages: RQ 3.0 retries a failed BLPOP itself (doubling the wait up to max_connection_wait_time),
+    but any other Redis call in its loop that fails (the heartbeat after a job, the job's status when
+    a horse exits, the suspension check, maintenance) ends work() with "found an unhandled exception,
+    quitting", and the process exited: archive jobs stayed Ny until a person restarted it. work() here
+    runs RQ's loop again after such an end, waiting 1, 2, 4 ... up to RESTART_MAX seconds (logged),
+    until a stop is asked for. The database is the source of truth, so nothing is lost meanwhile: the
+    sweep hands every Ny job to the queue once Redis answers again.
+
+    A horse killed in the middle of a job (OOM, SIGKILL) left its archive jobs Under arbeid until
+    their lease ran out. handle_work_horse_killed() sets the jobs that horse had claimed back to Ny
+    at once and tells the queue; no other process can be sending them, since the horse is dead.
 
     RQ 3.0 unsubscribes from its command channel, then stops the listening thread, expecting stop()
     to return at once. Since redis-py 8.2, stop() waits for the thread, which, once unsubscribed,
@@ -55,9 +73,132 @@ class PPTWorker(Worker):
             thread.stop(timeout=1)  # redis-py >= 8.2: clears the flag and waits at most a second
         except TypeError:
             thread.stop()  # older redis-py: clears the flag only
-        self.pubsub.unsubscribe()
+        try:
+            self.pubsub.unsubscribe()
+        except RedisError as exc:  # Redis away: the thread is stopped all the same
+            self.log.warning("Worker %s: could not unsubscribe: %s", self.name, exc)
         thread.join(timeout=2)
         self.pubsub.close()
+        self.pubsub_thread = None
+
+    max_connection_wait_time = RESTART_MAX  # RQ's own BLPOP retry: 60 s by default, too long after an outage
+    app: Flask | None = None  # set by main(): the horse-killed handler writes to the database
+    stopping = False
+    fault: BaseException | None = None
+    _last_horse = 0
+
+    def request_stop(self, signum, frame):
+        self.stopping = True  # before RQ's handler, which may itself fail on a dead Redis
+        super().request_stop(signum, frame)
+
+    def work(self, burst: bool = False, **kwargs) -> bool:  # type: ignore[override]
+        """RQ's loop, run again with back-off whenever it ends on a fault rather than a stop."""
+        worked, delay = False, RESTART_FIRST
+        while True:
+            self.fault = None
+            began = time.monotonic()
+            try:
+                worked = super().work(burst=burst, **kwargs) or worked
+            except StopRequested:
+                return worked
+            except Exception as exc:  # noqa: BLE001 - bootstrap or teardown on a dead Redis: kept below
+                self.fault = exc
+                self.teardown()
+            if self.fault is None or self.stopping:
+                return worked
+            if time.monotonic() - began > 60:
+                delay = RESTART_FIRST  # a run that lasted: start the back-off over
+            log.warning("worker %s: RQ loop ended on %s: %s; working again in %.0f s",
+                        self.name, type(self.fault).__name__, self.fault, delay)
+            try:
+                time.sleep(delay)
+            except StopRequested:
+                return worked
+            if self.stopping:
+                return worked
+            delay = min(delay * 2, RESTART_MAX)
+            try:
+                self.register_death()  # the old run's record, if Redis was away at its end: the name is free
+            except RedisError:
+                pass
+
+    def _noting(self, exc: BaseException) -> None:
+        if not isinstance(exc, StopRequested | SystemExit):
+            self.fault = exc
+
+    def check_for_suspension(self, burst: bool):
+        try:
+            return super().check_for_suspension(burst)
+        except BaseException as exc:
+            self._noting(exc)
+            raise
+
+    def run_maintenance_tasks(self):
+        try:
+            return super().run_maintenance_tasks()
+        except BaseException as exc:
+            self._noting(exc)
+            raise
+
+    def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
+        try:
+            return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        except BaseException as exc:
+            self._noting(exc)
+            raise
+
+    def execute_job(self, job, queue):
+        try:
+            return super().execute_job(job, queue)
+        except BaseException as exc:
+            self._noting(exc)
+            if self.horse_pid:  # Redis failed while the horse works: let it finish its database work
+                self.wait_for_horse()
+                self._horse_pid = 0
+            raise
+
+    def heartbeat(self, timeout=None, pipeline=None):
+        try:
+            return super().heartbeat(timeout, pipeline)
+        except BaseException as exc:
+            self._noting(exc)
+            raise
+
+    def teardown(self):
+        """RQ's teardown, which must not fail on a dead Redis (it raised from work()'s finally)."""
+        if self.is_horse:
+            return
+        if self.scheduler:
+            self.stop_scheduler()
+            self.scheduler = None
+        try:
+            self.register_death()
+        except RedisError as exc:
+            self.log.warning("Worker %s: could not register its end: %s", self.name, exc)
+        self.unsubscribe()
+
+    def fork_work_horse(self, job, queue):
+        super().fork_work_horse(job, queue)
+        self._last_horse = self.horse_pid
+
+    def handle_work_horse_killed(self, job, retpid, ret_val, rusage):
+        super().handle_work_horse_killed(job, retpid, ret_val, rusage)
+        if self.app is None or not self._last_horse:
+            return
+        try:
+            # The rest of a batch the horse had not reached yet is told again too (done ones are "not claimed").
+            told = job.args[0] if job.func_name == Job.SEND_ARCHIVE_JOBS else [job.args[0]] \
+                if job.func_name == Job.SEND_ARCHIVE_JOB else []
+            with self.app.app_context():
+                released = sending.release_claims(sending.claim_token(self.name, self._last_horse))
+                if released:
+                    log.warning("worker %s: horse %s died; archive job(s) %s set back to Ny", self.name,
+                                self._last_horse, released)
+                again = sorted(set(released) | set(told))
+                for start in range(0, len(again), sending.SWEEP_BATCH):
+                    enqueue(Job.SEND_ARCHIVE_JOBS, again[start:start + sending.SWEEP_BATCH], at_front=True)
+        except Exception:  # noqa: BLE001 - the lease runs out in any case and the sweep takes them
+            log.exception("worker %s: could not release the claims of horse %s", self.name, self._last_horse)
 
 
 def sweep_timer(app, stop: threading.Event) -> None:
@@ -74,9 +215,10 @@ def sweep_timer(app, stop: threading.Event) -> None:
         stop.wait(period)
 
 
-def every(app, stop: threading.Event, seconds_key: str, func, what: str) -> None:
-    """Call func in an app context every PPT_*_SECONDS until stop; a failure waits for the next turn."""
-    period = max(1, int(app.config[seconds_key]))
+def every(app, stop: threading.Event, seconds: str | float, func, what: str) -> None:
+    """Call func in an app context every `seconds` (a number, or a PPT_*_SECONDS key) until stop; a
+    failure waits for the next turn."""
+    period = max(1.0, float(app.config[seconds] if isinstance(seconds, str) else seconds))
     while not stop.wait(period):
         try:
             with app.app_context():
@@ -128,9 +270,13 @@ def main() -> int:
 
         threading.Thread(target=every, args=(app, stop, "PPT_DISPATCH_SECONDS", dispatch_sweep, "dispatch sweep"),
                          daemon=True, name="dispatch").start()
+        lease_period = app.config["PPT_ARCHIVE_LEASE_SECONDS"] / 4
+        threading.Thread(target=every, args=(app, stop, lease_period, lease_check, "lease check"),
+                         daemon=True, name="lease-check").start()
     # A short TTL: the worker beats every WORKER_TTL - 15 s while idle, and /readyz stops counting a
     # killed one WORKER_TTL + 60 s after its last beat (RQ's default, 420 s, hid a dead worker for 8 min).
     worker = PPTWorker([queue.name], connection=conn, name=name, worker_ttl=WORKER_TTL)
+    worker.app = app
     try:
         worker.work(with_scheduler=True, burst=args.burst)
     finally:

@@ -36,6 +36,7 @@ ENV_KEYS = {
     "PPT_ARCHIVE_ALERT_MINUTES": "PPT_ARCHIVE_ALERT_MINUTES",
     "PPT_LOGIN_MAX_FAILURES": "PPT_LOGIN_MAX_FAILURES",
     "PPT_LOGIN_LOCKOUT_SECONDS": "PPT_LOGIN_LOCKOUT_SECONDS",
+    "PPT_LOGIN_CLIENT_MAX_FAILURES": "PPT_LOGIN_CLIENT_MAX_FAILURES",
     "PPT_SVARINN_DIR": "PPT_SVARINN_DIR",
     "PPT_INTAKE_SECONDS": "PPT_INTAKE_SECONDS",
     "PPT_INTAKE_THREADS": "PPT_INTAKE_THREADS",
@@ -69,6 +70,7 @@ ENV_KEYS = {
 INT_KEYS = {"PPT_SWEEP_SECONDS", "PPT_MAX_UPLOAD_BYTES", "PPT_ARCHIVE_HTTP_TIMEOUT", "PPT_ARCHIVE_MAX_ATTEMPTS",
             "PPT_ARCHIVE_BACKOFF_SECONDS", "PPT_ARCHIVE_LEASE_SECONDS", "PPT_ARCHIVE_REPLY_HOURS",
             "PPT_ARCHIVE_ALERT_MINUTES", "PPT_LOGIN_MAX_FAILURES", "PPT_LOGIN_LOCKOUT_SECONDS",
+            "PPT_LOGIN_CLIENT_MAX_FAILURES",
             "PPT_INTAKE_SECONDS", "PPT_INTAKE_THREADS", "PPT_INBOUND_SECONDS", "PPT_SYNC_SETTLE_SECONDS",
             "PPT_SYNC_INCOMPLETE_SECONDS",
             "PPT_PAPER_KEEP_MONTHS", "PPT_DOWNTIME_PAPER_KEEP_MONTHS", "PPT_SMTP_PORT", "PPT_APPROVAL_WARN_DAYS",
@@ -92,7 +94,7 @@ def defaults(instance_path: str) -> dict:
         "PPT_ARCHIVE_HTTP_TIMEOUT": 30,
         "PPT_ARCHIVE_MAX_ATTEMPTS": 8,
         "PPT_ARCHIVE_BACKOFF_SECONDS": 30,
-        "PPT_ARCHIVE_LEASE_SECONDS": 300,
+        "PPT_ARCHIVE_LEASE_SECONDS": 20,  # the sender extends it every quarter; a dead one's job is free in < 30 s
         "PPT_ARCHIVE_REPLY_HOURS": 24,
         "PPT_ARCHIVE_ALERT_MINUTES": 120,
         "PPT_ARCHIVE_IMMEDIATE": True,
@@ -146,7 +148,9 @@ def defaults(instance_path: str) -> dict:
         "PPT_DISPATCH_LEASE_SECONDS": 3600,  # longer than a send may take (SvarUt allows 15 min)
         "PPT_SVARUT_DIR": str(inst / "svarut"),
         "PPT_SVARUT_TOKEN_PROVIDER": None,
-        "PPT_METRICS_TOKEN": None,  # when set, /metrics wants "Authorization: Bearer <token>"
+        # When set, /metrics wants "Authorization: Bearer <token>" from everyone; unset, it answers only
+        # the host itself (loopback, not through an untrusted proxy) and 404 to anyone else.
+        "PPT_METRICS_TOKEN": None,
         # Logging (ppt_web/logs.py): "text" or "json" lines on stderr, and the root level.
         "PPT_LOG_FORMAT": "text",
         "PPT_LOG_LEVEL": "INFO",
@@ -156,6 +160,8 @@ def defaults(instance_path: str) -> dict:
         "PPT_SESSION_HOURS": 12,  # a session ends this long after sign-in, whatever the activity
         "PPT_LOGIN_MAX_FAILURES": 5,
         "PPT_LOGIN_LOCKOUT_SECONDS": 15 * 60,
+        # Failed sign-ins from one client address (any usernames) in the same window before it is locked.
+        "PPT_LOGIN_CLIENT_MAX_FAILURES": 20,
         "PPT_QUEUE_NAME": "ppt",
         "PPT_MAX_UPLOAD_BYTES": 50 * 1024 * 1024,
         # Sessions and CSRF (docs/decisions.md, "htmx settings for sensitive data and CSRF").

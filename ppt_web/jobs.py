@@ -11,12 +11,13 @@ from functools import wraps
 from typing import TypeVar
 
 from flask import Flask, current_app, has_app_context
+from redis.exceptions import RedisError
 
 from . import create_app, notify
 from .archive import sending
 from .dispatch import service as dispatch
 from .extensions import db
-from .queue import LOCK_SECONDS, only_one
+from .queue import LOCK_SECONDS, Job, enqueue, only_one
 
 _app: Flask | None = None
 _app_pid: int | None = None
@@ -92,3 +93,17 @@ def dispatch_sweep() -> dict:
         if conn is None:
             return {"busy": 1}
         return dispatch.sweep(renew=lambda: conn.expire(key, LOCK_SECONDS))
+
+
+def lease_check() -> dict:
+    """Run by a worker thread every quarter PPT_ARCHIVE_LEASE_SECONDS: archive jobs whose claim's lease
+    ran out (their worker and horse died) back to Ny and into the queue at once, not at the next sweep.
+    Only a read while no lease has run out; several workers doing it at once do no harm (the claim decides)."""
+    released = sending.reclaim_expired()
+    if released:
+        for start in range(0, len(released), sending.SWEEP_BATCH):
+            try:
+                enqueue(Job.SEND_ARCHIVE_JOBS, released[start:start + sending.SWEEP_BATCH], at_front=True)
+            except RedisError:
+                break  # notified_at is clear: the sweep tells the queue once Redis answers
+    return {"released": len(released)}

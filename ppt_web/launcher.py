@@ -3,7 +3,8 @@
 python -m ppt_web.launcher [--host 127.0.0.1] [--port 5000]
 
 Owns every process it starts: Ctrl-C (or SIGTERM) stops the web server and the worker,
-then shuts the embedded Redis down, leaving nothing behind.
+then shuts the embedded Redis down, leaving nothing behind. A worker or embedded Redis that dies is
+started again, after 1, 2, 4 ... up to RESTART_MAX seconds (logged); the web server dying stops all.
 """
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import cast
 
 import redis
 from flask_migrate import upgrade
@@ -25,6 +25,8 @@ from . import create_app, logs
 from .cli import database_is_empty, seed_demo_users
 
 ROOT = Path(__file__).resolve().parent.parent
+RESTART_FIRST, RESTART_MAX = 1.0, 30.0
+STEADY = 60  # a child that ran this long before it died starts the back-off over
 
 
 def redis_server_binary() -> str:
@@ -55,6 +57,7 @@ class EmbeddedRedis:
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.socket.unlink(missing_ok=True)  # left by a Redis that was killed
         self.proc = subprocess.Popen(
             [redis_server_binary(), "--port", "0", "--unixsocket", str(self.socket), "--unixsocketperm", "700",
              "--dir", str(self.data_dir), "--dbfilename", "dump.rdb", "--save", "60 1",
@@ -122,6 +125,28 @@ def start(args: list[str], env: dict) -> subprocess.Popen:
     return subprocess.Popen(args, env=env, cwd=ROOT, start_new_session=True)
 
 
+class Restarts:
+    """When to start a dead child again: doubling waits, reset after a steady run."""
+
+    def __init__(self, name: str):
+        self.name, self.delay, self.since, self.due = name, RESTART_FIRST, time.monotonic(), 0.0
+
+    def died(self, code: int | None) -> None:
+        now = time.monotonic()
+        if now - self.since >= STEADY:
+            self.delay = RESTART_FIRST
+        print(f"ppt: {self.name} exited with {code}; starting it again in {self.delay:.0f} s", file=sys.stderr,
+              flush=True)
+        self.due = now + self.delay
+        self.delay = min(self.delay * 2, RESTART_MAX)
+
+    def ready(self) -> bool:
+        return time.monotonic() >= self.due
+
+    def started(self) -> None:
+        self.since, self.due = time.monotonic(), 0.0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default="127.0.0.1")
@@ -146,20 +171,38 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)  # also when started with SIGINT ignored (a background job)
     code = 0
+    worker_args = [sys.executable, str(ROOT / "worker.py")]
     try:
         prepare_database()
-        procs.append(start([sys.executable, str(ROOT / "worker.py")], env))
+        procs.append(start(worker_args, env))
         procs.append(start([sys.executable, "-m", "flask", "--app", "ppt_web", "run", "--host", args.host,
                             "--port", str(args.port), "--no-reload", "--with-threads"], env))
         print(f"ppt: started in {time.monotonic() - started:.1f} s: web on http://{args.host}:{args.port} "
               "and one worker; Ctrl-C stops all", flush=True)
+        worker_restarts, redis_restarts = Restarts("worker.py"), Restarts("embedded Redis")
         while True:
-            for proc in procs:
-                if proc.poll() is not None:
-                    name = cast(list[str], proc.args)[1]  # start() is given a list of str
-                    print(f"ppt: {name} exited with {proc.returncode}; stopping", file=sys.stderr)
-                    code = proc.returncode or 1
-                    raise KeyboardInterrupt
+            web = procs[1]
+            if web.poll() is not None:  # no web app, nothing to use: stop, visibly
+                print(f"ppt: flask exited with {web.returncode}; stopping", file=sys.stderr)
+                code = web.returncode or 1
+                raise KeyboardInterrupt
+            if embedded and embedded.proc and embedded.proc.poll() is not None:
+                if not redis_restarts.due:
+                    redis_restarts.died(embedded.proc.returncode)
+                if redis_restarts.ready():
+                    try:
+                        embedded.start()
+                        redis_restarts.started()
+                    except SystemExit as exc:
+                        print(f"ppt: {exc}", file=sys.stderr)
+                        redis_restarts.died(embedded.proc.returncode if embedded.proc else None)
+            worker = procs[0]
+            if worker.poll() is not None:  # the worker outlives Redis outages itself; this is for a crash
+                if not worker_restarts.due:
+                    worker_restarts.died(worker.returncode)
+                if worker_restarts.ready():
+                    procs[0] = start(worker_args, env)
+                    worker_restarts.started()
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass

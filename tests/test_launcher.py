@@ -1,5 +1,5 @@
 """The README's run command: one process starts Redis, migrates, seeds, runs web and worker,
-and Ctrl-C leaves nothing behind."""
+starts a dead worker again, and Ctrl-C leaves nothing behind."""
 from __future__ import annotations
 
 import os
@@ -44,10 +44,25 @@ def test_run_command_starts_everything_and_ctrl_c_stops_it(tmp_path):
         names = " ".join(" ".join(c.cmdline()) for c in children)
         assert "redis-server" in names and "worker.py" in names and "flask" in names
         assert (tmp_path / "instance" / "ppt.sqlite").exists()
+        # A worker that dies is started again; the web app stays up meanwhile.
+        worker = next(c for c in children if "worker.py" in " ".join(c.cmdline()))
+        worker.kill()
+        deadline = time.monotonic() + 30
+        while True:
+            assert launcher.poll() is None, launcher.stdout.read()
+            again = [c for c in psutil.Process(launcher.pid).children()
+                     if "worker.py" in " ".join(c.cmdline()) and c.pid != worker.pid]
+            if again:
+                break
+            assert time.monotonic() < deadline, "the worker was not started again in 30 s"
+            time.sleep(0.2)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=5) as r:
+            assert r.status == 200
+        children = psutil.Process(launcher.pid).children(recursive=True)
         launcher.send_signal(signal.SIGINT)  # what Ctrl-C sends
         output, _ = launcher.communicate(timeout=60)
         assert launcher.returncode == 0, output
-        assert "demo users" in output
+        assert "demo users" in output and "worker.py exited with -9; starting it again in 1 s" in output
         time.sleep(0.5)
         alive = [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
         assert alive == [], [c.cmdline() for c in alive]

@@ -3,17 +3,26 @@ wake the jobs that waited for it; and the sweep.
 
 The database row is the unit of work (docs/decisions.md, "The archive job"). A job is claimed by one
 conditional UPDATE, so two workers or two sweeps never send it twice; Redis only says "look now".
+The claim's lease is short, and the claimant extends it while it works (keep_lease): a job whose
+horse or worker died is free again within the lease (docs/decisions.md, "The claim").
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from flask import current_app
 from rq import get_current_job
 from rq.timeouts import BaseTimeoutException
 from sqlalchemy import or_, select, update
+from sqlalchemy.exc import OperationalError
 
 from .. import claims
 from ..clock import OSLO, utcnow
@@ -22,15 +31,23 @@ from ..models import ArchiveJob, ArchiveStatus, JobStatus
 from ..queue import Job, enqueue, enqueue_after_commit, enqueue_in
 from . import transports
 from .job_messages import message_values, set_message
-from .message import MessageInvalid, build
+from .message import MessageInvalid, TextNotArchivable, build, unarchivable_in
 from .transports.files import FileMissing
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")
+DB_RETRY_SECONDS = 60  # how long a locked or unreachable database is tried again before a job gives up
 
 
 def worker_name() -> str:
     job = get_current_job()
     return (job.worker_name if job is not None and job.worker_name else None) or socket.gethostname()
+
+
+def claim_token(worker: str, pid: int | None = None) -> str:
+    """What claimed_by holds: the worker's name and the claiming process (the work horse), so the
+    worker can free exactly its dead horse's claims (worker.py, handle_work_horse_killed)."""
+    return f"{worker[:180]}#{pid or os.getpid()}"
 
 
 def claim(job_id: int, worker: str, now: datetime | None = None) -> bool:
@@ -46,23 +63,38 @@ def claim(job_id: int, worker: str, now: datetime | None = None) -> bool:
 
 
 def process(job_id: int, worker: str | None = None) -> str:
-    """Send one job if it is due and this worker wins the claim; returns what happened."""
-    if not claim(job_id, worker or worker_name()):
+    """Send one job if it is due and this worker wins the claim; returns what happened. While it
+    works, a thread extends the claim's lease; a locked or unreachable database is waited for."""
+    token = claim_token(worker or worker_name())
+    if not write_retrying(lambda: claim(job_id, token)):
         return "not claimed"
+    with keep_lease(job_id, token):
+        return _send(job_id, token)
+
+
+def _send(job_id: int, token: str) -> str:
     job = db.session.get_one(ArchiveJob, job_id)
     db.session.refresh(job)
     waiting = _predecessor_blocks(job)
     if waiting:
-        job.job_status, job.lease_until, job.claimed_by = JobStatus.NEW, None, None
-        job.attempts = max(0, job.attempts - 1)  # waiting is not an attempt
-        set_message(job, waiting[0], **waiting[1])
-        job.next_attempt_at = utcnow() + timedelta(seconds=current_app.config["PPT_ARCHIVE_BACKOFF_SECONDS"])
-        db.session.commit()
+        def wait() -> None:
+            job.job_status, job.lease_until, job.claimed_by = JobStatus.NEW, None, None
+            job.attempts = max(0, job.attempts - 1)  # waiting is not an attempt
+            set_message(job, waiting[0], **waiting[1])
+            job.next_attempt_at = utcnow() + timedelta(seconds=current_app.config["PPT_ARCHIVE_BACKOFF_SECONDS"])
+        write_retrying(wait)
         return "waiting"
     try:
         message = build(job, current_app.config.get("PPT_ARCHIVE_SETTINGS"))
         transport = transports.get_transport()
         reply = transport.send(message, job.message_id)
+    except TextNotArchivable as exc:
+        found = unarchivable_in(job)
+        if not found:
+            _finish(job, ArchiveStatus.FAILED, "invalid", detail=str(exc))
+            return "invalid message"
+        _finish(job, ArchiveStatus.FAILED, "unarchivable_text", what=found[0][0], object_id=found[0][1])
+        return "unarchivable text"
     except MessageInvalid as exc:
         _finish(job, ArchiveStatus.FAILED, "invalid", detail=str(exc))
         return "invalid message"
@@ -71,6 +103,12 @@ def process(job_id: int, worker: str | None = None) -> str:
         return "file missing"
     except BaseTimeoutException:
         raise  # RQ's job timeout: the lease runs out and the sweep sets the job back to Ny
+    except OperationalError:  # the database failed while the message was built: nothing was sent
+        log.warning("archive job %s: database unavailable while building its message; set back to Ny", job_id,
+                    exc_info=True)
+        db.session.rollback()
+        release_claims(token)
+        return "database unavailable"
     except Exception as exc:  # noqa: BLE001 - a bug or a broken setup: visible on the log, not a silent loop
         log.exception("archive job %s failed inside the app", job_id)
         db.session.rollback()
@@ -88,27 +126,29 @@ def apply_reply(job: ArchiveJob, reply: transports.Reply, asynchronous: bool = F
         _finish(job, ArchiveStatus.FAILED, "partly_refused", detail="; ".join(failed_parts))
         return "failed"
     if reply.kind == transports.OK:
-        job.archive_ref = reply.ids or {}
-        _finish(job, ArchiveStatus.ARCHIVED, *describe_ids(reply.ids or {}))
-        _wake_successors(job)
+        _finish(job, ArchiveStatus.ARCHIVED, *describe_ids(reply.ids or {}), archive_ref=reply.ids or {})
+        write_retrying(lambda: _wake_successors(job))
         return "archived"
     if reply.kind == transports.HANDED_OVER:
-        job.lease_until = None
-        job.reply_deadline = utcnow() + timedelta(hours=current_app.config["PPT_ARCHIVE_REPLY_HOURS"])
-        job.archive_status = ArchiveStatus.NEW
-        set_message(job, "handed_over")
-        db.session.commit()
+        def handed_over() -> None:
+            job.lease_until = None
+            job.reply_deadline = utcnow() + timedelta(hours=current_app.config["PPT_ARCHIVE_REPLY_HOURS"])
+            job.archive_status = ArchiveStatus.NEW
+            set_message(job, "handed_over")
+        write_retrying(handed_over)
         return "handed over"
     if reply.kind in transports.TRANSIENT and not asynchronous:
         limit = current_app.config["PPT_ARCHIVE_MAX_ATTEMPTS"]
         if job.attempts < limit:
             delay = min(current_app.config["PPT_ARCHIVE_BACKOFF_SECONDS"] * 2 ** (job.attempts - 1), 3600)
-            job.job_status, job.archive_status = JobStatus.NEW, ArchiveStatus.FAILED
-            job.next_attempt_at = utcnow() + timedelta(seconds=delay)
-            job.lease_until, job.claimed_by = None, None
-            when = job.next_attempt_at.astimezone(OSLO).strftime("%H:%M")
-            set_message(job, "retry_later", attempt=job.attempts, limit=limit, detail=reply.text, time=when)
-            db.session.commit()
+
+            def retry_later() -> None:
+                job.job_status, job.archive_status = JobStatus.NEW, ArchiveStatus.FAILED
+                job.next_attempt_at = utcnow() + timedelta(seconds=delay)
+                job.lease_until, job.claimed_by = None, None
+                when = job.next_attempt_at.astimezone(OSLO).strftime("%H:%M")
+                set_message(job, "retry_later", attempt=job.attempts, limit=limit, detail=reply.text, time=when)
+            write_retrying(retry_later)
             try:  # needs the worker's scheduler; the sweep picks it up in any case
                 enqueue_in(timedelta(seconds=delay), Job.SEND_ARCHIVE_JOB, job.id)
             except Exception:  # noqa: BLE001 - Redis trouble: the sweep covers it
@@ -137,11 +177,87 @@ def describe_ids(ids: dict) -> tuple[str, dict]:
 
 
 def _finish(job: ArchiveJob, archive_status: ArchiveStatus, code: str, params: dict | None = None, /,
-            **values) -> None:
-    job.job_status, job.archive_status = JobStatus.DONE, archive_status
-    set_message(job, code, **(params or {}), **values)
-    job.done_at, job.lease_until, job.reply_deadline = utcnow(), None, None
+            *, archive_ref: dict | None = None, **values) -> None:
+    def finish() -> None:
+        if archive_ref is not None:
+            job.archive_ref = archive_ref
+        job.job_status, job.archive_status = JobStatus.DONE, archive_status
+        set_message(job, code, **(params or {}), **values)
+        job.done_at, job.lease_until, job.reply_deadline = utcnow(), None, None
+    write_retrying(finish)
+
+
+def write_retrying(change: Callable[[], R]) -> R:
+    """change() and commit. A locked (SQLite) or unreachable database is tried again with back-off
+    for DB_RETRY_SECONDS: an outage must not fail a job for good, nor leave it to its lease."""
+    delay, deadline = 0.5, time.monotonic() + DB_RETRY_SECONDS
+    while True:
+        try:
+            result = change()
+            db.session.commit()
+            return result
+        except OperationalError as exc:
+            db.session.rollback()
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("database unavailable (%s); trying again in %.1f s", exc.orig, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 8)
+
+
+@contextlib.contextmanager
+def keep_lease(job_id: int, token: str) -> Iterator[None]:
+    """While the block runs, a thread moves the claim's lease on every quarter lease, so a job that takes
+    long keeps it and one whose process died is free again within PPT_ARCHIVE_LEASE_SECONDS. The UPDATE
+    holds only while this claim (token) is the job's; once the job is done, waiting or handed over, it
+    changes nothing."""
+    seconds = current_app.config["PPT_ARCHIVE_LEASE_SECONDS"]
+    engine, stop = db.engine, threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(max(0.2, seconds / 4)):
+            try:
+                with engine.begin() as conn:
+                    conn.execute(update(ArchiveJob).where(
+                        ArchiveJob.id == job_id, ArchiveJob.job_status == JobStatus.IN_PROGRESS,
+                        ArchiveJob.claimed_by == token, ArchiveJob.reply_deadline.is_(None))
+                        .values(lease_until=utcnow() + timedelta(seconds=seconds)))
+            except Exception as exc:  # noqa: BLE001 - the next beat tries again; the lease has room for two misses
+                log.warning("archive job %s: lease not extended: %s", job_id, exc)
+
+    thread = threading.Thread(target=beat, daemon=True, name=f"lease-{job_id}")
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(5)
+
+
+def _set_back(*conditions) -> list[int]:
+    """In-progress jobs (not handed over) meeting conditions back to Ny, told again by the next sweep;
+    their ids. Only a read when there are none, so it is cheap to run often."""
+    where = [ArchiveJob.job_status == JobStatus.IN_PROGRESS, ArchiveJob.reply_deadline.is_(None), *conditions]
+    ids = list(db.session.scalars(select(ArchiveJob.id).where(*where).order_by(ArchiveJob.id).limit(1000)))
+    if not ids:
+        db.session.rollback()
+        return []
+    changed_rows(update(ArchiveJob).where(ArchiveJob.id.in_(ids), *where)
+                 .values(job_status=JobStatus.NEW, lease_until=None, claimed_by=None, notified_at=None,
+                         **message_values("worker_stopped"))
+                 .execution_options(synchronize_session=False))
     db.session.commit()
+    return ids
+
+
+def release_claims(token: str) -> list[int]:
+    """The jobs a dead (or failed) claimant held, back to Ny at once: nobody else can be sending them."""
+    return write_retrying(lambda: _set_back(ArchiveJob.claimed_by == token))
+
+
+def reclaim_expired(now: datetime | None = None) -> list[int]:
+    """Jobs whose lease ran out (their worker and horse died, or stalled) back to Ny; their ids."""
+    return _set_back(ArchiveJob.lease_until < (now or utcnow()))
 
 
 def _predecessor_blocks(job: ArchiveJob) -> tuple[str, dict] | None:
@@ -175,13 +291,7 @@ def sweep(now: datetime | None = None, limit: int = 5000) -> dict:
     """What the routine's minute job does, and more: expired leases back to Ny, asynchronous
     replies read, and every due Ny job handed to the queue."""
     now = now or utcnow()
-    requeued = changed_rows(
-        update(ArchiveJob).where(ArchiveJob.job_status == JobStatus.IN_PROGRESS, ArchiveJob.reply_deadline.is_(None),
-                                 ArchiveJob.lease_until < now)
-        .values(job_status=JobStatus.NEW, lease_until=None, claimed_by=None,
-                **message_values("worker_stopped"))
-        .execution_options(synchronize_session=False))
-    db.session.commit()
+    requeued = len(reclaim_expired(now))  # notified_at cleared: handed to the queue below
     replies_read = _read_async_replies(now)
     # Due jobs not told to a worker lately: a notice still in the queue is not sent again and again
     # (that would flood a backlog); one that Redis lost is re-told after a couple of periods.
