@@ -37,7 +37,20 @@ MASK = "*" * 11
 FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _RUN = re.compile(r"[0-9]{11,}")
-_SPLIT = re.compile(r"(?<![0-9])([0-9]{6})[ .-]([0-9]{5})(?![0-9])")
+# A digit: any decimal digit (also full-width and other scripts), or one percent-encoded (%33, %2533).
+_DIGIT = r"(?:\d|%(?:25)*3[0-9])"
+# What may stand between the digits of a number someone wrote or crafted: white space and control
+# characters (raw, or as the \n, \x1b, \u2028 this module writes), . _ / \ + and dashes, and any
+# percent-encoded byte (%2F, %20, %252F) that is not itself a digit.
+_SEP = (r"(?:\\[nrt]|\\x[0-9a-fA-F]{2}|\\u[0-9a-fA-F]{4}|%(?:25)*(?!3[0-9])[0-9A-Fa-f]{2}"
+        r"|[\s\x00-\x1f\x7f-\x9f._/\\+\-\u2010-\u2015])")
+_CHAIN = re.compile(rf"{_DIGIT}+(?:{_SEP}{{1,5}}{_DIGIT}+)*")
+_TOKEN = re.compile(rf"(?P<digit>{_DIGIT})|{_SEP}")
+_ANY_DIGIT = re.compile(r"\d")
+# Characters that would end a line or steer a terminal: C0 and C1 controls, DEL, the Unicode line
+# and paragraph separators, bidirectional overrides and isolates, and the byte order mark.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 # An incoming X-Request-ID is kept only if it is a short plain token without a possible national id.
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{8,64}")
 _HOST = socket.gethostname()
@@ -45,26 +58,96 @@ _PROGRAM = os.path.basename(sys.argv[0] or "python")
 
 
 def _valid_national_id(digits: str) -> bool:
-    return fodselsnummer.is_valid(digits)
+    """A fødselsnummer, D- or H-number (stdnum), or an FH-number (a help number: the same check digits)."""
+    if fodselsnummer.is_valid(digits):
+        return True
+    return digits[0] in "89" and digits[9] == fodselsnummer.calc_check_digit1(digits) and \
+        digits[10] == fodselsnummer.calc_check_digit2(digits)
 
 
 def mask_national_ids(text: str) -> str:
-    """The text with every run of digits that may be a national id replaced by ***********."""
+    """The text with everything that may be a national id replaced by ***********.
+
+    A chain is digits with at most five separators between groups (see _SEP). In it, masked are:
+    a group of exactly 11 digits, valid or not (a mistyped number is still a person's); two groups
+    of 6 and 5 digits, valid or not (how people write one); and any 11 digits in a row across the
+    chain, separators left out, that make a valid number. Other separated digits (an address, a
+    date and time, a status next to a duration) stay readable unless they happen to be a valid number.
+    """
     if not isinstance(text, str) or len(text) < 11:
         return text
+    if len(_ANY_DIGIT.findall(text)) < 11 and "%" not in text:
+        return text
+    spans: list[tuple[int, int]] = []
+    for chain in _CHAIN.finditer(text):
+        spans += _chain_spans(chain)
+    if not spans:
+        return text
+    out, last = [], 0
+    for start, end in _merged(spans):
+        out += [text[last:start], MASK]
+        last = end
+    out.append(text[last:])
+    return "".join(out)
 
-    def run(match: re.Match) -> str:
-        digits = match.group()
-        if len(digits) == 11:
-            return MASK
-        chars = list(digits)
-        for i in range(len(digits) - 10):
-            if _valid_national_id(digits[i:i + 11]):
-                chars[i:i + 11] = MASK
-        return "".join(chars)
 
-    text = _RUN.sub(run, text)
-    return _SPLIT.sub(lambda m: MASK if _valid_national_id(m.group(1) + m.group(2)) else m.group(), text)
+def _chain_spans(chain: re.Match) -> list[tuple[int, int]]:
+    digits: list[tuple[int, int, str, int]] = []  # start, end, the digit, its group
+    group, after_sep = 0, False
+    for token in _TOKEN.finditer(chain.group()):
+        if token.group("digit") is None:
+            after_sep = True
+            continue
+        if after_sep:
+            group, after_sep = group + 1, False
+        value = token.group()
+        digits.append((chain.start() + token.start(), chain.start() + token.end(), str(int(value[-1])), group))
+    if len(digits) < 11:
+        return []
+    spans = []
+    sizes = [sum(1 for d in digits if d[3] == g) for g in range(group + 1)]
+    if sizes == [6, 5]:
+        spans.append((digits[0][0], digits[-1][1]))
+    for number, size in enumerate(sizes):
+        if size == 11:
+            members = [d for d in digits if d[3] == number]
+            spans.append((members[0][0], members[-1][1]))
+    numbers = "".join(d[2] for d in digits)
+    for i in range(len(digits) - 10):
+        if _valid_national_id(numbers[i:i + 11]):
+            spans.append((digits[i][0], digits[i + 10][1]))
+    return spans
+
+
+def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def escape_controls(text, keep_newlines: bool = False):
+    """The text with every character that could end a log line or steer a terminal written as an
+    escape (\\n, \\r, \\t, \\x1b, \\u2028 ...); keep_newlines leaves LF alone (a traceback in JSON)."""
+    if not isinstance(text, str) or not _CONTROL.search(text):
+        return text
+
+    def escape(match: re.Match) -> str:
+        char = match.group()
+        if keep_newlines and char == "\n":
+            return char
+        code = ord(char)
+        return _NAMED.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+    return _CONTROL.sub(escape, text)
+
+
+def safe_text(text):
+    """What the log may show of a text: national ids masked, then control characters escaped."""
+    return escape_controls(mask_national_ids(text))
 
 
 def new_request_id() -> str:
@@ -117,8 +200,16 @@ class ContextFilter(logging.Filter):
         return True
 
 
+# The attributes every LogRecord has; anything else on a record is an extra (extra={...}, ContextFilter).
+_RECORD_ATTRIBUTES = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+
+
 class NationalIdFilter(logging.Filter):
-    """Masks possible national ids in the message (with its args), the exception text and the stack."""
+    """Makes a record safe to write as one line: possible national ids masked and control characters
+    escaped in the message (with its args), every extra field, the exception text and the stack.
+
+    On the root handler, so it covers every logger that reaches it (ppt.*, werkzeug, rq, gunicorn
+    through GunicornLogger, alembic, py.warnings, and any logger added later)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
@@ -128,18 +219,17 @@ class NationalIdFilter(logging.Filter):
         masked = mask_national_ids(message)
         if has_request_context() and request.query_string:
             masked = masked.replace("?" + request.query_string.decode("latin-1"), "?[query]")
-        if masked != message:
-            record.msg, record.args = masked, None
+        record.msg, record.args = escape_controls(masked), None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = mask_national_ids(record.exc_text)
+            record.exc_text = escape_controls(mask_national_ids(record.exc_text), keep_newlines=True)
         if record.stack_info:
-            record.stack_info = mask_national_ids(record.stack_info)
-        path = getattr(record, "path", None)
-        if path:
-            # An extra of the record (ContextFilter's): extras live in the record's __dict__.
-            record.__dict__["path"] = mask_national_ids(path)
+            record.stack_info = escape_controls(mask_national_ids(record.stack_info), keep_newlines=True)
+        for key, value in list(record.__dict__.items()):
+            # Extras live in the record's __dict__ (ContextFilter's path, remote_addr, method ...).
+            if isinstance(value, str) and (key not in _RECORD_ATTRIBUTES or key in ("threadName", "processName")):
+                record.__dict__[key] = safe_text(value)
         return True
 
 
@@ -169,18 +259,29 @@ class JsonFormatter(logging.Formatter):
                 line[key] = value
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
+        for key, value in line.items():
+            if isinstance(value, str):
+                line[key] = escape_controls(value)  # what the filter did not see (a name, a thread)
         if record.exc_text:
-            line["exc"] = record.exc_text
+            line["exc"] = escape_controls(record.exc_text, keep_newlines=True)
         if record.stack_info:
-            line["stack"] = record.stack_info
-        return json.dumps(line, ensure_ascii=False, default=str)
+            line["stack"] = escape_controls(record.stack_info, keep_newlines=True)
+        # json.dumps escapes C0 controls itself, not C1 ones or U+2028/2029: none is left by now, and
+        # none may pass unseen.
+        return _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(line, ensure_ascii=False, default=str))
 
 
 class TextFormatter(logging.Formatter):
-    """The classic line, with the request id and user (or the job) appended when there is one."""
+    """The classic line, with the request id and user (or the job) appended when there is one.
+
+    Always one line: a traceback follows the message on the same line, its line breaks written as
+    the two characters backslash and n, like every other control character (escape_controls)."""
 
     def __init__(self):
         super().__init__(TEXT_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return escape_controls(super().format(record))
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         text = super().formatMessage(record)

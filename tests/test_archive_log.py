@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import date, timedelta
 
+import pytest
 from sqlalchemy import select
 
+from ppt_web.clock import utcnow
 from ppt_web.extensions import db
 from ppt_web.models import ArchiveJob
 
@@ -196,3 +199,36 @@ def test_the_message_column_is_shown_in_the_readers_language(app, login_as):
         with app.app_context():
             auth.set_language(builders.user("konsulent"), locale)
         assert text in browser.get("/archive-log/").get_data(as_text=True), locale
+
+
+@pytest.mark.app_config(PPT_QUEUE_NAME=f"retry-all-{uuid.uuid4().hex[:8]}")
+def test_bulk_retry_also_makes_jobs_waiting_out_a_back_off_due_now(app, login_as):
+    """A job in back-off (Ny, failed, next attempt in half an hour) is retried now with the failed ones;
+    a plain Ny job is left alone. Each one reset is handed to the queue once."""
+    from ppt_web.queue import get_queue
+
+    ids = _jobs(app, 3)
+    _fail(app, ids[0])
+    with app.app_context():
+        job = db.session.get(ArchiveJob, ids[1])
+        job.job_status, job.archive_status, job.attempts = "new", "failed", 6
+        job.next_attempt_at = utcnow() + timedelta(minutes=32)
+        db.session.commit()
+        get_queue().empty()
+    client = login_as("konsulent")
+    page = client.get("/archive-log/").get_data(as_text=True)
+    assert "(2)" in page  # the button counts both
+    confirm = client.post("/archive-log/retry-all", data={}, headers=HX).get_data(as_text=True)
+    assert "2" in confirm
+    client.post("/archive-log/retry-all", data={"confirm": "1"})
+    with app.app_context():
+        for job_id in ids[:2]:
+            job = db.session.get(ArchiveJob, job_id)
+            assert (job.job_status, job.archive_status, job.attempts) == ("new", "new", 0)
+            assert job.next_attempt_at is None
+        plain = db.session.get(ArchiveJob, ids[2])
+        assert (plain.job_status, plain.archive_status) == ("new", "new")
+        assert len(activity_rows("archive_job_retried")) == 2
+        queued = [j.args for j in get_queue().jobs if j.func_name.endswith("send_archive_job")]
+        assert sorted(a[0] for a in queued) == ids[:2]
+        get_queue().empty()

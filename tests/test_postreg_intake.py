@@ -20,7 +20,7 @@ from ppt_web.models import InboxItem, InboxSource, InboxStatus
 from ppt_web.postreg import intake, sync_intake
 from ppt_web.queue import connection
 
-from .builders import make_pdf
+from .builders import make_pdf, valid_national_id
 from .conftest import ROOT, activity_rows
 
 pytestmark = pytest.mark.app_config(PPT_SYNC_SETTLE_SECONDS=0)
@@ -247,3 +247,82 @@ def test_a_shutting_down_worker_leaves_the_rest_of_a_burst_for_the_next_pass(app
         intake.STOPPING.clear()
     assert items() == [] and len(list(root.glob("*.pdf"))) == 6
     assert scan(passes=1)["imported"] == 6
+
+
+@pytest.mark.app_config(PPT_SYNC_INCOMPLETE_SECONDS=0)
+def test_skipped_files_are_reported_once_with_the_reason_and_left_alone(app, ctx, tmp_path, capsys):
+    """A hidden file, a temporary file, a hidden folder, a link and a pipe are not read, and the post
+    registration sees each one once, with the reason; the log says so without the national id in a name.
+    Windows' own files (desktop.ini, Thumbs.db) are not worth a row."""
+    root = sync_dir(app)
+    number = valid_national_id(3)
+    outside = tmp_path / "utanfor.pdf"
+    outside.write_bytes(make_pdf(1))
+    (root / f".{number[:6]} {number[6:]} brev.pdf").write_bytes(make_pdf(1))
+    (root / "skann.pdf.part").write_bytes(b"%PDF-1.7 half")
+    (root / "desktop.ini").write_bytes(b"[.ShellClassInfo]")
+    (root / "Thumbs.db").write_bytes(b"thumbs")
+    (root / ".gammalt").mkdir()
+    (root / ".gammalt" / "inni.pdf").write_bytes(make_pdf(1))
+    (root / "lenkje.pdf").symlink_to(outside)
+    (root / "mappelenkje").symlink_to(tmp_path)
+    os.mkfifo(root / "rør.pdf")
+    (root / "ok.pdf").write_bytes(make_pdf(2))
+    capsys.readouterr()
+    for _ in range(3):
+        scan()
+    refused = items(status=InboxStatus.SYSTEM_REJECTED)
+    assert sorted((i.reject_code, i.filename) for i in refused) == sorted([
+        ("skipped_hidden", ".gammalt/"), ("skipped_hidden", f".{number[:6]} {number[6:]} brev.pdf"),
+        ("skipped_link", "lenkje.pdf"), ("skipped_link", "mappelenkje/"), ("skipped_special", "rør.pdf"),
+        ("skipped_temp", "skann.pdf.part")])
+    assert all(i.source == InboxSource.SCAN and i.quarantine_name is None and i.reject_reason for i in refused)
+    assert [i.filename for i in items(status=InboxStatus.NEW)] == ["ok.pdf"]
+    for name in (f".{number[:6]} {number[6:]} brev.pdf", "skann.pdf.part", "desktop.ini", ".gammalt/inni.pdf"):
+        assert (root / name).exists()  # left where they were
+    assert outside.exists() and (root / "lenkje.pdf").is_symlink()
+    err = capsys.readouterr().err
+    skipped_lines = [line for line in err.splitlines() if "skipped" in line]
+    assert len(skipped_lines) == 6 and number not in err and number[6:] not in err
+    # Seen and dealt with: a later change, or more passes, add nothing.
+    (root / "skann.pdf.part").write_bytes(b"%PDF-1.7 half, and more")
+    scan()
+    scan()
+    assert len(items(status=InboxStatus.SYSTEM_REJECTED)) == 6
+    assert "skipped" not in capsys.readouterr().err
+    # Taken away and put back: that is news again.
+    (root / "skann.pdf.part").unlink()
+    scan()
+    (root / "skann.pdf.part").write_bytes(b"%PDF-1.7 again")
+    scan()
+    scan()
+    assert [i.filename for i in items(reject_code="skipped_temp")] == ["skann.pdf.part", "skann.pdf.part"]
+
+
+def test_a_hidden_or_temporary_file_is_reported_only_after_it_stayed_unchanged(app, ctx):
+    """By default (PPT_SYNC_INCOMPLETE_SECONDS, 300 s) a .part a scanner is still writing is not news,
+    while a link or a pipe, which no scanner writes, is reported once it has settled."""
+    root = sync_dir(app)
+    (root / "skann.pdf.part").write_bytes(b"%PDF-1.7 half")
+    (root / ".skann.pdf").write_bytes(b"%PDF-1.7 half")
+    os.mkfifo(root / "rør.pdf")
+    scan()
+    scan()
+    assert [i.reject_code for i in items()] == ["skipped_special"]
+
+
+def test_the_inbox_shows_a_skipped_file_as_skipped_with_the_reason(app, login_as):
+    with app.app_context():
+        os.mkfifo(sync_dir(app) / "rør.pdf")
+        scan()
+        scan()
+        (item,) = items()
+        item_id = item.id
+        db.session.remove()
+    web = login_as("sekretaer")
+    html = web.get("/post-registration/").get_data(as_text=True)
+    assert "rør.pdf" in html and "Skipped" in html and "not a regular file" in html
+    page = web.get(f"/post-registration/{item_id}").get_data(as_text=True)
+    assert "Skipped" in page and "not a regular file" in page and "left in the sync folder" in page
+    web.post(f"/post-registration/{item_id}/refusal-seen")
+    assert "rør.pdf" not in web.get("/post-registration/").get_data(as_text=True)  # dealt with: off the list

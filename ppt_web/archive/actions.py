@@ -1,4 +1,4 @@
-"""The consultant's actions on the archive log: retry (one or all failed), delete and restore."""
+"""The consultant's actions on the archive log: retry (one, or all failed and backing off), delete and restore."""
 from __future__ import annotations
 
 import logging
@@ -6,7 +6,7 @@ from datetime import date, datetime
 
 import redis
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 
 from ..activity import service as activity
 from ..auth.access import require
@@ -14,6 +14,7 @@ from ..clock import utcnow
 from ..errors import Conflict, Invalid, NotFound
 from ..extensions import changed_rows, db
 from ..models import ArchiveJob, ArchiveStatus, JobStatus, User
+from ..models.base import unindexed
 from ..queue import Job, enqueue, enqueue_after_commit
 from . import transports
 from .job_messages import message_values
@@ -74,11 +75,23 @@ def _send_again(jobs: list[ArchiveJob]) -> None:
             log.warning("archive job %s not handed to the queue (%s); the sweep sends it", job.id, exc)
 
 
+def count_retryable(flt: LogFilter) -> int:
+    """What "Prøv alle på nytt" would retry: the failed jobs that match the filter, and those that
+    failed for a while and wait out their back-off (Ny, Feil, next attempt later)."""
+    return db.session.scalar(select(func.count()).select_from(ArchiveJob).where(*_retryable(flt))) or 0
+
+
+def _retryable(flt: LogFilter) -> list:
+    # On the index of the (few) failed jobs; Under arbeid is left to its worker. _reset checks again.
+    return [*flt.clauses(by_failed=True), ArchiveJob.archive_status == ArchiveStatus.FAILED,
+            unindexed(ArchiveJob.job_status).in_((JobStatus.DONE, JobStatus.NEW))]
+
+
 def bulk_retry(actor: User, flt: LogFilter) -> int:
-    """Retry every failed job that matches the filter; returns how many."""
+    """Retry every failed job that matches the filter, and every one waiting out its back-off (which
+    would otherwise wait up to the longest back-off): all are due now and handed to the queue."""
     require(actor, "archive_retry")
-    jobs = list(db.session.scalars(select(ArchiveJob).where(
-        *flt.clauses(), ArchiveJob.job_status == JobStatus.DONE, ArchiveJob.archive_status == ArchiveStatus.FAILED)))
+    jobs = list(db.session.scalars(select(ArchiveJob).where(*_retryable(flt)).order_by(ArchiveJob.id)))
     reset = [job for job in jobs if _reset(job, actor)]
     db.session.commit()
     _send_again(reset)

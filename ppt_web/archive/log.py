@@ -78,12 +78,6 @@ def log_page(flt: LogFilter, before_id: int | None = None) -> dict:
     return {"failed": failed, "rows": rest, "next_before": rest[-1].id if more else None}
 
 
-def count_failed(flt: LogFilter) -> int:
-    return db.session.scalar(select(func.count()).select_from(ArchiveJob)
-                             .where(*flt.clauses(by_failed=True), unindexed(ArchiveJob.job_status) == JobStatus.DONE,
-                                    ArchiveJob.archive_status == ArchiveStatus.FAILED)) or 0
-
-
 def alerts() -> dict:
     """Jobs stuck in Under arbeid, or failed, for longer than the alert time (cf. SvarInn's 2 h)."""
     limit = utcnow() - timedelta(minutes=current_app.config["PPT_ARCHIVE_ALERT_MINUTES"])

@@ -43,7 +43,7 @@ def log():
     before = id_or_none(request.args.get("before"))
     page = archive_log.log_page(flt, before)
     context = {"page": page, "flt": flt, "before": before, "args": _filter_args(flt),
-               "failed_count": archive_log.count_failed(flt), "can_retry": current_user.can("archive_retry"),
+               "failed_count": actions.count_retryable(flt), "can_retry": current_user.can("archive_retry"),
                "can_delete": current_user.can("archive_delete")}
     if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "archive-rows":
         return render_template("archive/_rows.html", **context)
@@ -65,7 +65,7 @@ def retry(job_id: int):
 def retry_all():
     flt = _filter()
     if request.form.get("confirm") != "1":
-        return render_template("archive/_confirm_retry.html", count=archive_log.count_failed(flt),
+        return render_template("archive/_confirm_retry.html", count=actions.count_retryable(flt),
                                args=_filter_args(flt))
     count = actions.bulk_retry(_actor(), flt)
     flash(_("%(n)s failed jobs were set back to New.", n=count), "success")

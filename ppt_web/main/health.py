@@ -2,17 +2,21 @@
 
 /healthz says the process answers; /readyz says it can do its work (database, Redis, a worker
 listening on the queue, the archive reachable) and answers 503 naming what is not; /metrics is
-Prometheus text (prometheus_client), behind PPT_METRICS_TOKEN when that is set.
+Prometheus text (prometheus_client): behind PPT_METRICS_TOKEN when that is set, for the host
+itself only when it is not (metrics_refusal), and still answered when Redis or the database is away.
 """
 from __future__ import annotations
 
+import hmac
+import ipaddress
+import logging
 import os
 import socket
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from flask import current_app
+from flask import Request, current_app
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from rq import Worker
@@ -22,6 +26,8 @@ from ..clock import utcnow
 from ..extensions import db
 from ..models import ArchiveJob, Dispatch, InboxItem, JournalPost, PostStatus
 from ..queue import connection, get_queue
+
+log = logging.getLogger(__name__)
 
 
 def _database() -> str | None:
@@ -69,42 +75,110 @@ def readiness() -> tuple[bool, dict[str, str]]:
     return all(v == "ok" for v in results.values()), results
 
 
+def metrics_refusal(req: Request) -> int | None:
+    """None when the caller may read /metrics, else the status to answer.
+
+    With PPT_METRICS_TOKEN set, every caller shows it (Authorization: Bearer <token>), or 401.
+    Unset, only the host itself is answered: a request from a loopback address that did not come
+    through a proxy (or whose trusted proxy, PPT_TRUSTED_PROXIES, says the client is the host
+    itself); anyone else gets 404, as for a page that does not exist.
+    """
+    token = current_app.config.get("PPT_METRICS_TOKEN")
+    if token:
+        scheme, _, given = req.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), str(token).encode()):
+            return 401
+        return None
+    return None if _from_this_host(req) else 404
+
+
+FORWARDING_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
+
+
+def _from_this_host(req: Request) -> bool:
+    try:
+        address = ipaddress.ip_address(req.remote_addr or "")
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if not address.is_loopback:
+        return False
+    if int(current_app.config.get("PPT_TRUSTED_PROXIES") or 0) > 0:
+        return True  # ProxyFix has put the forwarded client's address in remote_addr
+    # A proxy on this host that the app does not trust connects from 127.0.0.1 for anyone.
+    return not any(header in req.headers for header in FORWARDING_HEADERS)
+
+
+def _database_families() -> list[GaugeMetricFamily]:
+    jobs = GaugeMetricFamily("ppt_archive_jobs", "Archive jobs by job and archive status",
+                             labels=["job_status", "archive_status"])
+    for job_status, archive_status, n in db.session.execute(
+            select(ArchiveJob.job_status, ArchiveJob.archive_status, func.count(ArchiveJob.id))
+            .group_by(ArchiveJob.job_status, ArchiveJob.archive_status)):
+        jobs.add_metric([str(job_status), str(archive_status)], n)
+    since = utcnow() - timedelta(hours=1)
+    done = db.session.execute(select(ArchiveJob.created_at, ArchiveJob.done_at).where(
+        ArchiveJob.done_at >= since, ArchiveJob.archive_status == "archived")).all()
+    latency = GaugeMetricFamily("ppt_archive_latency_seconds_mean",
+                                "Mean seconds from an archive job to Arkivert, over the last hour")
+    seconds = [(d - c).total_seconds() for c, d in done if c is not None and d is not None]
+    latency.add_metric([], sum(seconds) / len(seconds) if seconds else 0.0)
+    dispatches = GaugeMetricFamily("ppt_dispatches", "SvarUt dispatches by status", labels=["status"])
+    for status, n in db.session.execute(select(Dispatch.status, func.count(Dispatch.id))
+                                        .group_by(Dispatch.status)):
+        dispatches.add_metric([getattr(status, "value", str(status))], n)
+    inbox = GaugeMetricFamily("ppt_inbox_items", "Post registration items by status", labels=["status"])
+    for item_status, n in db.session.execute(select(InboxItem.status, func.count(InboxItem.id))
+                                             .group_by(InboxItem.status)):
+        inbox.add_metric([getattr(item_status, "value", str(item_status))], n)
+    waiting = GaugeMetricFamily("ppt_approvals_waiting", "Posts waiting for approval")
+    waiting.add_metric([], db.session.scalar(select(func.count(JournalPost.id)).where(
+        JournalPost.status == PostStatus.AWAITING_APPROVAL)) or 0)
+    return [jobs, latency, dispatches, inbox, waiting]
+
+
+def _redis_families() -> list[GaugeMetricFamily]:
+    depth = GaugeMetricFamily("ppt_queue_depth", "Jobs waiting in the RQ queue")
+    depth.add_metric([], get_queue().count)
+    return [depth]
+
+
+PARTS = {"database": _database_families, "redis": _redis_families}
+
+
 def metrics_text() -> bytes:
-    """The current counts as Prometheus text, built per scrape (nothing is kept in the process)."""
+    """The current counts as Prometheus text, built per scrape (nothing is kept in the process).
+
+    A part that does not answer (Redis or the database away) is left out, and its ppt_<part>_up
+    gauge is 0: the scrape still succeeds, and a missing gauge is never mistaken for a zero.
+    """
     class Counts:
         def collect(self):
-            jobs = GaugeMetricFamily("ppt_archive_jobs", "Archive jobs by job and archive status",
-                                     labels=["job_status", "archive_status"])
-            for job_status, archive_status, n in db.session.execute(
-                    select(ArchiveJob.job_status, ArchiveJob.archive_status, func.count(ArchiveJob.id))
-                    .group_by(ArchiveJob.job_status, ArchiveJob.archive_status)):
-                jobs.add_metric([str(job_status), str(archive_status)], n)
-            yield jobs
-            since = utcnow() - timedelta(hours=1)
-            done = db.session.execute(select(ArchiveJob.created_at, ArchiveJob.done_at).where(
-                ArchiveJob.done_at >= since, ArchiveJob.archive_status == "archived")).all()
-            latency = GaugeMetricFamily("ppt_archive_latency_seconds_mean",
-                                        "Mean seconds from an archive job to Arkivert, over the last hour")
-            latency.add_metric([], sum((d - c).total_seconds() for c, d in done) / len(done) if done else 0.0)
-            yield latency
-            dispatches = GaugeMetricFamily("ppt_dispatches", "SvarUt dispatches by status", labels=["status"])
-            for status, n in db.session.execute(select(Dispatch.status, func.count(Dispatch.id))
-                                                .group_by(Dispatch.status)):
-                dispatches.add_metric([getattr(status, "value", str(status))], n)
-            yield dispatches
-            inbox = GaugeMetricFamily("ppt_inbox_items", "Post registration items by status", labels=["status"])
-            for status, n in db.session.execute(select(InboxItem.status, func.count(InboxItem.id))
-                                                .group_by(InboxItem.status)):
-                inbox.add_metric([getattr(status, "value", str(status))], n)
-            yield inbox
-            waiting = GaugeMetricFamily("ppt_approvals_waiting", "Posts waiting for approval")
-            waiting.add_metric([], db.session.scalar(select(func.count(JournalPost.id)).where(
-                JournalPost.status == PostStatus.AWAITING_APPROVAL)) or 0)
-            yield waiting
-            depth = GaugeMetricFamily("ppt_queue_depth", "Jobs waiting in the RQ queue")
-            depth.add_metric([], get_queue().count)
-            yield depth
+            families, up = [], {}
+            for name, part in PARTS.items():
+                try:
+                    families += part()
+                    up[name] = 1
+                except Exception as exc:  # noqa: BLE001 - any failure of a part: 0, never a 500
+                    if name == "database":
+                        _rollback_quietly()
+                    log.warning("metrics: the %s did not answer (%s)", name, type(exc).__name__)
+                    up[name] = 0
+            for name, value in up.items():
+                gauge = GaugeMetricFamily(f"ppt_{name}_up", f"1 when the {name} answered this scrape, else 0 "
+                                          f"(its gauges are left out)")
+                gauge.add_metric([], value)
+                yield gauge
+            yield from families
 
     registry = CollectorRegistry()
     registry.register(Counts())
     return generate_latest(registry)
+
+
+def _rollback_quietly() -> None:
+    try:
+        db.session.rollback()
+    except Exception:  # noqa: BLE001 - the connection is gone: nothing to roll back
+        pass

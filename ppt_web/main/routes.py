@@ -1,12 +1,10 @@
 """The start page, notifications and liveness."""
-import hmac
-
-from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from .. import notify
 from ..auth.access import public
-from .health import metrics_text, readiness
+from .health import metrics_refusal, metrics_text, readiness
 
 bp = Blueprint("main", __name__)
 
@@ -50,9 +48,11 @@ def readyz():
 @bp.route("/metrics")
 @public
 def metrics():
-    """Prometheus text: counts only. Behind PPT_METRICS_TOKEN (Authorization: Bearer) when it is set."""
-    token = current_app.config.get("PPT_METRICS_TOKEN")
-    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-    if token and not hmac.compare_digest(given.encode(), str(token).encode()):
-        abort(401)
+    """Prometheus text: counts only. Behind PPT_METRICS_TOKEN (Authorization: Bearer) when it is set,
+    for the host itself only when it is not (health.metrics_refusal)."""
+    refusal = metrics_refusal(request)
+    if refusal == 401:
+        return "", 401, {"WWW-Authenticate": "Bearer"}
+    if refusal:
+        abort(refusal)
     return metrics_text(), 200, {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}

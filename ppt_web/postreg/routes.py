@@ -16,7 +16,7 @@ from ..formtools import apply_error, choices, form_status, go, id_or_none
 from ..labels import CATEGORY_LABELS
 from ..models import CaseCategory
 from ..search.service import pick_clients
-from . import intake, service
+from . import intake, service, sync_intake
 from . import split as splitting
 from . import transfer as transferring
 from . import upload as uploads
@@ -37,8 +37,10 @@ def inbox():
     before = id_or_none(request.args.get("before"))
     page = service.inbox(_actor(), which, before_id=before)
     if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "inbox-rows":
-        return render_template("postreg/_rows.html", page=page, which=which, before=before)
-    return render_template("postreg/inbox.html", page=page, which=which, before=before, upload=UploadForm())
+        return render_template("postreg/_rows.html", page=page, which=which, before=before,
+                               skip_reasons=sync_intake.SKIP_REASONS)
+    return render_template("postreg/inbox.html", page=page, which=which, before=before, upload=UploadForm(),
+                           skip_reasons=sync_intake.SKIP_REASONS)
 
 
 @bp.route("/upload", methods=["POST"])
@@ -58,7 +60,8 @@ def upload():
                 flash(_("%(name)s is in the inbox.", name=item.filename), "success")
                 return go(url_for("postreg.item", item_id=item.id))
     page = service.inbox(_actor(), "open")
-    return render_template("postreg/inbox.html", page=page, which="open", before=None, upload=form), form_status()
+    return render_template("postreg/inbox.html", page=page, which="open", before=None, upload=form,
+                           skip_reasons=sync_intake.SKIP_REASONS), form_status()
 
 
 def _transfer_form(item, form: TransferForm | None = None) -> TransferForm:
@@ -97,7 +100,7 @@ def _item_page(item, transfer: TransferForm | None = None, split: SplitForm | No
     transfer.case_id.choices = [("", _("(choose)"))] + [(c.id, f"{c.number} {c.title}") for c in cases]
     return render_template("postreg/item.html", item=item, transfer=transfer, split=split or SplitForm(),
                            reject=reject or RejectForm(), client=client, check_labels=service.CHECK_LABELS,
-                           reason_text=intake.reason_text), status
+                           reason_text=intake.reason_text, skip_reasons=sync_intake.SKIP_REASONS), status
 
 
 @bp.route("/<int:item_id>")

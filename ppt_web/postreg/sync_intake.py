@@ -1,5 +1,6 @@
 """The scanners' sync folder: a file is read once it has settled, stored, put in the inbox, then removed
-(docs/decisions.md, "Sync folder and inbox intake")."""
+(docs/decisions.md, "Sync folder and inbox intake"). What it never reads (hidden and temporary files,
+links, pipes) stays where it is and is reported in the inbox as skipped, once (_note_skipped)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import hashlib
 import logging
 import os
 import time
+import unicodedata
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -20,7 +23,8 @@ from .. import queue
 from ..clock import utcnow
 from ..extensions import db
 from ..files import pdfcheck
-from ..files.storage import UploadRejected, store_upload
+from ..files.storage import BIDI_CONTROLS, UploadRejected, store_upload
+from ..logs import mask_national_ids
 from ..models import InboxItem, InboxSource, InboxStatus
 from .intake import (
     LOCK_SECONDS,
@@ -48,17 +52,55 @@ def sync_root() -> Path:
     return root
 
 
-def _walk(root: Path) -> Iterator[Path]:
-    """Regular files under root, oldest folders first, skipping hidden names and scanners' temp files."""
+# What the intake never reads, and the reason the inbox shows for it (once per file: see _note_skipped).
+SKIP_HIDDEN, SKIP_TEMP, SKIP_LINK, SKIP_SPECIAL = "skipped_hidden", "skipped_temp", "skipped_link", "skipped_special"
+SKIP_REASONS = {
+    SKIP_HIDDEN: _l("Skipped: a hidden file or folder (its name starts with a dot), so it was not read. "
+                    "Rename it, or move the file out of the folder, to have it read."),
+    SKIP_TEMP: _l("Skipped: a temporary file (a name ending in .tmp, .part or the like) that has not changed "
+                  "for a while. The scanner may have stopped before it was done; scan the document again."),
+    SKIP_LINK: _l("Skipped: a link. Links are never followed; put the file itself in the folder."),
+    SKIP_SPECIAL: _l("Skipped: not a regular file (a pipe, socket or device), so it was not read."),
+}
+# A hidden or temporary file may still be written (a scanner writes .part, then renames it): news only
+# once it has stayed unchanged for PPT_SYNC_INCOMPLETE_SECONDS. A link or a pipe is news at once.
+SETTLING = (SKIP_HIDDEN, SKIP_TEMP)
+# What Windows and macOS leave in any folder they show, and sync tools' own folders: never news.
+QUIET_NAMES = (*SKIPPED_NAMES, ".ds_store", ".stfolder", ".stversions", ".stignore")
+SKIP_FIELD = "skip:"  # prefix of a skipped path's entry in the SEEN_KEY hash
+
+
+def _walk(root: Path) -> Iterator[tuple[Path, str | None]]:
+    """Regular files under root, oldest folders first, as (path, None); what is never read as
+    (path, reason): hidden names, scanners' temp files, links and anything not a regular file.
+    Hidden folders and links to folders are not entered."""
     for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            if name.startswith(".") or name.lower().endswith(SKIPPED_SUFFIXES) or name.lower() in SKIPPED_NAMES:
-                continue
+        entered = []
+        for name in sorted(dirs):
             path = Path(folder) / name
-            if path.is_symlink() or not path.is_file():
-                continue  # never follow a link out of the folder
-            yield path
+            if name.lower() in QUIET_NAMES:
+                continue
+            if path.is_symlink():
+                yield path, SKIP_LINK  # never follow a link out of the folder
+            elif name.startswith("."):
+                yield path, SKIP_HIDDEN
+            else:
+                entered.append(name)
+        dirs[:] = entered
+        for name in sorted(files):
+            path = Path(folder) / name
+            if name.lower() in QUIET_NAMES:
+                continue
+            if path.is_symlink():
+                yield path, SKIP_LINK
+            elif not path.is_file():
+                yield path, SKIP_SPECIAL
+            elif name.startswith("."):
+                yield path, SKIP_HIDDEN
+            elif name.lower().endswith(SKIPPED_SUFFIXES):
+                yield path, SKIP_TEMP
+            else:
+                yield path, None
 
 
 def scan_sync_folder() -> Counter:
@@ -103,8 +145,16 @@ def _settled(root: Path, conn, seen: dict, present: set, counts: Counter) -> lis
     """Files unchanged for PPT_SYNC_SETTLE_SECONDS; new or changed ones are noted for the next pass."""
     settle = float(current_app.config["PPT_SYNC_SETTLE_SECONDS"])
     ready = []
-    for path in _walk(root):
+    for path, skipped in _walk(root):
         rel = _display_path(path.relative_to(root))
+        if skipped:
+            try:
+                _note_skipped(path, rel, skipped, conn, seen, present)
+            except Exception:  # noqa: BLE001 - telling about a skipped file never stops the intake
+                db.session.rollback()
+                log.exception("could not report %s, skipped in the sync folder", mask_national_ids(rel))
+            counts["skipped"] += 1
+            continue
         present.add(rel)
         try:
             st = path.stat()
@@ -121,6 +171,57 @@ def _settled(root: Path, conn, seen: dict, present: set, counts: Counter) -> lis
         else:
             ready.append((path, rel, st))
     return ready
+
+
+def _note_skipped(path: Path, rel: str, reason: str, conn, seen: dict, present: set) -> None:
+    """Report a file the intake does not read in the inbox and the log, once for as long as it stays.
+
+    Its SEEN_KEY entry holds "<inode>|<signature>|<unchanged since>|<present since>|<reported>". The
+    row's key names the path, the reason and when the file appeared, so the same file is one row
+    however often it changes, and a file taken away and put back (or replaced) is reported again.
+    (After Redis loses the entries, a file still there is reported once more.)
+    """
+    field = SKIP_FIELD + rel
+    present.add(field)
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return
+    signature = f"{st.st_size}:{st.st_mtime_ns}" if reason in SETTLING else "-"
+    now = time.time()
+    previous = seen.get(field, "").split("|")
+    if len(previous) != 5 or previous[0] != str(st.st_ino):
+        conn.hset(redis_key(SEEN_KEY), field, f"{st.st_ino}|{signature}|{now}|{now}|")
+        return
+    _, was, unchanged_since, present_since, reported = previous
+    if reported:
+        return
+    if was != signature:
+        conn.hset(redis_key(SEEN_KEY), field, f"{st.st_ino}|{signature}|{now}|{present_since}|")
+        return
+    wait = current_app.config["PPT_SYNC_INCOMPLETE_SECONDS" if reason in SETTLING else "PPT_SYNC_SETTLE_SECONDS"]
+    if now - float(unchanged_since) < float(wait):
+        return
+    key = f"skip:{hashlib.sha256(rel.encode()).hexdigest()}:{reason}:{present_since}"
+    shown = _shown_path(rel) + ("/" if path.is_dir() else "")  # a folder, or a link to one
+    try:
+        item = record_refusal(InboxSource.SCAN, shown, reason, str(SKIP_REASONS[reason]), None, key,
+                              meta={"path": rel, "skipped": reason})
+        item.filename = shown  # the name as it is in the folder (record_refusal's would end in .pdf)
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()  # reported already (the entry was lost meanwhile)
+    else:
+        log.warning("sync folder: %s skipped (%s), left where it is; shown in the inbox",
+                    mask_national_ids(rel), reason)
+    conn.hset(redis_key(SEEN_KEY), field, f"{st.st_ino}|{was}|{unchanged_since}|{present_since}|1")
+
+
+def _shown_path(rel: str) -> str:
+    """The relative path for the inbox: no control or direction characters, at most 199 characters."""
+    text = unicodedata.normalize("NFC", rel).translate(BIDI_CONTROLS)
+    text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cs"))
+    return text[:199]
 
 
 def _import_in_context(app, conn, share) -> Counter:
