@@ -9,9 +9,12 @@ from alembic import context
 # access to the values within the .ini file in use.
 config = context.config
 
-# Interpret the config file for Python logging.
-# This line sets up loggers basically.
-fileConfig(config.config_file_name)
+# The app's logging (ppt_web/logs.py: one escaping, masking handler on the root logger) is set up by
+# create_app before a migration runs; alembic.ini's own logging only when run without it.
+if config.config_file_name and not logging.getLogger().handlers:
+    fileConfig(config.config_file_name)
+else:
+    logging.getLogger("alembic").setLevel(logging.INFO)  # "Running upgrade ..." as alembic.ini has it
 logger = logging.getLogger('alembic.env')
 
 
