@@ -15,6 +15,9 @@ CSP = (
     "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
+# Files sent as downloads (refused intake files). Inline PDFs keep "frame-ancestors 'self'" only: a sandbox
+# or default-src 'none' stops the browsers' own PDF viewers (docs/decisions.md, "What the upload check refuses").
+DOWNLOAD_CSP = "sandbox; default-src 'none'; frame-ancestors 'none'"
 
 
 def is_public(endpoint: str | None) -> bool:
@@ -57,6 +60,8 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def headers(response):
         h = response.headers
+        if "attachment" in h.get("Content-Disposition", ""):
+            h.setdefault("Content-Security-Policy", DOWNLOAD_CSP)  # opened anyway: nothing in it may run
         h.setdefault("Content-Security-Policy", CSP)
         h.setdefault("X-Content-Type-Options", "nosniff")
         h.setdefault("Referrer-Policy", "same-origin")

@@ -5,11 +5,15 @@ import hashlib
 import io
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
 from flask import current_app
 from flask_babel import force_locale
+from pypdf import PdfWriter
+from pypdf.annotations import Link
+from pypdf.generic import ArrayObject, DictionaryObject, NameObject, StreamObject, TextStringObject
 from sqlalchemy import func, select
 
 from ppt_web.errors import Invalid
@@ -216,3 +220,84 @@ def test_a_rolled_back_upload_may_leave_a_file_but_never_a_row(files):
     on_disk = {p.name for p in (Path(current_app.instance_path) / "files").glob("??/??/*")}
     rows = set(db.session.scalars(select(StoredFile.sha256)))
     assert on_disk - rows <= {lost.sha256} and kept.sha256 in rows and lost.sha256 not in rows
+
+
+def _with_catalog(entries: dict, attach: bytes | None = None, content: bytes | None = None) -> bytes:
+    """A one-page PDF with extra catalog entries, an attachment, or a raw Flate content stream."""
+    writer = PdfWriter()
+    writer.add_blank_page(595, 842)
+    for key, value in entries.items():
+        writer._root_object[NameObject(key)] = value
+    if attach is not None:
+        writer.add_attachment("vedlegg.exe", attach)
+    if content is not None:
+        body = StreamObject()
+        body._data = content
+        body[NameObject("/Filter")] = NameObject("/FlateDecode")
+        writer.pages[0][NameObject("/Contents")] = writer._add_object(body)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def _deflated_zeros(megabytes: int) -> bytes:
+    packer = zlib.compressobj(9)
+    return b"".join(packer.compress(bytes(2**20)) for _ in range(megabytes)) + packer.flush()
+
+
+JAVASCRIPT = DictionaryObject({NameObject("/S"): NameObject("/JavaScript"),
+                               NameObject("/JS"): TextStringObject("app.alert('hei')")})
+
+
+def test_a_decompression_bomb_is_refused_by_the_journal_post_upload_too(files):
+    """A small PDF whose content stream inflates past the cap: the upload without previews decodes it too."""
+    bomb = _with_catalog({}, content=_deflated_zeros(300))
+    assert len(bomb) < 400_000
+    with pytest.raises(UploadRejected) as refused:
+        store(bomb)
+    assert refused.value.reason == "bomb" and "decompression bomb" in english(refused.value.message)
+    assert not db.session.new and stored_rows() == 0 and files_on_disk() == []
+
+
+@pytest.mark.parametrize("entries, attach, reason, words", [
+    ({"/OpenAction": JAVASCRIPT}, None, "javascript", "JavaScript"),
+    ({"/OpenAction": DictionaryObject({NameObject("/S"): NameObject("/Launch"),
+                                       NameObject("/F"): TextStringObject("cmd.exe")})}, None, "launch", "Launch"),
+    ({}, b"MZ", "embedded_file", "embedded or attached files"),
+    ({"/AcroForm": DictionaryObject({NameObject("/Fields"): ArrayObject(),
+                                     NameObject("/XFA"): TextStringObject("<xdp/>")})}, None, "xfa", "XFA form"),
+    ({"/OpenAction": DictionaryObject({NameObject("/S"): NameObject("/URI"),
+                                       NameObject("/URI"): TextStringObject("https://example.invalid")})},
+     None, "external_action", "open a web address by themselves"),
+], ids=["javascript", "launch", "embedded file", "xfa", "web address on open"])
+def test_active_content_is_refused_and_named(files, entries, attach, reason, words):
+    with pytest.raises(UploadRejected) as refused:
+        store(_with_catalog(entries, attach))
+    assert refused.value.reason == reason and words in english(refused.value.message)
+    assert stored_rows() == 0 and files_on_disk() == []
+
+
+def test_every_kind_of_active_content_found_is_named(files):
+    with pytest.raises(UploadRejected) as refused:
+        store(_with_catalog({"/OpenAction": JAVASCRIPT}, attach=b"MZ"))
+    assert refused.value.found == ("javascript", "embedded_file")
+    message = english(refused.value.message)
+    assert "JavaScript" in message and "embedded or attached files" in message
+
+
+def test_a_link_to_a_web_site_is_accepted(files):
+    """A web address the reader clicks is an ordinary link (letters carry them); only one opened by itself is not."""
+    writer = PdfWriter()
+    writer.add_blank_page(595, 842)
+    writer.add_annotation(0, Link(rect=(50, 50, 200, 80), url="https://www.udir.no"))
+    out = io.BytesIO()
+    writer.write(out)
+    assert store(out.getvalue()).page_count == 1
+
+
+@pytest.mark.parametrize("data", [b"<html><script>alert(1)</script>" + pdf_bytes(1), pdf_bytes(1) + b"PK\x05\x06" + bytes(18)],
+                         ids=["HTML before the header", "ZIP after the end"])
+def test_a_polyglot_is_refused(files, data):
+    with pytest.raises(UploadRejected) as refused:
+        store(data)
+    assert refused.value.reason == "extra_data"

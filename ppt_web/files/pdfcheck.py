@@ -15,14 +15,16 @@ import time
 from pathlib import Path
 
 from . import pdfchild
-from .errors import UploadRejected
+from .errors import UploadRejected, refusal
+from .pdfchild import ACTIVE as ACTIVE_CONTENT
 from .pdfchild import PREVIEW_MAX_PAGES
 
 __all__ = ["PREVIEW_MAX_PAGES", "batch", "inspect_pdf", "split_pdf"]
 
 CHILD = str(Path(pdfchild.__file__).resolve())
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-REASONS = ("not_pdf", "encrypted", "no_pages", "damaged")
+REASONS = ("not_pdf", "encrypted", "no_pages", "damaged", "extra_data", "bomb", "too_many_pages", "page_too_large",
+           *ACTIVE_CONTENT)
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,9 @@ def _pages(line: str) -> int:
         raise UploadRejected("damaged") from None
     if verdict.get("ok") is True and isinstance(verdict.get("pages"), int):
         return verdict["pages"]
+    found = verdict.get("found")
+    if isinstance(found, list) and found and all(kind in ACTIVE_CONTENT for kind in found):
+        raise refusal(found)
     raise UploadRejected(verdict["reason"] if verdict.get("reason") in REASONS else "damaged")
 
 
