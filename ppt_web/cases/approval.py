@@ -6,12 +6,13 @@ returns it with a comment (back to draft). Every step is a PostEvent: who, when,
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
 from .. import validation
@@ -20,7 +21,7 @@ from ..auth import scope
 from ..auth.access import refused
 from ..clock import utcnow
 from ..errors import Conflict, DomainError, Forbidden, Invalid, raise_if
-from ..extensions import changed_rows, db
+from ..extensions import db
 from ..models import JournalPost, PostStatus, PostType, User
 from ..notify import link, notify
 from ..transaction import transaction
@@ -45,14 +46,11 @@ def approvers(post: JournalPost | None = None) -> list[User]:
     return [u for u in users if u.can("approve") or (post is not None and coordinates(u, post))]
 
 
-def _conditional(post: JournalPost, allowed: tuple[PostStatus, ...], **values) -> None:
-    """One conditional UPDATE: two people acting on the same post at once, one wins."""
-    changed = changed_rows(update(JournalPost).where(JournalPost.id == post.id, JournalPost.status.in_(allowed))
-                           .values(**values))
-    if changed != 1:
-        db.session.rollback()
-        raise Conflict(_l("The post has changed meanwhile. Open it again."))
-    db.session.refresh(post)
+def _conditional(post: JournalPost, allowed: tuple[PostStatus, ...],
+                 guard: Callable[[JournalPost], DomainError | None], **values) -> None:
+    """One conditional UPDATE: two people acting on the same post at once, one wins; the other gets
+    the guard's answer on the post as it is now ("not waiting for approval", ...)."""
+    posts.decide(post, (JournalPost.status.in_(allowed),), guard, **values)
 
 
 def request_refusal(actor: User, post: JournalPost) -> DomainError | None:
@@ -80,8 +78,8 @@ def send_for_approval(actor: User, post_id: int, approver_id: int | None, commen
     if missing:
         raise Invalid(_l("The post cannot be approved yet. Missing: %(items)s.", items=", ".join(missing)))
     text = " ".join((comment or "").split())[:2000]
-    _conditional(post, (PostStatus.DRAFT,), status=PostStatus.AWAITING_APPROVAL, approver_id=approver.id,
-                 approval_requested_by_id=actor.id, approval_requested_at=utcnow())
+    _conditional(post, (PostStatus.DRAFT,), lambda p: request_refusal(actor, p), status=PostStatus.AWAITING_APPROVAL,
+                 approver_id=approver.id, approval_requested_by_id=actor.id, approval_requested_at=utcnow())
     event(post, actor, "sent_to_approval", text, to_user=approver)
     activity.record("post_sent_to_approval", actor=actor, object_type="journal_post", object_id=post.id,
                     after={"approver": approver.username}, detail=text[:500])
@@ -117,8 +115,8 @@ def approve(actor: User, post_id: int, comment: str = "", sign: bool = False) ->
     with transaction() as signed:
         post = _approvable(actor, post_id)
         text = " ".join((comment or "").split())[:2000]
-        _conditional(post, (PostStatus.AWAITING_APPROVAL,), status=PostStatus.APPROVED, approved_by_id=actor.id,
-                     approved_at=utcnow())
+        _conditional(post, (PostStatus.AWAITING_APPROVAL,), lambda p: refusal(actor, p), status=PostStatus.APPROVED,
+                     approved_by_id=actor.id, approved_at=utcnow())
         if sign:
             # The service's certificate signs; approving is what authorises it, so no esign is needed.
             signed.append(sign_for_approver(actor, post))
@@ -137,7 +135,8 @@ def return_for_changes(actor: User, post_id: int, comment: str) -> JournalPost:
     post = _approvable(actor, post_id)
     text = validation.required_text(comment, "comment", 2000)
     requester = post.approval_requested_by
-    _conditional(post, (PostStatus.AWAITING_APPROVAL,), status=PostStatus.DRAFT, approver_id=None)
+    _conditional(post, (PostStatus.AWAITING_APPROVAL,), lambda p: refusal(actor, p), status=PostStatus.DRAFT,
+                 approver_id=None)
     event(post, actor, "returned", text, to_user=requester)
     activity.record("post_returned", actor=actor, object_type="journal_post", object_id=post.id, detail=text[:500])
     if requester is not None:

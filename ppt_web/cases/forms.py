@@ -1,14 +1,24 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, MultipleFileField
-from wtforms import BooleanField, DateField, FieldList, Form, FormField, SelectField, StringField, TextAreaField
+from wtforms import (
+    BooleanField,
+    DateField,
+    FieldList,
+    Form,
+    FormField,
+    HiddenField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import DataRequired, Length, Optional
 
-from ..formtools import id_or_none
+from ..formtools import OnceForm, id_or_none
 from ..models.domain import DEFAULT_LEGAL_BASIS
 
 
-class CaseForm(FlaskForm):
+class CaseForm(OnceForm):
     kind = SelectField(_l("Kind of case"), validate_choice=False)
     category = SelectField(_l("Category"), validate_choice=False)
     title = StringField(_l("Title"), validators=[DataRequired(), Length(max=300)])
@@ -26,7 +36,7 @@ class CorrespondentForm(Form):
                               render_kw={"autocomplete": "off", "inputmode": "numeric"})
 
 
-class PostForm(FlaskForm):
+class PostForm(OnceForm):
     post_type = SelectField(_l("Type"), validate_choice=False)
     title = StringField(_l("Title"), validators=[Optional(), Length(max=300)])
     document_date = DateField(_l("Document date"), validators=[Optional()])
@@ -42,6 +52,7 @@ class PostForm(FlaskForm):
 
 class CorrectionForm(PostForm):
     reason = TextAreaField(_l("Reason for the correction"), validators=[DataRequired(), Length(max=1000)])
+    version = HiddenField()  # posts.correction_version() of the post as the form shows it
 
 
 class DeleteForm(FlaskForm):

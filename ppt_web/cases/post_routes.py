@@ -12,7 +12,8 @@ from ..clock import today
 from ..dispatch.service import for_post
 from ..errors import Conflict, Invalid
 from ..files.storage import file_path
-from ..formtools import apply_error, choices, form_status, go
+from ..form_tokens import AlreadyMade
+from ..formtools import apply_error, choices, form_status, go, to_what_was_made
 from ..labels import POST_TYPE_LABELS, WRITE_OFF_LABELS
 from ..models import PostType
 from ..postreg.service import CHECK_LABELS, document_checks
@@ -67,7 +68,10 @@ def new_post(case_id: int):
     if form.validate_on_submit():
         try:
             main, attachments = _uploads(form)
-            post = posts.create_post(_actor(), case_id, _post_data(form, form.post_type.data), main, attachments)
+            post = posts.create_post(_actor(), case_id, _post_data(form, form.post_type.data), main, attachments,
+                                     token=form.form_token.data)
+        except AlreadyMade as made:
+            return to_what_was_made(made)
         except (Invalid, Conflict) as exc:
             apply_error(form, exc)
         else:
@@ -177,9 +181,20 @@ def correct(post_id: int):
     form = _post_form(CorrectionForm(obj=found) if request.method == "GET" else CorrectionForm())
     if request.method == "GET":
         _fill_correspondents(form, found)
+        form.version.data = str(posts.correction_version(found))
     if form.validate_on_submit():
+        seen = form.version.data
         try:
-            posts.correct_metadata(_actor(), post_id, form.reason.data, _post_data(form, found.post_type.value))
+            posts.correct_metadata(_actor(), post_id, form.reason.data, _post_data(form, found.post_type.value),
+                                   version=int(seen) if seen and seen.isdigit() else None)
+        except posts.ChangedMeanwhile as exc:
+            # Look again: the form shows the post as it is now, with the reason kept.
+            found = scope.post(_actor(), post_id)
+            fresh = _post_form(CorrectionForm(formdata=None, obj=found))
+            _fill_correspondents(fresh, found)
+            fresh.version.data, fresh.reason.data = str(posts.correction_version(found)), form.reason.data
+            fresh.form_errors.append(str(exc.message))
+            return render_template("cases/correct.html", form=fresh, post=found), 409
         except (Invalid, Conflict) as exc:
             apply_error(form, exc)
         else:

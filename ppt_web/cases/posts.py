@@ -1,6 +1,7 @@
 """Journal posts: registration, documents, finalization, corrections, write-off, deletion."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import BinaryIO
@@ -9,14 +10,14 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
-from .. import validation
+from .. import form_tokens, validation
 from ..activity import service as activity
 from ..archive import outbox
 from ..auth import scope
 from ..auth.access import refused, require
 from ..clock import today, utcnow
 from ..errors import Conflict, DomainError, Invalid, raise_if
-from ..extensions import db
+from ..extensions import changed_rows, db
 from ..files.storage import store_upload
 from ..models import (
     Case,
@@ -32,7 +33,7 @@ from ..models import (
     PostType,
     User,
 )
-from ..models.domain import DEFAULT_LEGAL_BASIS, WRITE_OFF_METHODS
+from ..models.domain import DEFAULT_LEGAL_BASIS, LOCKED_STATUSES, OPEN_WORK_STATUSES, WRITE_OFF_METHODS
 from ..postreg.inbox import return_to_inbox
 from ..transaction import transaction
 
@@ -86,6 +87,32 @@ def _correspondent_text(c: Correspondent) -> str:
 def _log(action: str, actor: User, post: JournalPost, before: dict | None = None, detail: str = "") -> None:
     activity.record(action, actor=actor, object_type="journal_post", object_id=post.id, before=before,
                     after=snapshot(post), detail=detail)
+
+
+class ChangedMeanwhile(Conflict):
+    """Someone changed the post between reading it and this action's change: look again."""
+
+    def __init__(self):
+        super().__init__(_l("The post has changed meanwhile. Open it again."))
+
+
+def decide(post: JournalPost, conditions: tuple, refusal: Callable[[JournalPost], DomainError | None],
+           **values) -> None:
+    """The action's change as one conditional UPDATE of the post row: of two requests at once, the
+    row count says which one acts (docs/decisions.md, "One effect per action"). The loser's
+    transaction is rolled back, and it gets the guard's answer on the post as it is now ("finalized
+    already", ...), or ChangedMeanwhile. What the caller read before is only a first check."""
+    db.session.flush()
+    if changed_rows(update(JournalPost).where(JournalPost.id == post.id, *conditions).values(**values)
+                    .execution_options(synchronize_session=False)) != 1:
+        post_id = post.id
+        db.session.rollback()
+        current = db.session.scalar(select(JournalPost).where(JournalPost.id == post_id))
+        if current is None:
+            raise Conflict(_l("The journal post is deleted already."))
+        raise_if(refusal(current))
+        raise ChangedMeanwhile()
+    db.session.refresh(post)
 
 
 def _correspondent_role(post_type: PostType) -> str:
@@ -146,10 +173,11 @@ def _store_files(post: JournalPost, main: Upload | None, attachments: list[Uploa
 
 
 def create_post(actor: User, case_id: int, data: PostData, main: Upload | None = None,
-                attachments: list[Upload] | None = None) -> JournalPost:
-    """Register a journal post (draft) in an open case, with its documents."""
+                attachments: list[Upload] | None = None, token: str | None = None) -> JournalPost:
+    """Register a journal post (draft) in an open case, with its documents; once per form token."""
     with transaction() as new_files:
-        return add_post(actor, case_id, data, main, attachments, new_files)
+        return form_tokens.once(actor, token, "journal_post",
+                                lambda: add_post(actor, case_id, data, main, attachments, new_files))
 
 
 def add_post(actor: User, case_id: int, data: PostData, main: Upload | None = None,
@@ -238,6 +266,9 @@ def delete_post(actor: User, post_id: int, reason: str) -> None:
     post = scope.post(actor, post_id)
     raise_if(delete_refusal(actor, post))
     reason = validation.required_text(reason, "reason", 1000)
+    # Take the row first: of two deletions at once one goes on, the other finds the post gone.
+    decide(post, (JournalPost.status.in_(OPEN_WORK_STATUSES),), lambda p: delete_refusal(actor, p),
+           status=JournalPost.status)
     activity.record("post_deleted", actor=actor, object_type="journal_post", object_id=post.id,
                     before={**snapshot(post), "number": post.number}, detail=reason)
     return_to_inbox(actor, post)  # mail filed to the wrong client goes back to the inbox, not away
@@ -320,8 +351,10 @@ def finalize_post(actor: User, post: JournalPost) -> None:
     if missing:
         raise Invalid(_l("The post cannot be finalized yet. Missing: %(items)s.", items=", ".join(missing)))
     before = snapshot(post)
-    post.status = PostStatus.FINALIZED
-    post.finalized_at, post.finalized_by = utcnow(), actor
+    # A handler finalizes a draft; an approval finalizes the post it has just approved.
+    decide(post, (JournalPost.status.in_((PostStatus.DRAFT, PostStatus.APPROVED)),),
+           lambda p: Conflict(_l("The post is finalized already.")) if p.locked else None,
+           status=PostStatus.FINALIZED, finalized_at=utcnow(), finalized_by_id=actor.id)
     post.case.last_activity_at = utcnow()
     _log("post_finalized", actor, post, before)
     outbox.post_finalized(post)
@@ -343,10 +376,17 @@ def correct_refusal(actor: User, post: JournalPost) -> DomainError | None:
     return None
 
 
-def correct_metadata(actor: User, post_id: int, reason: str, data: PostData) -> MetadataCorrection:
-    """Correct a finalized post's metadata (correct_metadata only); old and new values are kept."""
+def correct_metadata(actor: User, post_id: int, reason: str, data: PostData,
+                     version: int | None = None) -> MetadataCorrection:
+    """Correct a finalized post's metadata (correct_metadata only); old and new values are kept.
+
+    version is the post's correction_version() when the form was shown: a correction made since
+    refuses this one (ChangedMeanwhile), so no one overwrites a correction they never saw. Two at
+    once: the conditional UPDATE of the post's correction_id lets one through."""
     post = scope.post(actor, post_id)
     raise_if(correct_refusal(actor, post))
+    if version is not None and version != correction_version(post):
+        raise ChangedMeanwhile()
     reason = " ".join((reason or "").split())
     if not reason:
         raise Invalid(_l("Give the reason for the correction."), field="reason")
@@ -363,10 +403,14 @@ def correct_metadata(actor: User, post_id: int, reason: str, data: PostData) -> 
                                     applying=True, at=utcnow())
     db.session.add(correction)
     db.session.flush()
-    post.correction_id = correction.id
-    post.title, post.title_lower = title, title.lower()
-    post.document_date, post.received_on, post.sent_on = document_date, received_on, sent_on
-    db.session.flush()  # the post row now points at the applying correction: the triggers allow it
+    # The post as read (its last correction) is the condition: a correction made meanwhile wins.
+    seen = JournalPost.correction_id.is_(None) if post.correction_id is None \
+        else JournalPost.correction_id == post.correction_id
+    # One UPDATE points the post at the applying correction and changes its metadata: the triggers
+    # allow exactly that.
+    decide(post, (seen, JournalPost.status == PostStatus.FINALIZED), lambda p: correct_refusal(actor, p),
+           correction_id=correction.id, title=title, title_lower=title.lower(), document_date=document_date,
+           received_on=received_on, sent_on=sent_on)
     _apply_correspondents(post, data.correspondents)
     if post.post_type in (PostType.I, PostType.U) and not post.correspondents:
         raise Invalid(_l("This field is required."), field="correspondents")
@@ -381,6 +425,11 @@ def correct_metadata(actor: User, post_id: int, reason: str, data: PostData) -> 
     outbox.metadata_corrected(post, correction)
     db.session.commit()
     return correction
+
+
+def correction_version(post: JournalPost) -> int:
+    """What a correction form carries to say which state of the post it shows: its last correction."""
+    return post.correction_id or 0
 
 
 def write_off_refusal(actor: User, post: JournalPost) -> DomainError | None:
@@ -412,8 +461,9 @@ def write_off(actor: User, post_id: int, method: str, reply_post_id: int | None 
             raise Invalid(_l("Finalize the reply first: a post is written off by a finalized reply."),
                           field="reply_post_id")
     before = snapshot(post)
-    post.written_off_at, post.write_off_method = utcnow(), method
-    post.written_off_by, post.write_off_reply = actor, reply
+    decide(post, (JournalPost.written_off_at.is_(None), JournalPost.status.in_(LOCKED_STATUSES)),
+           lambda p: write_off_refusal(actor, p), written_off_at=utcnow(), write_off_method=method,
+           written_off_by_id=actor.id, write_off_reply_id=reply.id if reply else None)
     _log("post_written_off", actor, post, before, method + (f" {reply.number}" if reply else ""))
     outbox.post_written_off(post)
     db.session.commit()

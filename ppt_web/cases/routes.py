@@ -10,7 +10,8 @@ from ..auth.access import permission_required
 from ..clients import organisations
 from ..errors import Conflict, Invalid
 from ..extensions import db
-from ..formtools import apply_error, choices, form_status, go, id_or_none
+from ..form_tokens import AlreadyMade
+from ..formtools import apply_error, choices, form_status, go, id_or_none, to_what_was_made
 from ..labels import CATEGORY_LABELS, KIND_LABELS
 from ..models import AccessGroup, CaseCategory, CaseKind
 from . import service
@@ -49,7 +50,9 @@ def new_case():
                                 client_id=form.client_id.data, organisation_id=form.organisation_id.data,
                                 handler_id=form.handler_id.data, access_group_id=form.access_group_id.data)
         try:
-            case = service.register_case(_actor(), data)
+            case = service.register_case(_actor(), data, token=form.form_token.data)
+        except AlreadyMade as made:
+            return to_what_was_made(made)
         except (Invalid, Conflict) as exc:
             apply_error(form, exc)
         else:

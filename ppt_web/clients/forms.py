@@ -1,12 +1,11 @@
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
-from ..formtools import id_or_none
+from ..formtools import OnceForm, id_or_none
 
 
-class ClientForm(FlaskForm):
+class ClientForm(OnceForm):
     # Required when registering (the service says so); on edit, empty keeps the number unseen.
     national_id = StringField(_l("National identity number"), validators=[Optional(), Length(max=20)],
                               render_kw={"inputmode": "numeric", "autocomplete": "off"})
@@ -19,7 +18,7 @@ class ClientForm(FlaskForm):
     handler_id = SelectField(_l("Responsible case handler"), coerce=id_or_none, validate_choice=False)
 
 
-class OrganisationForm(FlaskForm):
+class OrganisationForm(OnceForm):
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
     org_number = StringField(_l("Organisation number"), validators=[Optional(), Length(max=20)],
                              render_kw={"inputmode": "numeric"})

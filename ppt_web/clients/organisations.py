@@ -4,25 +4,31 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
-from .. import validation
+from .. import form_tokens, validation
 from ..activity import service as activity
 from ..auth.access import require
 from ..errors import Conflict, Invalid, NotFound
 from ..extensions import db
 from ..models import Organisation, OrgKind, User
+from ..transaction import transaction
 
 
 def register_organisation(actor: User, *, name: str, org_number: str, kind: str, parent_id: int | None = None,
-                          address: str = "") -> Organisation:
-    require(actor, "manage_orgs")
-    org = Organisation()
-    _apply_org(org, name, org_number, kind, parent_id, address)
-    db.session.add(org)
-    db.session.flush()
-    activity.record("organisation_created", actor=actor, object_type="organisation", object_id=org.id,
-                    after=_org_snapshot(org))
-    db.session.commit()
-    return org
+                          address: str = "", token: str | None = None) -> Organisation:
+    """Register an organisation, once per form token (form_tokens.once)."""
+
+    def add() -> Organisation:
+        require(actor, "manage_orgs")
+        org = Organisation()
+        _apply_org(org, name, org_number, kind, parent_id, address)
+        db.session.add(org)
+        db.session.flush()
+        activity.record("organisation_created", actor=actor, object_type="organisation", object_id=org.id,
+                        after=_org_snapshot(org))
+        return org
+
+    with transaction():
+        return form_tokens.once(actor, token, "organisation", add)
 
 
 def update_organisation(actor: User, org_id: int, *, name: str, org_number: str, kind: str,

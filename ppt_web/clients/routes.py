@@ -9,7 +9,8 @@ from ..auth.access import permission_required
 from ..cases import service as cases
 from ..errors import Conflict, Invalid, NotFound
 from ..extensions import db
-from ..formtools import apply_error, choices, form_status, go
+from ..form_tokens import AlreadyMade
+from ..formtools import apply_error, choices, form_status, go, to_what_was_made
 from ..labels import ORG_KIND_LABELS
 from ..models import Organisation, OrgKind
 from . import organisations as orgs
@@ -44,7 +45,9 @@ def new_client():
         form.handler_id.data = current_user.id
     if form.validate_on_submit():
         try:
-            client = service.register_client(_actor(), _data(form))
+            client = service.register_client(_actor(), _data(form), token=form.form_token.data)
+        except AlreadyMade as made:
+            return to_what_was_made(made)
         except (Invalid, Conflict) as exc:
             apply_error(form, exc)
         else:
@@ -99,7 +102,9 @@ def organisations():
         try:
             org = orgs.register_organisation(_actor(), name=form.name.data, org_number=form.org_number.data or "",
                                                 kind=form.kind.data, parent_id=form.parent_id.data,
-                                                address=form.address.data or "")
+                                                address=form.address.data or "", token=form.form_token.data)
+        except AlreadyMade as made:
+            return to_what_was_made(made)
         except (Invalid, Conflict) as exc:
             apply_error(form, exc)
         else:

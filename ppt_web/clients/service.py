@@ -8,13 +8,14 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
 
-from .. import validation
+from .. import form_tokens, validation
 from ..activity import service as activity
 from ..auth import scope
 from ..auth.access import require
 from ..errors import Conflict, Invalid
 from ..extensions import db
 from ..models import Case, Client, JournalPost, User
+from ..transaction import transaction
 from . import organisations
 
 
@@ -69,8 +70,14 @@ def _unique_national_id(number: str, except_id: int | None = None) -> None:
                           "Search for the client, or ask the administrative consultant."), field="national_id")
 
 
-def register_client(actor: User, data: ClientData) -> Client:
-    """Register a client; handlers register their own, registrars anyone's (see note in README)."""
+def register_client(actor: User, data: ClientData, token: str | None = None) -> Client:
+    """Register a client; handlers register their own, registrars anyone's (see note in README).
+    Once per form token (form_tokens.once)."""
+    with transaction():
+        return form_tokens.once(actor, token, "client", lambda: _add_client(actor, data))
+
+
+def _add_client(actor: User, data: ClientData) -> Client:
     require(actor, "register_case", "journal")
     number = validation.national_id(data.national_id)
     _unique_national_id(number)
@@ -86,7 +93,6 @@ def register_client(actor: User, data: ClientData) -> Client:
         _unique_national_id(number)
         raise
     activity.record("client_created", actor=actor, object_type="client", object_id=client.id, after=_snapshot(client))
-    db.session.commit()
     return client
 
 

@@ -20,6 +20,7 @@ from .domain import (
                      PostType,
 )
 from .files import StoredFile
+from .forms import FormToken
 from .inbox import CHECKS_FOR_SOURCE, InboxItem, InboxSource, InboxStatus, PaperOriginal, ScanChecklist
 from .notification import Notification
 from .user import AccessGroup, LoginThrottle, Permission, Role, User, UserSession
@@ -28,7 +29,7 @@ __all__ = [
     "ArchiveJob", "ArchiveStatus", "JobStatus",
     "Case", "CaseCategory", "CaseKind", "CaseStatus", "Client", "Correspondent", "Document", "JournalPost",
     "MetadataCorrection", "Organisation", "OrgKind", "PostEvent", "PostSignature", "PostStatus", "PostType",
-    "StoredFile", "Dispatch", "DispatchStatus",
+    "StoredFile", "Dispatch", "DispatchStatus", "FormToken",
     "CHECKS_FOR_SOURCE", "ScanChecklist", "InboxItem", "InboxSource", "InboxStatus", "PaperOriginal",
     "AccessGroup",
     "ActivityLog",
