@@ -235,3 +235,21 @@ def test_the_archive_log_offers_the_correction(app, login_as):
     page = login_as("konsulent").get("/archive-log/?status=failed")
     assert page.status_code == 200
     assert f'href="/cases/{case_id}/correct"' in page.text
+
+
+def test_an_old_bad_client_name_is_cleaned_by_saving_the_client_and_the_job_goes(app, ctx):
+    case = builders.case()
+    db.session.execute(update(Client).where(Client.id == case.client_id).values(given_name="Ola\x1b[2J"))
+    db.session.commit()
+    db.session.expire_all()
+    created = jobs()[0]
+    assert sending.process(created.id, "test") == "unarchivable text"
+    db.session.refresh(created)
+    assert created.message_params == {"what": "client", "object_id": case.client_id}
+    owner = db.session.get(Client, case.client_id)
+    clients.update_client(user("konsulent"), owner.id, clients.ClientData(
+        national_id="", given_name=owner.given_name, family_name=owner.family_name, handler_id=owner.handler_id))
+    db.session.expire_all()
+    assert db.session.get(Client, case.client_id).given_name == "Ola[2J"
+    run_all()
+    assert db.session.get(ArchiveJob, created.id).archive_status == "archived"

@@ -90,13 +90,14 @@ def case_corrected(case: Case) -> None:
         _add("case_corrected", case)
 
 
-def restart_unarchivable(case: Case, actor: User) -> int:
-    """Set the case's jobs that failed on text the archive cannot carry back to Ny, as a correction
-    of that text is what they waited for; the worker is told after the commit."""
+def restart_unarchivable(cases: Case | list[Case], actor: User) -> int:
+    """Set the jobs of these cases that failed on text the archive cannot carry back to Ny, as a
+    correction of that text is what they waited for; the worker is told after the commit."""
+    case_ids = [c.id for c in (cases if isinstance(cases, list) else [cases])]
     job_ids = list(db.session.scalars(select(ArchiveJob.id).where(
-        ArchiveJob.case_id == case.id, ArchiveJob.deleted_at.is_(None),
+        ArchiveJob.case_id.in_(case_ids), ArchiveJob.deleted_at.is_(None),
         ArchiveJob.message_code == "unarchivable_text", ArchiveJob.job_status == JobStatus.DONE,
-        ArchiveJob.archive_status == ArchiveStatus.FAILED)))
+        ArchiveJob.archive_status == ArchiveStatus.FAILED))) if case_ids else []
     if not job_ids:
         return 0
     db.session.execute(update(ArchiveJob).where(ArchiveJob.id.in_(job_ids), ArchiveJob.job_status == JobStatus.DONE)

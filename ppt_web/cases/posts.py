@@ -422,6 +422,7 @@ def correct_metadata(actor: User, post_id: int, reason: str, data: PostData,
     correction.after, correction.applying = after, False  # one UPDATE: the trigger allows exactly this
     activity.record("post_metadata_corrected", actor=actor, object_type="journal_post", object_id=post.id,
                     before=before, after=after, detail=reason)
+    outbox.restart_unarchivable(post.case, actor)  # what failed on the old text goes out before the correction
     outbox.metadata_corrected(post, correction)
     db.session.commit()
     return correction

@@ -10,6 +10,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from .. import form_tokens, validation
 from ..activity import service as activity
+from ..archive import outbox
 from ..auth import scope
 from ..auth.access import require
 from ..errors import Conflict, Invalid
@@ -112,6 +113,8 @@ def update_client(actor: User, client_id: int, data: ClientData) -> Client:
     _apply(client, data, actor)
     activity.record("client_updated", actor=actor, object_type="client", object_id=client.id,
                     before=before, after=_snapshot(client))
+    db.session.flush()  # the text cleaned (ppt_web/text.py) before the jobs that failed on it go again
+    outbox.restart_unarchivable(list(db.session.scalars(select(Case).where(Case.client_id == client.id))), actor)
     db.session.commit()
     return client
 
