@@ -19,6 +19,9 @@ CSP = (
 # or default-src 'none' stops the browsers' own PDF viewers (docs/decisions.md, "What the upload check refuses").
 DOWNLOAD_CSP = "sandbox; default-src 'none'; frame-ancestors 'none'"
 
+# What a user whose password must be changed may still open.
+PASSWORD_CHANGE_ENDPOINTS = frozenset({"auth.change_password", "auth.logout"})
+
 
 def is_public(endpoint: str | None) -> bool:
     if endpoint is None or endpoint == "static":
@@ -55,6 +58,14 @@ def init_app(app: Flask) -> None:
             return None
         if not current_user.is_authenticated:
             return login_manager.unauthorized()
+        if current_user.must_change_password and request.endpoint not in PASSWORD_CHANGE_ENDPOINTS:
+            # A password someone else set: nothing but choosing a new one (or signing out) until then.
+            target = url_for("auth.change_password")
+            if request.headers.get("HX-Request"):
+                response = current_app.response_class(status=403)
+                response.headers["HX-Redirect"] = target
+                return response
+            return redirect(target)
         return None
 
     @app.after_request

@@ -37,12 +37,12 @@ def test_htmx_post_needs_the_header_token(client, app):
     from .conftest import role, user
 
     with app.app_context():
-        uid, rid = user("radgjevar1").id, role("leiar").id
+        uid, rid = user("radgjevar1").id, role("nestleiar").id
     refused = client.post(f"/admin/users/{uid}/roles", data={"role_id": rid}, headers={"HX-Request": "true"})
     assert refused.status_code == 400
     ok = client.post(f"/admin/users/{uid}/roles", data={"role_id": rid},
                      headers={"HX-Request": "true", "X-CSRFToken": token})
-    assert ok.status_code == 200 and "Leiar" in ok.get_data(as_text=True)
+    assert ok.status_code == 200 and "Nestleiar" in ok.get_data(as_text=True)
 
 
 def test_sign_out_needs_a_token(client):

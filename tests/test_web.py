@@ -67,7 +67,7 @@ def test_expired_session_under_htmx_redirects_the_whole_page(app):
     browser = app.test_client()
     sign_in(browser, "konsulent")
     with app.app_context():
-        admin.set_user_active(user("admin"), user("konsulent").id, False)
+        admin.set_user_active(user("superbrukar"), user("konsulent").id, False)
     response = browser.post("/admin/users/1/roles", data={"role_id": 1}, headers={"HX-Request": "true"})
     assert response.status_code == 401 and response.headers["HX-Redirect"] == "/login"
     assert b"<form" not in response.data

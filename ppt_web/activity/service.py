@@ -30,10 +30,10 @@ def record(
         actor = current_user._get_current_object()
     row = ActivityLog(
         actor_id=actor.id if actor is not None else None,
-        actor_name=actor_name if actor_name is not None else (actor.username if actor else ""),
+        actor_name=(actor_name if actor_name is not None else (actor.username if actor else ""))[:80],
         action=action,
         object_type=object_type,
-        object_id=None if object_id is None else str(object_id),
+        object_id=None if object_id is None else str(object_id)[:64],  # a refused URL's value may be longer
         outcome=outcome,
         before=before,
         after=after,

@@ -5,12 +5,39 @@ from flask_login import current_user
 
 from ..auth.access import current_actor as _actor
 from ..auth.access import permission_required
-from ..errors import Conflict, Invalid
+from ..errors import Conflict, Forbidden, Invalid, raise_if
 from ..formtools import apply_error
+from ..web import record_refusal
 from . import service
 from .forms import GroupForm, UserCreateForm, UserEditForm
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+@bp.errorhandler(Forbidden)
+def refused(exc: Forbidden):
+    """A refusal here says why (the role-granting rules), and is logged like any other."""
+    record_refusal("access_denied", exc)
+    message = str(exc.message) if exc.message else _("You do not have access to this page or action.")
+    if request.headers.get("HX-Request"):
+        return (render_template("errors/_message.html", message=message), 403,
+                {"HX-Retarget": "#flash", "HX-Reswap": "innerHTML"})
+    return render_template("errors/error.html", status=403, message=message), 403
+
+
+@bp.context_processor
+def policy():
+    """What the pages offer is what the services allow (admin/service.py, role_refusal and manage_refusal)."""
+    if not current_user.is_authenticated:
+        return {}
+    actor = _actor()
+    return {
+        "may_manage": lambda user: service.manage_refusal(actor, user) is None,
+        "may_change_role": lambda user, role: (service.role_refusal(actor, role, user) is None
+                                               and service.manage_refusal(actor, user) is None),
+        "addable_roles": lambda user, roles: [] if service.manage_refusal(actor, user) is not None else [
+            r for r in roles if r.active and r not in user.roles and service.role_refusal(actor, r, user) is None],
+    }
 
 
 def _int_field(name: str) -> int:
@@ -37,7 +64,7 @@ def users():
 @permission_required("assign_roles")
 def new_user():
     form = UserCreateForm()
-    form.roles.choices = [(r.id, r.name) for r in service.roles() if r.active]
+    form.roles.choices = [(r.id, r.name) for r in service.grantable_roles(_actor())]
     if form.validate_on_submit():
         try:
             user = service.create_user(_actor(), username=form.username.data, full_name=form.full_name.data,
@@ -56,11 +83,15 @@ def new_user():
 @permission_required("assign_roles")
 def edit_user(user_id: int):
     user = service.get_user(user_id)
+    raise_if(service.manage_refusal(_actor(), user))
     form = UserEditForm(obj=user)
+    if user.id == current_user.id:
+        del form.new_password  # one's own password is changed on its own page, with the current one
     if form.validate_on_submit():
         try:
+            new_password = form.new_password.data if "new_password" in form else ""
             service.update_user(_actor(), user_id, full_name=form.full_name.data, email=form.email.data or "",
-                                locale=form.locale.data, new_password=form.new_password.data or "")
+                                locale=form.locale.data, new_password=new_password or "")
         except (Invalid, Conflict) as exc:
             apply_error(form, exc)
         else:

@@ -5,19 +5,96 @@ writes the activity-log row and commits.
 """
 from __future__ import annotations
 
+import re
+
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
+from .. import notify
 from ..activity import service as activity
 from ..auth.access import require
 from ..auth.passwords import MIN_LENGTH, hash_password
 from ..auth.service import normalise_username, revoke_all_sessions
 from ..clock import utcnow
-from ..errors import Conflict, Invalid, NotFound
+from ..errors import Conflict, Forbidden, Invalid, NotFound, raise_if
 from ..extensions import db
 from ..models import AccessGroup, Permission, Role, User
+from ..models.user import IMPLIED
 
 LOCALES = ("nn", "nb", "en")
+PERMISSION_CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+# Who may grant what (docs/decisions.md, "Who may grant what").
+# Roles that only a holder of Leiar or Superbrukar gives or takes (SPEC §2, assign_roles).
+PRIVILEGED_ROLES = frozenset({"admin", "leiar", "superbrukar"})
+TOP_ROLES = frozenset({"leiar", "superbrukar"})
+# Permissions that administer the system and who may do what. Below Leiar and Superbrukar nobody
+# gives or takes a role carrying one of these that they lack, nor manages a user who holds one.
+ADMINISTRATIVE = frozenset({
+    "assign_roles", "manage_templates", "manage_groups", "sysadmin_view", "sysadmin_edit", "sysadmin_edit_all",
+    "manage_orgs", "activity_log", "archive_log", "archive_retry", "archive_delete",
+})
+
+
+def holds_top_role(actor: User) -> bool:
+    return any(r.active and r.code in TOP_ROLES for r in actor.roles)
+
+
+def _with_implied(codes: set[str]) -> set[str]:
+    for code, implied in IMPLIED.items():
+        if code in codes:
+            codes |= set(implied)
+    return codes
+
+
+def role_refusal(actor: User, role: Role, target: User | None = None) -> Forbidden | None:
+    """Why the actor may not give or take `role` (to or from `target`), or None if they may."""
+    if target is not None and target.id == actor.id:
+        return Forbidden("assign_roles", _l("You cannot change your own roles."), object_type="user",
+                         object_id=target.id)
+    if holds_top_role(actor):
+        return None
+    if role.code in PRIVILEGED_ROLES:
+        return Forbidden("assign_roles", _l("Only a holder of Leiar or Superbrukar can give or take the role "
+                                            "%(name)s.", name=role.name), object_type="role", object_id=role.id)
+    if (_with_implied(role.permission_codes()) & ADMINISTRATIVE) - actor.permission_codes():
+        return Forbidden("assign_roles", _l("You cannot give or take the role %(name)s: it carries rights you do "
+                                            "not have yourself.", name=role.name), object_type="role",
+                         object_id=role.id)
+    return None
+
+
+def manage_refusal(actor: User, target: User) -> Forbidden | None:
+    """Why the actor may not edit, set the password of, deactivate or change the roles of `target`."""
+    if target.id == actor.id or holds_top_role(actor):
+        return None
+    beyond = (target.permission_codes() & ADMINISTRATIVE) - actor.permission_codes()
+    if beyond or any(r.code in PRIVILEGED_ROLES for r in target.roles):
+        return Forbidden("assign_roles", _l("Only a holder of Leiar or Superbrukar, or someone who holds all "
+                                            "their rights, can change %(name)s.", name=target.full_name),
+                         object_type="user", object_id=target.id)
+    return None
+
+
+def matrix_refusal(actor: User, role: Role, code: str, granted: bool) -> Forbidden | None:
+    """Why the actor may not change this cell of the role matrix, or None if they may."""
+    if any(r.id == role.id for r in actor.roles):
+        return Forbidden("sysadmin_edit_all", _l("You cannot change the permissions of a role you hold."),
+                         object_type="role", object_id=role.id)
+    if role.code in PRIVILEGED_ROLES and not holds_top_role(actor):
+        return Forbidden("sysadmin_edit_all", _l("Only a holder of Leiar or Superbrukar can change the role "
+                                                 "%(name)s.", name=role.name), object_type="role", object_id=role.id)
+    if granted and not actor.can(code):
+        return Forbidden("sysadmin_edit_all", _l("You cannot give a permission you do not hold yourself."),
+                         object_type="role", object_id=role.id)
+    return None
+
+
+def grantable_roles(actor: User, target: User | None = None) -> list[Role]:
+    """The active roles the actor may give (to `target`): what the forms offer."""
+    if target is not None and manage_refusal(actor, target) is not None:
+        return []
+    return [r for r in roles() if r.active and role_refusal(actor, r, target) is None]
 
 
 def _snapshot(user: User) -> dict:
@@ -78,8 +155,11 @@ def create_user(actor: User, *, username: str, full_name: str, password: str,
                 email: str = "", locale: str = "nn", role_ids: list[int] | None = None) -> User:
     """Create a staff user with an initial password and optional roles."""
     require(actor, "assign_roles")
+    for role_id in role_ids or []:
+        raise_if(role_refusal(actor, get_role(role_id)))
     _check_password(password)
     user = _new_user(username, full_name, password, email, locale)
+    user.must_change_password = True  # the one who set it knows it
     for role_id in role_ids or []:
         _grant(user, get_role(role_id))
     db.session.flush()
@@ -106,9 +186,14 @@ def create_user_unchecked(*, username: str, full_name: str, password: str, role_
 
 def update_user(actor: User, user_id: int, *, full_name: str, email: str, locale: str,
                 new_password: str = "") -> User:
-    """Edit a user's name, e-mail, language and (optionally) set a new password."""
+    """Edit a user's name, e-mail, language and (optionally) set a new password. A password set for
+    someone else must be changed at their next sign-in, and they are told."""
     require(actor, "assign_roles")
     user = get_user(user_id)
+    raise_if(manage_refusal(actor, user))
+    if new_password and user.id == actor.id:
+        raise Forbidden("assign_roles", _l("Change your own password on the page for it, with your current "
+                                           "password."), object_type="user", object_id=user.id)
     before = _snapshot(user)
     if not (full_name or "").strip():
         raise Invalid(_l("Full name is required."), field="full_name")
@@ -119,7 +204,10 @@ def update_user(actor: User, user_id: int, *, full_name: str, email: str, locale
     if new_password:
         _check_password(new_password)
         user.password_hash = hash_password(new_password)
+        user.must_change_password = True
         revoke_all_sessions(user)
+        notify.notify(user, _l("%(name)s set a new password for you. Choose your own when you next sign in.",
+                               name=actor.full_name), link=notify.link("auth.change_password"))
         detail = "password_reset"
     activity.record("user_updated", actor=actor, object_type="user", object_id=user.id,
                     before=before, after=_snapshot(user), detail=detail)
@@ -133,6 +221,7 @@ def set_user_active(actor: User, user_id: int, active: bool) -> User:
     user = get_user(user_id)
     if user.id == actor.id and not active:
         raise Conflict(_l("You cannot deactivate yourself."))
+    raise_if(manage_refusal(actor, user))
     if user.active == active:
         return user
     before = _snapshot(user)
@@ -155,9 +244,10 @@ def _grant(user: User, role: Role) -> None:
 
 
 def add_role(actor: User, user_id: int, role_id: int) -> User:
-    """Give a user a role (only active roles can be given)."""
+    """Give a user a role (only active roles can be given; see role_refusal for who may give which)."""
     require(actor, "assign_roles")
     user, role = get_user(user_id), get_role(role_id)
+    raise_if(role_refusal(actor, role, user) or manage_refusal(actor, user))
     before = _snapshot(user)
     if role in user.roles:
         return user
@@ -172,11 +262,9 @@ def remove_role(actor: User, user_id: int, role_id: int) -> User:
     """Take a role from a user."""
     require(actor, "assign_roles")
     user, role = get_user(user_id), get_role(role_id)
+    raise_if(role_refusal(actor, role, user) or manage_refusal(actor, user))
     if role not in user.roles:
         return user
-    remaining = [r for r in user.roles if r is not role and r.active]
-    if user.id == actor.id and not any("assign_roles" in r.permission_codes() for r in remaining):
-        raise Conflict(_l("You cannot take away your own right to assign roles."))
     before = _snapshot(user)
     user.roles.remove(role)
     user.forget_permissions()
@@ -253,12 +341,14 @@ def set_coordinator(actor: User, group_id: int, user_id: int | None) -> AccessGr
 
 
 def set_role_permission(actor: User, role_id: int, code: str, granted: bool) -> Role:
-    """Change one cell of the role matrix (needs sysadmin_edit_all)."""
+    """Change one cell of the role matrix (needs sysadmin_edit_all; see matrix_refusal)."""
     require(actor, "sysadmin_edit_all")
     role = get_role(role_id)
-    permission = db.session.get(Permission, code)
+    # A code from the URL: only what a permission code can look like is looked up (PostgreSQL refuses a NUL).
+    permission = db.session.get(Permission, code) if PERMISSION_CODE.fullmatch(code) else None
     if permission is None:
         raise NotFound(object_type="permission", object_id=code)
+    raise_if(matrix_refusal(actor, role, code, granted))
     before = sorted(role.permission_codes())
     if granted and permission not in role.permissions:
         role.permissions.append(permission)

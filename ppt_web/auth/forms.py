@@ -1,7 +1,7 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, SelectField, StringField
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import DataRequired, EqualTo, Length
 
 
 class SignInForm(FlaskForm):
@@ -16,3 +16,13 @@ LANGUAGES = [("nn", "Nynorsk"), ("nb", "Bokmål"), ("en", "English")]
 
 class ProfileForm(FlaskForm):
     locale = SelectField(_l("Language"), choices=LANGUAGES)
+
+
+class PasswordForm(FlaskForm):
+    current_password = PasswordField(_l("Current password"), validators=[DataRequired(), Length(max=512)],
+                                     render_kw={"autocomplete": "current-password"})
+    new_password = PasswordField(_l("New password"), validators=[DataRequired(), Length(min=10, max=512)],
+                                 render_kw={"autocomplete": "new-password"})
+    repeat = PasswordField(_l("Repeat the new password"),
+                           validators=[DataRequired(), EqualTo("new_password", _l("The two new passwords differ."))],
+                           render_kw={"autocomplete": "new-password"})

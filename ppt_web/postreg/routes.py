@@ -9,7 +9,7 @@ from ..auth.access import current_actor as _actor
 from ..auth.access import permission_required
 from ..clients import organisations
 from ..clock import OSLO
-from ..errors import Conflict, Invalid
+from ..errors import Conflict, Invalid, NotFound
 from ..files import preview
 from ..files.storage import file_path
 from ..formtools import apply_error, choices, form_status, go, id_or_none
@@ -141,6 +141,8 @@ def choose_client(item_id: int, client_id: int):
     found = service.open_item(_actor(), item_id)
     form = _transfer_form(found)
     client, cases = _client_choice(client_id)
+    if client is None:  # 0: no client id at all
+        raise NotFound(object_type="client", object_id=client_id)
     form.client_id.data = client.id
     form.case_id.choices = [("", _("(choose)"))] + [(c.id, f"{c.number} {c.title}") for c in cases]
     return render_template("postreg/_client_choice.html", item=found, transfer=form, client=client)
