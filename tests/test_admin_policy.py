@@ -126,7 +126,7 @@ def test_refusals_are_403_with_a_reason_logged_and_change_nothing(app, login_as)
         me, sb, leiar_id = user("konsulent").id, role("superbrukar").id, user("leiar").id
     response = client.post(f"/admin/users/{me}/roles", data={"role_id": sb}, headers=HX)
     assert response.status_code == 403 and response.headers["HX-Retarget"] == "#flash"
-    assert "own roles" in response.get_data(as_text=True)
+    assert "dine eigne roller" in response.get_data(as_text=True)
     page = client.post(f"/admin/users/{leiar_id}/edit",
                        data={"full_name": "Ingrid Leiar", "email": "", "locale": "nn", "new_password": "konsulent-veit-no"})
     assert page.status_code == 403 and "Leiar or Superbrukar" in page.get_data(as_text=True)
@@ -189,3 +189,21 @@ def test_a_new_user_chooses_their_own_password(app, login_as):
     client.post("/admin/users/new", data={"username": "ola", "full_name": "Ola Nordmann",
                                           "password": "langt-passord", "locale": "nn", "roles": [pp]})
     assert sign_in(app.test_client(), "ola", "langt-passord").headers["Location"] == "/password"
+
+
+def test_guessing_the_current_password_on_the_password_page_meets_the_lockout(app, login_as):
+    """A stolen session cannot guess the password past the lockout: a wrong current password counts
+    as a failed sign-in for the username, and once locked even the right one is refused."""
+    browser = login_as("radgjevar2")
+    limit = app.config["PPT_LOGIN_MAX_FAILURES"]
+    for _ in range(limit):
+        wrong = browser.post("/password", data={"current_password": "gjetting", "new_password": "eit-nytt-passord",
+                                                "repeat": "eit-nytt-passord"})
+        assert wrong.status_code == 422
+    right = browser.post("/password", data={"current_password": "demo-passord", "new_password": "eit-nytt-passord",
+                                            "repeat": "eit-nytt-passord"})
+    assert right.status_code == 422 and "Prøv igjen seinare" in right.get_data(as_text=True)
+    with app.app_context():
+        assert len(activity_rows("password_change_failed")) == limit
+        assert not activity_rows("password_changed")
+    assert sign_in(app.test_client(), "radgjevar2").status_code != 302  # the username is locked for sign-in too

@@ -224,8 +224,20 @@ def set_language(user: User, locale: str) -> None:
 def change_password(user: User, current_password: str, new_password: str) -> None:
     """The user's own new password, given the current one. It clears a password change that an
     administrator required, and ends the user's other sessions."""
+    # A wrong current password counts as a failed sign-in for the username, so a stolen session
+    # cannot be used to guess the password past the lockout.
+    keys = _throttle_keys(user.username, "")
+    if _reserve(keys) is not None:
+        raise Invalid(LOCKED_OUT, field="current_password")
     if not verify_password(user.password_hash, current_password or ""):
+        _lock_if_used_up(keys)
+        activity.record("password_change_failed", actor=user, object_type="user", object_id=user.id,
+                        outcome="failed")
+        db.session.commit()
         raise Invalid(_l("The current password is wrong."), field="current_password")
+    if _clear_on_success(keys) is not None:
+        db.session.rollback()
+        raise Invalid(LOCKED_OUT, field="current_password")
     if len(new_password or "") < MIN_LENGTH:
         raise Invalid(_l("The password must have at least %(n)s characters.", n=MIN_LENGTH), field="new_password")
     if verify_password(user.password_hash, new_password):
