@@ -64,6 +64,7 @@ MADE_AT = {
     "case": lambda made_id: url_for("cases.case", case_id=made_id),
     "client": lambda made_id: url_for("clients.folder", client_id=made_id),
     "organisation": lambda made_id: url_for("clients.organisations"),
+    "inbox_item": lambda made_id: url_for("postreg.item", item_id=made_id),
 }
 
 

@@ -32,6 +32,7 @@ from ppt_web.models import (
     Client,
     Dispatch,
     DispatchStatus,
+    InboxItem,
     JournalPost,
     MetadataCorrection,
     Organisation,
@@ -400,3 +401,13 @@ def test_two_renderings_of_a_create_form_are_two_objects(app, ctx, login_as):
                                                                 "form_token": token}).status_code == 302
     assert _count(JournalPost, JournalPost.case_id == case.id) == 2
 
+
+
+def test_an_upload_form_sent_at_once_makes_one_inbox_item(app, ctx):
+    token = _token_for(app, "sekretaer", "/post-registration/")
+    before = _count(InboxItem)
+    pdf = builders.make_pdf(2, tag="dobbel-opplasting")
+    result = race(app, "sekretaer", lambda c, i: c.post("/post-registration/upload", data={
+        "file": (io.BytesIO(pdf), "brev.pdf"), "form_token": token}, content_type="multipart/form-data",
+        follow_redirects=True))
+    check("upload to the inbox", result, _count(InboxItem) - before, already=(MADE_ALREADY,))

@@ -4,7 +4,7 @@ from flask_wtf.file import FileField
 from wtforms import BooleanField, DateField, HiddenField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
-from ..formtools import id_or_none
+from ..formtools import OnceForm, id_or_none
 from ..models.domain import DEFAULT_LEGAL_BASIS
 
 
@@ -36,5 +36,5 @@ class RejectForm(FlaskForm):
     reason = TextAreaField(_l("Why is the item rejected?"), validators=[DataRequired(), Length(max=2000)])
 
 
-class UploadForm(FlaskForm):
+class UploadForm(OnceForm):
     file = FileField(_l("PDF that came another way (e-mail)"), render_kw={"accept": "application/pdf,.pdf"})

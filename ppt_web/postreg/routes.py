@@ -12,7 +12,8 @@ from ..clock import OSLO
 from ..errors import Conflict, Invalid, NotFound
 from ..files import preview
 from ..files.storage import file_path
-from ..formtools import apply_error, choices, form_status, go, id_or_none
+from ..form_tokens import AlreadyMade
+from ..formtools import apply_error, choices, form_status, go, id_or_none, to_what_was_made
 from ..labels import CATEGORY_LABELS
 from ..models import CaseCategory
 from ..search.service import pick_clients
@@ -53,7 +54,9 @@ def upload():
             form.file.errors = [_("Choose a PDF file.")]
         else:
             try:
-                item = uploads.receive_upload(_actor(), file.stream, file.filename)
+                item = uploads.receive_upload(_actor(), file.stream, file.filename, token=form.form_token.data)
+            except AlreadyMade as made:
+                return to_what_was_made(made)
             except Invalid as exc:
                 apply_error(form, exc)
             else:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from flask import current_app
 
+from .. import form_tokens
 from ..activity import service as activity
 from ..auth.access import require
 from ..clock import utcnow
@@ -19,14 +20,16 @@ from ..models import InboxItem, InboxSource, InboxStatus, User
 from .intake import duplicate_of, reason_text
 
 
-def receive_upload(actor: User, stream, filename: str) -> InboxItem:
-    """Mail that came another way (e-mail): the user sees a refusal at once, nothing is kept then."""
+def receive_upload(actor: User, stream, filename: str, token: str | None = None) -> InboxItem:
+    """Mail that came another way (e-mail): the user sees a refusal at once, nothing is kept then.
+    The form's token makes one item however often the form is sent (form_tokens.once)."""
     require(actor, "distribute_mail")
     data = stream.read(int(current_app.config["PPT_MAX_UPLOAD_BYTES"]) + 1)
-    duplicate = duplicate_of(hashlib.sha256(data).hexdigest()) if data else None
-    if duplicate is not None:
-        raise Invalid(f"{reason_text('duplicate')} ({duplicate})", field="file")
-    try:
+
+    def make() -> InboxItem:
+        duplicate = duplicate_of(hashlib.sha256(data).hexdigest()) if data else None
+        if duplicate is not None:
+            raise Invalid(f"{reason_text('duplicate')} ({duplicate})", field="file")
         stored = store_upload(io.BytesIO(data), filename or "dokument.pdf", previews=True)
         item = InboxItem(source=InboxSource.UPLOAD, status=InboxStatus.NEW, filename=stored.filename,
                          sha256=stored.sha256, page_count=stored.page_count, arrived_at=utcnow(),
@@ -35,6 +38,10 @@ def receive_upload(actor: User, stream, filename: str) -> InboxItem:
         db.session.flush()
         activity.record("inbox_received", actor=actor, object_type="inbox_item", object_id=item.id,
                         after={"source": "upload", "file": item.filename, "pages": item.page_count})
+        return item
+
+    try:
+        item = form_tokens.once(actor, token, "inbox_item", make)
         db.session.commit()
     except Exception:
         db.session.rollback()
