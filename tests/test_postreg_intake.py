@@ -321,8 +321,8 @@ def test_the_inbox_shows_a_skipped_file_as_skipped_with_the_reason(app, login_as
         db.session.remove()
     web = login_as("sekretaer")
     html = web.get("/post-registration/").get_data(as_text=True)
-    assert "rør.pdf" in html and "Skipped" in html and "not a regular file" in html
+    assert "rør.pdf" in html and "Hoppa over" in html and "ikkje ei vanleg fil" in html
     page = web.get(f"/post-registration/{item_id}").get_data(as_text=True)
-    assert "Skipped" in page and "not a regular file" in page and "left in the sync folder" in page
+    assert "Hoppa over" in page and "ikkje ei vanleg fil" in page and "liggjande i synkroniseringsmappa" in page
     web.post(f"/post-registration/{item_id}/refusal-seen")
     assert "rør.pdf" not in web.get("/post-registration/").get_data(as_text=True)  # dealt with: off the list
