@@ -24,6 +24,7 @@ from ppt_web.cases import approval, posts
 from ppt_web.cases import service as cases
 from ppt_web.clock import utcnow
 from ppt_web.dispatch import service as dispatch
+from ppt_web.errors import Conflict
 from ppt_web.extensions import db
 from ppt_web.models import (
     ActivityLog,
@@ -411,3 +412,42 @@ def test_an_upload_form_sent_at_once_makes_one_inbox_item(app, ctx):
         "file": (io.BytesIO(pdf), "brev.pdf"), "form_token": token}, content_type="multipart/form-data",
         follow_redirects=True))
     check("upload to the inbox", result, _count(InboxItem) - before, already=(MADE_ALREADY,))
+
+
+def test_a_post_registered_while_the_case_closes_never_leaves_a_draft_in_a_closed_case(app, ctx, monkeypatch):
+    """The close reads the case's open posts, and a post is registered before the close writes: the
+    close must see the draft (and refuse), or the post must see the closed case (and refuse)."""
+    case = builders.case(category="follow_up")
+    case_id, outcome = case.id, {}
+
+    def register():
+        with app.app_context():
+            try:
+                outcome["post"] = posts.create_post(user("radgjevar1"), case_id, posts.PostData(
+                    post_type="N", title="Notat skrive medan saka vart avslutta")).id
+            except Conflict as exc:
+                outcome["post"] = exc
+            finally:
+                db.session.remove()
+
+    original, threads = cases.snapshot, []
+
+    def snapshot_while_a_post_is_registered(found):
+        if not threads:  # between the close's check of open posts and its write
+            threads.append(threading.Thread(target=register))
+            threads[0].start()
+            threads[0].join(2)
+        return original(found)
+
+    monkeypatch.setattr(cases, "snapshot", snapshot_while_a_post_is_registered)
+    try:
+        cases.close_case(user("radgjevar1"), case_id)
+    except Conflict:
+        pass
+    threads[0].join(60)
+    db.session.expire_all()
+    closed = db.session.get(Case, case_id).status == "closed"
+    drafts = _count(JournalPost, JournalPost.case_id == case_id, JournalPost.status == "draft")
+    print(f"\nclose and register at once: closed {closed}, drafts {drafts}, post {outcome.get('post')!r}")
+    assert not (closed and drafts), "a closed case with a draft"
+    assert closed or drafts == 1

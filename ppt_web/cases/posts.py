@@ -206,10 +206,13 @@ def add_post(actor: User, case_id: int, data: PostData, main: Upload | None = No
 
 def _next_seq(case: Case) -> int:
     """The case's next post number, counted in the database: two handlers registering in one case at
-    once get 6 and 7 (on PostgreSQL the second waits for the first's row lock), never 6 twice."""
-    seq = db.session.execute(update(Case).where(Case.id == case.id)
+    once get 6 and 7 (on PostgreSQL the second waits for the first's row lock), never 6 twice; and
+    never in a case that a close at the same moment has closed."""
+    seq = db.session.execute(update(Case).where(Case.id == case.id, Case.status == CaseStatus.OPEN)
                              .values(post_seq=func.coalesce(Case.post_seq, 0) + 1).returning(Case.post_seq)
-                             .execution_options(synchronize_session=False)).scalar_one()
+                             .execution_options(synchronize_session=False)).scalar_one_or_none()
+    if seq is None:  # closed since it was read (service.close_case takes the same row first)
+        raise Conflict(_l("The case is closed. Reopen it to register new posts."))
     set_committed_value(case, "post_seq", seq)
     return seq
 

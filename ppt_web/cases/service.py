@@ -181,10 +181,17 @@ def close_case(actor: User, case_id: int) -> Case:
     require(actor, "close_case", object_type="case", object_id=case.id)
     if case.status == CaseStatus.CLOSED:
         raise Conflict(_l("The case is closed already."))
-    waiting = open_posts(case)
+    # The case row's lock first (PostgreSQL: the row; SQLite: the one writer), then the open posts on
+    # fresh data: a post registered at the same moment is either committed and seen here, or waits
+    # for this close and then finds the case closed (posts._next_seq counts only in an open case).
+    db.session.execute(update(Case).where(Case.id == case.id).values(post_seq=Case.post_seq)
+                       .execution_options(synchronize_session=False))
+    waiting = list(db.session.scalars(select(JournalPost).where(
+        JournalPost.case_id == case.id, JournalPost.status.in_(OPEN_WORK_STATUSES)).order_by(JournalPost.seq)))
     if waiting:
-        raise Conflict(_l("The case cannot be closed while these posts are not finalized: %(posts)s.",
-                          posts=", ".join(f"{p.number} {p.title or ''}".strip() for p in waiting)))
+        names = ", ".join(f"{p.number} {p.title or ''}".strip() for p in waiting)
+        db.session.rollback()
+        raise Conflict(_l("The case cannot be closed while these posts are not finalized: %(posts)s.", posts=names))
     before = snapshot(case)
     _case_changes(case, CaseStatus.OPEN, _l("The case is closed already."), status=CaseStatus.CLOSED,
                   closed_on=today())
