@@ -23,6 +23,14 @@ def free_port() -> int:
 
 
 @pytest.mark.slow
+def command(process: psutil.Process) -> str:
+    """A child's command line; "" for one that has exited (a zombie until the launcher reaps it)."""
+    try:
+        return " ".join(process.cmdline())
+    except (psutil.ZombieProcess, psutil.NoSuchProcess):
+        return ""
+
+
 def test_run_command_starts_everything_and_ctrl_c_stops_it(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PPT_")}
@@ -41,17 +49,17 @@ def test_run_command_starts_everything_and_ctrl_c_stops_it(tmp_path):
                 assert time.monotonic() < deadline, "app did not come up in 60 s"
                 time.sleep(0.3)
         children = psutil.Process(launcher.pid).children(recursive=True)
-        names = " ".join(" ".join(c.cmdline()) for c in children)
+        names = " ".join(command(c) for c in children)
         assert "redis-server" in names and "worker.py" in names and "flask" in names
         assert (tmp_path / "instance" / "ppt.sqlite").exists()
         # A worker that dies is started again; the web app stays up meanwhile.
-        worker = next(c for c in children if "worker.py" in " ".join(c.cmdline()))
+        worker = next(c for c in children if "worker.py" in command(c))
         worker.kill()
         deadline = time.monotonic() + 30
         while True:
             assert launcher.poll() is None, launcher.stdout.read()
             again = [c for c in psutil.Process(launcher.pid).children()
-                     if "worker.py" in " ".join(c.cmdline()) and c.pid != worker.pid]
+                     if "worker.py" in command(c) and c.pid != worker.pid]
             if again:
                 break
             assert time.monotonic() < deadline, "the worker was not started again in 30 s"
