@@ -25,7 +25,7 @@ LOCALES = ("nn", "nb", "en")
 PERMISSION_CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 # Who may grant what (docs/decisions.md, "Who may grant what").
-# Roles that only a holder of Leiar or Superbrukar gives or takes (SPEC §2, assign_roles).
+# Roles that only a holder of Leiar or Superbrukar gives or takes: the leading roles and Administrator.
 PRIVILEGED_ROLES = frozenset({"admin", "leiar", "superbrukar"})
 TOP_ROLES = frozenset({"leiar", "superbrukar"})
 # Permissions that administer the system and who may do what. Below Leiar and Superbrukar nobody
