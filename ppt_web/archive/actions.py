@@ -16,8 +16,7 @@ from ..extensions import changed_rows, db
 from ..models import ArchiveJob, ArchiveStatus, JobStatus, User
 from ..models.base import unindexed
 from ..queue import Job, enqueue, enqueue_after_commit
-from . import transports
-from .job_messages import message_values
+from . import outbox, transports
 from .log import LogFilter
 
 log = logging.getLogger(__name__)
@@ -51,10 +50,7 @@ def _reset(job: ArchiveJob, actor: User) -> bool:
     """One conditional UPDATE: only a job that is failed and not being worked on is reset."""
     changed = changed_rows(
         update(ArchiveJob).where(ArchiveJob.id == job.id, ArchiveJob.deleted_at.is_(None), RETRYABLE)
-        .values(job_status=JobStatus.NEW, archive_status=ArchiveStatus.NEW, attempts=0, next_attempt_at=None,
-                done_at=None, reply_deadline=None, notified_at=utcnow(),
-                **message_values("restarted", name=actor.full_name))
-        .execution_options(synchronize_session=False))
+        .values(**outbox.restarted(actor)).execution_options(synchronize_session=False))
     if not changed:
         return False  # already on its way, or archived: nothing to do, nothing sent twice
     activity.record("archive_job_retried", actor=actor, object_type="archive_job", object_id=job.id,

@@ -90,6 +90,14 @@ def case_corrected(case: Case) -> None:
         _add("case_corrected", case)
 
 
+def restarted(actor: User) -> dict:
+    """The columns of a job started again by a person (Prøv på nytt, or a correction): Ny, its
+    attempts counted anew, due now, the worker told now."""
+    return dict(job_status=JobStatus.NEW, archive_status=ArchiveStatus.NEW, attempts=0, next_attempt_at=None,
+                done_at=None, reply_deadline=None, notified_at=utcnow(),
+                **message_values("restarted", name=actor.full_name))
+
+
 def restart_unarchivable(cases: Case | list[Case], actor: User) -> int:
     """Set the jobs of these cases that failed on text the archive cannot carry back to Ny, as a
     correction of that text is what they waited for; the worker is told after the commit."""
@@ -101,10 +109,7 @@ def restart_unarchivable(cases: Case | list[Case], actor: User) -> int:
     if not job_ids:
         return 0
     db.session.execute(update(ArchiveJob).where(ArchiveJob.id.in_(job_ids), ArchiveJob.job_status == JobStatus.DONE)
-                       .values(job_status=JobStatus.NEW, archive_status=ArchiveStatus.NEW, attempts=0,
-                               next_attempt_at=None, done_at=None, notified_at=utcnow(),
-                               **message_values("restarted", name=actor.full_name))
-                       .execution_options(synchronize_session=False))
+                       .values(**restarted(actor)).execution_options(synchronize_session=False))
     for job_id in job_ids:
         enqueue_after_commit(Job.SEND_ARCHIVE_JOB, job_id)
     return len(job_ids)
