@@ -200,7 +200,11 @@ def main() -> int:
             if worker.poll() is not None:  # the worker outlives Redis outages itself; this is for a crash
                 if not worker_restarts.due:
                     worker_restarts.died(worker.returncode)
+                    # Its scheduler process (and a horse in the middle of a job) would outlive it, an
+                    # orphan holding the scheduler's lock that no stop reaches: end its process group too.
+                    _signal_group(worker, signal.SIGTERM)
                 if worker_restarts.ready():
+                    _signal_group(worker, signal.SIGKILL)  # whatever of it did not stop on SIGTERM
                     procs[0] = start(worker_args, env)
                     worker_restarts.started()
             time.sleep(0.5)

@@ -31,6 +31,18 @@ def command(process: psutil.Process) -> str:
         return ""
 
 
+def left_in_group(pgid: int) -> list[psutil.Process]:
+    """The live processes of a process group (a zombie no longer counts)."""
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if os.getpgid(process.pid) == pgid and process.status() != psutil.STATUS_ZOMBIE:
+                found.append(process)
+        except (ProcessLookupError, psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+    return found
+
+
 def test_run_command_starts_everything_and_ctrl_c_stops_it(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PPT_")}
@@ -66,6 +78,11 @@ def test_run_command_starts_everything_and_ctrl_c_stops_it(tmp_path):
             time.sleep(0.2)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=5) as r:
             assert r.status == 200
+        # Nothing of the dead worker lives on: its scheduler process would be an orphan no stop reaches.
+        deadline = time.monotonic() + 10
+        while left_in_group(worker.pid):
+            assert time.monotonic() < deadline, [command(p) for p in left_in_group(worker.pid)]
+            time.sleep(0.2)
         children = psutil.Process(launcher.pid).children(recursive=True)
         launcher.send_signal(signal.SIGINT)  # what Ctrl-C sends
         output, _ = launcher.communicate(timeout=60)
