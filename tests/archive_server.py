@@ -9,7 +9,25 @@ from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
-class ArchiveServer:
+class LocalServer:
+    """A threaded HTTP server on a free loopback port for a test, its URL ending in /arkiv; a context
+    manager that serves while inside."""
+
+    def serve(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}/arkiv"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.thread.join(5)
+
+
+class ArchiveServer(LocalServer):
     """mode: ok | invalid | not_found | server_error | slow | store_then_fail."""
 
     def __init__(self):
@@ -60,14 +78,4 @@ class ArchiveServer:
                 self.end_headers()
                 self.wfile.write(payload)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}/arkiv"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.thread.join(5)
+        self.serve(Handler)

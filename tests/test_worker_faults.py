@@ -19,7 +19,7 @@ import time
 import uuid
 from collections import Counter
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -32,6 +32,7 @@ from ppt_web.extensions import db
 from ppt_web.models import ArchiveJob
 
 from . import builders
+from .archive_server import LocalServer
 from .conftest import redis_binary, sign_in, user
 from .helpers import ROOT, worker_env
 
@@ -84,7 +85,7 @@ def private_redis(app):
     server.close()
 
 
-class RecordingArchive:
+class RecordingArchive(LocalServer):
     """An archive on 127.0.0.1 for the http transport that records every send of every klientmelding id,
     and counts sends of one id that overlap in time (two processes sending the same job at once)."""
 
@@ -116,17 +117,7 @@ class RecordingArchive:
                     with archive.lock:
                         archive.in_flight.discard(message_id)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}/arkiv"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.thread.join(5)
+        self.serve(Handler)
 
 
 def start_worker(env: dict, log: Path) -> subprocess.Popen:
