@@ -23,6 +23,7 @@ from .files import StoredFile
 from .forms import FormToken
 from .inbox import CHECKS_FOR_SOURCE, InboxItem, InboxSource, InboxStatus, PaperOriginal, ScanChecklist
 from .notification import Notification
+from .settings import Setting
 from .user import AccessGroup, LoginThrottle, Permission, Role, User, UserSession
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "Notification",
     "Permission",
     "Role",
+    "Setting",
     "User",
     "UserSession",
 ]

@@ -63,6 +63,9 @@ class ArchiveJob(Model):
     notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     after_job_id: Mapped[int | None] = mapped_column(ForeignKey("archive_job.id"), index=True)
     archive_ref: Mapped[dict | None] = mapped_column(JSON)
+    # What the archive needs, as it was when the change happened (archive/snapshot.py); None on jobs
+    # older than migration 0012, which are built from the current state.
+    snapshot: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finalized_on: Mapped[date] = mapped_column(Date)  # the Date column of the log
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -19,6 +19,7 @@ class DispatchStatus(str, enum.Enum):  # noqa: UP042 - StrEnum would change str(
     SENT = "sent"            # SvarUt has it (MOTTATT, AKSEPTERT, SENDT_*)
     CONFIRMED = "confirmed"  # delivered (LEST, LEVERT_*, PRINTET)
     FAILED = "failed"        # refused (4xx, AVVIST, IKKE_LEVERT, ...): visible and retryable
+    MANUAL = "manual"        # MANUELT_HANDTERT: handled by hand at SvarUt; an end state, never resent
     REPLACED = "replaced"    # a failed one that a retry replaced with a new shipment
 
 

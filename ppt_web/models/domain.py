@@ -151,6 +151,10 @@ class Case(Model):
     closed_on: Mapped[date | None] = mapped_column(Date)
     last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     archive_ref: Mapped[str | None] = mapped_column(String(100))
+    # What the archive's receipt said: its systemID and its case number (saksaar/sakssekvensnummer).
+    archive_system_id: Mapped[str | None] = mapped_column(String(64))
+    archive_year: Mapped[int | None] = mapped_column(Integer)
+    archive_seq: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     post_seq: Mapped[int] = mapped_column(Integer, default=0)
 
@@ -201,6 +205,14 @@ class JournalPost(Model):
     write_off_method: Mapped[str | None] = mapped_column(String(5))
     written_off_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
     write_off_reply_id: Mapped[int | None] = mapped_column(ForeignKey("journal_post.id"))
+    # What the archive's receipt said: systemID, journalaar, journalsekvensnummer, journalpostnummer.
+    archive_system_id: Mapped[str | None] = mapped_column(String(64))
+    archive_year: Mapped[int | None] = mapped_column(Integer)
+    archive_journal_seq: Mapped[int | None] = mapped_column(Integer)
+    archive_post_number: Mapped[int | None] = mapped_column(Integer)
+    # The day the letter left us and how ("svarut", "paper"): the archive's journalstatus E and sendtDato.
+    expedited_on: Mapped[date | None] = mapped_column(Date)
+    expedition: Mapped[str | None] = mapped_column(String(10))
 
     case: Mapped[Case] = relationship(back_populates="posts")
     created_by: Mapped[User] = relationship(foreign_keys=[created_by_id])
@@ -286,7 +298,12 @@ class Correspondent(Model):
     post_id: Mapped[int] = mapped_column(ForeignKey("journal_post.id", ondelete="CASCADE"), index=True)
     role: Mapped[str] = mapped_column(String(10))  # sender | recipient
     name: Mapped[str] = mapped_column(String(200))
-    address: Mapped[str] = mapped_column(String(300), default="")
+    address: Mapped[str] = mapped_column(String(300), default="")  # street lines, one per line
+    postal_code: Mapped[str] = mapped_column(String(10), default="", server_default="")
+    city: Mapped[str] = mapped_column(String(100), default="", server_default="")
+    country: Mapped[str] = mapped_column(String(2), default="NO", server_default="NO")
+    # The korrespondansepartID the archive got with the post; NULL on rows older than migration 0012.
+    archive_party_id: Mapped[str | None] = mapped_column(String(36))
     national_id: Mapped[str | None] = mapped_column(String(11))
     org_number: Mapped[str | None] = mapped_column(String(9))
     organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisation.id"))

@@ -81,6 +81,8 @@ class User(UserMixin, Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Set when someone else sets the password: the user must choose a new one before doing anything else.
+    # Who the person is in the archive (initials or the archive's user id); empty: the username.
+    archive_id: Mapped[str] = mapped_column(String(100), default="", server_default="")
     must_change_password: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     roles: Mapped[list[Role]] = relationship(secondary=user_role, order_by=Role.position)
