@@ -179,6 +179,7 @@ OPERATION_LABELS = {
     "metadata_corrected": _l("Correct metadata"),
     "post_written_off": _l("Write off journal post"),
     "case_corrected": _l("Correct case title"),
+    "post_expedited": _l("Record letter as sent"),
 }
 
 INBOX_SOURCE_LABELS = {"scan": _l("Scanned paper"), "svarinn": _l("Digital mail (SvarInn)"),

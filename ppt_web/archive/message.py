@@ -65,6 +65,7 @@ EVENTS = {
     "metadata_corrected": OPPDATER,
     "post_written_off": AVSKRIVNING,
     "case_corrected": OPPDATER,
+    "post_expedited": OPPDATER,
 }
 
 
@@ -507,6 +508,19 @@ def _written_off(job: ArchiveJob, conf: dict) -> tuple[etree._Element, list[Outg
     return root, []
 
 
+def _expedited(job: ArchiveJob, conf: dict) -> tuple[etree._Element, list[OutgoingFile]]:
+    """The letter left us: journalstatus E and sendtDato (journalpostOppdatering)."""
+    post = _post(job)
+    root = _root(AMO, "arkivmeldingOppdatering")
+    update = _sub(root, "registreringOppdateringer", xsi_type="journalpostOppdatering")
+    _key(_sub(update, "referanseTilRegistrering"), "referanseEksternNoekkel", post_key(post), conf, ns=MDK)
+    _code(update, "journalstatus", "E")
+    sent = post.expedited_on or post.sent_on or job.finalized_on
+    if sent:
+        _sub(update, "sendtDato", _midnight(sent))
+    return root, []
+
+
 _BUILDERS = {
     "case_created": _case_created,
     "case_closed": _case_status,
@@ -515,4 +529,5 @@ _BUILDERS = {
     "metadata_corrected": _metadata_corrected,
     "post_written_off": _written_off,
     "case_corrected": _case_corrected,
+    "post_expedited": _expedited,
 }

@@ -84,6 +84,13 @@ def post_written_off(post: JournalPost) -> None:
         _add("post_written_off", post.case, post)
 
 
+def post_expedited(post: JournalPost) -> None:
+    """The letter left us (SvarUt confirmed it, or it went on paper): journalstatus E and sendtDato
+    (arkivmelding.oppdater). The post's expedited_on must be set before this is called."""
+    if post_is_archived(post):
+        _add("post_expedited", post.case, post)
+
+
 def case_corrected(case: Case) -> None:
     """A corrected case title: the folder's new title (arkivmelding.oppdater)."""
     if case_is_linked(case):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import re
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -22,6 +21,7 @@ from sqlalchemy import CursorResult, and_, func, or_, select, update
 
 from .. import claims
 from ..activity import service as activity
+from ..addresses import of_correspondent
 from ..auth import access, scope
 from ..cases.posts import event, needs_approval
 from ..clock import utcnow
@@ -36,9 +36,6 @@ from ..outbound.types import OutboundDocument, OutboundUnavailable, Recipient, S
 from ..queue import Job, enqueue_after_commit
 
 log = logging.getLogger(__name__)
-
-ADDRESS = re.compile(r"^(?P<line>.*?)[,\s]+(?P<postal>\d{4})\s+(?P<city>\S.*)$")
-
 
 def outbound_adapter():
     """The configured adapter: the folder stand-in (default) or SvarUt REST v3."""
@@ -61,20 +58,14 @@ def _token_provider(spec):
     return found() if callable(found) and not hasattr(found, "token") else found
 
 
-def split_address(text: str) -> tuple[str, str, str] | None:
-    """ "Skulevegen 1, 6065 Ulsteinvik" -> ("Skulevegen 1", "6065", "Ulsteinvik")."""
-    match = ADDRESS.match(" ".join((text or "").split()))
-    if not match or not match.group("line").strip(" ,"):
-        return None
-    return match.group("line").strip(" ,"), match.group("postal"), match.group("city").strip()
-
-
 def _recipients(post: JournalPost) -> tuple[list[tuple], list[str]]:
     found, refused = [], []
     for c in post.correspondents:
         if c.role != "recipient":
             continue
-        address = split_address(c.address or (c.organisation.address if c.organisation else ""))
+        where = of_correspondent(c)
+        address = (", ".join(where.lines), where.postal_code, where.city) \
+            if where is not None and where.lines and where.postal_code else None
         if c.national_id:
             kind, digital_id = "person", c.national_id
         elif c.org_number:
