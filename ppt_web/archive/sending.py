@@ -126,7 +126,9 @@ def apply_reply(job: ArchiveJob, reply: transports.Reply, asynchronous: bool = F
         _finish(job, ArchiveStatus.FAILED, "partly_refused", detail="; ".join(failed_parts))
         return "failed"
     if reply.kind == transports.OK:
-        _finish(job, ArchiveStatus.ARCHIVED, *describe_ids(reply.ids or {}), archive_ref=reply.ids or {})
+        ids = reply.ids or {}
+        _finish(job, ArchiveStatus.ARCHIVED, *describe_ids(ids, job), archive_ref=ids,
+                also=lambda: record_archive_ids(job, ids))
         write_retrying(lambda: _wake_successors(job))
         return "archived"
     if reply.kind == transports.HANDED_OVER:
@@ -163,24 +165,62 @@ def apply_reply(job: ArchiveJob, reply: transports.Reply, asynchronous: bool = F
     return "failed"
 
 
-def describe_ids(ids: dict) -> tuple[str, dict]:
+def _int(value: object) -> int | None:
+    try:
+        return int(str(value)) if value is not None and str(value).strip() else None
+    except ValueError:
+        return None
+
+
+def record_archive_ids(job: ArchiveJob, ids: dict) -> None:
+    """Keep what the archive's receipt says on the case and the post: its systemID and numbers.
+    An update or a write-off (no receipt payload) changes nothing; a receipt for another object
+    than the job's (its referanseEksternNoekkel says so) is not taken."""
+    mappe, registrering = ids.get("mappe") or {}, ids.get("registrering") or {}
+    case = job.case
+    if mappe.get("systemID") and not mappe.get("feilet") and _is_for(mappe, f"case:{case.id}"):
+        case.archive_system_id = str(mappe["systemID"])[:64]
+        year, seq = _int(mappe.get("saksaar")), _int(mappe.get("sakssekvensnummer"))
+        if year is not None and seq is not None:
+            case.archive_year, case.archive_seq = year, seq
+    post = job.post if job.post_id else None
+    if post is not None and registrering.get("systemID") and not registrering.get("feilet") \
+            and _is_for(registrering, f"post:{post.id}"):
+        post.archive_system_id = str(registrering["systemID"])[:64]
+        for column, key in (("archive_year", "journalaar"), ("archive_journal_seq", "journalsekvensnummer"),
+                            ("archive_post_number", "journalpostnummer")):
+            value = _int(registrering.get(key))
+            if value is not None:
+                setattr(post, column, value)
+
+
+def _is_for(part: dict, key: str) -> bool:
+    echoed = part.get("referanseEksternNoekkel")
+    return not echoed or str(echoed) == key
+
+
+def describe_ids(ids: dict, job: ArchiveJob | None = None) -> tuple[str, dict]:
     """The Message column's code and values for what the archive stored: its own number, if it gave one."""
-    if ids.get("arkivnummer"):
-        return "archived_number", {"number": ids["arkivnummer"]}
     registrering, mappe = ids.get("registrering") or {}, ids.get("mappe") or {}
-    if registrering.get("journalpostnummer") is not None:
+    if registrering.get("journalpostnummer") is not None and job is not None and job.case.archive_number:
+        return "archived_post_in_case", {"number": f"{job.case.archive_number}-{registrering['journalpostnummer']}"}
+    if registrering.get("journalsekvensnummer") is not None:
         return "archived_post", {"year": registrering.get("journalaar", ""),
-                                 "number": registrering["journalpostnummer"]}
+                                 "number": registrering["journalsekvensnummer"]}
     if mappe.get("sakssekvensnummer") is not None:
         return "archived_folder", {"year": mappe.get("saksaar", ""), "number": mappe["sakssekvensnummer"]}
+    if ids.get("arkivnummer"):
+        return "archived_number", {"number": ids["arkivnummer"]}
     return "archived", {}
 
 
 def _finish(job: ArchiveJob, archive_status: ArchiveStatus, code: str, params: dict | None = None, /,
-            *, archive_ref: dict | None = None, **values) -> None:
+            *, archive_ref: dict | None = None, also: Callable[[], None] | None = None, **values) -> None:
     def finish() -> None:
         if archive_ref is not None:
             job.archive_ref = archive_ref
+        if also is not None:
+            also()
         job.job_status, job.archive_status = JobStatus.DONE, archive_status
         set_message(job, code, **(params or {}), **values)
         job.done_at, job.lease_until, job.reply_deadline = utcnow(), None, None

@@ -171,6 +171,13 @@ class Case(Model):
         Index("ix_case_opened", "opened_on", "id"),  # search: newest cases first, a page at a time
     )
 
+    @property
+    def archive_number(self) -> str | None:
+        """The case's number in the archive (saksaar/sakssekvensnummer), once its receipt came."""
+        if self.archive_year is None or self.archive_seq is None:
+            return None
+        return f"{self.archive_year}/{self.archive_seq}"
+
 
 class JournalPost(Model):
     __tablename__ = "journal_post"
@@ -246,6 +253,16 @@ class JournalPost(Model):
     @property
     def number(self) -> str:
         return f"{self.case.number}-{self.seq}"
+
+    @property
+    def archive_number(self) -> str | None:
+        """The post's number in the archive: case number and journalpostnummer ("2026/1234-5"); the
+        journal year and sequence number while the case's own number is not known."""
+        if self.archive_post_number is not None and self.case.archive_number:
+            return f"{self.case.archive_number}-{self.archive_post_number}"
+        if self.archive_year is not None and self.archive_journal_seq is not None:
+            return f"{self.archive_year}/{self.archive_journal_seq}"
+        return None
 
     @property
     def locked(self) -> bool:
