@@ -1,4 +1,4 @@
-"""Flask CLI commands: create-admin, seed-demo, unarchivable-text, intake, generate-data."""
+"""Flask CLI commands: create-admin, seed-demo, unarchivable-text, intake, generate-data, reference-archive."""
 from __future__ import annotations
 
 import time
@@ -11,6 +11,7 @@ from sqlalchemy import func, inspect, select
 
 from . import text
 from .admin import service as admin
+from .archive.reference.server import server as reference_server
 from .clock import utcnow
 from .errors import DomainError
 from .extensions import db
@@ -96,6 +97,22 @@ def init_app(app: Flask) -> None:
         click.echo(f"{found} text value(s) the archive cannot carry")
         if found:
             raise SystemExit(1)
+
+    @app.cli.command("reference-archive")
+    @click.option("--port", default=8765, show_default=True, type=int)
+    @click.option("--host", default="127.0.0.1", show_default=True)
+    @click.option("--dir", "folder", default=None, help="archive folder (default: PPT_LOCAL_ARCHIVE_DIR)")
+    def reference_archive(port: int, host: str, folder: str | None):
+        """Serve the built-in reference archive over HTTP (the http transport's contract)."""
+        root = folder or app.config["PPT_LOCAL_ARCHIVE_DIR"]
+        httpd = reference_server(root, host, port)
+        click.echo(f"reference archive on http://{host}:{httpd.server_port}/arkiv, folder {root}")
+        try:
+            httpd.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            httpd.server_close()
 
     @app.cli.command("seed-demo")
     def seed_demo():

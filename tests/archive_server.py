@@ -79,3 +79,14 @@ class ArchiveServer(LocalServer):
                 self.wfile.write(payload)
 
         self.serve(Handler)
+
+
+class ReferenceServer(LocalServer):
+    """The reference archive (ppt_web.archive.reference) served over HTTP from one folder."""
+
+    def __init__(self, root):
+        from ppt_web.archive.reference.server import server
+
+        self.httpd = server(root, "127.0.0.1", 0)  # type: ignore[assignment]
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}/arkiv"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)

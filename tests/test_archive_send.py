@@ -78,9 +78,12 @@ def test_local_archive_end_to_end_in_order(app, ctx):
     run_all()
     for job in jobs():
         assert (job.job_status, job.archive_status) == ("done", "archived"), job.message
-        assert job.archive_ref.get("arkivnummer")
-    held = local(app).messages_for(f"post:{post.id}")
-    assert len(held) == 1 and held[0]["filer"][0]["sha256"] == post.documents[0].sha256
+    case_job, post_job = jobs()
+    assert case_job.archive_ref["mappe"]["sakssekvensnummer"] == 1  # the archive's own numbers
+    assert post_job.archive_ref["registrering"]["journalpostnummer"] == 1
+    assert len(local(app).messages_for(f"post:{post.id}")) == 1
+    held = local(app).archive.files_of(f"post:{post.id}")
+    assert [f["sha256"] for f in held] == [post.documents[0].sha256]
     assert stored_count(local(app)) == 2
 
 
@@ -251,7 +254,7 @@ def test_local_archive_refuses_a_post_whose_case_it_does_not_hold(app, ctx):
     builders.finalized_post(builders.case(), title="Notat")
     post_job = jobs(event="post_finalized")[0]
     reply = local(app).send(build(post_job), post_job.message_id)
-    assert reply.kind == "not_found" and "case:" in reply.text
+    assert reply.kind == "not_found" and "case:" in reply.text and reply.text.startswith("arkivet fann ikkje")
     assert stored_count(local(app)) == 0
     run_all()
     assert {j.archive_status for j in jobs()} == {"archived"}
@@ -281,20 +284,27 @@ def test_retry_does_not_overwrite_a_worker_that_holds_the_job(ctx):
     assert job.job_status == "in_progress" and job.claimed_by == "worker-1"
 
 
-def test_local_archive_heals_its_index_after_a_crash(app, ctx):
-    """A crash between storing a message and indexing it must not block the case for ever."""
-    import shutil
-
+def test_local_archive_stores_a_message_whole_or_not_at_all(app, ctx, monkeypatch):
+    """A failure after the archive took the folder in but before its reply was stored rolls it all back:
+    the worker's retry then creates the folder once."""
+    from ppt_web.archive import replies
     from ppt_web.archive.message import build
 
     builders.case()
     case_job = jobs()[0]
-    archive.process(case_job.id, "test")
-    root = Path(app.config["PPT_LOCAL_ARCHIVE_DIR"])
-    shutil.rmtree(root / "noeklar")  # as if the crash came there
-    shutil.rmtree(root / "definert")
+    real = replies.kvittering
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(replies, "kvittering", crash)
+    with pytest.raises(OSError):
+        local(app).send(build(case_job), case_job.message_id)
+    assert stored_count(local(app)) == 0
+    monkeypatch.setattr(replies, "kvittering", real)
     again = local(app).send(build(case_job), case_job.message_id)  # the worker's retry after the crash
-    assert again.kind == "ok"
+    assert again.kind == "ok" and again.ids["mappe"]["opprettetEllerEksisterende"] == "Opprettet"
+    assert again.ids["mappe"]["sakssekvensnummer"] == 1
     builders.finalized_post(db.session.get(ArchiveJob, case_job.id).case, title="Notat")
     run_all()
     assert {j.archive_status for j in jobs()} == {"archived"}

@@ -99,8 +99,8 @@ def _mappe_kvittering(root: etree._Element, sent: etree._Element, ids: dict) -> 
     _copy_key(element, sent)
     _sub(element, "opprettetEllerEksisterende", ids.get("opprettetEllerEksisterende", "Opprettet"))
     if saksmappe:
-        for tag in ("saksaar", "sakssekvensnummer", "saksdato"):
-            value = ids.get(tag, sent.findtext(f"{{{AM}}}{tag}"))
+        for tag in ("saksaar", "sakssekvensnummer", "saksdato"):  # the archive's numbers, never the sender's
+            value = ids.get(tag, sent.findtext(f"{{{AM}}}{tag}") if tag == "saksdato" else None)
             if value is not None:
                 _sub(element, tag, value)
 
@@ -126,7 +126,7 @@ def _registrering_kvittering(root: etree._Element, sent: etree._Element, ids: di
     _sub(element, "opprettetEllerEksisterende", ids.get("opprettetEllerEksisterende", "Opprettet"))
     if journalpost:
         for tag in ("journalaar", "journalsekvensnummer", "journalpostnummer"):
-            value = ids.get(tag, sent.findtext(f"{{{AM}}}{tag}") if tag == "journalpostnummer" else None)
+            value = ids.get(tag)  # the archive's numbers only: a sender's own are never echoed
             if value is not None:
                 _sub(element, tag, value)
         _copy_code(element, sent, "journalposttype")

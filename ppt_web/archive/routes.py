@@ -1,4 +1,5 @@
 """The archive log (arkivlogg): live, failed first, filters, retry, bulk retry, delete."""
+import logging
 from datetime import date
 
 from flask import Blueprint, flash, render_template, request, url_for
@@ -10,8 +11,13 @@ from ..auth.access import current_actor as _actor
 from ..auth.access import permission_required
 from ..errors import Invalid
 from ..formtools import go, id_or_none
-from . import actions
+from . import actions, identity, transports
 from . import log as archive_log
+from .message import DEFAULTS as message_defaults
+from .message import case_key
+from .transports import query
+
+logger = logging.getLogger(__name__)
 
 bp = Blueprint("archive", __name__, url_prefix="/archive-log")
 
@@ -100,7 +106,25 @@ def restore(job_id: int):
 @bp.route("/case/<int:case_id>")
 @permission_required("search_own", "search_all")
 def case_copy(case_id: int):
-    """Read-only: what the archive holds for a case and its posts, from the local archive."""
+    """Read-only: what our jobs say was archived, and the archive's own view of the case's folder (asked
+    with a query message, so it shows what the archive holds, not what we sent)."""
     case = scope.case(_actor(), case_id)
     held = archive_log.archive_copy(case)
-    return render_template("archive/case_copy.html", case=case, held=held)
+    return render_template("archive/case_copy.html", case=case, held=held, view=_archive_view(case))
+
+
+def _archive_view(case) -> dict:
+    conf = {**message_defaults, **identity.settings()}
+    try:
+        found = query.folder_view(transports.get_transport(), conf["system"], system_id=case.archive_system_id,
+                                  fagsystem=conf["fagsystem"], noekkel=case_key(case))
+    except Exception:  # noqa: BLE001 - the page must show even when the archive cannot be asked
+        logger.exception("asking the archive for case %s failed", case.id)
+        return {"folder": None, "state": "error", "text": ""}
+    reply = found["reply"]
+    if reply is None or reply.kind == transports.UNSUPPORTED:
+        return {"folder": None, "state": "unsupported", "text": ""}
+    if found["folder"] is not None:
+        return {"folder": found["folder"], "state": "ok", "text": ""}
+    return {"folder": None, "state": "not_found" if reply.kind == transports.NOT_FOUND else "error",
+            "text": reply.text}

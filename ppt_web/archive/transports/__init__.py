@@ -4,13 +4,24 @@ from __future__ import annotations
 
 from flask import Flask, current_app
 
-from .base import HANDED_OVER, INVALID, NOT_FOUND, OK, SERVER_ERROR, TRANSIENT, UNREACHABLE, Reply, Transport
+from .base import (
+    HANDED_OVER,
+    INVALID,
+    NOT_FOUND,
+    OK,
+    SERVER_ERROR,
+    TRANSIENT,
+    UNREACHABLE,
+    UNSUPPORTED,
+    Reply,
+    Transport,
+)
 from .folder import FolderTransport
 from .http import HttpTransport
 from .local import LocalArchive
 
-__all__ = ["HANDED_OVER", "INVALID", "NOT_FOUND", "OK", "SERVER_ERROR", "TRANSIENT", "UNREACHABLE", "Reply",
-           "Transport", "get_transport"]
+__all__ = ["HANDED_OVER", "INVALID", "NOT_FOUND", "OK", "SERVER_ERROR", "TRANSIENT", "UNREACHABLE", "UNSUPPORTED",
+           "Reply", "Transport", "get_transport"]
 
 
 def get_transport(app: Flask | None = None) -> Transport:

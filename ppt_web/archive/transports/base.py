@@ -13,6 +13,7 @@ NOT_FOUND = "not_found"  # ikkefunnet: Utført / Feil
 SERVER_ERROR = "server_error"  # 5xx / serverfeil: retried with backoff
 UNREACHABLE = "unreachable"  # timeout, refused connection: retried with backoff
 HANDED_OVER = "handed_over"  # asynchronous: written out, the reply comes later
+UNSUPPORTED = "unsupported"  # the transport cannot carry this (a query over the folder transport)
 TRANSIENT = (SERVER_ERROR, UNREACHABLE)
 
 
@@ -21,6 +22,7 @@ class Reply:
     kind: str
     text: str = ""
     ids: dict = field(default_factory=dict)
+    payload: bytes = b""  # a query's resultat
 
 
 class Transport(Protocol):
@@ -31,3 +33,6 @@ class Transport(Protocol):
 
     def poll(self, message_id: str) -> Reply | None:
         """An asynchronous transport's final reply, if it has come; None while waiting."""
+
+    def query(self, meldingstype: str, payload: bytes) -> Reply:
+        """A query message (innsyn ... hent): OK with the resultat in .payload, NOT_FOUND, or another kind."""

@@ -13,7 +13,7 @@ from pathlib import Path
 from ...files.storage import fsync_path
 from .. import replies
 from ..message import Message
-from .base import HANDED_OVER, INVALID, NOT_FOUND, OK, SERVER_ERROR, Reply
+from .base import HANDED_OVER, INVALID, NOT_FOUND, OK, SERVER_ERROR, UNSUPPORTED, Reply
 from .files import read_checked
 
 
@@ -60,6 +60,10 @@ class FolderTransport:
             except replies.ReplyInvalid as exc:
                 return Reply(INVALID, f"uforståeleg svar frå arkivet ({name}): {exc}")
         return None  # only "mottatt" so far, or nothing: still waiting
+
+    def query(self, meldingstype: str, payload: bytes) -> Reply:
+        """Replies come back hours later through the folder: no way to ask the archive and wait."""
+        return Reply(UNSUPPORTED, "mappeoverføringa kan ikkje spørje arkivet")
 
     def reset(self, message_id: str) -> None:
         """Before a retry by hand: keep the old reply aside and hand the message over again."""

@@ -1,9 +1,11 @@
 """The http transport: one POST per job to a Fiks Arkiv endpoint (docs/decisions.md, "Archive transport contracts")."""
 from __future__ import annotations
 
+import uuid
+
 import requests
 
-from .. import replies
+from .. import codes, replies
 from ..message import Message
 from .base import INVALID, NOT_FOUND, OK, SERVER_ERROR, UNREACHABLE, Reply
 from .files import read_checked
@@ -31,6 +33,19 @@ class HttpTransport:
     def poll(self, message_id: str) -> Reply | None:
         return None
 
+    def query(self, meldingstype: str, payload: bytes) -> Reply:
+        """A query message: the same POST with only the payload part; a new klientmelding id each time."""
+        name = codes.meldingstype_info(meldingstype)["payloadFilnavn"]
+        headers = {"X-Meldingstype": meldingstype, "X-Klientmelding-Id": str(uuid.uuid4())}
+        try:
+            response = requests.post(self.url, files=[(name, (name, payload, "application/xml"))], headers=headers,
+                                     timeout=self.timeout)
+        except requests.Timeout:
+            return Reply(UNREACHABLE, "arkivet svarte ikkje innan tida (tidsavbrot)")
+        except requests.ConnectionError:
+            return Reply(UNREACHABLE, "fekk ikkje kontakt med arkivet")
+        return interpret_query(meldingstype, response.status_code, response.content)
+
 
 def interpret(status: int, body: bytes) -> Reply:
     """HTTP status to reply kind (docs/decisions.md, "Archive reply mapping"), with the reply's own text."""
@@ -49,3 +64,13 @@ def interpret(status: int, body: bytes) -> Reply:
             return Reply(SERVER_ERROR, f"feil hos arkivet (HTTP {status})")
         return Reply(INVALID, f"uventa svar frå arkivet (HTTP {status}): {exc}")
     return Reply(INVALID, f"uventa svar frå arkivet (HTTP {status})")
+
+
+def interpret_query(meldingstype: str, status: int, body: bytes) -> Reply:
+    """A query's reply: OK with a resultat that validates against its XSD, else what the error says."""
+    if status != 200:
+        return interpret(status, body)
+    found = codes.problems(f"{codes.canonical(meldingstype)}.resultat", body)
+    if found:
+        return Reply(INVALID, f"uventa svar frå arkivet: {codes.summary(found)}")
+    return Reply(OK, payload=body)

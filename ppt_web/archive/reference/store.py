@@ -1,0 +1,162 @@
+"""The reference archive's own database: one SQLite file in its folder, never the case system's database.
+
+Several worker processes may send at once: each message is one transaction opened with BEGIN IMMEDIATE,
+so SQLite lets one writer in at a time and the running numbers taken inside it are unique. Files are kept
+beside it by their SHA-256 (written before the transaction; writing one twice does no harm).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS folder (
+    id INTEGER PRIMARY KEY,
+    system_id TEXT NOT NULL UNIQUE,
+    fagsystem TEXT, noekkel TEXT,
+    saksaar INTEGER NOT NULL, sakssekvensnummer INTEGER NOT NULL,
+    mappetype TEXT NOT NULL,            -- saksmappe | mappe
+    tittel TEXT NOT NULL, offentlig_tittel TEXT,
+    saksdato TEXT NOT NULL, saksstatus TEXT NOT NULL,
+    avsluttet_dato TEXT, avsluttet_av TEXT,
+    saksansvarlig TEXT, administrativ_enhet TEXT,   -- JSON: navn, identifikator, initialer, epostadresse
+    arkivdel TEXT,
+    opprettet_dato TEXT NOT NULL, opprettet_av TEXT NOT NULL,
+    xml BLOB NOT NULL,
+    UNIQUE (fagsystem, noekkel),
+    UNIQUE (saksaar, sakssekvensnummer)
+);
+CREATE TABLE IF NOT EXISTS post (
+    id INTEGER PRIMARY KEY,
+    system_id TEXT NOT NULL UNIQUE,
+    fagsystem TEXT, noekkel TEXT,
+    folder_id INTEGER NOT NULL REFERENCES folder(id),
+    registreringstype TEXT NOT NULL,    -- journalpost | arkivnotat | registrering
+    journalaar INTEGER, journalsekvensnummer INTEGER, journalpostnummer INTEGER,
+    journalposttype TEXT, journalstatus TEXT,
+    journaldato TEXT, dokumentets_dato TEXT, mottatt_dato TEXT, sendt_dato TEXT, forfallsdato TEXT,
+    avskrivningsdato TEXT,
+    tittel TEXT NOT NULL, offentlig_tittel TEXT,
+    arkivdel TEXT,
+    opprettet_dato TEXT NOT NULL, opprettet_av TEXT NOT NULL,
+    xml BLOB NOT NULL,
+    UNIQUE (fagsystem, noekkel),
+    UNIQUE (journalaar, journalsekvensnummer),
+    UNIQUE (folder_id, journalpostnummer)
+);
+CREATE TABLE IF NOT EXISTS correspondent (
+    id INTEGER PRIMARY KEY,
+    post_id INTEGER NOT NULL REFERENCES post(id),
+    part_id TEXT NOT NULL,              -- korrespondansepartID
+    korrespondanseparttype TEXT NOT NULL,
+    navn TEXT NOT NULL,
+    organisasjonid TEXT, personid TEXT,
+    postadresse TEXT,                   -- JSON list of lines
+    postnummer TEXT, poststed TEXT, landkode TEXT, epostadresse TEXT,
+    er_skjermet TEXT,
+    UNIQUE (post_id, part_id)
+);
+CREATE TABLE IF NOT EXISTS write_off (
+    id INTEGER PRIMARY KEY,
+    post_id INTEGER NOT NULL REFERENCES post(id),
+    part_id TEXT NOT NULL,
+    avskrivningsdato TEXT NOT NULL,
+    avskrivningsmaate TEXT NOT NULL,
+    avskrevet_av TEXT NOT NULL,         -- JSON: navn, identifikator, initialer, epostadresse
+    reply_post_id INTEGER REFERENCES post(id),
+    UNIQUE (post_id, part_id)
+);
+CREATE TABLE IF NOT EXISTS document (
+    id INTEGER PRIMARY KEY,
+    system_id TEXT NOT NULL UNIQUE,
+    post_id INTEGER NOT NULL REFERENCES post(id),
+    dokumentnummer INTEGER NOT NULL,
+    tittel TEXT NOT NULL,
+    dokumenttype TEXT, dokumentstatus TEXT, tilknyttet_som TEXT NOT NULL,
+    object_system_id TEXT, versjonsnummer INTEGER, variantformat TEXT, format TEXT, mime_type TEXT,
+    filnavn TEXT, referanse_dokumentfil TEXT, sha256 TEXT, size INTEGER,
+    UNIQUE (post_id, dokumentnummer)
+);
+CREATE TABLE IF NOT EXISTS message (
+    klientmelding_id TEXT PRIMARY KEY,
+    meldingstype TEXT NOT NULL,
+    mottatt TEXT NOT NULL,
+    reply_type TEXT NOT NULL,
+    reply BLOB NOT NULL,
+    ids TEXT NOT NULL,                  -- JSON: what the reply says, and what else the archive knows
+    noekler TEXT NOT NULL,              -- JSON list of the external keys the message names
+    payload BLOB NOT NULL
+);
+"""
+
+
+_prepared: set[str] = set()  # database files this process has set up (schema, WAL): once, not per message
+_prepare_lock = threading.Lock()
+
+
+class Store:
+    """The database file and the file store under one folder."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.path = self.root / "arkiv.sqlite3"
+
+    def _connect(self) -> sqlite3.Connection:
+        self.root.mkdir(parents=True, exist_ok=True)
+        fresh = not self.path.exists()  # (removed and made again: set it up again)
+        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA busy_timeout = 60000")
+        key = str(self.path.resolve())
+        if fresh or key not in _prepared:
+            with _prepare_lock:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.executescript(SCHEMA)
+                _prepared.add(key)
+        return conn
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One transaction, the single writer's lock taken at its start: committed whole, or not at all."""
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        conn = self._connect()
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def file_path(self, sha256: str) -> Path:
+        return self.root / "filer" / sha256[:2] / sha256
+
+    def keep_file(self, data: bytes) -> str:
+        """Store a file by its content's SHA-256 (once), durably; the hash."""
+        digest = hashlib.sha256(data).hexdigest()
+        target = self.file_path(digest)
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{digest}.{os.getpid()}.tmp")
+            with open(tmp, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, target)
+        return digest
