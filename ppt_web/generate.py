@@ -219,7 +219,8 @@ def _fill(n_clients: int, rng: random.Random, today: date, registrar, handlers, 
             fresh = db.session.get(Case, case.id)
             assert fresh is not None  # committed just above
             if (today - opened).days > 400 and not case_service.open_posts(fresh) and rng.random() < 0.7:
-                case_service.close_case(handler, case.id)
+                # Closed as the routine closes a case: what is still not written off is, in the same action.
+                case_service.close_case(handler, case.id, write_off_method=case_service.DEFAULT_CLOSING_WRITE_OFF)
                 stats["closed"] += 1
         if (n + 1) % 100 == 0:
             echo(f"  {n + 1} clients ...")

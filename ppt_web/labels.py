@@ -95,6 +95,9 @@ ACTION_LABELS = {
     "post_dispatched": _l("Dispatched"),
     "dispatch_failed": _l("Dispatch failed"),
     "dispatch_retried": _l("Dispatch retried"),
+    "dispatch_manual": _l("Dispatch handled manually at SvarUt"),
+    "post_expedited": _l("Letter recorded as sent"),
+    "svarinn_undecryptable": _l("Digital mail that cannot be decrypted"),
 }
 
 OBJECT_LABELS = {
@@ -190,13 +193,15 @@ INBOX_STATUS_LABELS = {
 }
 
 DISPATCH_STATUS_LABELS = {"pending": _l("Waiting to be sent"), "sent": _l("Sent"), "confirmed": _l("Delivered"),
-                          "failed": _l("Failed"), "replaced": _l("Replaced by a new attempt")}
+                          "failed": _l("Failed"), "replaced": _l("Replaced by a new attempt"),
+                          "manual": _l("Handled manually at SvarUt")}
 POST_EVENT_LABELS = {
     "sent_to_approval": _l("Sent to approval"), "approved": _l("Approved"), "returned": _l("Returned"),
     "signed": _l("Signed electronically"), "dispatch_requested": _l("Dispatch started"),
     "dispatch_sent": _l("Handed to SvarUt"), "dispatch_confirmed": _l("Delivered"),
     "dispatch_failed": _l("Dispatch failed"), "dispatch_retried": _l("Dispatch retried"),
     "dispatched": _l("Dispatched to every recipient"),
+    "dispatch_manual": _l("Handled manually at SvarUt"), "expedited": _l("Letter recorded as sent"),
 }
 
 # The main menu, in its order: a page is listed for those whose permissions let them open its view.
@@ -213,6 +218,7 @@ MENU_LABELS = {
     "admin.users": _l("Users"),
     "admin.groups": _l("Access groups"),
     "admin.roles": _l("Roles and permissions"),
+    "admin.archive_settings": _l("Archive settings"),
     "archive.log": _l("Archive log"),
     "activity.log": _l("Activity log"),
 }

@@ -44,6 +44,12 @@ def notify(user: User, text, link: str = "") -> Notification:
     return row
 
 
+def holders(*permissions: str) -> list[User]:
+    """The active users holding any of these permissions (an office has tens of users, not thousands)."""
+    return [user for user in db.session.scalars(select(User).where(User.active.is_(True)).order_by(User.id))
+            if any(user.can(code) for code in permissions)]
+
+
 def send_mail(notification_id: int) -> str:
     """E-mail one notification: the text and a link, never the document itself."""
     row = db.session.get(Notification, notification_id)

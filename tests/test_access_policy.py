@@ -123,6 +123,7 @@ POLICY: dict[tuple[str, str], Policy] = {
     ("cases.new_case", "GET"): needs("register_case", "journal", query={"client_id": "client"}),
     ("cases.new_case", "POST"): needs("register_case", "journal"),
     ("cases.case", "GET"): needs(*SEARCH, case_id="case"),
+    ("cases.close_case", "GET"): needs("close_case", case_id="case"),
     ("cases.close_case", "POST"): needs("close_case", case_id="case"),
     ("cases.reopen_case", "POST"): needs("close_case", case_id="case"),
     ("cases.add_cohandler", "POST"): needs("add_cohandler", case_id="case", data={"user_id": "@user"}),
@@ -166,6 +167,7 @@ POLICY: dict[tuple[str, str], Policy] = {
     # dispatch
     ("dispatch.failures", "GET"): needs("send"),
     ("dispatch.dispatch_post", "POST"): needs("send", post_id="post"),
+    ("cases.sent_on_paper", "POST"): needs("send", post_id="post", data={"sent_on": "2026-01-01"}),
     ("dispatch.retry", "POST"): needs("send", dispatch_id="dispatch"),
     # post registration
     ("postreg.inbox", "GET"): needs("distribute_mail"),
@@ -213,6 +215,8 @@ POLICY: dict[tuple[str, str], Policy] = {
     ("admin.set_coordinator", "POST"): needs("manage_groups", group_id="group", data={"user_id": "@user"}),
     ("admin.roles", "GET"): needs("sysadmin_view"),
     ("admin.set_role_permission", "POST"): needs("sysadmin_edit_all", role_id="role", code="perm_code"),
+    ("admin.archive_settings", "GET"): needs("sysadmin_view"),
+    ("admin.save_archive_settings", "POST"): needs("sysadmin_edit"),
 }
 
 def _methods(rule) -> list[str]:

@@ -197,3 +197,45 @@ def test_role_matrix_read_only_for_sysadmin_view(app, client):
     with app.app_context():
         assert "statistics" not in role("nestleiar").permission_codes()
         assert activity_rows("access_denied")[-1].actor_name == "konsulent"
+
+
+# --- a user's identity in the archive ------------------------------------------------------------------
+
+def test_archive_id_is_validated_unique_and_logged(ctx):
+    """Initials or the archive's user id: one word, no one else's; a change is logged like other user changes."""
+    from ppt_web.archive.identity import user_identity
+
+    konsulent, target = user("konsulent"), user("radgjevar1")
+    assert user_identity(target)["identifikator"] == "radgjevar1"  # empty: the username
+    admin.update_user(konsulent, target.id, full_name=target.full_name, email="", locale="nn", archive_id=" RR ")
+    assert user("radgjevar1").archive_id == "RR" and user_identity(user("radgjevar1"))["identifikator"] == "RR"
+    row = activity_rows("user_updated")[-1]
+    assert row.before["archive_id"] == "" and row.after["archive_id"] == "RR"
+    for bad in ("R R", "RR\x07", "x" * 101):
+        with pytest.raises(Invalid) as refused:
+            admin.update_user(konsulent, target.id, full_name=target.full_name, email="", locale="nn", archive_id=bad)
+        assert refused.value.details["field"] == "archive_id"
+        db.session.rollback()
+    with pytest.raises(Conflict):  # another user's, in any case
+        admin.create_user(konsulent, username="ny", full_name="Ny Brukar", password="langt-passord", archive_id="rr")
+    db.session.rollback()
+    assert user("ny") is None and user("radgjevar1").archive_id == "RR"
+    made = admin.create_user(konsulent, username="ny", full_name="Ny Brukar", password="langt-passord",
+                             archive_id="NB")
+    assert made.archive_id == "NB" and activity_rows("user_created")[-1].after["archive_id"] == "NB"
+    admin.update_user(konsulent, target.id, full_name=target.full_name, email="", locale="nn", archive_id="")
+    assert user("radgjevar1").archive_id == ""
+
+
+def test_archive_id_through_the_user_pages(app, login_as):
+    client = login_as("admin")
+    with app.app_context():
+        uid = user("sekretaer").id
+    assert 'name="archive_id"' in client.get(f"/admin/users/{uid}/edit").get_data(as_text=True)
+    bad = client.post(f"/admin/users/{uid}/edit", data={"full_name": "Siri Sekretær", "locale": "nn",
+                                                         "archive_id": "S S"})
+    assert bad.status_code == 422 and 'id="archive_id-err"' in bad.get_data(as_text=True)
+    good = client.post(f"/admin/users/{uid}/edit", data={"full_name": "Siri Sekretær", "locale": "nn",
+                                                          "archive_id": "SISE"})
+    assert good.status_code == 302
+    assert "SISE" in client.get("/admin/users").get_data(as_text=True)

@@ -94,7 +94,10 @@ def test_close_refused_while_a_post_is_draft_or_awaiting_approval(ctx):
     db.session.execute(text("UPDATE journal_post SET status = 'draft' WHERE id = :id"), {"id": draft.id})
     db.session.commit()
     posts.finalize(user("radgjevar1"), draft.id)
-    closed = cases.close_case(user("radgjevar1"), case.id)
+    with pytest.raises(Conflict):  # now a finalized note for follow-up that is not written off
+        cases.close_case(user("radgjevar1"), case.id)
+    db.session.rollback()
+    closed = cases.close_case(user("radgjevar1"), case.id, write_off_method="TE")
     assert closed.status == CaseStatus.CLOSED and closed.closed_on is not None
     with pytest.raises(Forbidden):
         cases.reopen_case(user("leiar"), case.id)

@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 
 from ppt_web.cases import approval, posts
 from ppt_web.clock import utcnow
+from ppt_web.dispatch import expedition
 from ppt_web.dispatch import service as dispatch
 from ppt_web.errors import Conflict, Invalid
 from ppt_web.extensions import db
@@ -293,3 +294,54 @@ def test_a_post_with_a_failed_recipient_is_not_dispatched_anew_and_a_retry_uses_
     (shipment,) = server.by_external_ref(again.external_ref)
     assert shipment["json"]["mottaker"]["adresse"]["postnummer"] == "6060"
     assert [r.status for r in rows(post)] == [DispatchStatus.REPLACED, DispatchStatus.SENT]
+
+
+def test_manuelt_handtert_is_an_end_state_never_sent_again(ctx, server, adapter):
+    """Someone at SvarUt handled the letter by hand: it may have arrived, so no retry and no new shipment."""
+    post = letter(to_school=False)
+    dispatch.request_dispatch(user("radgjevar1"), post.id)
+    run_all(adapter)
+    (row,) = rows(post)
+    server.set_status(row.forsendelse_id, "MANUELT_HANDTERT")
+    dispatch.follow_statuses(adapter)
+    (row,) = rows(post)
+    assert row.status == DispatchStatus.MANUAL and row.raw_status == "MANUELT_HANDTERT"
+    assert dispatch.retry_refusal(user("radgjevar1"), row) is not None
+    with pytest.raises(Conflict) as refused:
+        dispatch.retry(user("radgjevar1"), row.id)
+    assert "SvarUt" in str(refused.value.message)
+    with pytest.raises(Conflict):
+        dispatch.request_dispatch(user("radgjevar1"), post.id)
+    run_all(adapter)
+    dispatch.sweep(adapter)
+    (row,) = rows(post)
+    assert row.status == DispatchStatus.MANUAL and len(server.shipments) == 1
+    assert len(server.by_external_ref(row.external_ref)) == 1
+    post = db.session.get(JournalPost, post.id)
+    assert post.status == PostStatus.FINALIZED and post.expedited_on is None  # not known to have gone out
+    # It waits for a person in the dispatch list, marked as such, and the handler is told.
+    assert [d.id for d in dispatch.failures(user("radgjevar1"))] == [row.id]
+    assert any("SvarUt" in n.text and post.number in n.text for n in db.session.scalars(
+        select(Notification).where(Notification.user_id == user("radgjevar1").id)))
+    # Found to have gone out on paper: recorded, and the list is clear.
+    expedition.record_paper(user("radgjevar1"), post.id, date.today())
+    assert dispatch.failures(user("radgjevar1")) == [] and len(server.shipments) == 1
+
+
+def test_the_pages_show_a_manually_handled_dispatch_without_retry(app, ctx, login_as):
+    post = letter(to_school=False)
+    dispatch.request_dispatch(user("radgjevar1"), post.id)
+    status = Path(app.config["PPT_SVARUT_DIR"]) / "status"
+    status.mkdir(parents=True, exist_ok=True)
+    (row,) = rows(post)
+    (status / f"{row.external_ref}.json").write_text('{"status": "MANUELT_HANDTERT"}')
+    dispatch.sweep()
+    (row,) = rows(post)
+    assert row.status == DispatchStatus.MANUAL
+    browser = login_as("radgjevar1")
+    for page in (f"/posts/{post.id}", "/dispatch/failures"):
+        html = browser.get(page).get_data(as_text=True)
+        assert f'data-dispatch="{row.id}"' in html and "badge dispatch-manual" in html, page
+        assert f"/dispatch/{row.id}/retry" not in html, page
+    assert browser.post(f"/dispatch/{row.id}/retry").status_code == 302
+    assert len(rows(post)) == 1

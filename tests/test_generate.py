@@ -6,7 +6,7 @@ from sqlalchemy import select
 from ppt_web import create_app
 from ppt_web.extensions import db
 from ppt_web.generate import generate
-from ppt_web.models import ActivityLog, Case, Client, JournalPost, Organisation, PostStatus
+from ppt_web.models import ActivityLog, Case, CaseStatus, Client, JournalPost, Organisation, PostStatus
 
 from .conftest import _config
 
@@ -39,6 +39,11 @@ def test_same_seed_same_data_and_through_the_services(app, tmp_path, new_databas
         assert handlers == {"radgjevar1", "radgjevar2"}  # spread over the demo handlers
         kinds = {p.post_type.value for p in db.session.scalars(select(JournalPost))}
         assert kinds == {"I", "U", "N", "X"}
+        # Cases are closed as the routine closes them: nothing incoming or to follow up is left open in one.
+        closed = list(db.session.scalars(select(Case).where(Case.status == CaseStatus.CLOSED)))
+        assert stats["closed"] == len(closed) > 0
+        assert not [p.number for c in closed for p in c.posts
+                    if p.post_type.value in "IN" and p.written_off_at is None]
     other = create_app(_config(tmp_path / "second", new_database(), redis_url))
     with other.app_context():
         generate(12, seed=5, echo=lambda *a: None)

@@ -1,7 +1,8 @@
 """Digital mail into the inbox: SvarInn V2 against the local test server, and the folder stand-in.
 
 Store first, then acknowledge; a permanent technical fault is FEILET with the reason and a
-kept, visible "rejected by the system" row; a repeated item is recognised by its SvarInn id.
+kept, visible "rejected by the system" row; a repeated item is recognised by its SvarInn id. An
+envelope our own key does not open is left waiting, with one alert per item.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from ppt_web.postreg import mail_intake
 
 from . import builders
 from .helpers import find_ks_testdata
-from .svarinn_server import SvarInnServer, make_key_and_cert
+from .svarinn_server import SvarInnServer, _encrypted, make_key_and_cert, zip_files
 
 USER, PASSWORD = "ppt-mottak", "test-passord"
 
@@ -72,8 +73,8 @@ def test_more_than_two_hundred_waiting_are_all_taken_in_one_pass(ctx, server, so
     assert server.acknowledged == ids and server.waiting() == []
 
 
-@pytest.mark.parametrize("fault, reason", [("hash_mismatch", "hash_mismatch"), ("wrong_key", "decrypt_failed"),
-                                           ("truncated", "decrypt_failed"), ("bad_metadata", "bad_metadata")])
+@pytest.mark.parametrize("fault, reason", [("hash_mismatch", "hash_mismatch"), ("truncated", "decrypt_failed"),
+                                           ("bad_metadata", "bad_metadata")])
 def test_a_permanent_fault_is_feilet_with_the_reason_and_kept_visible(app, ctx, server, source, fault, reason):
     bad = server.add(files=pdf_files(), fault=fault)
     good = server.add(files=pdf_files())
@@ -172,3 +173,62 @@ def test_folder_items_without_a_usable_id_each_get_a_row(app, ctx):
     assert counts["refused"] == 2
     refused = inbox()
     assert len(refused) == 2 and all(i.status == InboxStatus.SYSTEM_REJECTED for i in refused)
+
+
+def alerts() -> list:
+    from ppt_web.models import ActivityLog, Notification
+
+    db.session.expire_all()
+    return (list(db.session.scalars(select(ActivityLog).where(ActivityLog.action == "svarinn_undecryptable"))),
+            list(db.session.scalars(select(Notification).where(Notification.text.contains("PPT_SVARINN_KEY")))))
+
+
+@pytest.mark.parametrize("how", ["our_key_is_wrong", "encrypted_to_another_certificate"])
+def test_an_envelope_our_key_does_not_open_waits_with_one_alert_until_the_key_is_right(app, ctx, server, keys,
+                                                                                        source, how):
+    from ppt_web import queue
+
+    from .conftest import user
+
+    if how == "our_key_is_wrong":  # the envelopes are for our certificate, but the configured key is an old one
+        waiting = {server.add(files=pdf_files("tilvising.pdf")), server.add(files=pdf_files())}
+        polling = SvarInnSource(server.url, USER, PASSWORD, make_key_and_cert("gamal-nokkel")[0], timeout=10)
+        good = None
+    else:  # SvarUt holds a certificate that is not ours for this letter; another one opens fine
+        letter = pdf_files("tilvising.pdf")
+        waiting = {server.add(files=letter, fault="wrong_key")}
+        good = server.add(files=pdf_files())
+        polling = source
+    for _ in range(2):
+        counts = mail_intake.poll_inbound(polling)
+        assert counts["undecryptable"] == len(waiting) and counts.get("refused", 0) == 0
+    assert not server.failed and not server.rerouted  # never FEILET: SvarUt keeps them for us
+    assert waiting <= {m["id"] for m in server.waiting()}
+    assert all(server.downloads[w] == 2 for w in waiting)  # fetched again at the next poll
+    assert [i.svarinn_id for i in inbox()] == ([good] if good else [])  # no row: it would pass for "received"
+    logged, notices = alerts()
+    assert sorted(a.object_id for a in logged) == sorted(waiting)  # once per item, not per poll
+    told = {n.user_id for n in notices}
+    assert user("sekretaer").id in told and len(notices) == len(told) * len(waiting)
+    assert {w for w in waiting if any(w in n.text for n in notices)} == waiting
+    key = mail_intake.redis_key(mail_intake.UNDECRYPTABLE)
+    assert queue.connection().smembers(key) == {w.encode() for w in waiting}
+    assert mail_intake.undecryptable_count() == len(waiting)
+
+    if how == "encrypted_to_another_certificate":  # SvarUt is given our certificate and encrypts anew
+        (only,) = waiting
+        server.items[only].body = _encrypted(zip_files(letter), keys[1])
+    counts = mail_intake.poll_inbound(source)  # the right key
+    assert counts["received"] == len(waiting)
+    assert {i.svarinn_id for i in inbox()} == waiting | ({good} if good else set())
+    assert waiting <= server.acknowledged and not server.failed
+    assert mail_intake.undecryptable_count() == 0
+    assert len(alerts()[0]) == len(waiting)
+
+
+def test_the_undecryptable_count_is_a_metric(app, ctx, server, keys):
+    from ppt_web.main.health import metrics_text
+
+    server.add(files=pdf_files())
+    mail_intake.poll_inbound(SvarInnSource(server.url, USER, PASSWORD, make_key_and_cert("gamal")[0], timeout=10))
+    assert b"ppt_svarinn_undecryptable 1.0" in metrics_text()

@@ -461,7 +461,7 @@ def _run_jobs() -> None:
 def test_the_app_against_the_reference_archive_over_http(app, ctx, tmp_path):
     """The worker sends to the reference archive over HTTP; the archive's numbers come back; a refusal
     shows on the job as failed (Feil) with the archive's own text."""
-    from ppt_web.archive.message import DEFAULTS
+    from ppt_web.archive.conventions import DEFAULTS
 
     from . import builders
 

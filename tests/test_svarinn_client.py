@@ -126,8 +126,9 @@ def test_other_algorithms_from_openssl(keys, tmp_path, options, opens):
 
 def test_wrong_key_is_cms_error(keys):
     other_key, _ = make_key_and_cert("someone-else")
-    with pytest.raises(cms.CmsError, match="does not open with this private key"):
+    with pytest.raises(cms.CmsError, match="does not open with this private key") as refused:
         cms.decrypt(cms.encrypt(b"data", keys[1]), other_key)
+    assert refused.value.ours  # our key setup, not the sender's letter
 
 
 def test_truncated_envelope_is_cms_error(keys, ks):
@@ -136,16 +137,19 @@ def test_truncated_envelope_is_cms_error(keys, ks):
     theirs = (ks / "testdata" / "dokumenter.crypt").read_bytes()
     for envelope, key in ((ours, keys[0]), (theirs, (ks / "testdata" / "sp-key.pem").read_bytes())):
         for cut in (1, 40, len(envelope) // 2, len(envelope) - 2):
-            with pytest.raises(cms.CmsError):
+            with pytest.raises(cms.CmsError) as refused:
                 cms.decrypt(envelope[:cut], key)
+            assert not refused.value.ours, cut  # a damaged envelope is not a key problem
 
 
 def test_not_an_envelope_is_cms_error(keys):
     for junk in (b"", b"PK\x03\x04 a zip, not encrypted", b"\x30\x03\x02\x01\x00"):
-        with pytest.raises(cms.CmsError):
+        with pytest.raises(cms.CmsError) as refused:
             cms.decrypt(junk, keys[0])
-    with pytest.raises(cms.CmsError, match="private key"):
+        assert not refused.value.ours
+    with pytest.raises(cms.CmsError, match="private key") as refused:
         cms.decrypt(cms.encrypt(b"x", keys[1]), keys[1])  # a certificate where the key should be
+    assert refused.value.ours
 
 
 # --- metadata and ZIP --------------------------------------------------------------------------
@@ -276,7 +280,7 @@ def test_transient_failure_leaves_it_waiting(server, source):
 
 @pytest.mark.parametrize("fault, reason, permanent", [
     ("hash_mismatch", "hash_mismatch", True),
-    ("wrong_key", "decrypt_failed", True),
+    ("wrong_key", "key_mismatch", False),  # ours to fix: left waiting, not sent to print
     ("truncated", "decrypt_failed", True),
     ("download_error", "download_failed", False),
     ("bad_metadata", "bad_metadata", True),

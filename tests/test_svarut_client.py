@@ -454,7 +454,8 @@ def test_statuses_are_fetched_in_batches_of_100(server, adapter):
     *[(s, "sent") for s in ("MOTTATT", "AKSEPTERT", "KLAR_FOR_MOTTAK", "SENDT_DIGITALT", "SENDT_SDP", "SENDT_ALTINN",
                             "VARSLET", "SENDT_PRINT", "SENDT_NHN_MOTTAKER")],
     *[(s, "confirmed") for s in ("LEST", "LEVERT_SDP", "LEVERT_ALTINN", "PRINTET", "LEVERT_NHN_MOTTAKER")],
-    *[(s, "failed") for s in ("AVVIST", "FEILET_UNDER_MOTTAK", "IKKE_LEVERT", "MANUELT_HANDTERT")],
+    *[(s, "failed") for s in ("AVVIST", "FEILET_UNDER_MOTTAK", "IKKE_LEVERT")],
+    ("MANUELT_HANDTERT", "manual"),
     ("SLETTET", None), ("NY_STATUS_FRA_2027", None), ("", None),
 ])
 def test_map_status_follows_the_notes_table(raw, expected):

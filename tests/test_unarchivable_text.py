@@ -68,9 +68,16 @@ def test_the_web_forms_clean_too(app, login_as):
         assert db.session.scalar(select(Case.title).order_by(Case.id.desc()).limit(1)) == "Ny sak"
 
 
+def _old_release(case_id: int) -> None:
+    """The case's jobs as an old release wrote them: without a snapshot, so they are built from the
+    rows as they are when sent."""
+    db.session.execute(update(ArchiveJob).where(ArchiveJob.case_id == case_id).values(snapshot=None))
+
+
 def _bad_title(case: Case, title: str) -> None:
     """A row from before the cleaning existed: written around the ORM, as an old release did."""
     db.session.execute(update(Case).where(Case.id == case.id).values(title=title))
+    _old_release(case.id)
     db.session.commit()
     db.session.expire_all()
 
@@ -257,6 +264,7 @@ def test_the_archive_log_offers_the_correction(app, login_as):
 def test_an_old_bad_client_name_is_cleaned_by_saving_the_client_and_the_job_goes(app, ctx):
     case = builders.case()
     db.session.execute(update(Client).where(Client.id == case.client_id).values(given_name="Ola\x1b[2J"))
+    _old_release(case.id)
     db.session.commit()
     db.session.expire_all()
     created = jobs()[0]
@@ -270,3 +278,33 @@ def test_an_old_bad_client_name_is_cleaned_by_saving_the_client_and_the_job_goes
     assert db.session.get(Client, case.client_id).given_name == "Ola[2J"
     run_all()
     assert db.session.get(ArchiveJob, created.id).archive_status == "archived"
+
+
+def test_old_bad_text_in_a_snapshot_is_cleaned_when_the_correction_restarts_the_job(app, ctx):
+    """A new case of a client whose name an old release stored with a control character: the job's
+    snapshot holds that name and fails naming the client; saving the client restarts the job with
+    its snapshot cleaned, and it goes."""
+    owner = builders.client()
+    db.session.execute(update(Client).where(Client.id == owner.id).values(given_name="Ola\x1b[2J"))
+    db.session.commit()
+    db.session.expire_all()
+    case = builders.case(client_obj=db.session.get(Client, owner.id))
+    created = jobs()[0]
+    assert created.snapshot["case"]["client"]["name"].startswith("Ola\x1b")
+    assert sending.process(created.id, "test") == "unarchivable text"
+    db.session.refresh(created)
+    assert created.message_params == {"what": "client", "object_id": owner.id}
+    second = builders.case(client_obj=db.session.get(Client, owner.id), title="Oppfølging")
+    later = jobs(case_id=second.id)[0]
+    fresh = db.session.get(Client, owner.id)
+    clients.update_client(user("konsulent"), fresh.id, clients.ClientData(
+        national_id="", given_name=fresh.given_name, family_name=fresh.family_name, handler_id=fresh.handler_id))
+    db.session.expire_all()
+    restarted = db.session.get(ArchiveJob, created.id)
+    assert restarted.job_status == "new"
+    assert restarted.snapshot["case"]["client"]["name"] == "Ola[2J " + fresh.family_name
+    assert restarted.snapshot["case"]["title"] == case.title
+    waiting = db.session.get(ArchiveJob, later.id)  # never sent: cleaned too, as it would fail alike
+    assert waiting.snapshot["case"]["client"]["name"] == "Ola[2J " + fresh.family_name
+    run_all()
+    assert {j.archive_status for j in jobs()} == {"archived"}

@@ -9,7 +9,7 @@ from ..errors import Conflict, Forbidden, Invalid, raise_if
 from ..formtools import apply_error
 from ..web import record_refusal
 from . import service
-from .forms import GroupForm, UserCreateForm, UserEditForm
+from .forms import ArchiveSettingsForm, GroupForm, UserCreateForm, UserEditForm
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -69,7 +69,8 @@ def new_user():
         try:
             user = service.create_user(_actor(), username=form.username.data, full_name=form.full_name.data,
                                        password=form.password.data, email=form.email.data or "",
-                                       locale=form.locale.data, role_ids=form.roles.data)
+                                       locale=form.locale.data, role_ids=form.roles.data,
+                                       archive_id=form.archive_id.data or "")
         except (Invalid, Conflict) as exc:
             apply_error(form, exc)
         else:
@@ -91,7 +92,8 @@ def edit_user(user_id: int):
         try:
             new_password = form.new_password.data if "new_password" in form else ""
             service.update_user(_actor(), user_id, full_name=form.full_name.data, email=form.email.data or "",
-                                locale=form.locale.data, new_password=new_password or "")
+                                locale=form.locale.data, new_password=new_password or "",
+                                archive_id=form.archive_id.data or "")
         except (Invalid, Conflict) as exc:
             apply_error(form, exc)
         else:
@@ -173,3 +175,33 @@ def set_role_permission(role_id: int, code: str):
     if request.headers.get("HX-Request"):
         return render_template("admin/_role_cell.html", role=role, code=code, can_edit=True)
     return redirect(url_for("admin.roles"))
+
+
+def _archive_settings_page(form: ArchiveSettingsForm, status: int = 200):
+    return render_template("admin/archive_settings.html", form=form, configured=service.archive_configured(),
+                           jobs_exist=service.archive_jobs_exist(), can_edit=current_user.can("sysadmin_edit")), status
+
+
+@bp.route("/archive-settings")
+@permission_required("sysadmin_view")
+def archive_settings():
+    form = ArchiveSettingsForm(data=service.identity.saved())
+    return _archive_settings_page(form)
+
+
+@bp.route("/archive-settings", methods=["POST"])
+@permission_required("sysadmin_edit")
+def save_archive_settings():
+    form = ArchiveSettingsForm()
+    if form.validate_on_submit():
+        try:
+            service.save_archive_settings(_actor(), fagsystem=form.fagsystem.data or "",
+                                          administrativ_enhet=form.administrativ_enhet.data or "",
+                                          arkivdel=form.arkivdel.data or "",
+                                          confirm_fagsystem=bool(form.confirm_fagsystem.data))
+        except (Invalid, Conflict) as exc:
+            apply_error(form, exc)
+        else:
+            flash(_("Saved."), "success")
+            return redirect(url_for("admin.archive_settings"))
+    return _archive_settings_page(form, 422)

@@ -7,19 +7,24 @@ from __future__ import annotations
 
 import re
 
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from .. import notify
 from ..activity import service as activity
+from ..archive import identity
+from ..archive.conventions import DEFAULTS as MESSAGE_DEFAULTS
 from ..auth.access import require
 from ..auth.passwords import MIN_LENGTH, hash_password
 from ..auth.service import normalise_username, revoke_all_sessions
 from ..clock import utcnow
 from ..errors import Conflict, Forbidden, Invalid, NotFound, raise_if
 from ..extensions import db
-from ..models import AccessGroup, Permission, Role, User
+from ..models import AccessGroup, ArchiveJob, Permission, Role, Setting, User
 from ..models.user import IMPLIED
+from ..text import NOT_ARCHIVABLE
 
 LOCALES = ("nn", "nb", "en")
 PERMISSION_CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")
@@ -103,6 +108,7 @@ def _snapshot(user: User) -> dict:
         "full_name": user.full_name,
         "email": user.email,
         "locale": user.locale,
+        "archive_id": user.archive_id or "",
         "active": user.active,
         "roles": sorted(r.code for r in user.roles),
         "groups": sorted(g.name for g in user.groups),
@@ -135,6 +141,27 @@ def _check_password(password: str) -> None:
         raise Invalid(_l("The password must have at least %(n)s characters.", n=MIN_LENGTH), field="password")
 
 
+ARCHIVE_ID = re.compile(r"\S{1,100}")
+
+
+def _archive_id(value: str | None, user: User | None = None) -> str:
+    """A user's identity in the archive (initials or the archive's user id): one word of at most 100
+    characters, no one else's; empty means the username is used."""
+    text = (value or "").strip()
+    if not text:
+        return ""
+    if NOT_ARCHIVABLE.search(text) or not ARCHIVE_ID.fullmatch(text):
+        raise Invalid(_l("The identity in the archive is one word of at most 100 characters, without spaces."),
+                      field="archive_id")
+    taken = select(User.username).where(func.lower(User.archive_id) == text.lower())
+    if user is not None and user.id is not None:
+        taken = taken.where(User.id != user.id)
+    other = db.session.scalar(taken.limit(1))
+    if other is not None:
+        raise Conflict(_l("%(name)s has this identity in the archive already.", name=other), field="archive_id")
+    return text
+
+
 def _new_user(username: str, full_name: str, password: str, email: str = "", locale: str = "nn") -> User:
     name = normalise_username(username)
     if not name or not name.replace(".", "").replace("-", "").replace("_", "").isalnum():
@@ -152,13 +179,15 @@ def _new_user(username: str, full_name: str, password: str, email: str = "", loc
 
 
 def create_user(actor: User, *, username: str, full_name: str, password: str,
-                email: str = "", locale: str = "nn", role_ids: list[int] | None = None) -> User:
+                email: str = "", locale: str = "nn", role_ids: list[int] | None = None, archive_id: str = "") -> User:
     """Create a staff user with an initial password and optional roles."""
     require(actor, "assign_roles")
     for role_id in role_ids or []:
         raise_if(role_refusal(actor, get_role(role_id)))
     _check_password(password)
+    archive_id = _archive_id(archive_id)
     user = _new_user(username, full_name, password, email, locale)
+    user.archive_id = archive_id
     user.must_change_password = True  # the one who set it knows it
     for role_id in role_ids or []:
         _grant(user, get_role(role_id))
@@ -185,7 +214,7 @@ def create_user_unchecked(*, username: str, full_name: str, password: str, role_
 
 
 def update_user(actor: User, user_id: int, *, full_name: str, email: str, locale: str,
-                new_password: str = "") -> User:
+                new_password: str = "", archive_id: str | None = None) -> User:
     """Edit a user's name, e-mail, language and (optionally) set a new password. A password set for
     someone else must be changed at their next sign-in, and they are told."""
     require(actor, "assign_roles")
@@ -199,6 +228,8 @@ def update_user(actor: User, user_id: int, *, full_name: str, email: str, locale
         raise Invalid(_l("Full name is required."), field="full_name")
     if locale not in LOCALES:
         raise Invalid(_l("Unknown language."), field="locale")
+    if archive_id is not None:  # None: left as it is
+        user.archive_id = _archive_id(archive_id, user)
     user.full_name, user.email, user.locale = full_name.strip(), (email or "").strip(), locale
     detail = ""
     if new_password:
@@ -377,3 +408,77 @@ def groups() -> list[AccessGroup]:
 
 def permissions() -> list[Permission]:
     return list(db.session.scalars(select(Permission).order_by(Permission.position)))
+
+
+# --- the archive settings page: the service's unit and archive part, and the case system's name ---
+
+# key -> most characters; arkivdel is a code (ARKIVDEL_CODE), the others are names.
+ARCHIVE_SETTING_LENGTHS = {"fagsystem": 100, "administrativ_enhet": 200, "arkivdel": 20}
+ARKIVDEL_CODE = re.compile(r"[0-9A-Za-zÆØÅæøå_.\-]{1,20}")
+
+
+def archive_configured() -> dict:
+    """What applies where the screen has no value: instance/config.py over the message module's defaults."""
+    configured = {key: MESSAGE_DEFAULTS.get(key) for key in identity.SCREEN_KEYS}
+    configured.update({key: value for key, value in (current_app.config.get("PPT_ARCHIVE_SETTINGS") or {}).items()
+                       if key in identity.SCREEN_KEYS})
+    return {key: value or "" for key, value in configured.items()}
+
+
+def archive_jobs_exist() -> bool:
+    """Whether any archive job was ever made: from then on the archive may hold objects under the
+    case system's name, and a new name cuts them off."""
+    return db.session.scalar(select(ArchiveJob.id).limit(1)) is not None
+
+
+def _archive_setting(key: str, value: str | None) -> str:
+    text = (value or "").strip()
+    if NOT_ARCHIVABLE.search(text) or any(ch in text for ch in "\t\n\r"):
+        raise Invalid(_l("Control characters and line breaks are not allowed here."), field=key)
+    text = " ".join(text.split())
+    limit = ARCHIVE_SETTING_LENGTHS[key]
+    if len(text) > limit:
+        raise Invalid(_l("At most %(n)s characters.", n=limit), field=key)
+    if key == "arkivdel" and text and not ARKIVDEL_CODE.fullmatch(text):
+        raise Invalid(_l("The archive part is a short code: letters, digits, dot, dash and underscore, "
+                         "no spaces."), field=key)
+    return text
+
+
+def save_archive_settings(actor: User, *, fagsystem: str, administrativ_enhet: str, arkivdel: str,
+                          confirm_fagsystem: bool = False) -> dict:
+    """Keep the archive settings of the screen (an empty field falls back to the configuration). Once
+    archive jobs exist, a new case system name must be confirmed: the archive knows the earlier
+    folders and posts by the old one. Returns what the screen now holds."""
+    require(actor, "sysadmin_edit")
+    wanted = {"fagsystem": _archive_setting("fagsystem", fagsystem),
+              "administrativ_enhet": _archive_setting("administrativ_enhet", administrativ_enhet),
+              "arkivdel": _archive_setting("arkivdel", arkivdel)}
+    before = identity.saved()
+    after = {key: value for key, value in wanted.items() if value}
+    if after == before:
+        return after
+    old_name = before.get("fagsystem") or archive_configured()["fagsystem"]
+    renamed = old_name != (after.get("fagsystem") or archive_configured()["fagsystem"])
+    if renamed and archive_jobs_exist() and not confirm_fagsystem:
+        raise Conflict(_l("The archive already has folders and posts from this system under the name "
+                          "%(name)s. Confirm the change of name, or keep it.",
+                          name=old_name), field="confirm_fagsystem")
+    now = utcnow()
+    for key in identity.SCREEN_KEYS:
+        row = db.session.get(Setting, f"archive.{key}")
+        if key not in after:
+            if row is not None:
+                db.session.delete(row)
+        elif row is None:
+            db.session.add(Setting(key=f"archive.{key}", value=after[key], updated_at=now, updated_by_id=actor.id))
+        elif row.value != after[key]:
+            row.value, row.updated_at, row.updated_by_id = after[key], now, actor.id
+    activity.record("archive_settings_changed", actor=actor, object_type="setting", object_id="archive",
+                    before=before, after=after, detail="fagsystem_renamed" if renamed else "")
+    try:
+        db.session.commit()
+    except IntegrityError:  # another administrator saved the first values at the same moment
+        db.session.rollback()
+        raise Conflict(_l("The settings were changed meanwhile. Open the page again.")) from None
+    return after

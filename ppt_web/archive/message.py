@@ -1,24 +1,30 @@
-"""Fiks Arkiv V1 messages for archive jobs: built from the database, validated before anyone sees them.
+"""Fiks Arkiv V1 messages for archive jobs: built from the job's snapshot, validated before anyone sees them.
 
-Pure: reads the domain objects through the job's relationships and the standard's files; sends nothing.
-How each event maps to the standard:
+Pure: reads the job's snapshot (archive/snapshot.py: the case, post and settings as they were at the
+event) and the standard's files; no database, sends nothing. A job older than snapshots is built
+from a snapshot taken when it is built. How each event maps to the standard:
 
-- case_created: arkivmelding.opprett with one `mappe` (xsi:type saksmappe).
+- case_created: arkivmelding.opprett with one `mappe` (xsi:type saksmappe), always open (saksstatus B):
+  a closing is a later update of its own.
 - post_finalized: arkivmelding.opprett with one `registrering` (xsi:type journalpost) alone, filed in its
   case by `referanseForelderMappe/referanseEksternNoekkel` ("case:<id>"), the key the case was created
   with. Jobs of a case go in order, so the saksmappe is there first; if it is not, the archive answers
   ikkefunnet/ugyldigforespoersel and the job is Feil (docs/decisions.md, "Ordering of jobs within a case").
 - case_closed, case_reopened: arkivmelding.oppdater, `mappeOppdateringer` (xsi:type saksmappeOppdatering)
-  with saksstatus A (and avsluttetDato) or B.
-- metadata_corrected: arkivmelding.oppdater, `registreringOppdateringer` (xsi:type journalpostOppdatering)
-  with the corrected title, dates and correspondents.
+  with saksstatus A (and the avsluttetDato of that closing) or B.
+- metadata_corrected, case_corrected: arkivmelding.oppdater (journalpostOppdatering with the corrected
+  title, dates and correspondents; saksmappeOppdatering with the corrected title).
+- post_expedited: arkivmelding.oppdater, journalstatus E and sendtDato.
 - post_written_off: avskrivning.opprett (`nyAvskrivning`).
+
+The archive assigns saksaar, sakssekvensnummer and journalpostnummer: none of them is sent. Folders and
+posts are ours by `referanseEksternNoekkel` (fagsystem + "case:<id>" / "post:<id>"); the case system's
+own number goes in `beskrivelse`, for the people who look a folder up in both systems.
 """
 from __future__ import annotations
 
 import re
 import unicodedata
-import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import PurePath
@@ -26,12 +32,13 @@ from pathlib import PurePath
 from lxml import etree
 
 from .. import text
-from ..clock import OSLO, today
+from ..clock import OSLO
 from ..extensions import db
-from ..models import ArchiveJob, Case, CaseKind, CaseStatus, Client, JournalPost, MetadataCorrection, PostStatus, User
+from ..models import ArchiveJob, CaseKind, JournalPost, MetadataCorrection
 from ..models.archive import AVSKRIVNING, OPPDATER, OPPRETT
-from ..models.domain import DEFAULT_LEGAL_BASIS, LOCKED_STATUSES, Correspondent, Document, PostType
-from . import codes
+from ..models.domain import PostType
+from . import codes, snapshot
+from .conventions import merged_settings
 
 _BASE = "https://ks-no.github.io/standarder/fiks-protokoll/fiks-arkiv"
 AM = f"{_BASE}/arkivmelding/opprett/v1"
@@ -39,23 +46,6 @@ AMO = f"{_BASE}/arkivmelding/oppdater/v1"
 AVS = f"{_BASE}/avskrivning/opprett/v1"
 MDK = codes.MDK
 XSI = codes.XSI
-
-# Archive-local values: every municipality's archive has its own. build(job, settings) overrides any key;
-# a dict value is merged key by key. None leaves the optional element out (the archive uses its default).
-DEFAULTS: dict = {
-    "system": "ppt_web",                         # arkivmelding/system: the sending system
-    "fagsystem": "ppt_web",                      # referanseEksternNoekkel/fagsystem: whose keys "case:<id>" are
-    "klassifikasjonssystem_person": "FNR",       # klassifikasjonssystemID of person cases; klasseID = national id
-    "klassifikasjonssystem_organisasjon": "ORGNR",  # of system cases; klasseID = organisation number
-    "tilgangsrestriksjon": "13",                 # skjerming/tilgangsrestriksjon kode (no Fiks code list exists)
-    "skjermingshjemmel_mappe": DEFAULT_LEGAL_BASIS,  # legal basis screening the saksmappe (title, part)
-    "arkivdel": None,                            # mappe/arkivdel kode
-    "administrativ_enhet": None,                 # saksmappe/administrativEnhet/navn
-    "mappetype": {},                             # case category ("expert_assessment", ...) or kind -> mappetype kode
-    "dokumenttype": {"I": "KORR", "U": "KORR", "N": "NOTAT", "X": "NOTAT", "vedlegg": "VEDLEGG"},
-    "format": "PDF",                             # dokumentobjekt/format kode (no Fiks code list exists)
-    "landkode": "NO",                            # part/personID/landkode
-}
 
 EVENTS = {
     "case_created": OPPRETT,
@@ -109,14 +99,6 @@ def meldingstype_for(event: str) -> str:
         raise MessageInvalid(f"event: {event!r} is not an archive event") from None
 
 
-def criteria(post: JournalPost) -> bool:
-    """Archived only when finalized (or dispatched) and linked to a national id or organisation number."""
-    if post.status not in LOCKED_STATUSES:
-        return False
-    case = post.case
-    return bool((case.client and case.client.national_id) or (case.organisation and case.organisation.org_number))
-
-
 def validate(meldingstype: str, payload: bytes) -> None:
     """Refuse a payload that breaks the message type's XSD or uses a code outside the Fiks code lists."""
     found = codes.problems(meldingstype, payload)
@@ -125,21 +107,25 @@ def validate(meldingstype: str, payload: bytes) -> None:
 
 
 def build(job: ArchiveJob, settings: dict | None = None) -> Message:
-    """The message for one archive job; never returns one that does not validate."""
+    """The message for one archive job, from its snapshot alone; never returns one that does not validate.
+
+    settings (PPT_ARCHIVE_SETTINGS) fill what a snapshot lacks. A job older than snapshots has none:
+    it is built from a snapshot taken now, of the objects as they are (the only case that reads the
+    database)."""
     meldingstype = meldingstype_for(job.event)
-    conf = _settings(settings)
-    root, files = _BUILDERS[job.event](job, conf)
+    snap = job.snapshot if job.snapshot is not None else _late_snapshot(job, settings)
+    conf = {**merged_settings(settings), **(snap.get("settings") or {})}
+    root, files = _BUILDERS[job.event](snap, conf)
     payload = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
     validate(meldingstype, payload)
     return Message(meldingstype, codes.meldingstype_info(meldingstype)["payloadFilnavn"], payload, tuple(files))
 
 
-def _settings(settings: dict | None) -> dict:
-    merged = dict(DEFAULTS)
-    for key, value in (settings or {}).items():
-        merged[key] = {**merged[key], **value} if isinstance(merged.get(key), dict) and isinstance(value, dict) \
-            else value
-    return merged
+def _late_snapshot(job: ArchiveJob, settings: dict | None) -> dict:
+    if job.event in snapshot.POST_EVENTS and job.post is None:
+        raise MessageInvalid(f"registrering: the {job.event} job has no journal post")
+    correction = db.session.get(MetadataCorrection, job.correction_id) if job.correction_id else None
+    return snapshot.take(job.event, job.case, job.post, correction, job=job, settings=settings)
 
 
 # --- element helpers: lxml does the escaping; a character XML cannot carry becomes MessageInvalid ---
@@ -176,12 +162,27 @@ def _key(parent: etree._Element, tag: str, noekkel: str, conf: dict, ns: str | N
     return element
 
 
-def _person(parent: etree._Element, tag: str, user: User | None) -> etree._Element:
-    element = _sub(parent, tag)
-    if user is not None:
-        _sub(element, "navn", user.full_name, ns=MDK)
-        _sub(element, "identifikator", user.username, ns=MDK)
+def _person(parent: etree._Element, tag: str, who: dict | None, ns: str | None = None) -> etree._Element:
+    """A user as the archive knows them: name, and the archive's id of the user (else the username)."""
+    element = _sub(parent, tag, ns=ns)
+    if who:
+        _sub(element, "navn", who["navn"], ns=MDK)
+        _sub(element, "identifikator", who["identifikator"], ns=MDK)
     return element
+
+
+def _address(parent: etree._Element, address: dict | None, ns: str | None = None) -> None:
+    """postadresse (one per street line), postnummer, poststed, landkode: in that order in every type using them."""
+    if not address:
+        return
+    for line in address.get("lines") or []:
+        _sub(parent, "postadresse", line, ns=ns)
+    if address.get("postal_code"):
+        _sub(parent, "postnummer", address["postal_code"], ns=ns)
+    if address.get("city"):
+        _sub(parent, "poststed", address["city"], ns=ns)
+    if address.get("country"):
+        _code(parent, "landkode", address["country"], ns=ns)
 
 
 def _root(ns: str, tag: str) -> etree._Element:
@@ -189,90 +190,81 @@ def _root(ns: str, tag: str) -> etree._Element:
         {"am": AM} if ns == AMO else {}))
 
 
-def case_key(case: Case) -> str:
-    return f"case:{case.id}"
+def _day(value: str | None) -> date | None:
+    return date.fromisoformat(value) if value else None
 
 
-def post_key(post: JournalPost) -> str:
-    return f"post:{post.id}"
-
-
-def party_id(post: JournalPost, position: int, conf: dict | None = None) -> str:
-    """korrespondansepartID: ours and stable, since avskrivning needs it and no kvittering returns the archive's."""
-    fagsystem = (conf or DEFAULTS)["fagsystem"]
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{fagsystem}:post:{post.id}:korrespondansepart:{position}"))
-
-
-def _midnight(day: date) -> str:
+def _midnight(day: date | str) -> str:
     """xs:dateTime for a calendar date kept in Oslo time."""
-    return datetime.combine(day, time(0), OSLO).isoformat()
+    return datetime.combine(date.fromisoformat(day) if isinstance(day, str) else day, time(0), OSLO).isoformat()
 
 
-def _oslo_date(moment: datetime | None) -> date | None:
-    return moment.astimezone(OSLO).date() if moment else None
+def _own_number(kind: str, number: str | None, conf: dict) -> str | None:
+    """The case system's own number, for people: in `beskrivelse`, never in the archive's number fields
+    (saksaar, sakssekvensnummer, journalpostnummer), which the archive assigns."""
+    return f"{kind} i {conf['fagsystem']}: {number}" if number else None
 
 
 # --- saksmappe ---
 
-def _case_created(job: ArchiveJob, conf: dict) -> tuple[etree._Element, list[OutgoingFile]]:
+def _case_created(snap: dict, conf: dict) -> tuple[etree._Element, list[OutgoingFile]]:
     root = _root(AM, "arkivmelding")
     _sub(root, "system", conf["system"])
     _sub(root, "antallFiler", 0)
-    _saksmappe(root, job.case, conf)
+    _saksmappe(root, snap["case"], conf)
     return root, []
 
 
-def _saksmappe(parent: etree._Element, case: Case, conf: dict) -> etree._Element:
+def _saksmappe(parent: etree._Element, case: dict, conf: dict) -> etree._Element:
+    """The folder as the snapshot has it: created open (closing is a later update of its own)."""
     mappe = _sub(parent, "mappe", xsi_type="saksmappe")
-    _sub(mappe, "tittel", case.title)
-    if case.status == CaseStatus.CLOSED and case.closed_on:
-        _sub(mappe, "avsluttetDato", _midnight(case.closed_on))
+    _sub(mappe, "tittel", case["title"])
+    own = _own_number("Saksnummer", case.get("number"), conf)
+    if own:
+        _sub(mappe, "beskrivelse", own)
+    if case.get("status") == "closed" and case.get("closed_on"):
+        _sub(mappe, "avsluttetDato", _midnight(case["closed_on"]))
     if conf["arkivdel"]:
         _code(mappe, "arkivdel", conf["arkivdel"])
-    if case.kind == CaseKind.PERSON and case.client is not None:
-        _part(mappe, case.client, conf)
+    if case["kind"] == CaseKind.PERSON.value and case.get("client"):
+        _part(mappe, case["client"], conf)
     _skjerming(mappe, conf["skjermingshjemmel_mappe"], conf)
     _klassifikasjon(mappe, case, conf)
-    _key(mappe, "referanseEksternNoekkel", case_key(case), conf)
-    mappetype = conf["mappetype"].get(case.category.value if case.category else case.kind.value)
+    _key(mappe, "referanseEksternNoekkel", case["key"], conf)
+    mappetype = conf["mappetype"].get(case.get("category") or case["kind"])
     if mappetype:
         _code(mappe, "mappetype", mappetype)
-    number = re.fullmatch(r"(\d{4})/(\d+)", case.number or "")
-    if number:
-        _sub(mappe, "saksaar", int(number[1]))
-        _sub(mappe, "sakssekvensnummer", int(number[2]))
-    _sub(mappe, "saksdato", case.opened_on.isoformat())
+    if case.get("opened_on"):
+        _sub(mappe, "saksdato", case["opened_on"])
     if conf["administrativ_enhet"]:
         _sub(_sub(mappe, "administrativEnhet"), "navn", conf["administrativ_enhet"], ns=MDK)
-    _person(mappe, "saksansvarlig", case.handler)
-    _code(mappe, "saksstatus", "A" if case.status == CaseStatus.CLOSED else "B")
+    _person(mappe, "saksansvarlig", case.get("handler"))
+    _code(mappe, "saksstatus", "A" if case.get("status") == "closed" else "B")
     return mappe
 
 
-def _part(mappe: etree._Element, client: Client, conf: dict) -> None:
+def _part(mappe: etree._Element, client: dict, conf: dict) -> None:
     """The client is the case's party (partRolle K), identified and screened."""
     part = _sub(mappe, "part")
-    _sub(part, "partNavn", client.name)
+    _sub(part, "partNavn", client["name"])
     _code(part, "partRolle", "K")
     person = _sub(part, "personID")
     _sub(person, "landkode", conf["landkode"])
-    _sub(person, "identifikator", client.national_id)
-    for tag, value in (("postadresse", client.address), ("postnummer", client.postal_code),
-                       ("poststed", client.city)):
-        if value:
-            _sub(part, tag, value)
+    _sub(person, "identifikator", client["national_id"])
+    _address(part, client.get("address"))
     _sub(part, "erSkjermet", "true")
     _sub(part, "erPersonnavn", "true")
 
 
-def _klassifikasjon(mappe: etree._Element, case: Case, conf: dict) -> None:
+def _klassifikasjon(mappe: etree._Element, case: dict, conf: dict) -> None:
     """Person cases are classified by national id (a screened klasseID), system cases by organisation number."""
-    if case.kind == CaseKind.PERSON and case.client is not None:
-        system, klasse, title, screened = (conf["klassifikasjonssystem_person"], case.client.national_id,
-                                           case.client.name, True)
-    elif case.organisation is not None and case.organisation.org_number:
-        system, klasse, title, screened = (conf["klassifikasjonssystem_organisasjon"], case.organisation.org_number,
-                                           case.organisation.name, False)
+    client, organisation = case.get("client"), case.get("organisation")
+    if case["kind"] == CaseKind.PERSON.value and client:
+        system, klasse, title, screened = (conf["klassifikasjonssystem_person"], client["national_id"],
+                                           client["name"], True)
+    elif organisation and organisation.get("org_number"):
+        system, klasse, title, screened = (conf["klassifikasjonssystem_organisasjon"], organisation["org_number"],
+                                           organisation["name"], False)
     else:
         return
     element = _sub(mappe, "klassifikasjon")
@@ -288,27 +280,28 @@ def _skjerming(parent: etree._Element, legal_basis: str, conf: dict) -> None:
     _sub(skjerming, "skjermingshjemmel", legal_basis)
 
 
-def _case_status(job: ArchiveJob, conf: dict) -> tuple[etree._Element, list[OutgoingFile]]:
-    """Closing or reopening: saksstatus follows the event, so jobs run in order leave the archive right."""
-    case = job.case
+def _mappe_update(case: dict, conf: dict) -> tuple[etree._Element, etree._Element]:
     root = _root(AMO, "arkivmeldingOppdatering")
     update = _sub(root, "mappeOppdateringer", xsi_type="saksmappeOppdatering")
-    _key(_sub(update, "referanseTilMappe"), "referanseEksternNoekkel", case_key(case), conf, ns=MDK)
-    closing = job.event == "case_closed"
+    _key(_sub(update, "referanseTilMappe"), "referanseEksternNoekkel", case["key"], conf, ns=MDK)
+    return root, update
+
+
+def _case_status(snap: dict, conf: dict) -> tuple[etree._Element, list[OutgoingFile]]:
+    """Closing or reopening: the status and closing date of that event, so jobs run in order leave the archive right."""
+    case = snap["case"]
+    root, update = _mappe_update(case, conf)
+    closing = case.get("status") == "closed"
     if closing:
-        _sub(update, "avsluttetDato", _midnight(case.closed_on if case.status == CaseStatus.CLOSED and case.closed_on
-                                                else job.finalized_on or today()))
+        _sub(update, "avsluttetDato", _midnight(case["closed_on"]))
     _code(update, "saksstatus", "A" if closing else "B")
     return root, []
 
 
-def _case_corrected(job: ArchiveJob, conf: dict) -> tuple[etree._Element, list[OutgoingFile]]:
+def _case_corrected(snap: dict, conf: dict) -> tuple[etree._Element, list[OutgoingFile]]:
     """A corrected case title (saksmappeOppdatering)."""
-    case = job.case
-    root = _root(AMO, "arkivmeldingOppdatering")
-    update = _sub(root, "mappeOppdateringer", xsi_type="saksmappeOppdatering")
-    _key(_sub(update, "referanseTilMappe"), "referanseEksternNoekkel", case_key(case), conf, ns=MDK)
-    _sub(update, "tittel", case.title)
+    root, update = _mappe_update(snap["case"], conf)
+    _sub(update, "tittel", snap["case"]["title"])
     return root, []
 
 
@@ -332,55 +325,54 @@ def unarchivable_in(job: ArchiveJob) -> list[tuple[str, int]]:
     return found
 
 
+
 # --- journalpost ---
 
-def _post(job: ArchiveJob) -> JournalPost:
-    if job.post is None:
-        raise MessageInvalid(f"registrering: the {job.event} job has no journal post")
-    return job.post
+def _post(snap: dict, event: str) -> dict:
+    if not snap.get("post"):
+        raise MessageInvalid(f"registrering: the {event} job has no journal post")
+    return snap["post"]
 
 
-def _post_finalized(job: ArchiveJob, conf: dict) -> tuple[etree._Element, list[OutgoingFile]]:
-    post = _post(job)
-    if not criteria(post):
-        raise MessageInvalid(f"registrering: post {post_key(post)} is not archived: it is not finalized, or its "
+def _post_finalized(snap: dict, conf: dict) -> tuple[etree._Element, list[OutgoingFile]]:
+    post = _post(snap, "post_finalized")
+    if not post.get("archived"):
+        raise MessageInvalid(f"registrering: post {post['key']} is not archived: it is not finalized, or its "
                              f"case is linked to no national id or organisation number")
     root = _root(AM, "arkivmelding")
     _sub(root, "system", conf["system"])
     count = _sub(root, "antallFiler")
-    files = _journalpost(root, post, conf)
+    files = _journalpost(root, snap["case"], post, conf)
     count.text = str(len(files))
     return root, files
 
 
-def _documents(post: JournalPost) -> list[Document]:
-    """Main document first (dokumentnummer 1), then the attachments in their order."""
-    return sorted(post.documents, key=lambda d: (d.role != "main", d.position or 0))
-
-
-def _journalpost(parent: etree._Element, post: JournalPost, conf: dict) -> list[OutgoingFile]:
+def _journalpost(parent: etree._Element, case: dict, post: dict, conf: dict) -> list[OutgoingFile]:
     entry = _sub(parent, "registrering", xsi_type="journalpost")
-    _key(_sub(entry, "referanseForelderMappe"), "referanseEksternNoekkel", case_key(post.case), conf, ns=MDK)
-    if post.exempt:
-        _skjerming(entry, post.legal_basis, conf)
+    _key(_sub(entry, "referanseForelderMappe"), "referanseEksternNoekkel", case["key"], conf, ns=MDK)
+    if post["exempt"]:
+        _skjerming(entry, post["legal_basis"], conf)
+    # The snapshot keeps the documents in their order: main document first (dokumentnummer 1).
     files = [_dokumentbeskrivelse(entry, post, doc, number, conf)
-             for number, doc in enumerate(_documents(post), start=1)]
-    _sub(entry, "tittel", post.title)
-    for position, correspondent in enumerate(post.correspondents, start=1):
-        _korrespondansepart(_sub(entry, "korrespondansepart"), post, position, _party(correspondent), conf)
-    _key(entry, "referanseEksternNoekkel", post_key(post), conf)
-    _sub(entry, "journalpostnummer", post.seq)
-    _code(entry, "journalposttype", post.post_type.value)
-    _code(entry, "journalstatus", "E" if post.status == PostStatus.DISPATCHED else "F")
-    registered = _oslo_date(post.registered_at)
-    if registered:
-        _sub(entry, "journaldato", registered.isoformat())
-    if post.document_date:
-        _sub(entry, "dokumentetsDato", post.document_date.isoformat())
-    if post.post_type == PostType.I and post.received_on:
-        _sub(entry, "mottattDato", _midnight(post.received_on))
-    if post.post_type == PostType.U and post.sent_on:
-        _sub(entry, "sendtDato", _midnight(post.sent_on))
+             for number, doc in enumerate(post["documents"], start=1)]
+    _sub(entry, "tittel", post["title"])
+    own = _own_number("Journalpostnummer", f"{case['number']}-{post['seq']}" if case.get("number") else None, conf)
+    if own:
+        _sub(entry, "beskrivelse", own)
+    for party in post["correspondents"]:
+        _korrespondansepart(_sub(entry, "korrespondansepart"), post, party, conf)
+    _key(entry, "referanseEksternNoekkel", post["key"], conf)
+    _code(entry, "journalposttype", post["type"])
+    _code(entry, "journalstatus", post.get("journalstatus") or "F")
+    if post.get("registered_on"):
+        _sub(entry, "journaldato", post["registered_on"])
+    if post.get("document_date"):
+        _sub(entry, "dokumentetsDato", post["document_date"])
+    if post["type"] == PostType.I.value and post.get("received_on"):
+        _sub(entry, "mottattDato", _midnight(post["received_on"]))
+    sent = post.get("expedited_on") or post.get("sent_on")
+    if post["type"] == PostType.U.value and sent:
+        _sub(entry, "sendtDato", _midnight(sent))
     _sub(entry, "antallVedlegg", max(len(files) - 1, 0))
     return files
 
@@ -392,130 +384,117 @@ def _file_name(number: int, filename: str) -> str:
     return f"{number:02d}-{stem}.pdf"
 
 
-def _dokumentbeskrivelse(entry: etree._Element, post: JournalPost, doc: Document, number: int,
-                         conf: dict) -> OutgoingFile:
-    stored = doc.file
-    if stored is None:
-        raise MessageInvalid(f"dokumentobjekt: document {number} of {post_key(post)} has no stored file")
-    main = doc.role == "main"
-    outgoing = OutgoingFile(name=_file_name(number, doc.filename), sha256=doc.sha256, size=stored.size,
-                            filename=doc.filename)
+def _dokumentbeskrivelse(entry: etree._Element, post: dict, doc: dict, number: int, conf: dict) -> OutgoingFile:
+    if not doc.get("stored"):
+        raise MessageInvalid(f"dokumentobjekt: document {number} of {post['key']} has no stored file")
+    main = doc["role"] == "main"
+    outgoing = OutgoingFile(name=_file_name(number, doc["filename"]), sha256=doc["sha256"], size=doc["size"],
+                            filename=doc["filename"])
     element = _sub(entry, "dokumentbeskrivelse")
-    _code(element, "dokumenttype", conf["dokumenttype"][post.post_type.value if main else "vedlegg"])
+    _code(element, "dokumenttype", conf["dokumenttype"][post["type"] if main else "vedlegg"])
     _code(element, "dokumentstatus", "F")
-    _sub(element, "tittel", post.title if main else (PurePath(doc.filename).stem.strip() or f"Vedlegg {number - 1}"))
+    _sub(element, "tittel", post["title"] if main
+         else (PurePath(doc["filename"]).stem.strip() or f"Vedlegg {number - 1}"))
     _code(element, "tilknyttetRegistreringSom", "H" if main else "V")
     _sub(element, "dokumentnummer", number)
     obj = _sub(element, "dokumentobjekt")
     _sub(obj, "versjonsnummer", 1)
     _code(obj, "variantformat", "P")
     _code(obj, "format", conf["format"])
-    _sub(obj, "mimeType", stored.content_type or "application/pdf")
-    _sub(obj, "filnavn", doc.filename)
+    _sub(obj, "mimeType", doc.get("content_type") or "application/pdf")
+    _sub(obj, "filnavn", doc["filename"])
     _sub(obj, "referanseDokumentfil", outgoing.name)
-    _sub(obj, "sjekksum", doc.sha256)
+    _sub(obj, "sjekksum", doc["sha256"])
     _sub(obj, "sjekksumAlgoritme", "SHA256")
-    _sub(obj, "filstoerrelse", stored.size)
+    _sub(obj, "filstoerrelse", doc["size"])
     return outgoing
 
 
-def _party(correspondent: Correspondent) -> dict:
-    return {"name": correspondent.name, "address": correspondent.address, "org_number": correspondent.org_number,
-            "national_id": correspondent.national_id,
-            "organisation": bool(correspondent.organisation_id or correspondent.organisation)}
-
-
-def _korrespondansepart(element: etree._Element, post: JournalPost, position: int, party: dict, conf: dict,
+def _korrespondansepart(element: etree._Element, post: dict, party: dict, conf: dict,
                         ns: str | None = None) -> None:
     """Fill a korrespondansepart (opprett) or korrespondansepartOppdatering: the elements used share one order."""
-    _sub(element, "korrespondansepartID", party_id(post, position, conf), ns=ns)
-    _code(element, "korrespondanseparttype", _CORRESPONDENT_TYPE[post.post_type], ns=ns)
+    _sub(element, "korrespondansepartID", party["id"], ns=ns)
+    _code(element, "korrespondanseparttype", _CORRESPONDENT_TYPE[PostType(post["type"])], ns=ns)
     _sub(element, "korrespondansepartNavn", party["name"], ns=ns)
     if party.get("org_number"):
         _sub(element, "organisasjonid", party["org_number"], ns=ns)
     elif party.get("national_id"):
         _sub(element, "personid", party["national_id"], ns=ns)
-    if party.get("address"):
-        _sub(element, "postadresse", party["address"], ns=ns)
-    # Names of private persons are screened on an exempt post; organisations' names are not.
-    private = not (party.get("org_number") or party.get("organisation"))
-    _sub(element, "erSkjermet", "true" if post.exempt and private else "false", ns=ns)
+    _address(element, party.get("address"), ns=ns)
+    internal = party.get("internal")
+    if internal:  # the case's handler, as internal recipient of a note
+        if conf["administrativ_enhet"]:
+            _sub(_sub(element, "administrativEnhet", ns=ns), "navn", conf["administrativ_enhet"], ns=MDK)
+        _person(element, "saksbehandler", internal, ns=ns)
+    # Names of private persons are screened on an exempt post; organisations' and staff's names are not.
+    private = not (party.get("org_number") or party.get("organisation") or internal)
+    _sub(element, "erSkjermet", "true" if post["exempt"] and private else "false", ns=ns)
 
 
 # --- updates of a journalpost ---
 
-def _correction(job: ArchiveJob, post: JournalPost) -> MetadataCorrection | None:
-    correction_id = job.correction_id or post.correction_id
-    return db.session.get(MetadataCorrection, correction_id) if correction_id else None
-
-
-def _metadata_corrected(job: ArchiveJob, conf: dict) -> tuple[etree._Element, list[OutgoingFile]]:
-    """The values of this correction (its `after`), so several corrections sent in order end right."""
-    post = _post(job)
-    correction = _correction(job, post)
-    current = [_party(c) for c in post.correspondents]
-    if correction is not None:
-        after = correction.after
-        names = list(after.get("correspondents", []))
-        parties = current if [p["name"] for p in current] == names else [{"name": n} for n in names]
-        old_count = len(correction.before.get("correspondents", []))
-        title = after.get("title", post.title)
-        dates = {k: date.fromisoformat(after[k]) if after.get(k) else None
-                 for k in ("document_date", "received_on", "sent_on")}
-    else:
-        parties, old_count, title = current, len(current), post.title
-        dates = {"document_date": post.document_date, "received_on": post.received_on, "sent_on": post.sent_on}
-
+def _registrering_update(post: dict, conf: dict) -> tuple[etree._Element, etree._Element]:
     root = _root(AMO, "arkivmeldingOppdatering")
     update = _sub(root, "registreringOppdateringer", xsi_type="journalpostOppdatering")
-    _key(_sub(update, "referanseTilRegistrering"), "referanseEksternNoekkel", post_key(post), conf, ns=MDK)
-    _sub(update, "tittel", title)
-    if parties or old_count:
+    _key(_sub(update, "referanseTilRegistrering"), "referanseEksternNoekkel", post["key"], conf, ns=MDK)
+    return root, update
+
+
+def _metadata_corrected(snap: dict, conf: dict) -> tuple[etree._Element, list[OutgoingFile]]:
+    """The values of this correction, so several corrections sent in order end right. A correspondent
+    in a place the archive holds is updated under that place's id; places beyond the new list are
+    deleted; new places are added."""
+    post = _post(snap, "metadata_corrected")
+    correction = snap.get("correction") or {}
+    parties = correction.get("correspondents") or []
+    known = correction.get("previous_ids") or []
+    root, update = _registrering_update(post, conf)
+    _sub(update, "tittel", correction.get("title") or post["title"])
+    if parties or known:
         changes = _sub(update, "korrespondansepartOppdateringer")
-        for position, party in enumerate(parties[:old_count], start=1):
-            _korrespondansepart(_sub(changes, "oppdatering"), post, position, party, conf)
-        for position in range(len(parties) + 1, old_count + 1):
-            _sub(_sub(changes, "slett"), "korrespondansepartID", party_id(post, position, conf))
-        for position, party in enumerate(parties[old_count:], start=old_count + 1):
-            _korrespondansepart(_sub(changes, "ny"), post, position, party, conf, ns=AM)  # opprett's type
-    if dates["document_date"]:
-        _sub(update, "dokumentetsDato", dates["document_date"].isoformat())
-    if post.post_type == PostType.I and dates["received_on"]:
-        _sub(update, "mottattDato", _midnight(dates["received_on"]))
-    if post.post_type == PostType.U and dates["sent_on"]:
-        _sub(update, "sendtDato", _midnight(dates["sent_on"]))
+        for party in parties[:len(known)]:
+            _korrespondansepart(_sub(changes, "oppdatering"), post, party, conf)
+        for gone in known[len(parties):]:
+            _sub(_sub(changes, "slett"), "korrespondansepartID", gone)
+        for party in parties[len(known):]:
+            _korrespondansepart(_sub(changes, "ny"), post, party, conf, ns=AM)  # opprett's type
+    if correction.get("document_date"):
+        _sub(update, "dokumentetsDato", correction["document_date"])
+    if post["type"] == PostType.I.value and correction.get("received_on"):
+        _sub(update, "mottattDato", _midnight(correction["received_on"]))
+    if post["type"] == PostType.U.value and correction.get("sent_on"):
+        _sub(update, "sendtDato", _midnight(correction["sent_on"]))
     return root, []
 
 
 # --- avskrivning ---
 
-def _written_off(job: ArchiveJob, conf: dict) -> tuple[etree._Element, list[OutgoingFile]]:
-    """nyAvskrivning: the incoming post, its sender (korrespondansepartID 1) and the reply that answered it."""
-    post = _post(job)
-    if not post.correspondents:
-        raise MessageInvalid(f"/nyAvskrivning/korrespondansepartID: {post_key(post)} has no sender to write off")
+def _written_off(snap: dict, conf: dict) -> tuple[etree._Element, list[OutgoingFile]]:
+    """nyAvskrivning: the incoming post, its sender (by the korrespondansepartID the archive was given)
+    and the reply that answered it."""
+    post = _post(snap, "post_written_off")
+    written = snap.get("write_off") or {}
+    if not written.get("party_id"):
+        raise MessageInvalid(f"/nyAvskrivning/korrespondansepartID: {post['key']} has no sender to write off")
     root = _root(AVS, "nyAvskrivning")
     avskrivning = _sub(root, "avskrivning")
-    when = _oslo_date(post.written_off_at) or job.finalized_on or today()
-    _sub(avskrivning, "avskrivningsdato", when.isoformat())
-    _person(avskrivning, "avskrevetAv", post.written_off_by)
-    _code(avskrivning, "avskrivningsmaate", post.write_off_method)
-    if post.write_off_reply is not None:
-        _key(_sub(avskrivning, "referanseAvskrivesAvJournalpost"), "referanseEksternNoekkel",
-             post_key(post.write_off_reply), conf, ns=MDK)
-    _key(_sub(root, "referanseTilJournalpost"), "referanseEksternNoekkel", post_key(post), conf, ns=MDK)
-    _sub(root, "korrespondansepartID", party_id(post, 1, conf))
+    _sub(avskrivning, "avskrivningsdato", written["date"])
+    _person(avskrivning, "avskrevetAv", written.get("by"))
+    _code(avskrivning, "avskrivningsmaate", written.get("method"))
+    if written.get("reply_key"):
+        _key(_sub(avskrivning, "referanseAvskrivesAvJournalpost"), "referanseEksternNoekkel", written["reply_key"],
+             conf, ns=MDK)
+    _key(_sub(root, "referanseTilJournalpost"), "referanseEksternNoekkel", post["key"], conf, ns=MDK)
+    _sub(root, "korrespondansepartID", written["party_id"])
     return root, []
 
 
-def _expedited(job: ArchiveJob, conf: dict) -> tuple[etree._Element, list[OutgoingFile]]:
+def _expedited(snap: dict, conf: dict) -> tuple[etree._Element, list[OutgoingFile]]:
     """The letter left us: journalstatus E and sendtDato (journalpostOppdatering)."""
-    post = _post(job)
-    root = _root(AMO, "arkivmeldingOppdatering")
-    update = _sub(root, "registreringOppdateringer", xsi_type="journalpostOppdatering")
-    _key(_sub(update, "referanseTilRegistrering"), "referanseEksternNoekkel", post_key(post), conf, ns=MDK)
+    post = _post(snap, "post_expedited")
+    root, update = _registrering_update(post, conf)
     _code(update, "journalstatus", "E")
-    sent = post.expedited_on or post.sent_on or job.finalized_on
+    sent = (snap.get("expedition") or {}).get("sent_on")
     if sent:
         _sub(update, "sendtDato", _midnight(sent))
     return root, []

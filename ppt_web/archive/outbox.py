@@ -14,6 +14,7 @@ from ..extensions import db
 from ..models import ArchiveJob, ArchiveStatus, Case, JobStatus, JournalPost, MetadataCorrection, User
 from ..models.domain import LOCKED_STATUSES
 from ..queue import Job, enqueue_after_commit
+from . import snapshot
 from .job_messages import message_values
 from .message import EVENTS
 
@@ -38,9 +39,13 @@ def _add(event: str, case: Case, post: JournalPost | None = None,
                                  .where(ArchiveJob.case_id == case.id, ArchiveJob.deleted_at.is_(None))
                                  .order_by(ArchiveJob.id.desc()).limit(1))
     immediate = current_app.config.get("PPT_ARCHIVE_IMMEDIATE", True)  # off only to measure the sweep alone
+    # What the message needs, as it is now: the job says this whenever it is sent (a case_created
+    # job added here for a case closed since is still an open folder: snapshot.take sees to it).
+    taken = snapshot.take(event, case, post, correction)
     job = ArchiveJob(event=event, operation=EVENTS[event], case_id=case.id, post_id=post.id if post else None,
                      client_id=case.client_id, correction_id=correction.id if correction else None,
-                     after_job_id=previous, finalized_on=today(), notified_at=utcnow() if immediate else None)
+                     after_job_id=previous, finalized_on=today(), notified_at=utcnow() if immediate else None,
+                     snapshot=taken)
     db.session.add(job)
     db.session.flush()
     if immediate:
@@ -105,14 +110,32 @@ def restarted(actor: User) -> dict:
                 **message_values("restarted", name=actor.full_name))
 
 
+def _clean_snapshots(case_ids: list[int]) -> None:
+    """Clean the text of the snapshots of these cases' jobs not archived yet (failed or still waiting):
+    a correction of that text is what they needed."""
+    if not case_ids:
+        return
+    for job_id, taken in db.session.execute(select(ArchiveJob.id, ArchiveJob.snapshot).where(
+            ArchiveJob.case_id.in_(case_ids), ArchiveJob.deleted_at.is_(None),
+            ArchiveJob.archive_status != ArchiveStatus.ARCHIVED, ArchiveJob.snapshot.is_not(None))).all():
+        cleaned = snapshot.cleaned(taken)
+        if cleaned != taken:
+            db.session.execute(update(ArchiveJob).where(ArchiveJob.id == job_id).values(snapshot=cleaned)
+                               .execution_options(synchronize_session=False))
+
+
 def restart_unarchivable(cases: Case | list[Case], actor: User) -> int:
     """Set the jobs of these cases that failed on text the archive cannot carry back to Ny, as a
-    correction of that text is what they waited for; the worker is told after the commit."""
+    correction of that text is what they waited for; the worker is told after the commit. Their
+    snapshots, and those of the jobs still waiting, hold the old text: it is cleaned there (as
+    text.clean cleans a row on flush), so they go, and the correction's own job then carries the
+    corrected text."""
     case_ids = [c.id for c in (cases if isinstance(cases, list) else [cases])]
     job_ids = list(db.session.scalars(select(ArchiveJob.id).where(
         ArchiveJob.case_id.in_(case_ids), ArchiveJob.deleted_at.is_(None),
         ArchiveJob.message_code == "unarchivable_text", ArchiveJob.job_status == JobStatus.DONE,
         ArchiveJob.archive_status == ArchiveStatus.FAILED))) if case_ids else []
+    _clean_snapshots(case_ids)
     if not job_ids:
         return 0
     db.session.execute(update(ArchiveJob).where(ArchiveJob.id.in_(job_ids), ArchiveJob.job_status == JobStatus.DONE)

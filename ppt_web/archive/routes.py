@@ -13,8 +13,8 @@ from ..errors import Invalid
 from ..formtools import go, id_or_none
 from . import actions, identity, transports
 from . import log as archive_log
-from .message import DEFAULTS as message_defaults
-from .message import case_key
+from .conventions import DEFAULTS as message_defaults
+from .conventions import case_key
 from .transports import query
 
 logger = logging.getLogger(__name__)

@@ -31,7 +31,12 @@ class CaseForm(OnceForm):
 class CorrespondentForm(Form):
     organisation_id = SelectField(_l("From the organisation register"), coerce=id_or_none, validate_choice=False)
     name = StringField(_l("Or name"), validators=[Optional(), Length(max=200)])
-    address = StringField(_l("Address"), validators=[Optional(), Length(max=300)])
+    address = TextAreaField(_l("Street address"), validators=[Optional(), Length(max=300)], render_kw={"rows": 2})
+    postal_code = StringField(_l("Postal code"), validators=[Optional(), Length(max=10)],
+                              render_kw={"autocomplete": "off", "size": 6})
+    city = StringField(_l("Place"), validators=[Optional(), Length(max=100)])
+    country = StringField(_l("Country"), default="NO", validators=[Optional(), Length(max=60)],
+                          render_kw={"size": 3, "autocapitalize": "characters"})
     national_id = StringField(_l("National id (a guardian, for digital post)"), validators=[Optional(), Length(max=14)],
                               render_kw={"autocomplete": "off", "inputmode": "numeric"})
 

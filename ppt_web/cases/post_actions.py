@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..dispatch import expedition
 from ..dispatch import service as dispatch
 from ..models import Dispatch, JournalPost, User
 from . import approval, esign, posts
@@ -19,6 +20,7 @@ class PostActions:
     request_approval: bool
     decide: bool
     dispatch: bool
+    record_paper: bool  # Registrer sendt på papir
     retry_dispatch: frozenset[int]  # the ids of the post's dispatches the actor may retry
     correct_metadata: bool
     write_off: bool
@@ -37,6 +39,7 @@ def allowed(actor: User, post: JournalPost, dispatches: list[Dispatch] | None = 
         request_approval=approval.request_refusal(actor, post) is None,
         decide=approval.refusal(actor, post) is None,
         dispatch=dispatch.dispatch_refusal(actor, post) is None,
+        record_paper=expedition.paper_refusal(actor, post) is None,
         retry_dispatch=frozenset(row.id for row in dispatches if dispatch.retry_refusal(actor, row) is None),
         correct_metadata=posts.correct_refusal(actor, post) is None,
         write_off=posts.write_off_refusal(actor, post) is None,

@@ -1,14 +1,17 @@
 """Journal posts and their documents: register, edit, finalize, correct, write off, delete; the outstanding list."""
+from datetime import date
+
 from flask import abort, flash, render_template, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from .. import validation
+from .. import addresses, validation
 from ..auth import scope
 from ..auth.access import current_actor as _actor
 from ..auth.access import permission_required
 from ..clients import organisations
 from ..clock import today
+from ..dispatch import expedition
 from ..dispatch.service import for_post
 from ..errors import Conflict, Invalid
 from ..files.storage import file_path
@@ -45,8 +48,21 @@ def _post_data(form: PostForm, post_type: str) -> posts.PostData:
         legal_basis=form.legal_basis.data or "",
         correspondents=[posts.CorrespondentData(name=e.form.name.data or "", address=e.form.address.data or "",
                                                 organisation_id=e.form.organisation_id.data,
-                                                national_id=e.form.national_id.data or "")
+                                                national_id=e.form.national_id.data or "",
+                                                postal_code=e.form.postal_code.data or "",
+                                                city=e.form.city.data or "", country=e.form.country.data or "")
                         for e in form.correspondents])
+
+
+def _show_error(form: PostForm, exc: Invalid | Conflict) -> None:
+    """apply_error, and a correspondent's own field (correspondents-<n>-postal_code, ...) beside it."""
+    name = exc.details.get("field") or ""
+    for entry in form.correspondents if name.startswith("correspondents-") else ():
+        for sub in entry.form:
+            if sub.name == name:
+                sub.errors = list(sub.errors) + [str(exc.message)]
+                return
+    apply_error(form, exc)
 
 
 def _uploads(form: PostForm) -> tuple[posts.Upload | None, list[posts.Upload]]:
@@ -73,7 +89,7 @@ def new_post(case_id: int):
         except AlreadyMade as made:
             return to_what_was_made(made)
         except (Invalid, Conflict) as exc:
-            apply_error(form, exc)
+            _show_error(form, exc)
         else:
             flash(_("Journal post %(number)s registered.", number=post.number), "success")
             return go(url_for("cases.post", post_id=post.id))
@@ -119,7 +135,7 @@ def post(post_id: int):
                            decision=ApprovalDecisionForm(), needs_approval=posts.needs_approval(found),
                            can=post_actions.allowed(_actor(), found, dispatches),
                            signatures=esign.signatures(found), signature_status=esign.signature_status(found),
-                           dispatches=dispatches)
+                           dispatches=dispatches, paper_default=expedition.paper_default(found))
 
 
 @bp.route("/posts/<int:post_id>/edit", methods=["GET", "POST"])
@@ -134,7 +150,7 @@ def edit_post(post_id: int):
             main, attachments = _uploads(form)
             posts.update_post(_actor(), post_id, _post_data(form, found.post_type.value), main, attachments)
         except (Invalid, Conflict) as exc:
-            apply_error(form, exc)
+            _show_error(form, exc)
         else:
             flash(_("Saved."), "success")
             return go(url_for("cases.post", post_id=post_id))
@@ -143,7 +159,11 @@ def edit_post(post_id: int):
 
 def _fill_correspondents(form: PostForm, post) -> None:
     for entry, c in zip(form.correspondents, post.correspondents, strict=False):  # the form may have more rows
-        entry.form.name.data, entry.form.address.data = c.name, c.address
+        where = addresses.structured(c.address or "", c.postal_code or "", c.city or "", c.country or "NO")
+        entry.form.name.data = c.name
+        entry.form.address.data = "\n".join(where.lines) if where else ""
+        entry.form.postal_code.data, entry.form.city.data = (where.postal_code, where.city) if where else ("", "")
+        entry.form.country.data = where.country if where else (c.country or "NO")
         entry.form.organisation_id.data = c.organisation_id
         entry.form.national_id.data = c.national_id or ""
 
@@ -196,11 +216,31 @@ def correct(post_id: int):
             fresh.form_errors.append(str(exc.message))
             return render_template("cases/correct.html", form=fresh, post=found), 409
         except (Invalid, Conflict) as exc:
-            apply_error(form, exc)
+            _show_error(form, exc)
         else:
             flash(_("The metadata is corrected. Old and new values are on the post's history."), "success")
             return go(url_for("cases.post", post_id=post_id))
     return render_template("cases/correct.html", form=form, post=found), form_status()
+
+
+@bp.route("/posts/<int:post_id>/sent-on-paper", methods=["POST"])
+@permission_required("send")
+def sent_on_paper(post_id: int):
+    """Registrer sendt på papir: the letter went out on paper on the given day."""
+    raw = (request.form.get("sent_on") or "").strip()
+    try:
+        on = date.fromisoformat(raw) if raw else None
+    except ValueError:
+        flash(_("The date is not a valid date."), "error")
+        return go(url_for("cases.post", post_id=post_id))
+    try:
+        found = expedition.record_paper(_actor(), post_id, on)
+    except (Invalid, Conflict) as exc:
+        flash(str(exc.message), "error")
+    else:
+        flash(_("The letter is recorded as sent on paper on %(date)s.",
+                date=found.expedited_on.strftime("%d.%m.%Y") if found.expedited_on else ""), "success")
+    return go(url_for("cases.post", post_id=post_id))
 
 
 @bp.route("/posts/<int:post_id>/write-off", methods=["POST"])

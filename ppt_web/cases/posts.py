@@ -10,7 +10,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
-from .. import form_tokens, validation
+from .. import addresses, form_tokens, validation
 from ..activity import service as activity
 from ..archive import outbox
 from ..auth import scope
@@ -28,7 +28,6 @@ from ..models import (
     JournalPost,
     MetadataCorrection,
     Organisation,
-    PostEvent,
     PostStatus,
     PostType,
     User,
@@ -36,14 +35,19 @@ from ..models import (
 from ..models.domain import DEFAULT_LEGAL_BASIS, LOCKED_STATUSES, OPEN_WORK_STATUSES, WRITE_OFF_METHODS
 from ..postreg.inbox import return_to_inbox
 from ..transaction import transaction
+from .expedite import on_finalized
+from .history import event as event
 
 
 @dataclass
 class CorrespondentData:
     name: str = ""
-    address: str = ""
+    address: str = ""  # street lines, one per line (a one-line "street, postal code place" is split)
     organisation_id: int | None = None
     national_id: str = ""  # a guardian's, for digital dispatch (SvarUt person shipment)
+    postal_code: str = ""
+    city: str = ""
+    country: str = "NO"  # ISO 3166 alpha-2
 
 
 @dataclass
@@ -80,7 +84,8 @@ def snapshot(post: JournalPost) -> dict:
 
 def _correspondent_text(c: Correspondent) -> str:
     """Name, address and (masked) national id: a correction of any of them is a change."""
-    text = f"{c.name}, {c.address}" if c.address else c.name
+    where = addresses.as_text(_address(c))
+    text = f"{c.name}, {where}" if where else c.name
     return f"{text} [{c.national_id[:6]} *****]" if c.national_id else text
 
 
@@ -138,9 +143,16 @@ def _apply(post: JournalPost, data: PostData, today: date) -> None:
     _apply_correspondents(post, data.correspondents)
 
 
+def _address(c: Correspondent) -> addresses.Address | None:
+    """The correspondent's own address as stored (a row from before structured addresses is split)."""
+    return addresses.structured(c.address or "", c.postal_code or "", c.city or "", c.country or "NO")
+
+
 def _apply_correspondents(post: JournalPost, wanted: list[CorrespondentData]) -> None:
+    """Replace the post's correspondents when what is wanted differs from what it has. A bad address
+    field is refused naming the form's field (correspondents-<n>-postal_code, ...)."""
     rows = []
-    for c in wanted:
+    for n, c in enumerate(wanted):
         org = db.session.get(Organisation, c.organisation_id) if c.organisation_id else None
         if c.organisation_id and org is None:
             raise Invalid(_l("Choose an organisation from the list."), field="correspondents")
@@ -148,11 +160,16 @@ def _apply_correspondents(post: JournalPost, wanted: list[CorrespondentData]) ->
         if not name:
             continue
         nid = validation.national_id(c.national_id, "correspondents") if (c.national_id or "").strip() else None
+        where = addresses.checked(c.address, c.postal_code, c.city, c.country, prefix=f"correspondents-{n}-")
+        if where is None and org is not None:
+            where = addresses.structured(org.address, "", "")
         rows.append(Correspondent(role=_correspondent_role(post.post_type), name=name,
-                                  address=" ".join((c.address or "").split())[:300] or (org.address if org else ""),
+                                  address="\n".join(where.lines) if where else "",
+                                  postal_code=where.postal_code if where else "", city=where.city if where else "",
+                                  country=where.country if where else "NO",
                                   organisation=org, org_number=org.org_number if org else None, national_id=nid))
-    if [(r.name, r.address, r.organisation.id if r.organisation else None, r.national_id) for r in rows] != \
-            [(c.name, c.address, c.organisation_id, c.national_id) for c in post.correspondents]:
+    if [(r.name, _address(r), r.organisation.id if r.organisation else None, r.national_id) for r in rows] != \
+            [(c.name, _address(c), c.organisation_id, c.national_id) for c in post.correspondents]:
         post.correspondents = rows
 
 
@@ -291,15 +308,6 @@ def delete_refusal(actor: User, post: JournalPost) -> DomainError | None:
     return None
 
 
-def event(post: JournalPost, actor: User | None, kind: str, comment: str = "", to_user: User | None = None,
-          **detail) -> PostEvent:
-    """A step in the post's history (sent to approval, approved, signed, dispatched ...), in the caller's
-    transaction."""
-    row = PostEvent(post=post, actor=actor, kind=kind, comment=comment, to_user=to_user, detail=detail, at=utcnow())
-    db.session.add(row)
-    return row
-
-
 def needs_approval(post: JournalPost) -> bool:
     """Expert assessments go out only after a leader's approval (the routine); other letters may."""
     return post.post_type == PostType.U and post.case.category == CaseCategory.EXPERT_ASSESSMENT
@@ -361,6 +369,7 @@ def finalize_post(actor: User, post: JournalPost) -> None:
     post.case.last_activity_at = utcnow()
     _log("post_finalized", actor, post, before)
     outbox.post_finalized(post)
+    on_finalized(post, actor)  # a letter registered after downtime as sent went on paper then
 
 
 # What a metadata correction may change (title, dates, correspondents), as keys of snapshot().
@@ -436,22 +445,30 @@ def correction_version(post: JournalPost) -> int:
     return post.correction_id or 0
 
 
+# The journal post types Noark writes off: incoming letters (I) and internal notes that ask for
+# follow-up (N). Notes without follow-up (X) and outgoing letters (U) leave nothing outstanding.
+WRITTEN_OFF_TYPES = (PostType.I, PostType.N)
+
+
 def write_off_refusal(actor: User, post: JournalPost) -> DomainError | None:
     """Why the actor may not write the post off (None: they may)."""
     refusal = refused(actor, "journal", object_type="journal_post", object_id=post.id)
     if refusal is not None:
         return refusal
-    if post.post_type != PostType.I:
-        return Conflict(_l("Only incoming posts are written off."))
+    if post.post_type not in WRITTEN_OFF_TYPES:
+        return Conflict(_l("Only incoming posts and notes for follow-up are written off."))
     if post.written_off_at is not None:
         return Conflict(_l("The post is written off already."))
     if not post.locked:
-        return Conflict(_l("Finalize the incoming post before it is written off."))
+        if post.post_type == PostType.I:
+            return Conflict(_l("Finalize the incoming post before it is written off."))
+        return Conflict(_l("Finalize the post before it is written off."))
     return None
 
 
 def write_off(actor: User, post_id: int, method: str, reply_post_id: int | None = None) -> JournalPost:
-    """Write off (avskriv) an incoming post: by a reply (BU, linked) or another Noark method."""
+    """Write off (avskriv) an incoming post or a note for follow-up: by a reply (BU, linked) or another
+    Noark method."""
     post = scope.post(actor, post_id)
     raise_if(write_off_refusal(actor, post))
     if method not in WRITE_OFF_METHODS:
@@ -464,14 +481,20 @@ def write_off(actor: User, post_id: int, method: str, reply_post_id: int | None 
         if not reply.locked:
             raise Invalid(_l("Finalize the reply first: a post is written off by a finalized reply."),
                           field="reply_post_id")
+    write_off_post(actor, post, method, reply)
+    db.session.commit()
+    return post
+
+
+def write_off_post(actor: User, post: JournalPost, method: str, reply: JournalPost | None = None) -> None:
+    """The write-off itself, in the caller's transaction: one conditional UPDATE, its activity row and
+    its archive job. The single write-off and the closing of a case both come here."""
     before = snapshot(post)
     decide(post, (JournalPost.written_off_at.is_(None), JournalPost.status.in_(LOCKED_STATUSES)),
            lambda p: write_off_refusal(actor, p), written_off_at=utcnow(), write_off_method=method,
            written_off_by_id=actor.id, write_off_reply_id=reply.id if reply else None)
     _log("post_written_off", actor, post, before, method + (f" {reply.number}" if reply else ""))
     outbox.post_written_off(post)
-    db.session.commit()
-    return post
 
 
 def outstanding(actor: User, everyone: bool = False, limit: int = 500) -> list[JournalPost]:

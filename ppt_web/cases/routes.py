@@ -1,6 +1,7 @@
 """Cases: register, open, co-handlers, handler, close and reopen, the worklist."""
 from flask import flash, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -13,7 +14,7 @@ from ..extensions import db
 from ..form_tokens import AlreadyMade
 from ..formtools import apply_error, choices, form_status, go, id_or_none, to_what_was_made
 from ..labels import CATEGORY_LABELS, KIND_LABELS
-from ..models import AccessGroup, CaseCategory, CaseKind
+from ..models import AccessGroup, CaseCategory, CaseKind, CaseStatus
 from . import service
 from .blueprint import bp
 from .forms import (
@@ -91,12 +92,33 @@ def change_handler(case_id: int):
     return go(url_for("cases.case", case_id=case_id))
 
 
-@bp.route("/cases/<int:case_id>/close", methods=["POST"])
+@bp.route("/cases/<int:case_id>/close", methods=["GET", "POST"])
 @permission_required("close_case")
 def close_case(case_id: int):
-    service.close_case(_actor(), case_id)
-    flash(_("The case is closed."), "success")
-    return go(url_for("cases.case", case_id=case_id))
+    """GET: what closing will do (posts that block it, posts it writes off, how), to confirm; in the
+    case page with htmx, a page of its own without. POST: close, writing off the open posts."""
+    error, status = None, 200
+    if request.method == "POST":
+        method = request.form.get("write_off_method") or None
+        seen = request.form.get("seen")
+        expected = None if seen is None else [i for v in seen.split(",") if (i := id_or_none(v))]
+        try:
+            service.close_case(_actor(), case_id, method, expected)
+        except (Invalid, Conflict) as exc:
+            error, status = str(exc.message), exc.status
+        else:
+            flash(_("The case is closed."), "success")
+            if method and expected:  # the service wrote off exactly the posts the page showed
+                flash(ngettext("%(num)d post was written off.", "%(num)d posts were written off.", len(expected)),
+                      "success")
+            return go(url_for("cases.case", case_id=case_id))
+    found = service.closing(_actor(), case_id)
+    if found.case.status == CaseStatus.CLOSED and status == 200:
+        return go(url_for("cases.case", case_id=case_id))
+    chosen = request.form.get("write_off_method") or service.DEFAULT_CLOSING_WRITE_OFF
+    template = "cases/_close.html" if request.headers.get("HX-Request") else "cases/close.html"
+    return render_template(template, closing=found, error=error, chosen=chosen,
+                           methods=service.CLOSING_WRITE_OFF_METHODS), status
 
 
 @bp.route("/cases/<int:case_id>/reopen", methods=["POST"])

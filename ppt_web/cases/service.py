@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
 
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_ngettext as _ln
 from sqlalchemy import and_, exists, or_, select, update
 
 from .. import form_tokens, text, validation
@@ -30,8 +32,9 @@ from ..models import (
     PostType,
     User,
 )
-from ..models.domain import OPEN_WORK_STATUSES
+from ..models.domain import LOCKED_STATUSES, OPEN_WORK_STATUSES
 from ..transaction import transaction
+from . import posts
 
 FOLLOW_UP_IDLE = timedelta(days=183)  # "follow-up cases may stay open up to 6 months"
 
@@ -175,27 +178,95 @@ def open_posts(case: Case) -> list[JournalPost]:
     return [p for p in case.posts if p.status in OPEN_WORK_STATUSES]
 
 
-def close_case(actor: User, case_id: int) -> Case:
-    """Close a case; refused while any post is a draft or waits for approval (docs/decisions.md, "Closing a case")."""
+# How the open items are written off when a case is closed. TE ("tatt til etterretning": the case's
+# work has taken the document into account) is the default: a case is closed because its work is
+# done. TO ("tatt til orientering") is for documents that only informed. BU, BE and TLF name a
+# particular answer to a particular letter, so they are given post by post, never in bulk.
+CLOSING_WRITE_OFF_METHODS = ("TE", "TO")
+DEFAULT_CLOSING_WRITE_OFF = "TE"
+
+
+def _unsettled_query(case_id: int):
+    return (select(JournalPost).where(JournalPost.case_id == case_id,
+                                      JournalPost.post_type.in_(posts.WRITTEN_OFF_TYPES),
+                                      JournalPost.status.in_(LOCKED_STATUSES),
+                                      JournalPost.written_off_at.is_(None))
+            .order_by(JournalPost.seq))
+
+
+def unsettled_posts(case: Case) -> list[JournalPost]:
+    """Finalized incoming posts and notes for follow-up not yet written off: what closing writes off."""
+    return list(db.session.scalars(_unsettled_query(case.id)))
+
+
+@dataclass
+class Closing:
+    """What the close action shows before the user confirms."""
+
+    case: Case
+    unfinished: list[JournalPost]  # drafts and posts in approval: they block the closing
+    unsettled: list[JournalPost]  # written off by the closing
+
+
+def closing(actor: User, case_id: int) -> Closing:
+    """The close action's confirmation: what blocks it and what it will write off."""
+    case = scope.case(actor, case_id)
+    require(actor, "close_case", object_type="case", object_id=case.id)
+    unfinished = list(db.session.scalars(select(JournalPost).where(
+        JournalPost.case_id == case.id, JournalPost.status.in_(OPEN_WORK_STATUSES)).order_by(JournalPost.seq)))
+    return Closing(case, unfinished, unsettled_posts(case))
+
+
+def close_case(actor: User, case_id: int, write_off_method: str | None = None,
+               expected: Collection[int] | None = None) -> Case:
+    """Close a case; refused while any post is a draft or waits for approval (docs/decisions.md, "Closing a case").
+
+    Finalized incoming posts and notes for follow-up that are not written off are written off in the same
+    transaction, by the actor and with write_off_method (TE or TO), each as a single write-off is, and
+    then the case is closed: the archive gets the write-offs before the closing. Without a method such
+    a case is refused, saying how many. expected is the ids of the open items the user was shown: if
+    they are not what is open now, nothing is done, so no one writes off a post they never saw."""
     case = scope.case(actor, case_id)
     require(actor, "close_case", object_type="case", object_id=case.id)
     if case.status == CaseStatus.CLOSED:
         raise Conflict(_l("The case is closed already."))
+    if write_off_method is not None and write_off_method not in CLOSING_WRITE_OFF_METHODS:
+        raise Invalid(_l("Choose how the open posts are written off."), field="write_off_method")
     # The case row's lock first (PostgreSQL: the row; SQLite: the one writer), then the open posts on
     # fresh data: a post registered at the same moment is either committed and seen here, or waits
     # for this close and then finds the case closed (posts._next_seq counts only in an open case).
     db.session.execute(update(Case).where(Case.id == case.id).values(post_seq=Case.post_seq)
                        .execution_options(synchronize_session=False))
+    if db.session.scalar(select(Case.status).where(Case.id == case.id)) == CaseStatus.CLOSED:
+        db.session.rollback()  # closed by another request while this one waited for the lock
+        raise Conflict(_l("The case is closed already."))
     waiting = list(db.session.scalars(select(JournalPost).where(
         JournalPost.case_id == case.id, JournalPost.status.in_(OPEN_WORK_STATUSES)).order_by(JournalPost.seq)))
     if waiting:
         names = ", ".join(f"{p.number} {p.title or ''}".strip() for p in waiting)
         db.session.rollback()
         raise Conflict(_l("The case cannot be closed while these posts are not finalized: %(posts)s.", posts=names))
+    # Locked too (PostgreSQL), so a single write-off of one of them waits for this and then finds it done.
+    unsettled = list(db.session.scalars(_unsettled_query(case.id).with_for_update()))
+    if expected is not None and set(expected) != {p.id for p in unsettled}:
+        db.session.rollback()
+        raise Conflict(_l("Posts of the case were registered or written off since you looked. Look at the list "
+                          "again before you close the case."))
+    if unsettled and write_off_method is None:
+        names = ", ".join(f"{p.number} {p.title or ''}".strip() for p in unsettled)
+        db.session.rollback()
+        raise Conflict(_ln("%(num)d post is not written off: %(posts)s. Choose how to write it off when you close "
+                           "the case.",
+                           "%(num)d posts are not written off: %(posts)s. Choose how to write them off when you "
+                           "close the case.", len(unsettled), posts=names))
+    for post in unsettled:
+        raise_if(posts.write_off_refusal(actor, post))
+        posts.write_off_post(actor, post, write_off_method or DEFAULT_CLOSING_WRITE_OFF)
     before = snapshot(case)
     _case_changes(case, CaseStatus.OPEN, _l("The case is closed already."), status=CaseStatus.CLOSED,
                   closed_on=today())
-    _log("case_closed", actor, case, before)
+    written_off = ", ".join(p.number for p in unsettled)
+    _log("case_closed", actor, case, before, detail=f"{write_off_method}: {written_off}" if unsettled else "")
     outbox.case_closed(case)
     db.session.commit()
     return case

@@ -4,7 +4,9 @@ Each recipient is a Dispatch row with our UUID as eksternReferanse. Sending is a
 recipient whatever crashes or retries happen: an attempt is marked "outcome unknown" in its own
 commit before the request goes out, and an attempt after an unknown outcome first asks SvarUt
 for that eksternReferanse and adopts what it finds. The post becomes `dispatched` only when every
-recipient is confirmed (LEST, LEVERT_*, PRINTET).
+recipient is confirmed (LEST, LEVERT_*, PRINTET); the first confirmation is the letter's expedition
+(expedition.py). MANUELT_HANDTERT is an end state: the letter may have been delivered by hand, so it
+is never retried or sent again.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from ..activity import service as activity
 from ..addresses import of_correspondent
 from ..auth import access, scope
 from ..cases.posts import event, needs_approval
-from ..clock import utcnow
+from ..clock import today, utcnow
 from ..errors import Conflict, DomainError, Invalid, NotFound, raise_if
 from ..extensions import db
 from ..files.storage import file_path
@@ -34,6 +36,7 @@ from ..outbound.folder import FolderAdapter
 from ..outbound.svarut import SvarUtAdapter
 from ..outbound.types import OutboundDocument, OutboundUnavailable, Recipient, Shipment, map_status, problems
 from ..queue import Job, enqueue_after_commit
+from . import expedition
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +98,19 @@ def dispatch_refusal(actor: User, post: JournalPost) -> DomainError | None:
         return Conflict(_l("Only an outgoing (U) post is dispatched."))
     if needs_approval(post) and post.approved_by_id is None:
         return Conflict(_l("An expert assessment goes out only after a leader has approved it."))
+    if post.expedition == expedition.PAPER:
+        return _sent_on_paper()
+    if expedition.downtime_paper_letter(post):
+        return Conflict(_l("The letter was registered after downtime as sent on %(date)s: it went on paper and "
+                           "is not also sent electronically.", date=post.sent_on.strftime("%d.%m.%Y")
+                           if post.sent_on else ""))
     if _dispatched(post):
         return _already_dispatched()
     return None
+
+
+def _sent_on_paper() -> Conflict:
+    return Conflict(_l("The letter is recorded as sent on paper; it is not also sent electronically."))
 
 
 def _already_dispatched() -> Conflict:
@@ -115,9 +128,18 @@ def retry_refusal(actor: User, row: Dispatch) -> DomainError | None:
     refusal = access.refused(actor, "send", object_type="journal_post", object_id=row.post_id)
     if refusal is not None:
         return refusal
+    if row.status == DispatchStatus.MANUAL:
+        return _handled_manually()
     if row.status != DispatchStatus.FAILED:
         return Conflict(_l("Only a failed dispatch can be retried."))
+    if row.post.expedition == expedition.PAPER:
+        return _sent_on_paper()
     return None
+
+
+def _handled_manually() -> Conflict:
+    return Conflict(_l("SvarUt handled this letter manually, so it may have reached the recipient: it is not "
+                       "sent again. If it went on paper, record that on the post."))
 
 
 def request_dispatch(actor: User, post_id: int) -> list[Dispatch]:
@@ -130,6 +152,9 @@ def request_dispatch(actor: User, post_id: int) -> list[Dispatch]:
     if _dispatched(post):
         db.session.rollback()
         raise _already_dispatched()
+    if expedition.expedited_on_paper(post.id):  # recorded while we waited for the lock
+        db.session.rollback()
+        raise _sent_on_paper()
     found, refused = _recipients(post)
     if not found and not refused:
         refused.append(str(_l("the post has no recipient")))
@@ -301,6 +326,10 @@ def follow_statuses(adapter=None) -> int:
         if mapped == "confirmed":
             row.status = DispatchStatus.CONFIRMED
             event(row.post, None, "dispatch_confirmed", recipient=row.recipient_name, status=status)
+            # The first delivery is the letter's expedition; later ones (or this one polled again) are not.
+            expedition.expedite(row.post, today(), expedition.SVARUT)
+        elif mapped == "manual":
+            _manual(row, status)
         elif mapped == "failed":
             _failed(row, str(_l("SvarUt reports %(status)s.", status=status)), unknown=False)
         changed += 1
@@ -309,6 +338,26 @@ def follow_statuses(adapter=None) -> int:
         _dispatched_when_all_confirmed(post)
     db.session.commit()
     return changed
+
+
+def _manual(row: Dispatch, status: str) -> None:
+    """MANUELT_HANDTERT: someone at SvarUt took the letter over. Not failed (a retry could deliver it
+    twice) and not delivered as far as we know: the handler is told to find out."""
+    row.status, row.outcome_unknown, row.lease_until, row.updated_at = DispatchStatus.MANUAL, False, None, utcnow()
+    row.message = str(_l("Handled manually at SvarUt (%(status)s). It is not sent again: check whether it reached "
+                         "the recipient, and record it as sent on paper if it did.", status=status))
+    post = row.post
+    event(post, None, "dispatch_manual", recipient=row.recipient_name, dispatch=row.id, status=status)
+    activity.record("dispatch_manual", actor_name="dispatch", object_type="journal_post", object_id=post.id,
+                    detail=row.recipient_name)
+    told = {post.case.handler}
+    if row.created_by is not None:
+        told.add(row.created_by)
+    for user in told:
+        if user.active:
+            notify(user, _l("SvarUt handled the dispatch of %(number)s to %(name)s manually: check whether it "
+                            "arrived.", number=post.number, name=row.recipient_name),
+                   link("cases.post", post_id=post.id))
 
 
 def _dispatched_when_all_confirmed(post: JournalPost) -> None:
@@ -327,8 +376,13 @@ def retry(actor: User, dispatch_id: int) -> Dispatch:
     if row is None:
         raise NotFound(object_type="dispatch", object_id=dispatch_id)
     post = scope.post(actor, row.post_id)
-    raise_if(access.refused(actor, "send", object_type="journal_post", object_id=post.id))
+    raise_if(retry_refusal(actor, row))
     recipient = _current_recipient(post, row) if not row.outcome_unknown else None
+    # Lock the post's row (as a request for dispatch and a paper record do), then look again.
+    db.session.execute(update(JournalPost).where(JournalPost.id == post.id).values(status=JournalPost.status))
+    if expedition.expedited_on_paper(post.id):
+        db.session.rollback()
+        raise _sent_on_paper()
     # One conditional UPDATE: two people retrying the same failure at once make one new attempt.
     to = DispatchStatus.PENDING if row.outcome_unknown else DispatchStatus.REPLACED
     changed = cast(CursorResult[Any], db.session.execute(
@@ -378,13 +432,22 @@ def for_post(post: JournalPost) -> list[Dispatch]:
     return list(db.session.scalars(select(Dispatch).where(Dispatch.post_id == post.id).order_by(Dispatch.id)))
 
 
+def _needs_a_person():
+    """Failed dispatches until the letter is recorded as sent on paper; those handled manually at SvarUt
+    until the letter is expedited at all (on paper, or confirmed to another recipient)."""
+    return or_(and_(Dispatch.status == DispatchStatus.FAILED,
+                    or_(JournalPost.expedition.is_(None), JournalPost.expedition != expedition.PAPER)),
+               and_(Dispatch.status == DispatchStatus.MANUAL, JournalPost.expedited_on.is_(None)))
+
+
 def failures(actor: User, limit: int = 300) -> list[Dispatch]:
-    """The "SvarUt failed" basket: failed dispatches of posts the actor may see, newest first."""
+    """The "SvarUt failed" basket: failed (and manually handled) dispatches of posts the actor may see,
+    newest first."""
     access.require(actor, "send")
     return list(db.session.scalars(
         select(Dispatch).join(JournalPost, Dispatch.post_id == JournalPost.id)
         .join(Case, JournalPost.case_id == Case.id)
-        .where(and_(Dispatch.status == DispatchStatus.FAILED, scope.case_clause(actor)))
+        .where(and_(_needs_a_person(), scope.case_clause(actor)))
         .order_by(Dispatch.updated_at.desc(), Dispatch.id.desc()).limit(limit)))
 
 
@@ -392,4 +455,4 @@ def failed_count(actor: User) -> int:
     return db.session.scalar(
         select(func.count(Dispatch.id)).join(JournalPost, Dispatch.post_id == JournalPost.id)
         .join(Case, JournalPost.case_id == Case.id)
-        .where(Dispatch.status == DispatchStatus.FAILED, scope.case_clause(actor))) or 0
+        .where(_needs_a_person(), scope.case_clause(actor))) or 0

@@ -23,8 +23,18 @@ OAEP_HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
     "sha512": hashes.SHA512}
 
 
+NOT_OUR_KEY = "the content key does not open with this private key"
+
+
 class CmsError(Exception):
-    """The envelope cannot be opened: not EnvelopedData, unsupported algorithm, wrong key or damaged."""
+    """The envelope cannot be opened: not EnvelopedData, unsupported algorithm, wrong key or damaged.
+
+    ours is True when the envelope is whole but does not open with our private key: almost always our
+    own key setup (a wrong, old or unreadable key), which every letter would then fail on alike."""
+
+    def __init__(self, message: str, ours: bool = False):
+        super().__init__(message)
+        self.ours = ours
 
 
 def decrypt(envelope: bytes, private_key_pem: bytes) -> bytes:
@@ -48,7 +58,8 @@ def decrypt(envelope: bytes, private_key_pem: bytes) -> bytes:
         raise CmsError("the AES-CBC parameters hold no 16-byte IV")
     content_key = _unwrap_content_key(recipients, key)
     if len(content_key) != AES_KEY_BYTES[cipher_name]:
-        raise CmsError("the unwrapped content key has the wrong length: wrong private key or damaged envelope")
+        raise CmsError("the unwrapped content key has the wrong length: wrong private key or damaged envelope",
+                       ours=True)
     return _aes_cbc_decrypt(content_key, iv, ciphertext)
 
 
@@ -106,9 +117,9 @@ def _private_key(private_key_pem: bytes) -> RSAPrivateKey:
     try:
         key = serialization.load_pem_private_key(private_key_pem, password=None)
     except (ValueError, TypeError) as exc:
-        raise CmsError(f"the private key cannot be read (PEM, unencrypted): {exc}") from None
+        raise CmsError(f"the private key cannot be read (PEM, unencrypted): {exc}", ours=True) from None
     if not isinstance(key, RSAPrivateKey):
-        raise CmsError("the private key is not an RSA key")
+        raise CmsError("the private key is not an RSA key", ours=True)
     return key
 
 
@@ -155,10 +166,12 @@ def _unwrap_content_key(recipients: list, key: RSAPrivateKey) -> bytes:
         try:
             return key.decrypt(wrapped, scheme)
         except ValueError:
-            reasons.append("the content key does not open with this private key")
+            reasons.append(NOT_OUR_KEY)
     if not reasons:
         raise CmsError("the envelope has no recipients")
-    raise CmsError("cannot unwrap the content key: " + "; ".join(dict.fromkeys(reasons)))
+    # Ours when some recipient info was read and our key just did not open it.
+    raise CmsError("cannot unwrap the content key: " + "; ".join(dict.fromkeys(reasons)),
+                   ours=any(reason == NOT_OUR_KEY for reason in reasons))
 
 
 def _oaep_from_params(params: algos.RSAESOAEPParams) -> rsa_padding.OAEP:
@@ -190,4 +203,5 @@ def _aes_cbc_decrypt(content_key: bytes, iv: bytes, ciphertext: bytes) -> bytes:
     try:
         return unpadder.update(padded) + unpadder.finalize()
     except ValueError:
-        raise CmsError("the decrypted content has bad padding: wrong private key or damaged envelope") from None
+        raise CmsError("the decrypted content has bad padding: wrong private key or damaged envelope",
+                       ours=True) from None

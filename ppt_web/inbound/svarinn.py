@@ -21,6 +21,7 @@ from .types import (
     DECRYPT_FAILED,
     DEFAULT_MAX_BYTES,
     DOWNLOAD_FAILED,
+    KEY_MISMATCH,
     InboundFailure,
     InboundMessage,
     InboundUnavailable,
@@ -131,6 +132,10 @@ class SvarInnSource:
         try:
             zipped = cms.decrypt(envelope, self.private_key_pem)
         except cms.CmsError as exc:
+            if exc.ours:
+                # Our key setup, not the sender: left unacknowledged (SvarInn lists it again) rather than
+                # FEILET, which would send every letter to print until the key is fixed.
+                return self._failed(failure(item, KEY_MISMATCH, f"cannot decrypt: {exc}", permanent=False))
             return self._failed(failure(item, DECRYPT_FAILED, f"cannot decrypt: {exc}", payload=envelope))
         try:
             files = unzip(zipped, self.max_bytes)

@@ -8,7 +8,8 @@ from typing import Protocol
 
 # InboundFailure.reason codes.
 BAD_METADATA = "bad_metadata"
-DECRYPT_FAILED = "decrypt_failed"
+DECRYPT_FAILED = "decrypt_failed"  # the envelope is damaged or not one we can read: FEILET, sent another way
+KEY_MISMATCH = "key_mismatch"  # a whole envelope our private key does not open: ours to fix, left waiting
 BAD_ZIP = "bad_zip"
 MISSING_FILE = "missing_file"
 HASH_MISMATCH = "hash_mismatch"

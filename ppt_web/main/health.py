@@ -25,6 +25,7 @@ from sqlalchemy import func, select, text
 from ..clock import utcnow
 from ..extensions import db
 from ..models import ArchiveJob, Dispatch, InboxItem, JournalPost, PostStatus
+from ..postreg.mail_intake import undecryptable_count
 from ..queue import connection, get_queue
 
 log = logging.getLogger(__name__)
@@ -141,7 +142,10 @@ def _database_families() -> list[GaugeMetricFamily]:
 def _redis_families() -> list[GaugeMetricFamily]:
     depth = GaugeMetricFamily("ppt_queue_depth", "Jobs waiting in the RQ queue")
     depth.add_metric([], get_queue().count)
-    return [depth]
+    undecryptable = GaugeMetricFamily("ppt_svarinn_undecryptable",
+                                      "SvarInn items our private key could not open in the last poll (left waiting)")
+    undecryptable.add_metric([], undecryptable_count())
+    return [depth, undecryptable]
 
 
 PARTS = {"database": _database_families, "redis": _redis_families}

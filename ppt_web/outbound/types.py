@@ -28,14 +28,15 @@ PDF = "application/pdf"
 
 # SvarUt v3 status -> local dispatch status (docs/integrations.md, "SvarUt statuses"). Older v3/v2 lists
 # have VARSLET where the newest has SENDT_ALTINN/LEVERT_ALTINN, so both are here. SLETTET (files purged)
-# and unknown values: no change.
+# and unknown values: no change. MANUELT_HANDTERT is an end state of its own: someone at SvarUt took the
+# letter over by hand, so it may well have reached the recipient; sending it again could deliver it twice.
 STATUS_MAP = {
     "MOTTATT": "sent", "AKSEPTERT": "sent", "KLAR_FOR_MOTTAK": "sent", "SENDT_DIGITALT": "sent",
     "SENDT_SDP": "sent", "SENDT_ALTINN": "sent", "VARSLET": "sent", "SENDT_PRINT": "sent",
     "SENDT_NHN_MOTTAKER": "sent",
     "LEST": "confirmed", "LEVERT_SDP": "confirmed", "LEVERT_ALTINN": "confirmed", "PRINTET": "confirmed",
     "LEVERT_NHN_MOTTAKER": "confirmed",
-    "AVVIST": "failed", "FEILET_UNDER_MOTTAK": "failed", "IKKE_LEVERT": "failed", "MANUELT_HANDTERT": "failed",
+    "AVVIST": "failed", "FEILET_UNDER_MOTTAK": "failed", "IKKE_LEVERT": "failed", "MANUELT_HANDTERT": "manual",
     "SLETTET": None,
 }
 
@@ -97,7 +98,7 @@ class OutboundAdapter(Protocol):
 
 
 def map_status(raw: str) -> str | None:
-    """"sent" | "confirmed" | "failed" | None (no change: SLETTET, unknown values); the table of
+    """"sent" | "confirmed" | "failed" | "manual" | None (no change: SLETTET, unknown values); the table of
     docs/integrations.md, "SvarUt statuses"."""
     if not isinstance(raw, str):
         return None

@@ -19,7 +19,13 @@ class TransferForm(FlaskForm):
     sender_organisation_id = SelectField(_l("Sender from the organisation register"), coerce=id_or_none,
                                          validate_choice=False)
     sender_name = StringField(_l("Or sender's name"), validators=[Optional(), Length(max=200)])
-    sender_address = StringField(_l("Sender's address"), validators=[Optional(), Length(max=300)])
+    sender_address = TextAreaField(_l("Sender's address"), validators=[Optional(), Length(max=300)],
+                                   render_kw={"rows": 2})
+    sender_postal_code = StringField(_l("Postal code"), validators=[Optional(), Length(max=10)],
+                                     render_kw={"autocomplete": "off", "size": 6})
+    sender_city = StringField(_l("Place"), validators=[Optional(), Length(max=100)])
+    sender_country = StringField(_l("Country"), default="NO", validators=[Optional(), Length(max=60)],
+                                 render_kw={"size": 3, "autocapitalize": "characters"})
     legal_basis = StringField(_l("Legal basis for exemption"), default=DEFAULT_LEGAL_BASIS,
                               validators=[Optional(), Length(max=200)])
     hold_back = BooleanField(_l("Hold back from access (the post waits, unfinalized, for the leader)"))

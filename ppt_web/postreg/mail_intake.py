@@ -11,18 +11,22 @@ from collections import Counter
 from pathlib import Path
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from .. import queue
+from ..activity import service as activity
 from ..clock import utcnow
 from ..extensions import db
 from ..files import pdfcheck
 from ..files.storage import UploadRejected, store_upload
 from ..inbound.folder import FolderSource
+from ..inbound.metadata import NORWAY
 from ..inbound.svarinn import SvarInnSource
-from ..inbound.types import InboundFailure, InboundUnavailable
-from ..models import InboxItem, InboxSource, InboxStatus
+from ..inbound.types import KEY_MISMATCH, InboundFailure, InboundUnavailable
+from ..models import ActivityLog, InboxItem, InboxSource, InboxStatus
+from ..notify import holders, link, notify
 from .intake import (
     INBOUND_LOCK,
     LOCK_SECONDS,
@@ -36,6 +40,11 @@ from .intake import (
 )
 
 log = logging.getLogger(__name__)
+
+# The SvarInn ids that did not decrypt with our key in the last complete pass, for monitoring.
+UNDECRYPTABLE = "ppt:{}:svarinn-undecryptable"
+# Who is told that mail waits undecrypted: those who receive digital mail and those who keep the setup.
+ALERTED = ("distribute_mail", "sysadmin_edit")
 
 
 def inbound_source():
@@ -58,7 +67,27 @@ def message_meta(message) -> dict:
         "document_date": message.document_date.isoformat() if message.document_date else None,
         "sender_case_ref": message.sender_case_ref, "sender_post_ref": message.sender_post_ref,
         "sender_handler": message.sender_handler, "confidential": bool(message.confidential),
+        **sender_address(message.raw),
     }
+
+
+def sender_address(raw: object) -> dict:
+    """The sender's postadresse as the registration form's fields: street lines, postal code, place,
+    country (a two-letter code; a country written out other than Norway is kept as written, for the
+    registrar to give its code)."""
+    sender = raw.get("avsender") if isinstance(raw, dict) else None
+    where = sender.get("postadresse") if isinstance(sender, dict) else None
+    if not isinstance(where, dict):
+        return {}
+
+    def text(key: str) -> str:
+        value = where.get(key)
+        return " ".join(value.split())[:300] if isinstance(value, str) else ""
+
+    land = text("land")
+    lines = [text(k) for k in ("adresselinje1", "adresselinje2", "adresselinje3") if text(k)]
+    return {"sender_street": "\n".join(lines), "sender_postal_code": text("postnummer")[:10],
+            "sender_city": text("poststed")[:100], "sender_country": "NO" if land.upper() in NORWAY else land[:60]}
 
 
 def poll_inbound(source=None) -> Counter:
@@ -79,10 +108,14 @@ def poll_inbound(source=None) -> Counter:
 
 
 def _poll(source, conn, counts: Counter) -> None:
+    undecryptable: list[str] = []
     for got in source.fetch():
         conn.expire(redis_key(INBOUND_LOCK), LOCK_SECONDS)
         try:
-            if isinstance(got, InboundFailure):
+            if isinstance(got, InboundFailure) and got.reason == KEY_MISMATCH:
+                undecryptable.append(got.id)
+                counts[_undecryptable(got)] += 1
+            elif isinstance(got, InboundFailure):
                 counts[_take_failure(source, got)] += 1
             else:
                 counts[_take_message(source, got)] += 1
@@ -90,6 +123,39 @@ def _poll(source, conn, counts: Counter) -> None:
             db.session.rollback()
             log.exception("inbound item %s not taken; it stays waiting", getattr(got, "id", "?"))
             counts["error"] += 1
+    # The whole pass is done: what waits undecrypted now replaces what waited before.
+    key = redis_key(UNDECRYPTABLE)
+    pipe = conn.pipeline()
+    pipe.delete(key)
+    if undecryptable:
+        pipe.sadd(key, *undecryptable)
+    pipe.execute()
+
+
+def undecryptable_count() -> int:
+    """How many SvarInn items our key could not open in the last complete pass (they wait at SvarInn)."""
+    return int(queue.connection().scard(redis_key(UNDECRYPTABLE)))
+
+
+def _undecryptable(got: InboundFailure) -> str:
+    """An item our private key does not open: not acknowledged, so SvarInn lists it again and it is taken
+    in once the key is fixed; FEILET would make SvarUt send it (and every later one) to print instead.
+    The administrators are told once per item, not at every poll."""
+    log.warning("inbound item %s cannot be decrypted with our private key; left waiting: %s", got.id or "(no id)",
+                got.detail)
+    if not got.id or db.session.scalar(select(ActivityLog.id).where(
+            ActivityLog.object_type == "svarinn_item", ActivityLog.object_id == got.id,
+            ActivityLog.action == "svarinn_undecryptable").limit(1)) is not None:
+        return "undecryptable"
+    activity.record("svarinn_undecryptable", actor_name="svarinn", object_type="svarinn_item", object_id=got.id,
+                    outcome="failed", detail=got.detail[:500])
+    text = _l("Digital mail from SvarInn cannot be decrypted with our private key (forsendelse %(id)s). It waits "
+              "at SvarInn and is fetched again at every poll: check that PPT_SVARINN_KEY matches the certificate "
+              "registered at SvarUt.", id=got.id)
+    for user in holders(*ALERTED):
+        notify(user, text, link("postreg.inbox") if user.can("distribute_mail") else "")
+    db.session.commit()
+    return "undecryptable"
 
 
 def _known(message_id: str) -> list[InboxItem]:

@@ -4,6 +4,7 @@ from datetime import date
 from flask import current_app, flash, render_template, request, send_file, url_for
 from flask_babel import gettext as _
 
+from .. import addresses
 from ..auth import scope
 from ..auth.access import current_actor as _actor
 from ..auth.access import permission_required
@@ -77,7 +78,7 @@ def _transfer_form(item, form: TransferForm | None = None) -> TransferForm:
         meta = item.meta or {}
         form.title.data = form.title.data or meta.get("title", "")
         form.sender_name.data = form.sender_name.data or meta.get("sender_name", "")
-        form.sender_address.data = form.sender_address.data or meta.get("sender_address", "")
+        _fill_sender_address(form, meta)
         form.storage_place.data = current_app.config["PPT_PAPER_STORAGE_PLACE"]
         form.received_on.data = item.arrived_at.astimezone(OSLO).date()
         if meta.get("document_date"):
@@ -86,6 +87,22 @@ def _transfer_form(item, form: TransferForm | None = None) -> TransferForm:
             known = transferring.organisation_by_number(meta["sender_org_number"])
             form.sender_organisation_id.data = known.id if known else None
     return form
+
+
+def _fill_sender_address(form: TransferForm, meta: dict) -> None:
+    """The sender's address from the intake: its structured fields, or (items taken in before they
+    were kept) the one line split."""
+    if form.sender_address.data or form.sender_postal_code.data:
+        return
+    if "sender_postal_code" in meta:
+        form.sender_address.data = meta.get("sender_street", "")
+        form.sender_postal_code.data, form.sender_city.data = meta["sender_postal_code"], meta.get("sender_city", "")
+        form.sender_country.data = meta.get("sender_country") or "NO"
+        return
+    where = addresses.structured(meta.get("sender_address", ""), "", "")
+    if where is not None:
+        form.sender_address.data = "\n".join(where.lines)
+        form.sender_postal_code.data, form.sender_city.data = where.postal_code, where.city
 
 
 def _client_choice(client_id: int | None):
@@ -162,6 +179,8 @@ def transfer(item_id: int):
             new_case_category=form.new_case_category.data or "", new_case_title=form.new_case_title.data or "",
             title=form.title.data or "", document_date=form.document_date.data, received_on=form.received_on.data,
             sender_name=form.sender_name.data or "", sender_address=form.sender_address.data or "",
+            sender_postal_code=form.sender_postal_code.data or "", sender_city=form.sender_city.data or "",
+            sender_country=form.sender_country.data or "",
             sender_organisation_id=form.sender_organisation_id.data, legal_basis=form.legal_basis.data or "",
             hold_back=form.hold_back.data, after_downtime=form.after_downtime.data,
             storage_place=form.storage_place.data or "")

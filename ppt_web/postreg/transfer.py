@@ -7,6 +7,7 @@ from datetime import date
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
+from .. import addresses
 from ..auth import scope
 from ..auth.access import require
 from ..cases import posts
@@ -44,7 +45,10 @@ class TransferData:
     document_date: date | None = None
     received_on: date | None = None
     sender_name: str = ""
-    sender_address: str = ""
+    sender_address: str = ""  # street lines, one per line
+    sender_postal_code: str = ""
+    sender_city: str = ""
+    sender_country: str = "NO"
     sender_organisation_id: int | None = None
     legal_basis: str = DEFAULT_LEGAL_BASIS
     hold_back: bool = False
@@ -70,6 +74,8 @@ def transfer(actor: User, item_id: int, data: TransferData) -> InboxItem:
         raise Invalid(_l("Choose the client."), field="client_id")
     client = scope.client(actor, data.client_id)
     storage_place = " ".join((data.storage_place or "").split())[:200]
+    sender = addresses.checked(data.sender_address, data.sender_postal_code, data.sender_city, data.sender_country,
+                               prefix="sender_")
     if item.source == InboxSource.SCAN and not storage_place:
         raise Invalid(_l("Say where the paper original is kept."), field="storage_place")
     with transaction():
@@ -82,8 +88,10 @@ def transfer(actor: User, item_id: int, data: TransferData) -> InboxItem:
             post_type="I", title=data.title, document_date=data.document_date,
             received_on=data.received_on or item.arrived_at.astimezone(OSLO).date(),
             registered_after_downtime=data.after_downtime, legal_basis=data.legal_basis,
-            correspondents=[posts.CorrespondentData(name=data.sender_name, address=data.sender_address,
-                                                    organisation_id=data.sender_organisation_id)]))
+            correspondents=[posts.CorrespondentData(
+                name=data.sender_name, organisation_id=data.sender_organisation_id,
+                address="\n".join(sender.lines) if sender else "", postal_code=sender.postal_code if sender else "",
+                city=sender.city if sender else "", country=sender.country if sender else "NO")]))
         document = Document(role="main", position=0, filename=item.filename, sha256=item.sha256)
         post.documents.append(document)
         db.session.flush()
