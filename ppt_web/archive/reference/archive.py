@@ -18,7 +18,7 @@ from lxml import etree
 
 from .. import codes, replies
 from ..message import Message
-from . import query, rules
+from . import legacy, query, rules
 from .store import Store
 
 RECEIVES = {rules.OPPRETT, rules.OPPDATER, rules.AVSKRIVNING}
@@ -56,6 +56,7 @@ def _refusal(exc: rules.Refused) -> Answer:
 class ReferenceArchive:
     def __init__(self, root: str | Path):
         self.store = Store(root)
+        legacy.import_once(self.store)  # the folder store this archive replaced, taken in once
 
     def receive(self, meldingstype: str, message_id: str, payload: bytes, files: dict[str, bytes]) -> Answer:
         """One message from a case system; the reply the http contract gives it."""

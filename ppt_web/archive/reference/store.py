@@ -92,6 +92,17 @@ CREATE TABLE IF NOT EXISTS message (
     noekler TEXT NOT NULL,              -- JSON list of the external keys the message names
     payload BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS legacy_import (  -- one row once the old folder store (meldingar/) was taken in
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    imported_at TEXT NOT NULL,
+    found INTEGER NOT NULL, imported INTEGER NOT NULL, notes INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS legacy_note (    -- what that import could not read or had to take as it was
+    id INTEGER PRIMARY KEY,
+    klientmelding_id TEXT NOT NULL,         -- the message's folder name under meldingar/
+    meldingstype TEXT,
+    note TEXT NOT NULL                      -- ids, numbers, element paths and hashes only, never payload text
+);
 """
 
 
