@@ -143,7 +143,8 @@ def _document(doc: Document) -> dict:
 
 def journalstatus(post: JournalPost) -> str:
     """E (ekspedert) once the letter has left us, else F (ferdigstilt)."""
-    return "E" if post.status == PostStatus.DISPATCHED or post.expedited_on else "F"
+    sent = post.expedited_on or post.sent_on  # an archive refuses E without sendtDato
+    return "E" if (post.status == PostStatus.DISPATCHED or post.expedited_on) and sent else "F"
 
 
 def _post(post: JournalPost, conf: dict) -> dict:
