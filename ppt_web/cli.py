@@ -11,7 +11,7 @@ from sqlalchemy import func, inspect, select
 
 from . import text
 from .admin import service as admin
-from .archive.reference.server import server as reference_server
+from .archive.reference.server import serve_forever as reference_archive_server
 from .clock import utcnow
 from .errors import DomainError
 from .extensions import db
@@ -105,14 +105,7 @@ def init_app(app: Flask) -> None:
     def reference_archive(port: int, host: str, folder: str | None):
         """Serve the built-in reference archive over HTTP (the http transport's contract)."""
         root = folder or app.config["PPT_LOCAL_ARCHIVE_DIR"]
-        httpd = reference_server(root, host, port)
-        click.echo(f"reference archive on http://{host}:{httpd.server_port}/arkiv, folder {root}")
-        try:
-            httpd.serve_forever()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            httpd.server_close()
+        reference_archive_server(root, host, port, echo=click.echo)
 
     @app.cli.command("seed-demo")
     def seed_demo():

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from .server import server
+from .server import serve_forever
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -15,15 +15,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8765)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
-    httpd = server(args.dir, args.host, args.port)
-    print(f"reference archive on http://{args.host}:{httpd.server_port}/arkiv, folder {args.dir}", flush=True)
-    try:
-        httpd.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        httpd.server_close()
-
+    serve_forever(args.dir, args.host, args.port, echo=lambda line: print(line, flush=True))
 
 if __name__ == "__main__":
     main()

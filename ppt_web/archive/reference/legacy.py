@@ -391,19 +391,7 @@ class _Importer:
         old = _part(m.ids, "registrering")
         moment = m.moment
         kind = rules.xsi_type(entry) or "registrering"
-        row: dict = {
-            "system_id": self._free_id("post", old.get("systemID")),
-            "fagsystem": key[0] if key else None, "noekkel": key[1] if key else None,
-            "folder_id": folder["id"], "registreringstype": kind,
-            "tittel": text(entry, "tittel") or "", "offentlig_tittel": text(entry, "offentligTittel"),
-            "arkivdel": kode(entry, "arkivdel"),
-            "dokumentets_dato": text(entry, "dokumentetsDato"), "mottatt_dato": text(entry, "mottattDato"),
-            "sendt_dato": text(entry, "sendtDato"), "forfallsdato": text(entry, "forfallsdato"),
-            "avskrivningsdato": text(entry, "avskrivningsdato"),
-            "opprettet_dato": moment.isoformat(),
-            "opprettet_av": text(entry, "opprettetAv") or text(root, "system") or rules.ARCHIVE_USER,
-            "xml": etree.tostring(entry, encoding="UTF-8"),
-        }
+        row = rules.post_row(root, entry, folder, key, kind, self._free_id("post", old.get("systemID")), moment)
         if kind == "journalpost":
             year, seq = self._number(
                 "journalposten", "SELECT 1 FROM post WHERE journalaar = ? AND journalsekvensnummer = ?",

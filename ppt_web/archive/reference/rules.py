@@ -324,6 +324,23 @@ def _create_folder(conn: sqlite3.Connection, mappe: etree._Element, root: etree.
     return folder_ids(created, "Opprettet"), created["id"]
 
 
+def post_row(root: etree._Element, entry: etree._Element, folder: sqlite3.Row, key: tuple[str, str] | None,
+             kind: str, system_id: str, moment: datetime) -> dict:
+    """The post table's columns a registrering gives, before its numbers."""
+    return {
+        "system_id": system_id, "fagsystem": key[0] if key else None, "noekkel": key[1] if key else None,
+        "folder_id": folder["id"], "registreringstype": kind,
+        "tittel": text(entry, "tittel") or "", "offentlig_tittel": text(entry, "offentligTittel"),
+        "arkivdel": kode(entry, "arkivdel"),
+        "dokumentets_dato": text(entry, "dokumentetsDato"), "mottatt_dato": text(entry, "mottattDato"),
+        "sendt_dato": text(entry, "sendtDato"), "forfallsdato": text(entry, "forfallsdato"),
+        "avskrivningsdato": text(entry, "avskrivningsdato"),
+        "opprettet_dato": moment.isoformat(),
+        "opprettet_av": text(entry, "opprettetAv") or text(root, "system") or ARCHIVE_USER,
+        "xml": etree.tostring(entry, encoding="UTF-8"),
+    }
+
+
 def _create_post(conn: sqlite3.Connection, entry: etree._Element, root: etree._Element,
                  stored: dict[str, tuple[str, int]]) -> dict:
     key = _key(entry)
@@ -341,18 +358,7 @@ def _create_post(conn: sqlite3.Connection, entry: etree._Element, root: etree._E
                                   f"(saksstatus {folder['saksstatus']}); ho tek ikkje imot nye registreringar")
     kind = xsi_type(entry) or "registrering"
     moment = now()
-    row: dict = {
-        "system_id": str(uuid.uuid4()), "fagsystem": key[0] if key else None, "noekkel": key[1] if key else None,
-        "folder_id": folder["id"], "registreringstype": kind,
-        "tittel": text(entry, "tittel") or "", "offentlig_tittel": text(entry, "offentligTittel"),
-        "arkivdel": kode(entry, "arkivdel"),
-        "dokumentets_dato": text(entry, "dokumentetsDato"), "mottatt_dato": text(entry, "mottattDato"),
-        "sendt_dato": text(entry, "sendtDato"), "forfallsdato": text(entry, "forfallsdato"),
-        "avskrivningsdato": text(entry, "avskrivningsdato"),
-        "opprettet_dato": moment.isoformat(),
-        "opprettet_av": text(entry, "opprettetAv") or text(root, "system") or ARCHIVE_USER,
-        "xml": etree.tostring(entry, encoding="UTF-8"),
-    }
+    row = post_row(root, entry, folder, key, kind, str(uuid.uuid4()), moment)
     if kind == "journalpost":
         status = kode(entry, "journalstatus") or "J"
         if status == "E" and not row["sendt_dato"]:

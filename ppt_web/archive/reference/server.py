@@ -73,6 +73,18 @@ def server(root: str | Path, host: str = "127.0.0.1", port: int = 8765) -> Threa
     return make_server(host, port, app_for(root), server_class=ThreadingWSGIServer, handler_class=_Quiet)
 
 
+def serve_forever(root: str | Path, host: str, port: int, echo=print) -> None:
+    """Serve until interrupted: the command line's way to run the archive on its own."""
+    httpd = server(root, host, port)
+    echo(f"reference archive on http://{host}:{httpd.server_port}/arkiv, folder {root}")
+    try:
+        httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        httpd.server_close()
+
+
 def serve_in_thread(root: str | Path, host: str = "127.0.0.1", port: int = 0) -> tuple[ThreadingWSGIServer, str]:
     """Start serving in a daemon thread; the server and its URL. Stop with .shutdown()."""
     httpd = server(root, host, port)
