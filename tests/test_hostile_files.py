@@ -41,7 +41,7 @@ from ppt_web.postreg import intake, mail_intake, sync_intake
 from . import builders
 from .conftest import sign_in
 
-pytestmark = [pytest.mark.slow,
+pytestmark = [pytest.mark.slow, pytest.mark.one_database,
               pytest.mark.app_config(PPT_SYNC_SETTLE_SECONDS=0, PPT_SYNC_INCOMPLETE_SECONDS=0)]
 
 BOMB = "bomb"
