@@ -663,6 +663,7 @@ def test_every_route_answers_every_role_as_the_policy_says(app):
 
 
 @pytest.mark.slow
+@pytest.mark.one_database  # what a route answers does not depend on the engine
 def test_values_no_route_takes_answer_404_for_every_role(app):
     """-1, 2**31, a 20-digit number and text where an id goes: the converter refuses them before any view runs,
     so they answer 404 alike for everyone (and no 500); about 2400 more requests, so in the slow step."""

@@ -3,9 +3,13 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from ppt_web import config
 
 from .helpers import ROOT
+
+pytestmark = pytest.mark.one_database  # engine-independent: CI runs it on one database
 
 # Flask's and its extensions' own settings, which the app reads but Flask declares.
 FLASK_OWN = {"PROPAGATE_EXCEPTIONS", "SESSION_COOKIE_SECURE", "BABEL_TRANSLATION_DIRECTORIES", "SECRET_KEY",

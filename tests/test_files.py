@@ -33,7 +33,7 @@ class Endless:
         return bytes(size if size > 0 else 65536)
 
 # These tests are about the per-file child that a web upload uses: its limits, timeout and kill.
-pytestmark = pytest.mark.pdf_child_per_file
+pytestmark = [pytest.mark.pdf_child_per_file, pytest.mark.one_database]
 
 
 

@@ -15,6 +15,8 @@ import pytest
 
 from .conftest import ROOT
 
+pytestmark = pytest.mark.one_database  # engine-independent: CI runs it on one database
+
 
 def free_port() -> int:
     with socket.socket() as s:

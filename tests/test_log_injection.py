@@ -21,6 +21,9 @@ from stdnum.no import fodselsnummer
 from ppt_web.logs import FORMATS, GunicornLogger, configure
 
 # Every logger the app, the worker and the CLI write through (the root handler serves them all).
+pytestmark = pytest.mark.one_database  # engine-independent: CI runs it on one database
+
+
 LOGGERS = ("ppt.access", "ppt.worker", "ppt_web.postreg.sync_intake", "ppt_web.archive.sending", "werkzeug",
            "rq.worker", "rq.queue", "gunicorn.error", "alembic.runtime.migration", "flask_migrate", "py.warnings",
            "sqlalchemy.engine", "root")

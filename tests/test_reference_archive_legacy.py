@@ -12,6 +12,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from ppt_web.archive import codes, replies
@@ -35,6 +36,8 @@ from .test_reference_archive import (
     send,
     write_off,
 )
+
+pytestmark = pytest.mark.one_database  # engine-independent: CI runs it on one database
 
 YEAR = 2025
 NATIONAL_ID = "01017012345"  # a made-up fødselsnummer inside a payload: it must reach no note and no log line

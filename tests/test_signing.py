@@ -22,6 +22,9 @@ from ppt_web.signing import (
 
 from .helpers import make_test_certificate
 
+pytestmark = pytest.mark.one_database  # engine-independent: CI runs it on one database
+
+
 SIGNER_NAME = "Kari Nordmann-Ødegård"
 
 

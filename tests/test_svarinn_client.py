@@ -28,6 +28,9 @@ from .svarinn_server import API, SvarInnServer, build_metadata, make_key_and_cer
 USER, PASSWORD = "ppt-mottak", "test-passord"
 
 
+pytestmark = pytest.mark.one_database  # engine-independent: CI runs it on one database
+
+
 @pytest.fixture(scope="module")
 def ks():
     """The ks-svarut folder: spec and testdata."""

@@ -33,6 +33,9 @@ from ppt_web.outbound.types import (
 
 from .svarut_server import ALL_STATUSES, RequestError, SvarUtServer, find_ks_svarut, make_token_keys, verify_jwt
 
+pytestmark = pytest.mark.one_database  # engine-independent: CI runs it on one database
+
+
 KONTO = "5b1c7a1e-0c6f-4c59-9a4b-3f5c1e7d2a10"
 OTHER_KONTO = "0f9e8d7c-6b5a-4321-8fed-cba987654321"
 INTEGRATION_ID = "8d2f6a0e-2b1c-4e7a-9f3d-6c5b4a392817"

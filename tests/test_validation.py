@@ -9,6 +9,8 @@ from ppt_web import validation
 from ppt_web.errors import Invalid
 from ppt_web.generate import national_id, org_number
 
+pytestmark = pytest.mark.one_database  # engine-independent: CI runs it on one database
+
 
 @pytest.mark.parametrize("number", [national_id(date(2014, 5, 17), 600), national_id(date(1999, 12, 31), 100),
                                     "41018036736"])  # the last one: a D-number (day + 40)
