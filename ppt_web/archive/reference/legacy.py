@@ -517,27 +517,10 @@ class _Importer:
         folder = self.find(child(update, "referanseTilMappe"), "folder")
         if folder is None:
             return
-        changes: dict = {}
-        for column, tag in (("tittel", "tittel"), ("offentlig_tittel", "offentligTittel"), ("saksdato", "saksdato"),
-                            ("avsluttet_av", "avsluttetAv")):
-            if text(update, tag) is not None:
-                changes[column] = text(update, tag)
-        for column, tag in (("saksansvarlig", "saksansvarlig"), ("administrativ_enhet", "administrativEnhet")):
-            if child(update, tag) is not None:
-                changes[column] = rules.person(child(update, tag))
-        if kode(update, "arkivdel"):
-            changes["arkivdel"] = kode(update, "arkivdel")
-        status = kode(update, "saksstatus")
-        closed_on = text(update, "avsluttetDato")
-        if status is not None:
-            changes["saksstatus"] = status
+        changes, status, closed_on = rules.folder_changes(update)
         if status in rules.CLOSED_STATUSES or (closed_on is not None and status is None):
             if not rules._is_closed(folder):
-                open_items = self.conn.execute(
-                    "SELECT count(*) FROM post WHERE folder_id = ? AND journalposttype IN ('I', 'N') "
-                    "AND avskrivningsdato IS NULL AND NOT EXISTS (SELECT 1 FROM write_off WHERE "
-                    "write_off.post_id = post.id) AND coalesce(journalstatus, '') != 'U'",
-                    (folder["id"],)).fetchone()[0]
+                open_items = len(rules.unsettled(self.conn, folder["id"]))
                 if open_items:
                     self.note(f"saksmappa {folder['saksaar']}/{folder['sakssekvensnummer']} vart avslutta med "
                               f"{open_items} journalpost(ar) som ikkje var avskrivne; teken inn som det gamle arkivet "

@@ -488,10 +488,9 @@ def oppdater(conn: sqlite3.Connection, root: etree._Element, files: dict[str, by
     return Outcome({}, known, external_keys(root))
 
 
-def _update_folder(conn: sqlite3.Connection, update: etree._Element) -> dict:
-    ref = child(update, "referanseTilMappe")
-    assert ref is not None
-    folder = find_folder(conn, ref)
+def folder_changes(update: etree._Element) -> tuple[dict, str | None, str | None]:
+    """What a saksmappeOppdatering sets on the folder's columns, its saksstatus and its avsluttetDato
+    (the closing itself, with its check of open items, is the caller's)."""
     changes: dict = {}
     for column, tag in (("tittel", "tittel"), ("offentlig_tittel", "offentligTittel"), ("saksdato", "saksdato"),
                         ("avsluttet_av", "avsluttetAv")):
@@ -503,18 +502,30 @@ def _update_folder(conn: sqlite3.Connection, update: etree._Element) -> dict:
     if kode(update, "arkivdel"):
         changes["arkivdel"] = kode(update, "arkivdel")
     status = kode(update, "saksstatus")
-    closed_on = text(update, "avsluttetDato")
-    closing = status in CLOSED_STATUSES or (closed_on is not None and status is None)
     if status is not None:
         changes["saksstatus"] = status
+    return changes, status, text(update, "avsluttetDato")
+
+
+def unsettled(conn: sqlite3.Connection, folder_id: int) -> list[sqlite3.Row]:
+    """The folder's open items: I and N posts with no write-off (Noark refuses to close over them)."""
+    return conn.execute(
+        "SELECT journalaar, journalsekvensnummer, journalposttype FROM post WHERE folder_id = ? "
+        f"AND journalposttype IN ({', '.join('?' * len(OPEN_ITEM_TYPES))}) AND avskrivningsdato IS NULL "
+        "AND NOT EXISTS (SELECT 1 FROM write_off WHERE write_off.post_id = post.id) "
+        "AND coalesce(journalstatus, '') != 'U' ORDER BY journalsekvensnummer",
+        (folder_id, *sorted(OPEN_ITEM_TYPES))).fetchall()
+
+
+def _update_folder(conn: sqlite3.Connection, update: etree._Element) -> dict:
+    ref = child(update, "referanseTilMappe")
+    assert ref is not None
+    folder = find_folder(conn, ref)
+    changes, status, closed_on = folder_changes(update)
+    closing = status in CLOSED_STATUSES or (closed_on is not None and status is None)
     if closing:
         if not _is_closed(folder):
-            open_items = conn.execute(
-                "SELECT journalaar, journalsekvensnummer, journalposttype FROM post WHERE folder_id = ? "
-                f"AND journalposttype IN ({', '.join('?' * len(OPEN_ITEM_TYPES))}) AND avskrivningsdato IS NULL "
-                "AND NOT EXISTS (SELECT 1 FROM write_off WHERE write_off.post_id = post.id) "
-                "AND coalesce(journalstatus, '') != 'U' ORDER BY journalsekvensnummer",
-                (folder["id"], *sorted(OPEN_ITEM_TYPES))).fetchall()
+            open_items = unsettled(conn, folder["id"])
             if open_items:
                 listed = ", ".join(f"{r['journalaar']}/{r['journalsekvensnummer']} ({r['journalposttype']})"
                                    for r in open_items)
