@@ -49,11 +49,11 @@ def street_lines(text: str) -> tuple[str, ...]:
 def structured(street: str, postal_code: str, city: str, country: str | None = "NO") -> Address | None:
     """An address from structured fields; a legacy one-line street with no postal code is split."""
     if not (postal_code or "").strip():
-        legacy = split_address(street)
+        legacy = split_address(street) if not (city or "").strip() else None
         if legacy is not None:
             return Address((legacy[0],), legacy[1], legacy[2], country or "NO")
-        lines = street_lines(street)
-        return Address(lines, "", "", country or "NO") if lines else None
+        lines = street_lines(street)  # an address abroad may have a place and no postal code
+        return Address(lines, "", (city or "").strip(), country or "NO") if lines else None
     return Address(street_lines(street), postal_code.strip(), (city or "").strip(), country or "NO")
 
 

@@ -236,6 +236,27 @@ def test_the_folder_adapter_is_the_zero_setup_default(app, ctx):
     assert written == sorted(r.external_ref for r in rows(post))
 
 
+def test_a_structured_address_reaches_svarut_whole(ctx):
+    """Two street lines and a country abroad go to SvarUt as adresselinje1/2 and landkode, and a
+    foreign address without a postal code is not refused."""
+    from ppt_web.outbound.svarut import forsendelse_json
+
+    case = builders.case(category="follow_up")
+    post = posts.create_post(user("radgjevar1"), case.id, posts.PostData(
+        post_type="U", title="Brev", document_date=date.today(), correspondents=[posts.CorrespondentData(
+            name="Kari Føresett", address="c/o Nilsson\nStorgatan 5", city="Göteborg", country="SE",
+            national_id=builders.valid_national_id(903))]),
+        posts.Upload(io.BytesIO(builders.make_pdf()), "brev.pdf"))
+    posts.finalize(user("radgjevar1"), post.id)
+    (row,) = dispatch.request_dispatch(user("radgjevar1"), post.id)
+    assert (row.address_line1, row.address_line2, row.postal_code, row.city, row.country) == \
+        ("c/o Nilsson", "Storgatan 5", "", "Göteborg", "SE")
+    sent = forsendelse_json(dispatch._shipment_for(db.session.get(JournalPost, post.id), dispatch._recipient(row),
+                                                   row.external_ref, with_files=False))
+    assert sent["mottaker"]["adresse"] == {"adresselinje1": "c/o Nilsson", "adresselinje2": "Storgatan 5",
+                                           "poststed": "Göteborg", "landkode": "SE"}
+
+
 @pytest.mark.slow
 @pytest.mark.app_config(PPT_QUEUE_NAME=f"dispatch-kill-{uuid.uuid4().hex[:8]}")
 def test_a_real_worker_killed_mid_dispatch_does_not_send_twice(app, ctx, server, adapter, token_keys, tmp_path):

@@ -67,8 +67,9 @@ def _recipients(post: JournalPost) -> tuple[list[tuple], list[str]]:
         if c.role != "recipient":
             continue
         where = of_correspondent(c)
-        address = (", ".join(where.lines), where.postal_code, where.city) \
-            if where is not None and where.lines and where.postal_code else None
+        # SvarUt takes two street lines; a Norwegian address needs its postal code, one abroad may lack it.
+        address = where if where is not None and where.lines and where.city and (
+            where.postal_code or where.country != "NO") else None
         if c.national_id:
             kind, digital_id = "person", c.national_id
         elif c.org_number:
@@ -79,8 +80,9 @@ def _recipients(post: JournalPost) -> tuple[list[tuple], list[str]]:
         if address is None:
             refused.append(str(_l("%(name)s has no address with postal code and place", name=c.name)))
             continue
-        recipient = Recipient(kind=kind, name=c.name[:100], digital_id=digital_id, address_line1=address[0],
-                              postal_code=address[1], city=address[2])
+        recipient = Recipient(kind=kind, name=c.name[:100], digital_id=digital_id, address_line1=address.lines[0],
+                              address_line2=", ".join(address.lines[1:]), postal_code=address.postal_code,
+                              city=address.city, country=address.country)
         found.append((c, recipient))
     return found, refused
 
@@ -165,8 +167,8 @@ def request_dispatch(actor: User, post_id: int) -> list[Dispatch]:
         raise Invalid(_l("The post cannot be dispatched: %(problems)s.", problems="; ".join(refused)))
     rows = [Dispatch(post_id=post.id, correspondent_id=c.id, external_ref=str(uuid.uuid4()),
                      recipient_kind=r.kind, recipient_name=r.name, recipient_id=r.digital_id,
-                     address_line1=r.address_line1, postal_code=r.postal_code, city=r.city,
-                     created_by_id=actor.id) for c, r in found]
+                     address_line1=r.address_line1, address_line2=r.address_line2, postal_code=r.postal_code,
+                     city=r.city, country=r.country, created_by_id=actor.id) for c, r in found]
     db.session.add_all(rows)
     db.session.flush()
     event(post, actor, "dispatch_requested", recipients=[r.recipient_name for r in rows])
@@ -192,7 +194,8 @@ def _shipment_for(post: JournalPost, recipient: Recipient, external_ref: str, wi
 
 def _recipient(row: Dispatch) -> Recipient:
     return Recipient(kind=row.recipient_kind, name=row.recipient_name, digital_id=row.recipient_id,
-                     address_line1=row.address_line1, postal_code=row.postal_code, city=row.city)
+                     address_line1=row.address_line1, address_line2=row.address_line2, postal_code=row.postal_code,
+                     city=row.city, country=row.country)
 
 
 def process(dispatch_id: int, adapter=None) -> str:
@@ -403,7 +406,8 @@ def retry(actor: User, dispatch_id: int) -> Dispatch:
         correspondent, fresh = recipient
         again = Dispatch(post_id=row.post_id, correspondent_id=correspondent.id, external_ref=str(uuid.uuid4()),
                          recipient_kind=fresh.kind, recipient_name=fresh.name, recipient_id=fresh.digital_id,
-                         address_line1=fresh.address_line1, postal_code=fresh.postal_code, city=fresh.city,
+                         address_line1=fresh.address_line1, address_line2=fresh.address_line2,
+                         postal_code=fresh.postal_code, city=fresh.city, country=fresh.country,
                          created_by_id=actor.id, replaces_id=row.id)
         db.session.add(again)
     db.session.flush()

@@ -36,8 +36,10 @@ class Dispatch(Model):
     # A guardian's national id or an organisation number: never in a URL, a log line or a message.
     recipient_id: Mapped[str] = mapped_column(String(11))
     address_line1: Mapped[str] = mapped_column(String(300))
+    address_line2: Mapped[str] = mapped_column(String(300), default="", server_default="")
     postal_code: Mapped[str] = mapped_column(String(10))
     city: Mapped[str] = mapped_column(String(100))
+    country: Mapped[str] = mapped_column(String(2), default="NO", server_default="NO")  # ISO 3166 alpha-2
     status: Mapped[DispatchStatus] = mapped_column(_enum(DispatchStatus), default=DispatchStatus.PENDING)
     raw_status: Mapped[str] = mapped_column(String(40), default="")
     forsendelse_id: Mapped[str | None] = mapped_column(String(64))
