@@ -250,3 +250,21 @@ def test_expedition_is_journalstatus_e_with_the_day_it_left(app, ctx):
                                                       ArchiveJob.event == "post_finalized"))
     assert text(xml(late), "//am:journalstatus/n:kode") == "E"
     assert text(xml(late), "//am:sendtDato").startswith(left.isoformat())
+
+
+def test_a_closed_case_that_reaches_the_archive_late_is_closed_after_its_folder(app, ctx):
+    """Its folder job deleted (or the case linked only now): a later change of the closed case makes
+    the folder, open, then the change, then the closing, and the reference archive takes all three."""
+    case = builders.case()
+    close(case)
+    db.session.execute(update(ArchiveJob).where(ArchiveJob.case_id == case.id).values(
+        deleted_at=db.func.now(), deleted_by_id=user("konsulent").id, deleted_reason="test"))
+    db.session.commit()
+    cases.correct_case(user("konsulent"), case.id, "Skrivefeil", "Retta tittel")
+    made = [j for j in jobs(case_id=case.id) if j.deleted_at is None]
+    assert [j.event for j in made] == ["case_created", "case_corrected", "case_closed"]
+    assert text(xml(made[0]), "//am:mappe/am:saksstatus/n:kode") == "B"
+    assert text(xml(made[2]), "//amo:mappeOppdateringer/amo:saksstatus/n:kode") == "A"
+    run_all()
+    assert [j.archive_status.value for j in jobs(case_id=case.id) if j.deleted_at is None] == ["archived"] * 3
+

@@ -96,6 +96,16 @@ def test_encrypt_then_decrypt_round_trip(keys, size):
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="no openssl on this machine")
+def test_a_damaged_envelope_our_oaep_key_opened_is_the_senders_fault(keys):
+    """OAEP unwraps only with the right key, so bad content after it is the sender's envelope (FEILET),
+    not our key setup (left waiting with an alert)."""
+    envelope = bytearray(cms.encrypt(b"x" * 100, keys[1]))
+    envelope[-1] ^= 0xFF  # the last cipher block: its padding no longer checks
+    with pytest.raises(cms.CmsError) as refused:
+        cms.decrypt(bytes(envelope), keys[0])
+    assert not refused.value.ours
+
+
 def test_openssl_opens_our_envelope(keys, tmp_path):
     """encrypt() makes what `openssl cms -encrypt` with OAEP-SHA-256 makes, so openssl opens it."""
     (tmp_path / "key.pem").write_bytes(keys[0])

@@ -190,10 +190,6 @@ def _root(ns: str, tag: str) -> etree._Element:
         {"am": AM} if ns == AMO else {}))
 
 
-def _day(value: str | None) -> date | None:
-    return date.fromisoformat(value) if value else None
-
-
 def _midnight(day: date | str) -> str:
     """xs:dateTime for a calendar date kept in Oslo time."""
     return datetime.combine(date.fromisoformat(day) if isinstance(day, str) else day, time(0), OSLO).isoformat()
@@ -323,7 +319,6 @@ def unarchivable_in(job: ArchiveJob) -> list[tuple[str, int]]:
             if where not in found:
                 found.append(where)
     return found
-
 
 
 # --- journalpost ---

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 
 from ..clock import today, utcnow
 from ..extensions import db
-from ..models import ArchiveJob, ArchiveStatus, Case, JobStatus, JournalPost, MetadataCorrection, User
+from ..models import ArchiveJob, ArchiveStatus, Case, CaseStatus, JobStatus, JournalPost, MetadataCorrection, User
 from ..models.domain import LOCKED_STATUSES
 from ..queue import Job, enqueue_after_commit
 from . import snapshot
@@ -31,9 +31,10 @@ def post_is_archived(post: JournalPost) -> bool:
 def _add(event: str, case: Case, post: JournalPost | None = None,
          correction: MetadataCorrection | None = None) -> ArchiveJob:
     db.session.flush()
-    if event != "case_created" and not db.session.scalar(
-            select(ArchiveJob.id).where(ArchiveJob.case_id == case.id, ArchiveJob.event == "case_created",
-                                        ArchiveJob.deleted_at.is_(None)).limit(1)):
+    late_folder = event != "case_created" and not db.session.scalar(
+        select(ArchiveJob.id).where(ArchiveJob.case_id == case.id, ArchiveJob.event == "case_created",
+                                    ArchiveJob.deleted_at.is_(None)).limit(1))
+    if late_folder:
         _add("case_created", case)  # the archive needs the saksmappe before anything in it
     previous = db.session.scalar(select(ArchiveJob.id)
                                  .where(ArchiveJob.case_id == case.id, ArchiveJob.deleted_at.is_(None))
@@ -50,6 +51,10 @@ def _add(event: str, case: Case, post: JournalPost | None = None,
     db.session.flush()
     if immediate:
         enqueue_after_commit(Job.SEND_ARCHIVE_JOB, job.id)
+    if late_folder and case.status == CaseStatus.CLOSED and event not in ("case_closed", "case_reopened"):
+        # A closed case that only now reaches the archive (linked later, or its folder job deleted):
+        # the folder is created open, so its closing follows what went into it.
+        _add("case_closed", case)
     return job
 
 

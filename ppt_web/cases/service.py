@@ -259,6 +259,8 @@ def close_case(actor: User, case_id: int, write_off_method: str | None = None,
                            "the case.",
                            "%(num)d posts are not written off: %(posts)s. Choose how to write them off when you "
                            "close the case.", len(unsettled), posts=names))
+    if unsettled:  # the write-offs are the actor's: may they write off at all? asked before any is made
+        raise_if(refused(actor, "journal", object_type="case", object_id=case.id))
     for post in unsettled:
         raise_if(posts.write_off_refusal(actor, post))
         posts.write_off_post(actor, post, write_off_method or DEFAULT_CLOSING_WRITE_OFF)

@@ -56,11 +56,13 @@ def decrypt(envelope: bytes, private_key_pem: bytes) -> bytes:
         raise CmsError("the envelope carries no encrypted content (detached content is not supported)")
     if not isinstance(iv, bytes) or len(iv) != 16:
         raise CmsError("the AES-CBC parameters hold no 16-byte IV")
-    content_key = _unwrap_content_key(recipients, key)
+    content_key, proven = _unwrap_content_key(recipients, key)
+    # OAEP unwraps only with the right key: what fails after it is the sender's envelope. PKCS#1 v1.5
+    # may hand back random bytes for a wrong key (implicit rejection), so then it may still be ours.
     if len(content_key) != AES_KEY_BYTES[cipher_name]:
         raise CmsError("the unwrapped content key has the wrong length: wrong private key or damaged envelope",
-                       ours=True)
-    return _aes_cbc_decrypt(content_key, iv, ciphertext)
+                       ours=not proven)
+    return _aes_cbc_decrypt(content_key, iv, ciphertext, ours=not proven)
 
 
 def encrypt(data: bytes, certificate_pem: bytes) -> bytes:
@@ -140,8 +142,9 @@ def _enveloped_data(envelope: bytes) -> cms.EnvelopedData:
     return enveloped
 
 
-def _unwrap_content_key(recipients: list, key: RSAPrivateKey) -> bytes:
-    """Try each key-transport recipient with our key: without the certificate we cannot match on rid."""
+def _unwrap_content_key(recipients: list, key: RSAPrivateKey) -> tuple[bytes, bool]:
+    """Try each key-transport recipient with our key: without the certificate we cannot match on rid.
+    The content key, and whether the unwrap proves the key is ours (OAEP)."""
     reasons = []
     for recipient in recipients:
         if recipient.name != "ktri":
@@ -164,7 +167,7 @@ def _unwrap_content_key(recipients: list, key: RSAPrivateKey) -> bytes:
             reasons.append(f"unreadable recipient info ({exc})")
             continue
         try:
-            return key.decrypt(wrapped, scheme)
+            return key.decrypt(wrapped, scheme), isinstance(scheme, rsa_padding.OAEP)
         except ValueError:
             reasons.append(NOT_OUR_KEY)
     if not reasons:
@@ -194,7 +197,7 @@ def _oaep(digest: Callable[[], hashes.HashAlgorithm]) -> rsa_padding.OAEP:
     return rsa_padding.OAEP(mgf=rsa_padding.MGF1(digest()), algorithm=digest(), label=None)
 
 
-def _aes_cbc_decrypt(content_key: bytes, iv: bytes, ciphertext: bytes) -> bytes:
+def _aes_cbc_decrypt(content_key: bytes, iv: bytes, ciphertext: bytes, ours: bool = True) -> bytes:
     if not ciphertext or len(ciphertext) % 16:
         raise CmsError("the encrypted content is not a whole number of AES blocks: truncated or damaged")
     decryptor = Cipher(algorithms.AES(content_key), modes.CBC(iv)).decryptor()
@@ -204,4 +207,4 @@ def _aes_cbc_decrypt(content_key: bytes, iv: bytes, ciphertext: bytes) -> bytes:
         return unpadder.update(padded) + unpadder.finalize()
     except ValueError:
         raise CmsError("the decrypted content has bad padding: wrong private key or damaged envelope",
-                       ours=True) from None
+                       ours=ours) from None

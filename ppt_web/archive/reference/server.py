@@ -5,7 +5,6 @@ ugyldigforespoersel, 404 ikkefunnet, 500 serverfeil."""
 from __future__ import annotations
 
 import logging
-import threading
 from pathlib import Path
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -83,10 +82,3 @@ def serve_forever(root: str | Path, host: str, port: int, echo=print) -> None:
         pass
     finally:
         httpd.server_close()
-
-
-def serve_in_thread(root: str | Path, host: str = "127.0.0.1", port: int = 0) -> tuple[ThreadingWSGIServer, str]:
-    """Start serving in a daemon thread; the server and its URL. Stop with .shutdown()."""
-    httpd = server(root, host, port)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    return httpd, f"http://{host}:{httpd.server_port}/arkiv"

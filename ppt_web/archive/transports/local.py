@@ -6,11 +6,12 @@ after an update or a write-off, which have no kvittering payload).
 """
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from ..message import Message
 from ..reference import ReferenceArchive
-from .base import OK, Reply
+from .base import OK, SERVER_ERROR, Reply
 from .files import read_checked
 from .http import interpret, interpret_query
 
@@ -24,7 +25,10 @@ class LocalArchive:
 
     def send(self, message: Message, message_id: str) -> Reply:
         files = {f.name: read_checked(f) for f in message.files}
-        answer = self.archive.receive(message.meldingstype, message_id, message.payload, files)
+        try:
+            answer = self.archive.receive(message.meldingstype, message_id, message.payload, files)
+        except (sqlite3.Error, OSError) as exc:  # its database locked or its disk full: try again later, as over http
+            return Reply(SERVER_ERROR, f"feil hos arkivet: {type(exc).__name__}")
         reply = interpret(answer.status, answer.payload)
         if reply.kind == OK:
             for part, ids in answer.known.items():
@@ -35,7 +39,10 @@ class LocalArchive:
         return None
 
     def query(self, meldingstype: str, payload: bytes) -> Reply:
-        answer = self.archive.query(meldingstype, payload)
+        try:
+            answer = self.archive.query(meldingstype, payload)
+        except (sqlite3.Error, OSError) as exc:
+            return Reply(SERVER_ERROR, f"feil hos arkivet: {type(exc).__name__}")
         return interpret_query(meldingstype, answer.status, answer.payload)
 
     def stored_count(self) -> int:

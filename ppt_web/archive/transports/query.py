@@ -10,7 +10,7 @@ from datetime import date
 from lxml import etree
 
 from .. import codes
-from .base import OK, Reply
+from .base import NOT_FOUND, OK, Reply
 
 _BASE = "https://ks-no.github.io/standarder/fiks-protokoll/fiks-arkiv"
 MAPPE_HENT = "no.ks.fiks.arkiv.v1.innsyn.mappe.hent"
@@ -128,6 +128,6 @@ def folder_view(transport, system: str, *, system_id: str | None, fagsystem: str
         return {"folder": None, "reply": None}
     reply: Reply = ask(MAPPE_HENT, hent_payload(MAPPE_HENT, system, system_id=system_id, fagsystem=fagsystem,
                                                 noekkel=noekkel))
-    if reply.kind != OK and system_id:  # the archive may not know that systemID (another archive): the key
+    if reply.kind == NOT_FOUND and system_id:  # the archive may not know that systemID (another archive): the key
         reply = ask(MAPPE_HENT, hent_payload(MAPPE_HENT, system, fagsystem=fagsystem, noekkel=noekkel))
     return {"folder": read_folder(reply.payload) if reply.kind == OK else None, "reply": reply}
