@@ -268,3 +268,21 @@ def test_a_closed_case_that_reaches_the_archive_late_is_closed_after_its_folder(
     run_all()
     assert [j.archive_status.value for j in jobs(case_id=case.id) if j.deleted_at is None] == ["archived"] * 3
 
+
+
+def test_a_corrected_setting_reaches_a_job_sent_after_it_but_the_system_name_stays(app, ctx):
+    """A job refused for a wrong archive part goes right once the administrator corrects the setting;
+    the fagsystem the archive knows the objects by is the one of the job's moment."""
+    db.session.add(Setting(key="archive.arkivdel", value="FEIL"))
+    db.session.commit()
+    case = builders.case()
+    (created,) = jobs(case_id=case.id)
+    db.session.execute(update(Setting).where(Setting.key == "archive.arkivdel").values(value="PPT2"))
+    db.session.add(Setting(key="archive.fagsystem", value="Nytt-namn"))
+    db.session.commit()
+    from ppt_web.archive import identity
+
+    folder = etree.fromstring(build(created, current=identity.settings()).payload).find("am:mappe", NS)
+    assert text(folder, "am:arkivdel/n:kode") == "PPT2"
+    assert text(folder, "am:referanseEksternNoekkel/n:fagsystem") != "Nytt-namn"
+    assert text(xml(created).find("am:mappe", NS), "am:arkivdel/n:kode") == "FEIL"  # the snapshot alone

@@ -25,6 +25,10 @@ DEFAULTS: dict = {
 }
 
 
+# The settings a job keeps from its moment: the archive finds our objects by fagsystem and key.
+FROZEN_SETTINGS = frozenset({"fagsystem", "system"})
+
+
 def merged_settings(settings: dict | None) -> dict:
     """DEFAULTS with these settings over them; a dict value (mappetype, dokumenttype) is merged key by key."""
     merged = dict(DEFAULTS)

@@ -38,7 +38,7 @@ from ..models import ArchiveJob, CaseKind, JournalPost, MetadataCorrection
 from ..models.archive import AVSKRIVNING, OPPDATER, OPPRETT
 from ..models.domain import PostType
 from . import codes, snapshot
-from .conventions import merged_settings
+from .conventions import FROZEN_SETTINGS, merged_settings
 
 _BASE = "https://ks-no.github.io/standarder/fiks-protokoll/fiks-arkiv"
 AM = f"{_BASE}/arkivmelding/opprett/v1"
@@ -106,15 +106,19 @@ def validate(meldingstype: str, payload: bytes) -> None:
         raise MessageInvalid(codes.summary(found), found)
 
 
-def build(job: ArchiveJob, settings: dict | None = None) -> Message:
+def build(job: ArchiveJob, settings: dict | None = None, current: dict | None = None) -> Message:
     """The message for one archive job, from its snapshot alone; never returns one that does not validate.
 
-    settings (PPT_ARCHIVE_SETTINGS) fill what a snapshot lacks. A job older than snapshots has none:
-    it is built from a snapshot taken now, of the objects as they are (the only case that reads the
-    database)."""
+    settings (PPT_ARCHIVE_SETTINGS) fill what a snapshot lacks. current (identity.settings() at send
+    time) wins over the snapshot's settings except for the names the archive knows our objects by
+    (FROZEN_SETTINGS): so a job refused for a wrong arkivdel or unit goes right once the setting is
+    corrected, and a renamed fagsystem never orphans what was sent before. A job older than snapshots
+    has none: it is built from a snapshot taken now, of the objects as they are (the only case that
+    reads the database)."""
     meldingstype = meldingstype_for(job.event)
     snap = job.snapshot if job.snapshot is not None else _late_snapshot(job, settings)
-    conf = {**merged_settings(settings), **(snap.get("settings") or {})}
+    conf = {**merged_settings(settings), **(snap.get("settings") or {}),
+            **{k: v for k, v in (current or {}).items() if k not in FROZEN_SETTINGS}}
     root, files = _BUILDERS[job.event](snap, conf)
     payload = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
     validate(meldingstype, payload)

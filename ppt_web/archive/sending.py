@@ -29,7 +29,7 @@ from ..clock import OSLO, utcnow
 from ..extensions import changed_rows, db
 from ..models import ArchiveJob, ArchiveStatus, JobStatus
 from ..queue import Job, enqueue, enqueue_after_commit, enqueue_in
-from . import transports
+from . import identity, transports
 from .job_messages import message_values, set_message
 from .message import MessageInvalid, TextNotArchivable, build, unarchivable_in
 from .transports.files import FileMissing
@@ -85,7 +85,7 @@ def _send(job_id: int, token: str) -> str:
         write_retrying(wait)
         return "waiting"
     try:
-        message = build(job, current_app.config.get("PPT_ARCHIVE_SETTINGS"))
+        message = build(job, current_app.config.get("PPT_ARCHIVE_SETTINGS"), current=identity.settings())
         transport = transports.get_transport()
         reply = transport.send(message, job.message_id)
     except TextNotArchivable as exc:
