@@ -273,13 +273,18 @@ def _failed(row: Dispatch, detail: str, unknown: bool) -> None:
     event(post, None, "dispatch_failed", comment=detail[:500], recipient=row.recipient_name, dispatch=row.id)
     activity.record("dispatch_failed", actor_name="dispatch", object_type="journal_post", object_id=post.id,
                     outcome="failed", detail=f"{row.recipient_name}: {detail[:300]}")
-    told = {post.case.handler}
+    _tell(row, _l("Dispatch of %(number)s to %(name)s failed: %(detail)s", number=post.number,
+                  name=row.recipient_name, detail=detail[:150]))
+
+
+def _tell(row: Dispatch, message) -> None:
+    """Notify the case's handler and whoever asked for the dispatch (once each, if active)."""
+    told = {row.post.case.handler}
     if row.created_by is not None:
         told.add(row.created_by)
     for user in told:
         if user.active:
-            notify(user, _l("Dispatch of %(number)s to %(name)s failed: %(detail)s", number=post.number,
-                            name=row.recipient_name, detail=detail[:150]), link("cases.post", post_id=post.id))
+            notify(user, message, link("cases.post", post_id=row.post_id))
 
 
 def sweep(adapter=None, renew=lambda: None) -> dict:
@@ -353,14 +358,8 @@ def _manual(row: Dispatch, status: str) -> None:
     event(post, None, "dispatch_manual", recipient=row.recipient_name, dispatch=row.id, status=status)
     activity.record("dispatch_manual", actor_name="dispatch", object_type="journal_post", object_id=post.id,
                     detail=row.recipient_name)
-    told = {post.case.handler}
-    if row.created_by is not None:
-        told.add(row.created_by)
-    for user in told:
-        if user.active:
-            notify(user, _l("SvarUt handled the dispatch of %(number)s to %(name)s manually: check whether it "
-                            "arrived.", number=post.number, name=row.recipient_name),
-                   link("cases.post", post_id=post.id))
+    _tell(row, _l("SvarUt handled the dispatch of %(number)s to %(name)s manually: check whether it arrived.",
+                  number=post.number, name=row.recipient_name))
 
 
 def _dispatched_when_all_confirmed(post: JournalPost) -> None:

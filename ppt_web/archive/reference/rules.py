@@ -128,16 +128,23 @@ def _one(conn: sqlite3.Connection, sql: str, args: tuple) -> sqlite3.Row | None:
     return conn.execute(sql, args).fetchone()
 
 
-def find_folder(conn: sqlite3.Connection, ref: etree._Element) -> sqlite3.Row:
-    """A referanseTilMappe / referanseForelderMappe: by systemID, external key, mappeID or saksnummer."""
+def _by_identity(conn: sqlite3.Connection, table: str, ref: etree._Element) -> list:
+    """What a reference's systemID and external key name in the folder or post table: (how, row) pairs."""
+    assert table in ("folder", "post")
     rows = []
     system_id = text(ref, "systemID")
     if system_id:
-        rows.append(("systemID " + system_id, _one(conn, "SELECT * FROM folder WHERE system_id = ?", (system_id,))))
+        rows.append(("systemID " + system_id, _one(conn, f"SELECT * FROM {table} WHERE system_id = ?", (system_id,))))
     key = _key(ref)
     if key:
         rows.append((f"fagsystem «{key[0]}», nøkkel «{key[1]}»",
-                     _one(conn, "SELECT * FROM folder WHERE fagsystem = ? AND noekkel = ?", key)))
+                     _one(conn, f"SELECT * FROM {table} WHERE fagsystem = ? AND noekkel = ?", key)))
+    return rows
+
+
+def find_folder(conn: sqlite3.Connection, ref: etree._Element) -> sqlite3.Row:
+    """A referanseTilMappe / referanseForelderMappe: by systemID, external key, mappeID or saksnummer."""
+    rows = _by_identity(conn, "folder", ref)
     mappe_id = text(ref, "mappeID")
     if mappe_id:
         rows.append((f"mappeID {mappe_id}", _one(conn, "SELECT * FROM folder WHERE saksaar || '/' || "
@@ -152,14 +159,7 @@ def find_folder(conn: sqlite3.Connection, ref: etree._Element) -> sqlite3.Row:
 
 def find_post(conn: sqlite3.Connection, ref: etree._Element) -> sqlite3.Row:
     """A referanseTilRegistrering / referanseTilJournalpost: by systemID, external key or the archive's numbers."""
-    rows = []
-    system_id = text(ref, "systemID")
-    if system_id:
-        rows.append(("systemID " + system_id, _one(conn, "SELECT * FROM post WHERE system_id = ?", (system_id,))))
-    key = _key(ref)
-    if key:
-        rows.append((f"fagsystem «{key[0]}», nøkkel «{key[1]}»",
-                     _one(conn, "SELECT * FROM post WHERE fagsystem = ? AND noekkel = ?", key)))
+    rows = _by_identity(conn, "post", ref)
     journalnummer = child(ref, "journalnummer")
     if journalnummer is not None:
         number = (_int(text(journalnummer, "journalaar")), _int(text(journalnummer, "journalsekvensnummer")))
