@@ -29,6 +29,7 @@ MESSAGES = {
     "archived_folder": N_("Archived. Case number %(year)s/%(number)s."),
     "archived_post_in_case": N_("Archived as %(number)s."),
     "handed_over": N_("Handed over to the archive, waiting for its receipt."),
+    "received": N_("Received by the archive, waiting for its receipt."),
     "retry_later": N_("Attempt %(attempt)s of %(limit)s failed: %(detail)s. Next attempt at %(time)s."),
     "gave_up": N_("Gave up after %(limit)s attempts: %(detail)s. Retry when the fault is fixed."),
     "refused": N_("%(detail)s"),

@@ -63,6 +63,10 @@ class ArchiveJob(Model):
     notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     after_job_id: Mapped[int | None] = mapped_column(ForeignKey("archive_job.id"), index=True)
     archive_ref: Mapped[dict | None] = mapped_column(JSON)
+    # Over Fiks IO: the message id Fiks IO gave the last send of this job (a reply's svar-til names it),
+    # and when the archive said "mottatt" for it.
+    fiksio_message_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # What the archive needs, as it was when the change happened (archive/snapshot.py); None on jobs
     # older than migration 0012, which are built from the current state.
     snapshot: Mapped[dict | None] = mapped_column(JSON)

@@ -23,6 +23,7 @@ class Reply:
     text: str = ""
     ids: dict = field(default_factory=dict)
     payload: bytes = b""  # a query's resultat
+    transport_id: str = ""  # what the transport calls this send (Fiks IO's melding-id), kept on the job
 
 
 class Transport(Protocol):
