@@ -27,7 +27,7 @@ from rq.exceptions import StopRequested
 
 import ppt_web
 from ppt_web import create_app
-from ppt_web.archive import codes, message, sending
+from ppt_web.archive import codes, fiksio, message, sending
 from ppt_web.jobs import archive_sweep, dispatch_sweep, lease_check, use_app
 from ppt_web.logs import configure as configure_logging
 from ppt_web.postreg import intake
@@ -261,6 +261,7 @@ def main() -> int:
         queue = get_queue()
     name = args.name or f"{socket.gethostname()}.{uuid.uuid4().hex[:8]}"
     stop = threading.Event()
+    consumer: threading.Thread | None = None
     if not args.burst:
         threading.Thread(target=sweep_timer, args=(app, stop), daemon=True, name="sweep-timer").start()
         threading.Thread(target=every, args=(app, stop, "PPT_INTAKE_SECONDS", scan_sync_folder, "sync folder scan"),
@@ -270,6 +271,10 @@ def main() -> int:
 
         threading.Thread(target=every, args=(app, stop, "PPT_DISPATCH_SECONDS", dispatch_sweep, "dispatch sweep"),
                          daemon=True, name="dispatch").start()
+        if app.config["PPT_ARCHIVE_BACKEND"] == "fiksio":  # the archive's replies, from our Fiks IO queue
+            consumer = threading.Thread(target=fiksio.run_consumer, args=(app, stop, name), daemon=True,
+                                        name="fiksio-consumer")
+            consumer.start()
         lease_period = app.config["PPT_ARCHIVE_LEASE_SECONDS"] / 4
         threading.Thread(target=every, args=(app, stop, lease_period, lease_check, "lease check"),
                          daemon=True, name="lease-check").start()
@@ -282,6 +287,8 @@ def main() -> int:
     finally:
         stop.set()
         intake.STOPPING.set()
+        if consumer is not None:  # hands the queue (its lock) to another worker at once
+            consumer.join(5)
     return 0
 
 

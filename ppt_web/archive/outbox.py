@@ -111,7 +111,7 @@ def restarted(actor: User) -> dict:
     """The columns of a job started again by a person (Prøv på nytt, or a correction): Ny, its
     attempts counted anew, due now, the worker told now."""
     return dict(job_status=JobStatus.NEW, archive_status=ArchiveStatus.NEW, attempts=0, next_attempt_at=None,
-                done_at=None, reply_deadline=None, notified_at=utcnow(),
+                done_at=None, reply_deadline=None, received_at=None, notified_at=utcnow(),
                 **message_values("restarted", name=actor.full_name))
 
 

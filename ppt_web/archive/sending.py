@@ -27,6 +27,7 @@ from sqlalchemy.exc import OperationalError
 from .. import claims
 from ..clock import OSLO, utcnow
 from ..extensions import changed_rows, db
+from ..fiksio.settings import SettingsError
 from ..models import ArchiveJob, ArchiveStatus, JobStatus
 from ..queue import Job, enqueue, enqueue_after_commit, enqueue_in
 from . import identity, transports
@@ -86,7 +87,10 @@ def _send(job_id: int, token: str) -> str:
         return "waiting"
     try:
         message = build(job, current_app.config.get("PPT_ARCHIVE_SETTINGS"), current=identity.settings())
-        transport = transports.get_transport()
+        try:
+            transport = transports.get_transport()
+        except SettingsError as exc:  # the way to the archive is not set up right: wait for the fix
+            return apply_reply(job, transports.Reply(transports.UNREACHABLE, f"oppsettet av Fiks IO: {exc}"))
         reply = transport.send(message, job.message_id)
     except TextNotArchivable as exc:
         found = unarchivable_in(job)
@@ -115,7 +119,7 @@ def _send(job_id: int, token: str) -> str:
         job = db.session.get_one(ArchiveJob, job_id)
         _finish(job, ArchiveStatus.FAILED, "internal_error", kind=type(exc).__name__)
         return "internal error"
-    return apply_reply(job, reply, transport.asynchronous)
+    return apply_reply(job, reply)  # a failed hand-over is retried, even on an asynchronous transport
 
 
 def apply_reply(job: ArchiveJob, reply: transports.Reply, asynchronous: bool = False) -> str:
@@ -133,11 +137,22 @@ def apply_reply(job: ArchiveJob, reply: transports.Reply, asynchronous: bool = F
         return "archived"
     if reply.kind == transports.HANDED_OVER:
         def handed_over() -> None:
-            job.lease_until = None
-            job.reply_deadline = utcnow() + timedelta(hours=current_app.config["PPT_ARCHIVE_REPLY_HOURS"])
-            job.archive_status = ArchiveStatus.NEW
-            set_message(job, "handed_over")
+            # One conditional UPDATE, not the loaded row: over Fiks IO the archive's reply may already
+            # have been applied by the consumer (the job done, or "mottatt" shown), and must stay.
+            deadline = utcnow() + timedelta(hours=current_app.config["PPT_ARCHIVE_REPLY_HOURS"])
+            if reply.transport_id:
+                db.session.execute(update(ArchiveJob).where(ArchiveJob.id == job.id)
+                                   .values(fiksio_message_id=reply.transport_id)
+                                   .execution_options(synchronize_session=False))
+            waiting = [ArchiveJob.id == job.id, ArchiveJob.job_status == JobStatus.IN_PROGRESS]
+            db.session.execute(update(ArchiveJob).where(*waiting)
+                               .values(lease_until=None, reply_deadline=deadline, archive_status=ArchiveStatus.NEW)
+                               .execution_options(synchronize_session=False))
+            db.session.execute(update(ArchiveJob).where(*waiting, ArchiveJob.received_at.is_(None))
+                               .values(**message_values("handed_over"))
+                               .execution_options(synchronize_session=False))
         write_retrying(handed_over)
+        db.session.expire(job)
         return "handed over"
     if reply.kind in transports.TRANSIENT and not asynchronous:
         limit = current_app.config["PPT_ARCHIVE_MAX_ATTEMPTS"]

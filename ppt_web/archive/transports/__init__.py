@@ -1,5 +1,5 @@
-"""How archive messages travel: one interface (base.py), three transports: the built-in archive
-(local), an HTTP archive, and a folder another system reads and answers in."""
+"""How archive messages travel: one interface (base.py), four transports: the built-in archive
+(local), an HTTP archive, a folder another system reads and answers in, and KS Fiks IO."""
 from __future__ import annotations
 
 from flask import Flask, current_app
@@ -16,6 +16,7 @@ from .base import (
     Reply,
     Transport,
 )
+from .fiksio import transport_for
 from .folder import FolderTransport
 from .http import HttpTransport
 from .local import LocalArchive
@@ -35,4 +36,6 @@ def get_transport(app: Flask | None = None) -> Transport:
         return HttpTransport(app.config["PPT_ARCHIVE_HTTP_URL"], timeout=app.config["PPT_ARCHIVE_HTTP_TIMEOUT"])
     if backend == "folder":
         return FolderTransport(app.config["PPT_ARCHIVE_FOLDER"])
-    raise RuntimeError(f"unknown PPT_ARCHIVE_BACKEND {backend!r}: use local, http or folder")
+    if backend == "fiksio":
+        return transport_for(app)
+    raise RuntimeError(f"unknown PPT_ARCHIVE_BACKEND {backend!r}: use local, http, folder or fiksio")

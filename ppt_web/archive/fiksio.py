@@ -1,0 +1,238 @@
+"""The archive's replies over Fiks IO, applied to their jobs: the worker's consumer calls handle() for
+each delivery on our account's queue, and acknowledges it only after handle() returned (its effect
+committed).
+
+A reply finds its job by svar-til, the Fiks IO message id of the send it answers (kept on the job when
+the send was accepted). If that is not stored yet (the reply overtook it, or the worker died in
+between), the reply's klientKorrelasjonsId, which the archive copies from our message and which is the
+job's own message id, finds it. A reply for no job of ours is logged and acknowledged.
+
+  <type>.mottatt                  the job shows "mottatt av arkivet" and keeps waiting
+  <type>.kvittering               Utført / Arkivert, with the archive's numbers (archive/sending.py)
+  feilmelding.ugyldigforespoersel Utført / Feil with the archive's text (as are ikkefunnet and serverfeil)
+  no.ks.fiks.kvittering.*         Fiks IO's own notices (not delivered three times, lifetime over): Feil
+
+A redelivered reply changes nothing twice: a job already done is not touched, except that a receipt
+for a job that had given up waiting ("no receipt before the deadline") is still taken: the archive has
+the message, and the log should say so.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+
+from redis.exceptions import RedisError
+from sqlalchemy import select, update
+
+from ..clock import utcnow
+from ..extensions import db
+from ..fiksio.amqp import Consumer, Received, open_payload
+from ..fiksio.asice import AsiceError
+from ..fiksio.client import FiksIoError
+from ..fiksio.settings import SettingsError, from_config
+from ..inbound.cms import CmsError
+from ..models import ArchiveJob, ArchiveStatus, JobStatus
+from ..queue import connection
+from . import replies, transports
+from .job_messages import message_values
+from .sending import apply_reply, write_retrying
+
+log = logging.getLogger(__name__)
+
+ARKIV_ERRORS = {
+    replies.UGYLDIGFORESPOERSEL: (transports.INVALID, "arkivet avviste meldinga: "),
+    replies.IKKEFUNNET: (transports.NOT_FOUND, "arkivet fann ikkje det meldinga viser til: "),
+    replies.SERVERFEIL: (transports.SERVER_ERROR, "feil hos arkivet: "),
+}
+# Fiks IO's own notices; the older names of the serverfeil notice too.
+FIKSIO_SERVERFEIL = {"no.ks.fiks.kvittering.serverfeil.v1", "no.ks.fiks.io.feilmelding.serverfeil",
+                     "no.ks.fiks.io.feilmelding.serverfeil.v1"}
+FIKSIO_TIDSAVBRUDD = "no.ks.fiks.kvittering.tidsavbrudd"
+FIKSIO_OTHER_ERRORS = {"no.ks.fiks.kvittering.ugyldigforespoersel.v1": transports.INVALID,
+                       "no.ks.fiks.kvittering.ikkefunnet.v1": transports.NOT_FOUND}
+
+
+def handle(received: Received) -> str:
+    """Apply one delivery; what happened ("archived", "received", "unknown", ...), for the log and tests."""
+    job = _job_for(received)
+    if job is None:
+        log.warning("Fiks IO: %s %s answers %s, no job of ours; acknowledged, nothing changed",
+                    received.meldingstype[:120], received.melding_id, received.svar_til)
+        return "unknown"
+    kind = received.meldingstype
+    if kind.endswith(".mottatt"):
+        return _received(job)
+    reply = _reply(received)
+    if reply is None:
+        log.warning("Fiks IO: archive job %s got a reply of a type we do not know (%s); acknowledged, "
+                    "nothing changed", job.id, kind[:120])
+        return "unknown type"
+    if not _open(job, reply):
+        log.info("Fiks IO: archive job %s is done already; the %s (%s) changes nothing", job.id, kind[:120],
+                 received.melding_id)
+        db.session.rollback()
+        return "already done"
+    return apply_reply(job, reply, asynchronous=True)
+
+
+def _job_for(received: Received) -> ArchiveJob | None:
+    if received.svar_til:
+        job = db.session.scalar(select(ArchiveJob).where(ArchiveJob.fiksio_message_id == received.svar_til))
+        if job is not None:
+            return job
+    if received.klient_korrelasjons_id:
+        return db.session.scalar(select(ArchiveJob).where(
+            ArchiveJob.message_id == received.klient_korrelasjons_id[:36], ArchiveJob.fiksio_message_id.is_(None)))
+    return None
+
+
+def _open(job: ArchiveJob, reply: transports.Reply) -> bool:
+    """Whether the reply may still change the job: it waits for one, or it gave up waiting and this is
+    the receipt after all."""
+    if job.deleted_at is not None:
+        return False
+    if job.job_status == JobStatus.IN_PROGRESS:
+        return True
+    late_receipt = job.message_code == "no_receipt" and reply.kind == transports.OK
+    return job.job_status == JobStatus.DONE and job.archive_status == ArchiveStatus.FAILED and late_receipt
+
+
+def _received(job: ArchiveJob) -> str:
+    def mark() -> int:
+        result = db.session.execute(update(ArchiveJob).where(
+            ArchiveJob.id == job.id, ArchiveJob.job_status == JobStatus.IN_PROGRESS,
+            ArchiveJob.received_at.is_(None)).values(received_at=utcnow(), **message_values("received"))
+            .execution_options(synchronize_session=False))
+        return int(getattr(result, "rowcount", 0) or 0)
+    return "received" if write_retrying(mark) else "received before"
+
+
+def _reply(received: Received) -> transports.Reply | None:
+    kind = received.meldingstype
+    try:
+        if kind.endswith(".kvittering") and kind.startswith("no.ks.fiks.arkiv."):
+            files = _files(received)
+            body = files.get("arkivmelding-kvittering.xml") or next(iter(files.values()), b"")
+            return transports.Reply(transports.OK, ids=replies.parse_kvittering(body) if body.strip() else {})
+        if kind in ARKIV_ERRORS:
+            reply_kind, prefix = ARKIV_ERRORS[kind]
+            files = _files(received)
+            body = files.get("feilmelding.xml") or next(iter(files.values()), b"")
+            return transports.Reply(reply_kind, prefix + replies.parse_feilmelding(body))
+    except (replies.ReplyInvalid, AsiceError, CmsError) as exc:
+        return transports.Reply(transports.INVALID, f"uforståeleg svar frå arkivet ({kind[:120]}): {exc}")
+    if kind in FIKSIO_SERVERFEIL:
+        return transports.Reply(transports.SERVER_ERROR, "Fiks IO fekk ikkje levert meldinga til arkivet "
+                                f"(arkivet tok henne ikkje imot tre gonger){_notice_text(received)}")
+    if kind == FIKSIO_TIDSAVBRUDD:
+        return transports.Reply(transports.SERVER_ERROR, "arkivet henta ikkje meldinga frå Fiks IO før ho gjekk ut "
+                                "(tidsavbrot)")
+    if kind in FIKSIO_OTHER_ERRORS:
+        return transports.Reply(FIKSIO_OTHER_ERRORS[kind], f"Fiks IO avviste meldinga{_notice_text(received)}")
+    return None
+
+
+def _files(received: Received) -> dict[str, bytes]:
+    """The reply's payload files; FiksIoError (Dokumentlager away) goes up: the delivery is tried again."""
+    if not received.has_payload:
+        return {}
+    transport = transports.get_transport()
+    client = getattr(transport, "client", None)
+    if client is None:
+        raise FiksIoError("PPT_ARCHIVE_BACKEND er ikkje fiksio", transient=True)
+    return open_payload(received, client, client.settings.private_key_pem)
+
+
+def _notice_text(received: Received) -> str:
+    """Fiks IO's notice body, if it is the JSON its schema describes (feilmelding), else nothing."""
+    if not received.body:
+        return ""
+    try:
+        text = json.loads(received.body.decode("utf-8")).get("feilmelding")
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        return ""
+    return f": {str(text)[:500]}" if text else ""
+
+
+def app_handler(app):
+    """handle() in an app context, for the consumer thread."""
+    def run(received: Received) -> None:
+        with app.app_context():
+            try:
+                handle(received)
+            finally:
+                db.session.remove()
+    return run
+
+
+CONSUMER_KEY = "ppt:fiksio:consumer:"  # + our account id: who consumes, while connected (/readyz reads it)
+LOCK_KEY = "ppt:fiksio:consumer-lock:"  # + our account id: the one process that may consume
+LOCK_SECONDS = 30
+
+
+def run_consumer(app, stop: threading.Event, name: str) -> None:
+    """The worker's consumer thread: one per account per deployment. Every worker runs this; a Redis
+    lock (renewed while held) lets one of them consume, and another takes over within LOCK_SECONDS
+    when that worker dies. Without the lock (Redis away) the holder goes on: replies are applied
+    idempotently, so two consumers for a moment do no harm."""
+    try:
+        settings = from_config(app.config)
+    except SettingsError as exc:
+        log.error("Fiks IO: no consumer of our queue: %s", exc)
+        return
+    with app.app_context():
+        conn = connection()
+    lock, status = LOCK_KEY + settings.account_id, CONSUMER_KEY + settings.account_id
+    while not stop.is_set():
+        try:
+            held = bool(conn.set(lock, name, nx=True, ex=LOCK_SECONDS)) or _get(conn, lock) == name
+        except RedisError as exc:
+            log.warning("Fiks IO consumer: Redis unavailable (%s); trying again", exc)
+            held = False
+        if not held:
+            stop.wait(LOCK_SECONDS / 3)
+            continue
+        log.info("Fiks IO: %s consumes %s", name, settings.queue)
+        mine = threading.Event()
+        consumer = Consumer(settings, app_handler(app), name=name)
+        keeper = threading.Thread(target=_keep, args=(conn, lock, status, name, consumer, stop, mine), daemon=True,
+                                  name="fiksio-lock")
+        keeper.start()
+        consumer.run(mine)
+        keeper.join(5)
+        with contextlib.suppress(RedisError):
+            if _get(conn, lock) == name:
+                conn.delete(lock, status)
+
+
+def _keep(conn, lock: str, status: str, name: str, consumer: Consumer, stop: threading.Event,
+          mine: threading.Event) -> None:
+    """Renew the lock every LOCK_SECONDS / 3, and the status key while connected (at once when the
+    consumer connects or drops); stop the consumer when the worker stops or another process holds the lock."""
+    ticks, shown = 0, False
+    while not stop.wait(1):
+        ticks += 1
+        connected = consumer.connected.is_set()
+        if ticks % (LOCK_SECONDS // 3) and connected == shown:
+            continue
+        try:
+            holder = _get(conn, lock)
+            if holder not in (None, name):
+                log.warning("Fiks IO: %s holds the consumer lock now; %s stops consuming", holder, name)
+                break
+            conn.set(lock, name, ex=LOCK_SECONDS)
+            if connected:
+                conn.set(status, name, ex=LOCK_SECONDS)
+            else:
+                conn.delete(status)
+            shown = connected
+        except RedisError as exc:
+            log.warning("Fiks IO consumer lock not renewed (%s)", exc)
+    mine.set()
+
+
+def _get(conn, key: str) -> str | None:
+    value = conn.get(key)
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,206 @@
+"""The app's side of Fiks IO, in-process: a send hands the job over and keeps Fiks IO's message id;
+each reply the consumer delivers (mottatt, kvittering, the archive's errors, Fiks IO's own notices)
+does to the job what the archive log promises, once; a reply for no job changes nothing."""
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from datetime import timedelta
+from types import SimpleNamespace
+
+import pytest
+from sqlalchemy import select
+
+from ppt_web.archive import fiksio, replies
+from ppt_web.archive import sending as archive
+from ppt_web.archive.transports import fiksio as fiksio_transport
+from ppt_web.cases import posts
+from ppt_web.clock import utcnow
+from ppt_web.extensions import db
+from ppt_web.fiksio.amqp import Received
+from ppt_web.fiksio.client import FiksIoError, Sent
+from ppt_web.models import ArchiveJob
+
+from . import builders
+from .conftest import user
+
+ARCHIVE = str(uuid.uuid4())
+
+
+class FakeClient:
+    """Fiks IO's send API as the transport sees it: each send accepted with a new melding-id, or refused."""
+
+    def __init__(self):
+        self.sent: list[dict] = []
+        self.refuse: FiksIoError | None = None
+        self.settings = None
+
+    def send(self, recipient, meldingstype, files, **kwargs):
+        if self.refuse is not None:
+            raise self.refuse
+        melding_id = str(uuid.uuid4())
+        self.sent.append(dict(recipient=recipient, meldingstype=meldingstype, files=files, melding_id=melding_id,
+                              **kwargs))
+        return Sent(melding_id)
+
+
+@pytest.fixture
+def fake(app):
+    app.config["PPT_ARCHIVE_BACKEND"] = "fiksio"
+    client = FakeClient()
+    transport = fiksio_transport.FiksIoTransport(settings=SimpleNamespace(ttl_ms=3_600_000),  # type: ignore[arg-type]
+                                                 archive_account=ARCHIVE, client=client)  # type: ignore[arg-type]
+    app.extensions[fiksio_transport.EXTENSION] = (os.getpid(), transport)
+    return client
+
+
+def job_of(event: str) -> ArchiveJob:
+    return db.session.scalars(select(ArchiveJob).where(ArchiveJob.event == event).order_by(ArchiveJob.id)).first()
+
+
+def reply(job: ArchiveJob, meldingstype: str, *, svar_til: str | None = "stored", korrelasjon: str | None = None,
+          body: bytes = b"", redelivered: bool = False) -> Received:
+    return Received(melding_id=str(uuid.uuid4()), meldingstype=meldingstype, avsender_id=ARCHIVE,
+                    svar_til=job.fiksio_message_id if svar_til == "stored" else svar_til,
+                    klient_korrelasjons_id=korrelasjon, body=body, redelivered=redelivered)
+
+
+def handed_over_case(fake) -> ArchiveJob:
+    builders.case()
+    job = job_of("case_created")
+    assert archive.process(job.id, "test") == "handed over"
+    db.session.refresh(job)
+    return job
+
+
+def test_a_send_hands_the_job_over_with_its_stable_id_and_keeps_fiks_ios_message_id(ctx, fake):
+    job = handed_over_case(fake)
+    sent = fake.sent[0]
+    assert sent["recipient"] == ARCHIVE and sent["meldingstype"].endswith("arkivmelding.opprett")
+    assert sent["klient_melding_id"] == job.message_id == sent["klient_korrelasjons_id"]
+    assert sent["files"][0][0] == "arkivmelding.xml" and sent["ttl_ms"] == 3_600_000
+    assert job.fiksio_message_id == sent["melding_id"]
+    assert (job.job_status, job.archive_status, job.message_code) == ("in_progress", "new", "handed_over")
+    assert job.reply_deadline is not None and job.lease_until is None
+
+
+def test_mottatt_shows_then_the_receipt_archives_once_and_a_redelivery_changes_nothing(ctx, fake):
+    job = handed_over_case(fake)
+    assert fiksio.handle(reply(job, "no.ks.fiks.arkiv.v1.arkivering.arkivmelding.opprett.mottatt")) == "received"
+    db.session.refresh(job)
+    assert job.message_code == "received" and job.received_at is not None and job.job_status == "in_progress"
+    assert "mottatt" in job.message.lower()
+    receipt = reply(job, "no.ks.fiks.arkiv.v1.arkivering.arkivmelding.oppdater.kvittering")
+    assert fiksio.handle(receipt) == "archived"
+    db.session.refresh(job)
+    assert (job.job_status, job.archive_status) == ("done", "archived")
+    done_at = job.done_at
+    receipt.redelivered = True
+    assert fiksio.handle(receipt) == "already done"
+    assert fiksio.handle(reply(job, "no.ks.fiks.arkiv.v1.feilmelding.serverfeil",
+                               body=b"")) == "already done"
+    db.session.refresh(job)
+    assert (job.archive_status, job.done_at) == ("archived", done_at)
+
+
+@pytest.mark.parametrize("meldingstype, body, words", [
+    ("no.ks.fiks.kvittering.tidsavbrudd", b"", "tidsavbrot"),
+    ("no.ks.fiks.kvittering.serverfeil.v1",
+     json.dumps({"errorId": "e1", "feilmelding": "Mottakar har ikkje kvittert", "correlationId": None}).encode(),
+     "Mottakar har ikkje kvittert"),
+    ("no.ks.fiks.io.feilmelding.serverfeil", b"", "tre gonger"),
+])
+def test_fiks_ios_own_notices_put_the_job_in_feil_with_a_plain_reason(ctx, fake, meldingstype, body, words):
+    job = handed_over_case(fake)
+    assert fiksio.handle(reply(job, meldingstype, body=body)) == "failed"
+    db.session.refresh(job)
+    assert (job.job_status, job.archive_status) == ("done", "failed")
+    assert words in job.message
+
+
+def test_a_reply_for_no_job_of_ours_changes_nothing(ctx, fake, caplog):
+    job = handed_over_case(fake)
+    before = (job.job_status, job.archive_status, job.message)
+    stray = reply(job, "no.ks.fiks.arkiv.v1.arkivering.arkivmelding.opprett.kvittering", svar_til=str(uuid.uuid4()))
+    assert fiksio.handle(stray) == "unknown"
+    db.session.refresh(job)
+    assert (job.job_status, job.archive_status, job.message) == before
+    assert stray.melding_id in caplog.text
+
+
+def test_a_reply_that_overtakes_the_stored_message_id_finds_its_job_by_correlation(ctx, fake):
+    """The archive answered before the worker stored Fiks IO's message id (or the worker died in
+    between): the klientKorrelasjonsId, our job's own id, finds it; the hand-over written after it
+    leaves the job archived."""
+    builders.case()
+    job = job_of("case_created")
+    assert archive.claim(job.id, archive.claim_token("w"))
+    early = reply(job, "no.ks.fiks.arkiv.v1.arkivering.arkivmelding.oppdater.kvittering", svar_til=str(uuid.uuid4()),
+                  korrelasjon=job.message_id)
+    assert fiksio.handle(early) == "archived"
+    db.session.refresh(job)
+    assert archive.apply_reply(job, archive.transports.Reply(archive.transports.HANDED_OVER, transport_id="x" * 36)) \
+        == "handed over"
+    db.session.refresh(job)
+    assert (job.job_status, job.archive_status, job.message_code) == ("done", "archived", "archived")
+    assert job.fiksio_message_id == "x" * 36
+
+
+def test_a_receipt_after_the_deadline_is_taken_but_not_after_a_retry_sent_it_again(ctx, fake, app):
+    job = handed_over_case(fake)
+    first = job.fiksio_message_id
+    archive.sweep(now=utcnow() + timedelta(hours=app.config["PPT_ARCHIVE_REPLY_HOURS"] + 1))
+    db.session.refresh(job)
+    assert (job.archive_status, job.message_code) == ("failed", "no_receipt")
+    assert fiksio.handle(reply(job, "no.ks.fiks.arkiv.v1.arkivering.arkivmelding.oppdater.kvittering")) == "archived"
+    db.session.refresh(job)
+    assert job.archive_status == "archived"
+
+    second = handed_over_case_again(fake, job)
+    assert second != first and fake.sent[-1]["klient_melding_id"] == job.message_id  # the same message to the archive
+    old = reply(job, "no.ks.fiks.arkiv.v1.feilmelding.ugyldigforespoersel", svar_til=first,
+                body=b"")
+    assert fiksio.handle(old) == "unknown"
+
+
+def handed_over_case_again(fake, job: ArchiveJob) -> str:
+    db.session.execute(ArchiveJob.__table__.update().where(ArchiveJob.id == job.id).values(
+        job_status="new", archive_status="failed", next_attempt_at=None))
+    db.session.commit()
+    assert archive.process(job.id, "test") == "handed over"
+    db.session.refresh(job)
+    return job.fiksio_message_id
+
+
+def test_a_send_fiks_io_refuses_is_feil_with_its_text_and_an_outage_is_tried_again(ctx, fake):
+    builders.case()
+    job = job_of("case_created")
+    fake.refuse = FiksIoError("Fiks IO avviste meldinga (400): mottakarkontoen finst ikkje", transient=False)
+    assert archive.process(job.id, "test") == "failed"
+    db.session.refresh(job)
+    assert job.archive_status == "failed" and "mottakarkontoen finst ikkje" in job.message
+    db.session.execute(ArchiveJob.__table__.update().where(ArchiveJob.id == job.id).values(
+        job_status="new", archive_status="new"))
+    db.session.commit()
+    fake.refuse = FiksIoError("fekk ikkje kontakt med Fiks IO", transient=True)
+    assert archive.process(job.id, "test") == "retry later"
+    db.session.refresh(job)
+    assert job.job_status == "new" and job.next_attempt_at is not None and job.fiksio_message_id is None
+
+
+def test_the_archives_error_replies_fail_the_job_with_the_archives_text(ctx, fake, monkeypatch):
+    case = builders.case()
+    first = job_of("case_created")
+    archive.process(first.id, "test")
+    db.session.refresh(first)
+    fiksio.handle(reply(first, "no.ks.fiks.arkiv.v1.arkivering.arkivmelding.oppdater.kvittering"))
+    post = posts.finalize(user("radgjevar1"), builders.post(case, title="Brev").id)
+    job = db.session.scalars(select(ArchiveJob).where(ArchiveJob.post_id == post.id)).one()
+    assert archive.process(job.id, "test") == "handed over"
+    db.session.refresh(job)
+    body = replies.feilmelding(replies.IKKEFUNNET, "saksmappa finst ikkje i arkivet")
+    monkeypatch.setattr(fiksio, "_files", lambda received: {"feilmelding.xml": body})
+    assert fiksio.handle(reply(job, replies.IKKEFUNNET, body=b"x")) == "failed"
+    db.session.refresh(job)
+    assert job.archive_status == "failed" and "saksmappa finst ikkje i arkivet" in job.message
