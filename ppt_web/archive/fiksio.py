@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 import threading
+import time
 
 from redis.exceptions import RedisError
 from sqlalchemy import select, update
@@ -34,7 +35,7 @@ from ..fiksio.client import FiksIoError
 from ..fiksio.settings import SettingsError, from_config
 from ..inbound.cms import CmsError
 from ..models import ArchiveJob, ArchiveStatus, JobStatus
-from ..queue import connection
+from ..queue import LOCK_SECONDS, only_one
 from . import replies, transports
 from .job_messages import message_values
 from .sending import apply_reply, write_retrying
@@ -169,70 +170,50 @@ def app_handler(app):
 
 CONSUMER_KEY = "ppt:fiksio:consumer:"  # + our account id: who consumes, while connected (/readyz reads it)
 LOCK_KEY = "ppt:fiksio:consumer-lock:"  # + our account id: the one process that may consume
-LOCK_SECONDS = 30
+STATUS_SECONDS = 30
 
 
 def run_consumer(app, stop: threading.Event, name: str) -> None:
     """The worker's consumer thread: one per account per deployment. Every worker runs this; a Redis
-    lock (renewed while held) lets one of them consume, and another takes over within LOCK_SECONDS
-    when that worker dies. Without the lock (Redis away) the holder goes on: replies are applied
-    idempotently, so two consumers for a moment do no harm."""
+    lock (queue.only_one, renewed while held) lets one of them consume, and another takes over within
+    a minute when that worker dies. Replies are applied idempotently, so should two consume for a
+    moment (a holder stalled past its lock), nothing changes twice."""
     try:
         settings = from_config(app.config)
     except SettingsError as exc:
         log.error("Fiks IO: no consumer of our queue: %s", exc)
         return
-    with app.app_context():
-        conn = connection()
     lock, status = LOCK_KEY + settings.account_id, CONSUMER_KEY + settings.account_id
     while not stop.is_set():
         try:
-            held = bool(conn.set(lock, name, nx=True, ex=LOCK_SECONDS)) or _get(conn, lock) == name
+            with app.app_context(), only_one(lock) as conn:
+                if conn is not None:
+                    log.info("Fiks IO: %s consumes %s", name, settings.queue)
+                    _consume(settings, app, conn, lock, status, name, stop)
         except RedisError as exc:
             log.warning("Fiks IO consumer: Redis unavailable (%s); trying again", exc)
-            held = False
-        if not held:
-            stop.wait(LOCK_SECONDS / 3)
-            continue
-        log.info("Fiks IO: %s consumes %s", name, settings.queue)
-        mine = threading.Event()
-        consumer = Consumer(settings, app_handler(app), name=name)
-        keeper = threading.Thread(target=_keep, args=(conn, lock, status, name, consumer, stop, mine), daemon=True,
-                                  name="fiksio-lock")
-        keeper.start()
-        consumer.run(mine)
-        keeper.join(5)
-        with contextlib.suppress(RedisError):
-            if _get(conn, lock) == name:
-                conn.delete(lock, status)
+        stop.wait(STATUS_SECONDS / 3)
 
 
-def _keep(conn, lock: str, status: str, name: str, consumer: Consumer, stop: threading.Event,
-          mine: threading.Event) -> None:
-    """Renew the lock every LOCK_SECONDS / 3, and the status key while connected (at once when the
-    consumer connects or drops); stop the consumer when the worker stops or another process holds the lock."""
-    ticks, shown = 0, False
-    while not stop.wait(1):
-        ticks += 1
+def _consume(settings, app, conn, lock: str, status: str, name: str, stop: threading.Event) -> None:
+    """Run the consumer until the worker stops, renewing the lock and, while connected, the status key."""
+    consumer = Consumer(settings, app_handler(app), name=name)
+    thread = threading.Thread(target=consumer.run, args=(stop,), daemon=True, name="fiksio-amqp")
+    thread.start()
+    renewed, shown = 0.0, False
+    while thread.is_alive() and not stop.wait(1):
         connected = consumer.connected.is_set()
-        if ticks % (LOCK_SECONDS // 3) and connected == shown:
+        if time.monotonic() - renewed < STATUS_SECONDS / 3 and connected == shown:
             continue
         try:
-            holder = _get(conn, lock)
-            if holder not in (None, name):
-                log.warning("Fiks IO: %s holds the consumer lock now; %s stops consuming", holder, name)
-                break
-            conn.set(lock, name, ex=LOCK_SECONDS)
+            conn.expire(lock, LOCK_SECONDS)
             if connected:
-                conn.set(status, name, ex=LOCK_SECONDS)
+                conn.set(status, name, ex=STATUS_SECONDS)
             else:
                 conn.delete(status)
-            shown = connected
+            renewed, shown = time.monotonic(), connected
         except RedisError as exc:
             log.warning("Fiks IO consumer lock not renewed (%s)", exc)
-    mine.set()
-
-
-def _get(conn, key: str) -> str | None:
-    value = conn.get(key)
-    return value.decode() if isinstance(value, bytes) else value
+    thread.join(5)
+    with contextlib.suppress(RedisError):
+        conn.delete(status)
