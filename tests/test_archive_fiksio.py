@@ -204,3 +204,28 @@ def test_the_archives_error_replies_fail_the_job_with_the_archives_text(ctx, fak
     assert fiksio.handle(reply(job, replies.IKKEFUNNET, body=b"x")) == "failed"
     db.session.refresh(job)
     assert job.archive_status == "failed" and "saksmappa finst ikkje i arkivet" in job.message
+
+
+def test_fiks_io_set_up_wrong_never_fails_a_page_or_the_sweep_and_jobs_wait_saying_why(app, client, login_as):
+    """PPT_ARCHIVE_BACKEND=fiksio with no account or keys: the job is tried again later with the
+    missing setting named on the log; the sweep, the log pages and the case's archive page still work."""
+    app.config["PPT_ARCHIVE_BACKEND"] = "fiksio"
+    with app.app_context():
+        case = builders.case()
+        job = job_of("case_created")
+        assert archive.process(job.id, "test") == "retry later"
+        db.session.refresh(job)
+        assert job.job_status == "new" and "PPT_FIKSIO_ACCOUNT_ID" in job.message
+        db.session.execute(ArchiveJob.__table__.update().where(ArchiveJob.id == job.id).values(
+            job_status="in_progress", reply_deadline=utcnow() - timedelta(seconds=1)))
+        db.session.commit()
+        archive.sweep()
+        db.session.refresh(job)
+        assert (job.job_status, job.message_code) == ("done", "no_receipt")
+        case_id, job_id = case.id, job.id
+    login_as("konsulent")
+    assert client.get("/archive-log/").status_code == 200
+    assert client.get(f"/archive-log/case/{case_id}").status_code == 200
+    assert client.post(f"/archive-log/{job_id}/retry").status_code in (200, 302, 303)
+    with app.app_context():
+        assert db.session.get(ArchiveJob, job_id).job_status == "new"
