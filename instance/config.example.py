@@ -57,6 +57,15 @@ folder, shown here as INSTANCE. A test fails when a setting is added to ppt_web/
 # PPT_DISPATCH_LEASE_SECONDS = 3600  # env PPT_DISPATCH_LEASE_SECONDS
 # PPT_SVARUT_DIR = 'INSTANCE/svarut'  # env PPT_SVARUT_DIR
 # PPT_SVARUT_TOKEN_PROVIDER = None  # env PPT_SVARUT_TOKEN_PROVIDER
+# PPT_FIKSIO_API_URL = 'https://api.fiks.test.ks.no'  # env PPT_FIKSIO_API_URL; production: https://api.fiks.ks.no
+# PPT_FIKSIO_AMQP_URL = 'amqps://io.fiks.test.ks.no:5671'  # env PPT_FIKSIO_AMQP_URL; production: amqps://io.fiks.ks.no:5671
+# PPT_FIKSIO_ACCOUNT_ID = None  # env PPT_FIKSIO_ACCOUNT_ID; our Fiks IO account id (uuid)
+# PPT_FIKSIO_ARCHIVE_ACCOUNT_ID = None  # env PPT_FIKSIO_ARCHIVE_ACCOUNT_ID; the archive's Fiks IO account id (uuid)
+# PPT_FIKSIO_PRIVATE_KEY = None  # env PPT_FIKSIO_PRIVATE_KEY; path of our RSA key, unencrypted PKCS#8 PEM
+# PPT_FIKSIO_CERTIFICATE = None  # env PPT_FIKSIO_CERTIFICATE; path of its certificate (PEM), uploaded to the account
+# PPT_FIKSIO_INTEGRATION_ID = None  # env PPT_FIKSIO_INTEGRATION_ID; the Fiks integration's id (uuid)
+# PPT_FIKSIO_INTEGRATION_PASSWORD = None  # env PPT_FIKSIO_INTEGRATION_PASSWORD
+# PPT_FIKSIO_TOKEN_PROVIDER = None  # env PPT_FIKSIO_TOKEN_PROVIDER; "module:attribute", unset: PPT_SVARUT_TOKEN_PROVIDER's
 # PPT_METRICS_TOKEN = None  # env PPT_METRICS_TOKEN; /metrics: Bearer token, or unset: this host only
 # PPT_LOG_FORMAT = 'text'  # env PPT_LOG_FORMAT
 # PPT_LOG_LEVEL = 'INFO'  # env PPT_LOG_LEVEL

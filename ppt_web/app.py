@@ -20,6 +20,7 @@ from .cases.blueprint import bp as cases_bp
 from .clients.routes import bp as clients_bp
 from .dispatch.routes import bp as dispatch_bp
 from .extensions import csrf, db, htmx, init_sqlite, login_manager, migrate
+from .main import health
 from .main.routes import bp as main_bp
 from .postreg import paper_routes
 from .postreg import routes as postreg_routes
@@ -64,4 +65,5 @@ def create_app(config: dict | None = None) -> Flask:
         app.register_blueprint(bp)
     web.init_app(app)
     cli.init_app(app)
+    health.log_archive_problems(app)  # said at start, not first at the first job
     return app

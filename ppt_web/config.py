@@ -61,6 +61,15 @@ ENV_KEYS = {
     "PPT_DISPATCH_LEASE_SECONDS": "PPT_DISPATCH_LEASE_SECONDS",
     "PPT_SVARUT_DIR": "PPT_SVARUT_DIR",
     "PPT_SVARUT_TOKEN_PROVIDER": "PPT_SVARUT_TOKEN_PROVIDER",
+    "PPT_FIKSIO_API_URL": "PPT_FIKSIO_API_URL",
+    "PPT_FIKSIO_AMQP_URL": "PPT_FIKSIO_AMQP_URL",
+    "PPT_FIKSIO_ACCOUNT_ID": "PPT_FIKSIO_ACCOUNT_ID",
+    "PPT_FIKSIO_ARCHIVE_ACCOUNT_ID": "PPT_FIKSIO_ARCHIVE_ACCOUNT_ID",
+    "PPT_FIKSIO_PRIVATE_KEY": "PPT_FIKSIO_PRIVATE_KEY",
+    "PPT_FIKSIO_CERTIFICATE": "PPT_FIKSIO_CERTIFICATE",
+    "PPT_FIKSIO_INTEGRATION_ID": "PPT_FIKSIO_INTEGRATION_ID",
+    "PPT_FIKSIO_INTEGRATION_PASSWORD": "PPT_FIKSIO_INTEGRATION_PASSWORD",
+    "PPT_FIKSIO_TOKEN_PROVIDER": "PPT_FIKSIO_TOKEN_PROVIDER",
     "PPT_METRICS_TOKEN": "PPT_METRICS_TOKEN",
     "PPT_LOG_FORMAT": "PPT_LOG_FORMAT",
     "PPT_LOG_LEVEL": "PPT_LOG_LEVEL",
@@ -148,6 +157,16 @@ def defaults(instance_path: str) -> dict:
         "PPT_DISPATCH_LEASE_SECONDS": 3600,  # longer than a send may take (SvarUt allows 15 min)
         "PPT_SVARUT_DIR": str(inst / "svarut"),
         "PPT_SVARUT_TOKEN_PROVIDER": None,
+        # KS Fiks IO (PPT_ARCHIVE_BACKEND=fiksio; ppt_web/fiksio/): KS's test environment by default.
+        "PPT_FIKSIO_API_URL": "https://api.fiks.test.ks.no",
+        "PPT_FIKSIO_AMQP_URL": "amqps://io.fiks.test.ks.no:5671",
+        "PPT_FIKSIO_ACCOUNT_ID": None,  # our Fiks IO account (the queue we read)
+        "PPT_FIKSIO_ARCHIVE_ACCOUNT_ID": None,  # the archive's Fiks IO account (where messages go)
+        "PPT_FIKSIO_PRIVATE_KEY": None,  # path of our unencrypted PKCS#8 PEM key
+        "PPT_FIKSIO_CERTIFICATE": None,  # path of its certificate (PEM), as uploaded to the Fiks IO account
+        "PPT_FIKSIO_INTEGRATION_ID": None,
+        "PPT_FIKSIO_INTEGRATION_PASSWORD": None,
+        "PPT_FIKSIO_TOKEN_PROVIDER": None,  # "module:attribute"; unset: PPT_SVARUT_TOKEN_PROVIDER's
         # When set, /metrics wants "Authorization: Bearer <token>" from everyone; unset, it answers only
         # the host itself (loopback, not through an untrusted proxy) and 404 to anyone else.
         "PPT_METRICS_TOKEN": None,

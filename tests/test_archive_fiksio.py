@@ -229,3 +229,40 @@ def test_fiks_io_set_up_wrong_never_fails_a_page_or_the_sweep_and_jobs_wait_sayi
     assert client.post(f"/archive-log/{job_id}/retry").status_code in (200, 302, 303)
     with app.app_context():
         assert db.session.get(ArchiveJob, job_id).job_status == "new"
+
+
+def test_a_question_to_the_archive_gets_the_answer_the_consumer_hands_over_or_says_it_did_not_come(
+        app, ctx, fake, monkeypatch):
+    """The case's archive page asks over Fiks IO: the answer finds the waiting request by the query's
+    correlation id (even when it comes before the send returned), and silence ends after QUERY_SECONDS."""
+    import threading
+
+    from ppt_web.archive.transports import query as archive_query
+    transport = fiksio_transport.transport_for(app)
+    body = replies.feilmelding(replies.IKKEFUNNET, "mappa finst ikkje")
+    monkeypatch.setattr(fiksio, "_files", lambda received: {"feilmelding.xml": body})
+    answered: list[str] = []
+
+    def archive_answers(recipient, meldingstype, files, **kwargs):
+        received = Received(melding_id=str(uuid.uuid4()), meldingstype=replies.IKKEFUNNET, avsender_id=ARCHIVE,
+                            svar_til=str(uuid.uuid4()), klient_korrelasjons_id=kwargs["klient_korrelasjons_id"],
+                            body=b"x")
+
+        def consume():
+            with app.app_context():
+                answered.append(fiksio.handle(received))
+        thread = threading.Thread(target=consume)
+        thread.start()
+        thread.join()  # answered before the send returns
+        return Sent(str(uuid.uuid4()))
+
+    monkeypatch.setattr(fake, "send", archive_answers)
+    payload = archive_query.hent_payload(archive_query.MAPPE_HENT, "ppt", fagsystem="ppt", noekkel="case:1")
+    got = transport.query(archive_query.MAPPE_HENT, payload)
+    assert answered == ["answer"]
+    assert got.kind == "not_found" and "mappa finst ikkje" in got.text
+
+    monkeypatch.setattr(fiksio_transport, "QUERY_SECONDS", 1)
+    monkeypatch.setattr(fake, "send", lambda *a, **k: Sent(str(uuid.uuid4())))
+    silent = transport.query(archive_query.MAPPE_HENT, payload)
+    assert silent.kind == "unreachable" and "1 sekund" in silent.text

@@ -36,9 +36,10 @@ from ..fiksio.settings import SettingsError, from_config
 from ..inbound.cms import CmsError
 from ..models import ArchiveJob, ArchiveStatus, JobStatus
 from ..queue import LOCK_SECONDS, only_one
-from . import replies, transports
+from . import codes, replies, transports
 from .job_messages import message_values
 from .sending import apply_reply, write_retrying
+from .transports import fiksio as fiksio_transport
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,8 @@ FIKSIO_OTHER_ERRORS = {"no.ks.fiks.kvittering.ugyldigforespoersel.v1": transport
 def handle(received: Received) -> str:
     """Apply one delivery; what happened ("archived", "received", "unknown", ...), for the log and tests."""
     job = _job_for(received)
+    if job is None and fiksio_transport.asked(received.klient_korrelasjons_id):
+        return _answer_query(received)
     if job is None:
         log.warning("Fiks IO: %s %s answers %s, no job of ours; acknowledged, nothing changed",
                     received.meldingstype[:120], received.melding_id, received.svar_til)
@@ -76,6 +79,19 @@ def handle(received: Received) -> str:
         db.session.rollback()
         return "already done"
     return apply_reply(job, reply, asynchronous=True)
+
+
+def _answer_query(received: Received) -> str:
+    """An answer to a question a web request waits for (the case's archive page)."""
+    files = _files(received)
+    name = f"{received.meldingstype}"
+    try:
+        expected = codes.meldingstype_info(name).get("payloadFilnavn")
+    except KeyError:
+        expected = None
+    body = files.get(expected or "") or next(iter(files.values()), b"")
+    fiksio_transport.answer(str(received.klient_korrelasjons_id), received.meldingstype, body)
+    return "answer"
 
 
 def _job_for(received: Received) -> ArchiveJob | None:

@@ -10,7 +10,6 @@ is never retried or sent again.
 """
 from __future__ import annotations
 
-import importlib
 import logging
 import uuid
 from datetime import timedelta
@@ -33,7 +32,7 @@ from ..files.storage import file_path
 from ..models import Case, Dispatch, DispatchStatus, JournalPost, PostStatus, PostType, User
 from ..notify import link, notify
 from ..outbound.folder import FolderAdapter
-from ..outbound.svarut import SvarUtAdapter
+from ..outbound.svarut import SvarUtAdapter, resolve_token_provider
 from ..outbound.types import OutboundDocument, OutboundUnavailable, Recipient, Shipment, map_status, problems
 from ..queue import Job, enqueue_after_commit
 from . import expedition
@@ -52,13 +51,7 @@ def outbound_adapter():
 
 def _token_provider(spec):
     """PPT_SVARUT_TOKEN_PROVIDER: "module:attribute", a provider or a factory of one (Maskinporten)."""
-    if not spec:
-        raise RuntimeError("PPT_SVARUT_TOKEN_PROVIDER is not set: SvarUt needs a Maskinporten token provider")
-    if not isinstance(spec, str):
-        return spec
-    module, _, name = spec.partition(":")
-    found = getattr(importlib.import_module(module), name)
-    return found() if callable(found) and not hasattr(found, "token") else found
+    return resolve_token_provider(spec, "PPT_SVARUT_TOKEN_PROVIDER")
 
 
 def _recipients(post: JournalPost) -> tuple[list[tuple], list[str]]:

@@ -1,7 +1,8 @@
 """Readiness and metrics for the load balancer and monitoring : no personal data, counts only.
 
 /healthz says the process answers; /readyz says it can do its work (database, Redis, a worker
-listening on the queue, the archive reachable) and answers 503 naming what is not; /metrics is
+listening on the queue, the archive reachable; over Fiks IO: its settings, the archive's key in the
+catalog and a connected consumer of our queue) and answers 503 naming what is not; /metrics is
 Prometheus text (prometheus_client): behind PPT_METRICS_TOKEN when that is set, for the host
 itself only when it is not (metrics_refusal), and still answered when Redis or the database is away.
 """
@@ -16,19 +17,23 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from flask import Request, current_app
+from flask import Flask, Request, current_app
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from rq import Worker
 from sqlalchemy import func, select, text
 
+from ..archive.fiksio import CONSUMER_KEY
 from ..clock import utcnow
 from ..extensions import db
+from ..fiksio import settings as fiksio_settings
+from ..fiksio.client import FiksIoClient, FiksIoError
 from ..models import ArchiveJob, Dispatch, InboxItem, JournalPost, PostStatus
 from ..postreg.mail_intake import undecryptable_count
 from ..queue import connection, get_queue
 
 log = logging.getLogger(__name__)
+READY_TIMEOUT = 5.0  # a catalog lookup from /readyz: a load balancer will not wait longer
 
 
 def _database() -> str | None:
@@ -50,6 +55,8 @@ def _workers() -> str | None:
 def _archive() -> str | None:
     cfg = current_app.config
     backend = cfg["PPT_ARCHIVE_BACKEND"]
+    if backend == "fiksio":
+        return _fiksio(cfg)
     if backend in ("local", "folder"):
         folder = Path(cfg["PPT_LOCAL_ARCHIVE_DIR"] if backend == "local" else cfg["PPT_ARCHIVE_FOLDER"])
         folder.mkdir(parents=True, exist_ok=True)
@@ -59,6 +66,42 @@ def _archive() -> str | None:
         return "PPT_ARCHIVE_HTTP_URL is not set"
     with socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout=2):
         return None
+
+
+FIKSIO_PROBLEMS_SHOWN = 3
+_catalogs: dict[str, FiksIoClient] = {}  # per API base: keeps the archive's key cached between calls
+
+
+def _fiksio(cfg) -> str | None:
+    """The settings, then the archive account's key in the catalog, then a live consumer of our queue."""
+    found = fiksio_settings.problems(cfg)
+    if found:
+        more = len(found) - FIKSIO_PROBLEMS_SHOWN
+        return "; ".join(found[:FIKSIO_PROBLEMS_SHOWN]) + (f" (and {more} more)" if more > 0 else "")
+    settings = fiksio_settings.from_config(cfg)
+    archive = str(cfg["PPT_FIKSIO_ARCHIVE_ACCOUNT_ID"])
+    catalog = _catalogs.get(settings.api_url)
+    if catalog is None:
+        catalog = _catalogs[settings.api_url] = FiksIoClient(settings, timeout=READY_TIMEOUT)
+    try:
+        catalog.public_key(archive)
+    except FiksIoError as exc:
+        return f"the archive account's public key cannot be fetched from the Fiks IO catalog: {exc.text}"
+    holder = connection().get(CONSUMER_KEY + settings.account_id)
+    return None if holder else "no Fiks IO consumer is connected (is a worker running?)"
+
+
+def log_archive_problems(app: Flask) -> None:
+    """At start: with PPT_ARCHIVE_BACKEND=fiksio, every problem of its settings as one ERROR line. Never
+    raises: the web must come up to show /readyz."""
+    if app.config.get("PPT_ARCHIVE_BACKEND") != "fiksio":
+        return
+    try:
+        found = fiksio_settings.problems(app.config)
+    except Exception as exc:  # noqa: BLE001 - a start-up check must not stop the start
+        found = [f"the Fiks IO settings could not be checked ({type(exc).__name__})"]
+    if found:
+        log.error("PPT_ARCHIVE_BACKEND=fiksio cannot work: %s", "; ".join(found))
 
 
 CHECKS = {"database": _database, "redis": _redis, "worker": _workers, "archive": _archive}

@@ -17,6 +17,7 @@ sending again. The session must not retry POSTs on its own (a plain requests.Ses
 from __future__ import annotations
 
 import base64
+import importlib
 import json
 import logging
 import secrets
@@ -64,6 +65,29 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 class TokenProvider(Protocol):
     def token(self) -> str:
         """A Maskinporten access token with scope ks:fiks, valid for at least the next call."""
+
+
+def resolve_token_provider(spec: object, setting_name: str) -> TokenProvider:
+    """A setting naming a Maskinporten token provider: "module:attribute" (an object with token(), or a
+    factory of one, called here), or the provider itself. RuntimeError saying what is wrong."""
+    if not spec:
+        raise RuntimeError(f"{setting_name} is not set: a Maskinporten token provider is needed")
+    if not isinstance(spec, str):
+        found: object = spec
+    else:
+        module, colon, name = spec.strip().partition(":")
+        if not colon or not module or not name:
+            raise RuntimeError(f"{setting_name} must be \"module:attribute\", not {spec!r}")
+        try:
+            found = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError) as exc:
+            raise RuntimeError(f"{setting_name} names {spec!r}, which cannot be loaded "
+                               f"({type(exc).__name__}: {exc})") from None
+        if callable(found) and not hasattr(found, "token"):
+            found = found()
+    if not callable(getattr(found, "token", None)):
+        raise RuntimeError(f"{setting_name} names {spec!r}, which has no token() method")
+    return found  # type: ignore[return-value]
 
 
 class StaticTokenProvider:

@@ -8,18 +8,30 @@ that overtakes the storing of Fiks IO's message id still finds its job).
 """
 from __future__ import annotations
 
+import base64
+import contextlib
+import json
 import os
 import threading
+import uuid
 
 from flask import Flask
+from redis.exceptions import RedisError
 
 from ...fiksio.client import FiksIoClient, FiksIoError
-from ...fiksio.settings import Settings, from_config
+from ...fiksio.settings import Settings, SettingsError, from_config, problems
+from ...queue import connection
+from .. import codes, replies
 from ..message import Message
 from .base import HANDED_OVER, INVALID, UNREACHABLE, UNSUPPORTED, Reply
 from .files import read_checked
+from .http import interpret, interpret_query
 
 EXTENSION = "ppt_fiksio_transport"
+ASKED_KEY = "ppt:fiksio:asked:"  # + a query's klientKorrelasjonsId: a web request waits for the answer
+ANSWER_KEY = "ppt:fiksio:answer:"  # + the same: where the consumer puts it
+QUERY_SECONDS = 10
+ERROR_STATUS = {replies.UGYLDIGFORESPOERSEL: 400, replies.IKKEFUNNET: 404, replies.SERVERFEIL: 500}
 _lock = threading.Lock()
 
 
@@ -45,7 +57,53 @@ class FiksIoTransport:
         return None  # replies arrive on the queue; the sweep only enforces the reply deadline
 
     def query(self, meldingstype: str, payload: bytes) -> Reply:
-        return Reply(UNSUPPORTED, "spørjingar til arkivet over Fiks IO er ikkje støtta")
+        """Ask the archive and wait up to QUERY_SECONDS for its answer, which the worker's consumer
+        puts in a Redis box named by the query's klientKorrelasjonsId (opened before the send, so an
+        answer faster than the send's own reply is not missed)."""
+        name = codes.meldingstype_info(meldingstype)["payloadFilnavn"]
+        correlation = str(uuid.uuid4())
+        try:
+            conn = connection()
+            conn.set(ASKED_KEY + correlation, "1", ex=QUERY_SECONDS + 60)
+        except RedisError:
+            return Reply(UNSUPPORTED, "kan ikkje spørje arkivet utan Redis")
+        try:
+            self.client.send(self.archive_account, meldingstype, [(name, payload, "application/xml")],
+                             klient_melding_id=str(uuid.uuid4()), klient_korrelasjons_id=correlation,
+                             ttl_ms=QUERY_SECONDS * 1000 * 6)
+            answer = conn.blpop([ANSWER_KEY + correlation], timeout=QUERY_SECONDS)
+        except FiksIoError as exc:
+            return Reply(UNREACHABLE if exc.transient else INVALID, exc.text)
+        except RedisError:
+            return Reply(UNREACHABLE, "fekk ikkje svaret frå arkivet (Redis)")
+        finally:
+            with contextlib.suppress(RedisError):
+                conn.delete(ASKED_KEY + correlation, ANSWER_KEY + correlation)
+        if answer is None:
+            return Reply(UNREACHABLE, f"arkivet svarte ikkje innan {QUERY_SECONDS} sekund")
+        box = json.loads(answer[1])
+        kind, body = box["meldingstype"], base64.b64decode(box["payload"])
+        if kind.endswith(".resultat"):
+            return interpret_query(meldingstype, 200, body)
+        return interpret(ERROR_STATUS.get(kind, 500), body)
+
+
+def asked(correlation: str | None) -> bool:
+    """Whether a web request waits for an answer with this klientKorrelasjonsId."""
+    if not correlation:
+        return False
+    try:
+        return bool(connection().exists(ASKED_KEY + correlation[:36]))
+    except RedisError:
+        return False
+
+
+def answer(correlation: str, meldingstype: str, payload: bytes) -> None:
+    """Hand an archive's answer to the web request that waits for it."""
+    box = json.dumps({"meldingstype": meldingstype, "payload": base64.b64encode(payload).decode("ascii")})
+    conn = connection()
+    conn.rpush(ANSWER_KEY + correlation[:36], box)
+    conn.expire(ANSWER_KEY + correlation[:36], QUERY_SECONDS + 60)
 
 
 def transport_for(app: Flask) -> FiksIoTransport:
@@ -54,6 +112,9 @@ def transport_for(app: Flask) -> FiksIoTransport:
     with _lock:
         cached = app.extensions.get(EXTENSION)
         if cached is None or cached[0] != os.getpid():
+            found = problems(app.config)  # the archive's account too, which from_config leaves to us
+            if found:
+                raise SettingsError(found)
             settings = from_config(app.config)
             cached = (os.getpid(), FiksIoTransport(settings, str(app.config["PPT_FIKSIO_ARCHIVE_ACCOUNT_ID"]).strip()))
             app.extensions[EXTENSION] = cached
