@@ -227,6 +227,20 @@ def every(app, stop: threading.Event, seconds: str | float, func, what: str) -> 
             log.exception("%s failed; trying again in %s s", what, period)
 
 
+def warm_up_transport(app: Flask) -> None:
+    """Over Fiks IO: read and check the settings and fetch the archive's key once, here, so every work
+    horse starts with them (a horse per job would otherwise do it again for each job)."""
+    if app.config["PPT_ARCHIVE_BACKEND"] != "fiksio":
+        return
+    from ppt_web.archive.transports.fiksio import transport_for  # noqa: PLC0415 - only over Fiks IO
+
+    try:
+        transport = transport_for(app)
+        transport.client.public_key(transport.archive_account)
+    except Exception as exc:  # noqa: BLE001 - each job says what is wrong; the worker still runs
+        log.error("Fiks IO is not ready: %s", exc)
+
+
 def warm_up() -> None:
     """Import every module of the app and load the Fiks Arkiv XSDs and code lists now, before any
     thread starts and before RQ forks a work horse per job.
@@ -256,6 +270,7 @@ def main() -> int:
     app = create_app()
     use_app(app)
     warm_up()
+    warm_up_transport(app)
     with app.app_context():
         conn = worker_connection()
         queue = get_queue()

@@ -60,6 +60,31 @@ def redis_url():
 
 
 @pytest.fixture(scope="session")
+def rabbitmq_node():
+    """One throwaway RabbitMQ node for the whole run (tests/rabbitmq_node.py), started on first use."""
+    from .rabbitmq_node import RabbitNode, new_folder, rabbitmq_server, sweep_stale
+
+    if rabbitmq_server() is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must install rabbitmq-server (apt-get install rabbitmq-server): "
+                        "the Fiks IO tests cannot be skipped there")
+        pytest.skip("no rabbitmq-server on this machine: apt-get install rabbitmq-server (CI installs it)")
+    sweep_stale()  # nodes of an earlier run that was killed before it could stop them
+    node = RabbitNode(new_folder())
+    try:
+        node.start()
+        yield node
+    finally:
+        node.close()
+
+
+@pytest.fixture(scope="session")
+def rabbitmq(rabbitmq_node):
+    """The run's RabbitMQ as an AMQP url (guest/guest, loopback)."""
+    return rabbitmq_node.url
+
+
+@pytest.fixture(scope="session")
 def pdf_checker():
     """One long-lived PDF-checking child for the whole run (pdfcheck.batch()), not one per file.
 

@@ -61,6 +61,14 @@ class FiksIoClient:
         self._keys: dict[str, tuple[bytes, float, float]] = {}  # account -> (PEM, fetched at, valid to)
         self._lock = threading.Lock()
 
+    def forked(self) -> FiksIoClient:
+        """A client for a forked child (an RQ work horse): the same settings and cached keys, its own
+        HTTP connections (a pooled connection must not be shared across processes)."""
+        child = FiksIoClient(self.settings, timeout=self.timeout, key_cache_seconds=self.key_cache_seconds,
+                             max_message_bytes=self.max_message_bytes, clock=self._clock)
+        child._keys = dict(self._keys)
+        return child
+
     # -- the catalog ------------------------------------------------------------------------------
 
     def public_key(self, account_id: str) -> bytes:

@@ -51,7 +51,8 @@ class FiksIoTransport:
                                     ttl_ms=self.settings.ttl_ms)
         except FiksIoError as exc:
             return Reply(UNREACHABLE if exc.transient else INVALID, exc.text)
-        return Reply(HANDED_OVER, "overlevert til Fiks IO, ventar på svar frå arkivet", transport_id=sent.melding_id)
+        return Reply(HANDED_OVER, "overlevert til Fiks IO, ventar på svar frå arkivet",
+                     transport_id=sent.melding_id.lower())  # svar-til comes lower-case
 
     def poll(self, message_id: str) -> Reply | None:
         return None  # replies arrive on the queue; the sweep only enforces the reply deadline
@@ -107,15 +108,19 @@ def answer(correlation: str, meldingstype: str, payload: bytes) -> None:
 
 
 def transport_for(app: Flask) -> FiksIoTransport:
-    """One transport per process (its catalog key cache lives as long as the process), made again in
-    a forked child, which must not share the parent's HTTP connections."""
+    """One transport per process: settings read and checked once, the catalog's keys cached. The
+    worker makes it before RQ forks its work horses (worker.warm_up), so a horse starts with both and
+    only opens its own HTTP connections."""
     with _lock:
         cached = app.extensions.get(EXTENSION)
-        if cached is None or cached[0] != os.getpid():
+        if cached is None:
             found = problems(app.config)  # the archive's account too, which from_config leaves to us
             if found:
                 raise SettingsError(found)
-            settings = from_config(app.config)
-            cached = (os.getpid(), FiksIoTransport(settings, str(app.config["PPT_FIKSIO_ARCHIVE_ACCOUNT_ID"]).strip()))
-            app.extensions[EXTENSION] = cached
+            archive = str(app.config["PPT_FIKSIO_ARCHIVE_ACCOUNT_ID"]).strip()
+            cached = (os.getpid(), FiksIoTransport(from_config(app.config), archive))
+        elif cached[0] != os.getpid():
+            parent = cached[1]
+            cached = (os.getpid(), FiksIoTransport(parent.settings, parent.archive_account, parent.client.forked()))
+        app.extensions[EXTENSION] = cached
         return cached[1]
