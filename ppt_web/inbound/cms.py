@@ -73,7 +73,10 @@ def encrypt(data: bytes, certificate_pem: bytes) -> bytes:
     """
     try:
         loaded = cx509.load_pem_x509_certificate(certificate_pem)
-        certificate = x509.Certificate.load(loaded.public_bytes(serialization.Encoding.DER))
+        # Unparsed bytes, not a parsed certificate's issuer: asn1crypto deep-copies a parsed value
+        # placed in a new structure.
+        issuer = x509.Name.load(loaded.issuer.public_bytes())
+        serial_number = loaded.serial_number
         public_key = loaded.public_key()
     except ValueError as exc:
         raise CmsError(f"the recipient certificate cannot be read ({exc})") from None
@@ -85,15 +88,11 @@ def encrypt(data: bytes, certificate_pem: bytes) -> bytes:
     encryptor = Cipher(algorithms.AES(content_key), modes.CBC(iv)).encryptor()
     ciphertext = encryptor.update(padded) + encryptor.finalize()
     wrapped = public_key.encrypt(content_key, _oaep(hashes.SHA256))
-    oaep_params = algos.RSAESOAEPParams({
-        "hash_algorithm": {"algorithm": "sha256", "parameters": None},
-        "mask_gen_algorithm": {"algorithm": "mgf1", "parameters": {"algorithm": "sha256", "parameters": None}},
-    })
     recipient = cms.KeyTransRecipientInfo({
         "version": "v0",
         "rid": cms.RecipientIdentifier({"issuer_and_serial_number": cms.IssuerAndSerialNumber({
-            "issuer": certificate.issuer, "serial_number": certificate.serial_number})}),
-        "key_encryption_algorithm": {"algorithm": "rsaes_oaep", "parameters": oaep_params},
+            "issuer": issuer, "serial_number": serial_number})}),
+        "key_encryption_algorithm": cms.KeyEncryptionAlgorithm.load(_oaep_sha256()),
         "encrypted_key": wrapped,
     })
     enveloped = cms.EnvelopedData({
@@ -106,6 +105,15 @@ def encrypt(data: bytes, certificate_pem: bytes) -> bytes:
         },
     })
     return cms.ContentInfo({"content_type": "enveloped_data", "content": enveloped}).dump()
+
+
+@lru_cache(maxsize=1)
+def _oaep_sha256() -> bytes:
+    """RSAES-OAEP with SHA-256 and MGF1-SHA-256, encoded once: asn1crypto builds it slowly (~6 ms)."""
+    return cms.KeyEncryptionAlgorithm({"algorithm": "rsaes_oaep", "parameters": algos.RSAESOAEPParams({
+        "hash_algorithm": {"algorithm": "sha256", "parameters": None},
+        "mask_gen_algorithm": {"algorithm": "mgf1", "parameters": {"algorithm": "sha256", "parameters": None}},
+    })}).dump()
 
 
 def check_private_key(private_key_pem: bytes) -> None:
