@@ -26,8 +26,9 @@ from rq import Worker
 from rq.exceptions import StopRequested
 
 import ppt_web
-from ppt_web import create_app
+from ppt_web import create_app, forking
 from ppt_web.archive import codes, fiksio, message, sending
+from ppt_web.extensions import db
 from ppt_web.jobs import archive_sweep, dispatch_sweep, lease_check, use_app
 from ppt_web.logs import configure as configure_logging
 from ppt_web.postreg import intake
@@ -178,7 +179,8 @@ class PPTWorker(Worker):
         self.unsubscribe()
 
     def fork_work_horse(self, job, queue):
-        super().fork_work_horse(job, queue)
+        with forking.gate.forking():  # no thread of ours mid-transaction in the horse's copy (ppt_web/forking.py)
+            super().fork_work_horse(job, queue)
         self._last_horse = self.horse_pid
 
     def handle_work_horse_killed(self, job, retpid, ret_val, rusage):
@@ -269,6 +271,8 @@ def main() -> int:
 
     app = create_app()
     use_app(app)
+    with app.app_context():
+        forking.gate.install(db.engine)
     warm_up()
     warm_up_transport(app)
     with app.app_context():

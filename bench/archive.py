@@ -1,6 +1,6 @@
 """Archive sending under load: backlog drain and finalize-to-Arkivert latency.
 
-    .venv/bin/python bench/archive.py [--backlog 10000] [--workers 1,2,4] [--transports local,http]
+    .venv/bin/python bench/archive.py [--backlog 10000] [--workers 1,2,4] [--transports local,http,fiksio]
                                       [--engines sqlite,postgresql] [--database-url URL ...]
                                       [--trickle-ms 1000] [--documents 40] [--sweep 10] [--skip-latency]
 
@@ -19,7 +19,11 @@
 Engines: sqlite (a fresh file per run) and postgresql (a throwaway cluster from
 scripts/pg-throwaway.sh when PostgreSQL is installed, else skipped); --database-url adds a
 PostgreSQL server to use instead (a database is created and dropped per run; it needs CREATEDB).
-The http transport talks to tests/archive_server.py, run in its own process on 127.0.0.1.
+The http transport talks to tests/archive_server.py, run in its own process on 127.0.0.1. The fiksio
+transport goes the whole way over Fiks IO on this machine: a throwaway RabbitMQ node
+(tests/rabbitmq_node.py), the strict Fiks IO test server and the reference archive answering as a
+Fiks IO participant in this process (tests/fiksio_chain.py); each worker's consumer thread applies the
+replies. With fiksio among the transports the idle latency is also taken over Fiks IO.
 Everything is loopback and temporary; workers, the archive server, Redis, the PostgreSQL cluster
 and the temp folder are removed at the end, also on an error or Ctrl-C (--keep keeps the folder
 with the worker logs).
@@ -223,7 +227,8 @@ def dispose(app) -> None:
         db.engine.dispose()
 
 
-def latency_run(instance: Path, redis_url: str, documents: int, immediate: bool, sweep: int) -> list[float]:
+def latency_run(instance: Path, redis_url: str, documents: int, immediate: bool, sweep: int,
+                chain=None) -> list[float]:
     """Idle: finalize documents one by one; time from the finalize call to Arkivert."""
     from ppt_web.cases import posts
     from ppt_web.extensions import db
@@ -232,14 +237,27 @@ def latency_run(instance: Path, redis_url: str, documents: int, immediate: bool,
 
     env = {**os.environ, "PPT_INSTANCE_PATH": str(instance), "PPT_REDIS_URL": redis_url,
            "PPT_QUEUE_NAME": instance.name, "PPT_SWEEP_SECONDS": str(sweep),
-           "PPT_ARCHIVE_IMMEDIATE": "1" if immediate else "0"}
-    app = make_app(instance, redis_url, PPT_ARCHIVE_IMMEDIATE=immediate, PPT_SWEEP_SECONDS=sweep)
+           "PPT_ARCHIVE_IMMEDIATE": "1" if immediate else "0", **(fiksio_env(chain) if chain else {})}
+    app = make_app(instance, redis_url, PPT_ARCHIVE_IMMEDIATE=immediate, PPT_SWEEP_SECONDS=sweep,
+                   **(chain.app_config() if chain else {}))
     prepare(app)
+    if chain:
+        chain.reset()
+        chain.start_participant(instance / "fiksio-archive")
     workers = start_workers(1, env, instance / "logs")
     samples = []
     try:
         with app.test_request_context():
             case = builders.case()
+            if chain:  # the case's folder first, so the posts' times are their own
+                first = db.session.scalar(db.select(ArchiveJob).where(ArchiveJob.case_id == case.id))
+                t0 = time.perf_counter()
+                while db.session.scalar(db.select(ArchiveJob.archive_status).where(
+                        ArchiveJob.id == first.id)) != "archived":
+                    db.session.rollback()
+                    if time.perf_counter() - t0 > 60:
+                        raise RuntimeError("the case's folder did not reach the archive over Fiks IO")
+                    time.sleep(0.02)
             for i in range(documents):
                 draft = builders.post(case, title=f"Latens {i}", pdf=builders.make_pdf(tag="bench"))
                 t0 = time.perf_counter()
@@ -255,8 +273,36 @@ def latency_run(instance: Path, redis_url: str, documents: int, immediate: bool,
                     time.sleep(0.01)
     finally:
         stop_workers(workers)
+        if chain:
+            chain.stop_participant()
         dispose(app)
     return samples
+
+
+def fiksio_env(chain) -> dict:
+    """A worker process's Fiks IO settings (tests/fiksio_chain.py), the token provider loaded by name."""
+    from tests.fiksio_chain import ORG, TOKEN_PROVIDER
+
+    config = {**chain.app_config(), "PPT_FIKSIO_TOKEN_PROVIDER": TOKEN_PROVIDER}
+    return {**{key: str(value) for key, value in config.items()},
+            "PPT_TEST_SVARUT_TOKEN_KEY": str(chain.token_key_path), "PPT_TEST_SVARUT_ORG": ORG}
+
+
+@contextlib.contextmanager
+def consuming_here(app):
+    """The app's Fiks IO consumer in this process (the bench's setup, before any worker runs)."""
+    import threading
+
+    from ppt_web.archive import fiksio
+
+    stop = threading.Event()
+    thread = threading.Thread(target=fiksio.run_consumer, args=(app, stop, "bench-setup"), daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(15)
 
 
 @dataclass
@@ -285,7 +331,7 @@ class Run:
 
 
 def drain_run(run: Run, instance: Path, redis, db_url: str | None, http_url: str | None,
-              archive_proc, trickle_ms: int, trickle_cases: int, timeout: float) -> Run:
+              archive_proc, trickle_ms: int, trickle_cases: int, timeout: float, chain=None) -> Run:
     """One backlog drain with a trickle of finalized posts on top; fills in `run`."""
     import psutil
     from sqlalchemy import func, insert, select
@@ -306,6 +352,11 @@ def drain_run(run: Run, instance: Path, redis, db_url: str | None, http_url: str
         extra["SQLALCHEMY_DATABASE_URI"] = env["PPT_DATABASE_URL"] = db_url
     if http_url:
         extra["PPT_ARCHIVE_HTTP_URL"] = env["PPT_ARCHIVE_HTTP_URL"] = http_url
+    if chain:
+        extra.update(chain.app_config())
+        env.update(fiksio_env(chain))
+        chain.reset()
+        chain.start_participant(instance / "fiksio-archive")
     app = make_app(instance, redis.url, **extra)
     prepare(app)
     workers: list[subprocess.Popen] = []
@@ -316,10 +367,18 @@ def drain_run(run: Run, instance: Path, redis, db_url: str | None, http_url: str
             # saksmappe is archived here, in this process, so the trickle's posts wait for nothing.
             backlog_cases = [builders.case(title=f"Backlog {i}").id for i in range(20)]
             free = [builders.case(title=f"Trickle {i}").id for i in range(trickle_cases)]
-            for job_id in list(db.session.scalars(select(ArchiveJob.id).order_by(ArchiveJob.id))):
-                outcome = service.process(job_id, "bench-setup")
-                if outcome != "archived":
-                    raise RuntimeError(f"setup: case job {job_id} {outcome}")
+            with consuming_here(app) if chain else contextlib.nullcontext():
+                for job_id in list(db.session.scalars(select(ArchiveJob.id).order_by(ArchiveJob.id))):
+                    outcome = service.process(job_id, "bench-setup")
+                    if outcome != ("handed over" if chain else "archived"):
+                        raise RuntimeError(f"setup: case job {job_id} {outcome}")
+                t = time.perf_counter()
+                while chain and db.session.scalar(select(func.count()).select_from(ArchiveJob).where(
+                        ArchiveJob.archive_status != "archived")):
+                    db.session.rollback()
+                    if time.perf_counter() - t > 120:
+                        raise RuntimeError("setup: the cases did not reach the archive over Fiks IO")
+                    time.sleep(0.05)
             app.config["PPT_ARCHIVE_IMMEDIATE"] = True  # the trickle is told at once, as the web app does
             rows = [{"message_id": str(uuid.uuid4()), "event": "case_created", "operation": OPPRETT,
                      "case_id": backlog_cases[i % len(backlog_cases)], "client_id": None, "job_status": "new",
@@ -415,6 +474,8 @@ def drain_run(run: Run, instance: Path, redis, db_url: str | None, http_url: str
         if sampler is not None:
             sampler.stop()
         stop_workers(workers)
+        if chain:
+            chain.stop_participant()
         dispose(app)
         with contextlib.suppress(Exception):
             with app.app_context():
@@ -434,7 +495,7 @@ def print_run(run: Run, baseline: Run | None) -> None:
     drain = f"{run.drain_s:7.1f} s {run.rate:7.1f}/s" if run.drain_s else f"{'not drained':>19s}"
     lat = (f"p50 {pct(run.latencies, .5):6.2f} s p95 {pct(run.latencies, .95):6.2f} s (n {len(run.latencies)})"
            if run.latencies else "no trickle samples")
-    print(f"{run.engine:10s} {run.transport:5s} {run.workers} w: {drain} {speed:>6s} | {lat}", flush=True)
+    print(f"{run.engine:10s} {run.transport:6s} {run.workers} w: {drain} {speed:>6s} | {lat}", flush=True)
     mem = "; ".join(f"w{i} {mib(m.main)}/{mib(m.split()[0])}/{mib(m.split()[1])}/{mib(m.total)}"
                     for i, m in enumerate(run.memory))
     cpu = " ".join(f"{k} {v:.2f}" for k, v in run.cpu.items())
@@ -477,7 +538,7 @@ def main() -> int:
     parser.add_argument("--skip-latency", action="store_true", help="only the backlog runs")
     parser.add_argument("--backlog", type=int, default=10000, help="NY jobs per drain")
     parser.add_argument("--workers", default="1,2,4", help="worker counts, e.g. 1,2,4")
-    parser.add_argument("--transports", default="local,http", help="local and/or http")
+    parser.add_argument("--transports", default="local,http", help="local, http and/or fiksio")
     parser.add_argument("--engines", default=None,
                         help="sqlite and/or postgresql (default: both when PostgreSQL is installed, "
                              "or none besides --database-url)")
@@ -535,13 +596,27 @@ def main() -> int:
         for i, url in enumerate(args.database_url):
             servers.append((f"pg-url{i + 1}" if len(args.database_url) > 1 else "pg-url", url))
 
+        chain = None
+        if "fiksio" in transports:
+            from tests.fiksio_chain import Chain
+            from tests.rabbitmq_node import RabbitNode, new_folder
+
+            node = RabbitNode(new_folder())
+            stack.callback(node.close)
+            node.start()
+            chain = Chain(node, base / "fiksio")
+            stack.callback(chain.close)
+
         if not args.skip_latency:
-            for label, immediate in [("immediate dispatch", True), (f"sweep only ({args.sweep} s)", False)]:
-                samples = latency_run(base / f"idle-{label.split()[0]}", redis.url, args.documents, immediate,
-                                      args.sweep)
-                print(f"idle finalize -> Arkivert (sqlite, local), {label:22s}: p50 {pct(samples, .5) * 1000:8.1f} ms"
-                      f"  p95 {pct(samples, .95) * 1000:8.1f} ms  mean {statistics.mean(samples) * 1000:8.1f} ms  "
-                      f"({len(samples)} documents)", flush=True)
+            idle = [("local", "immediate dispatch", True, None), ("local", f"sweep only ({args.sweep} s)", False, None)]
+            if chain:
+                idle.append(("fiksio", "immediate dispatch", True, chain))
+            for transport, label, immediate, over in idle:
+                samples = latency_run(base / f"idle-{transport}-{label.split()[0]}", redis.url, args.documents,
+                                      immediate, args.sweep, over)
+                print(f"idle finalize -> Arkivert (sqlite, {transport:6s}), {label:22s}: "
+                      f"p50 {pct(samples, .5) * 1000:8.1f} ms  p95 {pct(samples, .95) * 1000:8.1f} ms  "
+                      f"mean {statistics.mean(samples) * 1000:8.1f} ms  ({len(samples)} documents)", flush=True)
 
         plan = [(label, admin, transport, n) for label, admin in servers for transport in transports
                 for n in worker_counts]
@@ -575,14 +650,14 @@ def main() -> int:
             try:
                 if transport == "http":
                     archive_proc, http_url = start_archive_server(instance / "archive-server.log")
-                elif transport != "local":
-                    raise SystemExit(f"unknown transport {transport!r}: local or http")
+                elif transport not in ("local", "fiksio"):
+                    raise SystemExit(f"unknown transport {transport!r}: local, http or fiksio")
                 waited, busy = wait_quiet(args.quiet_below, args.quiet_wait)
                 print(f"[{index + 1}/{len(plan)}{f' retry {attempt}' if attempt else ''}] {label} {transport} "
                       f"{n} worker(s), backlog {args.backlog} (waited {waited:.0f} s for quiet: busy {busy:.2f} "
                       f"cores) ...", flush=True)
                 drain_run(run, instance, redis, db_url, http_url, archive_proc, args.trickle_ms,
-                          args.trickle_cases, args.run_timeout)
+                          args.trickle_cases, args.run_timeout, chain if transport == "fiksio" else None)
             finally:
                 if archive_proc is not None:
                     stop_group(archive_proc, 5)

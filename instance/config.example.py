@@ -65,7 +65,7 @@ folder, shown here as INSTANCE. A test fails when a setting is added to ppt_web/
 # PPT_FIKSIO_CERTIFICATE = None  # env PPT_FIKSIO_CERTIFICATE; path of its certificate (PEM), uploaded to the account
 # PPT_FIKSIO_INTEGRATION_ID = None  # env PPT_FIKSIO_INTEGRATION_ID; the Fiks integration's id (uuid)
 # PPT_FIKSIO_INTEGRATION_PASSWORD = None  # env PPT_FIKSIO_INTEGRATION_PASSWORD
-# PPT_FIKSIO_TOKEN_PROVIDER = None  # env PPT_FIKSIO_TOKEN_PROVIDER; "module:attribute", unset: PPT_SVARUT_TOKEN_PROVIDER's
+# PPT_FIKSIO_TOKEN_PROVIDER = None  # env PPT_FIKSIO_TOKEN_PROVIDER; "module:attribute"; unset: the SvarUt one
 # PPT_METRICS_TOKEN = None  # env PPT_METRICS_TOKEN; /metrics: Bearer token, or unset: this host only
 # PPT_LOG_FORMAT = 'text'  # env PPT_LOG_FORMAT
 # PPT_LOG_LEVEL = 'INFO'  # env PPT_LOG_LEVEL

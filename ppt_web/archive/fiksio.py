@@ -25,7 +25,7 @@ import threading
 import time
 
 from redis.exceptions import RedisError
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 
 from ..clock import utcnow
 from ..extensions import db
@@ -33,6 +33,7 @@ from ..fiksio.amqp import Consumer, Received, open_payload
 from ..fiksio.asice import AsiceError
 from ..fiksio.client import FiksIoError
 from ..fiksio.settings import SettingsError, from_config
+from ..forking import gate
 from ..inbound.cms import CmsError
 from ..models import ArchiveJob, ArchiveStatus, JobStatus
 from ..queue import LOCK_SECONDS, only_one
@@ -95,14 +96,18 @@ def _answer_query(received: Received) -> str:
 
 
 def _job_for(received: Received) -> ArchiveJob | None:
+    """One statement, so one snapshot: with two, the sender's commit of the Fiks IO id could land
+    between them, and the reply would match neither."""
+    found = []
     if received.svar_til:
-        job = db.session.scalar(select(ArchiveJob).where(ArchiveJob.fiksio_message_id == received.svar_til))
-        if job is not None:
-            return job
+        found.append(ArchiveJob.fiksio_message_id == received.svar_til)
     if received.klient_korrelasjons_id:
-        return db.session.scalar(select(ArchiveJob).where(
-            ArchiveJob.message_id == received.klient_korrelasjons_id[:36], ArchiveJob.fiksio_message_id.is_(None)))
-    return None
+        found.append(and_(ArchiveJob.message_id == received.klient_korrelasjons_id[:36],
+                          ArchiveJob.fiksio_message_id.is_(None)))
+    if not found:
+        return None
+    jobs = list(db.session.scalars(select(ArchiveJob).where(or_(*found)).limit(2)))
+    return next((j for j in jobs if j.fiksio_message_id == received.svar_til), jobs[0] if jobs else None)
 
 
 def _open(job: ArchiveJob, reply: transports.Reply) -> bool:
@@ -176,7 +181,7 @@ def _notice_text(received: Received) -> str:
 def app_handler(app):
     """handle() in an app context, for the consumer thread."""
     def run(received: Received) -> None:
-        with app.app_context():
+        with gate.busy(), app.app_context():  # a work horse is not forked in the middle of it
             try:
                 handle(received)
             finally:

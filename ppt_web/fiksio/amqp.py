@@ -36,6 +36,7 @@ HEARTBEAT = 30  # seconds; the handler runs beside the connection, so a slow one
 FIRST_PAUSE, LONGEST_PAUSE = 1.0, 30.0  # back-off, doubling, after a failed connection or handler
 MIN_ATTEMPT_INTERVAL = 2.0  # at most one connection attempt per 2 s, as KS's .NET client limits itself
 STEP = 0.5  # how often the consumer looks at its stop event while idle
+SERVE_EVERY = 1.0  # while a handler runs, how often the connection is served (heartbeats)
 
 # Header names on a delivery, as Fiks IO sets them.
 AVSENDER_ID, MELDING_ID, MELDINGSTYPE = "avsender-id", "melding-id", "type"
@@ -275,8 +276,10 @@ class Consumer:
         """Run the handler on its thread while this one serves the connection; the exception it raised."""
         future = submit(lambda: self.handle(received))
         try:
-            while not future.done():
-                connection.process_data_events(time_limit=0.2)
+            # Wait on the handler, not on the socket (process_data_events would sit out its whole
+            # time_limit when no frame comes: ~0.2 s a delivery); serve the connection every second.
+            while not wait_for([future], timeout=SERVE_EVERY).done:
+                connection.process_data_events(time_limit=0)
         except BaseException:
             wait_for([future])  # its effect may commit; the delivery comes again, unacknowledged
             raise

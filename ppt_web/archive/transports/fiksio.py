@@ -35,6 +35,16 @@ ERROR_STATUS = {replies.UGYLDIGFORESPOERSEL: 400, replies.IKKEFUNNET: 404, repli
 _lock = threading.Lock()
 
 
+def _new_lock() -> None:
+    """A forked work horse gets a lock of its own: the worker's consumer thread may have held this one
+    at the fork, and the horse's copy would stay locked for good."""
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock)
+
+
 class FiksIoTransport:
     asynchronous = True
 
