@@ -24,6 +24,7 @@ from sqlalchemy import select
 
 from ppt_web.archive import fiksio, sending
 from ppt_web.archive.reference.rules import OPPRETT
+from ppt_web.cases import posts
 from ppt_web.clock import utcnow
 from ppt_web.extensions import db
 from ppt_web.fiksio.amqp import Consumer, Received
@@ -356,3 +357,32 @@ def test_a_reply_for_an_unknown_message_is_logged_acknowledged_and_changes_nothi
     after = [(j.id, j.job_status, j.archive_status, j.done_at, j.message, j.fiksio_message_id) for j in jobs()]
     assert after == before
     assert "no job of ours" in run.log_text()
+
+
+# -- large messages -------------------------------------------------------------------------------
+
+def test_a_message_above_fiks_ios_inline_limit_travels_through_dokumentlager(run, ctx):
+    """Fiks IO keeps a message above its inline limit (5 MB; 1 kB here) in Dokumentlager and sends only
+    its id: the archive downloads the post with its PDF, and the app downloads the archive's receipt."""
+    chain = run.chain
+    limit = chain.server.inline_limit
+    chain.server.inline_limit = 1000
+    try:
+        chain.start_participant(run.archive_root)
+        run.worker()
+        case = builders.case(title="Stort brev")
+        draft = builders.post(case, title="Med vedlegg", pdf=builders.make_pdf(pages=3, tag="dokumentlager"))
+        posts.finalize(builders.user("radgjevar1"), draft.id)
+        wait_for(lambda: all_archived(2), 60, "the folder and the post are archived", explain=lambda: states(run))
+    finally:
+        chain.server.inline_limit = limit
+    kept = [p for p in chain.server.published if p.headers.get("dokumentlager-id")]
+    to_archive = [p for p in kept if p.queue == chain.archive_party.queue]
+    to_app = [p for p in kept if p.queue == chain.app_party.queue]
+    assert len(to_archive) == 2 and all(p.body == b"" for p in kept)  # both messages; no bytes over AMQP
+    assert to_app and all(p.headers["type"].endswith(".kvittering") for p in to_app)
+    held = assert_each_once_in_the_archive(run, jobs())
+    assert held["documents"][f"post:{draft.id}"] == 1
+    post = db.session.get(JournalPost, draft.id)
+    assert post.archive_number  # the receipt came through Dokumentlager and was read
+    assert chain.server.failures == []
