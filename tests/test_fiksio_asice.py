@@ -204,7 +204,7 @@ def test_missing_signature_file_is_refused(container):
 def test_zip_bomb_and_junk_are_refused(container):
     refused(container, "unpacks to more than the limit of 1000 bytes", max_size=1000)
     refused(container, "more than 3 entries", max_entries=3)
-    refused(b"PK\x03\x04 not really", "not a readable zip")
+    refused(b"PK\x03\x04 not really", "cannot be read as a ZIP")
 
 
 @pytest.mark.parametrize("name", ["", "META-INF/extra.xml", "mimetype", "a/b.xml", "..", "c:\\x.xml"])

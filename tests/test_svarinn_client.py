@@ -16,9 +16,10 @@ from datetime import UTC, date, datetime
 import pytest
 import requests
 
+from ppt_web.files.zips import ZipRefused
 from ppt_web.inbound import cms
 from ppt_web.inbound.folder import FolderSource, write_example
-from ppt_web.inbound.metadata import ZipRefused, parse_message, unzip
+from ppt_web.inbound.metadata import parse_message, unzip
 from ppt_web.inbound.svarinn import SvarInnSource, origin
 from ppt_web.inbound.types import InboundFailure, InboundMessage, InboundUnavailable
 

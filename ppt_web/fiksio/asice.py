@@ -33,6 +33,8 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 from lxml import etree
 
+from ..files import zips
+
 MIMETYPE = "application/vnd.etsi.asic-e+zip"
 MANIFEST_NAME = "META-INF/ASiCManifest.xml"
 OASIS_MANIFEST_NAME = "META-INF/manifest.xml"
@@ -59,7 +61,6 @@ CMS_HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
 SIGNING_CERTIFICATE_V2 = tsp.SetOfSigningCertificatesV2  # importing tsp registers the CAdES attribute
 MAX_TOTAL_SIZE = 5 * 1024 ** 3  # Fiks IO's own upper limit for a message (Dokumentlager's)
 MAX_ENTRIES = 10_000
-CHUNK = 1024 * 1024
 
 
 class AsiceError(Exception):
@@ -278,44 +279,9 @@ def _shown(name: str) -> str:
 def _unzip(data: bytes, max_size: int, max_entries: int) -> dict[str, bytes]:
     """Every file entry by name, in the zip's order; sizes capped (a zip bomb is refused unread)."""
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        infos = [info for info in archive.infolist() if not info.is_dir()]
-        if len(infos) > max_entries:
-            raise AsiceError(f"the container has more than {max_entries} entries")
-        if sum(info.file_size for info in infos) > max_size:
-            raise AsiceError(f"the container unpacks to more than the limit of {max_size} bytes")
-        entries: dict[str, bytes] = {}
-        total = 0
-        for info in infos:
-            name = _zip_name(info)
-            if name in entries:
-                raise AsiceError(f"the container holds {name!r} twice")
-            if info.flag_bits & 0x1:
-                raise AsiceError(f"{name!r} is encrypted inside the zip")
-            out = io.BytesIO()
-            with archive.open(info) as member:
-                while chunk := member.read(CHUNK):
-                    total += len(chunk)
-                    if total > max_size:
-                        raise AsiceError(f"the container unpacks to more than the limit of {max_size} bytes")
-                    out.write(chunk)
-            entries[name] = out.getvalue()
-    except AsiceError:
-        raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, RuntimeError, NotImplementedError, ValueError, OSError,
-            EOFError) as exc:
-        raise AsiceError(f"the container is not a readable zip ({exc})") from None
-    return entries
-
-
-def _zip_name(info: zipfile.ZipInfo) -> str:
-    """Names without the UTF-8 flag were decoded as CP437; the clients write UTF-8 (mostly flagged)."""
-    if info.flag_bits & 0x800:
-        return info.filename
-    try:
-        return info.filename.encode("cp437").decode("utf-8")
-    except (UnicodeEncodeError, UnicodeDecodeError):
-        return info.filename
+        return zips.unzip(data, max_size, max_entries=max_entries, what="the container")
+    except zips.ZipRefused as exc:
+        raise AsiceError(str(exc)) from None
 
 
 def _read_manifest(data: bytes) -> tuple[str | None, dict[str, tuple[str, bytes]]]:

@@ -6,14 +6,13 @@ says clients must tolerate new JSON fields.
 from __future__ import annotations
 
 import hashlib
-import io
 import re
 import uuid
-import zipfile
 from datetime import UTC, date, datetime
 from typing import TypeGuard
 
 from ..clock import OSLO
+from ..files import zips
 from .types import (
     BAD_METADATA,
     DEFAULT_MAX_BYTES,
@@ -28,11 +27,6 @@ from .types import (
 SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 NATIONAL_ID = re.compile(r"(?<!\d)\d{6}\s?\d{5}(?!\d)")
 NORWAY = {"", "NO", "NOR", "NORGE", "NOREG", "NORWAY"}
-CHUNK = 1024 * 1024
-
-
-class ZipRefused(Exception):
-    """The ZIP is damaged, encrypted, ambiguous or unpacks to more than the limit."""
 
 
 def scrub(text: str) -> str:
@@ -165,45 +159,8 @@ def safe_filename(name: object) -> bool:
 
 
 def unzip(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, bytes]:
-    """The files of a ZIP by name, refusing one that unpacks to more than max_bytes (a zip bomb).
-
-    The sizes in the ZIP's directory can lie, so the bytes actually inflated are counted too.
-    """
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        entries = [info for info in archive.infolist() if not info.is_dir()]
-        if sum(info.file_size for info in entries) > max_bytes:
-            raise ZipRefused(f"the ZIP unpacks to more than the limit of {max_bytes} bytes")
-        files: dict[str, bytes] = {}
-        total = 0
-        for info in entries:
-            name = _zip_name(info)
-            if name in files:
-                raise ZipRefused(f"the ZIP holds {name!r} twice")
-            out = io.BytesIO()
-            with archive.open(info) as member:
-                while chunk := member.read(CHUNK):
-                    total += len(chunk)
-                    if total > max_bytes:
-                        raise ZipRefused(f"the ZIP unpacks to more than the limit of {max_bytes} bytes")
-                    out.write(chunk)
-            files[name] = out.getvalue()
-    except ZipRefused:
-        raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, RuntimeError, NotImplementedError, ValueError, OSError,
-            EOFError) as exc:
-        raise ZipRefused(f"the ZIP cannot be read ({exc})") from None
-    return files
-
-
-def _zip_name(info: zipfile.ZipInfo) -> str:
-    """Names without the UTF-8 flag were decoded as CP437; most such writers really wrote UTF-8."""
-    if info.flag_bits & 0x800:
-        return info.filename
-    try:
-        return info.filename.encode("cp437").decode("utf-8")
-    except (UnicodeEncodeError, UnicodeDecodeError):
-        return info.filename
+    """The files of a ZIP by name, refusing one that unpacks to more than max_bytes (a zip bomb)."""
+    return zips.unzip(data, max_bytes)
 
 
 def _file_entry_problem(entry: object) -> str | None:

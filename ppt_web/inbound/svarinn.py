@@ -13,8 +13,9 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 
+from ..files.zips import ZipRefused
 from . import cms
-from .metadata import ZipRefused, declared_size, failure, message_id, metadata_problem, parse_message, scrub, unzip
+from .metadata import declared_size, failure, message_id, metadata_problem, parse_message, scrub, unzip
 from .types import (
     BAD_METADATA,
     BAD_ZIP,
