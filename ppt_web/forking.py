@@ -32,7 +32,7 @@ class ForkGate:
         """A new process starts with no connection out and no fork pending (its threads did not come along)."""
         self._cond = threading.Condition()
         self._out = 0
-        self._holders: dict[str, int] = {}  # thread name -> connections out (for the warning)
+        self._holders: dict[int, int] = {}  # thread id -> connections out
         self._forking = False
 
     def install(self, engine: Engine) -> None:
@@ -40,7 +40,7 @@ class ForkGate:
         event.listen(engine, "checkin", lambda *_: self._checkin())
 
     def _checkout(self) -> None:
-        name = threading.current_thread().name
+        name = threading.get_ident()
         with self._cond:
             if not self._holders.get(name):  # a thread already inside goes on: the fork waits for it
                 self._cond.wait_for(lambda: not self._forking)
@@ -50,7 +50,7 @@ class ForkGate:
     def _checkin(self) -> None:
         with self._cond:
             self._out = max(0, self._out - 1)
-            name = threading.current_thread().name
+            name = threading.get_ident()
             if self._holders.get(name, 0) > 1:
                 self._holders[name] -= 1
             else:
@@ -73,7 +73,7 @@ class ForkGate:
             self._forking = True
             if not self._cond.wait_for(lambda: self._out == 0, timeout=FORK_WAIT):
                 log.warning("forking a work horse while %s database connection(s) of the worker's threads are "
-                            "in use (waited %.0f s): %s", self._out, FORK_WAIT, self._holders)
+                            "in use (waited %.0f s)", self._out, FORK_WAIT)
         try:
             yield
         finally:

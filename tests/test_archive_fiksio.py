@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from datetime import timedelta
 from types import SimpleNamespace
@@ -161,7 +162,84 @@ def test_a_receipt_after_the_deadline_is_taken_but_not_after_a_retry_sent_it_aga
     assert second != first and fake.sent[-1]["klient_melding_id"] == job.message_id  # the same message to the archive
     old = reply(job, "no.ks.fiks.arkiv.v1.feilmelding.ugyldigforespoersel", svar_til=first,
                 body=b"")
-    assert fiksio.handle(old) == "unknown"
+    assert fiksio.handle(old) == "unknown"  # an error about the earlier send does not fail this one
+    db.session.refresh(job)
+    assert job.job_status == "in_progress"
+
+
+def test_a_receipt_for_an_earlier_send_completes_the_job_sent_again(ctx, fake):
+    """After Prøv på nytt the archive may answer the first send (not the duplicate): what it stored
+    stays stored, so that receipt, found by the job's own id, archives the job."""
+    job = handed_over_case(fake)
+    first = job.fiksio_message_id
+    handed_over_case_again(fake, job)
+    late = reply(job, "no.ks.fiks.arkiv.v1.arkivering.arkivmelding.oppdater.kvittering", svar_til=first,
+                 korrelasjon=job.message_id)
+    assert fiksio.handle(late) == "archived"
+    db.session.refresh(job)
+    assert (job.job_status, job.archive_status) == ("done", "archived")
+
+
+def test_a_send_that_timed_out_but_arrived_keeps_the_receipt_applied_meanwhile(ctx, fake):
+    """The send timed out ("meldinga kan ha kome fram") while the archive's receipt, found by the
+    correlation id, already archived the job: the retry the sender would schedule changes nothing."""
+    builders.case()
+    job = job_of("case_created")
+    assert archive.claim(job.id, archive.claim_token("w"))
+    db.session.refresh(job)
+    fiksio.handle(reply(job, "no.ks.fiks.arkiv.v1.arkivering.arkivmelding.oppdater.kvittering",
+                        svar_til=str(uuid.uuid4()), korrelasjon=job.message_id))
+    outcome = archive.apply_reply(job, archive.transports.Reply(archive.transports.UNREACHABLE, "tidsavbrot"))
+    assert outcome == "answered meanwhile"
+    db.session.refresh(job)
+    assert (job.job_status, job.archive_status) == ("done", "archived")
+
+
+def test_the_deadline_does_not_undo_a_receipt_applied_after_the_sweep_read_the_job(ctx, fake, app, monkeypatch):
+    job = handed_over_case(fake)
+    transport = fiksio_transport.transport_for(app)
+
+    receipt = reply(job, "no.ks.fiks.arkiv.v1.arkivering.arkivmelding.oppdater.kvittering")
+
+    def receipt_meanwhile(message_id):  # the consumer commits, on its own connection, between the
+        import threading  # sweep's read of the job and its write
+
+        thread = threading.Thread(target=fiksio.app_handler(app), args=(receipt,))
+        thread.start()
+        thread.join(30)
+        return None
+    monkeypatch.setattr(transport, "poll", receipt_meanwhile)
+    archive.sweep(now=utcnow() + timedelta(hours=app.config["PPT_ARCHIVE_REPLY_HOURS"] + 1))
+    db.session.refresh(job)
+    assert (job.job_status, job.archive_status, job.message_code) == ("done", "archived", "archived")
+
+
+def test_a_passing_fault_is_retried_inside_the_handler_and_a_lost_download_fails_the_job(app, ctx, fake, monkeypatch):
+    """Fiks IO dead-letters a reply handed back three times, so the database or Dokumentlager away for a
+    moment is waited out in the handler; a download Fiks IO refuses for good fails the job with the reason."""
+    from sqlalchemy.exc import OperationalError
+
+    monkeypatch.setattr(fiksio, "RETRY_FIRST", 0.01)
+    calls: list[str] = []
+
+    def flaky(received):
+        calls.append(received.melding_id)
+        if len(calls) == 1:
+            raise OperationalError("UPDATE", {}, Exception("database is locked"))
+        return "archived"
+    monkeypatch.setattr(fiksio, "handle", flaky)
+    job = handed_over_case(fake)
+    fiksio.app_handler(app)(reply(job, "no.ks.fiks.kvittering.tidsavbrudd"))
+    assert len(calls) == 2
+    monkeypatch.undo()
+
+    def gone(received):
+        raise FiksIoError("Dokumentlager kjenner ikkje fila (HTTP 404)", transient=False)
+    monkeypatch.setattr(fiksio, "_files", gone)
+    assert fiksio.handle(reply(job, "no.ks.fiks.arkiv.v1.arkivering.arkivmelding.opprett.kvittering",
+                               body=b"x")) == "failed"
+    db.session.refresh(job)
+    assert job.archive_status == "failed" and "Dokumentlager kjenner ikkje fila" in job.message
 
 
 def handed_over_case_again(fake, job: ArchiveJob) -> str:
@@ -266,3 +344,53 @@ def test_a_question_to_the_archive_gets_the_answer_the_consumer_hands_over_or_sa
     monkeypatch.setattr(fake, "send", lambda *a, **k: Sent(str(uuid.uuid4())))
     silent = transport.query(archive_query.MAPPE_HENT, payload)
     assert silent.kind == "unreachable" and "1 sekund" in silent.text
+
+
+def test_one_consumer_per_account_and_a_holder_that_lost_the_lock_stops(app, monkeypatch, tmp_path):
+    """Two workers run the consumer thread: one consumes; when the lock is no longer its own (it stalled
+    past it and another took it), it stops consuming instead of renewing the other's lock."""
+    import threading
+
+    from ppt_web.queue import connection
+
+    running: dict[str, threading.Event] = {}
+
+    class Dummy:  # the AMQP side is tested elsewhere; here only who consumes
+        def __init__(self, settings, handle, *, name):
+            self.name, self.connected = name, threading.Event()
+
+        def run(self, stop):
+            running[self.name] = stop
+            self.connected.set()
+            stop.wait(30)
+            self.connected.clear()
+
+    monkeypatch.setattr(fiksio, "Consumer", Dummy)
+    monkeypatch.setattr(fiksio, "LOCK_SECONDS", 3)
+    monkeypatch.setattr(fiksio, "from_config", lambda config: SimpleNamespace(
+        account_id="acc-test", queue="fiksio.konto.acc-test"))
+    stop = threading.Event()
+    threads = [threading.Thread(target=fiksio.run_consumer, args=(app, stop, name)) for name in ("w1", "w2")]
+    for thread in threads:
+        thread.start()
+    try:
+        deadline = time.monotonic() + 5
+        while len(running) < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.5)
+        assert len(running) == 1  # one of the two consumes
+        holder = next(iter(running))
+        with app.app_context():
+            conn = connection()
+            assert conn.get(fiksio.LOCK_KEY + "acc-test").decode().startswith(holder)
+            conn.set(fiksio.LOCK_KEY + "acc-test", "another-worker", ex=60)  # taken while it stalled
+            deadline = time.monotonic() + 5
+            while not running[holder].is_set() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert running[holder].is_set()  # it stopped consuming
+            assert conn.get(fiksio.LOCK_KEY + "acc-test") == b"another-worker"  # and left the lock alone
+            conn.delete(fiksio.LOCK_KEY + "acc-test")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(10)

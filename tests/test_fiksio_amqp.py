@@ -265,12 +265,14 @@ def test_the_consumer_comes_back_by_itself_after_rabbitmq_restarts(account, rabb
         consumer = account.start(handle)
         assert inside.wait(15)
         rabbitmq_node.stop()
-        release.set()
-        deadline = time.monotonic() + 10
-        while consumer.connected.is_set() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not consumer.connected.is_set()
-        rabbitmq_node.start()
+        try:  # the node is the whole run's: it comes back whatever this test finds
+            release.set()
+            deadline = time.monotonic() + 10
+            while consumer.connected.is_set() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not consumer.connected.is_set()
+        finally:
+            rabbitmq_node.start()
         account.wait_handled(4, timeout=30)
         time.sleep(0.3)
     assert consumer.connected.is_set()
@@ -306,11 +308,16 @@ def test_a_refused_login_is_logged_once_with_what_to_check(account, rabbitmq_nod
     account.settings = replace(account.settings, integration_password="feil")
     with caplog.at_level(logging.DEBUG, logger="ppt_web.fiksio.amqp"):
         consumer = account.start()
-        time.sleep(2.5)
+        started = time.monotonic()
+
+        def refused() -> list:
+            return [u for u, _ in rabbitmq_node.refusals if u == account.settings.integration_id]
+        while len(refused()) < 2 and time.monotonic() - started < 15:
+            time.sleep(0.05)
+        elapsed = time.monotonic() - started
         took = account.finish()
     assert not consumer.connected.is_set() and took < 2
-    refused = [u for u, _ in rabbitmq_node.refusals if u == account.settings.integration_id]
-    assert len(refused) == 2  # at 0 s and 2 s
+    assert 2 <= len(refused()) <= 1 + elapsed / 2  # tried again, but at most once per 2 s
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert f"refused the login of integration {account.settings.integration_id}" in warnings[0]

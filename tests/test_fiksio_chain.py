@@ -235,6 +235,7 @@ def test_consumer_killed_after_its_commit_before_the_ack_changes_nothing_twice(r
     chain.start_participant(run.archive_root)
     script_log = tmp_path / "consumer.log"
     script = chain.start_consumer_script(run.env(), script_log)
+    run.workers.append(script)  # stopped at the end whatever happens: it must not outlive the test
     wait_for(lambda: chain.consumers(chain.app_party) == 1 or script.poll() is not None, 30,
              "the consumer script consumes the app's queue")
     assert script.poll() is None, script_log.read_text()

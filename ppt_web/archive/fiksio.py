@@ -23,9 +23,11 @@ import json
 import logging
 import threading
 import time
+import uuid
 
 from redis.exceptions import RedisError
 from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..clock import utcnow
 from ..extensions import db
@@ -36,7 +38,7 @@ from ..fiksio.settings import SettingsError, from_config
 from ..forking import gate
 from ..inbound.cms import CmsError
 from ..models import ArchiveJob, ArchiveStatus, JobStatus
-from ..queue import LOCK_SECONDS, only_one
+from ..queue import connection
 from . import codes, replies, transports
 from .job_messages import message_values
 from .sending import apply_reply, write_retrying
@@ -84,7 +86,13 @@ def handle(received: Received) -> str:
 
 def _answer_query(received: Received) -> str:
     """An answer to a question a web request waits for (the case's archive page)."""
-    files = _files(received)
+    try:
+        files = _files(received)
+    except FiksIoError as exc:
+        if exc.transient:
+            raise
+        log.warning("Fiks IO: the answer %s to a question could not be fetched: %s", received.melding_id, exc)
+        return "answer lost"
     name = f"{received.meldingstype}"
     try:
         expected = codes.meldingstype_info(name).get("payloadFilnavn")
@@ -96,14 +104,19 @@ def _answer_query(received: Received) -> str:
 
 
 def _job_for(received: Received) -> ArchiveJob | None:
-    """One statement, so one snapshot: with two, the sender's commit of the Fiks IO id could land
-    between them, and the reply would match neither."""
+    """The job by svar-til, else by the correlation id (the job's own id): while the job has no Fiks IO
+    id stored (the reply overtook it), and for mottatt and kvittering always: an archive may answer
+    an earlier send of the same message after a resend, and what it stored stays stored. An error or
+    a Fiks IO notice about an earlier send changes nothing. One statement, so one snapshot: with two,
+    the sender's commit of the Fiks IO id could land between them, and the reply would match neither."""
     found = []
     if received.svar_til:
         found.append(ArchiveJob.fiksio_message_id == received.svar_til)
     if received.klient_korrelasjons_id:
-        found.append(and_(ArchiveJob.message_id == received.klient_korrelasjons_id[:36],
-                          ArchiveJob.fiksio_message_id.is_(None)))
+        same = ArchiveJob.message_id == received.klient_korrelasjons_id[:36]
+        positive = received.meldingstype.startswith("no.ks.fiks.arkiv.") and \
+            received.meldingstype.endswith((".mottatt", ".kvittering"))
+        found.append(same if positive else and_(same, ArchiveJob.fiksio_message_id.is_(None)))
     if not found:
         return None
     jobs = list(db.session.scalars(select(ArchiveJob).where(or_(*found)).limit(2)))
@@ -145,6 +158,10 @@ def _reply(received: Received) -> transports.Reply | None:
             return transports.Reply(reply_kind, prefix + replies.parse_feilmelding(body))
     except (replies.ReplyInvalid, AsiceError, CmsError) as exc:
         return transports.Reply(transports.INVALID, f"uforståeleg svar frå arkivet ({kind[:120]}): {exc}")
+    except FiksIoError as exc:
+        if exc.transient:
+            raise  # Dokumentlager away for a moment: app_handler tries again
+        return transports.Reply(transports.INVALID, f"svaret frå arkivet kunne ikkje hentast: {exc.text}")
     if kind in FIKSIO_SERVERFEIL:
         return transports.Reply(transports.SERVER_ERROR, "Fiks IO fekk ikkje levert meldinga til arkivet "
                                 f"(arkivet tok henne ikkje imot tre gonger){_notice_text(received)}")
@@ -178,63 +195,111 @@ def _notice_text(received: Received) -> str:
     return f": {str(text)[:500]}" if text else ""
 
 
-def app_handler(app):
-    """handle() in an app context, for the consumer thread."""
+RETRY_FIRST, RETRY_LONGEST = 1.0, 30.0
+
+
+def app_handler(app, stop: threading.Event | None = None):
+    """handle() in an app context, for the consumer thread. A passing fault of ours (the database,
+    Redis, Dokumentlager away) is retried here, with back-off, until it succeeds or the worker stops:
+    handing the delivery back instead would count against it at Fiks IO, which dead-letters a message
+    after three unacknowledged deliveries and tells the archive its reply failed."""
+    stop = stop or threading.Event()
+
     def run(received: Received) -> None:
-        with gate.busy(), app.app_context():  # a work horse is not forked in the middle of it
+        pause = RETRY_FIRST
+        while True:
             try:
-                handle(received)
-            finally:
-                db.session.remove()
+                with gate.busy(), app.app_context():  # a work horse is not forked in the middle of it
+                    try:
+                        handle(received)
+                        return
+                    finally:
+                        db.session.remove()
+            except (SQLAlchemyError, RedisError, FiksIoError) as exc:
+                if stop.is_set():
+                    raise  # not acknowledged: it comes again to the next consumer
+                log.warning("Fiks IO: %s %s could not be applied yet (%s); trying again in %.0f s",
+                            received.meldingstype[:120], received.melding_id, exc, pause)
+                stop.wait(pause)
+                pause = min(pause * 2, RETRY_LONGEST)
     return run
 
 
 CONSUMER_KEY = "ppt:fiksio:consumer:"  # + our account id: who consumes, while connected (/readyz reads it)
 LOCK_KEY = "ppt:fiksio:consumer-lock:"  # + our account id: the one process that may consume
+LOCK_SECONDS = 30
 STATUS_SECONDS = 30
+# Renew the lock only while it is still ours (a token compare), so a holder that stalled past it and
+# lost it to another worker learns so, and stops.
+_RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('expire', KEYS[1], ARGV[2]) end return 0"
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
 
 def run_consumer(app, stop: threading.Event, name: str) -> None:
     """The worker's consumer thread: one per account per deployment. Every worker runs this; a Redis
-    lock (queue.only_one, renewed while held) lets one of them consume, and another takes over within
-    a minute when that worker dies. Replies are applied idempotently, so should two consume for a
-    moment (a holder stalled past its lock), nothing changes twice."""
+    lock lets one of them consume, renewed every LOCK_SECONDS / 3 while it is still the holder's; when
+    that worker dies another takes over within LOCK_SECONDS and a poll. A holder that finds the lock
+    no longer its own stops consuming. Replies are applied idempotently, so even two consumers for a
+    moment change nothing twice."""
     try:
         settings = from_config(app.config)
     except SettingsError as exc:
         log.error("Fiks IO: no consumer of our queue: %s", exc)
         return
+    with app.app_context():
+        conn = connection()
     lock, status = LOCK_KEY + settings.account_id, CONSUMER_KEY + settings.account_id
+    token = f"{name}#{uuid.uuid4().hex[:8]}"
+    warned = False
     while not stop.is_set():
         try:
-            with app.app_context(), only_one(lock) as conn:
-                if conn is not None:
-                    log.info("Fiks IO: %s consumes %s", name, settings.queue)
-                    _consume(settings, app, conn, lock, status, name, stop)
+            held = bool(conn.set(lock, token, nx=True, ex=LOCK_SECONDS))
+            warned = False
         except RedisError as exc:
-            log.warning("Fiks IO consumer: Redis unavailable (%s); trying again", exc)
-        stop.wait(STATUS_SECONDS / 3)
+            held = False
+            if not warned:
+                log.warning("Fiks IO consumer: Redis unavailable (%s); trying again", exc)
+                warned = True
+        if held:
+            log.info("Fiks IO: %s consumes %s", name, settings.queue)
+            try:
+                _consume(settings, app, conn, lock, status, token, name, stop)
+            finally:
+                with contextlib.suppress(RedisError):
+                    conn.eval(_RELEASE, 1, lock, token)
+                    conn.delete(status)
+        stop.wait(LOCK_SECONDS / 3)
 
 
-def _consume(settings, app, conn, lock: str, status: str, name: str, stop: threading.Event) -> None:
-    """Run the consumer until the worker stops, renewing the lock and, while connected, the status key."""
-    consumer = Consumer(settings, app_handler(app), name=name)
-    thread = threading.Thread(target=consumer.run, args=(stop,), daemon=True, name="fiksio-amqp")
+def _consume(settings, app, conn, lock: str, status: str, token: str, name: str, stop: threading.Event) -> None:
+    """Run the consumer until the worker stops or the lock is lost; renew the lock and, while
+    connected, the status key. Redis away for a while: go on consuming (the lock cannot be taken by
+    another meanwhile either), saying so once."""
+    mine = threading.Event()
+    consumer = Consumer(settings, app_handler(app, mine), name=name)
+    thread = threading.Thread(target=consumer.run, args=(mine,), daemon=True, name="fiksio-amqp")
     thread.start()
-    renewed, shown = 0.0, False
-    while thread.is_alive() and not stop.wait(1):
-        connected = consumer.connected.is_set()
-        if time.monotonic() - renewed < STATUS_SECONDS / 3 and connected == shown:
-            continue
-        try:
-            conn.expire(lock, LOCK_SECONDS)
-            if connected:
-                conn.set(status, name, ex=STATUS_SECONDS)
-            else:
-                conn.delete(status)
-            renewed, shown = time.monotonic(), connected
-        except RedisError as exc:
-            log.warning("Fiks IO consumer lock not renewed (%s)", exc)
-    thread.join(5)
-    with contextlib.suppress(RedisError):
-        conn.delete(status)
+    renewed, shown, warned = time.monotonic(), None, False
+    try:
+        while thread.is_alive() and not stop.wait(1):
+            connected = consumer.connected.is_set()
+            if time.monotonic() - renewed < LOCK_SECONDS / 3 and connected == shown:
+                continue
+            try:
+                if not conn.eval(_RENEW, 1, lock, token, LOCK_SECONDS):
+                    log.warning("Fiks IO: %s no longer holds the consumer lock of %s; it stops consuming",
+                                name, settings.queue)
+                    return
+                if connected:
+                    conn.set(status, name, ex=STATUS_SECONDS)
+                else:
+                    conn.delete(status)
+                renewed, shown, warned = time.monotonic(), connected, False
+            except RedisError as exc:
+                renewed = time.monotonic()  # the next try in LOCK_SECONDS / 3, not every second
+                if not warned:
+                    log.warning("Fiks IO consumer lock not renewed (%s); consuming on", exc)
+                    warned = True
+    finally:
+        mine.set()
+        thread.join(10)

@@ -9,6 +9,7 @@ horse or worker died is free again within the lease (docs/decisions.md, "The cla
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -59,8 +60,10 @@ def claim(job_id: int, worker: str, now: datetime | None = None) -> bool:
         ArchiveJob, job_id,
         [ArchiveJob.job_status == JobStatus.NEW, ArchiveJob.deleted_at.is_(None),
          or_(ArchiveJob.next_attempt_at.is_(None), ArchiveJob.next_attempt_at <= now)],
+        # A new send: the previous one's Fiks IO id and "mottatt" no longer describe it (a late error
+        # about that send then finds no job; its late receipt still does, archive/fiksio.py).
         dict(job_status=JobStatus.IN_PROGRESS, claimed_by=worker[:200], attempts=ArchiveJob.attempts + 1,
-             lease_until=now + lease))
+             lease_until=now + lease, fiksio_message_id=None, received_at=None))
 
 
 def process(job_id: int, worker: str | None = None) -> str:
@@ -140,11 +143,13 @@ def apply_reply(job: ArchiveJob, reply: transports.Reply, asynchronous: bool = F
             # One conditional UPDATE, not the loaded row: over Fiks IO the archive's reply may already
             # have been applied by the consumer (the job done, or "mottatt" shown), and must stay.
             deadline = utcnow() + timedelta(hours=current_app.config["PPT_ARCHIVE_REPLY_HOURS"])
-            if reply.transport_id:
-                db.session.execute(update(ArchiveJob).where(ArchiveJob.id == job.id)
+            if reply.transport_id:  # kept even if the reply finished the job already; never by a stale claim
+                db.session.execute(update(ArchiveJob).where(ArchiveJob.id == job.id,
+                                                            ArchiveJob.claimed_by == job.claimed_by)
                                    .values(fiksio_message_id=reply.transport_id)
                                    .execution_options(synchronize_session=False))
-            waiting = [ArchiveJob.id == job.id, ArchiveJob.job_status == JobStatus.IN_PROGRESS]
+            waiting = [ArchiveJob.id == job.id, ArchiveJob.job_status == JobStatus.IN_PROGRESS,
+                       ArchiveJob.claimed_by == job.claimed_by]
             db.session.execute(update(ArchiveJob).where(*waiting)
                                .values(lease_until=None, reply_deadline=deadline, archive_status=ArchiveStatus.NEW)
                                .execution_options(synchronize_session=False))
@@ -159,13 +164,22 @@ def apply_reply(job: ArchiveJob, reply: transports.Reply, asynchronous: bool = F
         if job.attempts < limit:
             delay = min(current_app.config["PPT_ARCHIVE_BACKOFF_SECONDS"] * 2 ** (job.attempts - 1), 3600)
 
-            def retry_later() -> None:
-                job.job_status, job.archive_status = JobStatus.NEW, ArchiveStatus.FAILED
-                job.next_attempt_at = utcnow() + timedelta(seconds=delay)
-                job.lease_until, job.claimed_by = None, None
-                when = job.next_attempt_at.astimezone(OSLO).strftime("%H:%M")
-                set_message(job, "retry_later", attempt=job.attempts, limit=limit, detail=reply.text, time=when)
-            write_retrying(retry_later)
+            def retry_later() -> int:
+                # Conditional: a reply the consumer applied meanwhile (the send timed out, yet arrived) stays.
+                due = utcnow() + timedelta(seconds=delay)
+                when = due.astimezone(OSLO).strftime("%H:%M")
+                return changed_rows(update(ArchiveJob).where(
+                    ArchiveJob.id == job.id, ArchiveJob.job_status == JobStatus.IN_PROGRESS,
+                    ArchiveJob.claimed_by == job.claimed_by)
+                    .values(job_status=JobStatus.NEW, archive_status=ArchiveStatus.FAILED, next_attempt_at=due,
+                            lease_until=None, claimed_by=None,
+                            **message_values("retry_later", attempt=job.attempts, limit=limit, detail=reply.text,
+                                             time=when))
+                    .execution_options(synchronize_session=False))
+            if not write_retrying(retry_later):
+                db.session.expire(job)
+                return "answered meanwhile"
+            db.session.expire(job)
             try:  # needs the worker's scheduler; the sweep picks it up in any case
                 enqueue_in(timedelta(seconds=delay), Job.SEND_ARCHIVE_JOB, job.id)
             except Exception:  # noqa: BLE001 - Redis trouble: the sweep covers it
@@ -390,6 +404,16 @@ def _read_async_replies(now: datetime) -> int:
             apply_reply(job, reply, asynchronous=True)
             read += 1
         elif job.reply_deadline is not None and job.reply_deadline < now:
-            _finish(job, ArchiveStatus.FAILED, "no_receipt")
-            read += 1
+            read += write_retrying(functools.partial(_no_receipt, job.id, now))
     return read
+
+
+def _no_receipt(job_id: int, now: datetime) -> int:
+    """Feil "no receipt" for a job whose reply deadline passed; conditional, so a receipt the consumer
+    applied since the row was read stays."""
+    return changed_rows(update(ArchiveJob).where(
+        ArchiveJob.id == job_id, ArchiveJob.job_status == JobStatus.IN_PROGRESS,
+        ArchiveJob.reply_deadline.is_not(None), ArchiveJob.reply_deadline < now)
+        .values(job_status=JobStatus.DONE, archive_status=ArchiveStatus.FAILED, done_at=utcnow(),
+                lease_until=None, reply_deadline=None, **message_values("no_receipt"))
+        .execution_options(synchronize_session=False))

@@ -24,6 +24,7 @@ import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 
+from ..forking import gate
 from ..inbound import cms
 from . import asice
 from .client import FiksIoClient
@@ -299,7 +300,8 @@ class Consumer:
         if url.scheme not in ("amqp", "amqps") or not url.hostname:
             raise _Lost(f"the AMQP address {settings.amqp_url!r} is not amqps://host[:port]")
         try:
-            token = settings.token_provider.token()
+            with gate.busy():  # a work horse forked meanwhile would inherit the provider's lock held
+                token = settings.token_provider.token()
         except Exception as exc:  # noqa: BLE001  (the provider's own errors vary)
             raise _Lost(f"no Maskinporten token: {exc}") from exc
         ssl_options = None

@@ -122,7 +122,8 @@ class FiksIoClient:
 
     def send(self, recipient: str, meldingstype: str, files: Sequence[tuple[str, bytes, str]] | None, *,
              svar_pa: str | None = None, klient_melding_id: str | None = None,
-             klient_korrelasjons_id: str | None = None, ttl_ms: int | None = None) -> Sent:
+             klient_korrelasjons_id: str | None = None, ttl_ms: int | None = None,
+             timeout: float | None = None) -> Sent:
         """Sign the files into an ASiC-E, encrypt it to the recipient's key, post it (multipart: metadata,
         then data). files None or empty: a message without payload (no data part)."""
         mottaker = _account(recipient)
@@ -145,8 +146,9 @@ class FiksIoClient:
         body, content_type = multipart_body(metadata, data)
         headers = {**self._headers(), "Content-Type": content_type, "Accept": "application/json"}
         try:
+            wait = timeout or self.timeout
             response = self.session.post(self.settings.api_url + SEND_PATH, data=body, headers=headers,
-                                         timeout=(min(self.timeout, SHORT_TIMEOUT), self.timeout))
+                                         timeout=(min(wait, SHORT_TIMEOUT), wait))
         except requests.RequestException as exc:
             maybe = "; meldinga kan ha kome fram" if isinstance(exc, requests.Timeout) else ""
             raise FiksIoError(f"fekk ikkje kontakt med Fiks IO ({_kind(exc)}){maybe}", transient=True) from None
@@ -158,9 +160,13 @@ class FiksIoClient:
                 except ValueError:
                     answer = None
                 melding_id = answer.get("meldingId") if isinstance(answer, dict) else None
-                if not isinstance(melding_id, str) or not melding_id:
-                    raise FiksIoError(f"Fiks IO tok imot meldinga (HTTP {status}) men svarte utan meldingId",
-                                      transient=True)
+                try:  # a reply's svar-til names it: a UUID, kept in its canonical form
+                    melding_id = str(uuid.UUID(str(melding_id))) if melding_id else ""
+                except ValueError:
+                    melding_id = ""
+                if not melding_id:
+                    raise FiksIoError(f"Fiks IO tok imot meldinga (HTTP {status}) men svarte utan gyldig "
+                                      f"meldingId", transient=True)
                 return Sent(melding_id=melding_id, answer=answer if isinstance(answer, dict) else {})
             raise _refusal(status, _server_text(response), "Fiks IO",
                            f"Fiks IO avviste meldinga til kontoen {mottaker}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -38,11 +38,11 @@ class Settings:
     api_url: str  # base, without a trailing slash
     amqp_url: str  # amqps://io.fiks.test.ks.no:5671 (or amqp://127.0.0.1:port in tests)
     account_id: str  # our own Fiks IO account (kontoId): the sender, and the queue we consume
-    private_key_pem: bytes  # PKCS#8 PEM: signs the ASiC-E we send, opens what we receive
+    private_key_pem: bytes = field(repr=False)  # PKCS#8 PEM: signs the ASiC-E we send, opens what we receive
     certificate_pem: bytes  # the X.509 certificate of that key (in the ASiC-E signature)
     integration_id: str
-    integration_password: str
-    token_provider: TokenProvider  # Maskinporten, scope ks:fiks
+    integration_password: str = field(repr=False)
+    token_provider: TokenProvider = field(repr=False)  # Maskinporten, scope ks:fiks
     ttl_ms: int | None = None  # message lifetime on send; None: Fiks IO's default (7 days)
 
     @property

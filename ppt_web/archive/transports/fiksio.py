@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import threading
+import time
 import uuid
 
 from flask import Flask
@@ -81,8 +82,8 @@ class FiksIoTransport:
         try:
             self.client.send(self.archive_account, meldingstype, [(name, payload, "application/xml")],
                              klient_melding_id=str(uuid.uuid4()), klient_korrelasjons_id=correlation,
-                             ttl_ms=QUERY_SECONDS * 1000 * 6)
-            answer = conn.blpop([ANSWER_KEY + correlation], timeout=QUERY_SECONDS)
+                             ttl_ms=QUERY_SECONDS * 1000 * 6, timeout=QUERY_SECONDS)
+            answer = _wait_for(conn, ANSWER_KEY + correlation, QUERY_SECONDS)
         except FiksIoError as exc:
             return Reply(UNREACHABLE if exc.transient else INVALID, exc.text)
         except RedisError:
@@ -97,6 +98,16 @@ class FiksIoTransport:
         if kind.endswith(".resultat"):
             return interpret_query(meldingstype, 200, body)
         return interpret(ERROR_STATUS.get(kind, 500), body)
+
+
+def _wait_for(conn, key: str, seconds: float):
+    """BLPOP in steps below the connection's socket timeout (5 s), which a longer one would run into."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        found = conn.blpop([key], timeout=max(1, min(4, int(left))))
+        if found is not None:
+            return found
+    return None
 
 
 def asked(correlation: str | None) -> bool:
