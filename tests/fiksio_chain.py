@@ -133,7 +133,7 @@ class Chain:
         for party in (self.app_party, self.archive_party):
             self.server.add_account(party.account_id, party.certificate_pem, party.key_pem, party.integration_id,
                                     party.password, name=party.name)
-            node.allow(party.integration_id, self._login(party))
+            node.allow(party.integration_id, self._login(party), queue=party.queue)
         self._participant: tuple[threading.Thread, threading.Event] | None = None
 
     @property

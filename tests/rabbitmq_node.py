@@ -82,6 +82,7 @@ class RabbitNode:
         self.dist_port = free_port()
         self.epmd_port = free_port()
         self.logins: dict[str, Check] = {}
+        self.queues: dict[str, str] = {}  # username -> the one queue it may read (allow(queue=...))
         self.refusals: list[tuple[str, str]] = []  # (user name, reason)
         self._auth: ThreadingHTTPServer | None = None
         self._user = _service_user()
@@ -254,8 +255,10 @@ class RabbitNode:
 
     # -- logins ----------------------------------------------------------------------------------
 
-    def allow(self, username: str, password: str | Check) -> None:
-        """Let username log in: with exactly this password, or when check(password) returns None."""
+    def allow(self, username: str, password: str | Check, queue: str | None = None) -> None:
+        """Let username log in: with exactly this password, or when check(password) returns None. With
+        queue, it may only read that queue, as Fiks IO lets an integration read its account's queue and
+        neither declare nor publish anything."""
         if isinstance(password, str):
             expected = password
 
@@ -265,6 +268,8 @@ class RabbitNode:
             self.logins[username] = check
         else:
             self.logins[username] = password
+        if queue is not None:
+            self.queues[username] = queue
 
     def _start_auth_service(self) -> None:
         if self._auth is not None:
@@ -298,6 +303,10 @@ class RabbitNode:
             reason = check(form.get("password", "")) or ""
         elif path == "/vhost":
             reason = "" if form.get("vhost") == "/" else f"no access to vhost {form.get('vhost')!r}"
+        elif path == "/resource" and user in self.queues:
+            wanted = (form.get("resource"), form.get("name"), form.get("permission"))
+            reason = "" if wanted == ("queue", self.queues[user], "read") else \
+                f"no {wanted[2]} access to {wanted[0]} {wanted[1]!r}"
         else:
             reason = ""  # the queues and exchanges of the vhost
         if reason:

@@ -106,7 +106,8 @@ class Account:
         self.id = str(uuid.uuid4())
         self.queue = f"fiksio.konto.{self.id}"
         integration, password, token = str(uuid.uuid4()), "integrasjonspassord", f"token-{uuid.uuid4()}"
-        node.allow(integration, f"{password} {token}")  # what Fiks IO checks: "<password> <Maskinporten token>"
+        node.allow(integration, f"{password} {token}", queue=self.queue)  # "<password> <Maskinporten token>",
+        # and reading its own queue only, as at Fiks IO
         self.settings = Settings(api_url="http://127.0.0.1:9", amqp_url=f"amqp://127.0.0.1:{node.port}",
                                  account_id=self.id, private_key_pem=b"", certificate_pem=b"",
                                  integration_id=integration, integration_password=password,
@@ -330,6 +331,7 @@ def test_a_missing_queue_is_named_in_the_log(account, caplog):
     from dataclasses import replace
 
     account.settings = replace(account.settings, account_id=str(uuid.uuid4()))
+    account.node.queues[account.settings.integration_id] = account.settings.queue  # may read it, were it there
     with caplog.at_level(logging.WARNING, logger="ppt_web.fiksio.amqp"):
         consumer = account.start()
         deadline = time.monotonic() + 10
@@ -338,3 +340,21 @@ def test_a_missing_queue_is_named_in_the_log(account, caplog):
         account.finish()
     assert not consumer.connected.is_set()
     assert f"queue {account.settings.queue} does not exist: check our Fiks IO account id" in caplog.text
+
+
+@pytest.mark.slow
+def test_another_accounts_queue_is_refused_and_named_in_the_log(account, rabbitmq_node, caplog):
+    """Pointed at a queue that is not our account's (a wrong account id that happens to exist): Fiks IO
+    lets an integration read its own queue only, and the log says which queue it may not read."""
+    from dataclasses import replace
+
+    other = Account(rabbitmq_node)
+    account.settings = replace(account.settings, account_id=other.id)
+    with caplog.at_level(logging.WARNING, logger="ppt_web.fiksio.amqp"):
+        consumer = account.start()
+        deadline = time.monotonic() + 10
+        while not caplog.records and time.monotonic() < deadline:
+            time.sleep(0.02)
+        account.finish()
+    assert not consumer.connected.is_set()
+    assert f"may not read queue {other.queue}" in caplog.text

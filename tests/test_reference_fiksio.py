@@ -272,7 +272,7 @@ class Chain:
         return found[:count]
 
 
-def _allow(node, integration_id: str, password: str, token_key) -> None:
+def _allow(node, integration_id: str, password: str, token_key, queue: str) -> None:
     """RabbitMQ takes the integration id with "<integration password> <Maskinporten token>", as Fiks IO does."""
     def check(given: str) -> str | None:
         secret, _, token = given.partition(" ")
@@ -284,7 +284,7 @@ def _allow(node, integration_id: str, password: str, token_key) -> None:
             return f"token refused: {exc.message}"
         return None
 
-    node.allow(integration_id, check)
+    node.allow(integration_id, check, queue=queue)
 
 
 @pytest.fixture(scope="module")
@@ -301,7 +301,7 @@ def chain(rabbitmq_node, tmp_path_factory):
         key_pem, cert_pem = make_key_and_cert(f"fiksio-{who}")
         account, integration, password = str(uuid.uuid4()), str(uuid.uuid4()), f"passord-{who}"
         server.add_account(account, cert_pem, key_pem, integration, password, name=f"PPT {who}")
-        _allow(rabbitmq_node, integration, password, _public_key(token_cert_pem))
+        _allow(rabbitmq_node, integration, password, _public_key(token_cert_pem), f"fiksio.konto.{account}")
         settings[who] = Settings(server.url, amqp_url, account, key_pem, cert_pem, integration, password, tokens)
     root = tmp_path_factory.mktemp("fiksio-arkiv")
     stop = threading.Event()
