@@ -18,7 +18,7 @@ from ppt_web.models import ArchiveJob, JournalPost, PostStatus
 from tests import builders
 from tests.e2e.conftest import sign_in, start_worker, stop_worker
 
-pytestmark = [pytest.mark.browser, pytest.mark.app_config(WTF_CSRF_ENABLED=True,
+pytestmark = [pytest.mark.browser, pytest.mark.one_database, pytest.mark.app_config(WTF_CSRF_ENABLED=True,
                                                           PPT_QUEUE_NAME=f"e2e-{uuid.uuid4().hex[:8]}")]
 
 
