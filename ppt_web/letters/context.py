@@ -1,0 +1,74 @@
+"""The values a letter's merge fields get: from the case, its client, the post and the letterhead.
+
+Plain dicts and strings only (see merge.py). The client's full national id is merged only when the
+template allows it (show_national_id), and the merge is then logged as the id being shown; otherwise
+the field holds the masked form (birth date part and five stars).
+"""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from .. import addresses
+from ..activity import service as activity
+from ..clock import today
+from ..extensions import db
+from ..models import Case, Correspondent, JournalPost, User
+from . import letterhead
+from .merge import Party, date_text, lines, long_date
+
+
+def party_of(c: Correspondent) -> Party:
+    return Party(c.name, c.address or "", c.postal_code or "", c.city or "")
+
+
+def guardians(case: Case) -> list[Party]:
+    """The guardians known in the case: correspondents with a national id on its posts, once each by
+    name, oldest first (the form that registers a guardian for digital post asks for the id)."""
+    rows = db.session.scalars(
+        select(Correspondent).join(JournalPost, Correspondent.post_id == JournalPost.id)
+        .where(JournalPost.case_id == case.id, Correspondent.national_id.is_not(None))
+        .order_by(Correspondent.id))
+    seen: dict[str, Party] = {}
+    for c in rows:
+        seen.setdefault(c.name.casefold(), party_of(c))
+    return list(seen.values())
+
+
+def context(actor: User, case: Case, recipients: list[Party], *, show_national_id: bool = False,
+            approver: User | None = None) -> dict:
+    """Every merge field's value for a letter in this case to these recipients, written by actor."""
+    client = case.client
+    org = (client.organisation if client else None) or case.organisation
+    head = letterhead.current()
+    national_id = ""
+    if client is not None:
+        if show_national_id:
+            national_id = client.national_id
+            activity.record("national_id_shown", actor=actor, object_type="client", object_id=client.id,
+                            detail="letter")
+        else:
+            national_id = client.masked_id
+    where = addresses.structured(org.address, "", "") if org is not None and org.address else None
+    org_address = "\n".join([*where.lines, " ".join(p for p in (where.postal_code, where.city) if p)]) \
+        if where else ""
+    return {
+        "klient": {
+            "namn": client.name if client else "", "fornamn": client.given_name if client else "",
+            "etternamn": client.family_name if client else "",
+            "fodselsdato": date_text(client.birth_date) if client else "", "fodselsnummer": national_id,
+            "adresse": lines(client.address) if client else "", "postnummer": client.postal_code if client else "",
+            "stad": client.city if client else "",
+        },
+        "foresette": [g.fields() for g in guardians(case)],
+        "mottakarar": [r.fields() for r in recipients],
+        "mottakar": recipients[0].fields() if recipients else Party("").fields(),
+        "eining": {"namn": org.name if org else "", "adresse": lines(org_address),
+                   "orgnr": (org.org_number or "") if org else ""},
+        "sak": {"nummer": case.number, "tittel": case.title, "opna": date_text(case.opened_on),
+                "arkivnummer": case.archive_number or ""},
+        "sakshandsamar": {"namn": actor.full_name, "epost": actor.email or ""},
+        "godkjennar": {"namn": approver.full_name if approver else ""},
+        "dato": long_date(today()),
+        "kontor": {"namn": head["name"], "adresse": lines(head["address"]), "orgnr": head["org_number"],
+                   "telefon": head["phone"], "epost": head["email"]},
+    }
