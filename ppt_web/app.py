@@ -20,6 +20,9 @@ from .cases.blueprint import bp as cases_bp
 from .clients.routes import bp as clients_bp
 from .dispatch.routes import bp as dispatch_bp
 from .extensions import csrf, db, htmx, init_sqlite, login_manager, migrate
+from .letters import routes as letter_routes
+from .letters import routes_templates as template_routes
+from .letters.blueprint import bp as letters_bp
 from .main import health
 from .main.routes import bp as main_bp
 from .postreg import paper_routes
@@ -28,9 +31,10 @@ from .postreg.blueprint import bp as postreg_bp
 from .search.routes import bp as search_bp
 
 BLUEPRINTS = (auth_bp, main_bp, admin_bp, activity_bp, clients_bp, cases_bp, search_bp, archive_bp, postreg_bp,
-              dispatch_bp)
+              dispatch_bp, letters_bp)
 CASES_VIEWS = (case_routes, post_routes, approval_routes)  # imported for their views on cases_bp
 POSTREG_VIEWS = (postreg_routes, paper_routes)  # and on postreg_bp
+LETTERS_VIEWS = (letter_routes, template_routes)  # and on letters_bp
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 assert models.__all__  # imported for its side effect: every table is registered before the mappers are set up
 

@@ -31,9 +31,8 @@ class LetterPage:
 
 def render(page: LetterPage) -> bytes:
     """The letter as PDF/A-2b bytes."""
-    from weasyprint import HTML  # noqa: PLC0415 - a heavy import, only where a PDF is made
-
     from markupsafe import escape  # noqa: PLC0415
+    from weasyprint import HTML  # noqa: PLC0415 - a heavy import, only where a PDF is made
     html = (f'<!doctype html><html lang="{escape(page.lang)}"><head><meta charset="utf-8">'
             f"<title>{escape(page.title)}</title></head><body><h1>{escape(page.title)}</h1>{page.body}</body></html>")
     return HTML(string=html).write_pdf(pdf_variant="pdf/a-2b")
