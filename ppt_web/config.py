@@ -150,6 +150,9 @@ def defaults(instance_path: str) -> dict:
         "PPT_SIGNING_PASSWORD": None,
         "PPT_SIGNING_TRUST_ROOT": None,
         "PPT_SIGNING_LOCATION": "",
+        # Letters: the service's letterhead where the letterhead screen has no value (keys name, address
+        # (lines), org_number, phone, email; the logo is uploaded on the screen).
+        "PPT_LETTERHEAD": {"name": "PP-tenesta", "address": "", "org_number": "", "phone": "", "email": ""},
         # Dispatch (SvarUt): how often pending shipments are (re)sent and statuses fetched.
         "PPT_DISPATCH_SECONDS": 30,
         "PPT_DISPATCH_MAX_ATTEMPTS": 8,
