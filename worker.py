@@ -24,12 +24,14 @@ from flask import Flask
 from redis.exceptions import RedisError
 from rq import Worker
 from rq.exceptions import StopRequested
+from sqlalchemy.exc import SQLAlchemyError
 
 import ppt_web
 from ppt_web import create_app, forking
 from ppt_web.archive import codes, fiksio, message, sending
 from ppt_web.extensions import db
 from ppt_web.jobs import archive_sweep, dispatch_sweep, lease_check, use_app
+from ppt_web.letters.shipped import ensure_shipped
 from ppt_web.logs import configure as configure_logging
 from ppt_web.postreg import intake
 from ppt_web.postreg.mail_intake import poll_inbound
@@ -261,6 +263,19 @@ def warm_up() -> None:
     codes.code_list("dokumenttype")
 
 
+def add_shipped_templates() -> None:
+    """The letter templates the app ships, added to a database that has never had them (after an
+    upgrade that brought them, the first worker to start adds them; run.sh's launcher does too)."""
+    try:
+        added = ensure_shipped()
+    except SQLAlchemyError as exc:  # not migrated yet: the next start adds them
+        db.session.rollback()
+        logging.getLogger("ppt.worker").warning("shipped letter templates not added: %s", type(exc).__name__)
+        return
+    if added:
+        logging.getLogger("ppt.worker").info("added %s letter templates the app ships", added)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--burst", action="store_true", help="stop when the queue is empty")
@@ -273,6 +288,7 @@ def main() -> int:
     use_app(app)
     with app.app_context():
         forking.gate.install(db.engine)
+        add_shipped_templates()
     warm_up()
     warm_up_transport(app)
     with app.app_context():

@@ -23,6 +23,7 @@ from flask_migrate import upgrade
 
 from . import create_app, logs
 from .cli import database_is_empty, seed_demo_users
+from .letters.shipped import ensure_shipped
 
 ROOT = Path(__file__).resolve().parent.parent
 RESTART_FIRST, RESTART_MAX = 1.0, 30.0
@@ -88,11 +89,14 @@ class EmbeddedRedis:
 
 
 def prepare_database() -> None:
-    """Migrate to the newest schema; put the demo users in an empty database."""
+    """Migrate to the newest schema; add the letter templates the app ships (once each); put the demo users
+    in an empty database."""
     app = create_app()
     with app.app_context():
         upgrade()
         logs.configure(app.config["PPT_LOG_FORMAT"], app.config["PPT_LOG_LEVEL"])  # alembic's fileConfig replaced it
+        if added := ensure_shipped():
+            print(f"ppt: added {added} letter templates the app ships", flush=True)
         if database_is_empty():
             made = seed_demo_users()
             print(f"ppt: empty database: created {made} demo users (password demo-passord)", flush=True)
