@@ -154,4 +154,4 @@ def test_the_context_knows_the_guardians_from_the_case_and_the_letterhead(app):
     assert values["mottakar"]["namn"] == "Skulen"
     assert values["kontor"]["namn"] == "PPT for Ytre Fjord" and values["kontor"]["telefon"] == "70 00 00 00"
     assert values["sak"]["nummer"] == case.number
-    assert values["sakshandsamar"]["namn"] == user("radgjevar1").full_name
+    assert values["saksbehandlar"]["namn"] == user("radgjevar1").full_name

@@ -66,7 +66,7 @@ def context(actor: User, case: Case, recipients: list[Party], *, show_national_i
                    "orgnr": (org.org_number or "") if org else ""},
         "sak": {"nummer": case.number, "tittel": case.title, "opna": date_text(case.opened_on),
                 "arkivnummer": case.archive_number or ""},
-        "sakshandsamar": {"namn": actor.full_name, "epost": actor.email or ""},
+        "saksbehandlar": {"namn": actor.full_name, "epost": actor.email or ""},
         "godkjennar": {"namn": approver.full_name if approver else ""},
         "dato": long_date(today()),
         "kontor": {"namn": head["name"], "adresse": lines(head["address"]), "orgnr": head["org_number"],

@@ -52,7 +52,7 @@ FIELDS: dict = {
         "opna": _l("Date the case was opened"),
         "arkivnummer": _l("The case's number in the archive, once known"),
     },
-    "sakshandsamar": {"namn": _l("Handler's name"), "epost": _l("Handler's e-mail")},
+    "saksbehandlar": {"namn": _l("Handler's name"), "epost": _l("Handler's e-mail")},
     "godkjennar": {"namn": _l("Approver's name, when known")},
     "dato": _l("Today's date (6. desember 2026)"),
     "kontor": {
