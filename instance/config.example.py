@@ -51,6 +51,8 @@ folder, shown here as INSTANCE. A test fails when a setting is added to ppt_web/
 # PPT_SIGNING_PASSWORD = None  # env PPT_SIGNING_PASSWORD
 # PPT_SIGNING_TRUST_ROOT = None  # env PPT_SIGNING_TRUST_ROOT
 # PPT_SIGNING_LOCATION = ''  # env PPT_SIGNING_LOCATION
+# The letterhead screen's values win over these:
+# PPT_LETTERHEAD = {'name': 'PP-tenesta', 'address': '', 'org_number': '', 'phone': '', 'email': ''}
 # PPT_DISPATCH_SECONDS = 30  # env PPT_DISPATCH_SECONDS
 # PPT_DISPATCH_MAX_ATTEMPTS = 8  # env PPT_DISPATCH_MAX_ATTEMPTS
 # PPT_DISPATCH_BACKOFF_SECONDS = 60  # env PPT_DISPATCH_BACKOFF_SECONDS

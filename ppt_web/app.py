@@ -8,7 +8,7 @@ from flask import Flask
 from sqlalchemy.orm import configure_mappers
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import cli, i18n, logs, models, security, text, web
+from . import cli, i18n, logs, models, security, signing_setup, text, web
 from . import config as config_module
 from .activity.routes import bp as activity_bp
 from .admin.routes import bp as admin_bp
@@ -70,4 +70,5 @@ def create_app(config: dict | None = None) -> Flask:
     web.init_app(app)
     cli.init_app(app)
     health.log_archive_problems(app)  # said at start, not first at the first job
+    signing_setup.init_app(app)  # the test certificate when none is configured, and a warning saying so
     return app

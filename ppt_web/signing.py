@@ -6,7 +6,9 @@ unsigned original the app keeps is byte-for-byte the signed revision. `verify_pd
 every signature in a file without touching the network: trust comes only from the roots passed
 in (nothing is trusted without them), and revocation is not checked.
 
-The key and certificate come from a PKCS#12 file (`load_signer`).
+The key and certificate come from a PKCS#12 file (`load_signer`). A signature made with a test
+certificate (ppt_web/signing_setup.py) says so in its stamp (`test=True`), and `verify_pdf` marks the
+signatures whose certificate is one of the test certificates it is given.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import hashlib
 import io
 import threading
 import unicodedata
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +44,10 @@ WINDOW = 1024  # %PDF- must be in the first 1024 bytes (as in files/pdfchild.py)
 FIELD_PREFIX = "PPT-signatur-"
 STAMP_TEXT = "Elektronisk signert av %(signer)s\n%(ts)s\nSertifikat: %(cert)s"
 STAMP_STYLE = TextStampStyle(stamp_text=STAMP_TEXT, timestamp_format="%d.%m.%Y kl. %H:%M:%S %Z", border_width=1)
+# A signature made with a test certificate says so in the PDF itself, first, where the eye starts.
+TEST_STAMP_LINE = "TESTSIGNATUR: ikkje ei gyldig elektronisk signatur"
+TEST_STAMP_STYLE = TextStampStyle(stamp_text=f"{TEST_STAMP_LINE}\n{STAMP_TEXT}",
+                                  timestamp_format=STAMP_STYLE.timestamp_format, border_width=1)
 # Stamp geometry in points: two boxes side by side along the bottom margin, further rows above.
 MARGIN, GAP, BOX_WIDTH, BOX_HEIGHT = 36, 8, 250, 54
 # Signing certificates in the wild carry one or both of these; either is enough.
@@ -192,12 +199,13 @@ def _outside_event_loop(func):
 
 @_outside_event_loop
 def sign_pdf(pdf: bytes, signer: Signer, *, signer_name: str, reason: str, location: str,
-             when: datetime | None = None) -> bytes:
+             when: datetime | None = None, test: bool = False) -> bytes:
     """The PDF with one more PAdES signature (sha256), visible at the bottom of the last page.
 
     `signer_name` (the app user's full name) is shown in the stamp and recorded as /Name;
     the stamp also names the certificate. `when` (default: now; naive means UTC) is the
-    signing time in the signature and, in Oslo time, in the stamp. The result starts with the
+    signing time in the signature and, in Oslo time, in the stamp. `test` (a test certificate) adds
+    a first line to the stamp saying it is not a valid signature. The result starts with the
     exact bytes of `pdf`. Raises SigningError for non-PDF, damaged or encrypted input, an
     expired certificate, or a document whose certification signature forbids changes.
     """
@@ -236,7 +244,7 @@ def sign_pdf(pdf: bytes, signer: Signer, *, signer_name: str, reason: str, locat
             reason=reason or None, location=location or None, name=signer_name or None,
         )
         pdf_signer = _TimedPdfSigner(
-            meta, signer, when=when, stamp_style=STAMP_STYLE,
+            meta, signer, when=when, stamp_style=TEST_STAMP_STYLE if test else STAMP_STYLE,
             new_field_spec=fields.SigFieldSpec(sig_field_name=field_name, on_page=-1, box=box),
         )
         out = pdf_signer.sign_pdf(writer, appearance_text_params={
@@ -276,6 +284,8 @@ class SignatureStatus:
     trusted: bool  # the certificate chains to one of the trust roots given
     covers_whole_file: bool  # nothing was appended after this signature
     summary: str  # one English sentence or two for people
+    certificate_sha256: str = ""  # SHA-256 fingerprint (hex) of the signer's certificate, "" if unreadable
+    test: bool = False  # the certificate is one of the test certificates given to verify_pdf
 
 
 def _trust_roots(roots: list[bytes] | None) -> list[asn1_x509.Certificate]:
@@ -292,11 +302,13 @@ def _trust_roots(roots: list[bytes] | None) -> list[asn1_x509.Certificate]:
 
 
 @_outside_event_loop
-def verify_pdf(pdf: bytes, trust_roots: list[bytes] | None = None) -> list[SignatureStatus]:
+def verify_pdf(pdf: bytes, trust_roots: list[bytes] | None = None,
+               test_certificates: Collection[str] = ()) -> list[SignatureStatus]:
     """The status of each signature in the PDF, oldest first; [] for an unsigned PDF.
 
     Offline: no OCSP/CRL fetching. Only certificates chaining to `trust_roots` (PEM or DER)
-    count as trusted; with none given nothing is trusted. Raises SigningError only for input
+    count as trusted; with none given nothing is trusted. A signature whose certificate's SHA-256
+    fingerprint (hex) is in `test_certificates` is marked `test`. Raises SigningError only for input
     that is not a readable PDF (or is encrypted); a broken signature gives a status, not an error.
     """
     if not isinstance(pdf, (bytes, bytearray, memoryview)) or b"%PDF-" not in bytes(pdf[:WINDOW]):
@@ -314,22 +326,24 @@ def verify_pdf(pdf: bytes, trust_roots: list[bytes] | None = None) -> list[Signa
         raise SigningError(f"The signatures in the PDF could not be read: {e}") from None
     results = []
     for sig in embedded:
-        results.append(_status(sig, roots))
+        results.append(_status(sig, roots, {f.lower() for f in test_certificates}))
     return results
 
 
-def _status(sig, roots) -> SignatureStatus:
+def _status(sig, roots, test_certificates: set[str]) -> SignatureStatus:
     try:
         subject = sig.signer_cert.subject.human_friendly
         label = _cert_label(sig.signer_cert)
+        fingerprint = hashlib.sha256(sig.signer_cert.dump()).hexdigest()
     except Exception:  # noqa: BLE001 - an unreadable certificate: a status without a name
-        subject = label = ""
+        subject = label = fingerprint = ""
+    test = bool(fingerprint) and fingerprint in test_certificates
     try:
         context = ValidationContext(trust_roots=roots, allow_fetching=False)
         status = validate_pdf_signature(sig, signer_validation_context=context, key_usage_settings=KEY_USAGE)
     except Exception as e:  # noqa: BLE001 - a broken signature gives a status, not an error
         return SignatureStatus(True, subject, None, False, False, False, False,
-                               f"The signature could not be checked: {e}")
+                               f"The signature could not be checked: {e}", fingerprint, test)
     signed_at = status.signer_reported_dt
     tst = getattr(status, "timestamp_validity", None)
     if tst is not None and tst.intact and tst.valid:
@@ -343,11 +357,13 @@ def _status(sig, roots) -> SignatureStatus:
         valid=bool(status.valid),
         trusted=bool(status.trusted),
         covers_whole_file=whole,
-        summary=_summary(status, label, signed_at, whole),
+        summary=_summary(status, label, signed_at, whole, test),
+        certificate_sha256=fingerprint,
+        test=test,
     )
 
 
-def _summary(status, label: str, signed_at: datetime | None, whole: bool) -> str:
+def _summary(status, label: str, signed_at: datetime | None, whole: bool, test: bool = False) -> str:
     when = f" on {signed_at.astimezone(OSLO):%d.%m.%Y %H:%M %Z}" if signed_at else ""
     who = label or "an unknown signer"
     if not status.intact:
@@ -367,7 +383,9 @@ def _summary(status, label: str, signed_at: datetime | None, whole: bool) -> str
         else:
             parts.append("The document was changed after this signature: the signed version is an "
                          "earlier revision of the file.")
-    if status.trusted:
+    if test:
+        parts.append("It was made with a test certificate: it is not a valid electronic signature.")
+    elif status.trusted:
         parts.append("The certificate is trusted.")
     else:
         parts.append("The certificate is not from a trusted issuer.")
