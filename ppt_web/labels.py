@@ -70,6 +70,10 @@ ACTION_LABELS = {
     "post_metadata_corrected": _l("Metadata corrected"),
     "post_written_off": _l("Written off"),
     "post_opened": _l("Journal post opened"),
+    "letter_created": _l("Letter made from a template"),
+    "letter_saved": _l("Letter saved"),
+    "letter_rendered": _l("Letter made into PDF"),
+    "letter_previewed": _l("Letter previewed as PDF"),
     "document_opened": _l("Document opened"),
     "archive_job_retried": _l("Archive job retried"),
     "archive_job_deleted": _l("Archive job deleted"),
@@ -98,6 +102,12 @@ ACTION_LABELS = {
     "dispatch_manual": _l("Dispatch handled manually at SvarUt"),
     "post_expedited": _l("Letter recorded as sent"),
     "svarinn_undecryptable": _l("Digital mail that cannot be decrypted"),
+    "template_created": _l("Letter template created"),
+    "template_changed": _l("Letter template changed"),
+    "template_copied": _l("Letter template copied"),
+    "template_retired": _l("Letter template retired"),
+    "template_reinstated": _l("Letter template reinstated"),
+    "letterhead_changed": _l("Letterhead changed"),
 }
 
 OBJECT_LABELS = {
@@ -116,6 +126,7 @@ OBJECT_LABELS = {
     "paper_original": _l("Paper original"),
     "notification": _l("Notification"),
     "dispatch": _l("Dispatch"),
+    "letter_template": _l("Letter template"),
 }
 
 OUTCOME_LABELS = {
@@ -219,6 +230,7 @@ MENU_LABELS = {
     "admin.groups": _l("Access groups"),
     "admin.roles": _l("Roles and permissions"),
     "admin.archive_settings": _l("Archive settings"),
+    "letters.templates": _l("Templates"),
     "archive.log": _l("Archive log"),
     "activity.log": _l("Activity log"),
 }

@@ -217,6 +217,25 @@ POLICY: dict[tuple[str, str], Policy] = {
     ("admin.set_role_permission", "POST"): needs("sysadmin_edit_all", role_id="role", code="perm_code"),
     ("admin.archive_settings", "GET"): needs("sysadmin_view"),
     ("admin.save_archive_settings", "POST"): needs("sysadmin_edit"),
+    # letter templates and the letterhead (a version number is probed with the "page" kind: 1 exists)
+    ("letters.admin_templates", "GET"): needs("manage_templates", ok=(302,)),
+    ("letters.templates", "GET"): needs("manage_templates"),
+    ("letters.new_template", "GET"): needs("manage_templates"),
+    ("letters.new_template", "POST"): needs("manage_templates"),
+    ("letters.edit_template", "GET"): needs("manage_templates", template_id="template"),
+    ("letters.edit_template", "POST"): needs("manage_templates", template_id="template"),
+    ("letters.copy_template", "POST"): needs("manage_templates", template_id="template"),
+    ("letters.retire_template", "POST"): needs("manage_templates", template_id="template"),
+    ("letters.reinstate_template", "POST"): needs("manage_templates", template_id="template"),
+    ("letters.template_version", "GET"): needs("manage_templates", template_id="template", number="page"),
+    ("letters.letterhead_settings", "GET"): needs("manage_templates"),
+    ("letters.letterhead_settings", "POST"): needs("manage_templates"),
+    # letters written in the app (the world's posts have no letter: the letter pages lead to the post)
+    ("letters.new_letter", "GET"): needs("journal", case_id="case"),
+    ("letters.new_letter", "POST"): needs("journal", case_id="case"),
+    ("letters.letter", "GET"): needs(*SEARCH, post_id="post", ok=(302,)),
+    ("letters.save_letter", "POST"): needs(*EDIT_POST, post_id="post"),
+    ("letters.preview", "GET"): needs(*SEARCH, post_id="post", ok=(302,)),
 }
 
 def _methods(rule) -> list[str]:
@@ -319,6 +338,7 @@ def build_world(app) -> World:
     from ppt_web.cases import service as cases
     from ppt_web.clients import organisations
     from ppt_web.clock import today, utcnow
+    from ppt_web.letters import templates as letter_templates
     from ppt_web.models import AccessGroup, ArchiveJob, Dispatch, DispatchStatus, PaperOriginal, Permission, Role
     from ppt_web.postreg import service as postreg
     from ppt_web.postreg.upload import receive_upload
@@ -361,6 +381,8 @@ def build_world(app) -> World:
         db.session.add(original)
         db.session.commit()
         job_id = db.session.scalar(select(func.max(ArchiveJob.id)))
+        template = letter_templates.create(people["admin"], letter_templates.TemplateData(
+            name="Innkalling", kind="invitation", post_type="U", body="<p>Hei {{ klient.namn }}</p>"))
         codes = set(db.session.scalars(select(Permission.code)))
         assert job_id is not None
 
@@ -395,6 +417,7 @@ def build_world(app) -> World:
             "perm_code": [o("perm_code", "search_all", set())],
             "field": [o("field", "title", set())],
             "file": [o("file", "css/app.css", set())],
+            "template": [o("template", template.id, set())],
         }
         # The posts' PDFs carry their titles (builders.make_pdf's tag): a document leaks its post's title.
         world = World(objects, {n: p.can("search_all") for n, p in people.items()},

@@ -74,6 +74,9 @@ def send_for_approval(actor: User, post_id: int, approver_id: int | None, commen
         raise Invalid(_l("Choose a leader, deputy leader or team coordinator."), field="approver_id")
     if approver.id == actor.id:
         raise Invalid(_l("You cannot approve your own post: choose someone else."), field="approver_id")
+    from ..letters.document import ensure_document  # noqa: PLC0415 - letters/ builds on cases/
+
+    ensure_document(actor, post, [])  # a letter's PDF is the document the approver sees
     missing = posts.missing_for_finalize(post)
     if missing:
         raise Invalid(_l("The post cannot be approved yet. Missing: %(items)s.", items=", ".join(missing)))

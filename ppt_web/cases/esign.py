@@ -1,14 +1,19 @@
 """Electronic signing of outgoing letters: by the handler before finalize, or by the approver on approval.
 The signature itself is ppt_web/signing.py (pyHanko); this is the case side: who may sign, the stored
-signed file, the post's history, and checking the signature when the post is shown."""
+signed file, the post's history, and checking the signature when the post is shown. With no certificate
+configured the app's test certificate signs (ppt_web/signing_setup.py), and the post page says so."""
+import dataclasses
 import io
 import logging
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
+from .. import signing_setup
 from ..activity import service as activity
 from ..auth import scope
 from ..auth.access import refused, require
@@ -40,10 +45,12 @@ def sign_refusal(actor: User, post: JournalPost) -> DomainError | None:
 
 def sign(actor: User, post_id: int) -> JournalPost:
     """The handler signs a letter that needs no approval (a draft), before finalizing it."""
-    post = scope.post(actor, post_id)
-    raise_if(sign_refusal(actor, post))
+    from ..letters.document import ensure_document  # noqa: PLC0415 - letters/ builds on cases/
 
+    post = scope.post(actor, post_id)
     with transaction() as signed:
+        ensure_document(actor, post, signed)  # a letter's PDF as last saved is what gets signed
+        raise_if(sign_refusal(actor, post))
         signed.append(_sign(actor, post))
     return post
 
@@ -58,14 +65,14 @@ def _sign(actor: User, post: JournalPost, authorised: bool = False) -> str:
     if main is None:
         raise Invalid(_l("There is no main document to sign."))
     cfg = current_app.config
-    if not cfg.get("PPT_SIGNING_P12"):
-        raise Conflict(_l("Electronic signing is not set up (PPT_SIGNING_P12)."))
     signing = _signing()
     try:
-        signer = signing.load_signer(cfg["PPT_SIGNING_P12"], cfg.get("PPT_SIGNING_PASSWORD"))
+        use = signing_setup.credentials()  # the configured certificate, else the test one (made if missing)
+        signer = signing.load_signer(use.p12, use.password)
         signed = signing.sign_pdf(file_path(main.sha256).read_bytes(), signer, signer_name=actor.full_name,
-                          reason=str(_l("Approved and signed")), location=cfg.get("PPT_SIGNING_LOCATION", ""))
-    except signing.SigningError as exc:
+                                  reason=str(_l("Approved and signed")), location=cfg.get("PPT_SIGNING_LOCATION", ""),
+                                  test=use.test)
+    except (signing.SigningError, signing_setup.SetupError) as exc:
         # The detail may name a server path: it goes to the log, the user gets what to do.
         logging.getLogger(__name__).warning("signing post %s failed: %s", post.id, exc)
         raise Conflict(_l("The document could not be signed. Check that it is an ordinary PDF, or tell the "
@@ -77,9 +84,14 @@ def _sign(actor: User, post: JournalPost, authorised: bool = False) -> str:
     subject = _subject(signer)
     db.session.add(PostSignature(post_id=post.id, unsigned_sha256=unsigned, signed_sha256=stored.sha256,
                                  signed_by_id=actor.id, signed_at=utcnow(), certificate_subject=subject))
-    event(post, actor, "signed", certificate=subject)
-    activity.record("post_signed", actor=actor, object_type="journal_post", object_id=post.id,
-                    after={"document": main.filename, "certificate": subject})
+    if use.test:
+        event(post, actor, "signed", certificate=subject, test_certificate=True)
+    else:
+        event(post, actor, "signed", certificate=subject)
+    after: dict[str, object] = {"document": main.filename, "certificate": subject}
+    if use.test:
+        after["test_certificate"] = True
+    activity.record("post_signed", actor=actor, object_type="journal_post", object_id=post.id, after=after)
     return stored.sha256
 
 
@@ -91,7 +103,10 @@ def _subject(signer) -> str:
 
 
 def signature_status(post: JournalPost) -> list:
-    """Whether the main document's signatures still verify (checked on the stored bytes, each time)."""
+    """Whether the main document's signatures still verify (checked on the stored bytes, each time).
+
+    A status is marked `test` when its certificate is the app's test certificate (by fingerprint, or by
+    the test certificate's name for one made by an earlier test certificate)."""
     main = post.main_document
     if main is None or not any(s.signed_sha256 == main.sha256 for s in signatures(post)):
         return []
@@ -101,9 +116,12 @@ def signature_status(post: JournalPost) -> list:
         roots = [Path(ca).read_bytes()]
     signing = _signing()
     try:
-        return signing.verify_pdf(file_path(main.sha256).read_bytes(), trust_roots=roots)
+        statuses = signing.verify_pdf(file_path(main.sha256).read_bytes(), trust_roots=roots,
+                                      test_certificates=signing_setup.test_fingerprints())
     except (signing.SigningError, OSError):
         return []
+    return [dataclasses.replace(s, test=True) if not s.test and signing_setup.is_test_subject(s.signer_subject)
+            else s for s in statuses]
 
 
 def _signing():
@@ -115,9 +133,36 @@ def _signing():
     return signing
 
 
-def signatures(post: JournalPost) -> list[PostSignature]:
-    return list(db.session.scalars(select(PostSignature).where(PostSignature.post_id == post.id)
-                                   .order_by(PostSignature.id)))
+@dataclass(frozen=True)
+class Signature:
+    """A signature put on the post, as its page lists it."""
+
+    row: PostSignature
+    test: bool  # made with the app's test certificate: not a valid electronic signature
+
+    @property
+    def signed_by(self) -> User:
+        return self.row.signed_by
+
+    @property
+    def signed_at(self) -> datetime:
+        return self.row.signed_at
+
+    @property
+    def certificate_subject(self) -> str:
+        return self.row.certificate_subject
+
+    @property
+    def signed_sha256(self) -> str:
+        return self.row.signed_sha256
+
+
+def signatures(post: JournalPost) -> list[Signature]:
+    """The post's signatures, oldest first; the row records the certificate's subject, which for the test
+    certificate names it as such."""
+    rows = db.session.scalars(select(PostSignature).where(PostSignature.post_id == post.id)
+                              .order_by(PostSignature.id))
+    return [Signature(row, signing_setup.is_test_subject(row.certificate_subject)) for row in rows]
 
 
 def sign_for_approver(actor: User, post: JournalPost) -> str:

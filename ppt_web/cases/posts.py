@@ -258,6 +258,11 @@ def update_post(actor: User, post_id: int, data: PostData, main: Upload | None =
     """Edit a draft (its handler, or fix_misregistered for misregistered posts)."""
     with transaction() as new_files:
         post = editable(actor, post_id)
+        from ..letters.document import letter_of  # noqa: PLC0415 - letters/ builds on cases/
+
+        if main is not None and letter_of(post) is not None:
+            raise Invalid(_l("This post's main document is made from its letter. Upload attachments only."),
+                          field="main_document")
         before = snapshot(post)
         data.post_type = post.post_type.value
         _apply(post, data, today())
@@ -328,14 +333,17 @@ def missing_for_finalize(post: JournalPost) -> list[str]:
 
 def finalize(actor: User, post_id: int) -> JournalPost:
     """Ferdigstill: after this nothing about the post or its files can change."""
-    with transaction():
-        return finalize_checked(actor, post_id)
+    with transaction() as new_files:
+        return finalize_checked(actor, post_id, new_files)
 
 
-def finalize_checked(actor: User, post_id: int) -> JournalPost:
+def finalize_checked(actor: User, post_id: int, new_files: list[str] | None = None) -> JournalPost:
     """finalize's checks and work in the caller's transaction (post registration files and finalizes at once)."""
+    from ..letters.document import ensure_document  # noqa: PLC0415 - letters/ builds on cases/
+
     post = scope.post(actor, post_id)
     raise_if(finalize_refusal(actor, post))
+    ensure_document(actor, post, [] if new_files is None else new_files)  # a letter's PDF, before the checks
     finalize_post(actor, post)
     return post
 
