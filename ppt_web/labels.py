@@ -126,7 +126,7 @@ OBJECT_LABELS = {
     "paper_original": _l("Paper original"),
     "notification": _l("Notification"),
     "dispatch": _l("Dispatch"),
-    "letter_template": _l("Letter template"),
+    "document_template": _l("Letter template"),
 }
 
 OUTCOME_LABELS = {

@@ -338,7 +338,7 @@ def build_world(app) -> World:
     from ppt_web.cases import service as cases
     from ppt_web.clients import organisations
     from ppt_web.clock import today, utcnow
-    from ppt_web.letters import templates as letter_templates
+    from ppt_web.letters import templates as document_templates
     from ppt_web.models import AccessGroup, ArchiveJob, Dispatch, DispatchStatus, PaperOriginal, Permission, Role
     from ppt_web.postreg import service as postreg
     from ppt_web.postreg.upload import receive_upload
@@ -381,7 +381,7 @@ def build_world(app) -> World:
         db.session.add(original)
         db.session.commit()
         job_id = db.session.scalar(select(func.max(ArchiveJob.id)))
-        template = letter_templates.create(people["admin"], letter_templates.TemplateData(
+        template = document_templates.create(people["admin"], document_templates.TemplateData(
             name="Innkalling", kind="invitation", post_type="U", body="<p>Hei {{ klient.namn }}</p>"))
         codes = set(db.session.scalars(select(Permission.code)))
         assert job_id is not None

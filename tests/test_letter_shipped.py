@@ -20,7 +20,7 @@ from ppt_web.extensions import db
 from ppt_web.letters import context, letterhead, merge, shipped
 from ppt_web.letters.pdf import LetterPage, render
 from ppt_web.letters.sanitize import clean
-from ppt_web.models import Case, CaseStatus, Client, LetterTemplate, LetterTemplateVersion, TemplateKind
+from ppt_web.models import Case, CaseStatus, Client, DocumentTemplate, DocumentTemplateVersion, TemplateKind
 from ppt_web.models.domain import DEFAULT_LEGAL_BASIS, PostType
 
 from . import builders
@@ -31,8 +31,8 @@ pytestmark = pytest.mark.usefixtures("ctx")
 KEYS = [s.shipped_key for s in shipped.SHIPPED]
 
 
-def _by_key() -> dict[str, LetterTemplate]:
-    return {t.shipped_key or "": t for t in db.session.scalars(select(LetterTemplate))}
+def _by_key() -> dict[str, DocumentTemplate]:
+    return {t.shipped_key or "": t for t in db.session.scalars(select(DocumentTemplate))}
 
 
 def _text(markup: str) -> str:
@@ -75,8 +75,8 @@ def test_ensure_shipped_adds_the_six_with_their_first_version_once():
     assert len(logged) == 6 and {r.detail for r in logged} == {"shipped"}
 
     assert shipped.ensure_shipped() == 0
-    assert db.session.scalar(select(func.count()).select_from(LetterTemplate)) == 6
-    assert db.session.scalar(select(func.count()).select_from(LetterTemplateVersion)) == 6
+    assert db.session.scalar(select(func.count()).select_from(DocumentTemplate)) == 6
+    assert db.session.scalar(select(func.count()).select_from(DocumentTemplateVersion)) == 6
 
 
 def test_a_retired_or_edited_shipped_template_is_never_added_again():
@@ -102,7 +102,7 @@ def test_a_template_another_process_added_meanwhile_counts_as_present(monkeypatc
     assert shipped.ensure_shipped() == 6
     monkeypatch.setattr(shipped, "_present", set)  # as if this process looked before the other committed
     assert shipped.ensure_shipped() == 0
-    assert db.session.scalar(select(func.count()).select_from(LetterTemplate)) == 6
+    assert db.session.scalar(select(func.count()).select_from(DocumentTemplate)) == 6
     assert len(activity_rows("template_created")) == 6
     db.session.execute(select(1))  # the session is usable afterwards
 
@@ -224,7 +224,7 @@ def test_the_launcher_adds_the_shipped_templates_after_migrating(app, new_databa
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            keys = set(conn.scalars(select(LetterTemplate.shipped_key)))
+            keys = set(conn.scalars(select(DocumentTemplate.shipped_key)))
     finally:
         engine.dispose()
     assert keys == set(KEYS)

@@ -14,7 +14,7 @@ from ppt_web.errors import Conflict, Forbidden, Invalid, NotFound
 from ppt_web.extensions import db
 from ppt_web.letters import letterhead
 from ppt_web.letters import templates as tpl
-from ppt_web.models import Letter, LetterTemplate, LetterTemplateVersion, Setting
+from ppt_web.models import DocumentTemplate, DocumentTemplateVersion, Letter, Setting
 
 from . import builders
 from .conftest import activity_rows, user
@@ -29,11 +29,11 @@ def data(**changes) -> tpl.TemplateData:
 
 
 def template_count() -> int:
-    return db.session.scalar(select(func.count()).select_from(LetterTemplate))
+    return db.session.scalar(select(func.count()).select_from(DocumentTemplate))
 
 
 def version_count() -> int:
-    return db.session.scalar(select(func.count()).select_from(LetterTemplateVersion))
+    return db.session.scalar(select(func.count()).select_from(DocumentTemplateVersion))
 
 
 def png(width: int, height: int, noise: bool = False) -> bytes:
@@ -81,14 +81,14 @@ def test_a_letter_made_from_version_1_keeps_its_text_when_the_template_is_edited
     letter = db.session.get(Letter, letter.id)
     assert letter.body == "<p>Til Ola</p>"
     assert letter.template_version.number == 1 and letter.template_version.body == BODY
-    assert db.session.get(LetterTemplate, made.id).body == "<p>Heilt ny tekst til {{ klient.namn }}</p>"
+    assert db.session.get(DocumentTemplate, made.id).body == "<p>Heilt ny tekst til {{ klient.namn }}</p>"
 
 
 def test_nothing_changed_is_refused_and_makes_no_version(ctx):
     made = tpl.create(user("admin"), data())
     with pytest.raises(Invalid):
         tpl.update(user("admin"), made.id, data(), 1)
-    assert version_count() == 1 and db.session.get(LetterTemplate, made.id).version == 1
+    assert version_count() == 1 and db.session.get(DocumentTemplate, made.id).version == 1
 
 
 def test_a_save_on_a_stale_form_is_a_conflict_naming_who_saved_meanwhile(ctx):
@@ -98,7 +98,7 @@ def test_a_save_on_a_stale_form_is_a_conflict_naming_who_saved_meanwhile(ctx):
         tpl.update(user("admin"), made.id, data(default_title="Mi endring"), 1)
     assert "Sunniva Superbrukar" in str(refused.value.message)
     db.session.rollback()
-    current = db.session.get(LetterTemplate, made.id)
+    current = db.session.get(DocumentTemplate, made.id)
     assert current.version == 2 and current.default_title == "Innkalling" and version_count() == 2
 
 
@@ -150,7 +150,7 @@ def test_an_unknown_field_is_refused_at_save_naming_it_and_nothing_is_kept(ctx):
         tpl.update(admin, made.id, data(body="<p>{{ foresett.namn }}</p>"), 1)
     assert "foresett" in str(refused.value.message)
     db.session.rollback()
-    assert db.session.get(LetterTemplate, made.id).body == BODY and version_count() == 1
+    assert db.session.get(DocumentTemplate, made.id).body == BODY and version_count() == 1
 
 
 @pytest.mark.parametrize("body", [
@@ -198,15 +198,15 @@ def test_bad_fields_are_refused_on_their_field_and_nothing_is_kept(ctx, changes,
     assert template_count() == 0 and version_count() == 0
 
 
-@pytest.mark.parametrize("statement", ["UPDATE letter_template_version SET body = 'endra'",
-                                       "DELETE FROM letter_template_version"])
+@pytest.mark.parametrize("statement", ["UPDATE document_template_version SET body = 'endra'",
+                                       "DELETE FROM document_template_version"])
 def test_the_database_refuses_to_change_or_delete_a_template_version(ctx, statement):
     tpl.create(user("admin"), data())
     with pytest.raises(DBAPIError):
         db.session.execute(text(statement))
         db.session.flush()
     db.session.rollback()
-    assert db.session.scalar(select(LetterTemplateVersion.body)) == BODY
+    assert db.session.scalar(select(DocumentTemplateVersion.body)) == BODY
 
 
 # ------------------------------------------------------------------------------------------ the pages
@@ -238,7 +238,7 @@ def test_the_administrator_creates_edits_copies_and_retires_through_the_pages(ap
     again = client.post("/templates/new", data=form)  # the same form sent twice makes one template
     assert again.status_code == 302 and again.headers["Location"] == made.headers["Location"]
     with app.app_context():
-        template_id = db.session.scalar(select(LetterTemplate.id))
+        template_id = db.session.scalar(select(DocumentTemplate.id))
         assert template_count() == 1
     edit_url = f"/templates/{template_id}"
     assert made.headers["Location"].endswith(edit_url)

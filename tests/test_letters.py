@@ -17,7 +17,7 @@ from ppt_web.files.storage import file_path
 from ppt_web.form_tokens import AlreadyMade
 from ppt_web.letters import service
 from ppt_web.models import ArchiveJob, JournalPost, PostStatus
-from ppt_web.models.letters import Letter, LetterTemplate, LetterTemplateVersion, TemplateKind
+from ppt_web.models.letters import DocumentTemplate, DocumentTemplateVersion, Letter, TemplateKind
 
 from . import builders
 from .conftest import activity_rows, user
@@ -28,13 +28,13 @@ BODY = ("<h2>Sakkunnig vurdering for {{ klient.namn }}</h2><p>Til {% for m in mo
 
 
 def template(post_type: str = "U", body: str = BODY, title: str = "Sakkunnig vurdering",
-             retired: bool = False) -> LetterTemplate:
+             retired: bool = False) -> DocumentTemplate:
     """A template with its version 1, as the templates screen keeps it."""
-    row = LetterTemplate(name=f"Mal {title}", kind=TemplateKind.EXPERT_ASSESSMENT, post_type=post_type,
+    row = DocumentTemplate(name=f"Mal {title}", kind=TemplateKind.EXPERT_ASSESSMENT, post_type=post_type,
                          default_title=title, body=body, version=1)
     db.session.add(row)
     db.session.flush()
-    db.session.add(LetterTemplateVersion(template_id=row.id, number=1, name=row.name, kind=row.kind,
+    db.session.add(DocumentTemplateVersion(template_id=row.id, number=1, name=row.name, kind=row.kind,
                                          post_type=row.post_type, default_title=title, body=body))
     if retired:
         from ppt_web.clock import utcnow

@@ -24,7 +24,7 @@ POST_TYPES = sa.Enum('I', 'U', 'N', 'X', name='posttype', native_enum=False, len
 
 def upgrade():
     op.create_table(
-        'letter_template',
+        'document_template',
         sa.Column('id', sa.Integer(), nullable=False),
         sa.Column('name', sa.String(length=200), nullable=False),
         sa.Column('kind', KINDS, nullable=False),
@@ -41,14 +41,14 @@ def upgrade():
         sa.Column('created_by_id', sa.Integer(), nullable=True),
         sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
         sa.Column('updated_by_id', sa.Integer(), nullable=True),
-        sa.ForeignKeyConstraint(['retired_by_id'], ['user.id'], name=op.f('fk_letter_template_retired_by_id_user')),
-        sa.ForeignKeyConstraint(['created_by_id'], ['user.id'], name=op.f('fk_letter_template_created_by_id_user')),
-        sa.ForeignKeyConstraint(['updated_by_id'], ['user.id'], name=op.f('fk_letter_template_updated_by_id_user')),
-        sa.PrimaryKeyConstraint('id', name=op.f('pk_letter_template')),
-        sa.UniqueConstraint('shipped_key', name=op.f('uq_letter_template_shipped_key')),
+        sa.ForeignKeyConstraint(['retired_by_id'], ['user.id'], name=op.f('fk_document_template_retired_by_id_user')),
+        sa.ForeignKeyConstraint(['created_by_id'], ['user.id'], name=op.f('fk_document_template_created_by_id_user')),
+        sa.ForeignKeyConstraint(['updated_by_id'], ['user.id'], name=op.f('fk_document_template_updated_by_id_user')),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_document_template')),
+        sa.UniqueConstraint('shipped_key', name=op.f('uq_document_template_shipped_key')),
     )
     op.create_table(
-        'letter_template_version',
+        'document_template_version',
         sa.Column('id', sa.Integer(), nullable=False),
         sa.Column('template_id', sa.Integer(), nullable=False),
         sa.Column('number', sa.Integer(), nullable=False),
@@ -61,14 +61,14 @@ def upgrade():
         sa.Column('body', sa.Text(), nullable=False),
         sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
         sa.Column('created_by_id', sa.Integer(), nullable=True),
-        sa.ForeignKeyConstraint(['template_id'], ['letter_template.id'],
-                                name=op.f('fk_letter_template_version_template_id_letter_template')),
+        sa.ForeignKeyConstraint(['template_id'], ['document_template.id'],
+                                name=op.f('fk_document_template_version_template_id_document_template')),
         sa.ForeignKeyConstraint(['created_by_id'], ['user.id'],
-                                name=op.f('fk_letter_template_version_created_by_id_user')),
-        sa.PrimaryKeyConstraint('id', name=op.f('pk_letter_template_version')),
-        sa.UniqueConstraint('template_id', 'number', name=op.f('uq_letter_template_version_template_id')),
+                                name=op.f('fk_document_template_version_created_by_id_user')),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_document_template_version')),
+        sa.UniqueConstraint('template_id', 'number', name=op.f('uq_document_template_version_template_id')),
     )
-    op.create_index(op.f('ix_letter_template_version_template_id'), 'letter_template_version', ['template_id'])
+    op.create_index(op.f('ix_document_template_version_template_id'), 'document_template_version', ['template_id'])
     op.create_table(
         'letter',
         sa.Column('id', sa.Integer(), nullable=False),
@@ -82,8 +82,8 @@ def upgrade():
         sa.Column('rendered_sha256', sa.String(length=64), nullable=True),
         sa.ForeignKeyConstraint(['post_id'], ['journal_post.id'], name=op.f('fk_letter_post_id_journal_post'),
                                 ondelete='CASCADE'),
-        sa.ForeignKeyConstraint(['template_version_id'], ['letter_template_version.id'],
-                                name=op.f('fk_letter_template_version_id_letter_template_version')),
+        sa.ForeignKeyConstraint(['template_version_id'], ['document_template_version.id'],
+                                name=op.f('fk_letter_template_version_id_document_template_version')),
         sa.ForeignKeyConstraint(['updated_by_id'], ['user.id'], name=op.f('fk_letter_updated_by_id_user')),
         sa.PrimaryKeyConstraint('id', name=op.f('pk_letter')),
         sa.UniqueConstraint('post_id', name=op.f('uq_letter_post_id')),
@@ -102,8 +102,8 @@ def _sqlite_triggers():
         op.execute(f"""CREATE TRIGGER letter_locked_{verb.lower()} BEFORE {verb} ON letter
             WHEN {cond} {abort.format('the letter of a finalized journal post never changes')}""")
     for verb in ("UPDATE", "DELETE"):
-        op.execute(f"""CREATE TRIGGER letter_template_version_no_{verb.lower()}
-            BEFORE {verb} ON letter_template_version {abort.format('template versions are kept')}""")
+        op.execute(f"""CREATE TRIGGER document_template_version_no_{verb.lower()}
+            BEFORE {verb} ON document_template_version {abort.format('template versions are kept')}""")
 
 
 def _postgresql_triggers():
@@ -123,25 +123,25 @@ def _postgresql_triggers():
     op.execute("""CREATE TRIGGER letter_guard BEFORE INSERT OR UPDATE OR DELETE ON letter
                   FOR EACH ROW EXECUTE FUNCTION letter_guard()""")
     op.execute("""
-        CREATE FUNCTION letter_template_version_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+        CREATE FUNCTION document_template_version_guard() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
           RAISE EXCEPTION 'template versions are kept';
         END $$""")
-    op.execute("""CREATE TRIGGER letter_template_version_guard BEFORE UPDATE OR DELETE ON letter_template_version
-                  FOR EACH ROW EXECUTE FUNCTION letter_template_version_guard()""")
+    op.execute("""CREATE TRIGGER document_template_version_guard BEFORE UPDATE OR DELETE ON document_template_version
+                  FOR EACH ROW EXECUTE FUNCTION document_template_version_guard()""")
 
 
 def downgrade():
     if op.get_bind().dialect.name == "sqlite":
         for name in ("letter_locked_insert", "letter_locked_update", "letter_locked_delete",
-                     "letter_template_version_no_update", "letter_template_version_no_delete"):
+                     "document_template_version_no_update", "document_template_version_no_delete"):
             op.execute(f"DROP TRIGGER IF EXISTS {name}")
     elif op.get_bind().dialect.name == "postgresql":
         op.execute("DROP TRIGGER IF EXISTS letter_guard ON letter")
-        op.execute("DROP TRIGGER IF EXISTS letter_template_version_guard ON letter_template_version")
+        op.execute("DROP TRIGGER IF EXISTS document_template_version_guard ON document_template_version")
         op.execute("DROP FUNCTION IF EXISTS letter_guard()")
-        op.execute("DROP FUNCTION IF EXISTS letter_template_version_guard()")
+        op.execute("DROP FUNCTION IF EXISTS document_template_version_guard()")
     op.drop_table('letter')
-    op.drop_index(op.f('ix_letter_template_version_template_id'), 'letter_template_version')
-    op.drop_table('letter_template_version')
-    op.drop_table('letter_template')
+    op.drop_index(op.f('ix_document_template_version_template_id'), 'document_template_version')
+    op.drop_table('document_template_version')
+    op.drop_table('document_template')

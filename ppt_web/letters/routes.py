@@ -17,7 +17,7 @@ from ..form_tokens import AlreadyMade
 from ..formtools import OnceForm, apply_error, form_status, go, id_or_none
 from ..labels import POST_TYPE_LABELS
 from ..models import PostStatus
-from ..models.letters import LetterTemplate
+from ..models.letters import DocumentTemplate
 from . import service
 from .blueprint import bp
 
@@ -26,15 +26,15 @@ class NewLetterForm(OnceForm):
     template_id = SelectField(_l("Template"), coerce=id_or_none, validate_choice=False)
 
 
-def _active_templates() -> list[LetterTemplate]:
+def _active_templates() -> list[DocumentTemplate]:
     """The templates a letter may be made from (the templates module's list when it has one)."""
     try:
         from . import templates  # noqa: PLC0415 - may not offer active() in every build
 
         return list(templates.active())
     except (ImportError, AttributeError):
-        return list(db.session.scalars(select(LetterTemplate).where(LetterTemplate.retired_at.is_(None))
-                                       .order_by(LetterTemplate.kind, LetterTemplate.name)))
+        return list(db.session.scalars(select(DocumentTemplate).where(DocumentTemplate.retired_at.is_(None))
+                                       .order_by(DocumentTemplate.kind, DocumentTemplate.name)))
 
 
 @bp.route("/cases/<int:case_id>/letters/new", methods=["GET", "POST"])

@@ -32,7 +32,7 @@ from ..errors import Conflict, DomainError, Invalid, NotFound, raise_if
 from ..extensions import changed_rows, db
 from ..i18n import format_oslo
 from ..models import Case, Correspondent, JournalPost, PostType, User
-from ..models.letters import TEMPLATE_POST_TYPES, Letter, LetterTemplate, LetterTemplateVersion
+from ..models.letters import TEMPLATE_POST_TYPES, DocumentTemplate, DocumentTemplateVersion, Letter
 from ..transaction import transaction
 from . import context, pdf, sanitize
 from .document import ensure_document, is_signed, letter_of, page_for
@@ -88,9 +88,9 @@ def _data_of(c: Correspondent) -> CorrespondentData:
                              country=c.country or "NO")
 
 
-def active_template(template_id: int | None) -> LetterTemplate:
+def active_template(template_id: int | None) -> DocumentTemplate:
     """A template a letter may be made from now, or Invalid naming the template field."""
-    template = db.session.get(LetterTemplate, template_id) if template_id else None
+    template = db.session.get(DocumentTemplate, template_id) if template_id else None
     if template is None or template.retired or template.post_type not in TEMPLATE_POST_TYPES:
         raise Invalid(_l("Choose a template from the list."), field="template_id")
     return template
@@ -119,8 +119,8 @@ def _new_letter(actor: User, case_id: int, template_id: int | None, recipient_ke
                           document_date=today(), legal_basis=template.legal_basis,
                           correspondents=[c.data for c in chosen])
     post = posts.add_post(actor, case.id, data, new_files=new_files)  # journal permission, open case
-    version = db.session.scalar(select(LetterTemplateVersion).where(
-        LetterTemplateVersion.template_id == template.id, LetterTemplateVersion.number == template.version))
+    version = db.session.scalar(select(DocumentTemplateVersion).where(
+        DocumentTemplateVersion.template_id == template.id, DocumentTemplateVersion.number == template.version))
     source = version.body if version is not None else template.body
     recipients = [Party(c.name, c.address or "", c.postal_code or "", c.city or "") for c in post.correspondents]
     values = context.context(actor, case, recipients, show_national_id=template.show_national_id)

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..activity import service as activity
 from ..extensions import db
-from ..models import LetterTemplate, LetterTemplateVersion, TemplateKind
+from ..models import DocumentTemplate, DocumentTemplateVersion, TemplateKind
 from ..models.domain import DEFAULT_LEGAL_BASIS, PostType
 from ..transaction import transaction
 
@@ -86,19 +86,20 @@ def ensure_shipped() -> int:
 
 def _present() -> set[str]:
     """The shipped keys the table holds (retired and edited templates included)."""
-    return set(db.session.scalars(select(LetterTemplate.shipped_key).where(LetterTemplate.shipped_key.is_not(None))))
+    keys = select(DocumentTemplate.shipped_key).where(DocumentTemplate.shipped_key.is_not(None))
+    return set(db.session.scalars(keys))
 
 
-def _add(spec: Shipped) -> LetterTemplate:
+def _add(spec: Shipped) -> DocumentTemplate:
     body = spec.body
     values = {"name": spec.name, "kind": spec.kind, "post_type": spec.post_type,
               "default_title": spec.default_title, "legal_basis": spec.legal_basis,
               "show_national_id": spec.show_national_id, "body": body}
-    template = LetterTemplate(**values, version=1, shipped_key=spec.shipped_key, created_by_id=None,
+    template = DocumentTemplate(**values, version=1, shipped_key=spec.shipped_key, created_by_id=None,
                               updated_by_id=None)
-    template.versions.append(LetterTemplateVersion(**values, number=1, created_by_id=None))
+    template.versions.append(DocumentTemplateVersion(**values, number=1, created_by_id=None))
     db.session.add(template)
     db.session.flush()  # the unique shipped_key is checked here, inside the transaction
-    activity.record("template_created", actor_name="app", object_type="letter_template", object_id=template.id,
+    activity.record("template_created", actor_name="app", object_type="document_template", object_id=template.id,
                     after={"name": spec.name, "shipped_key": spec.shipped_key, "version": 1}, detail="shipped")
     return template

@@ -5,16 +5,16 @@ CONTRACT (implemented by the templates helper):
 @dataclass TemplateData: name, kind (TemplateKind value), post_type ("U" | "N"), default_title,
     legal_basis, show_national_id: bool, body (HTML from the editor)
 
-active() -> list[LetterTemplate]              not retired, by kind then name (for "Nytt brev frå mal")
-listing(actor) -> list[LetterTemplate]        all, retired last (manage_templates)
-get(actor, template_id) -> LetterTemplate     manage_templates; 404 (NotFound) for an unknown id
-create(actor, data, token=None) -> LetterTemplate        version 1
-update(actor, template_id, data, seen_version) -> LetterTemplate
+active() -> list[DocumentTemplate]              not retired, by kind then name (for "Nytt brev frå mal")
+listing(actor) -> list[DocumentTemplate]        all, retired last (manage_templates)
+get(actor, template_id) -> DocumentTemplate     manage_templates; 404 (NotFound) for an unknown id
+create(actor, data, token=None) -> DocumentTemplate        version 1
+update(actor, template_id, data, seen_version) -> DocumentTemplate
     a new version when anything changed; seen_version (the version the form showed) older than the
     template's -> Conflict naming who saved meanwhile; nothing changed -> Invalid("Nothing was changed.")
-copy(actor, template_id) -> LetterTemplate    "Kopi av <name>", version 1, not shipped_key
+copy(actor, template_id) -> DocumentTemplate    "Kopi av <name>", version 1, not shipped_key
 retire(actor, template_id) / reinstate(actor, template_id)
-version(actor, template_id, number) -> LetterTemplateVersion
+version(actor, template_id, number) -> DocumentTemplateVersion
 
 Every write: manage_templates (require), body = sanitize.clean(body) then merge.check(body)
 (Invalid(field="body") names the unknown field), post_type in TEMPLATE_POST_TYPES, an activity row
@@ -38,7 +38,7 @@ from ..clock import utcnow
 from ..errors import Conflict, Invalid, NotFound
 from ..extensions import db
 from ..form_tokens import once
-from ..models import LetterTemplate, LetterTemplateVersion, PostType, TemplateKind, User
+from ..models import DocumentTemplate, DocumentTemplateVersion, PostType, TemplateKind, User
 from ..models.domain import DEFAULT_LEGAL_BASIS
 from ..models.letters import TEMPLATE_POST_TYPES
 from ..text import NOT_ARCHIVABLE
@@ -46,7 +46,7 @@ from ..transaction import transaction
 from . import merge, sanitize
 
 PERMISSION = "manage_templates"
-OBJECT_TYPE = "letter_template"
+OBJECT_TYPE = "document_template"
 COPY_PREFIX = "Kopi av "  # the templates are written in Nynorsk, and so is the name of a copy
 # Column lengths (models/letters.py).
 LENGTHS = {"name": 200, "default_title": 300, "legal_basis": 200}
@@ -117,7 +117,7 @@ def _checked(data: TemplateData) -> dict:
     }
 
 
-def _values(obj: LetterTemplate | LetterTemplateVersion) -> dict:
+def _values(obj: DocumentTemplate | DocumentTemplateVersion) -> dict:
     return {name: getattr(obj, name) for name in FIELDS}
 
 
@@ -128,57 +128,57 @@ def _logged(values: dict) -> dict:
     return out
 
 
-def _add_version(template: LetterTemplate, actor: User) -> LetterTemplateVersion:
-    row = LetterTemplateVersion(template=template, number=template.version, created_at=template.updated_at,
+def _add_version(template: DocumentTemplate, actor: User) -> DocumentTemplateVersion:
+    row = DocumentTemplateVersion(template=template, number=template.version, created_at=template.updated_at,
                                 created_by_id=actor.id, **_values(template))
     db.session.add(row)
     return row
 
 
-def _load(template_id: int) -> LetterTemplate:
-    template = db.session.get(LetterTemplate, template_id)
+def _load(template_id: int) -> DocumentTemplate:
+    template = db.session.get(DocumentTemplate, template_id)
     if template is None:
         raise NotFound(object_type=OBJECT_TYPE, object_id=template_id)
     return template
 
 
-def active() -> list[LetterTemplate]:
+def active() -> list[DocumentTemplate]:
     """The templates a letter may be made from: not retired, by kind then name."""
-    return list(db.session.scalars(select(LetterTemplate).where(LetterTemplate.retired_at.is_(None))
-                                   .order_by(LetterTemplate.kind, LetterTemplate.name, LetterTemplate.id)))
+    return list(db.session.scalars(select(DocumentTemplate).where(DocumentTemplate.retired_at.is_(None))
+                                   .order_by(DocumentTemplate.kind, DocumentTemplate.name, DocumentTemplate.id)))
 
 
-def listing(actor: User) -> list[LetterTemplate]:
+def listing(actor: User) -> list[DocumentTemplate]:
     """Every template for the administration screen, retired ones last."""
     require(actor, PERMISSION)
-    return list(db.session.scalars(select(LetterTemplate).order_by(
-        LetterTemplate.retired_at.is_not(None), LetterTemplate.kind, LetterTemplate.name, LetterTemplate.id)))
+    return list(db.session.scalars(select(DocumentTemplate).order_by(
+        DocumentTemplate.retired_at.is_not(None), DocumentTemplate.kind, DocumentTemplate.name, DocumentTemplate.id)))
 
 
-def get(actor: User, template_id: int) -> LetterTemplate:
+def get(actor: User, template_id: int) -> DocumentTemplate:
     require(actor, PERMISSION)
     return _load(template_id)
 
 
-def version(actor: User, template_id: int, number: int) -> LetterTemplateVersion:
+def version(actor: User, template_id: int, number: int) -> DocumentTemplateVersion:
     """One kept version of a template, as it was saved."""
     require(actor, PERMISSION)
     template = _load(template_id)
-    row = db.session.scalar(select(LetterTemplateVersion).where(
-        LetterTemplateVersion.template_id == template.id, LetterTemplateVersion.number == number))
+    row = db.session.scalar(select(DocumentTemplateVersion).where(
+        DocumentTemplateVersion.template_id == template.id, DocumentTemplateVersion.number == number))
     if row is None:
-        raise NotFound(object_type="letter_template_version", object_id=f"{template_id}/{number}")
+        raise NotFound(object_type="document_template_version", object_id=f"{template_id}/{number}")
     return row
 
 
-def create(actor: User, data: TemplateData, token: str | None = None) -> LetterTemplate:
+def create(actor: User, data: TemplateData, token: str | None = None) -> DocumentTemplate:
     """A new template and its version 1 (once per form token)."""
     require(actor, PERMISSION)
     values = _checked(data)
 
-    def make() -> LetterTemplate:
+    def make() -> DocumentTemplate:
         now = utcnow()
-        template = LetterTemplate(version=1, created_at=now, created_by_id=actor.id, updated_at=now,
+        template = DocumentTemplate(version=1, created_at=now, created_by_id=actor.id, updated_at=now,
                                   updated_by_id=actor.id, **values)
         db.session.add(template)
         _add_version(template, actor)
@@ -191,13 +191,13 @@ def create(actor: User, data: TemplateData, token: str | None = None) -> LetterT
         return once(actor, token, OBJECT_TYPE, make)
 
 
-def _saved_meanwhile(template: LetterTemplate) -> Conflict:
+def _saved_meanwhile(template: DocumentTemplate) -> Conflict:
     who = template.updated_by.full_name if template.updated_by else "?"
     return Conflict(_l("%(name)s saved this template meanwhile (version %(version)s). Open it again to see "
                        "their changes; yours were not saved.", name=who, version=template.version))
 
 
-def update(actor: User, template_id: int, data: TemplateData, seen_version: int) -> LetterTemplate:
+def update(actor: User, template_id: int, data: TemplateData, seen_version: int) -> DocumentTemplate:
     """Save the form as the template's next version; refused when someone saved since the form was shown."""
     require(actor, PERMISSION)
     try:
@@ -225,7 +225,7 @@ def update(actor: User, template_id: int, data: TemplateData, seen_version: int)
     return template
 
 
-def copy(actor: User, template_id: int) -> LetterTemplate:
+def copy(actor: User, template_id: int) -> DocumentTemplate:
     """A new template with the source's current fields, named "Kopi av ...", at version 1."""
     require(actor, PERMISSION)
     with transaction():
@@ -233,7 +233,7 @@ def copy(actor: User, template_id: int) -> LetterTemplate:
         values = _values(source)
         values["name"] = (COPY_PREFIX + source.name)[:LENGTHS["name"]]
         now = utcnow()
-        template = LetterTemplate(version=1, created_at=now, created_by_id=actor.id, updated_at=now,
+        template = DocumentTemplate(version=1, created_at=now, created_by_id=actor.id, updated_at=now,
                                   updated_by_id=actor.id, **values)
         db.session.add(template)
         _add_version(template, actor)
@@ -243,7 +243,7 @@ def copy(actor: User, template_id: int) -> LetterTemplate:
     return template
 
 
-def retire(actor: User, template_id: int) -> LetterTemplate:
+def retire(actor: User, template_id: int) -> DocumentTemplate:
     """No new letters from it; letters made from it keep their text, and it can be reinstated."""
     require(actor, PERMISSION)
     with transaction():
@@ -255,7 +255,7 @@ def retire(actor: User, template_id: int) -> LetterTemplate:
     return template
 
 
-def reinstate(actor: User, template_id: int) -> LetterTemplate:
+def reinstate(actor: User, template_id: int) -> DocumentTemplate:
     require(actor, PERMISSION)
     with transaction():
         template = _load(template_id)

@@ -22,7 +22,7 @@ from .domain import (
 from .files import StoredFile
 from .forms import FormToken
 from .inbox import CHECKS_FOR_SOURCE, InboxItem, InboxSource, InboxStatus, PaperOriginal, ScanChecklist
-from .letters import Letter, LetterTemplate, LetterTemplateVersion, TemplateKind
+from .letters import DocumentTemplate, DocumentTemplateVersion, Letter, TemplateKind
 from .notification import Notification
 from .settings import Setting
 from .user import AccessGroup, LoginThrottle, Permission, Role, User, UserSession
@@ -33,7 +33,7 @@ __all__ = [
     "MetadataCorrection", "Organisation", "OrgKind", "PostEvent", "PostSignature", "PostStatus", "PostType",
     "StoredFile", "Dispatch", "DispatchStatus", "FormToken",
     "CHECKS_FOR_SOURCE", "ScanChecklist", "InboxItem", "InboxSource", "InboxStatus", "PaperOriginal",
-    "Letter", "LetterTemplate", "LetterTemplateVersion", "TemplateKind",
+    "Letter", "DocumentTemplate", "DocumentTemplateVersion", "TemplateKind",
     "AccessGroup",
     "ActivityLog",
     "LoginThrottle",

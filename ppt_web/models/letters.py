@@ -1,6 +1,6 @@
 """Letter templates (with their kept versions) and letters written in the app (docs/letters.md).
 
-A template's row holds what applies now; every save adds a LetterTemplateVersion holding all of it,
+A template's row holds what applies now; every save adds a DocumentTemplateVersion holding all of it,
 and a letter names the version it was made from, so editing a template never changes a letter.
 A Letter is the text of one journal post (U or N) written in the app's editor; its PDF is the post's
 main document. Once the post is finalized the letter row can never change (database triggers, as
@@ -33,8 +33,8 @@ class TemplateKind(str, enum.Enum):  # noqa: UP042 - StrEnum would change str(me
 TEMPLATE_POST_TYPES = (PostType.U, PostType.N)
 
 
-class LetterTemplate(Model):
-    __tablename__ = "letter_template"
+class DocumentTemplate(Model):
+    __tablename__ = "document_template"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[TemplateKind] = mapped_column(_enum(TemplateKind))
@@ -54,8 +54,8 @@ class LetterTemplate(Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
 
-    versions: Mapped[list[LetterTemplateVersion]] = relationship(
-        back_populates="template", order_by="LetterTemplateVersion.number")
+    versions: Mapped[list[DocumentTemplateVersion]] = relationship(
+        back_populates="template", order_by="DocumentTemplateVersion.number")
     created_by: Mapped[User | None] = relationship(foreign_keys=[created_by_id])
     updated_by: Mapped[User | None] = relationship(foreign_keys=[updated_by_id])
 
@@ -64,12 +64,12 @@ class LetterTemplate(Model):
         return self.retired_at is not None
 
 
-class LetterTemplateVersion(Model):
+class DocumentTemplateVersion(Model):
     """A template as it was saved once: never changed, never deleted."""
 
-    __tablename__ = "letter_template_version"
+    __tablename__ = "document_template_version"
     id: Mapped[int] = mapped_column(primary_key=True)
-    template_id: Mapped[int] = mapped_column(ForeignKey("letter_template.id"), index=True)
+    template_id: Mapped[int] = mapped_column(ForeignKey("document_template.id"), index=True)
     number: Mapped[int] = mapped_column(Integer)
     name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[TemplateKind] = mapped_column(_enum(TemplateKind))
@@ -81,7 +81,7 @@ class LetterTemplateVersion(Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
 
-    template: Mapped[LetterTemplate] = relationship(back_populates="versions")
+    template: Mapped[DocumentTemplate] = relationship(back_populates="versions")
     created_by: Mapped[User | None] = relationship()
 
     __table_args__ = (UniqueConstraint("template_id", "number"),)
@@ -93,7 +93,7 @@ class Letter(Model):
     __tablename__ = "letter"
     id: Mapped[int] = mapped_column(primary_key=True)
     post_id: Mapped[int] = mapped_column(ForeignKey("journal_post.id", ondelete="CASCADE"), unique=True)
-    template_version_id: Mapped[int | None] = mapped_column(ForeignKey("letter_template_version.id"))
+    template_version_id: Mapped[int | None] = mapped_column(ForeignKey("document_template_version.id"))
     body: Mapped[str] = mapped_column(Text, default="")  # sanitized HTML (letters/sanitize.py)
     # Goes up by one with every save: a save names the version it edited, and one made on an older
     # version is refused, so two writers never overwrite each other silently.
@@ -105,5 +105,5 @@ class Letter(Model):
     rendered_sha256: Mapped[str | None] = mapped_column(String(64))
 
     post: Mapped[JournalPost] = relationship()
-    template_version: Mapped[LetterTemplateVersion | None] = relationship()
+    template_version: Mapped[DocumentTemplateVersion | None] = relationship()
     updated_by: Mapped[User | None] = relationship()

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from ppt_web.extensions import db
 from ppt_web.files.storage import file_path
 from ppt_web.models import ArchiveJob, JournalPost, PostStatus
-from ppt_web.models.letters import Letter, LetterTemplate
+from ppt_web.models.letters import DocumentTemplate, Letter
 from tests.e2e.conftest import sign_in, start_worker, stop_worker
 from tests.helpers import ROOT
 
@@ -35,13 +35,13 @@ def worker(app):
     stop_worker(proc)
 
 
-def expert_template() -> LetterTemplate:
+def expert_template() -> DocumentTemplate:
     """The shipped expert assessment for school (a plain one if the shipped templates are not there)."""
     try:
         from ppt_web.letters.shipped import ensure_shipped
 
         ensure_shipped()
-        found = db.session.scalar(select(LetterTemplate).where(LetterTemplate.shipped_key == "expert_school"))
+        found = db.session.scalar(select(DocumentTemplate).where(DocumentTemplate.shipped_key == "expert_school"))
         if found is not None:
             return found
     except ImportError:
