@@ -199,6 +199,57 @@ def test_sending_to_approval_renders_the_letter_and_sending_again_renders_the_ne
     assert len([d for d in post.documents if d.role == "main"]) == 1
 
 
+def test_the_approver_sees_the_pdf_with_the_title_as_last_edited_and_their_own_name(ctx):
+    """A title changed on the post form after the letter's PDF was made is in the PDF the approver opens,
+    and the PDF names the approver being asked."""
+    case = case_with_recipients()
+    post = new_letter(case)
+    made = post.main_document.sha256
+    data = posts.PostData(post_type="U", title="Sakkunnig vurdering, ny tittel", document_date=date.today(),
+                          correspondents=[posts.CorrespondentData(name=c.name, address=c.address,
+                                                                  postal_code=c.postal_code, city=c.city,
+                                                                  organisation_id=c.organisation_id,
+                                                                  national_id=c.national_id or "")
+                                          for c in post.correspondents])
+    posts.update_post(user("radgjevar1"), post.id, data)
+    approval.send_for_approval(user("radgjevar1"), post.id, user("leiar").id)
+    post = db.session.get(JournalPost, post.id)
+    assert post.main_document.sha256 != made
+    words = " ".join(pdf_text(post.main_document.sha256)[1].split())
+    assert "Sakkunnig vurdering, ny tittel" in words
+    assert user("leiar").full_name in words
+
+
+def test_the_post_page_says_when_its_main_document_is_older_than_the_letter(client, login_as):
+    app = client.application
+    with app.app_context():
+        post_id = new_letter(case_with_recipients(category="follow_up")).id
+    login_as("radgjevar1")
+    assert 'id="letter-outdated"' not in client.get(f"/posts/{post_id}").get_data(as_text=True)
+    with app.app_context():
+        service.save(user("radgjevar1"), post_id, "<p>Ny tekst</p>", 1)
+    assert 'id="letter-outdated"' in client.get(f"/posts/{post_id}").get_data(as_text=True)
+    with app.app_context():
+        posts.finalize(user("radgjevar1"), post_id)
+    assert 'id="letter-outdated"' not in client.get(f"/posts/{post_id}").get_data(as_text=True)
+    with app.app_context():
+        assert "Ny tekst" in pdf_text(db.session.get(JournalPost, post_id).main_document.sha256)[1]
+
+
+def test_a_finalized_posts_letter_cannot_be_moved_to_another_post_or_deleted(ctx):
+    case = case_with_recipients(category="follow_up")
+    done = new_letter(case)
+    posts.finalize(user("radgjevar1"), done.id)
+    draft = new_letter(case)
+    letter_id = service.letter_of(db.session.get(JournalPost, done.id)).id
+    for statement in ("UPDATE letter SET post_id = :other WHERE id = :id", "DELETE FROM letter WHERE id = :id"):
+        with pytest.raises(DBAPIError):
+            with db.session.begin_nested():
+                db.session.execute(text(statement), {"id": letter_id, "other": draft.id})
+        db.session.rollback()
+    assert db.session.get(Letter, letter_id).post_id == done.id
+
+
 def test_a_finalized_letter_never_changes_and_goes_to_the_archive(ctx):
     case = case_with_recipients(category="follow_up")
     post = new_letter(case)

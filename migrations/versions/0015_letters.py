@@ -80,6 +80,7 @@ def upgrade():
         sa.Column('updated_by_id', sa.Integer(), nullable=True),
         sa.Column('rendered_version', sa.Integer(), nullable=True),
         sa.Column('rendered_sha256', sa.String(length=64), nullable=True),
+        sa.Column('rendered_inputs', sa.String(length=64), nullable=True),
         sa.ForeignKeyConstraint(['post_id'], ['journal_post.id'], name=op.f('fk_letter_post_id_journal_post'),
                                 ondelete='CASCADE'),
         sa.ForeignKeyConstraint(['template_version_id'], ['document_template_version.id'],

@@ -67,28 +67,30 @@ def request_refusal(actor: User, post: JournalPost) -> DomainError | None:
 
 def send_for_approval(actor: User, post_id: int, approver_id: int | None, comment: str = "") -> JournalPost:
     """Lock a complete draft and ask a named leader, deputy or team coordinator to approve it."""
-    post = scope.post(actor, post_id)
-    raise_if(request_refusal(actor, post))
-    approver = db.session.get(User, approver_id) if approver_id else None
-    if approver is None or not can_approve(approver, post):
-        raise Invalid(_l("Choose a leader, deputy leader or team coordinator."), field="approver_id")
-    if approver.id == actor.id:
-        raise Invalid(_l("You cannot approve your own post: choose someone else."), field="approver_id")
     from ..letters.document import ensure_document  # noqa: PLC0415 - letters/ builds on cases/
 
-    ensure_document(actor, post, [])  # a letter's PDF is the document the approver sees
-    missing = posts.missing_for_finalize(post)
-    if missing:
-        raise Invalid(_l("The post cannot be approved yet. Missing: %(items)s.", items=", ".join(missing)))
-    text = " ".join((comment or "").split())[:2000]
-    _conditional(post, (PostStatus.DRAFT,), lambda p: request_refusal(actor, p), status=PostStatus.AWAITING_APPROVAL,
-                 approver_id=approver.id, approval_requested_by_id=actor.id, approval_requested_at=utcnow())
-    event(post, actor, "sent_to_approval", text, to_user=approver)
-    activity.record("post_sent_to_approval", actor=actor, object_type="journal_post", object_id=post.id,
-                    after={"approver": approver.username}, detail=text[:500])
-    notify(approver, _l("%(name)s asks you to approve %(number)s: %(title)s", name=actor.full_name,
-                        number=post.number, title=post.title), link("cases.post", post_id=post.id))
-    db.session.commit()
+    with transaction() as new_files:
+        post = scope.post(actor, post_id)
+        raise_if(request_refusal(actor, post))
+        approver = db.session.get(User, approver_id) if approver_id else None
+        if approver is None or not can_approve(approver, post):
+            raise Invalid(_l("Choose a leader, deputy leader or team coordinator."), field="approver_id")
+        if approver.id == actor.id:
+            raise Invalid(_l("You cannot approve your own post: choose someone else."), field="approver_id")
+        # A letter written in the app: its PDF, naming this approver, is the document the approver sees.
+        ensure_document(actor, post, new_files, approver=approver)
+        missing = posts.missing_for_finalize(post)
+        if missing:
+            raise Invalid(_l("The post cannot be approved yet. Missing: %(items)s.", items=", ".join(missing)))
+        text = " ".join((comment or "").split())[:2000]
+        _conditional(post, (PostStatus.DRAFT,), lambda p: request_refusal(actor, p),
+                     status=PostStatus.AWAITING_APPROVAL, approver_id=approver.id, approval_requested_by_id=actor.id,
+                     approval_requested_at=utcnow())
+        event(post, actor, "sent_to_approval", text, to_user=approver)
+        activity.record("post_sent_to_approval", actor=actor, object_type="journal_post", object_id=post.id,
+                        after={"approver": approver.username}, detail=text[:500])
+        notify(approver, _l("%(name)s asks you to approve %(number)s: %(title)s", name=actor.full_name,
+                            number=post.number, title=post.title), link("cases.post", post_id=post.id))
     return post
 
 

@@ -7,6 +7,7 @@ which imports it.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 
@@ -36,10 +37,11 @@ def is_signed(post: JournalPost) -> bool:
         PostSignature.post_id == post.id, PostSignature.signed_sha256 == main.sha256).limit(1)) is not None
 
 
-def page_for(post: JournalPost, letter: Letter | None = None) -> pdf.LetterPage:
-    """Everything the letter's PDF shows, from the post, its case and its letter as they are now."""
+def page_for(post: JournalPost, letter: Letter | None = None, approver: User | None = None) -> pdf.LetterPage:
+    """Everything the letter's PDF shows, from the post, its case and its letter as they are now; the
+    approver named is the one given (being asked now), else the post's."""
     letter = letter or letter_of(post)
-    approver = post.approved_by or post.approver
+    approver = approver or post.approved_by or post.approver
     return pdf.LetterPage(
         title=post.title, body=letter.body if letter else "", case_number=post.case.number,
         post_type=post.post_type.value, day=post.document_date or today(), handler=post.created_by.full_name,
@@ -55,21 +57,32 @@ def file_name(post: JournalPost) -> str:
     return f"{stem[:100] or 'brev'}.pdf"
 
 
-def up_to_date(post: JournalPost, letter: Letter) -> bool:
+def inputs_digest(page: pdf.LetterPage) -> str:
+    """A digest of everything the PDF shows: the layout's HTML for this page (rendering is deterministic)."""
+    return hashlib.sha256(pdf.html(page).encode("utf-8")).hexdigest()
+
+
+def up_to_date(post: JournalPost, letter: Letter, page: pdf.LetterPage | None = None) -> bool:
+    """Whether the post's main document is the letter's PDF as it would be rendered now: same text,
+    title, recipients, letterhead, approver and date."""
     main = post.main_document
-    return (main is not None and letter.rendered_version == letter.version
-            and main.sha256 == letter.rendered_sha256)
+    if main is None or main.sha256 != letter.rendered_sha256 or letter.rendered_version != letter.version:
+        return False
+    return letter.rendered_inputs == inputs_digest(page or page_for(post, letter))
 
 
-def ensure_document(actor: User, post: JournalPost, new_files: list[str]) -> None:
+def ensure_document(actor: User, post: JournalPost, new_files: list[str], approver: User | None = None) -> None:
     """Make the letter's PDF the post's main document if the letter changed since it was last rendered.
 
     Only a draft is rendered again, and never once signed (the signature is on the document as it
     is). new_files collects the digest of a file stored first here, so a failing transaction removes it."""
     letter = letter_of(post)
-    if letter is None or post.status != PostStatus.DRAFT or up_to_date(post, letter) or is_signed(post):
+    if letter is None or post.status != PostStatus.DRAFT or is_signed(post):
         return
-    stored = store_upload(io.BytesIO(pdf.render(page_for(post, letter))), file_name(post))
+    page = page_for(post, letter, approver)
+    if up_to_date(post, letter, page):
+        return
+    stored = store_upload(io.BytesIO(pdf.render(page)), file_name(post))
     if stored.new and stored.sha256 not in new_files:
         new_files.append(stored.sha256)
     db.session.flush()  # the stored_file row before the document that names it
@@ -81,6 +94,7 @@ def ensure_document(actor: User, post: JournalPost, new_files: list[str]) -> Non
     else:
         main.sha256, main.filename = stored.sha256, stored.filename
     letter.rendered_version, letter.rendered_sha256 = letter.version, stored.sha256
+    letter.rendered_inputs = inputs_digest(page)
     db.session.flush()
     activity.record("letter_rendered", actor=actor, object_type="journal_post", object_id=post.id,
                     after={"version": letter.version, "sha256": stored.sha256})

@@ -18,7 +18,7 @@ from ..formtools import OnceForm, apply_error, form_status, go, id_or_none
 from ..labels import POST_TYPE_LABELS
 from ..models import PostStatus
 from ..models.letters import DocumentTemplate
-from . import service
+from . import document, service
 from .blueprint import bp
 
 
@@ -133,3 +133,11 @@ def preview(post_id: int):
 def letter_of(post):
     """The post's letter, for the post page's link to it (None: no letter)."""
     return service.letter_of(post)
+
+
+@bp.app_template_global("letter_outdated")
+def letter_outdated(post) -> bool:
+    """A draft letter whose text, title or recipients changed since its PDF (the main document) was made."""
+    letter = service.letter_of(post)
+    return (letter is not None and post.status == PostStatus.DRAFT and not document.is_signed(post)
+            and not document.up_to_date(post, letter))

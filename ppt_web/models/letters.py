@@ -100,9 +100,11 @@ class Letter(Model):
     version: Mapped[int] = mapped_column(Integer, default=1)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
-    # The letter version whose PDF is the post's main document now, and that PDF's digest.
+    # The letter version whose PDF is the post's main document now, that PDF's digest, and a digest of
+    # everything the PDF shows (text, title, recipients, letterhead, ...): a change of any makes it old.
     rendered_version: Mapped[int | None] = mapped_column(Integer)
     rendered_sha256: Mapped[str | None] = mapped_column(String(64))
+    rendered_inputs: Mapped[str | None] = mapped_column(String(64))
 
     post: Mapped[JournalPost] = relationship()
     template_version: Mapped[DocumentTemplateVersion | None] = relationship()
