@@ -88,10 +88,10 @@ def ensure_test_certificate(path: Path, organisation: str) -> Path:
     """The test certificate at `path`, made now if there is none. Safe when threads and processes race:
     each writes its own temporary file and links it into place; the first link wins, the others use it."""
     if path.is_file():
-        return path
+        return _private(path)
     with _make_lock:
         if path.is_file():
-            return path
+            return _private(path)
         try:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             data = make_test_certificate(organisation)
@@ -106,12 +106,38 @@ def ensure_test_certificate(path: Path, organisation: str) -> Path:
                     os.link(tmp, path)  # atomic, and refuses to replace: the first process to get here wins
                 except FileExistsError:
                     pass
+                except OSError:  # a file system without hard links: create the file itself, exclusively
+                    _write_exclusive(path, data)
             finally:
                 tmp.unlink(missing_ok=True)
         except OSError as exc:
             raise SetupError(f"the test signing certificate could not be made in {path.parent}: "
                              f"{exc.strerror or exc}") from None
     return path
+
+
+def _private(path: Path) -> Path:
+    """The key file readable by the app's user only, and its folder too (a restore may have widened them)."""
+    for item, mode in ((path, 0o600), (path.parent, 0o700)):
+        try:
+            if item.stat().st_mode & 0o077:
+                os.chmod(item, mode)
+                log.warning("the test signing certificate's %s was readable by others; now %o",
+                            "file" if item == path else "folder", mode)
+        except OSError:
+            pass  # not ours to change: signing still works, and the file's owner sees the warning's cause
+    return path
+
+
+def _write_exclusive(path: Path, data: bytes) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
 
 
 def make_test_certificate(organisation: str = "PPT (test)", now: datetime | None = None) -> bytes:

@@ -199,9 +199,9 @@ def test_sending_to_approval_renders_the_letter_and_sending_again_renders_the_ne
     assert len([d for d in post.documents if d.role == "main"]) == 1
 
 
-def test_the_approver_sees_the_pdf_with_the_title_as_last_edited_and_their_own_name(ctx):
-    """A title changed on the post form after the letter's PDF was made is in the PDF the approver opens,
-    and the PDF names the approver being asked."""
+def test_the_approver_sees_the_pdf_with_the_title_and_recipients_as_last_edited(ctx):
+    """A title and a recipient changed on the post form after the letter's PDF was made are in the PDF
+    the approver opens; the PDF does not claim an approval that has not happened."""
     case = case_with_recipients()
     post = new_letter(case)
     made = post.main_document.sha256
@@ -210,14 +210,31 @@ def test_the_approver_sees_the_pdf_with_the_title_as_last_edited_and_their_own_n
                                                                   postal_code=c.postal_code, city=c.city,
                                                                   organisation_id=c.organisation_id,
                                                                   national_id=c.national_id or "")
-                                          for c in post.correspondents])
+                                          for c in post.correspondents]
+                          + [posts.CorrespondentData(name="Hareid skule", address="Skulevegen 9", postal_code="6060",
+                                                     city="Hareid")])
     posts.update_post(user("radgjevar1"), post.id, data)
     approval.send_for_approval(user("radgjevar1"), post.id, user("leiar").id)
     post = db.session.get(JournalPost, post.id)
     assert post.main_document.sha256 != made
     words = " ".join(pdf_text(post.main_document.sha256)[1].split())
     assert "Sakkunnig vurdering, ny tittel" in words
-    assert user("leiar").full_name in words
+    assert "Hareid skule Skulevegen 9 6060 Hareid" in words
+    assert "Godkjend" not in words
+
+
+def test_a_new_letterhead_makes_the_draft_pdf_again(ctx):
+    from ppt_web.letters import letterhead
+
+    case = case_with_recipients(category="follow_up")
+    post = new_letter(case)
+    made = post.main_document.sha256
+    letterhead.save(user("admin"), name="PPT for Hareid og Ulstein", address="", org_number="", phone="",
+                    email="")
+    posts.finalize(user("radgjevar1"), post.id)
+    post = db.session.get(JournalPost, post.id)
+    assert post.main_document.sha256 != made
+    assert "PPT for Hareid og Ulstein" in pdf_text(post.main_document.sha256)[1]
 
 
 def test_the_post_page_says_when_its_main_document_is_older_than_the_letter(client, login_as):

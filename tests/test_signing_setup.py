@@ -122,7 +122,7 @@ def test_with_no_certificate_configured_the_approver_signs_and_every_page_says_t
     login_as("leiar")
     page = client.get(f"/posts/{post_id}").get_data(as_text=True)
     [checkbox] = re.findall(r'<input[^>]*name="sign"[^>]*>', page)
-    assert "checked" in checkbox  # offered, and on by default
+    assert "checked" not in checkbox  # offered, but a test signature is given on purpose, not by default
     assert TEST_MARK in page  # the approval form warns that the signature will be a test signature
 
     response = client.post(f"/posts/{post_id}/approve", data={"comment": "", "sign": "y"})
@@ -179,6 +179,8 @@ def test_a_configured_certificate_replaces_the_test_one(app, client, login_as, t
     login_as("leiar")
     page = client.get(f"/posts/{post_id}").get_data(as_text=True)
     assert 'name="sign"' in page and TEST_MARK not in page
+    [checkbox] = re.findall(r'<input[^>]*name="sign"[^>]*>', page)
+    assert "checked" in checkbox  # the service's own certificate signs by default
     assert client.post(f"/posts/{post_id}/approve", data={"comment": "", "sign": "y"}).status_code == 302
 
     page = client.get(f"/posts/{post_id}").get_data(as_text=True)
@@ -305,3 +307,15 @@ def test_processes_starting_at_once_end_with_one_usable_certificate(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["test-signature.p12"]
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert load_signer(path, None).signing_cert is not None
+
+
+def test_a_test_certificate_readable_by_others_is_made_private_again(app, caplog):
+    """After a restore that widened its mode, the key is readable by the app's user only again on first use."""
+    path = signing_setup.test_certificate_path(app)
+    path.chmod(0o644)
+    path.parent.chmod(0o755)
+    with app.app_context():
+        assert signing_setup.credentials().p12 == path
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert "readable by others" in caplog.text

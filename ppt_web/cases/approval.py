@@ -77,8 +77,7 @@ def send_for_approval(actor: User, post_id: int, approver_id: int | None, commen
             raise Invalid(_l("Choose a leader, deputy leader or team coordinator."), field="approver_id")
         if approver.id == actor.id:
             raise Invalid(_l("You cannot approve your own post: choose someone else."), field="approver_id")
-        # A letter written in the app: its PDF, naming this approver, is the document the approver sees.
-        ensure_document(actor, post, new_files, approver=approver)
+        ensure_document(actor, post, new_files)  # a letter's PDF as last saved is what the approver sees
         missing = posts.missing_for_finalize(post)
         if missing:
             raise Invalid(_l("The post cannot be approved yet. Missing: %(items)s.", items=", ".join(missing)))

@@ -1,7 +1,7 @@
 """Journal posts and their documents: register, edit, finalize, correct, write off, delete; the outstanding list."""
 from datetime import date
 
-from flask import abort, flash, render_template, request, send_file, url_for
+from flask import abort, current_app, flash, render_template, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -132,7 +132,7 @@ def post(post_id: int):
     return render_template("cases/post.html", post=found, missing=posts.missing_for_finalize(found),
                            corrections=posts.corrections(found), write_off=write_off, delete_form=DeleteForm(),
                            checks=checks, check_labels=CHECK_LABELS, approval_request=request_form,
-                           decision=ApprovalDecisionForm(), needs_approval=posts.needs_approval(found),
+                           decision=_decision_form(), needs_approval=posts.needs_approval(found),
                            can=post_actions.allowed(_actor(), found, dispatches),
                            signatures=esign.signatures(found), signature_status=esign.signature_status(found),
                            dispatches=dispatches, paper_default=expedition.paper_default(found))
@@ -271,3 +271,9 @@ def document(document_id: int):
     response.headers["Cache-Control"] = "no-store"
     response.headers["Content-Security-Policy"] = "frame-ancestors 'self'"  # the PDF viewer needs no more
     return response
+
+
+def _decision_form() -> ApprovalDecisionForm:
+    """The approver's form: "sign" ticked when the service's certificate signs; with the app's test
+    certificate the leader ticks it on purpose, so no letter leaves with a test signature by default."""
+    return ApprovalDecisionForm(sign=bool(current_app.config.get("PPT_SIGNING_P12")))

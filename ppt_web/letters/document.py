@@ -23,9 +23,11 @@ from . import letterhead, pdf
 from .context import party_of
 
 
-def letter_of(post: JournalPost) -> Letter | None:
-    """The letter written in the app for this post, if it has one."""
-    return db.session.scalar(select(Letter).where(Letter.post_id == post.id))
+def letter_of(post: JournalPost, for_update: bool = False) -> Letter | None:
+    """The letter written in the app for this post, if it has one; for_update takes its row lock (on
+    PostgreSQL), so a save cannot change the text between its rendering and the action's commit."""
+    query = select(Letter).where(Letter.post_id == post.id)
+    return db.session.scalar(query.with_for_update() if for_update else query)
 
 
 def is_signed(post: JournalPost) -> bool:
@@ -37,11 +39,14 @@ def is_signed(post: JournalPost) -> bool:
         PostSignature.post_id == post.id, PostSignature.signed_sha256 == main.sha256).limit(1)) is not None
 
 
-def page_for(post: JournalPost, letter: Letter | None = None, approver: User | None = None) -> pdf.LetterPage:
-    """Everything the letter's PDF shows, from the post, its case and its letter as they are now; the
-    approver named is the one given (being asked now), else the post's."""
+def page_for(post: JournalPost, letter: Letter | None = None) -> pdf.LetterPage:
+    """Everything the letter's PDF shows, from the post, its case and its letter as they are now.
+
+    The approver is named only once they approved: the PDF is made while the letter is a draft, and the
+    leader asked is not always the one who approves (a leader may approve a post waiting for another),
+    so the approval shows as the approver's signature on the PDF and in the journal, not as a line."""
     letter = letter or letter_of(post)
-    approver = approver or post.approved_by or post.approver
+    approver = post.approved_by
     return pdf.LetterPage(
         title=post.title, body=letter.body if letter else "", case_number=post.case.number,
         post_type=post.post_type.value, day=post.document_date or today(), handler=post.created_by.full_name,
@@ -71,15 +76,15 @@ def up_to_date(post: JournalPost, letter: Letter, page: pdf.LetterPage | None = 
     return letter.rendered_inputs == inputs_digest(page or page_for(post, letter))
 
 
-def ensure_document(actor: User, post: JournalPost, new_files: list[str], approver: User | None = None) -> None:
+def ensure_document(actor: User, post: JournalPost, new_files: list[str]) -> None:
     """Make the letter's PDF the post's main document if the letter changed since it was last rendered.
 
     Only a draft is rendered again, and never once signed (the signature is on the document as it
     is). new_files collects the digest of a file stored first here, so a failing transaction removes it."""
-    letter = letter_of(post)
+    letter = letter_of(post, for_update=True)
     if letter is None or post.status != PostStatus.DRAFT or is_signed(post):
         return
-    page = page_for(post, letter, approver)
+    page = page_for(post, letter)
     if up_to_date(post, letter, page):
         return
     stored = store_upload(io.BytesIO(pdf.render(page)), file_name(post))

@@ -75,6 +75,12 @@ _ALLOWED_NODES = (nodes.Template, nodes.Output, nodes.TemplateData, nodes.Name, 
                   nodes.For, nodes.Filter, nodes.Test, nodes.Const, nodes.Not, nodes.And, nodes.Or,
                   nodes.Compare, nodes.Operand, nodes.CondExpr, nodes.Concat)
 
+# A template is a letter, not a program: loops over the recipients' or guardians' lists nest at most
+# twice (a list in a list is already rare), so a template cannot make a merge run for long.
+MAX_LOOP_DEPTH = 2
+MAX_TEMPLATE_CHARS = 1024 * 1024
+MAX_LETTER_CHARS = 2 * 1024 * 1024
+
 MONTHS_NN = ("januar", "februar", "mars", "april", "mai", "juni", "juli", "august", "september", "oktober",
              "november", "desember")
 
@@ -113,12 +119,17 @@ def check(body: str) -> None:
     """Refuse a template body that does not parse, names an unknown field or uses what is not allowed.
 
     Raises Invalid(field="body") with a message naming the problem (and the line)."""
+    if len(body or "") > MAX_TEMPLATE_CHARS:
+        raise Invalid(_l("The text is too long."), field="body")
     try:
         tree = _env.parse(body or "")
+        _check_node(tree, dict(FIELDS), 0)
+        _env.compile(tree)  # what only compiling finds (Python's own limits on nesting)
     except TemplateSyntaxError as exc:
         raise Invalid(_l("The template has an error on line %(line)s: %(error)s", line=exc.lineno,
                          error=exc.message or ""), field="body") from None
-    _check_node(tree, dict(FIELDS))
+    except (RecursionError, SyntaxError, MemoryError):
+        raise Invalid(_l("The template nests too deeply."), field="body") from None
 
 
 def _unknown(name: str, node: nodes.Node) -> Invalid:
@@ -146,7 +157,7 @@ def _resolve(node: nodes.Node, scope: dict):
     raise _not_allowed(type(node).__name__, node)
 
 
-def _check_node(node: nodes.Node, scope: dict) -> None:
+def _check_node(node: nodes.Node, scope: dict, loops: int) -> None:
     if not isinstance(node, _ALLOWED_NODES):
         raise _not_allowed(_node_label(node), node)
     if isinstance(node, nodes.Name | nodes.Getattr):
@@ -167,14 +178,16 @@ def _check_node(node: nodes.Node, scope: dict) -> None:
             else (None, None)
         if not isinstance(spec, list):
             raise _not_allowed(_l("a loop over something that is not a list"), node)
+        if loops >= MAX_LOOP_DEPTH:
+            raise _not_allowed(_l("a loop inside a loop inside a loop"), node)
         inner = {**scope, node.target.name: spec[0], "loop": {"index": "", "first": "", "last": ""}}
         for child in node.body:
-            _check_node(child, inner)
+            _check_node(child, inner, loops + 1)
         for child in node.else_:
-            _check_node(child, scope)
+            _check_node(child, scope, loops)
         return
     for child in node.iter_child_nodes():
-        _check_node(child, scope)
+        _check_node(child, scope, loops)
 
 
 def _node_label(node: nodes.Node) -> str:
@@ -192,12 +205,15 @@ def merge(body: str, context: dict) -> str:
     Raises Invalid for a body that check() would refuse, or that fails in the sandbox."""
     check(body)
     try:
-        return _env.from_string(body or "").render(**context)
+        out = _env.from_string(body or "").render(**context)
     except SecurityError:
         raise Invalid(_l("The template tried something that is not allowed."), field="body") from None
     except Exception as exc:  # noqa: BLE001 - any failure of a user's template is the template's error
         raise Invalid(_l("The template could not be filled in: %(error)s", error=type(exc).__name__),
                       field="body") from None
+    if len(out) > MAX_LETTER_CHARS:
+        raise Invalid(_l("The letter made from this template would be too long."), field="body")
+    return out
 
 
 # ----------------------------------------------------------------------------- the values

@@ -1,0 +1,70 @@
+"""What a signed letter and a template may no longer do, found in review: a signed letter's post keeps
+the recipients and title its PDF shows; a template is refused at save, not at merge, for what only
+fails late."""
+from __future__ import annotations
+
+import base64
+import io
+from datetime import date
+
+import pytest
+from PIL import Image
+
+from ppt_web.cases import esign, posts
+from ppt_web.errors import Conflict, Invalid
+from ppt_web.extensions import db
+from ppt_web.letters import merge
+from ppt_web.letters.sanitize import clean
+from ppt_web.models import JournalPost
+
+from .conftest import user
+from .test_letters import case_with_recipients, new_letter
+
+
+def test_a_signed_letters_recipients_and_title_can_no_longer_be_edited(ctx):
+    """Its PDF names them as they were: a changed recipient would get a letter addressed to another."""
+    post = new_letter(case_with_recipients(category="follow_up"))
+    esign.sign(user("radgjevar1"), post.id)
+    post = db.session.get(JournalPost, post.id)
+    data = posts.PostData(post_type="U", title="Anna tittel", document_date=date.today(),
+                          correspondents=[posts.CorrespondentData(name="Ein annan føresett", address="Vegen 9",
+                                                                  postal_code="6060", city="Hareid")])
+    with pytest.raises(Conflict):
+        posts.update_post(user("radgjevar1"), post.id, data)
+    db.session.rollback()
+    post = db.session.get(JournalPost, post.id)
+    assert post.title != "Anna tittel"
+    assert "Ein annan føresett" not in [c.name for c in post.correspondents]
+
+
+@pytest.mark.parametrize("body", [
+    "{% for a in mottakarar %}{% for b in foresette %}{% for c in mottakarar %}x{% endfor %}{% endfor %}{% endfor %}",
+    "{% for a in mottakarar %}" * 25 + "x" + "{% endfor %}" * 25,
+    "{% if dato %}" * 400 + "x" + "{% endif %}" * 400,
+    "{{ " + "(" * 3000 + "dato" + ")" * 3000 + " }}",
+])
+def test_a_template_that_would_run_long_or_fail_only_when_merged_is_refused_at_save(body):
+    with pytest.raises(Invalid):
+        merge.check(body)
+
+
+def test_two_nested_loops_are_fine():
+    merge.check("{% for a in mottakarar %}{% for b in foresette %}{{ a.namn }} {{ b.namn }}{% endfor %}{% endfor %}")
+
+
+def _png(width: int, height: int) -> str:
+    out = io.BytesIO()
+    Image.new("1", (width, height)).save(out, "PNG")
+    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
+
+
+def test_a_small_picture_that_claims_a_huge_size_is_dropped_and_a_normal_one_kept():
+    assert "img" not in clean(f'<p><img src="{_png(20000, 20000)}"></p>')
+    assert "<img" in clean(f'<p><img src="{_png(300, 100)}"></p>')
+
+
+def test_relative_and_protocol_relative_links_and_odd_digits_are_dropped_quietly(capfd):
+    out = clean('<p><a href="//evil.example/x">a</a><a href="/x">b</a></p>'
+                '<table><tbody><tr><td colspan="²">1</td></tr></tbody></table>')
+    assert "evil" not in out and 'href="/x"' not in out and "colspan" not in out
+    assert "Exception" not in capfd.readouterr().err
