@@ -177,18 +177,24 @@ def create(actor: User, data: TemplateData, token: str | None = None) -> Documen
     values = _checked(data)
 
     def make() -> DocumentTemplate:
-        now = utcnow()
-        template = DocumentTemplate(version=1, created_at=now, created_by_id=actor.id, updated_at=now,
-                                  updated_by_id=actor.id, **values)
-        db.session.add(template)
-        _add_version(template, actor)
-        db.session.flush()
+        template = _new_template(actor, values)
         activity.record("template_created", actor=actor, object_type=OBJECT_TYPE, object_id=template.id,
                         after=_logged(values))
         return template
 
     with transaction():
         return once(actor, token, OBJECT_TYPE, make)
+
+
+def _new_template(actor: User, values: dict) -> DocumentTemplate:
+    """A template at version 1 with these fields, and its version row, in the caller's transaction."""
+    now = utcnow()
+    template = DocumentTemplate(version=1, created_at=now, created_by_id=actor.id, updated_at=now,
+                                updated_by_id=actor.id, **values)
+    db.session.add(template)
+    _add_version(template, actor)
+    db.session.flush()
+    return template
 
 
 def _saved_meanwhile(template: DocumentTemplate) -> Conflict:
@@ -232,12 +238,7 @@ def copy(actor: User, template_id: int) -> DocumentTemplate:
         source = _load(template_id)
         values = _values(source)
         values["name"] = (COPY_PREFIX + source.name)[:LENGTHS["name"]]
-        now = utcnow()
-        template = DocumentTemplate(version=1, created_at=now, created_by_id=actor.id, updated_at=now,
-                                  updated_by_id=actor.id, **values)
-        db.session.add(template)
-        _add_version(template, actor)
-        db.session.flush()
+        template = _new_template(actor, values)
         activity.record("template_copied", actor=actor, object_type=OBJECT_TYPE, object_id=template.id,
                         after=_logged(values), detail=f"from {source.id} version {source.version}")
     return template
