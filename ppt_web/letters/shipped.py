@@ -96,7 +96,7 @@ def _add(spec: Shipped) -> DocumentTemplate:
               "default_title": spec.default_title, "legal_basis": spec.legal_basis,
               "show_national_id": spec.show_national_id, "body": body}
     template = DocumentTemplate(**values, version=1, shipped_key=spec.shipped_key, created_by_id=None,
-                              updated_by_id=None)
+                                updated_by_id=None)
     template.versions.append(DocumentTemplateVersion(**values, number=1, created_by_id=None))
     db.session.add(template)
     db.session.flush()  # the unique shipped_key is checked here, inside the transaction

@@ -130,7 +130,7 @@ def _logged(values: dict) -> dict:
 
 def _add_version(template: DocumentTemplate, actor: User) -> DocumentTemplateVersion:
     row = DocumentTemplateVersion(template=template, number=template.version, created_at=template.updated_at,
-                                created_by_id=actor.id, **_values(template))
+                                  created_by_id=actor.id, **_values(template))
     db.session.add(row)
     return row
 
