@@ -68,3 +68,50 @@ def test_relative_and_protocol_relative_links_and_odd_digits_are_dropped_quietly
                 '<table><tbody><tr><td colspan="²">1</td></tr></tbody></table>')
     assert "evil" not in out and 'href="/x"' not in out and "colspan" not in out
     assert "Exception" not in capfd.readouterr().err
+
+
+def test_a_save_that_crosses_a_finalize_is_refused_and_keeps_the_finalized_text(ctx, monkeypatch):
+    """The save read the post as a draft; a finalize committed before its UPDATE: the UPDATE itself checks
+    the post is still a draft, so the archived PDF and the letter's text never differ."""
+    from ppt_web.letters import service
+
+    post = new_letter(case_with_recipients(category="follow_up"))
+    posts.finalize(user("radgjevar1"), post.id)
+    letter = service.letter_of(db.session.get(JournalPost, post.id))
+    seen = []
+    real = service.save_refusal
+
+    def as_read_before_the_finalize(actor, p):
+        seen.append(p.id)
+        return None if len(seen) == 1 else real(actor, p)
+
+    monkeypatch.setattr(service, "save_refusal", as_read_before_the_finalize)
+    with pytest.raises(Conflict):
+        service.save(user("radgjevar1"), post.id, "<p>Sein tekst</p>", letter.version)
+    db.session.rollback()
+    assert service.letter_of(db.session.get(JournalPost, post.id)).body == letter.body
+
+
+def test_a_version_in_other_digits_is_a_refusal_not_an_error(client, login_as):
+    with client.application.app_context():
+        post_id = new_letter(case_with_recipients(category="follow_up")).id
+    login_as("radgjevar1")
+    answer = client.post(f"/posts/{post_id}/letter/save", data={"body": "<p>Ny</p>", "version": "²"},
+                         headers={"HX-Request": "true"})
+    assert answer.status_code == 409
+
+
+def test_a_refused_save_answers_with_the_version_it_was_sent_on(client, login_as):
+    """A stale page told its text is too long must not get the newer version to overwrite with next time."""
+    from ppt_web.letters import service
+
+    with client.application.app_context():
+        post_id = new_letter(case_with_recipients(category="follow_up")).id
+        service.save(user("radgjevar1"), post_id, "<p>Andre si endring</p>", 1)
+    login_as("radgjevar1")
+    huge = "<p>" + "x" * (service.MAX_BODY_CHARS + 1) + "</p>"
+    answer = client.post(f"/posts/{post_id}/letter/save", data={"body": huge, "version": "1"},
+                         headers={"HX-Request": "true"})
+    assert answer.status_code == 409
+    assert 'value="2"' not in answer.get_data(as_text=True)
+    assert 'value="1"' in answer.get_data(as_text=True)

@@ -2,17 +2,22 @@
 
 recipient_choices(actor, case) -> list[Choice]    who a letter in this case may go to: the guardians
     known in the case (with their national id for digital post), the client's school or kindergarten
-    (organisation, with org number), earlier senders in the case. A Choice's key is stable and never
-    holds a national id.
+    (organisation, with org number), earlier senders in the case and the recipients of its earlier
+    outgoing (U) posts (a national id only when they had one), and the client (a correspondent with the
+    client's own national id: never offered as a guardian). A Choice's key is stable and never holds a
+    national id.
 new_letter(actor, case_id, template_id, recipient_keys, token=None) -> JournalPost
     a draft U/N post (the template's post type, default title, legal basis) with the chosen
     correspondents (one post, several correspondents), and its Letter: the template's current
     version merged and sanitized. Journal permission on the case; an active template only; once per
     form token. The letter's PDF is its main document from the start (ensure_document).
 save(actor, post_id, body, version) -> Letter
-    sanitize, store, version+1. Refused (Conflict) when the post is not a draft, is signed, or
-    version != the letter's (someone saved meanwhile: the message says who and when; nothing saved).
-preview(actor, post_id) -> bytes        the PDF as it would be sent now (not stored)
+    sanitize, store, version+1. The same text as the letter's now is no change and no conflict, whatever
+    version came with it (a second flush or the page's last beacon of text already saved). Refused
+    (Conflict) when the post is not a draft, is signed, or version != the letter's (someone saved
+    meanwhile: the message says who and when; nothing saved).
+preview(actor, post_id) -> bytes        a draft's PDF as it would be sent now (not stored); once the
+    post is no longer a draft (or is signed), its stored main document: what was approved and sent.
 ensure_document, page_for, letter_of: see document.py (the part cases/ calls).
 """
 from __future__ import annotations
@@ -21,6 +26,7 @@ from dataclasses import dataclass
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError
 
 from .. import form_tokens
 from ..activity import service as activity
@@ -30,8 +36,9 @@ from ..cases.posts import CorrespondentData
 from ..clock import today, utcnow
 from ..errors import Conflict, DomainError, Invalid, NotFound, raise_if
 from ..extensions import changed_rows, db
+from ..files.storage import file_path
 from ..i18n import format_oslo
-from ..models import Case, Correspondent, JournalPost, PostType, User
+from ..models import Case, Correspondent, JournalPost, PostStatus, PostType, User
 from ..models.letters import TEMPLATE_POST_TYPES, DocumentTemplate, DocumentTemplateVersion, Letter
 from ..transaction import transaction
 from . import context, pdf, sanitize
@@ -53,7 +60,7 @@ class Choice:
     key: str
     label: str
     data: CorrespondentData
-    kind: str  # "guardian" | "organisation" | "sender"
+    kind: str  # "guardian" | "organisation" | "sender" | "recipient" | "client"
 
 
 def recipient_choices(actor: User, case: Case) -> list[Choice]:
@@ -64,21 +71,25 @@ def recipient_choices(actor: User, case: Case) -> list[Choice]:
     rows = list(db.session.scalars(
         select(Correspondent).join(JournalPost, Correspondent.post_id == JournalPost.id)
         .where(JournalPost.case_id == case.id).order_by(Correspondent.id)))
-    for c in rows:  # guardians: registered with a national id (for digital post)
-        if c.national_id and c.name.casefold() not in names:
+    client = case.client
+    client_id = client.national_id if client else None
+    for c in rows:  # guardians: registered with a national id (for digital post), never the client themself
+        if c.national_id and c.national_id != client_id and c.name.casefold() not in names:
             names.add(c.name.casefold())
             out.append(Choice(f"g{c.id}", c.name, _data_of(c), "guardian"))
-    client = case.client
     org = (client.organisation if client else None) or case.organisation
     if org is not None and org.name.casefold() not in names:
         names.add(org.name.casefold())
         out.append(Choice(f"o{org.id}", org.name + (f" ({org.org_number})" if org.org_number else ""),
                           CorrespondentData(name=org.name, organisation_id=org.id), "organisation"))
-    senders = [c for c in rows if c.role == "sender"]
-    for c in senders:
-        if c.name.casefold() not in names:
+    outgoing = {p for p in db.session.scalars(select(JournalPost.id).where(JournalPost.case_id == case.id,
+                                                                         JournalPost.post_type == PostType.U))}
+    for c in rows:  # earlier senders, and the recipients of earlier outgoing letters
+        kind = "client" if client_id and c.national_id == client_id else \
+            "sender" if c.role == "sender" else "recipient" if c.post_id in outgoing else ""
+        if kind and c.name.casefold() not in names:
             names.add(c.name.casefold())
-            out.append(Choice(f"s{c.id}", c.name, _data_of(c), "sender"))
+            out.append(Choice(f"{kind[0]}{c.id}", c.name, _data_of(c), kind))
     return out
 
 
@@ -166,24 +177,37 @@ def save(actor: User, post_id: int, body: str, version: int | None) -> Letter:
         post, letter = _written(post.id)
         raise_if(save_refusal(actor, post))
         if len(body or "") > MAX_BODY_CHARS:
+            if version != letter.version:
+                raise changed_meanwhile(letter)
             raise Invalid(_l("The letter is too long to be saved."), field="body")
+        text = sanitize.clean(body or "")
+        if text == letter.body:  # nothing new: not a conflict even on an older version
+            return letter
         if version != letter.version:
             raise changed_meanwhile(letter)
-        text = sanitize.clean(body or "")
-        if text == letter.body:
-            return letter
         quiet = (letter.updated_by_id == actor.id and letter.updated_at is not None
                  and (utcnow() - letter.updated_at).total_seconds() < QUIET_SAVE_SECONDS)
         # One conditional UPDATE: of two saves on the same version, one wins; the other is told who.
+        # Only while the post is a draft, checked in the same statement: a send to approval or a finalize
+        # that rendered the letter meanwhile (it holds the row's lock on PostgreSQL) makes this a refusal.
         db.session.flush()
-        if changed_rows(update(Letter).where(Letter.id == letter.id, Letter.version == version)
-                        .values(body=text, version=Letter.version + 1, updated_at=utcnow(), updated_by_id=actor.id)
-                        .execution_options(synchronize_session=False)) != 1:
+        still_draft = select(JournalPost.id).where(JournalPost.id == Letter.post_id,
+                                                   JournalPost.status == PostStatus.DRAFT).exists()
+        try:
+            changed = changed_rows(
+                update(Letter).where(Letter.id == letter.id, Letter.version == version, still_draft)
+                .values(body=text, version=Letter.version + 1, updated_at=utcnow(), updated_by_id=actor.id)
+                .execution_options(synchronize_session=False))
+        except DBAPIError:  # the finalized post's trigger, or SQLite's writer that finalized first
+            changed = 0
+        if changed != 1:
             letter_id = letter.id
             db.session.rollback()
             current = db.session.get(Letter, letter_id)
-            raise changed_meanwhile(current) if current is not None else NotFound(object_type="journal_post",
-                                                                                    object_id=post_id)
+            if current is None:
+                raise NotFound(object_type="journal_post", object_id=post_id)
+            raise_if(save_refusal(actor, current.post))
+            raise changed_meanwhile(current)
         db.session.refresh(letter)
         if not quiet:
             activity.record("letter_saved", actor=actor, object_type="journal_post", object_id=post.id,
@@ -193,12 +217,17 @@ def save(actor: User, post_id: int, body: str, version: int | None) -> Letter:
 
 
 def preview(actor: User, post_id: int) -> bytes | None:
-    """The letter's PDF as it would be made now (not stored), None for a post without a letter; logged."""
+    """A draft letter's PDF as it would be made now (not stored); once the post is no longer a draft or is
+    signed, its stored main document (what was approved and sent). None for a post without a letter; logged."""
     post = scope.post(actor, post_id)
     letter = letter_of(post)
     if letter is None:
         return None
-    data = pdf.render(page_for(post, letter))
+    main = post.main_document
+    if main is not None and (post.status != PostStatus.DRAFT or is_signed(post)):
+        data = file_path(main.sha256).read_bytes()
+    else:
+        data = pdf.render(page_for(post, letter))
     activity.record("letter_previewed", actor=actor, object_type="journal_post", object_id=post.id)
     db.session.commit()
     return data
