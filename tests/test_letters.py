@@ -164,7 +164,7 @@ def test_save_is_refused_once_the_letter_waits_for_approval_is_finalized_or_sign
     assert service.letter_of(signed).rendered_version == 1
     with pytest.raises(Conflict) as refused:
         service.save(user("radgjevar1"), signed.id, "<p>Endra</p>", 1)
-    assert "signed" in str(refused.value.message)
+    assert "signert" in str(refused.value.message)  # the app's language: "Brevet er signert ..."
     assert service.letter_of(signed).body != "<p>Endra</p>"
 
 
@@ -334,7 +334,8 @@ def test_the_pages_make_a_letter_save_it_as_htmx_and_preview_it(client, login_as
     saved = client.post(f"/posts/{post_id}/letter/save", data={"body": "<p>Hei</p>", "version": "1"}, headers=hx)
     assert saved.status_code == 200 and b'data-state="saved"' in saved.data and b'value="2"' in saved.data
     stale = client.post(f"/posts/{post_id}/letter/save", data={"body": "<p>Gamal</p>", "version": "1"}, headers=hx)
-    assert stale.status_code == 409 and b'data-state="conflict"' in stale.data and b'value="2"' in stale.data
+    # The refusal hands back the version the stale page sent, never the newer one it could overwrite with.
+    assert stale.status_code == 409 and b'data-state="conflict"' in stale.data and b'value="1"' in stale.data
     preview = client.get(f"/posts/{post_id}/letter/preview")
     assert preview.status_code == 200 and preview.mimetype == "application/pdf" and preview.data.startswith(b"%PDF")
     assert preview.headers["Cache-Control"] == "no-store"
