@@ -375,3 +375,62 @@ def test_choosing_a_note_template_unchecks_the_recipients(app, browser, live_ser
         post = db.session.get(JournalPost, post_id)
         assert post.post_type.value == "N" and post.correspondents == []
     assert not csp_errors(page.console_errors), page.console_errors
+
+
+def test_the_administrator_writes_a_template_in_the_editor_and_a_letter_is_made_from_its_latest_version(
+        app, browser, live_server, page):
+    """The template form uses the same editor: a merge field typed in it is kept, an unknown one is refused
+    on save with the field named, a second save is version 2, and a handler's letter is made from it with
+    the client's name merged in."""
+    from tests.test_letters import case_with_recipients
+
+    with app.app_context():
+        case = case_with_recipients(category="follow_up")
+        case_id, client_name = case.id, case.client.name
+    watched(page)
+    sign_in(page, "admin")
+    page.goto("/templates/new")
+    page.fill("input[name=name]", "Kort brev til føresette")
+    page.select_option("select[name=post_type]", "U")
+    page.fill("input[name=default_title]", "Brev om kartlegging")
+    editor = page.locator("#template-form .ql-editor")
+    expect(editor).to_be_visible()
+    editor.click()
+    page.keyboard.type("Hei. Vi skriv om {{ klient.adress }}.")
+    page.locator("#template-form button[type=submit]").click()
+    expect(page.locator("#template-form")).to_contain_text("klient.adress")  # named on save, nothing kept
+    with app.app_context():
+        assert db.session.scalar(select(DocumentTemplate).where(
+            DocumentTemplate.name == "Kort brev til føresette")) is None
+    editor = page.locator("#template-form .ql-editor")
+    editor.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.type("Hei. Vi skriv om {{ klient.namn }}, sak {{ sak.nummer }}.")
+    page.locator("#template-form button[type=submit]").click()
+    expect(page.locator(".alert.success")).to_be_visible()
+    with app.app_context():
+        made = db.session.scalar(select(DocumentTemplate).where(DocumentTemplate.name == "Kort brev til føresette"))
+        assert made is not None and made.version == 1 and "{{ klient.namn }}" in made.body
+        template_id = made.id
+    page.goto(f"/templates/{template_id}")
+    editor = page.locator("#template-form .ql-editor")
+    expect(editor).to_contain_text("{{ klient.namn }}")
+    editor.click()
+    page.keyboard.press("Control+End")
+    page.keyboard.type(" Helsing PPT.")
+    page.locator("#template-form button[type=submit]").click()
+    expect(page.locator(".alert.success")).to_be_visible()
+    with app.app_context():
+        assert db.session.get(DocumentTemplate, template_id).version == 2
+
+    page.context.clear_cookies()
+    sign_in(page, "radgjevar1")
+    page.goto(f"/cases/{case_id}/letters/new")
+    page.select_option("select[name=template_id]", str(template_id))
+    page.locator("#field-recipients input[type=checkbox]").first.check()
+    page.get_by_role("button", name="Skriv brevet").click()
+    letter_editor = page.locator(".ql-editor")
+    expect(letter_editor).to_contain_text(f"Hei. Vi skriv om {client_name}, sak")
+    expect(letter_editor).to_contain_text("Helsing PPT.")
+    expect(letter_editor).not_to_contain_text("{{")
+    assert not csp_errors(page.console_errors), page.console_errors
