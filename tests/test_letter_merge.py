@@ -159,3 +159,19 @@ def test_the_context_knows_the_guardians_from_the_case_and_the_letterhead(app):
     assert values["kontor"]["namn"] == "PPT for Ytre Fjord" and values["kontor"]["telefon"] == "70 00 00 00"
     assert values["sak"]["nummer"] == case.number
     assert values["saksbehandlar"]["namn"] == user("radgjevar1").full_name
+
+
+def test_the_letters_guardians_are_the_ones_the_new_letter_form_offers_never_the_client():
+    """A correspondent registered with the client's own national id (an older pupil writing in) is not a
+    guardian in the merge fields, as it is not among the guardians "Nytt brev frå mal" offers."""
+    from ppt_web.cases import posts as post_service
+    from ppt_web.letters import service
+
+    case = builders.case()
+    for name, nid in (("Kari Føresett", builders.valid_national_id(901)), (case.client.name, case.client.national_id)):
+        post_service.create_post(user("radgjevar1"), case.id, post_service.PostData(
+            post_type="U", title="Brev", correspondents=[post_service.CorrespondentData(
+                name=name, address="Vegen 1", postal_code="6100", city="Volda", national_id=nid)]))
+    merged = [g["namn"] for g in context.context(user("radgjevar1"), case, [])["foresette"]]
+    offered = [c.label for c in service.recipient_choices(user("radgjevar1"), case) if c.kind == "guardian"]
+    assert merged == offered == ["Kari Føresett"]

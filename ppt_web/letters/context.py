@@ -21,17 +21,28 @@ def party_of(c: Correspondent) -> Party:
     return Party(c.name, c.address or "", c.postal_code or "", c.city or "")
 
 
-def guardians(case: Case) -> list[Party]:
-    """The guardians known in the case: correspondents with a national id on its posts, once each by
-    name, oldest first (the form that registers a guardian for digital post asks for the id)."""
-    rows = db.session.scalars(
+def correspondents(case: Case) -> list[Correspondent]:
+    """Every correspondent on the case's posts, oldest first."""
+    return list(db.session.scalars(
         select(Correspondent).join(JournalPost, Correspondent.post_id == JournalPost.id)
-        .where(JournalPost.case_id == case.id, Correspondent.national_id.is_not(None))
-        .order_by(Correspondent.id))
-    seen: dict[str, Party] = {}
-    for c in rows:
-        seen.setdefault(c.name.casefold(), party_of(c))
+        .where(JournalPost.case_id == case.id).order_by(Correspondent.id)))
+
+
+def guardian_rows(case: Case, rows: list[Correspondent] | None = None) -> list[Correspondent]:
+    """The guardians known in the case: correspondents registered with a national id (the form asks for
+    a guardian's, for digital post) that is not the client's own, once each by name, oldest first.
+    rows: the case's correspondents, when the caller has them already."""
+    client_id = case.client.national_id if case.client else None
+    seen: dict[str, Correspondent] = {}
+    for c in correspondents(case) if rows is None else rows:
+        if c.national_id and c.national_id != client_id:
+            seen.setdefault(c.name.casefold(), c)
     return list(seen.values())
+
+
+def guardians(case: Case) -> list[Party]:
+    """The guardians known in the case (guardian_rows), as a letter names them."""
+    return [party_of(c) for c in guardian_rows(case)]
 
 
 def context(actor: User, case: Case, recipients: list[Party], *, show_national_id: bool = False,

@@ -68,15 +68,12 @@ def recipient_choices(actor: User, case: Case) -> list[Choice]:
     case = scope.case(actor, case.id)
     out: list[Choice] = []
     names: set[str] = set()
-    rows = list(db.session.scalars(
-        select(Correspondent).join(JournalPost, Correspondent.post_id == JournalPost.id)
-        .where(JournalPost.case_id == case.id).order_by(Correspondent.id)))
+    rows = context.correspondents(case)
     client = case.client
     client_id = client.national_id if client else None
-    for c in rows:  # guardians: registered with a national id (for digital post), never the client themself
-        if c.national_id and c.national_id != client_id and c.name.casefold() not in names:
-            names.add(c.name.casefold())
-            out.append(Choice(f"g{c.id}", c.name, _data_of(c), "guardian"))
+    for c in context.guardian_rows(case, rows):  # the same guardians the letter's merge fields name
+        names.add(c.name.casefold())
+        out.append(Choice(f"g{c.id}", c.name, _data_of(c), "guardian"))
     org = (client.organisation if client else None) or case.organisation
     if org is not None and org.name.casefold() not in names:
         names.add(org.name.casefold())
