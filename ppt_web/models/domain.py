@@ -194,6 +194,12 @@ class JournalPost(Model):
     registered_after_downtime: Mapped[bool] = mapped_column(Boolean, default=False)
     # Post registration chose "hold back from access": it waits, unfinalized, for the leader.
     held_back: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The leader's decision on a held-back post (cases/hold_back.py): None while it waits, "released"
+    # (it may be finalized and archived as any other) or "kept" (held back, with the reason).
+    hold_decision: Mapped[str | None] = mapped_column(String(10))
+    hold_reason: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    hold_decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    hold_decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Approval: the named approver while it waits; who approved, once approved.
     approver_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"), index=True)
     approval_requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
@@ -229,6 +235,7 @@ class JournalPost(Model):
     approver: Mapped[User | None] = relationship(foreign_keys=[approver_id])
     approval_requested_by: Mapped[User | None] = relationship(foreign_keys=[approval_requested_by_id])
     approved_by: Mapped[User | None] = relationship(foreign_keys=[approved_by_id])
+    hold_decided_by: Mapped[User | None] = relationship(foreign_keys=[hold_decided_by_id])
     events: Mapped[list[PostEvent]] = relationship(back_populates="post", order_by="PostEvent.id",
                                                    cascade="all, delete-orphan")
     correspondents: Mapped[list[Correspondent]] = relationship(
@@ -248,6 +255,7 @@ class JournalPost(Model):
               postgresql_ops={"document_date": "DESC NULLS LAST", "id": "DESC"}),
         Index("ix_journal_post_outstanding", "post_type", "written_off_at"),
         Index("ix_journal_post_status", "status"),
+        Index("ix_journal_post_held_back", "held_back", "hold_decision"),
     )
 
     @property

@@ -33,6 +33,14 @@ group_member = Table(
     Column("user_id", ForeignKey("user.id", ondelete="CASCADE"), primary_key=True),
 )
 
+# A team carries roles: its members hold them besides their own.
+group_role = Table(
+    "group_role",
+    db.metadata,
+    Column("group_id", ForeignKey("access_group.id", ondelete="CASCADE"), primary_key=True),
+    Column("role_id", ForeignKey("role.id", ondelete="CASCADE"), primary_key=True),
+)
+
 # sysadmin_edit_all implies sysadmin_edit (docs/decisions.md, "Roles and the permission matrix").
 IMPLIED = {"sysadmin_edit_all": ("sysadmin_edit",)}
 
@@ -65,6 +73,7 @@ class AccessGroup(Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     coordinator: Mapped[User | None] = relationship(foreign_keys=[coordinator_id])
+    roles: Mapped[list[Role]] = relationship(secondary=group_role, order_by=Role.position)
     members: Mapped[list[User]] = relationship(
         secondary=group_member, back_populates="groups", order_by="User.full_name"
     )
@@ -102,14 +111,21 @@ class User(UserMixin, Model):
     def is_active(self) -> bool:  # Flask-Login refuses inactive users
         return bool(self.active)
 
+    def effective_roles(self) -> list[Role]:
+        """The active roles the user holds: their own and those of every team they are in, once each."""
+        seen: dict[int, Role] = {}
+        for role in [*self.roles, *(r for g in self.groups for r in g.roles)]:
+            if role.active:
+                seen.setdefault(role.id, role)
+        return sorted(seen.values(), key=lambda r: (r.position, r.id))
+
     def permission_codes(self) -> frozenset[str]:
-        """Union of the permissions of the user's active roles, with implied ones."""
+        """Union of the permissions of the user's active roles and their teams' roles, with implied ones."""
         cached = self.__dict__.get("_permission_cache")
         if cached is None:
             codes: set[str] = set()
-            for role in self.roles:
-                if role.active:
-                    codes |= role.permission_codes()
+            for role in self.effective_roles():
+                codes |= role.permission_codes()
             for code, implied in IMPLIED.items():
                 if code in codes:
                     codes.update(implied)
