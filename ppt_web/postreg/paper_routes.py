@@ -1,4 +1,7 @@
-"""Paper originals: the list of those due for destruction, and the confirmation that one was destroyed."""
+"""Paper originals: those due for destruction, the confirmation that one was destroyed, and the register
+of destroyed originals (who destroyed what, when)."""
+from datetime import date, datetime
+
 from flask import flash, render_template, request, url_for
 from flask_babel import gettext as _
 
@@ -10,21 +13,44 @@ from . import paper
 from .blueprint import bp
 
 
+def _day(name: str) -> tuple[date | None, bool]:
+    """A day typed as dd.mm.yyyy (or yyyy-mm-dd); (None, False) when it was typed but is no date."""
+    raw = request.args.get(name, "").strip()[:20]
+    if not raw:
+        return None, True
+    for fmt in ("%d.%m.%Y", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(raw, fmt).date(), True
+        except ValueError:
+            pass
+    return None, False
+
+
 @bp.route("/paper-originals")
 @permission_required("distribute_mail")
 def paper_originals():
+    view = request.args.get("view", "")
+    if view == "destroyed":
+        (date_from, ok_from), (date_to, ok_to) = _day("from"), _day("to")
+        if not (ok_from and ok_to):
+            flash(_("Type dates as dd.mm.yyyy."), "error")
+        page = request.args.get("page", 1, type=int) or 1
+        register = paper.destroyed_register(_actor(), date_from, date_to, page)
+        period = {k: v.strftime("%d.%m.%Y") for k, v in (("from", date_from), ("to", date_to)) if v}
+        return render_template("postreg/paper.html", view="destroyed", register=register, period=period,
+                               rows=[], due_only=False)
     due_only = request.args.get("all") != "1"
     rows = paper.paper_originals(_actor(), due_only=due_only)
-    return render_template("postreg/paper.html", rows=rows, due_only=due_only)
+    return render_template("postreg/paper.html", view="kept", rows=rows, due_only=due_only)
 
 
 @bp.route("/paper-originals/<int:original_id>/destroyed", methods=["POST"])
 @permission_required("distribute_mail")
 def paper_destroyed(original_id: int):
     try:
-        paper.confirm_destroyed(_actor(), original_id)
+        paper.confirm_destroyed(_actor(), original_id, confirmed=request.form.get("confirm") == "1")
     except DomainError as exc:
         flash(str(exc.message), "error")
     else:
         flash(_("Destruction recorded."), "success")
-    return go(url_for("postreg.paper_originals"))
+    return go(url_for("postreg.paper_originals", all=request.form.get("all") or None))

@@ -1,17 +1,24 @@
 """Live search over clients, cases and journal posts, scoped to what the actor may see.
 
-Every condition is an equality or a prefix range on an indexed column. Counts stop at
+Words match anywhere: every word of the query must start a word of a post's title, of a case's
+number or title, or of a client's name ("spesial" finds "Sakkunnig vurdering spesialundervisning",
+"00012" finds case 2024/00012). The database keeps the word index itself (migration 0017): FTS5
+tables kept by triggers on SQLite, GIN indexes over to_tsvector('simple', ...) on PostgreSQL; the
+engines differ only in the helpers below (`_match`, `_matching_ids`, `_word_rows`, `_walk_condition`).
+Every other condition is an equality or a prefix range on an indexed column. Counts stop at
 COUNT_CAP ("500+"): a common word ("tilvising") matches tens of thousands of posts after some
 years, and counting them all on every keystroke grew with the history.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
 from flask_sqlalchemy.pagination import Pagination
-from sqlalchemy import and_, func, or_, select
-from sqlalchemy.orm import contains_eager, joinedload, lazyload, selectinload
+from sqlalchemy import and_, column, func, literal_column, or_, select, table
+from sqlalchemy.orm import aliased, contains_eager, joinedload, lazyload, selectinload
+from sqlalchemy.sql.expression import ColumnClause
 
 from ..auth import scope
 from ..extensions import db
@@ -42,6 +49,106 @@ def _prefix(column, text: str):
     return and_(column >= text, column < text + HIGH)
 
 
+_WORD = re.compile(r"[^\W_]+")
+_SIMPLE: ColumnClause = literal_column("'simple'")
+# The words table on SQLite (0017), per model.
+_WORDS_TABLE = {JournalPost: "journal_post_words", Case: "case_words", Client: "client_words"}
+# What is not a letter or a digit in a lower-case title, for SQLite's GLOB (the walk below):
+# ASCII, Latin-1 and Latin Extended-A letters, as the word index's tokenizer has them.
+_NOT_ALNUM = "[^0-9a-z\u00aa\u00b5\u00ba\u00df-\u00f6\u00f8-\u017f]"
+
+
+def words(text: str) -> list[str]:
+    """The words of a query as the word index splits text: runs of letters and digits, lower case."""
+    return _WORD.findall(text.lower())[:8]
+
+
+def _postgresql() -> bool:
+    return db.session.get_bind().dialect.name == "postgresql"
+
+
+def _document(model, row):
+    """PostgreSQL: the text searched for a row, exactly as the GIN index of 0017 is built."""
+    if model is Case:
+        number = func.replace(row.number, literal_column("'/'"), literal_column("' '"))
+        return func.to_tsvector(_SIMPLE, number.op("||")(literal_column("' '")).op("||")(row.title_lower))
+    text = row.title_lower if model is JournalPost else row.name_lower
+    return func.to_tsvector(_SIMPLE, text)
+
+
+def _match(tokens: list[str]) -> str:
+    """The index's query: every token starts a word."""
+    if _postgresql():
+        return " & ".join(f"'{t}':*" for t in tokens)
+    return " ".join(f'"{t}"*' for t in tokens)
+
+
+def _matching_ids(model, tokens: list[str]):
+    """A subquery of the ids of the rows of `model` where every token starts a word. On PostgreSQL the
+    one-letter tokens are tested inside it, on the rows the index found (outside, the planner read
+    every post to test them first); on SQLite the caller tests them (the words table has no text)."""
+    asked, short = _split(tokens)
+    if _postgresql():
+        row = aliased(model)
+        found = _document(model, row).op("@@")(func.to_tsquery(_SIMPLE, _match(asked)))
+        return select(row.id).where(found, *([_walk_condition(_columns(model, row), short)] if short else []))
+    name = _WORDS_TABLE[model]
+    return select(literal_column("rowid")).select_from(table(name)).where(
+        literal_column(name).op("MATCH")(_match(asked)))
+
+
+def _columns(model, row=None) -> list:
+    """The searched columns of `model` (or of `row`, an alias of it), as the word index has them."""
+    row = model if row is None else row
+    if model is Client:
+        return [row.name_lower]
+    return [row.number, row.title_lower] if model is Case else [row.title_lower]
+
+
+def _split(tokens: list[str]) -> tuple[list[str], list[str]]:
+    """(the tokens the index is asked for, one-letter ones tested on its rows): "nora h" asks for
+    "nora"; a one-letter prefix alone would read most of the index."""
+    long = [t for t in tokens if len(t) > 1] or tokens
+    return long, [t for t in tokens if t not in long]
+
+
+def word_condition(model, text: str):
+    """Rows of `model` where every word of `text` starts a word (through the word index)."""
+    tokens = words(text)
+    if not tokens:
+        return model.id == -1
+    condition = model.id.in_(_matching_ids(model, tokens))
+    short = _split(tokens)[1]
+    if short and not _postgresql():
+        return and_(condition, _walk_condition(_columns(model), short))
+    return condition
+
+
+def _word_rows(query, model, tokens: list[str]):
+    """`query` narrowed to rows where every token starts a word, read from the word index first: on
+    SQLite a join the index drives (an IN (subquery) made it collect every match before the first row,
+    which for "frå" is a fifth of all posts), on PostgreSQL a semi-join the planner picks."""
+    if _postgresql():
+        return query.where(model.id.in_(_matching_ids(model, tokens)))
+    asked, short = _split(tokens)
+    if short:
+        query = query.where(_walk_condition(_columns(model), short))
+    name = _WORDS_TABLE[model]
+    words_table = table(name, column("rowid"))
+    return query.join(words_table, words_table.c.rowid == model.id).where(
+        literal_column(name).op("MATCH")(_match(asked)))
+
+
+def _walk_condition(columns, tokens: list[str]):
+    """Every token starts a word of one of `columns`, tested row by row with no index: for the walk
+    newest first, which stops after a page (the word index answers the same rows; it is what counts)."""
+    def starts_a_word(col, token):
+        if _postgresql():
+            return col.op("~")(f"(^|[^[:alnum:]]){token}")
+        return or_(col.op("GLOB")(f"{token}*"), col.op("GLOB")(f"*{_NOT_ALNUM}{token}*"))
+    return and_(*[or_(*[starts_a_word(col, t) for col in columns]) for t in tokens])
+
+
 @dataclass
 class Results:
     query: str
@@ -64,11 +171,11 @@ def _category_matches(text: str) -> list[CaseCategory]:
 
 
 def client_condition(text: str):
-    """Clients by national id (6 digits or more, a prefix) or by a prefix of the name or family name."""
+    """Clients by national id (6 digits or more, a prefix) or by words starting words of the name."""
     digits = text.replace(" ", "")
     if digits.isdigit():
         return _prefix(Client.national_id, digits) if len(digits) >= 6 else Client.id == -1
-    return or_(_prefix(Client.name_lower, text), _prefix(Client.family_lower, text))
+    return word_condition(Client, text)
 
 
 def pick_clients(actor: User, query: str, limit: int = 10) -> list[Client]:
@@ -76,8 +183,20 @@ def pick_clients(actor: User, query: str, limit: int = 10) -> list[Client]:
     text = " ".join((query or "").split()).lower()[:100]
     if len(text) < 2:
         return []
-    return list(db.session.scalars(select(Client).where(client_condition(text), scope.client_clause(actor))
+    return list(db.session.scalars(select(Client).where(_clients_found(actor, text)[0], scope.client_clause(actor))
                                    .options(joinedload(Client.handler)).order_by(Client.name_lower).limit(limit)))
+
+
+def _clients_found(actor: User, text: str) -> tuple:
+    """(the condition to list the clients by, how many match up to the cap): their ids when they are
+    few, so that no planner walks every client by name testing each against the word index."""
+    ids = _first_ids(select(Client.id).where(client_condition(text), scope.client_clause(actor)))
+    return (client_condition(text) if len(ids) > COUNT_CAP else Client.id.in_(ids)), len(ids)
+
+
+def _first_ids(query) -> list[int]:
+    """The ids a query of ids finds, stopping past COUNT_CAP: the count, and the rows to page through."""
+    return list(db.session.scalars(query.limit(COUNT_CAP + 1)))
 
 
 def search(actor: User, query: str, page: int = 1) -> Results | None:
@@ -85,11 +204,17 @@ def search(actor: User, query: str, page: int = 1) -> Results | None:
     if len(text) < 2:
         return None
     page = max(page, 1)
+    tokens = words(text)
+    # Each list first reads the ids of its matches (up to the cap) from the word index, then a page of
+    # rows by those ids: the planners never guess how many rows a word has. Past the cap, a list walks
+    # its order's index and tests each row (_walk_condition), which stops after a page.
 
-    clients = _page(select(Client).where(client_condition(text), scope.client_clause(actor))
-                    .options(joinedload(Client.handler)).order_by(Client.name_lower), page)
+    clients_q = (select(Client).where(scope.client_clause(actor)).options(joinedload(Client.handler))
+                 .order_by(Client.name_lower))
+    condition, total = _clients_found(actor, text)
+    clients = _page(clients_q.where(condition), page, total)
 
-    case_conds = [_prefix(Case.number, text), _prefix(Case.title_lower, text)]
+    case_conds = [_prefix(Case.number, text), word_condition(Case, text)]
     categories = _category_matches(text)
     if categories:
         case_conds.append(Case.category.in_(categories))
@@ -100,30 +225,40 @@ def search(actor: User, query: str, page: int = 1) -> Results | None:
         or_(_prefix(User.username, text), _prefix(func.lower(User.full_name), text)))))
     if handler_ids:
         case_conds.append(Case.handler_id.in_(handler_ids))
-    for status, words in ((CaseStatus.OPEN, ("open", "open", "opne")),
+    for status, names in ((CaseStatus.OPEN, ("open", "open", "opne")),
                           (CaseStatus.CLOSED, ("closed", "avslutta", "avsluttet"))):
-        if text in words:
+        if text in names:
             case_conds.append(Case.status == status)
-    cases = _page(select(Case).where(or_(*case_conds), scope.case_clause(actor))
-                  .options(joinedload(Case.handler)).order_by(Case.opened_on.desc(), Case.id.desc()), page)
+    cases_q = (select(Case).where(scope.case_clause(actor)).options(joinedload(Case.handler))
+               .order_by(Case.opened_on.desc(), Case.id.desc()))
+    ids = _first_ids(select(Case.id).where(or_(*case_conds), scope.case_clause(actor)))
+    if len(ids) > COUNT_CAP:
+        # A common word (a fifth of the cases have "frå"): walk the cases newest first, as posts do.
+        if tokens:
+            case_conds[1] = _walk_condition([Case.number, Case.title_lower], tokens)
+        cases = _page(cases_q.where(or_(*case_conds)), page, len(ids))
+    else:
+        cases = _page(cases_q.where(Case.id.in_(ids)), page, len(ids))
 
     posts_q = (select(JournalPost).join(Case, JournalPost.case_id == Case.id).where(scope.case_clause(actor))
                .options(contains_eager(JournalPost.case), selectinload(JournalPost.correspondents))
                .order_by(JournalPost.document_date.desc().nulls_last(), JournalPost.id.desc()))
-    title = _prefix(JournalPost.title_lower, text)
+    post_ids = select(JournalPost.id).join(Case, JournalPost.case_id == Case.id).where(scope.case_clause(actor))
     try:
         day = datetime.strptime(text, "%d.%m.%Y").date()
     except ValueError:
         day = None
     if day is not None:
-        posts = _page(posts_q.where(or_(title, JournalPost.document_date == day)), page)
+        posts = _page(posts_q.where(or_(word_condition(JournalPost, text), JournalPost.document_date == day)), page)
+    elif not tokens:
+        posts = _page(posts_q.where(JournalPost.id == -1), page)
     else:
-        total = _count(posts_q.where(title))
-        if total > COUNT_CAP:
+        ids = _first_ids(_word_rows(post_ids, JournalPost, tokens))
+        if len(ids) > COUNT_CAP:
             # A common word ("tilvising") matches much of ten years of posts: sorting every match
             # for one page grew with the history. Walk the posts newest first instead (the date
-            # index) and test each title, which stops after a page; the same prefix in a form no
-            # index serves keeps the planner off the title index.
-            title = func.substr(JournalPost.title_lower, 1, len(text)) == text
-        posts = _page(posts_q.where(title), page, total)
+            # index) and test each title, which stops after a page.
+            posts = _page(posts_q.where(_walk_condition([JournalPost.title_lower], tokens)), page, len(ids))
+        else:
+            posts = _page(posts_q.where(JournalPost.id.in_(ids)), page, len(ids))
     return Results(query=query, clients=clients, cases=cases, posts=posts)
