@@ -9,7 +9,7 @@ import click
 from flask import Flask
 from sqlalchemy import func, inspect, select
 
-from . import text
+from . import backup, text
 from .admin import service as admin
 from .archive.reference.server import serve_forever as reference_archive_server
 from .clock import utcnow
@@ -84,6 +84,7 @@ def unarchivable_rows() -> Iterator[tuple[str, int, str]]:
 def init_app(app: Flask) -> None:
     init_generate(app)
     init_intake(app)
+    backup.init_app(app)  # backup DIR, restore DIR
 
     @app.cli.command("unarchivable-text")
     def unarchivable_text():

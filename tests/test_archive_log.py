@@ -232,3 +232,71 @@ def test_bulk_retry_also_makes_jobs_waiting_out_a_back_off_due_now(app, login_as
         queued = [j.args for j in get_queue().jobs if j.func_name.endswith("send_archive_job")]
         assert sorted(a[0] for a in queued) == ids[:2]
         get_queue().empty()
+
+
+def _page_statements(client, url: str) -> int:
+    """How many SQL statements one request of the page runs."""
+    from sqlalchemy import event
+
+    count = 0
+
+    def counted(*_args) -> None:
+        nonlocal count
+        count += 1
+
+    event.listen(db.engine, "before_cursor_execute", counted)
+    try:
+        assert client.get(url).status_code == 200
+    finally:
+        event.remove(db.engine, "before_cursor_execute", counted)
+    return count
+
+
+def test_each_row_names_the_client_and_the_case_number_never_the_national_id(app, login_as):
+    with app.app_context():
+        person = builders.client(given_name="Mari", family_name="Dimna")
+        case = builders.case(client_obj=person)
+        post = builders.finalized_post(case, title="Samtale")
+        case_number, post_number, national_id = case.number, post.number, person.national_id
+        job_ids = list(db.session.scalars(select(ArchiveJob.id).where(ArchiveJob.case_id == case.id)
+                                          .order_by(ArchiveJob.id)))
+    _fail(app, job_ids[0])  # a failed row (on top) names its client as the others do
+    html = login_as("konsulent").get("/archive-log/").get_data(as_text=True)
+    for job_id in job_ids:
+        row = html[html.index(f'<tr id="job-{job_id}"'):]
+        row = row[:row.index("</tr>")]
+        assert f'data-case-number="{case_number}"' in row and case_number in row
+        assert "Mari Dimna" in row and national_id not in row and national_id[:6] not in row
+    assert post_number in html  # the post's own row carries its number (case number and sequence)
+
+
+def test_a_page_of_many_rows_costs_the_queries_of_a_page_of_one(app, login_as):
+    _jobs(app, 1)
+    client = login_as("konsulent")
+    with app.app_context():
+        one = _page_statements(client, "/archive-log/")
+    ids = _jobs(app, 12)
+    _fail(app, ids[0])
+    _fail(app, ids[-1])
+    with app.app_context():
+        many = _page_statements(client, "/archive-log/")
+        again = _page_statements(client, "/archive-log/?status=failed")
+    assert many == one and again <= one
+
+
+def test_a_deleted_job_offers_restore_not_retry(app, login_as):
+    ids = _jobs(app, 1)
+    _fail(app, ids[0])
+    client = login_as("konsulent")  # archive_retry and archive_delete
+    client.post(f"/archive-log/{ids[0]}/delete", data={"reason": "Dobbel", "confirmation": "SLETT"})
+    listed = client.get("/archive-log/?status=deleted").get_data(as_text=True)
+    row = listed[listed.index(f'<tr id="job-{ids[0]}"'):]
+    row = row[:row.index("</tr>")]
+    assert f"/archive-log/{ids[0]}/restore" in row and "/retry" not in row
+    assert "/archive-log/retry-all" not in listed  # no "retry all failed" over deleted jobs
+    assert client.post(f"/archive-log/{ids[0]}/retry", headers=HX).status_code == 404
+    assert client.post("/archive-log/retry-all", data={"status": "deleted", "confirm": "1"}).status_code == 422
+    with app.app_context():
+        job = db.session.get(ArchiveJob, ids[0])
+        assert job.deleted_at is not None and (job.job_status, job.archive_status) == ("done", "failed")
+        assert activity_rows("archive_job_retried") == []

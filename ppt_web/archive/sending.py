@@ -354,6 +354,13 @@ def _wake_successors(job: ArchiveJob) -> None:
 
 
 SWEEP_BATCH = 50
+SWEEP_SLACK = 0.1  # of a period: a sweep may start a little early (the timer's and the queue's delays)
+
+
+def quiet_period() -> timedelta:
+    """How long a Ny job goes untold before the sweep tells a worker about it: one sweep period, less
+    a tenth, so a sweep that starts a moment early still takes the jobs that waited since the last one."""
+    return timedelta(seconds=current_app.config["PPT_SWEEP_SECONDS"] * (1 - SWEEP_SLACK))
 
 
 def sweep(now: datetime | None = None, limit: int = 5000) -> dict:
@@ -362,9 +369,10 @@ def sweep(now: datetime | None = None, limit: int = 5000) -> dict:
     now = now or utcnow()
     requeued = len(reclaim_expired(now))  # notified_at cleared: handed to the queue below
     replies_read = _read_async_replies(now)
-    # Due jobs not told to a worker lately: a notice still in the queue is not sent again and again
-    # (that would flood a backlog); one that Redis lost is re-told after a couple of periods.
-    quiet = now - timedelta(seconds=max(2 * current_app.config["PPT_SWEEP_SECONDS"], 10))
+    # Due jobs not told to a worker for a sweep period: one whose notice Redis lost is told by the next
+    # sweep after a period, so none waits more than two. A notice still queued behind a backlog is told
+    # again at most once a period (the claim makes the extra notice a no-op, never a second send).
+    quiet = now - quiet_period()
     due = list(db.session.scalars(
         select(ArchiveJob.id).where(ArchiveJob.job_status == JobStatus.NEW, ArchiveJob.deleted_at.is_(None),
                                     or_(ArchiveJob.next_attempt_at.is_(None), ArchiveJob.next_attempt_at <= now),
