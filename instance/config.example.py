@@ -3,6 +3,10 @@
 Precedence: these defaults, then instance/config.py, then PPT_* environment variables (named beside
 each setting that has one), then the config given to create_app(). Paths default into the instance
 folder, shown here as INSTANCE. A test fails when a setting is added to ppt_web/config.py and not here.
+
+A few settings can also be changed while the service runs, on the settings page (/admin/settings); a value
+saved there wins over this file: PPT_PAPER_STORAGE_PLACE, PPT_PAPER_KEEP_MONTHS, PPT_DOWNTIME_PAPER_KEEP_MONTHS,
+PPT_ARCHIVE_ALERT_MINUTES, PPT_APPROVAL_WARN_DAYS, PPT_SIGNING_LOCATION (ppt_web/runtime_settings.py).
 """
 
 # SQLALCHEMY_DATABASE_URI = 'sqlite:///INSTANCE/ppt.sqlite'  # env PPT_DATABASE_URL

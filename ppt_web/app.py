@@ -14,7 +14,7 @@ from .activity.routes import bp as activity_bp
 from .admin.routes import bp as admin_bp
 from .archive.routes import bp as archive_bp
 from .auth.routes import bp as auth_bp
-from .cases import approval_routes, post_routes
+from .cases import approval_routes, hold_back_routes, post_routes
 from .cases import routes as case_routes
 from .cases.blueprint import bp as cases_bp
 from .clients.routes import bp as clients_bp
@@ -32,7 +32,7 @@ from .search.routes import bp as search_bp
 
 BLUEPRINTS = (auth_bp, main_bp, admin_bp, activity_bp, clients_bp, cases_bp, search_bp, archive_bp, postreg_bp,
               dispatch_bp, letters_bp)
-CASES_VIEWS = (case_routes, post_routes, approval_routes)  # imported for their views on cases_bp
+CASES_VIEWS = (case_routes, post_routes, approval_routes, hold_back_routes)  # imported for their views on cases_bp
 POSTREG_VIEWS = (postreg_routes, paper_routes)  # and on postreg_bp
 LETTERS_VIEWS = (letter_routes, template_routes)  # and on letters_bp
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"

@@ -1,15 +1,128 @@
-"""Small helpers shared by the views: domain errors onto form fields, choices for selects."""
+"""Small helpers shared by the views: the forms' base classes (their messages in the user's language),
+the date field, domain errors onto form fields, choices for selects."""
 from __future__ import annotations
 
 import secrets
 
+import flask_wtf
+import wtforms
 from flask import current_app, flash, redirect, request, url_for
 from flask_babel import gettext as _
-from flask_wtf import FlaskForm
+from flask_babel import lazy_gettext as _l
 from wtforms import HiddenField
+from wtforms.widgets import TextInput
 
+from . import i18n
 from .errors import DomainError
 from .form_tokens import AlreadyMade
+from .i18n import DATE_PATTERN, N_, parse_day
+
+
+class _Catalog:
+    """WTForms' own messages ("This field is required.") looked up in the app's catalog, in the language
+    of whoever reads the page (their profile's, not the browser's). WTForms ships no Nynorsk, so its
+    messages are msgids of our catalog, listed in WTFORMS_MESSAGES below for extraction."""
+
+    def gettext(self, string: str) -> str:
+        return i18n.catalog().ugettext(string)
+
+    def ngettext(self, singular: str, plural: str, n: int) -> str:
+        return i18n.catalog().ungettext(singular, plural, n)
+
+
+CATALOG = _Catalog()
+
+
+class _TranslatedMeta:
+    def get_translations(self, form):
+        return CATALOG
+
+
+class FlaskForm(flask_wtf.FlaskForm):
+    """Every form of the app: Flask-WTF's, its validation messages in the user's language."""
+
+    Meta = _TranslatedMeta
+
+
+class SubForm(wtforms.Form):
+    """A form inside a form (FormField), its messages in the user's language too."""
+
+    Meta = _TranslatedMeta
+
+
+def _ln(singular: str, plural: str) -> tuple[str, str]:
+    """Marks a plural message for extraction (the README's pybabel command knows _ln:1,2)."""
+    return singular, plural
+
+
+# WTForms' messages (Flask-WTF's FileRequired uses the first), so that pybabel extract puts them in our
+# catalog: it does not read the libraries. The texts must stay exactly as the libraries write them.
+WTFORMS_MESSAGES = (
+    N_("This field is required."),
+    N_("Invalid input."),
+    N_("Invalid email address."),
+    N_("Invalid URL."),
+    N_("Invalid UUID."),
+    N_("Invalid IP address."),
+    N_("Invalid Mac address."),
+    N_("Field must be equal to %(other_name)s."),
+    N_("Field must be between %(min)d and %(max)d characters long."),
+    N_("Number must be at least %(min)s."),
+    N_("Number must be at most %(max)s."),
+    N_("Number must be between %(min)s and %(max)s."),
+    N_("Date must be at least %(min)s."),
+    N_("Date must be at most %(max)s."),
+    N_("Date must be between %(min)s and %(max)s."),
+    N_("Invalid value, must be one of: %(values)s."),
+    N_("Invalid value, can't be any of: %(values)s."),
+    N_("This field cannot be edited."),
+    N_("This field is disabled and cannot have a value."),
+    N_("Invalid CSRF Token."),
+    N_("CSRF token missing."),
+    N_("CSRF failed."),
+    N_("CSRF token expired."),
+    N_("Invalid Choice: could not coerce."),
+    N_("Choices cannot be None."),
+    N_("Not a valid choice."),
+    N_("Invalid choice(s): one or more data inputs could not be coerced."),
+    N_("Not a valid datetime value."),
+    N_("Not a valid date value."),
+    N_("Not a valid time value."),
+    N_("Not a valid week value."),
+    N_("Not a valid integer value."),
+    N_("Not a valid decimal value."),
+    N_("Not a valid float value."),
+)
+WTFORMS_PLURALS = (
+    _ln("Field must be at least %(min)d character long.", "Field must be at least %(min)d characters long."),
+    _ln("Field cannot be longer than %(max)d character.", "Field cannot be longer than %(max)d characters."),
+    _ln("Field must be exactly %(max)d character long.", "Field must be exactly %(max)d characters long."),
+    _ln("'%(value)s' is not a valid choice for this field.", "'%(value)s' are not valid choices for this field."),
+)
+
+
+class DateField(wtforms.DateField):
+    """A date typed and shown as dd.mm.yyyy in a text input (parse_day); empty is no date (add Optional()
+    or DataRequired() as the field needs)."""
+
+    widget = TextInput()
+
+    def __init__(self, label=None, validators=None, **kwargs):
+        render_kw = {"inputmode": "numeric", "autocomplete": "off", "size": 10, "pattern": DATE_PATTERN,
+                     "placeholder": _l("dd.mm.yyyy"), "title": _l("Date as dd.mm.yyyy"),
+                     **(kwargs.pop("render_kw", None) or {})}
+        super().__init__(label, validators, format="%d.%m.%Y", render_kw=render_kw, **kwargs)
+
+    def process_formdata(self, valuelist):
+        if not valuelist:
+            return
+        text = " ".join(valuelist).strip()
+        if not text:
+            self.data = None
+            return
+        self.data = parse_day(text)
+        if self.data is None:
+            raise ValueError(_("Write the date as dd.mm.yyyy, for example 24.12.2026."))
 
 # The largest id an id column holds (INTEGER: 32 bits on PostgreSQL). URLs and forms stop there.
 MAX_ID = 2**31 - 1

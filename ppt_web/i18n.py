@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from datetime import date, datetime
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from flask import Flask, g
 from flask_babel import get_locale, get_translations
+from flask_babel import gettext as _
 from flask_login import current_user
 from jinja2 import pass_context
 from markupsafe import Markup
@@ -107,6 +109,9 @@ def init_app(app: Flask) -> None:
         newstyle=True)
     app.jinja_env.filters["oslo"] = format_oslo
     app.jinja_env.filters["oslo_date"] = lambda value: format_oslo(value, date_only=True)
+    app.jinja_env.globals["date_pattern"] = DATE_PATTERN
+    app.jinja_env.globals["changes"] = changes
+    app.jinja_env.globals["history_detail"] = history_detail
 
 
 def format_oslo(value: datetime | date | None, date_only: bool = False) -> str:
@@ -117,3 +122,92 @@ def format_oslo(value: datetime | date | None, date_only: bool = False) -> str:
         return value.strftime("%d.%m.%Y")
     local = value.astimezone(OSLO)
     return local.strftime("%d.%m.%Y" if date_only else "%d.%m.%Y %H:%M")
+
+
+# Dates are typed as they are shown, dd.mm.yyyy (a day and month of one digit too), whatever the browser's
+# language: a type=date input would follow the browser's. An ISO date (yyyy-mm-dd) is read as well.
+_DAY = re.compile(r"(\d{1,2})\.(\d{1,2})\.(\d{4})")
+_ISO = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
+DATE_PATTERN = r"\s*(\d{1,2}\.\d{1,2}\.\d{4}|\d{4}-\d{1,2}-\d{1,2})\s*"
+
+
+def parse_day(text: str | None) -> date | None:
+    """A typed date (dd.mm.yyyy, d.m.yyyy or yyyy-mm-dd) as a date; None when it names no real day."""
+    text = (text or "").strip()
+    if (found := _DAY.fullmatch(text)):
+        day, month, year = (int(x) for x in found.groups())
+    elif (found := _ISO.fullmatch(text)):
+        year, month, day = (int(x) for x in found.groups())
+    else:
+        return None
+    try:
+        return date(year, month, day)
+    except ValueError:  # 31.02.2026
+        return None
+
+
+# A history row's values (cases/service.py and cases/posts.py snapshot(), a metadata correction) as a
+# reader sees them: labels for codes, dates as dd.mm.yyyy, lists as text, never a key or a Python list.
+_CODED = {"kind": "kind_labels", "category": "category_labels", "hold_decision": "hold_decision_labels"}
+_DATES = ("document_date", "received_on", "sent_on")
+NOTHING = "–"
+
+
+def shown(key: str, value) -> str:
+    """One value of a history row, as text for the reader."""
+    if value is None or value == "" or value == []:
+        return NOTHING
+    if isinstance(value, bool):
+        return _("Yes") if value else _("No")
+    if isinstance(value, list | tuple):
+        return ", ".join(shown(key, item) for item in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{field_label(k)}: {shown(k, v)}" for k, v in value.items())
+    names = labels()
+    text = str(value)
+    if key in _DATES:
+        day = parse_day(text)
+        return format_oslo(day) if day else text
+    if key == "documents":
+        role, colon, filename = text.partition(":")
+        return f"{names['document_role_labels'].get(role, role)}: {filename}" if colon else text
+    if key == "status":
+        return names["post_status_labels"].get(text) or names["case_status_labels"].get(text) or text
+    if key == "type":
+        label = names["post_type_labels"].get(text)
+        return f"{text} – {label}" if label else text
+    if key in _CODED:
+        return names[_CODED[key]].get(text, text)
+    return text
+
+
+def field_label(key: str) -> str:
+    return labels()["field_labels"].get(key) or key.replace("_", " ").capitalize()
+
+
+def changes(before: dict | None, after: dict | None, made: bool = False) -> list[dict]:
+    """What a change did, field by field: [{"key", "label", "old", "new"}] for each value that differs. A
+    row with only before (a deleted post) lists what was there, with new empty; with only after (a thing
+    made), the values it was made with when made is true, else nothing. The correspondents' details are
+    listed only when the names stayed the same (an address changed), not twice."""
+    before, after = before or {}, after or {}
+    if not before:
+        return [{"key": key, "label": field_label(key), "old": "", "new": shown(key, value)}
+                for key, value in after.items() if made and shown(key, value) != NOTHING]
+    keys = list(dict.fromkeys([*before, *after]))
+    if after and before.get("correspondents") != after.get("correspondents"):
+        keys = [k for k in keys if k != "correspondent_details"]
+    return [{"key": key, "label": field_label(key), "old": shown(key, before.get(key)),
+             "new": shown(key, after.get(key)) if after else ""}
+            for key in keys if (before.get(key) != after.get(key) if after else shown(key, before.get(key)) != NOTHING)]
+
+
+def history_detail(action: str, detail: str | None) -> str:
+    """An activity row's detail as text for the reader: a write-off method with its meaning."""
+    text = (detail or "").strip()
+    if action in ("case_closed", "post_written_off") and text:
+        method, sep, rest = text.partition(":" if action == "case_closed" else " ")
+        label = labels()["write_off_labels"].get(method.strip())
+        if label:
+            return f"{method.strip()} – {label}" + (f": {rest.strip()}" if rest.strip() else "")
+    return text

@@ -34,6 +34,9 @@ ACTION_LABELS = {
     "sign_in": _l("Signed in"),
     "sign_in_failed": _l("Failed sign-in"),
     "sign_in_locked": _l("Sign-in refused (locked)"),
+    "sign_in_client_locked": _l("Sign-in refused (too many attempts from this address)"),
+    "password_changed": _l("Password changed"),
+    "password_change_failed": _l("Password change failed"),
     "sign_in_refused": _l("Sign-in refused (deactivated)"),
     "sign_out": _l("Signed out"),
     "user_created": _l("User created"),
@@ -47,6 +50,10 @@ ACTION_LABELS = {
     "group_member_added": _l("Added to access group"),
     "group_member_removed": _l("Removed from access group"),
     "group_coordinator_set": _l("Team coordinator set"),
+    "group_role_granted": _l("Role given to access group"),
+    "group_role_revoked": _l("Role taken from access group"),
+    "setting_changed": _l("Setting changed"),
+    "archive_settings_changed": _l("Archive settings changed"),
     "role_permission_changed": _l("Role matrix changed"),
     "access_denied": _l("Access denied"),
     "client_created": _l("Client registered"),
@@ -69,6 +76,8 @@ ACTION_LABELS = {
     "post_finalized": _l("Journal post finalized"),
     "post_metadata_corrected": _l("Metadata corrected"),
     "post_written_off": _l("Written off"),
+    "post_hold_released": _l("Released from hold back"),
+    "post_hold_kept": _l("Kept held back from access"),
     "post_opened": _l("Journal post opened"),
     "letter_created": _l("Letter made from a template"),
     "letter_saved": _l("Letter saved"),
@@ -108,6 +117,7 @@ ACTION_LABELS = {
     "template_retired": _l("Letter template retired"),
     "template_reinstated": _l("Letter template reinstated"),
     "letterhead_changed": _l("Letterhead changed"),
+    "backup_restored": _l("Restored from a backup"),
 }
 
 OBJECT_LABELS = {
@@ -127,6 +137,10 @@ OBJECT_LABELS = {
     "notification": _l("Notification"),
     "dispatch": _l("Dispatch"),
     "document_template": _l("Letter template"),
+    "document_template_version": _l("Letter template version"),
+    "svarinn_item": _l("Digital mail (SvarInn)"),
+    "setting": _l("Setting"),
+    "backup": _l("Backup"),
 }
 
 OUTCOME_LABELS = {
@@ -213,7 +227,45 @@ POST_EVENT_LABELS = {
     "dispatch_failed": _l("Dispatch failed"), "dispatch_retried": _l("Dispatch retried"),
     "dispatched": _l("Dispatched to every recipient"),
     "dispatch_manual": _l("Handled manually at SvarUt"), "expedited": _l("Letter recorded as sent"),
+    "hold_released": _l("Released from hold back"), "hold_kept": _l("Kept held back from access"),
 }
+
+# The names of the values a history row keeps (ActivityLog.before/after: cases/service.py and
+# cases/posts.py snapshot(), the hold-back decision), and of the roles a document has on its post.
+FIELD_LABELS = {
+    "number": _l("Number"),
+    "kind": _l("Kind of case"),
+    "category": _l("Category"),
+    "title": _l("Title"),
+    "handler": _l("Responsible case handler"),
+    "co_handlers": _l("Co-handlers"),
+    "access_group": _l("Access group"),
+    "status": _l("Status"),
+    "type": _l("Type"),
+    "document_date": _l("Document date"),
+    "received_on": _l("Received"),
+    "sent_on": _l("Sent"),
+    "correspondents": _l("Sender / recipient"),
+    "correspondent_details": _l("Sender / recipient with address"),
+    "documents": _l("Documents"),
+    "after_downtime": _l("Registered after downtime"),
+    "hold_decision": _l("Hold back from access"),
+    "hold_reason": _l("Reason"),
+    "approver": _l("Approver"),
+    "username": _l("Username"),
+    "full_name": _l("Full name"),
+    "email": _l("E-mail"),
+    "locale": _l("Language"),
+    "archive_id": _l("User id in the archive"),
+    "active": _l("Active"),
+    "roles": _l("Roles"),
+    "groups": _l("Access groups"),
+    "team_roles": _l("Roles through access groups"),
+    "name": _l("Name"),
+}
+
+DOCUMENT_ROLE_LABELS = {"main": _l("Main document"), "attachment": _l("Attachment")}
+HOLD_DECISION_LABELS = {"released": _l("Released"), "kept": _l("Kept held back")}
 
 # The main menu, in its order: a page is listed for those whose permissions let them open its view.
 MENU_LABELS = {

@@ -144,13 +144,21 @@ POLICY: dict[tuple[str, str], Policy] = {
                                              nested=("document_id",), missing={"document_id": {422}}),
     ("cases.finalize", "POST"): needs("journal", post_id="post"),
     ("cases.delete_post", "POST"): needs("fix_misregistered", post_id="post"),
-    ("cases.correct", "GET"): needs("correct_metadata", post_id="post"),
+    # A post that takes no correction (a draft, a dispatched post): the post page with the reason.
+    ("cases.correct", "GET"): needs("correct_metadata", ok=(200, 302), post_id="post"),
     ("cases.correct", "POST"): needs("correct_metadata", post_id="post"),
     ("cases.write_off", "POST"): needs("journal", post_id="post", data={"method": "TE"}),
     ("cases.send_for_approval", "POST"): needs("journal", post_id="post"),
     ("cases.approve", "POST"): needs(*APPROVE, post_id="post"),
     ("cases.return_for_changes", "POST"): needs(*APPROVE, post_id="post"),
     ("cases.sign", "POST"): needs("esign", post_id="post"),
+    # the leader's decision on a post held back from access (a post that is not held back: "nothing to decide")
+    ("cases.held_back", "GET"): needs("approve"),
+    ("cases.hold_back_decision", "GET"): needs("approve", post_id="post"),
+    ("cases.release_held_back", "POST"): needs("approve", post_id="post"),
+    ("cases.keep_held_back", "POST"): needs("approve", post_id="post"),
+    ("cases.document_page", "GET"): needs(*SEARCH, document_id="document", page="page",
+                                          missing={"page": {409}}),  # "no preview of this page"
     ("cases.validate_post_field", "POST"): needs("journal", field="field", writes=False, data={"title": "x"}),
     ("cases.document", "GET"): needs(*SEARCH, document_id="document"),
     # clients and organisations
@@ -217,6 +225,10 @@ POLICY: dict[tuple[str, str], Policy] = {
     ("admin.set_role_permission", "POST"): needs("sysadmin_edit_all", role_id="role", code="perm_code"),
     ("admin.archive_settings", "GET"): needs("sysadmin_view"),
     ("admin.save_archive_settings", "POST"): needs("sysadmin_edit"),
+    ("admin.settings", "GET"): needs("sysadmin_view"),
+    ("admin.save_setting", "POST"): needs("sysadmin_edit"),
+    ("admin.add_group_role", "POST"): needs("manage_groups", group_id="group", data={"role_id": "@role"}),
+    ("admin.remove_group_role", "POST"): needs("manage_groups", group_id="group", role_id="role"),
     # letter templates and the letterhead (a version number is probed with the "page" kind: 1 exists)
     ("letters.admin_templates", "GET"): needs("manage_templates", ok=(302,)),
     ("letters.templates", "GET"): needs("manage_templates"),

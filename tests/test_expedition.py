@@ -128,7 +128,7 @@ def test_a_letter_recorded_as_sent_on_paper(app, ctx, login_as):
     post = letter(document_date=today() - timedelta(days=3))
     client = login_as("radgjevar1")
     page = client.get(f"/posts/{post.id}").get_data(as_text=True)
-    assert 'class="sent-on-paper"' in page and f'value="{today().isoformat()}"' in page
+    assert 'class="sent-on-paper"' in page and f'value="{today().strftime("%d.%m.%Y")}"' in page
     assert f"/dispatch/posts/{post.id}" in page  # both are offered until one is chosen
     yesterday = today() - timedelta(days=1)
     response = client.post(f"/posts/{post.id}/sent-on-paper", data={"sent_on": yesterday.isoformat()})

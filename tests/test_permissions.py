@@ -19,11 +19,11 @@ SPEC_TABLE = """
 | search_all | search every case and client | x | x | x | x | | x | x |
 | search_own | search own active and closed cases (own = responsible or co-handler) | x | x | x | x | x | x | x |
 | register_case | register person, system and administration cases | x | x | | | | x | x |
-| assign_roles | give and take roles | x | | | | | x | x |
+| assign_roles | give and take roles | x | | x | | | x | x |
 | change_handler | change a case's responsible handler | x | x | | | | x | |
 | add_cohandler | add co-handlers to own case | x | x | | | x | x | |
 | manage_templates | register, edit and copy document templates | x | | | | | x | x |
-| manage_groups | create access groups (teams) | x | | | | | x | x |
+| manage_groups | create access groups (teams) | x | | x | | | x | x |
 | journal | create and finalize journal posts | x | x | | | x | x | |
 | sysadmin_view | open system administration | x | | x | | | x | x |
 | sysadmin_edit | change system administration | x | x | x | | | x | x |

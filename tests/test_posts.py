@@ -185,8 +185,8 @@ def test_write_off_by_reply_or_other_method(ctx):
 def test_leader_sees_everyones_outstanding_posts(ctx):
     mine = builders.post(builders.case("radgjevar1"), post_type="I", correspondent="A")
     theirs = builders.post(builders.case("radgjevar2"), post_type="I", correspondent="B")
-    assert {p.id for p in posts.outstanding(user("leiar"), everyone=True)} == {mine.id, theirs.id}
-    assert [p.id for p in posts.outstanding(user("radgjevar1"), everyone=True)] == [mine.id]
+    assert {p.id for p in posts.outstanding(user("leiar"))} == {mine.id, theirs.id}
+    assert [p.id for p in posts.outstanding(user("radgjevar1"))] == [mine.id]
 
 
 def test_registration_after_downtime_carries_the_real_date(ctx):

@@ -5,16 +5,14 @@ from flask import Blueprint, render_template, request
 
 from ..auth.access import permission_required
 from ..formtools import id_or_none
+from ..i18n import parse_day
 from . import service
 
 bp = Blueprint("activity", __name__, url_prefix="/activity-log")
 
 
 def _date(name: str) -> date | None:
-    try:
-        return date.fromisoformat(request.args.get(name, ""))
-    except ValueError:
-        return None
+    return parse_day(request.args.get(name, ""))
 
 
 @bp.route("/")

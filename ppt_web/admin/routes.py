@@ -3,6 +3,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from .. import runtime_settings
 from ..auth.access import current_actor as _actor
 from ..auth.access import permission_required
 from ..errors import Conflict, Forbidden, Invalid, raise_if
@@ -12,6 +13,9 @@ from . import service
 from .forms import ArchiveSettingsForm, GroupForm, UserCreateForm, UserEditForm
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+# The user's page and the profile page show the effective rights and where each comes from (admin/_rights.html).
+bp.add_app_template_global(service.rights_of, "rights_of")
+bp.add_app_template_global(service.role_sources, "role_sources_of")
 
 
 @bp.errorhandler(Forbidden)
@@ -37,6 +41,11 @@ def policy():
                                                and service.manage_refusal(actor, user) is None),
         "addable_roles": lambda user, roles: [] if service.manage_refusal(actor, user) is not None else [
             r for r in roles if r.active and r not in user.roles and service.role_refusal(actor, r, user) is None],
+        "may_join": lambda user, group: service.membership_refusal(actor, user, group) is None,
+        "joinable_groups": lambda user, groups: [g for g in groups if g not in user.groups
+                                                 and service.membership_refusal(actor, user, g) is None],
+        "may_change_group_role": lambda group, role: service.group_role_refusal(actor, group, role) is None,
+        "group_roles_offered": lambda group: service.group_roles_offered(actor, group),
     }
 
 
@@ -149,7 +158,23 @@ def groups():
             return redirect(url_for("admin.groups"))
     if request.method == "POST":
         status = 422
-    return render_template("admin/groups.html", form=form, groups=service.groups()), status
+    return render_template("admin/groups.html", form=form, groups=service.groups(), roles=service.roles()), status
+
+
+@bp.route("/groups/<int:group_id>/roles", methods=["POST"])
+@permission_required("manage_groups")
+def add_group_role(group_id: int):
+    group = service.add_group_role(_actor(), group_id, _int_field("role_id"))
+    flash(_("%(name)s now carries the role.", name=group.name), "success")
+    return redirect(url_for("admin.groups", _anchor=f"group-{group.id}"))
+
+
+@bp.route("/groups/<int:group_id>/roles/<int:role_id>/remove", methods=["POST"])
+@permission_required("manage_groups")
+def remove_group_role(group_id: int, role_id: int):
+    group = service.remove_group_role(_actor(), group_id, role_id)
+    flash(_("The role was taken from %(name)s.", name=group.name), "success")
+    return redirect(url_for("admin.groups", _anchor=f"group-{group.id}"))
 
 
 @bp.route("/groups/<int:group_id>/coordinator", methods=["POST"])
@@ -205,3 +230,32 @@ def save_archive_settings():
             flash(_("Saved."), "success")
             return redirect(url_for("admin.archive_settings"))
     return _archive_settings_page(form, 422)
+
+
+def _settings_page(errors: dict | None = None, entered: dict | None = None, status: int = 200):
+    return render_template("admin/settings.html", settings=runtime_settings.overview(),
+                           sections=runtime_settings.SECTIONS, archive=service.identity.saved(),
+                           archive_configured=service.archive_configured(), errors=errors or {},
+                           entered=entered or {}, can_edit=current_user.can("sysadmin_edit")), status
+
+
+@bp.route("/settings")
+@permission_required("sysadmin_view")
+def settings():
+    return _settings_page()
+
+
+@bp.route("/settings", methods=["POST"])
+@permission_required("sysadmin_edit")
+def save_setting():
+    key = request.form.get("key", "")
+    item = runtime_settings.get(key)
+    try:
+        if request.form.get("reset") == "1":
+            runtime_settings.reset(_actor(), key)
+        else:
+            runtime_settings.change(_actor(), key, request.form.get("value", ""))
+    except Invalid as exc:
+        return _settings_page({key: str(exc.message)}, {key: request.form.get("value", "")}, 422)
+    flash(_("Saved: %(label)s.", label=item.label), "success")
+    return redirect(url_for("admin.settings", _anchor=f"setting-{key.replace('.', '-')}"))

@@ -11,6 +11,7 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
 
 from .. import notify
 from ..activity import service as activity
@@ -25,6 +26,7 @@ from ..extensions import db
 from ..models import AccessGroup, ArchiveJob, Permission, Role, Setting, User
 from ..models.user import IMPLIED
 from ..text import NOT_ARCHIVABLE
+from ..transaction import transaction
 
 LOCALES = ("nn", "nb", "en")
 PERMISSION_CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")
@@ -42,7 +44,8 @@ ADMINISTRATIVE = frozenset({
 
 
 def holds_top_role(actor: User) -> bool:
-    return any(r.active and r.code in TOP_ROLES for r in actor.roles)
+    """Whether the actor holds Leiar or Superbrukar, as their own role or through a team."""
+    return any(r.code in TOP_ROLES for r in actor.effective_roles())
 
 
 def _with_implied(codes: set[str]) -> set[str]:
@@ -74,7 +77,7 @@ def manage_refusal(actor: User, target: User) -> Forbidden | None:
     if target.id == actor.id or holds_top_role(actor):
         return None
     beyond = (target.permission_codes() & ADMINISTRATIVE) - actor.permission_codes()
-    if beyond or any(r.code in PRIVILEGED_ROLES for r in target.roles):
+    if beyond or any(r.code in PRIVILEGED_ROLES for r in target.effective_roles()):
         return Forbidden("assign_roles", _l("Only a holder of Leiar or Superbrukar, or someone who holds all "
                                             "their rights, can change %(name)s.", name=target.full_name),
                          object_type="user", object_id=target.id)
@@ -83,7 +86,7 @@ def manage_refusal(actor: User, target: User) -> Forbidden | None:
 
 def matrix_refusal(actor: User, role: Role, code: str, granted: bool) -> Forbidden | None:
     """Why the actor may not change this cell of the role matrix, or None if they may."""
-    if any(r.id == role.id for r in actor.roles):
+    if any(r.id == role.id for r in actor.effective_roles()):
         return Forbidden("sysadmin_edit_all", _l("You cannot change the permissions of a role you hold."),
                          object_type="role", object_id=role.id)
     if role.code in PRIVILEGED_ROLES and not holds_top_role(actor):
@@ -112,6 +115,7 @@ def _snapshot(user: User) -> dict:
         "active": user.active,
         "roles": sorted(r.code for r in user.roles),
         "groups": sorted(g.name for g in user.groups),
+        "team_roles": sorted({r.code for g in user.groups for r in g.roles if r.active}),
     }
 
 
@@ -323,32 +327,135 @@ def create_group(actor: User, *, name: str, description: str = "") -> AccessGrou
     return group
 
 
+def membership_refusal(actor: User, user: User, group: AccessGroup) -> Forbidden | None:
+    """Why the actor may not put `user` into `group` or take them out, or None if they may. Joining a team
+    that carries roles is being given those roles (and leaving it, losing them): the rules for giving a
+    role to a person hold for each of them."""
+    for role in group.roles:
+        if role.active:
+            refusal = role_refusal(actor, role, user) or manage_refusal(actor, user)
+            if refusal is not None:
+                return refusal
+    return None
+
+
+def group_role_refusal(actor: User, group: AccessGroup, role: Role) -> Forbidden | None:
+    """Why the actor may not give `role` to `group` or take it from it, or None if they may: the rules for
+    giving the role to each member (so never to a team one is in), and for the role itself."""
+    refusal = role_refusal(actor, role)
+    for member in group.members:
+        refusal = refusal or role_refusal(actor, role, member) or manage_refusal(actor, member)
+    return refusal
+
+
+def _forget(users: list[User]) -> None:
+    for user in users:
+        user.forget_permissions()
+
+
 def add_to_group(actor: User, user_id: int, group_id: int) -> User:
+    """Put a user in a team; they hold the team's roles from their next request."""
     require(actor, "manage_groups")
     user, group = get_user(user_id), get_group(group_id)
     if group in user.groups:
         return user
-    before = _snapshot(user)
-    user.groups.append(group)
-    activity.record("group_member_added", actor=actor, object_type="user", object_id=user.id,
-                    before=before, after=_snapshot(user), detail=group.name)
-    db.session.commit()
+    raise_if(membership_refusal(actor, user, group))
+    with transaction():
+        before = _snapshot(user)
+        user.groups.append(group)
+        user.forget_permissions()
+        activity.record("group_member_added", actor=actor, object_type="user", object_id=user.id,
+                        before=before, after=_snapshot(user), detail=group.name)
     return user
 
 
 def remove_from_group(actor: User, user_id: int, group_id: int) -> User:
+    """Take a user out of a team; the team's roles leave with them at their next request."""
     require(actor, "manage_groups")
     user, group = get_user(user_id), get_group(group_id)
     if group not in user.groups:
         return user
-    before = _snapshot(user)
-    user.groups.remove(group)
-    if group.coordinator_id == user.id:
-        group.coordinator_id = None
-    activity.record("group_member_removed", actor=actor, object_type="user", object_id=user.id,
-                    before=before, after=_snapshot(user), detail=group.name)
-    db.session.commit()
+    raise_if(membership_refusal(actor, user, group))
+    with transaction():
+        before = _snapshot(user)
+        user.groups.remove(group)
+        user.forget_permissions()
+        if group.coordinator_id == user.id:
+            group.coordinator_id = None
+        activity.record("group_member_removed", actor=actor, object_type="user", object_id=user.id,
+                        before=before, after=_snapshot(user), detail=group.name)
     return user
+
+
+def _group_snapshot(group: AccessGroup) -> dict:
+    return {"name": group.name, "roles": sorted(r.code for r in group.roles),
+            "members": sorted(m.username for m in group.members)}
+
+
+def add_group_role(actor: User, group_id: int, role_id: int) -> AccessGroup:
+    """Let a team carry a role: every member holds it from their next request (see group_role_refusal)."""
+    require(actor, "manage_groups")
+    group, role = get_group(group_id), get_role(role_id)
+    raise_if(group_role_refusal(actor, group, role))
+    if role in group.roles:
+        return group
+    if not role.active:
+        raise Conflict(_l("The role %(name)s is not active and cannot be assigned.", name=role.name))
+    with transaction():
+        before = _group_snapshot(group)
+        group.roles.append(role)
+        _forget(group.members)
+        activity.record("group_role_granted", actor=actor, object_type="access_group", object_id=group.id,
+                        before=before, after=_group_snapshot(group), detail=role.code)
+    return group
+
+
+def remove_group_role(actor: User, group_id: int, role_id: int) -> AccessGroup:
+    """Take a role from a team: its members lose it (unless they hold it otherwise) at their next request."""
+    require(actor, "manage_groups")
+    group, role = get_group(group_id), get_role(role_id)
+    raise_if(group_role_refusal(actor, group, role))
+    if role not in group.roles:
+        return group
+    with transaction():
+        before = _group_snapshot(group)
+        group.roles.remove(role)
+        _forget(group.members)
+        activity.record("group_role_revoked", actor=actor, object_type="access_group", object_id=group.id,
+                        before=before, after=_group_snapshot(group), detail=role.code)
+    return group
+
+
+def group_roles_offered(actor: User, group: AccessGroup) -> list[Role]:
+    """The active roles the actor may give this team that it does not carry yet: what the page offers."""
+    return [r for r in roles() if r.active and r not in group.roles and group_role_refusal(actor, group, r) is None]
+
+
+def rights_of(user: User) -> list[dict]:
+    """The user's effective permissions, each with where it comes from: [{"code", "sources": [{"role",
+    "group"}]}] in the matrix's order; "group" is None for the user's own role."""
+    sources: list[tuple[Role, AccessGroup | None]] = [(r, None) for r in user.roles if r.active]
+    sources += [(r, g) for g in user.groups for r in g.roles if r.active]
+    found: dict[str, list[dict]] = {}
+    for role, group in sources:
+        codes = _with_implied(set(role.permission_codes()))
+        for code in codes:
+            found.setdefault(code, []).append({"role": role, "group": group})
+    order = {p.code: i for i, p in enumerate(permissions())}
+    return [{"code": code, "sources": found[code]} for code in sorted(found, key=lambda c: (order.get(c, 999), c))]
+
+
+def role_sources(user: User) -> list[dict]:
+    """The user's active roles, each with where it comes from: [{"role", "own": bool, "groups": [...]}]."""
+    rows: dict[int, dict] = {}
+    for role in user.roles:
+        if role.active:
+            rows.setdefault(role.id, {"role": role, "own": False, "groups": []})["own"] = True
+    for group in user.groups:
+        for role in group.roles:
+            if role.active:
+                rows.setdefault(role.id, {"role": role, "own": False, "groups": []})["groups"].append(group)
+    return sorted(rows.values(), key=lambda row: (row["role"].position, row["role"].id))
 
 
 def set_coordinator(actor: User, group_id: int, user_id: int | None) -> AccessGroup:
@@ -395,7 +502,9 @@ def set_role_permission(actor: User, role_id: int, code: str, granted: bool) -> 
 
 
 def users() -> list[User]:
-    return list(db.session.scalars(select(User).order_by(User.active.desc(), User.full_name)))
+    return list(db.session.scalars(select(User).order_by(User.active.desc(), User.full_name).options(
+        selectinload(User.roles).selectinload(Role.permissions),
+        selectinload(User.groups).selectinload(AccessGroup.roles).selectinload(Role.permissions))))
 
 
 def roles() -> list[Role]:
@@ -403,7 +512,10 @@ def roles() -> list[Role]:
 
 
 def groups() -> list[AccessGroup]:
-    return list(db.session.scalars(select(AccessGroup).order_by(AccessGroup.name)))
+    return list(db.session.scalars(select(AccessGroup).order_by(AccessGroup.name).options(
+        selectinload(AccessGroup.roles).selectinload(Role.permissions),
+        selectinload(AccessGroup.members).selectinload(User.roles).selectinload(Role.permissions),
+        selectinload(AccessGroup.members).selectinload(User.groups).selectinload(AccessGroup.roles))))
 
 
 def permissions() -> list[Permission]:

@@ -4,13 +4,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from flask import current_app
 from sqlalchemy import ColumnElement, and_, func, or_, select, tuple_
+from sqlalchemy.orm import joinedload
 
+from .. import runtime_settings
 from ..clock import utcnow
 from ..extensions import db
 from ..fiksio.settings import SettingsError
-from ..models import ArchiveJob, ArchiveStatus, Client, JobStatus
+from ..models import ArchiveJob, ArchiveStatus, Case, Client, JobStatus
 from ..models.base import unindexed
 from . import transports
 from .message import EVENTS
@@ -52,6 +53,10 @@ class LogFilter:
 
 
 PAGE = 50
+# What a row names (the case's number, the post's number, the client or organisation), loaded with the
+# page's own query: a page of 50 rows costs what a page of one costs.
+ROW_NAMES = (joinedload(ArchiveJob.case, innerjoin=True).joinedload(Case.organisation),
+             joinedload(ArchiveJob.post), joinedload(ArchiveJob.client))
 
 
 def log_page(flt: LogFilter, before_id: int | None = None) -> dict:
@@ -62,9 +67,11 @@ def log_page(flt: LogFilter, before_id: int | None = None) -> dict:
     the date index and stops after a page, where ordering a month of jobs by id sorted them all.
     The "Older" link carries the last job's id either way (its date is looked up)."""
     failed = [] if before_id else list(db.session.scalars(
-        select(ArchiveJob).where(*flt.clauses(by_failed=True), ArchiveJob.archive_status == ArchiveStatus.FAILED)
+        select(ArchiveJob).options(*ROW_NAMES)
+        .where(*flt.clauses(by_failed=True), ArchiveJob.archive_status == ArchiveStatus.FAILED)
         .order_by(ArchiveJob.id.desc()).limit(500)))
-    rest_q = select(ArchiveJob).where(*flt.clauses(), ArchiveJob.archive_status != ArchiveStatus.FAILED)
+    rest_q = (select(ArchiveJob).options(*ROW_NAMES)
+              .where(*flt.clauses(), ArchiveJob.archive_status != ArchiveStatus.FAILED))
     dated = flt.date_from is not None or flt.date_to is not None
     if before_id:
         day = db.session.scalar(select(ArchiveJob.finalized_on).where(ArchiveJob.id == before_id)) if dated else None
@@ -81,14 +88,15 @@ def log_page(flt: LogFilter, before_id: int | None = None) -> dict:
 
 def alerts() -> dict:
     """Jobs stuck in Under arbeid, or failed, for longer than the alert time (cf. SvarInn's 2 h)."""
-    limit = utcnow() - timedelta(minutes=current_app.config["PPT_ARCHIVE_ALERT_MINUTES"])
+    minutes = int(runtime_settings.value("alerts.archive_minutes"))
+    limit = utcnow() - timedelta(minutes=minutes)
     stuck = db.session.scalar(select(func.count()).select_from(ArchiveJob).where(
         ArchiveJob.deleted_at.is_(None), ArchiveJob.job_status == JobStatus.IN_PROGRESS,
         ArchiveJob.created_at < limit)) or 0
     failing = db.session.scalar(select(func.count()).select_from(ArchiveJob).where(
         ArchiveJob.deleted_at.is_(None), ArchiveJob.archive_status == ArchiveStatus.FAILED,
         ArchiveJob.created_at < limit)) or 0
-    return {"stuck": stuck, "failing": failing, "total": stuck + failing}
+    return {"stuck": stuck, "failing": failing, "total": stuck + failing, "minutes": minutes}
 
 
 def archive_copy(case) -> dict:

@@ -4,6 +4,7 @@ from datetime import date
 
 from flask import Blueprint, flash, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from ..auth import scope
@@ -11,6 +12,7 @@ from ..auth.access import current_actor as _actor
 from ..auth.access import permission_required
 from ..errors import Invalid
 from ..formtools import go, id_or_none
+from ..i18n import parse_day
 from . import actions, identity, transports
 from . import log as archive_log
 from .conventions import DEFAULTS as message_defaults
@@ -23,10 +25,7 @@ bp = Blueprint("archive", __name__, url_prefix="/archive-log")
 
 
 def _date(name: str) -> date | None:
-    try:
-        return date.fromisoformat(request.values.get(name, ""))
-    except ValueError:
-        return None
+    return parse_day(request.values.get(name, ""))
 
 
 def _filter() -> archive_log.LogFilter:
@@ -49,11 +48,16 @@ def log():
     before = id_or_none(request.args.get("before"))
     page = archive_log.log_page(flt, before)
     context = {"page": page, "flt": flt, "before": before, "args": _filter_args(flt),
-               "failed_count": actions.count_retryable(flt), "can_retry": current_user.can("archive_retry"),
+               "failed_count": _retryable_count(flt), "can_retry": current_user.can("archive_retry"),
                "can_delete": current_user.can("archive_delete")}
     if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "archive-rows":
         return render_template("archive/_rows.html", **context)
     return render_template("archive/log.html", **context)
+
+
+def _retryable_count(flt: archive_log.LogFilter) -> int:
+    """What "Retry all failed" offers: never a deleted job (restoring one is the way back)."""
+    return 0 if flt.status == "deleted" else actions.count_retryable(flt)
 
 
 @bp.route("/<int:job_id>/retry", methods=["POST"])
@@ -70,6 +74,8 @@ def retry(job_id: int):
 @permission_required("archive_retry")
 def retry_all():
     flt = _filter()
+    if flt.status == "deleted":
+        raise Invalid(_l("Deleted jobs are not retried. Restore a job first."))
     if request.form.get("confirm") != "1":
         return render_template("archive/_confirm_retry.html", count=actions.count_retryable(flt),
                                args=_filter_args(flt))

@@ -1,7 +1,8 @@
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
+
+from ..formtools import FlaskForm
 
 
 class SignInForm(FlaskForm):

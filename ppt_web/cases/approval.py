@@ -10,12 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
-from .. import validation
+from .. import runtime_settings, validation
 from ..activity import service as activity
 from ..auth import scope
 from ..auth.access import refused
@@ -165,7 +164,7 @@ def queue(actor: User) -> list[Waiting]:
         .order_by(JournalPost.approval_requested_at, JournalPost.id)
     if not (actor.can("approve") and actor.can("search_all")):
         query = query.where(JournalPost.approver_id == actor.id)
-    limit = timedelta(days=int(current_app.config["PPT_APPROVAL_WARN_DAYS"]))
+    limit = timedelta(days=int(runtime_settings.value("alerts.approval_warn_days")))
     now = utcnow()
     return [Waiting(p, p.approval_requested_at or now, now - (p.approval_requested_at or now) > limit)
             for p in db.session.scalars(query)]

@@ -13,7 +13,7 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
-from .. import signing_setup
+from .. import runtime_settings, signing_setup
 from ..activity import service as activity
 from ..auth import scope
 from ..auth.access import refused, require
@@ -64,13 +64,13 @@ def _sign(actor: User, post: JournalPost, authorised: bool = False) -> str:
     main = post.main_document
     if main is None:
         raise Invalid(_l("There is no main document to sign."))
-    cfg = current_app.config
+    location = runtime_settings.value("letters.signing_location") or ""
     signing = _signing()
     try:
         use = signing_setup.credentials()  # the configured certificate, else the test one (made if missing)
         signer = signing.load_signer(use.p12, use.password)
         signed = signing.sign_pdf(file_path(main.sha256).read_bytes(), signer, signer_name=actor.full_name,
-                                  reason=str(_l("Approved and signed")), location=cfg.get("PPT_SIGNING_LOCATION", ""),
+                                  reason=str(_l("Approved and signed")), location=location,
                                   test=use.test)
     except (signing.SigningError, signing_setup.SetupError) as exc:
         # The detail may name a server path: it goes to the log, the user gets what to do.

@@ -1,11 +1,8 @@
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, MultipleFileField
 from wtforms import (
     BooleanField,
-    DateField,
     FieldList,
-    Form,
     FormField,
     HiddenField,
     SelectField,
@@ -14,7 +11,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, Optional
 
-from ..formtools import OnceForm, id_or_none
+from ..formtools import DateField, FlaskForm, OnceForm, SubForm, id_or_none
 from ..models.domain import DEFAULT_LEGAL_BASIS
 
 
@@ -28,7 +25,7 @@ class CaseForm(OnceForm):
     access_group_id = SelectField(_l("Access group"), coerce=id_or_none, validate_choice=False)
 
 
-class CorrespondentForm(Form):
+class CorrespondentForm(SubForm):
     organisation_id = SelectField(_l("From the organisation register"), coerce=id_or_none, validate_choice=False)
     name = StringField(_l("Or name"), validators=[Optional(), Length(max=200)])
     address = TextAreaField(_l("Street address"), validators=[Optional(), Length(max=300)], render_kw={"rows": 2})

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from ..dispatch import expedition
 from ..dispatch import service as dispatch
 from ..models import Dispatch, JournalPost, User
-from . import approval, esign, posts
+from . import approval, esign, hold_back, posts
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,7 @@ class PostActions:
     correct_metadata: bool
     write_off: bool
     delete: bool
+    decide_hold: bool  # the leader's decision on a post held back from access (cases/hold_back.py)
 
 
 def allowed(actor: User, post: JournalPost, dispatches: list[Dispatch] | None = None) -> PostActions:
@@ -44,4 +45,5 @@ def allowed(actor: User, post: JournalPost, dispatches: list[Dispatch] | None = 
         correct_metadata=posts.correct_refusal(actor, post) is None,
         write_off=posts.write_off_refusal(actor, post) is None,
         delete=posts.delete_refusal(actor, post) is None,
+        decide_hold=hold_back.release_refusal(actor, post) is None,  # release, or keep while undecided
     )

@@ -1,5 +1,4 @@
 """Journal posts and their documents: register, edit, finalize, correct, write off, delete; the outstanding list."""
-from datetime import date
 
 from flask import abort, current_app, flash, render_template, request, send_file, url_for
 from flask_babel import gettext as _
@@ -16,11 +15,12 @@ from ..dispatch.service import for_post
 from ..errors import Conflict, Invalid
 from ..files.storage import file_path
 from ..form_tokens import AlreadyMade
-from ..formtools import apply_error, choices, form_status, go, to_what_was_made
+from ..formtools import apply_error, choices, form_status, go, id_or_none, to_what_was_made
+from ..i18n import parse_day
 from ..labels import POST_TYPE_LABELS, WRITE_OFF_LABELS
 from ..models import PostType
 from ..postreg.service import CHECK_LABELS, document_checks
-from . import approval, esign, post_actions, posts
+from . import approval, esign, post_actions, posts, service
 from .blueprint import bp
 from .forms import (
     ApprovalDecisionForm,
@@ -198,6 +198,11 @@ def delete_post(post_id: int):
 @permission_required("correct_metadata")
 def correct(post_id: int):
     found = scope.post(_actor(), post_id)
+    refusal = posts.correct_refusal(_actor(), found)
+    if refusal is not None:
+        # A dispatched post (or a draft) gets no correction form: the post page, with the reason.
+        flash(str(refusal.message), "error")
+        return go(url_for("cases.post", post_id=post_id))
     form = _post_form(CorrectionForm(obj=found) if request.method == "GET" else CorrectionForm())
     if request.method == "GET":
         _fill_correspondents(form, found)
@@ -228,10 +233,9 @@ def correct(post_id: int):
 def sent_on_paper(post_id: int):
     """Registrer sendt på papir: the letter went out on paper on the given day."""
     raw = (request.form.get("sent_on") or "").strip()
-    try:
-        on = date.fromisoformat(raw) if raw else None
-    except ValueError:
-        flash(_("The date is not a valid date."), "error")
+    on = parse_day(raw) if raw else None
+    if raw and on is None:
+        flash(_("Write the date as dd.mm.yyyy, for example 24.12.2026."), "error")
         return go(url_for("cases.post", post_id=post_id))
     try:
         found = expedition.record_paper(_actor(), post_id, on)
@@ -254,8 +258,17 @@ def write_off(post_id: int):
 @bp.route("/posts/outstanding")
 @permission_required("search_own", "search_all")
 def outstanding():
-    everyone = request.args.get("all") == "1" and current_user.can("search_all")
-    return render_template("cases/outstanding.html", posts=posts.outstanding(_actor(), everyone), everyone=everyone)
+    """Restanseliste: one's own and co-handled cases; with search_all everyone's, filtered by ?handler=<id>."""
+    actor = _actor()
+    sees_all = scope.sees_all(actor)
+    handler_id = id_or_none(request.args.get("handler")) if sees_all else None
+    rows = posts.outstanding(actor, handler_id, limit=OUTSTANDING_SHOWN)
+    total = len(rows) if len(rows) < OUTSTANDING_SHOWN else posts.outstanding_count(actor, handler_id)
+    return render_template("cases/outstanding.html", posts=rows, total=total, handler_id=handler_id,
+                           handlers=service.handlers() if sees_all else [])
+
+
+OUTSTANDING_SHOWN = 300
 
 
 @bp.route("/documents/<int:document_id>")

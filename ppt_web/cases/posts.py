@@ -7,7 +7,8 @@ from datetime import date
 from typing import BinaryIO
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select, update
+from sqlalchemy import Date, func, or_, select, update
+from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from .. import addresses, form_tokens, validation
@@ -369,20 +370,35 @@ def finalize_refusal(actor: User, post: JournalPost) -> DomainError | None:
         return Conflict(_l("An expert assessment is finalized by the leader who approves it: send it to approval."))
     if post.locked:
         return Conflict(_l("The post is finalized already."))
-    return None
+    return held_back_refusal(post)
+
+
+def held_back_refusal(post: JournalPost) -> DomainError | None:
+    """Why a post held back from access may not be finalized yet: only the leader's release
+    (cases/hold_back.py) lets it be finalized, and the release finalizes it itself."""
+    if not post.held_back or post.locked or post.hold_decision == "released":
+        return None
+    if post.hold_decision == "kept":
+        return Conflict(_l("The leader decided to keep the post held back from access; it is not finalized."))
+    return Conflict(_l("The post is held back from access and waits for the leader's decision; it cannot be "
+                       "finalized until the leader releases it."))
 
 
 def finalize_post(actor: User, post: JournalPost) -> None:
-    """The change itself, in the caller's transaction: by the handler (finalize) or the approver."""
+    """The change itself, in the caller's transaction: by the handler (finalize), the approver, or the
+    leader releasing a held-back post. Every path meets the hold-back rule here."""
     if post.locked:
         raise Conflict(_l("The post is finalized already."))
+    raise_if(held_back_refusal(post))
     missing = missing_for_finalize(post)
     if missing:
         raise Invalid(_l("The post cannot be finalized yet. Missing: %(items)s.", items=", ".join(missing)))
     before = snapshot(post)
     # A handler finalizes a draft; an approval finalizes the post it has just approved.
-    decide(post, (JournalPost.status.in_((PostStatus.DRAFT, PostStatus.APPROVED)),),
-           lambda p: Conflict(_l("The post is finalized already.")) if p.locked else None,
+    # A decision on a held-back post made meanwhile counts too.
+    held_back_ok = JournalPost.held_back.is_(False) | (JournalPost.hold_decision == "released")
+    decide(post, (JournalPost.status.in_((PostStatus.DRAFT, PostStatus.APPROVED)), held_back_ok),
+           lambda p: Conflict(_l("The post is finalized already.")) if p.locked else held_back_refusal(p),
            status=PostStatus.FINALIZED, finalized_at=utcnow(), finalized_by_id=actor.id)
     post.case.last_activity_at = utcnow()
     _log("post_finalized", actor, post, before)
@@ -515,15 +531,35 @@ def write_off_post(actor: User, post: JournalPost, method: str, reply: JournalPo
     outbox.post_written_off(post)
 
 
-def outstanding(actor: User, everyone: bool = False, limit: int = 500) -> list[JournalPost]:
-    """Restanseliste: incoming posts not written off; one's own cases, or all (search_all)."""
+def _outstanding_clauses(actor: User, handler_id: int | None) -> list:
+    clauses = [JournalPost.post_type == PostType.I, JournalPost.written_off_at.is_(None), scope.case_clause(actor)]
+    if handler_id is not None:  # that handler's cases: responsible or co-handler
+        clauses.append(or_(Case.handler_id == handler_id, Case.co_handlers.any(User.id == handler_id)))
+    return clauses
+
+
+def outstanding(actor: User, handler_id: int | None = None, limit: int = 500) -> list[JournalPost]:
+    """Restanseliste: incoming posts not written off, oldest first by the document's own date (its
+    document date, else the date received, else when it was registered).
+
+    Within the actor's scope: a handler's own and co-handled cases; everyone's with search_all.
+    handler_id narrows it to the cases that user handles or co-handles (the list's handler filter)."""
+    require(actor, "search_own", "search_all")
+    day = func.coalesce(JournalPost.document_date, JournalPost.received_on,
+                        func.date(JournalPost.registered_at, type_=Date))
     query = (select(JournalPost).join(Case, JournalPost.case_id == Case.id)
-             .where(JournalPost.post_type == PostType.I, JournalPost.written_off_at.is_(None)))
-    if everyone and actor.can("search_all"):
-        pass
-    else:
-        query = query.where(Case.handler_id == actor.id)
-    return list(db.session.scalars(query.order_by(JournalPost.registered_at).limit(limit)))
+             .where(*_outstanding_clauses(actor, handler_id))
+             .options(joinedload(JournalPost.case).joinedload(Case.client),
+                      joinedload(JournalPost.case).joinedload(Case.handler))
+             .order_by(day, JournalPost.registered_at, JournalPost.id).limit(limit))
+    return list(db.session.scalars(query))
+
+
+def outstanding_count(actor: User, handler_id: int | None = None) -> int:
+    """How many posts outstanding() would list without its limit."""
+    require(actor, "search_own", "search_all")
+    return db.session.scalar(select(func.count(JournalPost.id)).join(Case, JournalPost.case_id == Case.id)
+                             .where(*_outstanding_clauses(actor, handler_id))) or 0
 
 
 def open_document(actor: User, document_id: int) -> Document:

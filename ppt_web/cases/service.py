@@ -9,6 +9,7 @@ from datetime import timedelta
 from flask_babel import lazy_gettext as _l
 from flask_babel import lazy_ngettext as _ln
 from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy.orm import joinedload
 
 from .. import form_tokens, text, validation
 from ..activity import service as activity
@@ -26,10 +27,13 @@ from ..models import (
     CaseKind,
     CaseStatus,
     Client,
+    DocumentTemplateVersion,
     JournalPost,
+    Letter,
     Organisation,
     PostStatus,
     PostType,
+    TemplateKind,
     User,
 )
 from ..models.domain import LOCKED_STATUSES, OPEN_WORK_STATUSES
@@ -298,12 +302,32 @@ def reopen_case(actor: User, case_id: int) -> Case:
     return case
 
 
-def worklist(actor: User, limit: int = 200) -> dict[str, list[Case]]:
-    """Open cases that should be closed: finished assessments and statements; idle follow-ups."""
+def worklist(actor: User, limit: int = 200, handler_id: int | None = None) -> dict[str, list[Case]]:
+    """Open cases that should be closed: finished assessments and statements; idle follow-ups.
+
+    "Finished" means an expert assessment or statement case with no unfinished post and a finalized
+    (or dispatched) outgoing post that is the assessment or statement itself:
+    - a letter written from a template of kind expert_assessment or statement; or
+    - an outgoing post with no template kind (an uploaded PDF, or a letter begun without a template)
+      that a leader approved: the routine sends the expert assessment to the leader, deputy or team
+      coordinator before it goes out, and the app makes every outgoing post of an expert assessment
+      case go that way.
+    A letter from any other template (an invitation, a plain letter) never makes a case finished,
+    approved or not. An uploaded statement that was never approved is not recognised.
+    handler_id narrows the lists to the cases that user handles or co-handles (the start page)."""
+    letter_kind = (select(DocumentTemplateVersion.kind)
+                   .join(Letter, Letter.template_version_id == DocumentTemplateVersion.id)
+                   .where(Letter.post_id == JournalPost.id).scalar_subquery())
+    is_the_assessment = or_(letter_kind.in_((TemplateKind.EXPERT_ASSESSMENT, TemplateKind.STATEMENT)),
+                            and_(letter_kind.is_(None), JournalPost.approved_by_id.is_not(None)))
     finished_doc = exists().where(JournalPost.case_id == Case.id, JournalPost.post_type == PostType.U,
-                                  JournalPost.status.in_((PostStatus.FINALIZED, PostStatus.DISPATCHED)))
+                                  JournalPost.status.in_((PostStatus.FINALIZED, PostStatus.DISPATCHED)),
+                                  is_the_assessment)
     unfinished = exists().where(JournalPost.case_id == Case.id, JournalPost.status.in_(OPEN_WORK_STATUSES))
-    base = select(Case).where(Case.status == CaseStatus.OPEN, scope.case_clause(actor))
+    base = select(Case).where(Case.status == CaseStatus.OPEN, scope.case_clause(actor)) \
+        .options(joinedload(Case.client), joinedload(Case.handler))
+    if handler_id is not None:
+        base = base.where(or_(Case.handler_id == handler_id, Case.co_handlers.any(User.id == handler_id)))
     finished = db.session.scalars(
         base.where(Case.category.in_((CaseCategory.EXPERT_ASSESSMENT, CaseCategory.STATEMENT)),
                    finished_doc, ~unfinished).order_by(Case.last_activity_at).limit(limit))

@@ -1,11 +1,10 @@
 """Forms of the template screens and the letterhead screen (the services check every value again)."""
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import BooleanField, HiddenField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
-from ..formtools import new_form_token
+from ..formtools import FlaskForm, new_form_token
 from ..labels import POST_TYPE_LABELS
 from ..models.letters import TEMPLATE_POST_TYPES
 from .templates import KIND_LABELS

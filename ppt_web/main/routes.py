@@ -3,7 +3,8 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from .. import notify
-from ..auth.access import public
+from ..auth.access import current_actor, public
+from . import start
 from .health import metrics_refusal, metrics_text, readiness
 
 bp = Blueprint("main", __name__)
@@ -11,7 +12,8 @@ bp = Blueprint("main", __name__)
 
 @bp.route("/")
 def index():
-    return render_template("main/index.html")
+    """The start page: a panel of waiting work per role the user acts in, then the admin tiles."""
+    return render_template("main/index.html", panels=start.panels(current_actor()), shown=start.SHOWN)
 
 
 @bp.route("/notifications")

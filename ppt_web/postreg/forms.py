@@ -1,10 +1,9 @@
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
-from wtforms import BooleanField, DateField, HiddenField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, HiddenField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
-from ..formtools import OnceForm, id_or_none
+from ..formtools import DateField, FlaskForm, OnceForm, id_or_none
 from ..models.domain import DEFAULT_LEGAL_BASIS
 
 

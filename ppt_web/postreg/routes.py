@@ -1,10 +1,10 @@
 """Post registration views: the live inbox, an item next to its registration form, paper originals."""
 from datetime import date
 
-from flask import current_app, flash, render_template, request, send_file, url_for
+from flask import flash, render_template, request, send_file, url_for
 from flask_babel import gettext as _
 
-from .. import addresses
+from .. import addresses, runtime_settings
 from ..auth import scope
 from ..auth.access import current_actor as _actor
 from ..auth.access import permission_required
@@ -79,7 +79,7 @@ def _transfer_form(item, form: TransferForm | None = None) -> TransferForm:
         form.title.data = form.title.data or meta.get("title", "")
         form.sender_name.data = form.sender_name.data or meta.get("sender_name", "")
         _fill_sender_address(form, meta)
-        form.storage_place.data = current_app.config["PPT_PAPER_STORAGE_PLACE"]
+        form.storage_place.data = runtime_settings.value("paper.storage_place")
         form.received_on.data = item.arrived_at.astimezone(OSLO).date()
         if meta.get("document_date"):
             form.document_date.data = date.fromisoformat(meta["document_date"])

@@ -141,7 +141,7 @@ def _notify_transfer(actor: User, case: Case, post, held_back: bool) -> None:
         for leader in _leaders():
             if leader.id != actor.id:
                 notify(leader, _l("A document is held back from access and waits for your decision: %(title)s",
-                                  title=post.title), link)
+                                  title=post.title), notify_link("cases.hold_back_decision", post_id=post.id))
 
 
 def _leaders() -> list[User]:

@@ -38,12 +38,12 @@ def test_handler_registers_and_finalizes_and_a_colleague_cannot_find_it(page, tm
     page.get_by_label("Tittel").fill("Samtale med føresette")
     # Each value waits for its own inline check to come back and settle, so a reply cannot land on the next value.
     with page.expect_response("**/posts/validate/document_date"):
-        page.get_by_label("Dokumentdato").fill("2999-01-01")
+        page.get_by_label("Dokumentdato").fill("01.01.2999")
         page.get_by_label("Dokumentdato").blur()
     expect(page.locator("#field-document_date .error")).to_contain_text("framtida")  # inline, before saving
     expect(page.locator("#field-document_date.htmx-settling")).to_have_count(0)
     with page.expect_response("**/posts/validate/document_date"):
-        page.get_by_label("Dokumentdato").fill(date.today().isoformat())
+        page.get_by_label("Dokumentdato").fill(date.today().strftime("%d.%m.%Y"))
         page.get_by_label("Dokumentdato").blur()
     expect(page.locator("#field-document_date .error")).to_have_count(0)
     page.get_by_label("Hovuddokument (PDF)").set_input_files(str(pdf))

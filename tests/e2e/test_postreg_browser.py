@@ -53,7 +53,7 @@ def test_secretary_registers_scanned_mail_and_the_handler_is_told(app, browser, 
     page.locator("#client-results button", has_text=client_name).click()
     page.locator("#client-choice select[name=case_id]").select_option(label=f"{case_number} Tilvising 2026")
     page.locator("#transfer-form input[name=title]").fill("Tilvising frå Nordby skule")
-    page.locator("#transfer-form input[name=document_date]").fill("2026-11-20")
+    page.locator("#transfer-form input[name=document_date]").fill("20.11.2026")
     page.locator("#transfer-form input[name=sender_name]").fill("Nordby skule")
     page.get_by_role("button", name="Overfør").click()
     expect(page.locator("#flash")).to_contain_text("Overført og ferdigstilt")
