@@ -205,18 +205,30 @@ class PPTWorker(Worker):
             log.exception("worker %s: could not release the claims of horse %s", self.name, self._last_horse)
 
 
+# Seconds after another worker's sweep period ends that a worker asks for the next one.
+SWEEP_SLACK = 0.05
+
+
 def sweep_timer(app, stop: threading.Event) -> None:
     """Enqueue the archive sweep once per period across all workers (a Redis lock per period)."""
     period = max(1, int(app.config["PPT_SWEEP_SECONDS"]))
+    key = f"{SWEEP_LOCK}:{app.config['PPT_QUEUE_NAME']}"
     with app.app_context():
         conn, queue = connection(), get_queue()
     while not stop.is_set():
+        wait = float(period)
         try:
-            if conn.set(f"{SWEEP_LOCK}:{app.config['PPT_QUEUE_NAME']}", "1", nx=True, ex=period):
+            if conn.set(key, "1", nx=True, ex=period):
                 queue.enqueue(archive_sweep, job_timeout=max(60, period * 5))
+            else:
+                # Another worker (or this one, a few milliseconds early) holds this period: try again
+                # just after it ends, not a whole period later, so sweeps stay one period apart
+                # whatever the number of workers.
+                left_ms = conn.pttl(key)
+                wait = min(float(period), max(left_ms, 0) / 1000 + SWEEP_SLACK)
         except Exception as exc:  # noqa: BLE001 - Redis away: try again next period
             log.warning("sweep not enqueued: %s", exc)
-        stop.wait(period)
+        stop.wait(wait)
 
 
 def every(app, stop: threading.Event, seconds: str | float, func, what: str) -> None:
