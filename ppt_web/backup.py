@@ -8,15 +8,20 @@ A backup folder holds:
   real one is configured: letters signed with it verify only against its own CA), `secret_key`, and
   the built-in archive (`archive/`, its SQLite database copied with the backup API too);
 - `manifest.json`, written last: every file's SHA-256 and size, the database file's, the app version,
-  the migration head and when the backup was made. A folder without it is an unfinished backup.
+  the migration head and when the backup was made. A folder without it is an unfinished backup. It is not
+  signed: it catches damage, not a rewrite by someone who can write the backup (docs/operations.md).
+
+The folder is 0700 and every file in it 0600 (it holds every national id), whatever the umask.
 
 The database is copied first and the files after it: files never change once written and are
 written before the row naming them commits, so the copy holds every file the database names.
 
 Restore checks the whole backup against its manifest before it changes anything, and refuses a
 backup that is incomplete or does not match; it refuses an install that has data (unless --force)
-or workers listening on its queue. Previews, tmp/, translations/ and Redis are not kept: they are
-rebuilt, scratch, compiled at start, or hold nothing that must survive (docs/operations.md).
+or workers listening on its queue. It writes every file beside its target first, then the database,
+then renames the files into place, so a full disk stops it before the database is touched.
+Previews, tmp/, translations/ and Redis are not kept: they are rebuilt, scratch, compiled at start,
+or hold nothing that must survive (docs/operations.md).
 """
 from __future__ import annotations
 
@@ -49,11 +54,17 @@ FORMAT = 1
 MANIFEST = "manifest.json"
 DATABASE_FILES = {"sqlite": "database.sqlite", "postgresql": "database.dump"}
 # The instance's folders and files a backup keeps (relative names, the same in the backup folder).
-KEPT = ("files", "quarantine", "signing", "secret_key")
+KEPT_FOLDERS = ("files", "quarantine", "signing")
+KEPT_FILES = ("secret_key",)  # the only names a manifest may list bare, without a folder
+KEPT = (*KEPT_FOLDERS, *KEPT_FILES)
 ARCHIVE = "archive"  # the built-in archive's folder (PPT_LOCAL_ARCHIVE_DIR), wherever it lives
 SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 CHUNK = 1024 * 1024
+# A backup holds every national id and the test certificate's private key: only its owner may read it.
+FOLDER_MODE = 0o700
+FILE_MODE = 0o600
+STAGED = ".restore-"  # the prefix of a file a restore has written but not yet put in place
 
 
 class BackupError(Exception):
@@ -127,7 +138,7 @@ def _libpq(url: URL) -> tuple[str, dict]:
 
 
 def _run(command: list[str], env: dict, what: str) -> None:
-    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, umask=0o077)
     if done.returncode != 0:
         raise BackupError(f"{what} failed ({Path(command[0]).name} exit {done.returncode}): "
                           f"{done.stderr.strip()[-2000:]}")
@@ -176,7 +187,8 @@ def _sources() -> list[tuple[str, Path]]:
 def _walk(root: Path) -> list[Path]:
     if root.is_file():
         return [root]
-    return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.endswith(SQLITE_SIDE_FILES))
+    return sorted(p for p in root.rglob("*")
+                  if p.is_file() and not p.name.endswith(SQLITE_SIDE_FILES) and not p.name.startswith(STAGED))
 
 
 def _is_sqlite(path: Path) -> bool:
@@ -197,31 +209,40 @@ def _sqlite_copy(source: Path, target: Path) -> None:
         src.close()
 
 
-def _copy(source: Path, target: Path) -> None:
-    """A plain file, written whole under a temporary name and renamed into place."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".restore-")
-    try:
-        with os.fdopen(fd, "wb") as out, source.open("rb") as src:
-            shutil.copyfileobj(src, out, CHUNK)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _private_folder(folder: Path) -> None:
+    """Make folder (and any missing parents) readable by its owner only, from the moment it exists."""
+    folder.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
+    os.chmod(folder, FOLDER_MODE)
+
+
+def _lock_down(folder: Path) -> None:
+    """Every folder in a backup 0700 and every file 0600, whatever the umask or the originals' modes."""
+    for root, dirs, files in os.walk(folder):
+        for name in dirs:
+            os.chmod(Path(root) / name, FOLDER_MODE)
+        for name in files:
+            os.chmod(Path(root) / name, FILE_MODE)
 
 
 # ------------------------------------------------------------------------------------------------ backup
 
 
 def backup(folder: Path) -> Manifest:
-    """Write a backup of the database and the kept files into folder (new or empty); its manifest."""
+    """Write a backup of the database and the kept files into folder (new or empty); its manifest.
+    The folder is made readable by its owner only before anything is written into it (0700, files 0600)."""
     folder = Path(folder)
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise BackupError(f"{folder} is not an empty folder: give a new one for each backup")
     engine = _engine()
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        _private_folder(folder)
+        return _write_backup(folder, engine)
+    except (OSError, sqlite3.Error) as exc:
+        raise BackupError(f"the backup could not be written ({exc}): {folder} holds an unfinished backup "
+                          "(it has no manifest); remove it, deal with the cause and run the backup again") from exc
+
+
+def _write_backup(folder: Path, engine: str) -> Manifest:
     migration = _migration()
     database = folder / DATABASE_FILES[engine]
     if engine == "sqlite":
@@ -240,14 +261,19 @@ def backup(folder: Path) -> Manifest:
         for path in _walk(source):
             relative = name if source.is_file() else f"{name}/{path.relative_to(source).as_posix()}"
             target = folder / relative
+            target.parent.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
             if _is_sqlite(path):
                 _sqlite_copy(path, target)
             else:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, target)
+                shutil.copyfile(path, target)  # not copy2: the original's mode (0644) must not come along
+            os.chmod(target, FILE_MODE)
             manifest.files.append(_entry(target, relative))
+    _lock_down(folder)
     tmp = folder / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest.as_json(), indent=1, ensure_ascii=False), encoding="utf-8")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(json.dumps(manifest.as_json(), indent=1, ensure_ascii=False))
+    os.chmod(tmp, FILE_MODE)
     os.replace(tmp, folder / MANIFEST)  # last: a backup without a manifest is unfinished
     return manifest
 
@@ -256,13 +282,19 @@ def backup(folder: Path) -> Manifest:
 
 
 def _safe_name(name: object) -> str | None:
-    """A manifest's relative name, when it stays inside the backup and names a kept folder or file."""
+    """A manifest's relative name, when it stays inside the backup and names a kept file: a file inside a
+    kept folder (never the folder itself), or one of the kept bare files."""
     if not isinstance(name, str) or not name or "\\" in name or "\x00" in name:
         return None
-    parts = PurePosixPath(name).parts
-    if PurePosixPath(name).is_absolute() or ".." in parts or parts[0] not in (*KEPT, ARCHIVE):
+    path = PurePosixPath(name)
+    parts = path.parts
+    if path.is_absolute() or ".." in parts or "." in name.split("/"):
         return None
-    return name
+    if len(parts) == 1 and parts[0] in KEPT_FILES:
+        return name
+    if len(parts) > 1 and parts[0] in (*KEPT_FOLDERS, ARCHIVE):
+        return name
+    return None
 
 
 def read_manifest(folder: Path) -> Manifest:
@@ -326,6 +358,104 @@ def _workers_running() -> int:
         return 0
 
 
+@dataclass
+class _Put:
+    """One listed file of a backup: where it comes from, where it goes, and its copy written beside the target."""
+    name: str
+    source: Path
+    target: Path
+    staged: Path | None = None
+
+
+def _plan(folder: Path, manifest: Manifest) -> list[_Put]:
+    """Where each listed file goes; refuses (nothing changed) a target a restore could not write."""
+    archive = _archive_dir()
+    if archive is None and any(str(e["path"]).startswith(f"{ARCHIVE}/") for e in manifest.files):
+        raise BackupError("the backup holds the built-in archive (archive/) but PPT_LOCAL_ARCHIVE_DIR is not set: "
+                          "set it to the archive's folder and run the restore again; nothing was restored")
+    puts, problems = [], []
+    for entry in manifest.files:
+        name = str(entry["path"])
+        top, _, rest = name.partition("/")
+        root = archive if top == ARCHIVE else _instance()
+        assert root is not None
+        target = root / rest if top == ARCHIVE else root / name
+        puts.append(_Put(name, folder / name, target))
+        if target.is_dir() and not target.is_symlink():
+            problems.append(f"{target} is a folder in this install, and the backup has a file there")
+            continue
+        for parent in target.parents:
+            if parent == root.parent:
+                break
+            if parent.exists() and not parent.is_dir():
+                problems.append(f"{parent} is a file in this install, and the backup needs a folder there")
+                break
+            if parent.is_dir():
+                if not os.access(parent, os.W_OK | os.X_OK):
+                    problems.append(f"{parent} cannot be written by this user")
+                break
+    if problems:
+        shown = "\n  ".join(problems[:20]) + (f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else "")
+        raise BackupError(f"the backup's files cannot be put in place; nothing was restored:\n  {shown}")
+    return puts
+
+
+def _stage(puts: list[_Put], made: list[Path]) -> None:
+    """Write every file beside its target under a temporary name (the same folder, so the swap is a rename
+    and needs no space); made gets the folders made for them, to take away again if the restore stops."""
+    for put in puts:
+        made += [p for p in reversed(put.target.parents) if not p.exists()]  # before: mkdir may stop halfway
+        put.target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=put.target.parent, prefix=STAGED)
+        put.staged = Path(tmp)
+        if _is_sqlite(put.source):
+            os.close(fd)
+            _sqlite_copy(put.source, put.staged)
+            os.chmod(put.staged, FILE_MODE)
+            continue
+        with os.fdopen(fd, "wb") as out, put.source.open("rb") as src:
+            shutil.copyfileobj(src, out, CHUNK)
+            out.flush()
+            os.fsync(out.fileno())
+
+
+def _unstage(puts: list[_Put], made: list[Path]) -> None:
+    """Take away what _stage wrote and was not put in place: the install is as it was before."""
+    for put in puts:
+        if put.staged is not None:
+            put.staged.unlink(missing_ok=True)
+            for suffix in SQLITE_SIDE_FILES:
+                Path(f"{put.staged}{suffix}").unlink(missing_ok=True)
+    for path in reversed(made):
+        try:
+            path.rmdir()
+        except OSError:
+            pass  # not empty (something else is in it now) or gone: leave it
+
+
+def _swap(staged: Path, target: Path) -> None:
+    """Put one staged file in place: a rename within its folder. A SQLite file's old journal files go
+    first, or SQLite would apply them to the restored file."""
+    if _is_sqlite(target):
+        for suffix in SQLITE_SIDE_FILES:
+            Path(f"{target}{suffix}").unlink(missing_ok=True)
+    os.replace(staged, target)
+
+
+def _restore_database(folder: Path, manifest: Manifest, engine: str) -> None:
+    database = folder / manifest.database["path"]
+    db.session.remove()
+    db.engine.dispose()
+    if engine == "sqlite":
+        _sqlite_copy(database, _sqlite_path())
+        with sqlite3.connect(_sqlite_path(), timeout=60) as conn:
+            conn.execute("PRAGMA journal_mode = WAL")
+    else:
+        url, env = _libpq(db.engine.url)
+        _run([pg_tool("pg_restore"), "--clean", "--if-exists", "--no-owner", "--single-transaction",
+              "--exit-on-error", "--no-password", f"--dbname={url}", str(database)], env, "pg_restore")
+
+
 def restore(folder: Path, force: bool = False) -> Manifest:
     """Put a backup back: checked whole first, then the database, then the files. Refuses (BackupError,
     nothing changed) a backup that is incomplete or does not match its manifest, one of another engine
@@ -358,33 +488,38 @@ def restore(folder: Path, force: bool = False) -> Manifest:
     if _has_data() and not force:
         raise BackupError("this install's database has data: a restore replaces it all. Stop the web app and the "
                           "workers, then run the restore again with --force")
-    database = folder / manifest.database["path"]
-    db.session.remove()
-    db.engine.dispose()
-    if engine == "sqlite":
-        _sqlite_copy(database, _sqlite_path())
-        with sqlite3.connect(_sqlite_path(), timeout=60) as conn:
-            conn.execute("PRAGMA journal_mode = WAL")
-    else:
-        url, env = _libpq(db.engine.url)
-        _run([pg_tool("pg_restore"), "--clean", "--if-exists", "--no-owner", "--single-transaction",
-              "--exit-on-error", "--no-password", f"--dbname={url}", str(database)], env, "pg_restore")
-    targets = {name: path for name, path in ((n, _instance() / n) for n in KEPT)}
-    archive = _archive_dir()
-    for entry in manifest.files:
-        name = entry["path"]
-        top, _, rest = name.partition("/")
-        if top == ARCHIVE:
-            if archive is None:
-                continue
-            target = archive / rest
-        else:
-            target = targets[top] / rest if rest else targets[top]
-        source = folder / name
-        if _is_sqlite(source):
-            _sqlite_copy(source, target)
-        else:
-            _copy(source, target)
+    puts = _plan(folder, manifest)
+    # The files are written beside their targets first: a full disk or a folder that cannot be written
+    # stops the restore here, with the database and every file as they were.
+    made: list[Path] = []
+    try:
+        _stage(puts, made)
+    except (OSError, sqlite3.Error) as exc:
+        _unstage(puts, made)
+        raise BackupError(f"the backup's files could not be written into this install ({exc}); nothing was "
+                          "restored: deal with the cause (free space, the folders' owner) and run the restore "
+                          "again") from exc
+    try:
+        _restore_database(folder, manifest, engine)
+    except (BackupError, OSError, sqlite3.Error) as exc:
+        _unstage(puts, [])
+        raise BackupError(f"the database could not be restored ({exc}). The restore is one transaction: the "
+                          "database is as it was, and no file was put in place. Deal with the cause and run the "
+                          "restore again") from exc
+    done = 0
+    try:
+        for put in puts:
+            assert put.staged is not None
+            _swap(put.staged, put.target)
+            put.staged = None
+            done += 1
+    except OSError as exc:
+        left = [put.name for put in puts if put.staged is not None]
+        _unstage(puts, [])
+        raise BackupError(f"the database was restored and {done} of {len(puts)} files, then putting "
+                          f"{left[0]} in place failed ({exc}). Not restored: {', '.join(left[:10])}"
+                          f"{' ...' if len(left) > 10 else ''}. Deal with the cause and run the restore again "
+                          "with --force: it puts everything back") from exc
     db.engine.dispose()
     activity.record("backup_restored", object_type="backup",
                     detail=f"backup made {manifest.created_at}, {len(manifest.files)} files")
@@ -423,7 +558,21 @@ def init_app(app: Flask) -> None:
         known = _known_migrations()
         if known is not None and manifest.migration != known[1]:
             click.echo("the database is at an older migration: run `flask --app ppt_web db upgrade`")
+        owner = _not_the_owner()
+        if owner:
+            click.echo(owner)
         click.echo("start the web app and the workers: the sweep sends whatever was still to be archived")
+
+
+def _not_the_owner() -> str | None:
+    """A warning when the restore ran as another user than the one owning the instance folder: the restored
+    files are that user's (mode 0600), so the app's user cannot read them."""
+    owner = _instance().stat().st_uid
+    if os.geteuid() == owner:
+        return None
+    return (f"warning: the restored files belong to user id {os.geteuid()} (readable by it only), but the instance "
+            f"folder {_instance()} belongs to user id {owner}: run restore as the app's user (runuser -u ppt --), "
+            "or give the files to that user (chown -R) before starting the app")
 
 
 def _local(iso: str) -> str:

@@ -3,10 +3,12 @@ PPT_TEST_DATABASE_URL): backup -> wipe -> restore gives the same rows and the sa
 that does not match its manifest is refused before anything is changed."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import shutil
+import stat
 import uuid
 from pathlib import Path
 
@@ -217,3 +219,155 @@ def test_restore_refuses_while_a_worker_listens_on_the_queue(app, tmp_path):
     finally:
         worker.register_death()
     assert refused.exit_code != 0 and "worker" in refused.output
+
+
+# ------------------------------------------------------------------ who may read a backup, and a restore that stops
+
+
+def _modes(root: Path) -> dict[str, int]:
+    return {p.relative_to(root).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in sorted(root.rglob("*"))}
+
+
+def _staged_left(app) -> list[Path]:
+    roots = [Path(app.instance_path), Path(app.config["PPT_LOCAL_ARCHIVE_DIR"])]
+    return [p for root in roots if root.exists() for p in root.rglob(f"{backups.STAGED}*")]
+
+
+def test_a_backup_is_readable_by_its_owner_only(app, tmp_path):
+    """It holds every national id: with the usual umask 022 and originals at 0644, the folder is still 0700
+    and every folder in it 0700, every file 0600."""
+    _fill(app)
+    for path in Path(app.instance_path).rglob("*"):
+        if path.is_file():
+            path.chmod(0o644)
+    old = os.umask(0o022)
+    try:
+        made = _cli(app, "backup", str(tmp_path / "backup"))
+    finally:
+        os.umask(old)
+    assert made.exit_code == 0, made.output
+    folder = tmp_path / "backup"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    modes = _modes(folder)
+    assert {"manifest.json", "files", "signing"} <= set(modes)
+    assert {name: mode for name, mode in modes.items()
+            if mode != (0o700 if (folder / name).is_dir() else 0o600)} == {}
+
+
+def _list_in_manifest(folder: Path, name: str, content: bytes) -> None:
+    """Someone put a plain file `name` into the backup and listed it in the manifest with its right hash."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["files"] = [e for e in manifest["files"] if e["path"].split("/")[0] != name.split("/")[0]]
+    shutil.rmtree(folder / name.split("/")[0], ignore_errors=True)
+    (folder / name).write_bytes(content)
+    manifest["files"].append({"path": name, "sha256": hashlib.sha256(content).hexdigest(), "size": len(content)})
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("name", ["quarantine", "signing", "files"])
+def test_a_manifest_listing_a_kept_folder_as_a_file_is_refused_before_anything_changes(app, tmp_path, name):
+    folder = _backup(app, tmp_path)
+    _list_in_manifest(folder, name, b"not a folder")
+    (Path(app.instance_path) / name).mkdir(exist_ok=True)
+    _add_a_case(app)
+    rows, files = _rows(app), _stored(app)
+    refused = _cli(app, "restore", "--force", str(folder))
+    assert isinstance(refused.exception, SystemExit), refused.exception  # a message, not a traceback
+    assert refused.exit_code != 0 and "nothing was restored" in refused.output
+    assert f"{name!r}" in refused.output
+    assert _rows(app) == rows and _stored(app) == files
+
+
+def test_a_folder_in_the_install_where_the_backup_has_a_file_is_refused_before_anything_changes(app, tmp_path):
+    folder = _backup(app, tmp_path)
+    name = _one_stored_file(folder).relative_to(folder)
+    in_install = Path(app.instance_path) / name
+    in_install.unlink()
+    in_install.mkdir()
+    (in_install / "something").write_text("x")
+    _add_a_case(app)
+    rows, files = _rows(app), _stored(app)
+    refused = _cli(app, "restore", "--force", str(folder))
+    assert isinstance(refused.exception, SystemExit), refused.exception
+    assert refused.exit_code != 0 and "nothing was restored" in refused.output and str(in_install) in refused.output
+    assert _rows(app) == rows and _stored(app) == files and _staged_left(app) == []
+
+
+def test_a_full_disk_while_the_files_are_written_changes_nothing(app, tmp_path, monkeypatch):
+    folder = _backup(app, tmp_path)
+    _add_a_case(app)
+    rows, files = _rows(app), _stored(app)
+    real, calls = shutil.copyfileobj, []
+
+    def fills_the_disk(src, dst, length=0):
+        calls.append(1)
+        if len(calls) == 3:
+            dst.write(src.read(10))
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(src, dst, length)
+
+    monkeypatch.setattr(shutil, "copyfileobj", fills_the_disk)
+    refused = _cli(app, "restore", "--force", str(folder))
+    monkeypatch.undo()
+    assert isinstance(refused.exception, SystemExit), refused.exception
+    assert refused.exit_code != 0
+    assert "No space left on device" in refused.output and "nothing was restored" in refused.output
+    assert _rows(app) == rows and _stored(app) == files and _staged_left(app) == []
+    assert "Etter kopien" in str(rows["case"])
+
+
+def test_a_failure_after_the_database_says_what_was_restored_and_a_second_run_finishes(app, tmp_path, monkeypatch):
+    folder = _backup(app, tmp_path)
+    files = _stored(app)
+    archived = stored_count(_archive(app))
+    _add_a_case(app)
+    real, calls = backups._swap, []
+
+    def fails_once(staged, target):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(errno.EIO, "Input/output error")
+        real(staged, target)
+
+    monkeypatch.setattr(backups, "_swap", fails_once)
+    half = _cli(app, "restore", "--force", str(folder))
+    monkeypatch.undo()
+    assert isinstance(half.exception, SystemExit), half.exception
+    assert half.exit_code != 0
+    assert "the database was restored and 1 of" in half.output and "--force" in half.output
+    assert "Input/output error" in half.output and _staged_left(app) == []
+    done = _cli(app, "restore", "--force", str(folder))
+    assert done.exit_code == 0, done.output
+    assert "Etter kopien" not in str(_rows(app)["case"])
+    assert _stored(app) == files and stored_count(_archive(app)) == archived
+
+
+def test_a_backup_with_the_archive_is_refused_when_the_install_has_no_archive_folder(app, tmp_path):
+    """The archive's files are not skipped without a word: the operator sets PPT_LOCAL_ARCHIVE_DIR first."""
+    folder = _backup(app, tmp_path)
+    assert any(e["path"].startswith("archive/")
+               for e in json.loads((folder / "manifest.json").read_text())["files"])
+    _add_a_case(app)
+    rows = _rows(app)
+    app.config["PPT_LOCAL_ARCHIVE_DIR"] = ""
+    refused = _cli(app, "restore", "--force", str(folder))
+    assert refused.exit_code != 0 and "PPT_LOCAL_ARCHIVE_DIR" in refused.output
+    assert "nothing was restored" in refused.output
+    assert _rows(app) == rows
+
+
+def test_restored_files_are_the_runners_own_and_another_user_is_warned(app, tmp_path, monkeypatch):
+    """Restore writes files 0600 owned by whoever runs it: run as another user than the instance's owner
+    (root, say), it says so, so the operator runs it with runuser or chowns the files."""
+    folder = _backup(app, tmp_path)
+    _wipe(app)
+    owner = Path(app.instance_path).stat().st_uid
+    monkeypatch.setattr(backups.os, "geteuid", lambda: owner + 1)
+    done = _cli(app, "restore", str(folder))
+    monkeypatch.undo()
+    assert done.exit_code == 0, done.output
+    assert "warning" in done.output and "runuser -u ppt" in done.output
+    stored = [p for p in (Path(app.instance_path) / "files").rglob("*") if p.is_file()]
+    assert stored and {stat.S_IMODE(p.stat().st_mode) for p in stored} == {0o600}
+    same = _cli(app, "restore", "--force", str(folder))
+    assert same.exit_code == 0 and "warning" not in same.output
