@@ -215,3 +215,32 @@ def test_a_one_letter_word_narrows_what_the_longer_words_find(ctx):
     post = builders.post(case, title="Kartlegging WISC-V")
     builders.post(case, title="Kartlegging frå skulen")
     assert _post_ids("radgjevar1", "kartlegging v") == {post.id}
+
+
+def test_a_schools_name_finds_its_childrens_cases_within_scope(ctx):
+    """"Dimna" finds the cases of the children who go to Dimna skule 3 (the client's organisation) and the
+    school's own system case, and never another handler's case without search_all."""
+    from ppt_web.cases import service as cases
+    from ppt_web.clients import organisations
+
+    school = organisations.register_organisation(user("konsulent"), name="Dimna skule 3", org_number="", kind="school")
+    other = organisations.register_organisation(user("konsulent"), name="Ulstein skule", org_number="", kind="school")
+    pupil = builders.client("radgjevar1", given_name="Siri", family_name="Vik", organisation_id=school.id)
+    mine = builders.case("radgjevar1", title="Lesevanskar", client_obj=pupil)
+    theirs = builders.case("radgjevar2", title="Åtferd", client_obj=builders.client(
+        "radgjevar2", given_name="Jon", family_name="Berg", organisation_id=school.id))
+    elsewhere = builders.case("radgjevar1", title="Matematikkvanskar", client_obj=builders.client(
+        "radgjevar1", given_name="Ida", family_name="Lund", organisation_id=other.id))
+    system = cases.register_case(user("konsulent"), cases.CaseData(
+        kind="system", title="Rettleiing av lærarar", organisation_id=school.id, handler_id=user("radgjevar2").id))
+    assert search.organisation_ids("dimna") == [school.id]
+    assert search.organisation_ids("dimna skule 3") == [school.id]
+    assert search.organisation_ids("imna") == [] and search.organisation_ids("3") == []  # a word's start; not a number
+
+    found = search.search(user("radgjevar1"), "Dimna")
+    assert [c.id for c in found.cases.items] == [mine.id]  # not radgjevar2's, not the other school's
+    assert [c.id for c in found.clients.items] == [pupil.id]
+    assert {c.id for c in search.search(user("konsulent"), "dimna").cases.items} == {mine.id, theirs.id, system.id}
+    assert {c.id for c in search.search(user("konsulent"), "dimna skule").cases.items} == {mine.id, theirs.id, system.id}
+    assert elsewhere.id not in {c.id for c in search.search(user("konsulent"), "skule 3").cases.items}
+    assert search.search(user("radgjevar1"), "dimna barnehage").empty  # every word must be in the name

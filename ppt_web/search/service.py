@@ -2,12 +2,14 @@
 
 Words match anywhere: every word of the query must start a word of a post's title, of a case's
 number or title, or of a client's name ("spesial" finds "Sakkunnig vurdering spesialundervisning",
-"00012" finds case 2024/00012). The database keeps the word index itself (migration 0017): FTS5
-tables kept by triggers on SQLite, GIN indexes over to_tsvector('simple', ...) on PostgreSQL; the
-engines differ only in the helpers below (`_match`, `_matching_ids`, `_word_rows`, `_walk_condition`).
-Every other condition is an equality or a prefix range on an indexed column. Counts stop at
-COUNT_CAP ("500+"): a common word ("tilvising") matches tens of thousands of posts after some
-years, and counting them all on every keystroke grew with the history.
+"00012" finds case 2024/00012), and a school's or kindergarten's name finds its children and their
+cases ("dimna" finds the cases whose client goes to "Dimna skule 3"). The database keeps the word
+index itself (migration 0017): FTS5 tables kept by triggers on SQLite, GIN indexes over
+to_tsvector('simple', ...) on PostgreSQL; the engines differ only in the helpers below (`_match`,
+`_matching_ids`, `_word_rows`, `_walk_condition`). Every other condition is an equality or a prefix
+range on an indexed column. Counts stop at COUNT_CAP ("500+"): a common word ("tilvising") matches
+tens of thousands of posts after some years, and counting them all on every keystroke grew with the
+history.
 """
 from __future__ import annotations
 
@@ -16,14 +18,15 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask_sqlalchemy.pagination import Pagination
-from sqlalchemy import and_, column, func, literal_column, or_, select, table
+from sqlalchemy import and_, column, func, literal_column, or_, select, table, union
+from sqlalchemy import text as text_sql
 from sqlalchemy.orm import aliased, contains_eager, joinedload, lazyload, selectinload
 from sqlalchemy.sql.expression import ColumnClause
 
 from ..auth import scope
 from ..extensions import db
 from ..labels import CATEGORY_LABELS
-from ..models import Case, CaseCategory, CaseStatus, Client, JournalPost, User
+from ..models import Case, CaseCategory, CaseStatus, Client, JournalPost, Organisation, User
 
 PER_PAGE = 25
 COUNT_CAP = 500
@@ -76,6 +79,18 @@ def _document(model, row):
     return func.to_tsvector(_SIMPLE, text)
 
 
+_INDEXED: dict = {}
+
+
+def _indexed(model) -> tuple:
+    """PostgreSQL: (an alias of `model`, its indexed document), made once: a new alias and its columns
+    cost more than a millisecond to build, per list and keystroke."""
+    if model not in _INDEXED:
+        row = aliased(model)
+        _INDEXED[model] = (row, _document(model, row))
+    return _INDEXED[model]
+
+
 def _match(tokens: list[str]) -> str:
     """The index's query: every token starts a word."""
     if _postgresql():
@@ -89,8 +104,8 @@ def _matching_ids(model, tokens: list[str]):
     every post to test them first); on SQLite the caller tests them (the words table has no text)."""
     asked, short = _split(tokens)
     if _postgresql():
-        row = aliased(model)
-        found = _document(model, row).op("@@")(func.to_tsquery(_SIMPLE, _match(asked)))
+        row, document = _indexed(model)
+        found = document.op("@@")(func.to_tsquery(_SIMPLE, _match(asked)))
         return select(row.id).where(found, *([_walk_condition(_columns(model, row), short)] if short else []))
     name = _WORDS_TABLE[model]
     return select(literal_column("rowid")).select_from(table(name)).where(
@@ -178,6 +193,26 @@ def client_condition(text: str):
     return word_condition(Client, text)
 
 
+def organisation_ids(text: str) -> list[int]:
+    """The organisations (schools, kindergartens, other services) whose name has every word of `text`
+    starting a word of it ("dimna" finds "Dimna skule 3"). Organisations are a few hundred: the
+    names holding the longest word are read and tested here, with no word index."""
+    tokens = words(text)
+    if not tokens or text.replace(" ", "").isdigit():  # a case number or a national id, not a name
+        return []
+    longest = max(tokens, key=len)
+    rows = db.session.execute(select(Organisation.id, Organisation.name_lower)
+                              .where(Organisation.name_lower.contains(longest, autoescape=True)))
+    return [org_id for org_id, name in rows
+            if all(any(w.startswith(t) for w in _WORD.findall(name)) for t in tokens)]
+
+
+def _at_organisations(org_ids: list[int]):
+    """Cases of these organisations: the case's own (a system case) or its client's (the child's school)."""
+    return or_(Case.organisation_id.in_(org_ids),
+               Case.client_id.in_(select(Client.id).where(Client.organisation_id.in_(org_ids))))
+
+
 def pick_clients(actor: User, query: str, limit: int = 10) -> list[Client]:
     """A short list of clients to choose from (post registration's "which client?")."""
     text = " ".join((query or "").split()).lower()[:100]
@@ -187,16 +222,29 @@ def pick_clients(actor: User, query: str, limit: int = 10) -> list[Client]:
                                    .options(joinedload(Client.handler)).order_by(Client.name_lower).limit(limit)))
 
 
-def _clients_found(actor: User, text: str) -> tuple:
+def _clients_found(actor: User, text: str, org_ids: list[int] | None = None) -> tuple:
     """(the condition to list the clients by, how many match up to the cap): their ids when they are
-    few, so that no planner walks every client by name testing each against the word index."""
-    ids = _first_ids(select(Client.id).where(client_condition(text), scope.client_clause(actor)))
-    return (client_condition(text) if len(ids) > COUNT_CAP else Client.id.in_(ids)), len(ids)
+    few, so that no planner walks every client by name testing each against the word index. With
+    `org_ids`, the clients of those organisations (a school's children) are found too."""
+    condition = client_condition(text)
+    if org_ids:
+        condition = or_(condition, Client.organisation_id.in_(org_ids))
+    ids = _first_ids(select(Client.id).where(condition, scope.client_clause(actor)))
+    return (condition if len(ids) > COUNT_CAP else Client.id.in_(ids)), len(ids)
 
 
 def _first_ids(query) -> list[int]:
     """The ids a query of ids finds, stopping past COUNT_CAP: the count, and the rows to page through."""
     return list(db.session.scalars(query.limit(COUNT_CAP + 1)))
+
+
+def _first_ids_of(queries: list) -> list[int]:
+    """The ids any of `queries` (of ids) finds, each read up to past COUNT_CAP, in one statement."""
+    limited = [query.limit(COUNT_CAP + 1).subquery() for query in queries]
+    return _first_ids(union(*[select(sub.c.id) for sub in limited]))
+
+
+_CASE_NUMBER = re.compile(r"\d{4}/\d*")
 
 
 def search(actor: User, query: str, page: int = 1) -> Results | None:
@@ -205,16 +253,26 @@ def search(actor: User, query: str, page: int = 1) -> Results | None:
         return None
     page = max(page, 1)
     tokens = words(text)
+    if _postgresql():
+        # The planner guesses a prefix matches a fixed share of the rows and starts parallel workers
+        # for the word index's bitmap scan: ~10 ms each time, for what is most often a handful of rows.
+        # For this transaction only (the request's).
+        db.session.execute(text_sql("SET LOCAL max_parallel_workers_per_gather = 0"))
     # Each list first reads the ids of its matches (up to the cap) from the word index, then a page of
     # rows by those ids: the planners never guess how many rows a word has. Past the cap, a list walks
     # its order's index and tests each row (_walk_condition), which stops after a page.
 
     clients_q = (select(Client).where(scope.client_clause(actor)).options(joinedload(Client.handler))
                  .order_by(Client.name_lower))
-    condition, total = _clients_found(actor, text)
+    # A school's or kindergarten's name finds its children and their cases.
+    org_ids = organisation_ids(text)
+    condition, total = _clients_found(actor, text, org_ids)
     clients = _page(clients_q.where(condition), page, total)
 
-    case_conds = [_prefix(Case.number, text), word_condition(Case, text)]
+    # A case number's shape ("2026/6") is a prefix of the number: the word index would read every case
+    # of the year for "2026".
+    by_words = bool(tokens) and not _CASE_NUMBER.fullmatch(text)
+    case_conds = [_prefix(Case.number, text)]
     categories = _category_matches(text)
     if categories:
         case_conds.append(Case.category.in_(categories))
@@ -225,17 +283,26 @@ def search(actor: User, query: str, page: int = 1) -> Results | None:
         or_(_prefix(User.username, text), _prefix(func.lower(User.full_name), text)))))
     if handler_ids:
         case_conds.append(Case.handler_id.in_(handler_ids))
+    if org_ids:
+        case_conds.append(_at_organisations(org_ids))
     for status, names in ((CaseStatus.OPEN, ("open", "open", "opne")),
                           (CaseStatus.CLOSED, ("closed", "avslutta", "avsluttet"))):
         if text in names:
             case_conds.append(Case.status == status)
     cases_q = (select(Case).where(scope.case_clause(actor)).options(joinedload(Case.handler))
                .order_by(Case.opened_on.desc(), Case.id.desc()))
-    ids = _first_ids(select(Case.id).where(or_(*case_conds), scope.case_clause(actor)))
+    # Each way a case matches is read on its own, up to the cap, and the ids joined: one OR made
+    # SQLite collect every match of every branch ("tilvising" is a word of thousands of titles and
+    # the referral category's label) before the first id.
+    case_ids = select(Case.id).where(scope.case_clause(actor))
+    branches = [case_ids.where(condition) for condition in case_conds]
+    if by_words:
+        branches.append(_word_rows(case_ids, Case, tokens))
+    ids = _first_ids_of(branches)
     if len(ids) > COUNT_CAP:
         # A common word (a fifth of the cases have "frå"): walk the cases newest first, as posts do.
-        if tokens:
-            case_conds[1] = _walk_condition([Case.number, Case.title_lower], tokens)
+        if by_words:
+            case_conds.append(_walk_condition([Case.number, Case.title_lower], tokens))
         cases = _page(cases_q.where(or_(*case_conds)), page, len(ids))
     else:
         cases = _page(cases_q.where(Case.id.in_(ids)), page, len(ids))
