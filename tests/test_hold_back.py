@@ -12,7 +12,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from ppt_web.cases import hold_back, post_actions, posts
 from ppt_web.errors import Conflict, Forbidden, Invalid
 from ppt_web.extensions import db
-from ppt_web.models import ArchiveJob, InboxSource, JournalPost, Notification, PostEvent, PostStatus
+from ppt_web.models import ArchiveJob, InboxItem, InboxSource, JournalPost, Notification, PostEvent, PostStatus
 from ppt_web.postreg import service, transfer, upload
 
 from . import builders
@@ -43,6 +43,11 @@ def events(post_id: int) -> list[PostEvent]:
     return list(db.session.scalars(select(PostEvent).where(PostEvent.post_id == post_id).order_by(PostEvent.id)))
 
 
+def release(actor, post_id: int) -> JournalPost:
+    """A release as the decision page sends it: with the digest of the post as the page showed it."""
+    return hold_back.release(actor, post_id, seen=hold_back.seen_version(reloaded(post_id)))
+
+
 def reloaded(post_id: int) -> JournalPost:
     db.session.expire_all()
     found = db.session.get(JournalPost, post_id)
@@ -57,7 +62,7 @@ def test_release_finalizes_the_post_and_makes_its_archive_job(ctx):
     """Released, the post is finalized by the leader and goes to the archive as any other, in one transaction."""
     post = held_back_post()
     assert [p.id for p in hold_back.waiting(user("leiar"))] == [post.id]
-    hold_back.release(user("leiar"), post.id)
+    release(user("leiar"), post.id)
     post = reloaded(post.id)
     assert post.status == PostStatus.FINALIZED and post.finalized_by.username == "leiar"
     assert post.hold_decision == "released" and post.hold_decided_by.username == "leiar"
@@ -74,7 +79,7 @@ def test_release_finalizes_the_post_and_makes_its_archive_job(ctx):
 
 def test_the_deputy_leader_decides_too(ctx):
     post = held_back_post()
-    hold_back.release(user("nestleiar"), post.id)
+    release(user("nestleiar"), post.id)
     assert reloaded(post.id).status == PostStatus.FINALIZED
 
 
@@ -122,7 +127,7 @@ def test_a_kept_post_can_be_released_later(ctx):
     post = held_back_post()
     hold_back.keep(user("leiar"), post.id, "Vent på avklaring")
     assert post_actions.allowed(user("nestleiar"), reloaded(post.id)).decide_hold
-    hold_back.release(user("nestleiar"), post.id)
+    release(user("nestleiar"), post.id)
     post = reloaded(post.id)
     assert post.status == PostStatus.FINALIZED and post.hold_decision == "released"
     assert post.hold_decided_by.username == "nestleiar"
@@ -135,7 +140,7 @@ def test_only_holders_of_approve_decide(ctx, username):
     """The case's own handler is refused too: the decision is the leader's."""
     post = held_back_post()
     with pytest.raises(Forbidden):
-        hold_back.release(user(username), post.id)
+        release(user(username), post.id)
     with pytest.raises(Forbidden):
         hold_back.keep(user(username), post.id, "Grunn")
     post = reloaded(post.id)
@@ -155,8 +160,8 @@ def test_deciding_the_same_way_twice_is_a_conflict_and_changes_nothing(ctx):
     assert len(activity_rows("post_hold_kept")) == 1 and len(events(kept.id)) == 1
 
     released = held_back_post()
-    hold_back.release(user("leiar"), released.id)
-    for again in (lambda: hold_back.release(user("nestleiar"), released.id),
+    release(user("leiar"), released.id)
+    for again in (lambda: release(user("nestleiar"), released.id),
                   lambda: hold_back.keep(user("nestleiar"), released.id, "For seint")):
         with pytest.raises(Conflict) as refused:
             again()
@@ -170,7 +175,7 @@ def test_a_post_that_is_not_held_back_has_nothing_to_decide(ctx):
     case = builders.case()
     note = builders.post(case, title="Notat")
     with pytest.raises(Conflict):
-        hold_back.release(user("leiar"), note.id)
+        release(user("leiar"), note.id)
     assert reloaded(note.id).status == PostStatus.DRAFT
 
 
@@ -181,8 +186,8 @@ def test_two_leaders_at_once_the_second_gets_a_conflict(ctx, monkeypatch):
     hold_back.keep(user("leiar"), post.id, "Første avgjerd")
     original = hold_back.decidable
 
-    def as_read_before(actor, post_id):
-        found = original(actor, post_id)
+    def as_read_before(actor, post_id, **kwargs):
+        found = original(actor, post_id, **kwargs)
         set_committed_value(found, "hold_decision", None)  # what the second leader saw: no decision yet
         return found
 
@@ -191,7 +196,7 @@ def test_two_leaders_at_once_the_second_gets_a_conflict(ctx, monkeypatch):
         hold_back.keep(user("nestleiar"), post.id, "Andre avgjerd")
     assert not isinstance(refused.value, posts.ChangedMeanwhile)  # "kept already": the guard on the post as it is
     with pytest.raises(Conflict):  # a release decided on a post that was not kept when read: look again
-        hold_back.release(user("nestleiar"), post.id)
+        release(user("nestleiar"), post.id)
     post = reloaded(post.id)
     assert post.hold_decision == "kept" and post.hold_reason == "Første avgjerd" and post.status == PostStatus.DRAFT
     assert archive_jobs(post.id) == [] and len(events(post.id)) == 1
@@ -202,7 +207,7 @@ def test_release_of_a_post_missing_what_finalizing_needs_is_refused_with_what_is
     post.title = ""  # as if the handler had emptied it meanwhile
     db.session.commit()
     with pytest.raises(Invalid) as refused:
-        hold_back.release(user("leiar"), post.id)
+        release(user("leiar"), post.id)
     assert str(posts.missing_for_finalize(reloaded(post.id))[0]) in str(refused.value.message)
     post = reloaded(post.id)
     assert post.hold_decision is None and post.status == PostStatus.DRAFT and archive_jobs(post.id) == []
@@ -262,6 +267,15 @@ def test_the_decision_page_shows_every_page_image_and_both_actions(app, login_as
     assert f'data-post="{post_id}"' in listing
 
 
+def seen_on_page(client, post_id: int) -> str:
+    """The `seen` digest the decision page puts in its release form."""
+    html = client.get(f"/posts/{post_id}/hold-back").get_data(as_text=True)
+    found = re.search(r'name="seen" type="hidden" value="(\w+)"|type="hidden" name="seen" value="(\w+)"|'
+                      r'id="seen" name="seen" type="hidden" value="(\w+)"', html)
+    assert found, "the release form carries what the page showed"
+    return next(g for g in found.groups() if g)
+
+
 def test_keep_and_release_through_the_pages(app, login_as):
     with app.app_context():
         post_id = held_back_post().id
@@ -277,9 +291,11 @@ def test_keep_and_release_through_the_pages(app, login_as):
     twice = client.post(f"/posts/{post_id}/hold-back/keep", data={"reason": "Ny grunn"})
     assert twice.status_code == 409
 
-    released = client.post(f"/posts/{post_id}/hold-back/release", data={"form_token": "release-1"})
+    seen = seen_on_page(client, post_id)
+    released = client.post(f"/posts/{post_id}/hold-back/release", data={"form_token": "release-1", "seen": seen})
     assert released.status_code == 302
-    assert client.post(f"/posts/{post_id}/hold-back/release", data={"form_token": "release-1"}).status_code == 302
+    assert client.post(f"/posts/{post_id}/hold-back/release",
+                       data={"form_token": "release-1", "seen": seen}).status_code == 302
     assert client.post(f"/posts/{post_id}/hold-back/release").status_code == 409
     with app.app_context():
         post = reloaded(post_id)
@@ -322,3 +338,89 @@ def test_a_release_of_a_post_changed_since_the_page_showed_it_is_refused(ctx):
     assert reloaded(post.id).hold_decision is None and archive_jobs(post.id) == []
     hold_back.release(user("leiar"), post.id, seen=hold_back.seen_version(reloaded(post.id)))
     assert reloaded(post.id).status == PostStatus.FINALIZED
+
+
+# --- guards and lists added with issue 18's review -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("decision", [None, "kept"])
+def test_a_held_back_post_deleted_as_misregistered_is_held_back_again_when_filed_anew(ctx, decision):
+    """Deleting puts the mail back in the inbox; filed again (even without the tick) it waits for the leader."""
+    post = held_back_post()
+    if decision == "kept":
+        hold_back.keep(user("leiar"), post.id, "Vent")
+    secretary = user("sekretaer")
+    item = db.session.scalar(select(InboxItem).where(InboxItem.post_id == post.id))
+    posts.delete_post(secretary, post.id, "Feil klient")
+    item = db.session.get(InboxItem, item.id)
+    assert item.hold_back_required and item.post_id is None
+    other = builders.case()
+    again = transfer.transfer(secretary, item.id, transfer.TransferData(
+        client_id=other.client.id, case_id=other.id, title="Klage frå føresette",
+        document_date=date.today() - timedelta(days=2), sender_name="Kari Føresett",
+        storage_place="Arkivrommet, hylle 3", hold_back=False))
+    assert again.post.status == PostStatus.DRAFT and again.post.held_back and again.post.hold_decision is None
+    assert again.post.id in [p.id for p in hold_back.waiting(user("leiar"))]
+
+
+def test_a_release_without_what_the_page_showed_is_refused(app, login_as):
+    """A POST without `seen` would release content the leader never saw: refused, nothing changes."""
+    with app.app_context():
+        post_id = held_back_post().id
+        with pytest.raises(Invalid):
+            hold_back.release(user("leiar"), post_id)
+    client = login_as("leiar")
+    refused = client.post(f"/posts/{post_id}/hold-back/release", data={"form_token": "r-1"})
+    assert refused.status_code == 422 and 'id="hold-back-release"' in refused.get_data(as_text=True)
+    assert client.post(f"/posts/{post_id}/hold-back/release", data={"seen": ""}).status_code == 422
+    with app.app_context():
+        post = reloaded(post_id)
+        assert post.status == PostStatus.DRAFT and post.hold_decision is None and archive_jobs(post_id) == []
+        assert activity_rows("post_hold_released") == []
+
+
+def test_every_page_image_shown_is_logged_as_an_opening_of_the_document(app, login_as):
+    with app.app_context():
+        post_id = held_back_post(pages=2).id
+        doc_id = reloaded(post_id).documents[0].id
+    client = login_as("leiar")
+    assert client.get(f"/documents/{doc_id}/pages/2.jpg").status_code == 200
+    assert client.get(f"/documents/{doc_id}/pages/9.jpg").status_code == 409  # no such page: nothing shown
+    with app.app_context():
+        rows = [(r.object_id, r.detail, r.actor_id) for r in activity_rows("document_opened")]
+        assert rows == [(str(post_id), f"document {doc_id} page 2", user("leiar").id)]
+
+
+def test_kept_posts_are_listed_for_the_leader_with_reason_who_when_and_release(app, login_as):
+    with app.app_context():
+        waiting = held_back_post().id
+        kept = held_back_post().id
+        hold_back.keep(user("nestleiar"), kept, "Tredjepersonsopplysningar")
+        assert [p.id for p in hold_back.kept(user("leiar"))] == [kept] and hold_back.count(user("leiar"), "kept") == 1
+        assert hold_back.count(user("leiar")) == 1
+    client = login_as("leiar")
+    html = client.get("/hold-back").get_data(as_text=True)
+    waiting_part = html.split('id="held-waiting"', 1)[1].split("</table>", 1)[0]
+    kept_part = html.split('id="held-kept"', 1)[1].split("</table>", 1)[0]
+    assert f'data-post="{waiting}"' in waiting_part and f'data-post="{kept}"' not in waiting_part
+    assert f'data-post="{kept}"' in kept_part and "Tredjepersonsopplysningar" in kept_part
+    assert f'data-release="{kept}"' in kept_part and f'href="/posts/{kept}/hold-back#hold-back-release"' in kept_part
+    with app.app_context():
+        assert user("nestleiar").full_name in kept_part
+    assert 'id="menu-held-back"' in html  # the menu leads there
+    client.post("/logout")
+    assert 'id="menu-held-back"' not in login_as("sekretaer").get("/").get_data(as_text=True)
+
+
+def test_the_case_cannot_be_closed_and_says_a_leader_must_release_the_held_post(ctx):
+    from flask_babel import lazy_gettext
+
+    from ppt_web.cases import service as cases
+
+    post = held_back_post()
+    hold_back.keep(user("leiar"), post.id, "Vent")
+    with pytest.raises(Conflict) as refused:
+        cases.close_case(user("radgjevar1"), reloaded(post.id).case_id)
+    message = str(refused.value.message)
+    assert reloaded(post.id).number in message
+    assert f'({lazy_gettext("held back from access: a leader must release it")})' in message

@@ -142,3 +142,32 @@ def test_the_list_is_bounded_and_says_how_many_there_are(app, client, login_as, 
     html = client.get("/posts/outstanding").get_data(as_text=True)
     assert rows(html) == made[:2]
     assert 'data-shown="2" data-total="3"' in html
+
+
+def test_a_held_back_post_is_marked_as_the_leaders_to_decide(app, client, login_as):
+    with app.app_context():
+        own = builders.case("radgjevar1", title="Eigen")
+        held = incoming(own, "Halde unna", document_days=3)
+        plain = incoming(own, "Vanleg", document_days=2)
+        db.session.get(JournalPost, held).held_back = True
+        db.session.commit()
+    for username in ("radgjevar1", "leiar"):
+        login_as(username)
+        html = client.get("/posts/outstanding").get_data(as_text=True)
+        assert rows(html) == [held, plain]
+        assert f'data-held="{held}"' in html and f'data-held="{plain}"' not in html
+
+
+def test_the_handler_filter_offers_only_those_who_handle_an_open_case(app, client, login_as):
+    with app.app_context():
+        co = builders.case("radgjevar2", title="Med")
+        cases.add_cohandler(user("radgjevar2"), co.id, user("radgjevar1").id)
+        closed = builders.case("konsulent", title="Lukka") if user("konsulent").can("journal") else None
+        if closed is not None:
+            cases.close_case(user("konsulent"), closed.id)
+        offered_ids = {user("radgjevar1").id, user("radgjevar2").id}
+        never = {user("sekretaer").id, user("leiar").id, user("konsulent").id}
+    login_as("leiar")
+    html = client.get("/posts/outstanding").get_data(as_text=True)
+    options = {int(v) for v in re.findall(r'<option value="(\d+)"', html)}
+    assert options == offered_ids and not options & never

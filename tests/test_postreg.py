@@ -272,9 +272,12 @@ def test_deleting_a_held_back_post_puts_its_mail_back_in_the_inbox(ctx):
     assert back.sha256 is not None and [c.point for c in back.checks] == [1, 2, 3, 4]
     assert db.session.scalar(select(PaperOriginal)) is None
     assert len(activity_rows("inbox_returned")) == 1
+    assert back.hold_back_required
     other = builders.case()
+    # Filed again without ticking hold back: it is held back again, so deleting cannot bypass the leader.
     again = transfer.transfer(user("sekretaer"), item.id, transfer_data(other.client, other))
-    assert again.post.case_id == other.id and again.post.status == PostStatus.FINALIZED
+    assert again.post.case_id == other.id and again.post.status == PostStatus.DRAFT
+    assert again.post.held_back and again.post.hold_decision is None
 
 
 def test_the_client_handler_is_told_only_when_they_can_open_the_case(ctx):

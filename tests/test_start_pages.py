@@ -165,7 +165,7 @@ def test_the_other_handler_sees_their_own(world):
     w = world
     panel = start.panels(user("radgjevar2"))["handler"]
     assert ids(panel["open_cases"]) == [w.co.id, w.other.id]
-    assert ids(panel["drafts"]) == [w.other_draft.id, w.held.id]  # the held-back post was made in their case
+    assert ids(panel["drafts"]) == [w.other_draft.id]  # the held-back post waits for the leader, not for them
     assert ids(panel["sent_for_approval"]) == [w.for_coordinator.id]
     assert ids(panel["outstanding"]) == [w.in_co.id, w.in_other.id, w.held.id]
     assert panel["returned"].total == panel["to_close"].total == panel["to_approve"].total == 0
@@ -174,7 +174,7 @@ def test_the_other_handler_sees_their_own(world):
 def test_secretary_panel_counts_the_inbox_and_names_who_has_what(world):
     w = world
     panel = start.panels(user("sekretaer"))
-    assert list(panel) == ["handler", "secretary"]  # Merkantil journals too
+    assert list(panel) == ["secretary"]  # Merkantil journals too, but handles nothing: no empty "My work"
     sec = panel["secretary"]
     assert sec["inbox"] == [("new", 1), ("in_progress", 1), ("checked", 1), ("system_rejected", 1)]
     assert [(i.id, i.claimed_by.username) for i in sec["in_progress"].rows] == [(w.taken.id, "sekretaer"),
@@ -185,7 +185,7 @@ def test_secretary_panel_counts_the_inbox_and_names_who_has_what(world):
 def test_consultant_panel_lists_archive_and_dispatch_trouble(world):
     w = world
     panel = start.panels(user("konsulent"))
-    assert list(panel) == ["handler", "secretary", "consultant"]
+    assert list(panel) == ["secretary", "consultant"]
     con = panel["consultant"]
     assert ids(con["failed_jobs"]) == [w.correction_job.id, w.failed_job.id]  # newest first
     assert ids(con["stuck_jobs"]) == [w.stuck_job.id]
@@ -201,7 +201,8 @@ def test_leader_panel_shows_approvals_held_back_and_open_cases_by_handler(world)
     assert ids(lead["approvals"]) == [w.waiting.id, w.for_coordinator.id]  # every waiting post, oldest first
     assert ids(lead["held_back"]) == [w.held.id]
     assert lead["teams"] is False and lead["team_cases"].total == 0
-    assert [(u.username, n) for u, n, _oldest in lead["by_handler"]] == [("radgjevar2", 2), ("radgjevar1", 2)]
+    # own and co-handled: radgjevar1 handles two and co-handles radgjevar2's follow-up
+    assert [(u.username, n) for u, n, _oldest in lead["by_handler"]] == [("radgjevar1", 3), ("radgjevar2", 2)]
     assert panel["consultant"]["corrections"].total == 0  # no correct_metadata: not asked of the leader
 
 
@@ -210,14 +211,17 @@ def test_a_leader_in_a_team_sees_the_teams_open_cases(world):
     team.members.append(user("nestleiar"))
     db.session.commit()
     lead = start.panels(user("nestleiar"))["leader"]
-    assert lead["teams"] is True and ids(lead["team_cases"]) == [world.other.id] and lead["by_handler"] == []
+    # the team's access group (other), and what its members handle (own, done) or co-handle (co); oldest first
+    w = world
+    assert lead["teams"] is True and lead["by_handler"] == []
+    assert ids(lead["team_cases"]) == [w.own.id, w.co.id, w.other.id, w.done.id]
 
 
 def test_lists_are_bounded_and_still_count_everything(ctx):
-    for n in range(start.SHOWN + 2):
+    for n in range(start.OPEN_SHOWN + 2):
         builders.case("radgjevar1", "other", title=f"Sak {n}")
     cases_ = start.panels(user("radgjevar1"))["handler"]["open_cases"]
-    assert len(cases_.rows) == start.SHOWN and cases_.total == start.SHOWN + 2
+    assert len(cases_.rows) == start.OPEN_SHOWN and cases_.total == start.OPEN_SHOWN + 2
 
 
 def _attr(html: str, section: str, name: str) -> list[str]:
@@ -227,8 +231,8 @@ def _attr(html: str, section: str, name: str) -> list[str]:
 
 @pytest.mark.parametrize("username, shown, hidden", [
     ("radgjevar1", ["panel-handler"], ["panel-secretary", "panel-consultant", "panel-leader"]),
-    ("sekretaer", ["panel-handler", "panel-secretary"], ["panel-consultant", "panel-leader"]),
-    ("konsulent", ["panel-handler", "panel-secretary", "panel-consultant"], ["panel-leader"]),
+    ("sekretaer", ["panel-secretary"], ["panel-handler", "panel-consultant", "panel-leader"]),
+    ("konsulent", ["panel-secretary", "panel-consultant"], ["panel-handler", "panel-leader"]),
     ("leiar", ["panel-consultant", "panel-leader"], ["panel-handler", "panel-secretary"]),
 ])
 def test_the_start_page_shows_a_panel_per_role(app, client, login_as, username, shown, hidden):
@@ -337,3 +341,89 @@ def test_an_uploaded_assessment_counts_once_a_leader_approved_it(ctx):
     builders.finalized_post(unapproved, post_type="U", correspondent="Skule", title="Uttale")
     assert _finished() == [approved.id]
     assert [c.id for c in cases.worklist(user("radgjevar1"), handler_id=user("radgjevar2").id)["finished"]] == []
+
+
+# Added with issue 18's review ----------------------------------------------------------------------
+
+
+def test_cases_to_close_are_counted_in_full_not_up_to_the_rows_shown(ctx):
+    from ppt_web.cases.service import FOLLOW_UP_IDLE
+
+    for n in range(start.SHOWN + 2):
+        case = builders.case("radgjevar1", "follow_up", title=f"Oppfølging {n}")
+        db.session.get(Case, case.id).last_activity_at = utcnow() - FOLLOW_UP_IDLE - timedelta(days=1)
+    db.session.commit()
+    to_close = start.panels(user("radgjevar1"))["handler"]["to_close"]
+    assert len(to_close.rows) == start.SHOWN and to_close.total == start.SHOWN + 2
+
+
+def test_held_back_documents_are_counted_without_a_cap(ctx):
+    case = builders.case("radgjevar1", "other")
+    for n in range(start.SHOWN + 3):
+        db.session.get(JournalPost, builders.post(case, post_type="I", title=f"Halde unna {n}",
+                                                  correspondent="BUP").id).held_back = True
+    db.session.commit()
+    held = start.panels(user("leiar"))["leader"]["held_back"]
+    assert len(held.rows) == start.SHOWN and held.total == start.SHOWN + 3
+
+
+def test_lists_link_to_their_page_or_say_how_many_they_show(app, client, login_as):
+    with app.app_context():
+        case = builders.case("radgjevar1", "other")
+        for n in range(start.OPEN_SHOWN + 1):
+            builders.post(case, post_type="N", title=f"Utkast {n}")
+        held = builders.post(case, post_type="I", title="Halde unna", correspondent="BUP").id
+        db.session.get(JournalPost, held).held_back = True
+        db.session.commit()
+    login_as("radgjevar1")
+    html = client.get("/").get_data(as_text=True)
+    assert f'id="drafts-shown" data-shown="{start.OPEN_SHOWN}"' in html  # no page of drafts: "10 of 11"
+    assert f'data-post="{held}"' not in html.split('id="drafts"', 1)[1].split("</ul>", 1)[0]
+    assert 'id="open-cases-shown"' not in html  # one case: all of it is shown
+    client.post("/logout")
+    login_as("leiar")
+    html = client.get("/").get_data(as_text=True)
+    assert '<a href="/hold-back" id="held-back-more">' in html
+
+
+def test_the_consultant_panel_names_clients_only_to_those_who_see_all(app, client, login_as):
+    from ppt_web.models import Permission
+
+    with app.app_context():
+        w = build_world()
+        job_id = w.failed_job.id
+        job = db.session.get(ArchiveJob, job_id)
+        name = job.client.name if job.client else None
+        assert name, "the failed job of the world belongs to a client"
+    login_as("konsulent")
+    part = client.get("/").get_data(as_text=True).split('id="failed-jobs"', 1)[1].split("</ul>", 1)[0]
+    assert name in part
+    with app.app_context():
+        from .conftest import role
+
+        search_all = db.session.scalar(select(Permission).where(Permission.code == "search_all"))
+        consultant = role("konsulent")
+        consultant.permissions.remove(search_all)
+        db.session.commit()
+        assert user("konsulent").can("archive_log") and not user("konsulent").can("search_all")
+    part = client.get("/").get_data(as_text=True).split('id="failed-jobs"', 1)[1].split("</ul>", 1)[0]
+    assert f'data-job="{job_id}"' in part and name not in part
+
+
+def test_the_roles_line_names_roles_given_through_a_team(app, client, login_as):
+    from ppt_web.models import Role
+
+    with app.app_context():
+        team = db.session.scalar(select(AccessGroup).where(AccessGroup.name == "Team skule"))
+        team.roles.append(Role(code="teamrolle", name="Teamrolle Xyz", active=True, position=99))
+        db.session.commit()
+    login_as("radgjevar2")
+    assert "Teamrolle Xyz" in client.get("/").get_data(as_text=True)
+
+
+def test_by_handler_rows_do_not_lead_to_the_restanseliste(app, client, login_as):
+    with app.app_context():
+        build_world()
+    login_as("leiar")
+    part = client.get("/").get_data(as_text=True).split('id="by-handler"', 1)[1].split("</table>", 1)[0]
+    assert "/posts/outstanding" not in part

@@ -42,6 +42,9 @@ def upgrade():
         op.create_foreign_key('fk_journal_post_hold_decided_by_id_user', 'journal_post', 'user',
                               ['hold_decided_by_id'], ['id'])
     op.create_index('ix_journal_post_held_back', 'journal_post', ['held_back', 'hold_decision'])
+    # Mail whose held-back post was deleted as misregistered is held back again when filed anew.
+    op.add_column('inbox_item', sa.Column('hold_back_required', sa.Boolean(), nullable=False,
+                                          server_default=sa.false()))
 
     role = sa.table('role', sa.column('id', sa.Integer), sa.column('code', sa.String))
     role_permission = sa.table('role_permission', sa.column('role_id', sa.Integer),
@@ -57,6 +60,7 @@ def upgrade():
 
 
 def downgrade():
+    op.drop_column('inbox_item', 'hold_back_required')
     op.drop_index('ix_journal_post_held_back', table_name='journal_post')
     if op.get_bind().dialect.name != 'sqlite':
         op.drop_constraint('fk_journal_post_hold_decided_by_id_user', 'journal_post', type_='foreignkey')

@@ -8,6 +8,8 @@ document back can lapse); a released post is finalized and cannot be kept again.
 in the activity log and the case history, and the case's handler is told.
 
 waiting(actor) -> list[JournalPost]      held-back posts without a decision, oldest first (approve; [] otherwise)
+kept(actor) -> list[JournalPost]         held-back posts kept held back, oldest first (approve; [] otherwise)
+count(actor, decision=None) -> int       how many of those there are, without a limit
 release(actor, post_id) -> JournalPost   decision "released"; finalizes it in the same transaction
 keep(actor, post_id, reason) -> JournalPost   decision "kept", with the reason (required)
 finalize_refusal(post) -> DomainError | None  why a held-back post may not be finalized yet
@@ -18,8 +20,8 @@ import hashlib
 from pathlib import Path
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
-from sqlalchemy.orm import contains_eager
+from sqlalchemy import func, select
+from sqlalchemy.orm import contains_eager, joinedload
 
 from .. import form_tokens, validation
 from ..activity import service as activity
@@ -43,18 +45,43 @@ REASON_MAX = 500
 TOKEN_KIND = "hold_decision"
 
 
+def _held(actor: User, decision: str | None):
+    """SQL conditions on JournalPost (joined to its case): held back, unfinalized, with this decision (None:
+    none yet), in the actor's access scope."""
+    same = JournalPost.hold_decision.is_(None) if decision is None else JournalPost.hold_decision == decision
+    return (JournalPost.held_back.is_(True), same, JournalPost.status.not_in(LOCKED_STATUSES),
+            scope.case_clause(actor))
+
+
+def _listed(actor: User, decision: str | None, limit: int) -> list[JournalPost]:
+    if not actor.can("approve"):
+        return []
+    query = (select(JournalPost).join(JournalPost.case).where(*_held(actor, decision))
+             .options(contains_eager(JournalPost.case).joinedload(Case.client),
+                      contains_eager(JournalPost.case).joinedload(Case.handler),
+                      joinedload(JournalPost.hold_decided_by))
+             .order_by(JournalPost.registered_at, JournalPost.id).limit(limit))
+    return list(db.session.scalars(query))
+
+
 def waiting(actor: User, limit: int = 200) -> list[JournalPost]:
     """Held-back posts that wait for a decision, oldest registration first (only for holders of approve,
     and only the posts their access scope lets them open)."""
+    return _listed(actor, None, limit)
+
+
+def kept(actor: User, limit: int = 200) -> list[JournalPost]:
+    """Held-back posts a leader decided to keep held back (unfinalized; they can still be released),
+    oldest registration first; for holders of approve, within their access scope."""
+    return _listed(actor, KEPT, limit)
+
+
+def count(actor: User, decision: str | None = None) -> int:
+    """How many posts waiting() (decision None) or kept() (KEPT) would list without a limit."""
     if not actor.can("approve"):
-        return []
-    query = (select(JournalPost).join(JournalPost.case)
-             .where(JournalPost.held_back.is_(True), JournalPost.hold_decision.is_(None),
-                    JournalPost.status.not_in(LOCKED_STATUSES), scope.case_clause(actor))
-             .options(contains_eager(JournalPost.case).joinedload(Case.client),
-                      contains_eager(JournalPost.case).joinedload(Case.handler))
-             .order_by(JournalPost.registered_at, JournalPost.id).limit(limit))
-    return list(db.session.scalars(query))
+        return 0
+    return db.session.scalar(select(func.count(JournalPost.id)).join(JournalPost.case)
+                             .where(*_held(actor, decision))) or 0
 
 
 def finalize_refusal(post: JournalPost) -> DomainError | None:
@@ -91,10 +118,14 @@ def keep_refusal(actor: User, post: JournalPost) -> DomainError | None:
     return None
 
 
-def decidable(actor: User, post_id: int) -> JournalPost:
-    """A post for the decision page: approve first (403 otherwise), then the access scope (404)."""
+def decidable(actor: User, post_id: int, lock: bool = False) -> JournalPost:
+    """A post for the decision page: approve first (403 otherwise), then the access scope (404).
+    lock: read it again with its row locked (PostgreSQL), for a decision on what it is now."""
     require(actor, "approve", object_type="journal_post", object_id=post_id)
-    return scope.post(actor, post_id)
+    post = scope.post(actor, post_id)
+    if lock:
+        db.session.refresh(post, with_for_update=True)
+    return post
 
 
 def open_for_decision(actor: User, post_id: int) -> JournalPost:
@@ -124,13 +155,17 @@ def seen_version(post: JournalPost) -> str:
 def release(actor: User, post_id: int, form_token: str | None = None, seen: str | None = None) -> JournalPost:
     """Release a held-back post: it is finalized and archived as any other, in this one transaction.
     A post that lacks what finalizing needs is refused with what is missing, and nothing changes.
-    seen: seen_version() of the post as the page showed it; a post changed since is refused."""
+    seen: seen_version() of the post as the decision page showed it (required: a leader releases only
+    what they have seen); a post changed since is refused."""
     with transaction():
-        post = decidable(actor, post_id)
+        post = decidable(actor, post_id, lock=True)
 
         def make() -> JournalPost:
             raise_if(release_refusal(actor, post))
-            if seen and seen != seen_version(post):
+            if not seen:
+                raise Invalid(_l("It is not known what the page showed you of the post. Open the decision page "
+                                 "again and release from there."))
+            if seen != seen_version(post):
                 raise posts.ChangedMeanwhile()
             missing = posts.missing_for_finalize(post)
             if missing:
@@ -175,9 +210,17 @@ def _tell_handler(actor: User, post: JournalPost, message) -> None:
 
 
 def document_page(actor: User, document_id: int, page: int) -> Path | None:
-    """The image of one page of a document the actor may see (None: no such page, or no preview)."""
+    """The image of one page of a document the actor may see (None: no such page, or no preview).
+
+    Every page shown is logged as an opening of the document, with the page: the images are the
+    document's content, and the decision page loads them lazily, so the rows say which pages were seen."""
     doc = scope.document(actor, document_id)
     if page < 1 or page > (doc.file.page_count or 0):
         return None
-    return preview.page_image(doc.sha256, page)
+    image = preview.page_image(doc.sha256, page)
+    if image is not None:
+        activity.record("document_opened", actor=actor, object_type="journal_post", object_id=doc.post_id,
+                        detail=f"document {doc.id} page {page}")
+        db.session.commit()
+    return image
 

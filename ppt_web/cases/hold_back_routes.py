@@ -39,7 +39,14 @@ def _page(post_id: int, release: ReleaseForm | None = None, keep: KeepForm | Non
 @bp.route("/hold-back")
 @permission_required("approve")
 def held_back():
-    return render_template("cases/hold_back_list.html", waiting=hold_back.waiting(_actor()))
+    """Posts waiting for the decision, then posts kept held back (they can still be released)."""
+    actor = _actor()
+    return render_template("cases/hold_back_list.html", waiting=hold_back.waiting(actor, limit=LIST_SHOWN),
+                           waiting_total=hold_back.count(actor), kept=hold_back.kept(actor, limit=LIST_SHOWN),
+                           kept_total=hold_back.count(actor, hold_back.KEPT))
+
+
+LIST_SHOWN = 300
 
 
 @bp.route("/posts/<int:post_id>/hold-back")

@@ -20,7 +20,7 @@ from ..i18n import parse_day
 from ..labels import POST_TYPE_LABELS, WRITE_OFF_LABELS
 from ..models import PostType
 from ..postreg.service import CHECK_LABELS, document_checks
-from . import approval, esign, post_actions, posts, service
+from . import approval, esign, post_actions, posts
 from .blueprint import bp
 from .forms import (
     ApprovalDecisionForm,
@@ -265,7 +265,7 @@ def outstanding():
     rows = posts.outstanding(actor, handler_id, limit=OUTSTANDING_SHOWN)
     total = len(rows) if len(rows) < OUTSTANDING_SHOWN else posts.outstanding_count(actor, handler_id)
     return render_template("cases/outstanding.html", posts=rows, total=total, handler_id=handler_id,
-                           handlers=service.handlers() if sees_all else [])
+                           handlers=posts.outstanding_handlers() if sees_all else [])
 
 
 OUTSTANDING_SHOWN = 300

@@ -33,7 +33,13 @@ from ..models import (
     PostType,
     User,
 )
-from ..models.domain import DEFAULT_LEGAL_BASIS, LOCKED_STATUSES, OPEN_WORK_STATUSES, WRITE_OFF_METHODS
+from ..models.domain import (
+    DEFAULT_LEGAL_BASIS,
+    LOCKED_STATUSES,
+    OPEN_WORK_STATUSES,
+    WRITE_OFF_METHODS,
+    case_cohandler,
+)
 from ..postreg.inbox import return_to_inbox
 from ..transaction import transaction
 from .expedite import on_finalized
@@ -560,6 +566,15 @@ def outstanding_count(actor: User, handler_id: int | None = None) -> int:
     require(actor, "search_own", "search_all")
     return db.session.scalar(select(func.count(JournalPost.id)).join(Case, JournalPost.case_id == Case.id)
                              .where(*_outstanding_clauses(actor, handler_id))) or 0
+
+
+def outstanding_handlers() -> list[User]:
+    """The restanseliste's handler filter: users who handle or co-handle an open case, by name."""
+    co = select(case_cohandler.c.user_id).join(Case, Case.id == case_cohandler.c.case_id) \
+        .where(Case.status == CaseStatus.OPEN)
+    own = select(Case.handler_id).where(Case.status == CaseStatus.OPEN)
+    return list(db.session.scalars(select(User).where(or_(User.id.in_(own), User.id.in_(co)))
+                                   .order_by(User.full_name, User.id)))
 
 
 def open_document(actor: User, document_id: int) -> Document:

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from flask_babel import lazy_gettext as _l
 from flask_babel import lazy_ngettext as _ln
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import joinedload
 
 from .. import form_tokens, text, validation
@@ -247,7 +247,9 @@ def close_case(actor: User, case_id: int, write_off_method: str | None = None,
     waiting = list(db.session.scalars(select(JournalPost).where(
         JournalPost.case_id == case.id, JournalPost.status.in_(OPEN_WORK_STATUSES)).order_by(JournalPost.seq)))
     if waiting:
-        names = ", ".join(f"{p.number} {p.title or ''}".strip() for p in waiting)
+        held = str(_l("held back from access: a leader must release it"))
+        names = ", ".join(f"{p.number} {p.title or ''}".strip() + (f" ({held})" if posts.held_back_refusal(p) else "")
+                          for p in waiting)
         db.session.rollback()
         raise Conflict(_l("The case cannot be closed while these posts are not finalized: %(posts)s.", posts=names))
     # Locked too (PostgreSQL), so a single write-off of one of them waits for this and then finds it done.
@@ -315,6 +317,20 @@ def worklist(actor: User, limit: int = 200, handler_id: int | None = None) -> di
     A letter from any other template (an invitation, a plain letter) never makes a case finished,
     approved or not. An uploaded statement that was never approved is not recognised.
     handler_id narrows the lists to the cases that user handles or co-handles (the start page)."""
+    finished, idle = _worklist_clauses(actor, handler_id)
+    base = select(Case).options(joinedload(Case.client), joinedload(Case.handler))
+    return {"finished": list(db.session.scalars(base.where(*finished).order_by(Case.last_activity_at).limit(limit))),
+            "idle": list(db.session.scalars(base.where(*idle).order_by(Case.last_activity_at).limit(limit)))}
+
+
+def worklist_count(actor: User, handler_id: int | None = None) -> int:
+    """How many cases worklist() names in all (both lists, without its limit)."""
+    finished, idle = _worklist_clauses(actor, handler_id)
+    return db.session.scalar(select(func.count(Case.id)).where(or_(and_(*finished), and_(*idle)))) or 0
+
+
+def _worklist_clauses(actor: User, handler_id: int | None) -> tuple[tuple, tuple]:
+    """The conditions on Case of worklist()'s two lists: (finished, idle)."""
     letter_kind = (select(DocumentTemplateVersion.kind)
                    .join(Letter, Letter.template_version_id == DocumentTemplateVersion.id)
                    .where(Letter.post_id == JournalPost.id).scalar_subquery())
@@ -324,17 +340,12 @@ def worklist(actor: User, limit: int = 200, handler_id: int | None = None) -> di
                                   JournalPost.status.in_((PostStatus.FINALIZED, PostStatus.DISPATCHED)),
                                   is_the_assessment)
     unfinished = exists().where(JournalPost.case_id == Case.id, JournalPost.status.in_(OPEN_WORK_STATUSES))
-    base = select(Case).where(Case.status == CaseStatus.OPEN, scope.case_clause(actor)) \
-        .options(joinedload(Case.client), joinedload(Case.handler))
+    base: tuple = (Case.status == CaseStatus.OPEN, scope.case_clause(actor))
     if handler_id is not None:
-        base = base.where(or_(Case.handler_id == handler_id, Case.co_handlers.any(User.id == handler_id)))
-    finished = db.session.scalars(
-        base.where(Case.category.in_((CaseCategory.EXPERT_ASSESSMENT, CaseCategory.STATEMENT)),
-                   finished_doc, ~unfinished).order_by(Case.last_activity_at).limit(limit))
-    idle = db.session.scalars(
-        base.where(Case.category == CaseCategory.FOLLOW_UP, Case.last_activity_at < utcnow() - FOLLOW_UP_IDLE)
-        .order_by(Case.last_activity_at).limit(limit))
-    return {"finished": list(finished), "idle": list(idle)}
+        base += (or_(Case.handler_id == handler_id, Case.co_handlers.any(User.id == handler_id)),)
+    return ((*base, Case.category.in_((CaseCategory.EXPERT_ASSESSMENT, CaseCategory.STATEMENT)), finished_doc,
+             ~unfinished),
+            (*base, Case.category == CaseCategory.FOLLOW_UP, Case.last_activity_at < utcnow() - FOLLOW_UP_IDLE))
 
 
 def handlers() -> list[User]:

@@ -1,10 +1,14 @@
 """The start page: what waits for the signed-in user, one panel per kind of work they do.
 
 A user sees a panel for each role they act in (several roles, several panels), in this order:
-- handler (journal, or handler/co-handler of an open case): open cases, drafts, posts returned for
-  changes, posts waiting for approval, restanser, cases to close, unread notifications;
-- leader (approve): approvals waiting, held-back documents to decide, the team's open cases (a leader
-  in no team: every handler's open cases, counted);
+- handler (a handler whose scope is their own cases: journal without search_all; or anyone with work of
+  their own: handler/co-handler of an open case, a draft they wrote, a post waiting for their approval):
+  open cases, drafts, posts returned for changes, posts waiting for approval, restanser, cases to
+  close, unread notifications. A secretary or consultant who journals but handles nothing gets no
+  empty "My work" panel;
+- leader (approve): approvals waiting, held-back documents to decide, the team's open cases (cases a
+  member of the team handles or co-handles, or that carry the team as access group; a leader in no
+  team: every handler's open cases, own and co-handled, counted);
 - secretary (distribute_mail): the post registration inbox, items in progress and by whom, paper
   originals due for destruction;
 - consultant (archive_retry or archive_log): failed and stuck archive jobs, failed dispatches, failed
@@ -20,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, func, or_, select
+from sqlalchemy import Select, and_, exists, func, or_, select, union_all
 from sqlalchemy.orm import aliased, joinedload
 
 from .. import runtime_settings
@@ -46,10 +50,12 @@ from ..models import (
     PostStatus,
     User,
 )
+from ..models.domain import case_cohandler
 from ..models.inbox import OPEN_STATUSES, InboxStatus
 from ..models.user import group_member
 
-SHOWN = 5  # rows per list; each list links to its full page
+SHOWN = 5  # rows per list that links to its full page
+OPEN_SHOWN = 10  # rows per list without a page of its own (the heading says "N of M")
 TEAM_SHOWN = 10
 
 
@@ -94,10 +100,16 @@ def panels(actor: User) -> dict[str, Any]:
 
 
 def is_handler(actor: User) -> bool:
-    """Anyone who journals, or who handles or co-handles an open case."""
-    if actor.can("journal"):
+    """A handler by role (journals, and sees only own and co-handled cases), or anyone who has handler's
+    work: an open case they handle or co-handle, a draft they wrote, a post waiting for their approval."""
+    if actor.can("journal") and not scope.sees_all(actor):
         return True
-    return bool(db.session.scalar(select(exists().where(Case.status == CaseStatus.OPEN, _handles(actor.id)))))
+    work = [exists().where(Case.status == CaseStatus.OPEN, _handles(actor.id)),
+            exists().where(JournalPost.status == PostStatus.DRAFT, JournalPost.created_by_id == actor.id)]
+    if not actor.can("approve"):  # a team coordinator asked to approve; a leader approves in the leader's panel
+        work.append(exists().where(JournalPost.status == PostStatus.AWAITING_APPROVAL,
+                                   JournalPost.approver_id == actor.id))
+    return bool(db.session.scalar(select(or_(*work))))
 
 
 # Handler ---------------------------------------------------------------------------------------
@@ -106,16 +118,19 @@ def is_handler(actor: User) -> bool:
 def open_cases(actor: User) -> Rows:
     """My open cases (own and co-handled), oldest first, with their clients."""
     return _first(select(Case).where(Case.status == CaseStatus.OPEN, _handles(actor.id))
-                  .options(joinedload(Case.client), joinedload(Case.organisation)).order_by(Case.opened_on, Case.id))
+                  .options(joinedload(Case.client), joinedload(Case.organisation)).order_by(Case.opened_on, Case.id),
+                  OPEN_SHOWN)
 
 
 def drafts(actor: User) -> Rows:
-    """Drafts I wrote, or that wait in a case I am responsible for; oldest first."""
+    """Drafts I wrote, or that wait in a case I am responsible for; oldest first. A post held back from
+    access that the leader has not released is left out: it waits for the leader, not for me."""
     return _first(select(JournalPost).join(Case, JournalPost.case_id == Case.id)
                   .where(JournalPost.status == PostStatus.DRAFT, scope.case_clause(actor),
-                         or_(JournalPost.created_by_id == actor.id, Case.handler_id == actor.id))
+                         or_(JournalPost.created_by_id == actor.id, Case.handler_id == actor.id),
+                         or_(JournalPost.held_back.is_not(True), JournalPost.hold_decision == hold_back.RELEASED))
                   .options(joinedload(JournalPost.case).joinedload(Case.client))
-                  .order_by(JournalPost.registered_at, JournalPost.id))
+                  .order_by(JournalPost.registered_at, JournalPost.id), OPEN_SHOWN)
 
 
 def returned_to_me(actor: User) -> Rows:
@@ -128,7 +143,7 @@ def returned_to_me(actor: User) -> Rows:
                   .where(JournalPost.status == PostStatus.DRAFT, PostEvent.id == last_return,
                          PostEvent.to_user_id == actor.id, scope.case_clause(actor))
                   .options(joinedload(JournalPost.case), joinedload(PostEvent.actor))
-                  .order_by(PostEvent.at, PostEvent.id))
+                  .order_by(PostEvent.at, PostEvent.id), OPEN_SHOWN)
 
 
 def sent_for_approval(actor: User) -> Rows:
@@ -137,7 +152,7 @@ def sent_for_approval(actor: User) -> Rows:
                   .where(JournalPost.status == PostStatus.AWAITING_APPROVAL,
                          JournalPost.approval_requested_by_id == actor.id, scope.case_clause(actor))
                   .options(joinedload(JournalPost.case), joinedload(JournalPost.approver))
-                  .order_by(JournalPost.approval_requested_at, JournalPost.id))
+                  .order_by(JournalPost.approval_requested_at, JournalPost.id), OPEN_SHOWN)
 
 
 def to_approve(actor: User, everyone: bool = False) -> Rows:
@@ -164,7 +179,9 @@ def to_close(actor: User) -> Rows:
     """My cases the closing worklist names (finished assessments and statements, idle follow-ups)."""
     lists = cases.worklist(actor, limit=SHOWN, handler_id=actor.id)
     rows = (lists["finished"] + lists["idle"])[:SHOWN]
-    return Rows(rows, len(lists["finished"]) + len(lists["idle"]))
+    if len(lists["finished"]) < SHOWN and len(lists["idle"]) < SHOWN:
+        return Rows(rows, len(lists["finished"]) + len(lists["idle"]))  # neither list was cut: counted
+    return Rows(rows, cases.worklist_count(actor, handler_id=actor.id))
 
 
 def unread_notifications(actor: User) -> Rows:
@@ -281,17 +298,25 @@ def my_teams(actor: User) -> list[int]:
 
 
 def team_cases(actor: User, teams: list[int]) -> Rows:
-    """Open cases of the actor's teams, oldest first."""
-    return _first(select(Case).where(Case.status == CaseStatus.OPEN, Case.access_group_id.in_(teams),
-                                     scope.case_clause(actor))
+    """Open cases of the actor's teams, oldest first: handled or co-handled by a member or the coordinator
+    of one of them, or carrying one of them as access group."""
+    people = select(group_member.c.user_id).where(group_member.c.group_id.in_(teams)).union(
+        select(AccessGroup.coordinator_id).where(AccessGroup.id.in_(teams), AccessGroup.coordinator_id.is_not(None)))
+    co = exists().where(case_cohandler.c.case_id == Case.id, case_cohandler.c.user_id.in_(people))
+    of_team = or_(Case.access_group_id.in_(teams), Case.handler_id.in_(people), co)
+    return _first(select(Case).where(Case.status == CaseStatus.OPEN, of_team, scope.case_clause(actor))
                   .options(joinedload(Case.client), joinedload(Case.handler)).order_by(Case.opened_on, Case.id),
                   TEAM_SHOWN)
 
 
 def open_cases_by_handler(actor: User) -> list[tuple[User, int, Any]]:
-    """Without a team: every handler with open cases, most first (handler, open cases, oldest opened)."""
-    count = func.count(Case.id)
-    query = (select(User, count, func.min(Case.opened_on)).join(Case, Case.handler_id == User.id)
+    """Without a team: every handler with open cases, most first (handler, open cases they handle or
+    co-handle, oldest opened)."""
+    pairs = union_all(select(Case.id.label("case_id"), Case.handler_id.label("user_id")),
+                      select(case_cohandler.c.case_id, case_cohandler.c.user_id)).subquery()
+    count = func.count(func.distinct(Case.id))
+    query = (select(User, count, func.min(Case.opened_on)).join(pairs, pairs.c.user_id == User.id)
+             .join(Case, Case.id == pairs.c.case_id)
              .where(Case.status == CaseStatus.OPEN, scope.case_clause(actor))
              .group_by(User.id).order_by(count.desc(), User.full_name).limit(50))
     return [(u, n, oldest) for u, n, oldest in db.session.execute(query).all()]
@@ -303,10 +328,10 @@ def approval_warn_days() -> int:
 
 def leader_panel(actor: User) -> dict[str, Any]:
     teams = my_teams(actor)
-    held = hold_back.waiting(actor, limit=100)
+    held = hold_back.waiting(actor, limit=SHOWN)
     return {
         "approvals": to_approve(actor, everyone=scope.sees_all(actor)),
-        "held_back": Rows(held[:SHOWN], len(held)),
+        "held_back": Rows(held, len(held) if len(held) < SHOWN else hold_back.count(actor)),
         "teams": bool(teams),
         "team_cases": team_cases(actor, teams) if teams else Rows(),
         "by_handler": [] if teams else open_cases_by_handler(actor),

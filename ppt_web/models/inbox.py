@@ -4,7 +4,7 @@ from __future__ import annotations
 import enum
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..clock import utcnow
@@ -67,6 +67,9 @@ class InboxItem(Model):
     document_id: Mapped[int | None] = mapped_column(ForeignKey("document.id"), index=True)
     transferred_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
     transferred_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Its post was held back from access and deleted as misregistered before the leader released it:
+    # filed again, it is held back again (postreg/transfer.py), so deleting cannot bypass the leader.
+    hold_back_required: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     file: Mapped[StoredFile | None] = relationship()
     parent: Mapped[InboxItem | None] = relationship(remote_side=[id])

@@ -29,5 +29,7 @@ def return_to_inbox(actor: User, post: JournalPost) -> None:
         item.post_id = item.document_id = item.transferred_by_id = item.transferred_at = None
         item.status = InboxStatus.CHECKED if item.all_checked else InboxStatus.IN_PROGRESS
         item.claimed_by_id, item.claimed_at = actor.id, utcnow()
+        if post.held_back and post.hold_decision != "released":
+            item.hold_back_required = True
         log_item("inbox_returned", actor, item, post=post.id)
     db.session.flush()

@@ -80,6 +80,7 @@ def _transfer_form(item, form: TransferForm | None = None) -> TransferForm:
         form.sender_name.data = form.sender_name.data or meta.get("sender_name", "")
         _fill_sender_address(form, meta)
         form.storage_place.data = runtime_settings.value("paper.storage_place")
+        form.hold_back.data = form.hold_back.data or item.hold_back_required
         form.received_on.data = item.arrived_at.astimezone(OSLO).date()
         if meta.get("document_date"):
             form.document_date.data = date.fromisoformat(meta["document_date"])

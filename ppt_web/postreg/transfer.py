@@ -92,6 +92,8 @@ def transfer(actor: User, item_id: int, data: TransferData) -> InboxItem:
                 name=data.sender_name, organisation_id=data.sender_organisation_id,
                 address="\n".join(sender.lines) if sender else "", postal_code=sender.postal_code if sender else "",
                 city=sender.city if sender else "", country=sender.country if sender else "NO")]))
+        # Mail whose held-back post was deleted as misregistered is held back again: the leader decides.
+        data.hold_back = data.hold_back or item.hold_back_required
         document = Document(role="main", position=0, filename=item.filename, sha256=item.sha256)
         post.documents.append(document)
         db.session.flush()
