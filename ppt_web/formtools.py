@@ -15,7 +15,7 @@ from wtforms.widgets import TextInput
 from . import i18n
 from .errors import DomainError
 from .form_tokens import AlreadyMade
-from .i18n import DATE_PATTERN, N_, parse_day
+from .i18n import DATE_PATTERN, N_, date_problem, parse_day
 
 
 class _Catalog:
@@ -122,7 +122,7 @@ class DateField(wtforms.DateField):
             return
         self.data = parse_day(text)
         if self.data is None:
-            raise ValueError(_("Write the date as dd.mm.yyyy, for example 24.12.2026."))
+            raise ValueError(date_problem(text))
 
 # The largest id an id column holds (INTEGER: 32 bits on PostgreSQL). URLs and forms stop there.
 MAX_ID = 2**31 - 1

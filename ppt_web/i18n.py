@@ -14,10 +14,12 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from jinja2 import pass_context
 from markupsafe import Markup
+from sqlalchemy import select
 
 from . import labels as source
 from .clock import OSLO
-from .extensions import babel
+from .extensions import babel, db
+from .models import Role
 
 SOURCE = Path(__file__).resolve().parent / "translations"
 
@@ -146,10 +148,29 @@ def parse_day(text: str | None) -> date | None:
         return None
 
 
+def date_problem(text: str | None) -> str | None:
+    """What is wrong with a typed date, for the message beside the field; None when it is empty or a day."""
+    text = (text or "").strip()
+    if not text or parse_day(text) is not None:
+        return None
+    if _DAY.fullmatch(text) or _ISO.fullmatch(text):  # the form is right, the day does not exist
+        return _("%(text)s is not a date.", text=text)
+    return _("Write the date as dd.mm.yyyy, for example 24.12.2026.")
+
+
+def period_problem(date_from: date | None, date_to: date | None) -> str | None:
+    """A period whose first day comes after its last: the message; None when it is a period (or open)."""
+    if date_from is not None and date_to is not None and date_from > date_to:
+        return _("The first date is after the last.")
+    return None
+
+
 # A history row's values (cases/service.py and cases/posts.py snapshot(), a metadata correction) as a
 # reader sees them: labels for codes, dates as dd.mm.yyyy, lists as text, never a key or a Python list.
-_CODED = {"kind": "kind_labels", "category": "category_labels", "hold_decision": "hold_decision_labels"}
-_DATES = ("document_date", "received_on", "sent_on")
+_CODED = {"kind": "kind_labels", "category": "category_labels", "hold_decision": "hold_decision_labels",
+          "permissions": "permission_labels"}
+_DATES = ("document_date", "received_on", "sent_on", "destroy_by")
+_ROLES = ("roles", "team_roles")  # a user's or a team's roles, kept by their codes (admin/service.py)
 NOTHING = "–"
 
 
@@ -178,7 +199,19 @@ def shown(key: str, value) -> str:
         return f"{text} – {label}" if label else text
     if key in _CODED:
         return names[_CODED[key]].get(text, text)
+    if key in _ROLES:
+        return role_name(text)
     return text
+
+
+def role_name(code: str) -> str:
+    """A role's name by its code, from the roles read once per request (a handful of rows)."""
+    kept = g.get("_ppt_role_names") if g else None
+    if kept is None:
+        kept = dict(db.session.execute(select(Role.code, Role.name)).tuples().all())
+        if g:
+            g._ppt_role_names = kept
+    return kept.get(code, code)
 
 
 def field_label(key: str) -> str:

@@ -262,6 +262,17 @@ FIELD_LABELS = {
     "groups": _l("Access groups"),
     "team_roles": _l("Roles through access groups"),
     "name": _l("Name"),
+    "description": _l("Description"),
+    "members": _l("Members"),
+    "coordinator": _l("Team coordinator"),
+    "permissions": _l("Permissions"),
+    "value": _l("Value"),
+    "document": _l("Document"),
+    "storage_place": _l("Storage place"),
+    "destroy_by": _l("Destroy by"),
+    "fagsystem": _l("Name of this case system in the archive"),
+    "administrativ_enhet": _l("Administrative unit in the archive"),
+    "arkivdel": _l("Archive part (code)"),
 }
 
 DOCUMENT_ROLE_LABELS = {"main": _l("Main document"), "attachment": _l("Attachment")}

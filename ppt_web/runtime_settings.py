@@ -14,6 +14,7 @@ from typing import Any
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from .activity import service as activity
 from .auth.access import require
@@ -86,11 +87,11 @@ REGISTRY: dict[str, RuntimeSetting] = {s.key: s for s in (
                    hint=_l("Offered as the storage place when a scanned paper letter is registered."),
                    section="paper", max_length=200),
     RuntimeSetting("paper.keep_months", "PPT_PAPER_KEEP_MONTHS", _l("Months a paper original is kept after scanning"),
-                   kind=INT, minimum=1, maximum=120, section="paper",
+                   kind=INT, minimum=3, maximum=120, section="paper",
                    hint=_l("Applies to originals registered from now on.")),
     RuntimeSetting("paper.downtime_keep_months", "PPT_DOWNTIME_PAPER_KEEP_MONTHS",
                    _l("Months a paper original is kept when registered after downtime"),
-                   kind=INT, minimum=1, maximum=120, section="paper",
+                   kind=INT, minimum=6, maximum=120, section="paper",
                    hint=_l("Applies to originals registered from now on.")),
     RuntimeSetting("alerts.archive_minutes", "PPT_ARCHIVE_ALERT_MINUTES",
                    _l("Minutes before a stuck or failed archive job is an alert"),
@@ -141,17 +142,31 @@ def overview() -> list[dict]:
             for key, item in REGISTRY.items()]
 
 
-def change(actor: User, key: str, raw: object) -> object:
-    """Save a new value (needs sysadmin_edit); one activity-log row with the old and the new value.
-    Bad input raises Invalid and changes nothing. Returns the value now in force."""
+def _require_edit(actor: User) -> None:
+    """Changing a setting needs sysadmin_edit, and sysadmin_view as well: nobody changes what they may not see."""
+    require(actor, "sysadmin_view")
     require(actor, "sysadmin_edit")
+
+
+def change(actor: User, key: str, raw: object) -> object:
+    """Save a new value (needs sysadmin_view and sysadmin_edit); one activity-log row with the old and the
+    new value. Bad input raises Invalid and changes nothing. Returns the value now in force. Two first
+    saves of one key at once: the second finds the first's row and changes it (logged with its value)."""
+    _require_edit(actor)
     item = get(key)
     new = item.parse(raw)
-    old = value(key)
-    if new == old:
-        return old
+    try:
+        return _store(actor, key, new)
+    except IntegrityError:  # another administrator saved the key's first value at the same moment
+        return _store(actor, key, new)
+
+
+def _store(actor: User, key: str, new: object) -> object:
     with transaction():
         row = db.session.get(Setting, key)
+        old = row.value if row is not None and row.value is not None else configured(key)
+        if new == old:
+            return old
         if row is None:
             db.session.add(Setting(key=key, value=new, updated_at=utcnow(), updated_by_id=actor.id))
         else:
@@ -163,7 +178,7 @@ def change(actor: User, key: str, raw: object) -> object:
 
 def reset(actor: User, key: str) -> object:
     """Drop the saved value: the configuration applies again. Logged with the old and the new value."""
-    require(actor, "sysadmin_edit")
+    _require_edit(actor)
     get(key)
     row = db.session.get(Setting, key)
     if row is None:

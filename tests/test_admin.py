@@ -58,10 +58,10 @@ def test_groups_need_manage_groups(ctx):
     admin.create_group(user("leiar"), name="Team Y")  # the leader does (the routine makes her responsible)
     group = admin.create_group(user("superbrukar"), name="Team X", description="Ungdomsskule")
     admin.add_to_group(user("konsulent"), user("radgjevar2").id, group.id)
-    admin.set_coordinator(user("konsulent"), group.id, user("radgjevar2").id)
+    admin.set_coordinator(user("leiar"), group.id, user("radgjevar2").id)  # naming one gives approval rights
     assert db.session.get(AccessGroup, group.id).coordinator.username == "radgjevar2"
     with pytest.raises(Conflict):  # coordinator must be a member
-        admin.set_coordinator(user("konsulent"), group.id, user("radgjevar1").id)
+        admin.set_coordinator(user("leiar"), group.id, user("radgjevar1").id)
     admin.remove_from_group(user("konsulent"), user("radgjevar2").id, group.id)
     assert db.session.get(AccessGroup, group.id).coordinator is None
     actions = [r.action for r in activity_rows()]
@@ -173,9 +173,76 @@ def test_groups_page_creates_and_sets_coordinator(app, login_as):
         group = db.session.scalar(select(AccessGroup).where(AccessGroup.name == "Team Vaksen"))
         gid, uid = group.id, user("radgjevar2").id
     client.post(f"/admin/users/{uid}/groups", data={"group_id": gid}, headers=HX)
-    client.post(f"/admin/groups/{gid}/coordinator", data={"user_id": uid})
+    assert client.post(f"/admin/groups/{gid}/coordinator", data={"user_id": uid}).status_code == 403  # no approve
+    leader = app.test_client()
+    sign_in(leader, "leiar")
+    assert leader.post(f"/admin/groups/{gid}/coordinator", data={"user_id": uid}).status_code == 302
     with app.app_context():
         assert db.session.get(AccessGroup, gid).coordinator_id == uid
+
+
+# --- one's own user page, and the users list without JavaScript ------------------------------------
+
+@pytest.mark.parametrize("username", ["leiar", "konsulent", "admin"])
+def test_ones_own_user_page_opens_without_the_password_field_and_links_to_the_password_page(app, login_as,
+                                                                                             username):
+    client = login_as(username)
+    with app.app_context():
+        me = user(username).id
+    page = client.get(f"/admin/users/{me}/edit")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert 'name="new_password"' not in html and 'id="own-password"' in html and 'href="/password"' in html
+    saved = client.post(f"/admin/users/{me}/edit", data={"full_name": "Eg Sjølv", "email": "", "locale": "nn",
+                                                         "archive_id": ""})
+    assert saved.status_code == 302
+    with app.app_context():
+        assert user(username).full_name == "Eg Sjølv"
+
+
+def _form_around(html: str, action: str) -> str:
+    """The <form> whose action is `action`."""
+    at = html.index(f'action="{action}"')
+    start = html.rindex("<form", 0, at)
+    return html[start:html.index("</form>", at)]
+
+
+def test_the_remove_buttons_on_the_users_list_are_forms_that_work_without_javascript(app, login_as):
+    with app.app_context():
+        target, group = user("radgjevar1"), db.session.scalar(select(AccessGroup).where(
+            AccessGroup.name == "Team barnehage"))
+        admin.add_role(user("leiar"), target.id, role("nestleiar").id)
+        uid, gid, rid = target.id, group.id, role("nestleiar").id
+    client = login_as("leiar")
+    html = client.get("/admin/users").get_data(as_text=True)
+    for action in (f"/admin/users/{uid}/roles/{rid}/remove", f"/admin/users/{uid}/groups/{gid}/remove"):
+        form = _form_around(html, action)
+        assert 'method="post"' in form and 'name="csrf_token"' in form and 'type="submit"' in form, form
+    # A plain form post (no htmx): done, and back to the list.
+    assert client.post(f"/admin/users/{uid}/roles/{rid}/remove").status_code == 302
+    assert client.post(f"/admin/users/{uid}/groups/{gid}/remove").status_code == 302
+    with app.app_context():
+        rune = user("radgjevar1")
+        assert [r.code for r in rune.roles] == ["pp_radgjevar"] and rune.groups == []
+
+
+def test_the_users_list_shows_roles_held_through_a_team_marked_with_the_team(app, login_as):
+    with app.app_context():
+        group = db.session.scalar(select(AccessGroup).where(AccessGroup.name == "Team barnehage"))
+        admin.add_group_role(user("leiar"), group.id, role("merkantil").id)
+        uid, gid = user("radgjevar1").id, group.id
+    html = login_as("leiar").get("/admin/users").get_data(as_text=True)
+    row = html[html.index(f'id="user-{uid}"'):]
+    row = row[:row.index("</tr>")]
+    assert f'data-source="group" data-group="{gid}" data-role="merkantil"' in row
+    assert "Team barnehage" in row[row.index('data-role="merkantil"'):]
+    other = html[html.index(f'id="user-{_id(app, "radgjevar2")}"'):]
+    assert 'data-role="merkantil"' not in other[:other.index("</tr>")]
+
+
+def _id(app, username: str) -> int:
+    with app.app_context():
+        return user(username).id
 
 
 def test_role_matrix_view_and_edit(app, login_as):

@@ -115,14 +115,25 @@ def test_a_date_is_read_as_dd_mm_yyyy(app, typed, day):
         assert form.document_date.data == day and form.document_date.errors == []
 
 
-@pytest.mark.parametrize("typed", ["31.02.2026", "12/24/2026", "24.12.26", "i går", "2026-13-01"])
-def test_a_date_that_names_no_day_is_refused_with_the_format(app, typed):
+@pytest.mark.parametrize("typed", ["12/24/2026", "24.12.26", "i går"])
+def test_a_date_in_another_form_is_refused_with_the_format(app, typed):
     from ppt_web.postreg.forms import TransferForm
 
     with app.test_request_context(method="POST"), force_locale("en"):
         form = TransferForm(formdata=MultiDict({"document_date": typed}))
         assert not form.validate()
         assert form.document_date.errors == ["Write the date as dd.mm.yyyy, for example 24.12.2026."]
+
+
+@pytest.mark.parametrize("typed", ["31.02.2026", "29.2.2027", "2026-13-01", "00.01.2026"])
+def test_a_date_in_the_right_form_that_names_no_day_says_so(app, typed):
+    """The format was right: telling the user to write dd.mm.yyyy would not help."""
+    from ppt_web.postreg.forms import TransferForm
+
+    with app.test_request_context(method="POST"), force_locale("en"):
+        form = TransferForm(formdata=MultiDict({"document_date": typed}))
+        assert not form.validate()
+        assert form.document_date.errors == [f"{typed} is not a date."]
 
 
 def _draft(app) -> int:
@@ -157,7 +168,7 @@ def test_a_wrong_date_on_the_page_gives_a_message_and_changes_nothing(app, login
                                                          "document_date": "31.02.2026"})
     html = response.get_data(as_text=True)
     assert response.status_code == 422
-    assert 'id="document_date-err"' in html and "Write the date as dd.mm.yyyy" in html
+    assert 'id="document_date-err"' in html and "31.02.2026 is not a date." in html
     assert 'value="31.02.2026"' in html  # what was typed stays, to be put right
     assert "Not a valid date value." not in html
     with app.app_context():
@@ -173,6 +184,7 @@ def test_a_wrong_date_speaks_the_nynorsk_users_language(app, login_as):
     html = response.get_data(as_text=True)
     assert response.status_code == 422 and 'id="document_date-err"' in html
     assert "Write the date as" not in html and "Not a valid date value." not in html
+    assert "is not a date." not in html  # "%(text)s is not a date." in Nynorsk
 
 
 def test_the_activity_log_filters_by_dates_typed_as_dd_mm_yyyy(app, login_as):
@@ -184,6 +196,26 @@ def test_the_activity_log_filters_by_dates_typed_as_dd_mm_yyyy(app, login_as):
     assert "<tbody>" in html and 'colspan="6"' in html  # "No rows match."
     bad = client.get("/activity-log/?date_from=31.02.2026")
     assert bad.status_code == 200
+
+
+@pytest.mark.parametrize("log", ["/activity-log/", "/archive-log/"])
+def test_a_date_filter_that_names_no_day_says_so_and_keeps_what_was_typed(app, login_as, log):
+    with app.app_context():
+        user("konsulent").locale = "en"
+        db.session.commit()
+    client = login_as("konsulent")
+    for query, field, message in (("date_from=31.02.2026", "date_from", "31.02.2026 is not a date."),
+                                  ("date_to=abc", "date_to", "Write the date as dd.mm.yyyy"),
+                                  ("date_from=02.01.2026&date_to=01.01.2026", "date_to",
+                                   "The first date is after the last.")):
+        page = client.get(f"{log}?{query}")
+        html = page.get_data(as_text=True)
+        assert page.status_code == 200, query
+        assert f'id="{field}-problem"' in html and message in html, query
+        typed = query.split(f"{field}=")[1].split("&")[0]
+        assert f'value="{typed}"' in html, query  # kept, to be put right
+    good = client.get(f"{log}?date_from=01.01.2026&date_to=31.12.2026").get_data(as_text=True)
+    assert "-problem" not in good
 
 
 def test_the_day_a_letter_went_on_paper_is_typed_as_dd_mm_yyyy(app, login_as):

@@ -126,3 +126,71 @@ def test_every_logged_action_and_post_event_has_a_label():
     assert sorted(objects - set(labels.OBJECT_LABELS)) == []
     kinds = set(re.findall(r'\bevent\(\s*\w+,\s*\w+,\s*"([a-z_]+)"', source))
     assert sorted(kinds - set(labels.POST_EVENT_LABELS)) == []
+
+
+# --- every action issue 18 added reads as text in the activity log ---------------------------------------
+
+ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _make_rows(app) -> dict[str, list[str]]:
+    """One row of each action, made as the app makes it; {action: raw texts the row must not show}."""
+    from ppt_web import runtime_settings
+    from ppt_web.activity import service as activity
+    from ppt_web.admin import service as admin
+    from ppt_web.models import AccessGroup
+    from ppt_web.postreg import paper
+
+    from .conftest import role
+    from .test_hold_back import held_back_post, release
+    from .test_paper_register import due_original
+
+    with app.app_context():
+        group = db.session.scalar(select(AccessGroup).where(AccessGroup.name == "Team barnehage"))
+        leiar = user("leiar")
+        admin.add_group_role(leiar, group.id, role("merkantil").id)
+        admin.remove_group_role(leiar, group.id, role("merkantil").id)
+        admin.set_coordinator(leiar, group.id, None)
+        runtime_settings.change(leiar, "alerts.approval_warn_days", "9")
+        runtime_settings.reset(leiar, "alerts.approval_warn_days")
+        original = due_original()
+        paper.confirm_destroyed(user("sekretaer"), original.id)
+        release(leiar, held_back_post().id)
+        from ppt_web.cases import hold_back
+        hold_back.keep(leiar, held_back_post().id, "Tredjepart")
+        activity.record("backup_restored", actor_name="cli", object_type="backup",  # as backup.restore writes it
+                        detail="backup made 2026-12-01T09:30:00+00:00, 12 files")
+        db.session.commit()
+        group_raw = [f"#{group.id}", "merkantil", "['", "[]"]
+    return {
+        "group_role_granted": group_raw, "group_role_revoked": group_raw, "group_coordinator_set": [f"#{group.id}"],
+        "setting_changed": ["alerts.approval_warn_days", ":reset", "#alerts"],
+        "paper_destroyed": ["destroy_by", "storage_place"],
+        "post_hold_released": ["hold_decision", "released", "None"], "post_hold_kept": ["hold_decision", "kept"],
+        "backup_restored": ["backup made", "T09:30"],
+    }
+
+
+def test_each_action_of_the_everyday_work_reads_as_text_in_the_activity_log(app, login_as):
+    """No stored key or code, no ISO date, no Python list: the group and the role by name, the setting by
+    its label, dates as dd.mm.yyyy."""
+    raws = _make_rows(app)
+    with app.app_context():
+        user("konsulent").locale = "en"
+        db.session.commit()
+    client = login_as("konsulent")
+    for action, raw in raws.items():
+        html = client.get(f"/activity-log/?action={action}").get_data(as_text=True)
+        rows = _text(html[html.index("<tbody>"):html.index("</tbody>")])
+        assert "No rows match." not in rows, action
+        for text in [*raw, "{'", "['", "None"]:
+            assert text not in rows, (action, text, rows)
+        assert not ISO_DAY.search(rows), (action, rows)
+        if action.startswith("group_role"):
+            assert "Team barnehage" in rows and "Merkantil" in rows, rows
+        if action == "setting_changed":
+            assert "Days before a post waiting for approval is highlighted" in rows, rows
+        if action == "backup_restored":
+            assert "01.12.2026 10:30" in rows, rows
+        if action == "paper_destroyed":
+            assert re.search(r"\d\d\.\d\d\.\d{4}", rows), rows

@@ -131,3 +131,19 @@ def test_only_distribute_mail_holders_see_the_register(ctx):
 
     with pytest.raises(Forbidden):
         paper.destroyed_register(user("radgjevar1"))
+
+
+@pytest.mark.parametrize("query, message", [
+    ("&from=31.02.2026", "31.02.2026 is not a date."),
+    ("&from=abc", "Write the date as dd.mm.yyyy"),
+    ("&from=02.01.2026&to=01.01.2026", "The first date is after the last."),
+])
+def test_a_period_that_names_no_day_or_runs_backwards_is_told_and_kept(app, ctx, login_as, query, message):
+    user("sekretaer").locale = "en"
+    db.session.commit()
+    page = login_as("sekretaer").get(REGISTER + query)
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and message in html
+    for part in query.strip("&").split("&"):
+        name, typed = part.split("=")
+        assert f'name="{name}" value="{typed}"' in html  # what was typed stays, to be put right

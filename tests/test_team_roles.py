@@ -2,6 +2,8 @@
 for giving a role hold for giving it through a team, and the leader manages users and teams."""
 from __future__ import annotations
 
+import threading
+
 import pytest
 from sqlalchemy import select
 
@@ -201,3 +203,118 @@ def test_user_page_and_profile_show_where_each_right_comes_from(app, login_as):
     assert sign_in(other, "radgjevar1").status_code == 302
     profile = other.get("/profile").get_data(as_text=True)
     assert own in profile and through in profile
+
+
+# --- the team coordinator approves: naming one is giving approval rights -------------------------------
+
+def test_nobody_below_leiar_or_approve_names_a_coordinator_and_nobody_names_themself(ctx):
+    """A coordinator approves the team's posts as if holding approve (cases/approval.py): the consultant
+    (manage_groups, no approve) cannot make anyone coordinator, herself least of all; the leader can name
+    a member, but not herself; each naming is logged with who now approves."""
+    group = team()
+    konsulent, leiar = user("konsulent"), user("leiar")
+    admin.add_to_group(user("superbrukar"), konsulent.id, group.id)
+    admin.add_to_group(user("superbrukar"), leiar.id, group.id)
+    for who in (konsulent, leiar):
+        with pytest.raises(Forbidden):
+            admin.set_coordinator(konsulent, group.id, who.id)
+    with pytest.raises(Forbidden):  # not even clearing it: the coordinator would lose approval rights
+        admin.set_coordinator(konsulent, group.id, None)
+    with pytest.raises(Forbidden):
+        admin.set_coordinator(leiar, group.id, leiar.id)
+    db.session.rollback()
+    assert team().coordinator.username == "radgjevar1"  # as the demo data has it
+    admin.set_coordinator(leiar, group.id, konsulent.id)
+    assert team().coordinator.username == "konsulent"
+    row = activity_rows("group_coordinator_set")[-1]
+    assert row.actor_name == "leiar" and row.detail == "approve"
+    assert row.before == {"coordinator": "Rune Rådgjevar"} and row.after == {"coordinator": "Kari Konsulent"}
+
+
+def test_a_deputy_who_approves_may_name_a_coordinator_but_not_one_she_cannot_manage(ctx):
+    group = team()
+    nils = user("nestleiar")  # approve, no manage_groups: given it for the test
+    admin.add_role(user("leiar"), nils.id, role("konsulent").id)
+    admin.add_to_group(user("superbrukar"), user("admin").id, group.id)
+    with pytest.raises(Forbidden):  # Administrator is a privileged role: only Leiar or Superbrukar manage her
+        admin.set_coordinator(fresh("nestleiar"), group.id, user("admin").id)
+    db.session.rollback()
+    admin.set_coordinator(fresh("nestleiar"), group.id, None)
+    assert team().coordinator is None
+
+
+def test_the_groups_page_offers_the_coordinator_choice_only_to_those_who_may(app, login_as):
+    with app.app_context():
+        gid, me = team().id, user("leiar").id
+        admin.add_to_group(user("superbrukar"), me, gid)
+    html = login_as("konsulent").get("/admin/groups").get_data(as_text=True)
+    assert f'id="coord-{gid}"' not in html and f'id="coordinator-{gid}"' in html
+    leader = app.test_client()
+    sign_in(leader, "leiar")
+    html = leader.get("/admin/groups").get_data(as_text=True)
+    select_ = html[html.index(f'id="coord-{gid}"'):]
+    select_ = select_[:select_.index("</select>")]
+    assert f'value="{me}"' not in select_  # not herself
+
+
+# --- two administrators at once: the team's row is locked while its roles or members are checked ----------
+
+def _blocked_then(app, action, change_sql: str, params: dict) -> str:
+    """Run `action` while another transaction holds the team's row (as add_to_group and add_group_role do)
+    and has changed the team, then commit that change: what `action` decides once it gets the row."""
+    from sqlalchemy import text
+
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("SQLite lets one writer at a time: no two checks can pass on each other's snapshot")
+        other = db.engine.connect()
+        transaction = other.begin()
+        other.execute(text("SELECT id FROM access_group WHERE id = :g FOR UPDATE"), params)
+        other.execute(text(change_sql), params)
+        outcome: dict[str, str] = {}
+
+        def run():
+            with app.app_context():
+                try:
+                    action()
+                    outcome["result"] = "done"
+                except Forbidden:
+                    outcome["result"] = "refused"
+                finally:
+                    db.session.remove()
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        thread.join(1.0)
+        waited = thread.is_alive()
+        transaction.commit()
+        other.close()
+        thread.join(30)
+        assert waited, "the action did not wait for the team's row"
+        return outcome["result"]
+
+
+def test_a_role_given_to_a_team_while_the_leader_joins_it_is_checked_against_her(app):
+    """The consultant may give Merkantil to a team of handlers, not to a team the leader is in: if the
+    leader joins at the same moment, the consultant's action waits and then sees her."""
+    with app.app_context():
+        group_id, leiar_id, merkantil = team().id, user("leiar").id, role("merkantil").id
+    result = _blocked_then(app, lambda: admin.add_group_role(user("konsulent"), group_id, merkantil),
+                           "INSERT INTO group_member (group_id, user_id) VALUES (:g, :u)",
+                           {"g": group_id, "u": leiar_id})
+    assert result == "refused"
+    with app.app_context():
+        assert [r.code for r in team().roles] == []
+
+
+def test_joining_a_team_while_it_is_given_a_role_is_checked_against_that_role(app):
+    """The consultant may put a handler in a team without roles, not in one carrying Leiar: if the team
+    is given Leiar at the same moment, her action waits and then sees it."""
+    with app.app_context():
+        group_id, rid, leader_role = team().id, user("radgjevar2").id, role("leiar").id
+    result = _blocked_then(app, lambda: admin.add_to_group(user("konsulent"), rid, group_id),
+                           "INSERT INTO group_role (group_id, role_id) VALUES (:g, :r)",
+                           {"g": group_id, "r": leader_role})
+    assert result == "refused"
+    with app.app_context():
+        assert [g.name for g in user("radgjevar2").groups] == ["Team skule"]

@@ -16,6 +16,8 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 # The user's page and the profile page show the effective rights and where each comes from (admin/_rights.html).
 bp.add_app_template_global(service.rights_of, "rights_of")
 bp.add_app_template_global(service.role_sources, "role_sources_of")
+# A runtime setting in force (the settings page's value, else the configuration), for any page that names one.
+bp.add_app_template_global(runtime_settings.value, "setting")
 
 
 @bp.errorhandler(Forbidden)
@@ -46,6 +48,9 @@ def policy():
                                                  and service.membership_refusal(actor, user, g) is None],
         "may_change_group_role": lambda group, role: service.group_role_refusal(actor, group, role) is None,
         "group_roles_offered": lambda group: service.group_roles_offered(actor, group),
+        "may_coordinate": lambda group: service.coordinator_refusal(actor, group, None) is None,
+        "coordinators_offered": lambda group: [m for m in group.members
+                                               if service.coordinator_refusal(actor, group, m) is None],
     }
 
 

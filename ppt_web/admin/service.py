@@ -353,14 +353,26 @@ def _forget(users: list[User]) -> None:
         user.forget_permissions()
 
 
+def _lock_group(group: AccessGroup, *others: User) -> None:
+    """Lock the team's row until the commit and read its roles and members afresh. Giving a team a role and
+    putting someone in it each check the other's side (the new member against the team's roles, the role
+    against the members): without the lock two such actions at once would each pass on what the other had
+    not yet committed (PostgreSQL; SQLite lets one writer at a time anyway)."""
+    db.session.refresh(group, with_for_update=True)
+    db.session.expire(group, ["roles", "members"])
+    for user in others:
+        db.session.expire(user, ["groups", "roles"])
+
+
 def add_to_group(actor: User, user_id: int, group_id: int) -> User:
     """Put a user in a team; they hold the team's roles from their next request."""
     require(actor, "manage_groups")
     user, group = get_user(user_id), get_group(group_id)
-    if group in user.groups:
-        return user
-    raise_if(membership_refusal(actor, user, group))
     with transaction():
+        _lock_group(group, user)
+        if group in user.groups:
+            return user
+        raise_if(membership_refusal(actor, user, group))
         before = _snapshot(user)
         user.groups.append(group)
         user.forget_permissions()
@@ -373,10 +385,11 @@ def remove_from_group(actor: User, user_id: int, group_id: int) -> User:
     """Take a user out of a team; the team's roles leave with them at their next request."""
     require(actor, "manage_groups")
     user, group = get_user(user_id), get_group(group_id)
-    if group not in user.groups:
-        return user
-    raise_if(membership_refusal(actor, user, group))
     with transaction():
+        _lock_group(group, user)
+        if group not in user.groups:
+            return user
+        raise_if(membership_refusal(actor, user, group))
         before = _snapshot(user)
         user.groups.remove(group)
         user.forget_permissions()
@@ -396,12 +409,13 @@ def add_group_role(actor: User, group_id: int, role_id: int) -> AccessGroup:
     """Let a team carry a role: every member holds it from their next request (see group_role_refusal)."""
     require(actor, "manage_groups")
     group, role = get_group(group_id), get_role(role_id)
-    raise_if(group_role_refusal(actor, group, role))
-    if role in group.roles:
-        return group
-    if not role.active:
-        raise Conflict(_l("The role %(name)s is not active and cannot be assigned.", name=role.name))
     with transaction():
+        _lock_group(group)
+        raise_if(group_role_refusal(actor, group, role))
+        if role in group.roles:
+            return group
+        if not role.active:
+            raise Conflict(_l("The role %(name)s is not active and cannot be assigned.", name=role.name))
         before = _group_snapshot(group)
         group.roles.append(role)
         _forget(group.members)
@@ -414,10 +428,11 @@ def remove_group_role(actor: User, group_id: int, role_id: int) -> AccessGroup:
     """Take a role from a team: its members lose it (unless they hold it otherwise) at their next request."""
     require(actor, "manage_groups")
     group, role = get_group(group_id), get_role(role_id)
-    raise_if(group_role_refusal(actor, group, role))
-    if role not in group.roles:
-        return group
     with transaction():
+        _lock_group(group)
+        raise_if(group_role_refusal(actor, group, role))
+        if role not in group.roles:
+            return group
         before = _group_snapshot(group)
         group.roles.remove(role)
         _forget(group.members)
@@ -458,23 +473,46 @@ def role_sources(user: User) -> list[dict]:
     return sorted(rows.values(), key=lambda row: (row["role"].position, row["role"].id))
 
 
+def coordinator_refusal(actor: User, group: AccessGroup, user: User | None) -> Forbidden | None:
+    """Why the actor may not make `user` the team's coordinator (None: clear it), or None if they may. A
+    coordinator approves the team's posts as if holding approve (cases/approval.py), so naming one is
+    giving approval rights: nobody names themself, the actor holds Leiar or Superbrukar or approves
+    themself, and may manage both the one named and the one who stops being coordinator."""
+    if user is not None and user.id == actor.id:
+        return Forbidden("manage_groups", _l("You cannot make yourself team coordinator."),
+                         object_type="access_group", object_id=group.id)
+    if not (holds_top_role(actor) or actor.can("approve")):
+        return Forbidden("manage_groups", _l("A team coordinator approves the team's posts: only a holder of "
+                                             "Leiar or Superbrukar, or someone who approves, names one."),
+                         object_type="access_group", object_id=group.id)
+    for person in (user, group.coordinator):
+        if person is not None and person.id != actor.id:
+            refusal = manage_refusal(actor, person)
+            if refusal is not None:
+                return refusal
+    return None
+
+
 def set_coordinator(actor: User, group_id: int, user_id: int | None) -> AccessGroup:
-    """Designate the team coordinator (a member of the group) or clear it."""
+    """Designate the team coordinator (a member of the group) or clear it (see coordinator_refusal). Logged
+    as a grant: the coordinator approves the team's posts."""
     require(actor, "manage_groups")
     group = get_group(group_id)
-    before = {"coordinator": group.coordinator.username if group.coordinator else None}
-    if user_id:
-        user = get_user(user_id)
-        if group not in user.groups:
-            raise Conflict(_l("The team coordinator must be a member of the group."))
-        group.coordinator_id = user.id
-    else:
-        group.coordinator_id = None
-    db.session.flush()
-    db.session.refresh(group)
-    activity.record("group_coordinator_set", actor=actor, object_type="access_group", object_id=group.id,
-                    before=before, after={"coordinator": group.coordinator.username if group.coordinator else None})
-    db.session.commit()
+    user = get_user(user_id) if user_id else None
+    if (user.id if user else None) == group.coordinator_id:
+        return group
+    raise_if(coordinator_refusal(actor, group, user))
+    previous = group.coordinator
+    if user is not None and group not in user.groups:
+        raise Conflict(_l("The team coordinator must be a member of the group."))
+    with transaction():
+        group.coordinator_id = user.id if user else None
+        db.session.flush()
+        db.session.refresh(group)
+        activity.record("group_coordinator_set", actor=actor, object_type="access_group", object_id=group.id,
+                        before={"coordinator": previous.full_name if previous else None},
+                        after={"coordinator": user.full_name if user else None},
+                        detail="approve")
     return group
 
 
@@ -515,7 +553,8 @@ def groups() -> list[AccessGroup]:
     return list(db.session.scalars(select(AccessGroup).order_by(AccessGroup.name).options(
         selectinload(AccessGroup.roles).selectinload(Role.permissions),
         selectinload(AccessGroup.members).selectinload(User.roles).selectinload(Role.permissions),
-        selectinload(AccessGroup.members).selectinload(User.groups).selectinload(AccessGroup.roles))))
+        selectinload(AccessGroup.members).selectinload(User.groups).selectinload(AccessGroup.roles),
+        selectinload(AccessGroup.coordinator).selectinload(User.roles).selectinload(Role.permissions))))
 
 
 def permissions() -> list[Permission]:

@@ -12,7 +12,7 @@ from ..auth.access import current_actor as _actor
 from ..auth.access import permission_required
 from ..errors import Invalid
 from ..formtools import go, id_or_none
-from ..i18n import parse_day
+from ..i18n import date_problem, parse_day, period_problem
 from . import actions, identity, transports
 from . import log as archive_log
 from .conventions import DEFAULTS as message_defaults
@@ -25,7 +25,22 @@ bp = Blueprint("archive", __name__, url_prefix="/archive-log")
 
 
 def _date(name: str) -> date | None:
-    return parse_day(request.values.get(name, ""))
+    return parse_day(request.values.get(name, "")[:20])
+
+
+def _date_problems() -> dict:
+    """The filter's typed dates that name no day (or a period backwards): {field: (message, as typed)}.
+    Such a date filters nothing; the page says why and keeps what was typed."""
+    problems = {}
+    for name in ("date_from", "date_to"):
+        typed = request.values.get(name, "")[:20]
+        problem = date_problem(typed)
+        if problem:
+            problems[name] = (problem, typed)
+    backwards = period_problem(_date("date_from"), _date("date_to"))
+    if backwards:
+        problems["date_to"] = (backwards, request.values.get("date_to", "")[:20])
+    return problems
 
 
 def _filter() -> archive_log.LogFilter:
@@ -47,7 +62,7 @@ def log():
     flt = _filter()
     before = id_or_none(request.args.get("before"))
     page = archive_log.log_page(flt, before)
-    context = {"page": page, "flt": flt, "before": before, "args": _filter_args(flt),
+    context = {"page": page, "flt": flt, "before": before, "args": _filter_args(flt), "date_problems": _date_problems(),
                "failed_count": _retryable_count(flt), "can_retry": current_user.can("archive_retry"),
                "can_delete": current_user.can("archive_delete")}
     if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "archive-rows":

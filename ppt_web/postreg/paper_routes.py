@@ -1,6 +1,6 @@
 """Paper originals: those due for destruction, the confirmation that one was destroyed, and the register
 of destroyed originals (who destroyed what, when)."""
-from datetime import date, datetime
+from datetime import date
 
 from flask import flash, render_template, request, url_for
 from flask_babel import gettext as _
@@ -9,21 +9,15 @@ from ..auth.access import current_actor as _actor
 from ..auth.access import permission_required
 from ..errors import DomainError
 from ..formtools import go
+from ..i18n import date_problem, parse_day, period_problem
 from . import paper
 from .blueprint import bp
 
 
-def _day(name: str) -> tuple[date | None, bool]:
-    """A day typed as dd.mm.yyyy (or yyyy-mm-dd); (None, False) when it was typed but is no date."""
+def _day(name: str) -> tuple[date | None, str, str | None]:
+    """A day typed as dd.mm.yyyy (or yyyy-mm-dd): (the day or None, the text as typed, what is wrong)."""
     raw = request.args.get(name, "").strip()[:20]
-    if not raw:
-        return None, True
-    for fmt in ("%d.%m.%Y", "%Y-%m-%d"):
-        try:
-            return datetime.strptime(raw, fmt).date(), True
-        except ValueError:
-            pass
-    return None, False
+    return parse_day(raw), raw, date_problem(raw)
 
 
 @bp.route("/paper-originals")
@@ -31,12 +25,13 @@ def _day(name: str) -> tuple[date | None, bool]:
 def paper_originals():
     view = request.args.get("view", "")
     if view == "destroyed":
-        (date_from, ok_from), (date_to, ok_to) = _day("from"), _day("to")
-        if not (ok_from and ok_to):
-            flash(_("Type dates as dd.mm.yyyy."), "error")
+        (date_from, typed_from, bad_from), (date_to, typed_to, bad_to) = _day("from"), _day("to")
+        for problem in (bad_from, bad_to, period_problem(date_from, date_to)):
+            if problem:
+                flash(problem, "error")
         page = request.args.get("page", 1, type=int) or 1
         register = paper.destroyed_register(_actor(), date_from, date_to, page)
-        period = {k: v.strftime("%d.%m.%Y") for k, v in (("from", date_from), ("to", date_to)) if v}
+        period = {k: v for k, v in (("from", typed_from), ("to", typed_to)) if v}
         return render_template("postreg/paper.html", view="destroyed", register=register, period=period,
                                rows=[], due_only=False)
     due_only = request.args.get("all") != "1"
