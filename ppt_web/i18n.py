@@ -208,7 +208,7 @@ def role_name(code: str) -> str:
     """A role's name by its code, from the roles read once per request (a handful of rows)."""
     kept = g.get("_ppt_role_names") if g else None
     if kept is None:
-        kept = dict(db.session.execute(select(Role.code, Role.name)).tuples().all())
+        kept = dict(db.session.execute(select(Role.code, Role.name)).all())
         if g:
             g._ppt_role_names = kept
     return kept.get(code, code)

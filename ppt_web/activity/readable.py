@@ -22,7 +22,7 @@ _BACKUP = re.compile(r"backup made (\S+), (\d+) files")
 
 def role_names() -> dict[str, str]:
     """Every role's name by its code (a handful of rows)."""
-    return dict(db.session.execute(select(Role.code, Role.name)).tuples().all())
+    return dict(db.session.execute(select(Role.code, Role.name)).all())
 
 
 def setting_label(key: str) -> str:
@@ -44,7 +44,7 @@ def object_names(rows: list[ActivityLog]) -> dict[tuple[str, str], str]:
                                 ("role", Role, Role.name)):
         ids = _ids(rows, kind)
         if ids:
-            for id_, name in db.session.execute(select(model.id, column).where(model.id.in_(ids))).tuples():
+            for id_, name in db.session.execute(select(model.id, column).where(model.id.in_(ids))):
                 names[(kind, str(id_))] = name
     for row in rows:
         if row.object_type == "setting" and row.object_id:
