@@ -12,17 +12,12 @@ from sqlalchemy import select
 
 from .. import runtime_settings
 from ..extensions import db
-from ..i18n import format_oslo, history_detail, labels
+from ..i18n import format_oslo, history_detail, labels, role_name
 from ..models import AccessGroup, ActivityLog, Role, User
 
 # Rows whose detail is a role's code.
 ROLE_DETAIL = ("role_granted", "role_revoked", "group_role_granted", "group_role_revoked")
 _BACKUP = re.compile(r"backup made (\S+), (\d+) files")
-
-
-def role_names() -> dict[str, str]:
-    """Every role's name by its code (a handful of rows)."""
-    return dict(db.session.execute(select(Role.code, Role.name)).all())
 
 
 def setting_label(key: str) -> str:
@@ -52,13 +47,13 @@ def object_names(rows: list[ActivityLog]) -> dict[tuple[str, str], str]:
     return names
 
 
-def detail(row: ActivityLog, roles: dict[str, str]) -> str:
+def detail(row: ActivityLog) -> str:
     """The row's detail for the reader."""
     text = (row.detail or "").strip()
     if not text:
         return ""
     if row.action in ROLE_DETAIL:
-        return roles.get(text, text)
+        return role_name(text)
     if row.action == "setting_changed":
         key, _sep, how = text.partition(":")
         label = setting_label(key)
@@ -81,7 +76,6 @@ def _when(iso: str) -> str:
 def describe(rows: list[ActivityLog]) -> dict[int, dict]:
     """{row id: {"object": the object's name or "#id", "detail": text}} for a page of rows."""
     names = object_names(rows)
-    roles = role_names() if any(r.action in ROLE_DETAIL for r in rows) else {}
     return {row.id: {"object": names.get((row.object_type or "", row.object_id or ""))
                      or (f"#{row.object_id}" if row.object_id else ""),
-                     "detail": detail(row, roles)} for row in rows}
+                     "detail": detail(row)} for row in rows}
