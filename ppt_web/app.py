@@ -29,9 +29,10 @@ from .postreg import paper_routes
 from .postreg import routes as postreg_routes
 from .postreg.blueprint import bp as postreg_bp
 from .search.routes import bp as search_bp
+from .statistics.routes import bp as statistics_bp
 
 BLUEPRINTS = (auth_bp, main_bp, admin_bp, activity_bp, clients_bp, cases_bp, search_bp, archive_bp, postreg_bp,
-              dispatch_bp, letters_bp)
+              dispatch_bp, letters_bp, statistics_bp)
 CASES_VIEWS = (case_routes, post_routes, approval_routes, hold_back_routes)  # imported for their views on cases_bp
 POSTREG_VIEWS = (postreg_routes, paper_routes)  # and on postreg_bp
 LETTERS_VIEWS = (letter_routes, template_routes)  # and on letters_bp

@@ -118,6 +118,7 @@ ACTION_LABELS = {
     "template_reinstated": _l("Letter template reinstated"),
     "letterhead_changed": _l("Letterhead changed"),
     "backup_restored": _l("Restored from a backup"),
+    "statistics_exported": _l("Statistics exported (CSV)"),
 }
 
 OBJECT_LABELS = {
@@ -294,6 +295,7 @@ MENU_LABELS = {
     "admin.roles": _l("Roles and permissions"),
     "admin.archive_settings": _l("Archive settings"),
     "letters.templates": _l("Templates"),
+    "statistics.index": _l("Statistics"),
     "archive.log": _l("Archive log"),
     "activity.log": _l("Activity log"),
 }

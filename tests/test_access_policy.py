@@ -62,7 +62,7 @@ SIGNED_IN = "signed in"
 # cases and what hangs on them (clients, posts, documents, dispatches); a notification is only its owner's.
 SCOPED = {"case", "client", "post", "document", "dispatch"}
 OWN_ONLY = {"notification"}
-STRINGS = {"perm_code", "field", "file"}  # the converter takes text
+STRINGS = {"perm_code", "field", "file", "figure_key", "quarter"}  # the converter takes text
 
 
 @dataclass(frozen=True)
@@ -206,6 +206,11 @@ POLICY: dict[tuple[str, str], Policy] = {
     ("archive.delete", "GET"): needs("archive_delete", job_id="job"),
     ("archive.delete", "POST"): needs("archive_delete", job_id="job"),
     ("archive.restore", "POST"): needs("archive_delete", job_id="job"),
+    # statistics (a CSV adds an activity-log row only, which the probes' digest leaves out)
+    ("statistics.index", "GET"): needs("statistics"),
+    ("statistics.print_view", "GET"): needs("statistics"),
+    ("statistics.csv", "GET"): needs("statistics", key="figure_key"),
+    ("statistics.waiting_cases", "GET"): needs("statistics", quarter="quarter"),
     # activity log and administration
     ("activity.log", "GET"): needs("activity_log"),
     ("admin.users", "GET"): needs("assign_roles", "manage_groups"),
@@ -429,6 +434,8 @@ def build_world(app) -> World:
             "perm_code": [o("perm_code", "search_all", set())],
             "field": [o("field", "title", set())],
             "file": [o("file", "css/app.css", set())],
+            "figure_key": [o("figure_key", "referrals-month", set())],
+            "quarter": [o("quarter", "2026-Q1", set())],
             "template": [o("template", template.id, set())],
         }
         # The posts' PDFs carry their titles (builders.make_pdf's tag): a document leaks its post's title.

@@ -329,16 +329,23 @@ def worklist_count(actor: User, handler_id: int | None = None) -> int:
     return db.session.scalar(select(func.count(Case.id)).where(or_(and_(*finished), and_(*idle)))) or 0
 
 
-def _worklist_clauses(actor: User, handler_id: int | None) -> tuple[tuple, tuple]:
-    """The conditions on Case of worklist()'s two lists: (finished, idle)."""
+def assessment_post_clause():
+    """Condition on JournalPost: it is a case's finished expert assessment or statement. An outgoing post,
+    finalized or dispatched, that is a letter from an expert assessment or statement template, or, made
+    without a template kind, was approved by a leader (an invitation letter is neither). The closing
+    worklist and the waiting-time statistics (docs/statistics.md) share it."""
     letter_kind = (select(DocumentTemplateVersion.kind)
                    .join(Letter, Letter.template_version_id == DocumentTemplateVersion.id)
                    .where(Letter.post_id == JournalPost.id).scalar_subquery())
     is_the_assessment = or_(letter_kind.in_((TemplateKind.EXPERT_ASSESSMENT, TemplateKind.STATEMENT)),
                             and_(letter_kind.is_(None), JournalPost.approved_by_id.is_not(None)))
-    finished_doc = exists().where(JournalPost.case_id == Case.id, JournalPost.post_type == PostType.U,
-                                  JournalPost.status.in_((PostStatus.FINALIZED, PostStatus.DISPATCHED)),
-                                  is_the_assessment)
+    return and_(JournalPost.post_type == PostType.U,
+                JournalPost.status.in_((PostStatus.FINALIZED, PostStatus.DISPATCHED)), is_the_assessment)
+
+
+def _worklist_clauses(actor: User, handler_id: int | None) -> tuple[tuple, tuple]:
+    """The conditions on Case of worklist()'s two lists: (finished, idle)."""
+    finished_doc = exists().where(JournalPost.case_id == Case.id, assessment_post_clause())
     unfinished = exists().where(JournalPost.case_id == Case.id, JournalPost.status.in_(OPEN_WORK_STATUSES))
     base: tuple = (Case.status == CaseStatus.OPEN, scope.case_clause(actor))
     if handler_id is not None:
