@@ -13,6 +13,7 @@ from sqlalchemy import select
 from ppt_web.archive.message import build
 from ppt_web.cases import posts
 from ppt_web.cases import service as cases
+from ppt_web.clock import today
 from ppt_web.errors import Conflict, Forbidden, Invalid
 from ppt_web.extensions import db
 from ppt_web.models import ActivityLog, ArchiveJob, Case, CaseStatus, JournalPost, PostStatus
@@ -68,7 +69,7 @@ def test_closing_with_a_method_writes_off_exactly_the_open_items_then_closes(ctx
     before = jobs(case.id)
     cases.close_case(user("konsulent"), case.id, write_off_method="TO")
     closed = fresh(Case, case.id)
-    assert closed.status == CaseStatus.CLOSED and closed.closed_on == date.today()
+    assert closed.status == CaseStatus.CLOSED and closed.closed_on == today()
     for post in (fresh(JournalPost, incoming.id), fresh(JournalPost, note.id)):
         assert post.written_off_at is not None and post.write_off_method == "TO"
         assert post.written_off_by.username == "konsulent" and post.write_off_reply_id is None
