@@ -77,13 +77,16 @@ class Filters:
 @dataclass(frozen=True)
 class Column:
     """A table column. kind: label (text naming the row) | count | days | minutes | percent | text.
-    Counts are the cells a CSV shows as "<5" when 1..4. screen_only: shown on the page, never in a CSV
-    or a chart (a handler's name beside the workload's anonymous label)."""
+    Counts are the cells a CSV shows as "<5" when 1..4. screen_only: shown on the page, never in a CSV,
+    a chart or the print view (a handler's name beside the workload's anonymous label). derived: made
+    from the row's other counts (a total, a share): in a CSV row where a count is written "<5", a derived
+    cell would give it away by subtraction, so it is written as hidden too."""
 
     key: str
     label: str
     kind: str = "count"
     screen_only: bool = False
+    derived: bool = False
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,10 @@ class Figure:
     page's team filter applies, "service" when it is the whole service's (the archive, dispatches).
     note: one or two sentences on what is counted (shown under the title, and the chart's text
     alternative begins with it). links: row index -> URL of the cases behind that row, for those allowed
-    to see them (the waiting time's worst numbers)."""
+    to see them (the waiting time's worst numbers). chart_exclude: rows the chart leaves out (the table
+    keeps them): a remainder such as "Others" that would dwarf every other bar. guard_rows: the rows add
+    up to a number another figure shows (the referrals by school to the referrals per month), so when
+    one row's count is written "<5" in a CSV, the next smallest is hidden too."""
 
     key: str
     title: str
@@ -118,6 +124,8 @@ class Figure:
     note: str = ""
     scope: str = "team"
     links: dict[int, str] = field(default_factory=dict)
+    chart_exclude: frozenset[int] = frozenset()
+    guard_rows: bool = False
 
     def column(self, key: str) -> int:
         return next(i for i, c in enumerate(self.columns) if c.key == key)
