@@ -256,6 +256,8 @@ class JournalPost(Model):
         Index("ix_journal_post_outstanding", "post_type", "written_off_at"),
         Index("ix_journal_post_status", "status"),
         Index("ix_journal_post_held_back", "held_back", "hold_decision"),
+        # Statistics: a period's posts by registration month and type, from the index alone (0018).
+        Index("ix_journal_post_registered", "registered_at", "post_type", "id"),
     )
 
     @property
