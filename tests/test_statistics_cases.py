@@ -197,9 +197,30 @@ def test_referrals_per_month_by_category_with_a_row_for_every_month(world):
 def test_referrals_by_school_the_cases_organisation_before_the_childs(world, monkeypatch):
     figure = casework.referrals_by_school(YEAR)
     assert figure.rows == [("Hasund barnehage", 3), ("Ulstein skule", 2), ("No school or kindergarten", 7)]
+    assert figure.guard_rows and figure.chart_exclude == frozenset()
     monkeypatch.setattr(casework, "TOP_SCHOOLS", 1)
-    assert casework.referrals_by_school(YEAR).rows == [("Hasund barnehage", 3), ("Others", 2),
-                                                       ("No school or kindergarten", 7)]
+    figure = casework.referrals_by_school(YEAR)
+    assert figure.rows == [("Hasund barnehage", 3), ("Others", 2), ("No school or kindergarten", 7)]
+    # "Others" stays in the table (and the CSV) but not in the chart, where it would dwarf every school.
+    assert figure.chart_exclude == frozenset({1}) and figure.guard_rows
+
+
+def test_only_schools_and_kindergartens_count_as_one(world):
+    """A case whose organisation (the case's, else the child's) is a municipal unit or of the kind "other"
+    (a private practice may be named after a person) counts under "No school or kindergarten"."""
+    practice = Organisation(name="Kari Nordmann logopedteneste", name_lower="kari nordmann logopedteneste",
+                            kind=OrgKind.OTHER)
+    health = Organisation(name="Helsestasjonen", name_lower="helsestasjonen", kind=OrgKind.MUNICIPAL_UNIT)
+    school = db.session.scalar(db.select(Organisation).where(Organisation.name == "Ulstein skule"))
+    db.session.add_all([practice, health])
+    db.session.flush()
+    _case("radgjevar1", "2025-03-01", org=practice)
+    _case("radgjevar1", "2025-03-02", client=_client(health))
+    _case("radgjevar1", "2025-03-03", client=_client(school), org=health)  # the case's organisation first
+    db.session.commit()
+    figure = casework.referrals_by_school(YEAR)
+    assert figure.rows == [("Hasund barnehage", 3), ("Ulstein skule", 2), ("No school or kindergarten", 10)]
+    assert sum(r[1] for r in figure.rows) == sum(r[-1] for r in casework.referrals_by_month(YEAR).rows)
 
 
 def test_waiting_time_per_quarter_percentiles_of_even_and_odd_counts(world, app):
@@ -211,6 +232,7 @@ def test_waiting_time_per_quarter_percentiles_of_even_and_odd_counts(world, app)
                            ("2025-Q3", 0, None, None, None, 0),
                            ("2025-Q4", 1, 122.0, 122.0, 122.0, 1)]
     assert figure.chart.reference == 90.0 and figure.chart.series == ("p50", "p75", "p90")
+    assert str(figure.columns[figure.column("over")].label) == "Longer than 90 days"
     # Still waiting: D (306 days) and "12" (198) longer than 90, J (90) not; E is finished, C is closed.
     assert "still waiting now: 3; longer than the threshold: 2." in figure.note
     assert set(figure.links) == {1, 3}
@@ -223,6 +245,9 @@ def test_the_threshold_moves_the_counts_and_the_reference(world):
     assert rows(figure, "quarter", "over") == [("2025-Q1", 1), ("2025-Q2", 3), ("2025-Q3", 0), ("2025-Q4", 1)]
     assert figure.chart.reference == 60.0 and "still waiting now: 3; longer than the threshold: 3." in figure.note
     assert figure.links == {}  # no request: no page to link to
+    assert str(figure.columns[figure.column("over")].label) == "Longer than 60 days"
+    one_day = casework.waiting_time(user("leiar"), Filters(YEAR.period, threshold_days=1))
+    assert str(one_day.columns[one_day.column("over")].label) == "Longer than 1 day"
 
 
 def test_a_month_period_counts_the_waiting_of_its_whole_quarter(world):
@@ -310,6 +335,17 @@ def test_no_name_or_national_id_in_any_chart_or_exported_column(world):
         exported = [i for i, c in enumerate(figure.columns) if not c.screen_only]
         cells = {str(row[i]) for row in figure.rows for i in exported} | {figure.note, figure.title}
         assert not any(secret in cell for cell in cells for secret in names | handlers), figure.key
+
+
+def test_totals_are_marked_derived_so_a_csv_cannot_give_a_small_count_away(world):
+    """A total beside a hidden small count would give it away by subtraction: the totals say they are made
+    from the row's counts; the counts themselves are not."""
+    derived = {}
+    for make in casework.FIGURES:
+        figure = make(user("leiar"), YEAR) if make is casework.waiting_time else make(YEAR)
+        derived[figure.key] = [c.key for c in figure.columns if c.derived]
+    assert derived == {"referrals-month": ["total"], "referrals-school": [], "waiting": [], "workload": ["total"],
+                       "cases-month": []}
 
 
 def test_handler_letters_go_on_after_z_as_in_a_spreadsheet():

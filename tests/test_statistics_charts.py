@@ -2,6 +2,9 @@
 labels, series told apart without colour, an empty figure's text, and many rows still readable."""
 from __future__ import annotations
 
+import math
+import re
+
 import pytest
 from flask_babel import force_locale
 from lxml import etree
@@ -64,21 +67,66 @@ def test_labels_are_escaped(english):
     assert "<b>&" in texts and not list(root.iter("b")) and not list(root.iter(f"{SVG}b"))
 
 
-def test_series_differ_by_pattern_not_only_colour(english):
-    """Stacked series each get their own pattern (a hatch, dots, a cross) over a base of its own shade,
-    and the legend shows the same fills."""
+def _lightness(colour: str) -> float:
+    r, g, b = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
+    return 0.299 * r + 0.587 * g + 0.114 * b
+
+
+def test_series_differ_by_shade_light_to_dark(english):
+    """Stacked series each get a solid fill of clearly different lightness (readable in greyscale, and
+    small in a PDF: no pattern fills for the first series), and the legend shows the same fills."""
     rows = [(m, 3, 2, 1, 4) for m in months(4)]
     root = parse(charts.render(figure("stacked", rows, ("a", "b", "c", "d"))))
-    patterns = root.findall(f".//{SVG}pattern")
-    assert len(patterns) == 4
-    looks = {etree.tostring(p).decode().replace(p.get("id"), "") for p in patterns}
-    assert len(looks) == 4  # four different drawings, not one pattern in four colours
-    bases = [p.find(f"{SVG}rect").get("fill") for p in patterns]
-    assert len(set(bases)) == 4
-    fills = {r.get("fill") for r in root.iter(f"{SVG}rect") if (r.get("fill") or "").startswith("url(")}
-    assert fills == {f"url(#{p.get('id')})" for p in patterns}
+    assert not root.findall(f".//{SVG}pattern")
+    bars = [r for r in root.iter(f"{SVG}rect") if r.find(f"{SVG}title") is not None]
+    fills = list(dict.fromkeys(r.get("fill") for r in bars))
+    assert len(fills) == 4 and all(re.fullmatch(r"#[0-9a-f]{6}", f) for f in fills)
+    grey = sorted(_lightness(f) for f in fills)
+    assert all(b - a >= 35 for a, b in zip(grey, grey[1:], strict=False)), grey
     legend = [t.text for t in root.iter(f"{SVG}text") if t.get("class") == "chart-legend"]
     assert legend == ["Series a", "Series b", "Series c", "Series d"]
+    swatches = [r.get("fill") for r in root.iter(f"{SVG}rect") if r.get("class") == "chart-swatch"]
+    assert swatches == fills
+
+
+def test_many_series_use_at_most_two_small_patterns(english):
+    """Eight series: the shades run out, so at most two series get a simple pattern, each drawn once."""
+    series = tuple("abcdefgh")
+    rows = [(m, *range(1, 9)) for m in months(3)]
+    root = parse(charts.render(figure("stacked", rows, series)))
+    patterns = root.findall(f".//{SVG}pattern")
+    assert len(patterns) <= 2
+    for pattern in patterns:
+        assert len(list(pattern)) <= 2
+
+
+def test_small_decimal_axes_have_distinct_tick_labels(english):
+    """A 0..0.2 axis: 0, 0.05, 0.1, 0.15, 0.2 (or the like), never 0, 0, 0.1, 0.2, 0.2."""
+    columns = [Column("x", "Week", "label"), Column("rate", "Rate", "percent")]
+    rows = [(f"2026-W{w:02d}", w / 100) for w in range(1, 21)]
+    root = parse(charts.render(Figure("rate", "Rate", columns, rows, Chart("line", "x", ("rate",)))))
+    ticks = [t.text for t in root.iter(f"{SVG}text") if t.get("class") == "chart-tick" and not t.get("transform")]
+    assert len(ticks) >= 3 and len(set(ticks)) == len(ticks), ticks
+
+
+def test_rows_the_chart_excludes_are_not_drawn_nor_described(english):
+    """chart_exclude: "Others" (a remainder) stays in the table but not in the chart or its <desc>."""
+    f = figure("bar", [("Skule A", 7), ("Skule B", 3), ("Others", 90)])
+    f.chart_exclude = frozenset({2})
+    root = parse(charts.render(f))
+    texts = [t.text for t in root.iter(f"{SVG}text")]
+    assert "Others" not in texts and "90" not in texts and "Skule A" in texts
+    desc = root.find(f"{SVG}desc").text
+    assert "Others" not in desc and "90" not in desc and "7" in desc
+
+
+def test_the_first_rotated_label_is_not_cut_off(english):
+    """52 weeks: the first label, rotated, ends inside the chart (its width estimated from its length)."""
+    rows = [(f"2026-W{w:02d}", w) for w in range(1, 53)]
+    root = parse(charts.render(figure("bar", rows)))
+    first = next(t for t in root.iter(f"{SVG}text") if t.get("transform"))
+    width = charts.text_width(first.text) * math.cos(math.radians(35))
+    assert float(first.get("x")) - width >= 0, (first.text, first.get("x"), width)
 
 
 def test_line_series_differ_by_marker_and_dash(english):
@@ -115,7 +163,7 @@ def test_ten_years_of_months_stay_readable(english):
     """120 months: 120 thin bars, at most 16 axis labels, every one a month name."""
     rows = [(m, i % 17) for i, m in enumerate(months(120))]
     root = parse(charts.render(figure("bar", rows)))
-    bars = [r for r in root.iter(f"{SVG}rect") if (r.get("fill") or "").startswith("url(")]
+    bars = [r for r in root.iter(f"{SVG}rect") if r.find(f"{SVG}title") is not None]
     assert len(bars) == sum(1 for _m, v in rows if v)
     ticks = [t for t in root.iter(f"{SVG}text") if t.get("transform")]
     assert 8 <= len(ticks) <= charts.MAX_TICK_LABELS

@@ -13,7 +13,7 @@ from flask_babel import force_locale
 from sqlalchemy import select
 
 from ppt_web import clock
-from ppt_web.archive.job_messages import message_values
+from ppt_web.archive.job_messages import MESSAGES, message_values
 from ppt_web.cases import approval
 from ppt_web.extensions import db
 from ppt_web.models import (
@@ -236,11 +236,22 @@ def test_archive_jobs_by_status_with_deleted_ones_on_their_own(archive):
 
 
 def test_archive_error_rate_per_iso_week(archive):
-    """Every week the period touches is a row; deleted jobs are not counted; a week with no jobs has no rate."""
+    """Every week the period touches is a row, whole: week 9 (23 February to 1 March) has the failed job of
+    28 February too, week 14 (30 March to 5 April) the job of 1 April. Deleted jobs are not counted; a week
+    with no jobs has no rate."""
     figure = records.archive_errors_by_week(MARCH)
     assert figure.key == "archive-errors" and figure.scope == "service"
-    assert figure.rows == [("2026-W09", 1, 0, 0.0), ("2026-W10", 8, 5, 62.5), ("2026-W11", 0, 0, None),
-                           ("2026-W12", 0, 0, None), ("2026-W13", 0, 0, None), ("2026-W14", 1, 0, 0.0)]
+    assert figure.rows == [("2026-W09", 2, 1, 50.0), ("2026-W10", 8, 5, 62.5), ("2026-W11", 0, 0, None),
+                           ("2026-W12", 0, 0, None), ("2026-W13", 0, 0, None), ("2026-W14", 2, 0, 0.0)]
+
+
+def test_a_weeks_archive_errors_are_the_same_whatever_period_shows_them(archive):
+    """Week 9 ends February's rows and begins March's; week 14 ends March's and begins April's."""
+    february = records.archive_errors_by_week(Filters(Period(date(2026, 2, 1), date(2026, 2, 28), "month")))
+    march = records.archive_errors_by_week(MARCH)
+    april = records.archive_errors_by_week(Filters(Period(date(2026, 4, 1), date(2026, 4, 30), "month")))
+    assert february.rows[-1] == march.rows[0] == ("2026-W09", 2, 1, 50.0)
+    assert march.rows[-1] == april.rows[0] == ("2026-W14", 2, 0, 0.0)
 
 
 def test_commonest_archive_messages_leave_out_their_values(archive):
@@ -248,11 +259,23 @@ def test_commonest_archive_messages_leave_out_their_values(archive):
     be one); a job without a code by its text only when it is one of the fixed texts, else "Other message"."""
     figure = records.archive_top_errors(MARCH)
     assert figure.key == "archive-messages" and figure.scope == "service"
-    assert figure.rows == [("Gave up after … attempts: …. Retry when the fault is fixed.", 2),
+    assert figure.rows == [("Gave up after … attempts: … Retry when the fault is fixed.", 2),
                            ("The archive refused the message.", 1),
-                           ("Attempt … of … failed: …. Next attempt at ….", 1),
+                           ("Attempt … of … failed: … Next attempt at …", 1),
                            ("Other message", 1)]
     assert not any(name in str(figure.rows) for name in ("Ola", "Kari", "Per", "Nordmann", "Tidsavbrot"))
+
+
+@pytest.mark.parametrize("language", ["en", "nn", "nb"])
+def test_a_left_out_value_never_doubles_a_full_stop(ctx, language):
+    """A value at the end of a sentence ("…: %(detail)s. Retry") is shown as "…", which ends the sentence
+    itself: never "…." nor "..", in any language."""
+    with force_locale(language):
+        texts = {code: records._message_text(code) for code in MESSAGES}
+    assert texts["gave_up"].count("…") == 2
+    for code, text in texts.items():
+        assert "…." not in text and ".." not in text, (code, text)
+    assert texts["waiting"].endswith("…).")  # a stop after a bracket stays
 
 
 def test_time_from_finalized_to_archived_per_month(archive):
@@ -303,6 +326,16 @@ def test_dispatches_by_status_every_status_a_row(cases):
     assert figure.key == "dispatches" and figure.scope == "service"
     assert figure.rows == [("Waiting to be sent", 1), ("Sent", 2), ("Delivered", 1), ("Failed", 1),
                            ("Handled manually at SvarUt", 1), ("Replaced by a new attempt", 1)]
+
+
+def test_totals_and_shares_are_marked_derived_so_a_csv_cannot_give_a_small_count_away(ctx):
+    """A total or a share beside a hidden small count would give it away: they say they are made from the
+    row's counts; the counts, the medians and the times are not."""
+    derived = {figure.key: [c.key for c in figure.columns if c.derived]
+               for figure in (make(MARCH) for make in records.FIGURES)}
+    assert derived == {"documents-type": ["total"], "documents-channel": ["total"], "approvals-waiting": [],
+                       "approvals-month": ["returned_share"], "archive-status": [], "archive-errors": ["rate"],
+                       "archive-messages": [], "archive-latency": [], "dispatches": []}
 
 
 def test_an_empty_period_gives_every_row_with_zeros(ctx):

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from flask import has_request_context, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_ngettext
 from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.orm import aliased
 from werkzeug.routing import BuildError
@@ -17,7 +18,18 @@ from ..cases.service import assessment_post_clause
 from ..clock import OSLO
 from ..extensions import db
 from ..labels import CATEGORY_LABELS
-from ..models import Case, CaseCategory, CaseKind, CaseStatus, Client, JournalPost, Organisation, PostType, User
+from ..models import (
+    Case,
+    CaseCategory,
+    CaseKind,
+    CaseStatus,
+    Client,
+    JournalPost,
+    Organisation,
+    OrgKind,
+    PostType,
+    User,
+)
 from .figures import (
     Chart,
     Column,
@@ -33,6 +45,7 @@ from .figures import (
 
 ASSESSED = (CaseCategory.EXPERT_ASSESSMENT, CaseCategory.STATEMENT)  # the categories the waiting time is about
 TOP_SCHOOLS = 15
+SCHOOL_KINDS = (OrgKind.SCHOOL, OrgKind.KINDERGARTEN)  # what counts as a school or kindergarten
 # Workload age bands: (column key, label, the youngest and the oldest age in days, both included).
 BANDS = (("under_3", _l("Under 3 months"), 0, 90), ("3_6", _l("3–6 months"), 91, 182),
          ("6_12", _l("6–12 months"), 183, 365), ("over_12", _l("Over 12 months"), 366, None))
@@ -64,7 +77,7 @@ def referrals_by_month(f: Filters) -> Figure:
         rows.append((key, *cells, sum(cells)))
     columns = [Column("month", _l("Month"), "label"),
                *(Column(c, CATEGORY_LABELS.get(c, _l("No category"))) for c in categories),
-               Column("total", _l("Total"))]
+               Column("total", _l("Total"), derived=True)]
     return Figure("referrals-month", _("Referrals per month"), columns, rows,
                   Chart("stacked", "month", tuple(categories), unit=_("cases")),
                   note=_("New person cases, by the month they were opened and their category."))
@@ -72,29 +85,34 @@ def referrals_by_month(f: Filters) -> Figure:
 
 def referrals_by_school(f: Filters) -> Figure:
     """key "referrals-school": the same cases per school or kindergarten (the case's organisation, else
-    the client's), most first, the 15 largest and one row "Others"; a row "No school or kindergarten".
-    Columns: organisation (label), count. Chart: bar."""
+    the client's), most first, the 15 largest and one row "Others"; a row "No school or kindergarten" for
+    the cases without an organisation or whose organisation is of another kind (a municipal unit, or
+    "other", which may be a private practice named after a person). Columns: organisation (label), count.
+    Chart: bar, without "Others" (chart_exclude). guard_rows: the rows add up to the referrals per month."""
     org = func.coalesce(Case.organisation_id, Client.organisation_id)
-    query = (select(org.label("org"), Organisation.name, func.count().label("n"))
+    query = (select(org.label("org"), Organisation.name, Organisation.kind, func.count().label("n"))
              .select_from(Case).outerjoin(Client, Client.id == Case.client_id)
              .outerjoin(Organisation, Organisation.id == org)
-             .where(*_referrals(f)).group_by(org, Organisation.name))
+             .where(*_referrals(f)).group_by(org, Organisation.name, Organisation.kind))
     named, without = [], 0
-    for org_id, name, n in db.session.execute(query):
-        if org_id is None:
+    for org_id, name, kind, n in db.session.execute(query):
+        if org_id is None or kind not in SCHOOL_KINDS:
             without += n
         else:
             named.append((name, n))
     named.sort(key=lambda row: (-row[1], row[0].lower()))
     rows: list[tuple] = list(named[:TOP_SCHOOLS])
+    exclude: frozenset[int] = frozenset()
     if len(named) > TOP_SCHOOLS:
+        exclude = frozenset({len(rows)})  # a remainder that would dwarf every school's bar: the table keeps it
         rows.append((_("Others"), sum(n for _name, n in named[TOP_SCHOOLS:])))
     rows.append((_("No school or kindergarten"), without))
     return Figure("referrals-school", _("Referrals by school or kindergarten"),
                   [Column("organisation", _l("School or kindergarten"), "label"), Column("count", _l("Referrals"))],
                   rows, Chart("bar", "organisation", ("count",), unit=_("cases")),
                   note=_("New person cases of the period by the case's school or kindergarten (else the "
-                         "child's), the %(n)d largest first.", n=TOP_SCHOOLS))
+                         "child's), the %(n)d largest first.", n=TOP_SCHOOLS),
+                  chart_exclude=exclude, guard_rows=True)
 
 
 def _received_on(case_id) -> ColumnElement:
@@ -176,7 +194,8 @@ def waiting_time(actor: User, f: Filters) -> Figure:
     columns = [Column("quarter", _l("Quarter"), "label"), Column("finished", _l("Finished")),
                Column("p50", _l("Median (days)"), "days"), Column("p75", _l("75th percentile (days)"), "days"),
                Column("p90", _l("90th percentile (days)"), "days"),
-               Column("over", _l("Longer than the threshold"))]
+               Column("over", lazy_ngettext("Longer than %(days)s day", "Longer than %(days)s days",
+                                            f.threshold_days, days=f.threshold_days))]
     note = _("Days from the referral was received to the expert assessment or statement was finished, by the "
              "quarter it was finished in; the threshold is %(days)d days. The period's referrals for an expert "
              "assessment or statement still waiting now: %(waiting)d; longer than the threshold: %(over)d.",
@@ -230,7 +249,8 @@ def workload(f: Filters) -> Figure:
     for index, (name, *counts, n, opened) in enumerate(db.session.execute(query)):
         rows.append((_label(index), name, *(int(c or 0) for c in counts), n, float((today - opened).days)))
     columns = [Column("handler", _l("Handler"), "label"), Column("name", _l("Name"), "text", screen_only=True),
-               *(Column(key, text) for key, text, _young, _old in BANDS), Column("total", _l("Open cases")),
+               *(Column(key, text) for key, text, _young, _old in BANDS),
+               Column("total", _l("Open cases"), derived=True),
                Column("oldest", _l("Oldest (days)"), "days")]
     return Figure("workload", _("Open cases per handler now, by age"), columns, rows,
                   Chart("stacked", "handler", tuple(key for key, *_rest in BANDS), unit=_("cases")),

@@ -2,8 +2,10 @@
 
 The app's Content-Security-Policy (style-src 'self') blocks <style> elements and style attributes, so
 the SVG uses presentation attributes (fill, stroke, font-size) and classes styled in app.css only.
-Greyscale and colour-blind readers tell series apart by pattern fills (hatches, dots) and, for lines, by
-marker shapes and dashes; a legend names them. The text alternative is the SVG's <title> and <desc>
+Greyscale and colour-blind readers tell series apart by solid fills of clearly different lightness
+(neighbours in a stack alternate dark and light; a sixth and seventh series get one simple hatch each)
+and, for lines, by marker shapes and dashes; a legend names them. Solid fills keep a printed PDF small: a
+pattern fill on every bar made one year's print view 4 MB. The text alternative is the SVG's <title> and <desc>
 (the figure's note and a sentence on the highest value), and the table beside the chart has every
 number. Every text that comes from data is escaped.
 """
@@ -13,6 +15,7 @@ import math
 import re
 from collections.abc import Sequence
 
+from flask_babel import format_decimal
 from flask_babel import gettext as _
 from markupsafe import Markup, escape
 
@@ -24,16 +27,17 @@ TIME_KEY = re.compile(r"\d{4}-(\d{2}|Q[1-4]|W\d{2})")
 MAX_TICK_LABELS = 16
 LABEL_CHARS = 30  # a longer row label (a school, an error message) is cut with "…"; the table has it whole
 
-# Series fills: a base grey/colour of clearly different lightness, with a pattern over it. (fill, pattern)
+# Series fills: (fill, pattern). Shades of one blue, their greyscale lightness about 45 apart (49, 187,
+# 94, 227, 141), alternating dark and light so stacked neighbours contrast; then two hatches on white and
+# on the middle shade, the only patterns (one path each), for the sixth and seventh series.
 SWATCHES = (
-    ("#0b5c8a", None),
-    ("#9cc3de", "diagonal"),
-    ("#4a4a4a", "dots"),
-    ("#e0a84a", "cross"),
-    ("#d9dee4", "horizontal"),
-    ("#1e6b34", "vertical"),
-    ("#ffffff", "diagonal-back"),
-    ("#7a2a5a", "dots"),
+    ("#0b3c5d", None),
+    ("#9cc3de", None),
+    ("#1f6fa8", None),
+    ("#d5e6f3", None),
+    ("#4f9fd6", None),
+    ("#ffffff", "diagonal"),
+    ("#4f9fd6", "diagonal-back"),
 )
 DASHES = (None, "6 3", "2 3", "8 3 2 3")
 MARKERS = ("circle", "square", "triangle", "diamond")
@@ -46,6 +50,21 @@ def _id(figure: Figure, name: str) -> str:
 def _num(value: float) -> str:
     """A coordinate: two decimals at most, no exponent."""
     return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def text_width(text: str, size: float = 11.0) -> float:
+    """About how wide a text is drawn, in px (an average sans-serif letter is 0.56 em)."""
+    return len(text) * size * 0.56
+
+
+def tick_decimals(ticks: Sequence[float]) -> int:
+    """As many decimals as the tick step needs (0.05: two), so no two tick labels are the same."""
+    step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
+    return next((d for d in range(5) if abs(round(step, d) - step) < 1e-9), 4)
+
+
+def tick_text(tick: float, decimals: int) -> str:
+    return format_decimal(round(tick, decimals), format="#,##0" + ("." + "0" * decimals if decimals else ""))
 
 
 def nice_ticks(top: float, whole: bool, wanted: int = 5) -> list[float]:
@@ -71,8 +90,9 @@ def _values(figure: Figure) -> tuple[list[str], list[list[float | None]]]:
     assert chart is not None
     x = figure.column(chart.x)
     columns = [figure.column(key) for key in chart.series]
-    labels = [str(row[x]) if row[x] is not None else "" for row in figure.rows]
-    series = [[None if row[c] is None else float(row[c]) for row in figure.rows] for c in columns]
+    rows = [row for i, row in enumerate(figure.rows) if i not in figure.chart_exclude]
+    labels = [str(row[x]) if row[x] is not None else "" for row in rows]
+    series = [[None if row[c] is None else float(row[c]) for row in rows] for c in columns]
     return labels, series
 
 
@@ -83,28 +103,22 @@ def _is_empty(series: Sequence[Sequence[float | None]], kinds: Sequence[str]) ->
 
 
 def _patterns(figure: Figure, count: int) -> list[str]:
-    """<defs> with one pattern per series (the fills say which series even in greyscale)."""
+    """<defs> with the hatches the series use (most series have a solid fill and need none)."""
     out = []
-    for i in range(count):
-        base, kind = SWATCHES[i % len(SWATCHES)]
-        pid = _id(figure, f"p{i}")
-        ink = "#ffffff" if base in ("#0b5c8a", "#4a4a4a", "#1e6b34", "#7a2a5a") else "#1b1f24"
-        marks = {
-            None: "",
-            "diagonal": f'<path d="M-1,1 l2,-2 M0,6 l6,-6 M5,7 l2,-2" stroke="{ink}" stroke-width="1.2"/>',
-            "diagonal-back": f'<path d="M-1,5 l2,2 M0,0 l6,6 M5,-1 l2,2" stroke="{ink}" stroke-width="1.2"/>',
-            "dots": f'<circle cx="3" cy="3" r="1.3" fill="{ink}"/>',
-            "cross": f'<path d="M0,3 h6 M3,0 v6" stroke="{ink}" stroke-width="1"/>',
-            "horizontal": f'<path d="M0,3 h6" stroke="{ink}" stroke-width="1.4"/>',
-            "vertical": f'<path d="M3,0 v6" stroke="{ink}" stroke-width="1.4"/>',
-        }[kind]
-        out.append(f'<pattern id="{pid}" patternUnits="userSpaceOnUse" width="6" height="6">'
-                   f'<rect width="6" height="6" fill="{base}"/>{marks}</pattern>')
+    for i in range(min(count, len(SWATCHES))):
+        base, kind = SWATCHES[i]
+        if kind is None:
+            continue
+        d = "M0,8 L8,0" if kind == "diagonal" else "M0,0 L8,8"
+        out.append(f'<pattern id="{_id(figure, f"p{i}")}" patternUnits="userSpaceOnUse" width="8" height="8">'
+                   f'<rect width="8" height="8" fill="{base}"/><path d="{d}" stroke="#1b1f24" stroke-width="1.5"/>'
+                   f"</pattern>")
     return out
 
 
 def _fill(figure: Figure, i: int) -> str:
-    return f"url(#{_id(figure, f'p{i % len(SWATCHES)}')})"
+    base, kind = SWATCHES[i % len(SWATCHES)]
+    return base if kind is None else f"url(#{_id(figure, f'p{i % len(SWATCHES)}')})"
 
 
 def _marker(shape: str, x: float, y: float, fill: str) -> str:
@@ -138,7 +152,7 @@ def _legend(figure: Figure, names: list[str], y: float, line: bool) -> tuple[lis
                          + (f' stroke-dasharray="{dash}"' if dash else "") + "/>")
             parts.append(_marker(MARKERS[i % len(MARKERS)], x + 9, row_y, LINE_INKS[i % len(LINE_INKS)]))
         else:
-            parts.append(f'<rect x="{_num(x)}" y="{_num(row_y - 6)}" width="16" height="12" '
+            parts.append(f'<rect x="{_num(x)}" y="{_num(row_y - 6)}" width="16" height="12" class="chart-swatch" '
                          f'fill="{_fill(figure, i)}" stroke="#1b1f24" stroke-width="0.5"/>')
         parts.append(f'<text x="{_num(x + 22)}" y="{_num(row_y + 4)}" class="chart-legend">'
                      f"{escape(_short(name))}</text>")
@@ -222,7 +236,11 @@ def _vertical(figure: Figure, chart: Chart, labels: list[str], series: list[list
     """Rows along the x axis (months, quarters, weeks): bars, stacked or grouped bars, or lines."""
     kind = _unit_kind(figure, chart)
     ticks = nice_ticks(_top(chart, series), whole=kind == "count")
-    left, right, top_pad, plot_h = 56.0, 128.0 if chart.reference is not None else 16.0, 24.0, 200.0
+    decimals = tick_decimals(ticks)
+    first_label = key_text(labels[0], short=True) if labels else ""
+    # the first x label, rotated 35°, reaches left of its bar by its width's cosine: room for it
+    left = max(56.0, math.ceil(text_width(first_label) * math.cos(math.radians(35))) + 4.0)
+    right, top_pad, plot_h = 128.0 if chart.reference is not None else 16.0, 24.0, 200.0
     plot_w = WIDTH - left - right
     n = len(labels)
     band = plot_w / n
@@ -239,7 +257,7 @@ def _vertical(figure: Figure, chart: Chart, labels: list[str], series: list[list
         parts.append(f'<line x1="{_num(left)}" y1="{_num(y)}" x2="{_num(left + plot_w)}" y2="{_num(y)}" '
                      f'class="chart-grid" stroke="#d9dee4"/>')
         parts.append(f'<text x="{_num(left - 6)}" y="{_num(y + 4)}" text-anchor="end" class="chart-tick">'
-                     f"{escape(number_text(tick, 'count' if kind == 'count' else 'minutes'))}</text>")
+                     f"{escape(tick_text(tick, decimals))}</text>")
     every = max(1, math.ceil(n / MAX_TICK_LABELS))
     for i, label in enumerate(labels):
         if i % every:
@@ -304,6 +322,7 @@ def _horizontal(figure: Figure, chart: Chart, labels: list[str], series: list[li
     """Rows down the side (schools, handlers, statuses, messages), bars to the right, values at their end."""
     kind = _unit_kind(figure, chart)
     ticks = nice_ticks(_top(chart, series), whole=kind == "count")
+    decimals = tick_decimals(ticks)
     left, right, top_pad = 200.0, 56.0, 24.0
     plot_w = WIDTH - left - right
     n = len(labels)
@@ -322,7 +341,7 @@ def _horizontal(figure: Figure, chart: Chart, labels: list[str], series: list[li
         parts.append(f'<line x1="{_num(x)}" y1="{_num(top_pad)}" x2="{_num(x)}" y2="{_num(base)}" '
                      f'class="chart-grid" stroke="#d9dee4"/>')
         parts.append(f'<text x="{_num(x)}" y="{_num(base + 14)}" text-anchor="middle" class="chart-tick">'
-                     f"{escape(number_text(tick, 'count' if kind == 'count' else 'minutes'))}</text>")
+                     f"{escape(tick_text(tick, decimals))}</text>")
     for i, label in enumerate(labels):
         y0 = top_pad + row_h * i
         shown = key_text(label)

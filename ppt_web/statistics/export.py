@@ -7,11 +7,12 @@ import io
 import math
 import re
 from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
 
 from flask_babel import format_date, format_decimal, get_locale
 from flask_babel import gettext as _
 
-from .figures import SMALL, Column, Figure, Period
+from .figures import SMALL, Column, Figure, Filters
 
 NOTHING = "–"
 MASKED = f"<{SMALL}"
@@ -42,14 +43,20 @@ def whole(value: float) -> int:
     return math.floor(value + 0.5)
 
 
+def one_decimal(value: float) -> Decimal:
+    """Half up to one decimal (66.75 is 66.8, 58.5 stays 58.5, 496.0 is 496), as the page and the CSV
+    both show it."""
+    return Decimal(repr(float(value))).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+
+
 def number_text(value, kind: str) -> str:
-    """A value on screen (and in a chart): counts and days whole, minutes and percent with one decimal,
-    in the reader's format (a comma in Norwegian)."""
+    """A value on screen (and in a chart): counts whole; days, minutes and percent with one decimal at most
+    (none when it is 0), in the reader's format (a comma in Norwegian)."""
     if value is None:
         return NOTHING
-    if kind in ("count", "days"):
+    if kind == "count":
         return format_decimal(whole(value), format="#,##0")
-    return format_decimal(value, format="#,##0.#")
+    return format_decimal(one_decimal(value), format="#,##0.#")
 
 
 def cell_text(value, column: Column) -> str:
@@ -60,23 +67,57 @@ def cell_text(value, column: Column) -> str:
 
 
 def _csv_decimal(value: float, comma: bool) -> str:
-    text = f"{value:.1f}".rstrip("0").rstrip(".") if value != int(value) else str(int(value))
+    text = format(one_decimal(value), "f")
+    text = text[:-2] if text.endswith(".0") else text
     return text.replace(".", ",") if comma else text
+
+
+# A spreadsheet runs a cell that begins with one of these as a formula (=HYPERLINK(...) leaks, +cmd runs).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _text_cell(text: str) -> str:
+    """A text cell a spreadsheet shows as text: a leading apostrophe before what would start a formula."""
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def _small(value) -> bool:
+    return value is not None and 0 < whole(value) < SMALL
 
 
 def csv_cell(value, column: Column, comma: bool) -> str:
     """One cell of the CSV: a count of 1..4 is "<5" (0 stays 0); decimals with the reader's separator and
-    no thousands separator (so a spreadsheet reads a number); no value is an empty cell."""
+    no thousands separator (so a spreadsheet reads a number), days with one decimal at most as on the page;
+    no value is an empty cell; a text that a spreadsheet would run as a formula begins with an apostrophe."""
     if column.kind in ("label", "text"):
-        return "" if value is None else key_text(value)
+        return "" if value is None else _text_cell(key_text(value))
     if value is None:
         return ""
     if column.kind == "count":
         count = whole(value)
         return MASKED if 0 < count < SMALL else str(count)
-    if column.kind == "days":
-        return str(whole(value))
     return _csv_decimal(float(value), comma)
+
+
+def hidden_cells(figure: Figure) -> set[tuple[int, int]]:
+    """(row, column) cells a CSV writes as hidden, so that no "<5" can be worked out from the rest:
+    - with guard_rows, when exactly one row's count in a count column is "<5", the next smallest non-zero
+      count of that column (the rows add up to a number shown elsewhere, so one hidden row is a sum away);
+    - every derived cell (a total, a share) of a row with a "<5" or a hidden count."""
+    counts = [i for i, c in enumerate(figure.columns) if c.kind == "count" and not c.derived and not c.screen_only]
+    hidden: set[tuple[int, int]] = set()
+    if figure.guard_rows:
+        for c in counts:
+            small = [r for r, row in enumerate(figure.rows) if _small(row[c])]
+            others = [(whole(row[c]), r) for r, row in enumerate(figure.rows)
+                      if row[c] is not None and whole(row[c]) >= SMALL]
+            if len(small) == 1 and others:
+                hidden.add((min(others)[1], c))
+    derived = [i for i, c in enumerate(figure.columns) if c.derived]
+    for r, row in enumerate(figure.rows):
+        if any(_small(row[c]) or (r, c) in hidden for c in counts):
+            hidden.update((r, c) for c in derived)
+    return hidden
 
 
 def exported_columns(figure: Figure) -> list[tuple[int, Column]]:
@@ -90,9 +131,11 @@ def csv_text(figure: Figure) -> str:
     columns = exported_columns(figure)
     out = io.StringIO()
     writer = csv.writer(out, delimiter=";", lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
-    writer.writerow([str(c.label) for _, c in columns])
-    for row in figure.rows:
-        writer.writerow([csv_cell(row[i], c, comma) for i, c in columns])
+    writer.writerow([_text_cell(str(c.label)) for _, c in columns])
+    hidden = hidden_cells(figure)
+    word = _("hidden")
+    for r, row in enumerate(figure.rows):
+        writer.writerow([word if (r, i) in hidden else csv_cell(row[i], c, comma) for i, c in columns])
     return out.getvalue()
 
 
@@ -101,7 +144,10 @@ def csv_bytes(figure: Figure) -> bytes:
     return ("\ufeff" + csv_text(figure)).encode("utf-8")
 
 
-def csv_filename(figure: Figure, period: Period) -> str:
-    """statistikk-<key>-<first>-<last>.csv: the figure and its period, nothing about a person."""
+def csv_filename(figure: Figure, f: Filters) -> str:
+    """statistikk-<key>-<first>-<last>[-team<id>][-over<days>d].csv: the figure, its period, the team (its
+    id) and, for the waiting time, the threshold; nothing about a person."""
     key = re.sub(r"[^a-z0-9-]", "", figure.key.lower()) or "figure"
-    return f"statistikk-{key}-{period.first.isoformat()}-{period.last.isoformat()}.csv"
+    team = f"-team{f.team_id}" if f.team_id is not None else ""
+    over = f"-over{f.threshold_days}d" if figure.key == "waiting" else ""
+    return f"statistikk-{key}-{f.period.first.isoformat()}-{f.period.last.isoformat()}{team}{over}.csv"

@@ -21,7 +21,18 @@ from ..models import ArchiveJob, ArchiveStatus, Case, JobStatus, JournalPost, Po
 from ..models.base import rare, unindexed
 from ..models.dispatch import Dispatch, DispatchStatus
 from ..models.inbox import InboxItem, InboxSource
-from .figures import Chart, Column, Figure, Filters, day_month_key, month_key, percentile, seconds_between, team_clause
+from .figures import (
+    Chart,
+    Column,
+    Figure,
+    Filters,
+    Period,
+    day_month_key,
+    month_key,
+    percentile,
+    seconds_between,
+    team_clause,
+)
 
 DAY = 86400.0
 POST_TYPES = tuple(t.value for t in PostType)  # I, U, N, X
@@ -99,7 +110,7 @@ def documents_by_type(f: Filters) -> Figure:
     return Figure(
         key="documents-type", title=_("Documents registered per month, by type"),
         columns=[Column("month", _("Month"), "label"), *(Column(t, names[t]) for t in POST_TYPES),
-                 Column("total", _("Total"))],
+                 Column("total", _("Total"), derived=True)],
         rows=_month_rows(f, counts, POST_TYPES),
         chart=Chart("stacked", "month", POST_TYPES, unit=_("documents")),
         note=_("Journal posts by the month they were registered (Norwegian time), drafts included."))
@@ -127,7 +138,7 @@ def documents_by_channel(f: Filters) -> Figure:
     return Figure(
         key="documents-channel", title=_("Documents registered per month, by how they came"),
         columns=[Column("month", _("Month"), "label"), *(Column(c, names[c]) for c in CHANNELS),
-                 Column("total", _("Total"))],
+                 Column("total", _("Total"), derived=True)],
         rows=_month_rows(f, counts, CHANNELS),
         chart=Chart("stacked", "month", CHANNELS, unit=_("documents")),
         note=_("The same journal posts by how they came: filed from the post registration inbox (scanned "
@@ -199,7 +210,8 @@ def approvals_by_month(f: Filters) -> Figure:
     return Figure(
         key="approvals-month", title=_("Approval decisions per month"),
         columns=[Column("month", _("Month"), "label"), Column("approved", _("Approved")),
-                 Column("returned", _("Returned")), Column("returned_share", _("Returned (%)"), "percent"),
+                 Column("returned", _("Returned")),
+                 Column("returned_share", _("Returned (%)"), "percent", derived=True),
                  Column("median_days", _("Median days to decision"), "days")],
         rows=rows, chart=Chart("grouped", "month", ("approved", "returned"), unit=_("decisions")),
         note=_("Approvals and returns by the month of the decision. A post returned and then approved counts "
@@ -264,21 +276,31 @@ def _week_key(day: date) -> str:
     return f"{year}-W{week:02d}"
 
 
+def _whole_weeks(f: Filters) -> Filters:
+    """The period widened to whole ISO weeks: from the Monday on or before its first day to the Sunday on
+    or after its last."""
+    first = f.period.first - timedelta(days=f.period.first.weekday())
+    last = f.period.last + timedelta(days=6 - f.period.last.weekday())
+    return Filters(Period(first, last), f.team_id, f.threshold_days)
+
+
 def archive_errors_by_week(f: Filters) -> Figure:
-    """key "archive-errors": per ISO week of the period, jobs, failed jobs and the error rate in
-    percent. scope "service". Chart: line of the rate."""
+    """key "archive-errors": per ISO week the period touches, jobs, failed jobs and the error rate in
+    percent. The first and the last week count whole (also their days outside the period), so a week's
+    numbers are the same whatever period shows them. scope "service". Chart: line of the rate."""
+    weeks = _whole_weeks(f)
     jobs: dict[str, int] = defaultdict(int)
     failed: dict[str, int] = defaultdict(int)
-    for day, n in _per_day(f).items():  # counted per day in SQL, added up per week here
+    for day, n in _per_day(weeks).items():  # counted per day in SQL, added up per week here
         jobs[_week_key(day)] += n
-    for day, state, n in _exceptions(f):
+    for day, state, n in _exceptions(weeks):
         if state == "deleted":
             jobs[_week_key(_day(day))] -= n
         elif state == "failed":
             failed[_week_key(_day(day))] += n
     rows = []
-    monday = f.period.first - timedelta(days=f.period.first.weekday())
-    while monday <= f.period.last:
+    monday = weeks.period.first
+    while monday <= weeks.period.last:
         week = _week_key(monday)
         rate = round(100.0 * failed[week] / jobs[week], 1) if jobs[week] else None
         rows.append((week, jobs[week], failed[week], rate))
@@ -286,17 +308,27 @@ def archive_errors_by_week(f: Filters) -> Figure:
     return Figure(
         key="archive-errors", title=_("Archive errors per week"),
         columns=[Column("week", _("Week"), "label"), Column("jobs", _("Jobs")), Column("failed", _("Failed")),
-                 Column("rate", _("Error rate (%)"), "percent")],
+                 Column("rate", _("Error rate (%)"), "percent", derived=True)],
         rows=rows, chart=Chart("line", "week", ("rate",), unit="%"), scope="service",
         note=_("Per week (Monday to Sunday) of the date in the archive log: the jobs not deleted, how many of "
-               "them have failed now, and that share."))
+               "them have failed now, and that share. The first and the last week count whole, also their days "
+               "outside the period."))
+
+
+BLANK = "\ue000"  # where a value stood, until it is shown as "…" (a character no message holds)
 
 
 class _Blank(dict):
     """Every value of a message left out: a value could name a person or a case."""
 
     def __missing__(self, key: str) -> str:
-        return "…"
+        return BLANK
+
+
+def _blanked(text: str) -> str:
+    """The message with each value shown as "…". A full stop right after a value goes: "…" ends the
+    sentence itself ("failed: … Next attempt"), where "…." would read as a doubled stop."""
+    return (text % _Blank()).replace(BLANK + ".", "…").replace(BLANK, "…")
 
 
 def _fixed_texts() -> dict[str, str]:
@@ -311,7 +343,7 @@ def _message_text(code: str) -> str:
         return _("Other message")
     if MESSAGES[code] == "%(detail)s":  # nothing but the archive's own words, which are left out
         return _("The archive refused the message (its reason left out).")
-    return catalog().ugettext(MESSAGES[code]) % _Blank()
+    return _blanked(catalog().ugettext(MESSAGES[code]))
 
 
 def archive_top_errors(f: Filters) -> Figure:

@@ -2,12 +2,15 @@
 a print view for A4, and the cases behind a quarter's waiting time."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
+from urllib.parse import urlencode
 
-from flask import Blueprint, Response, abort, render_template, request
+from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 from flask_babel import format_date
 from flask_babel import gettext as _
+from werkzeug.wrappers import Response as BaseResponse
 
 from .. import clock
 from ..auth.access import current_actor as _actor
@@ -43,9 +46,21 @@ def default_period(today: date) -> Period:
     return Period(date(today.year, 1, 1), today, "year")
 
 
+_DIGITS = re.compile(r"[0-9]{1,9}")
+
+
 def _int(text: str) -> int | None:
+    """A whole number written with the digits 0-9 only (str.isdigit takes "²" and "①", which int() refuses)."""
     text = text.strip()
-    return int(text) if text.isdigit() and len(text) <= 9 else None
+    return int(text) if _DIGITS.fullmatch(text) else None
+
+
+def _years_later(day: date, years: int) -> date:
+    """The same day `years` later (29 February: 1 March when that year has none)."""
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:
+        return date(day.year + years, 3, 1)
 
 
 def _period(typed: dict[str, str], today: date, problems: dict[str, str]) -> Period:
@@ -95,7 +110,7 @@ def _range(typed: dict[str, str], today: date, problems: dict[str, str]) -> Peri
         problems["to"] = backwards
     elif first.year < FIRST_YEAR or first > today:
         problems["from"] = _("Choose a first day from %(first)s until today.", first=f"01.01.{FIRST_YEAR}")
-    elif last.year - first.year > MAX_RANGE_YEARS:
+    elif last >= _years_later(first, MAX_RANGE_YEARS):
         problems["to"] = _("Choose a period of at most %(years)s years.", years=MAX_RANGE_YEARS)
     if problems:
         return default_period(today)
@@ -136,15 +151,42 @@ class Shown:
     kinds: list[str]
 
 
-def shown(figure: Figure) -> Shown:
+def shown(figure: Figure, printing: bool = False) -> Shown:
+    """On paper the screen-only columns (a handler's name) are left out: paper leaves the screen."""
+    if printing and any(c.screen_only for c in figure.columns):
+        keep = [i for i, c in enumerate(figure.columns) if not c.screen_only]
+        figure = replace(figure, columns=[figure.columns[i] for i in keep],
+                         rows=[tuple(row[i] for i in keep) for row in figure.rows])
     return Shown(figure, charts.render(figure), [str(c.label) for c in figure.columns],
                  [[export.cell_text(value, column) for value, column in zip(row, figure.columns, strict=True)]
                   for row in figure.rows],
                  [c.kind for c in figure.columns])
 
 
-def _context(query: Query) -> dict:
-    found = {f.key: shown(f) for f in service.figures(_actor(), query.filters)}
+def waiting_url(quarter: str, query: Query) -> str:
+    """The cases behind a quarter, asked with the whole query (period, team, threshold), so the way back
+    lands on the same period. The query's own "quarter" (the period's) goes in the query string beside
+    the path's quarter (the row's), which url_for cannot take twice."""
+    args = query.args()
+    return url_for("statistics.waiting_cases", quarter=quarter) + ("?" + urlencode(args) if args else "")
+
+
+def _with_links(figure: Figure, query: Query) -> Figure:
+    """The waiting figure's links, rebuilt from its rows' quarters with the whole query."""
+    if not figure.links:
+        return figure
+    return replace(figure, links={i: waiting_url(str(figure.rows[i][0]), query) for i in figure.links
+                                  if 0 <= i < len(figure.rows)})
+
+
+def _to_the_page(query: Query) -> BaseResponse:
+    """Back to the page with the same arguments, where the query's messages show."""
+    args = query.args()
+    return redirect(url_for("statistics.index") + ("?" + urlencode(args) if args else ""))
+
+
+def _context(query: Query, printing: bool = False) -> dict:
+    found = {f.key: shown(_with_links(f, query), printing) for f in service.figures(_actor(), query.filters)}
     sections = [(name, [found[key] for key in keys if key in found]) for name, keys in service.SECTIONS]
     teams = service.teams()
     team_name = dict(teams).get(query.filters.team_id) if query.filters.team_id else None
@@ -163,18 +205,24 @@ def index():
 @bp.route("/print")
 @permission_required("statistics")
 def print_view():
-    return render_template("statistics/print.html", **_context(read_query()))
+    query = read_query()
+    if query.problems:
+        return _to_the_page(query)
+    return render_template("statistics/print.html", **_context(query, printing=True))
 
 
 @bp.route("/<key>.csv")
 @permission_required("statistics")
 def csv(key: str):
     query = read_query()
+    if query.problems and service.known(key[:40]):
+        # the default period's numbers under the name of what was asked: the page says what is wrong
+        return _to_the_page(query)
     found = service.figure(_actor(), key[:40], query.filters)
     if found is None:
         abort(404)
     service.record_export(_actor(), found.key, query.filters)
-    filename = export.csv_filename(found, query.filters.period)
+    filename = export.csv_filename(found, query.filters)
     return Response(export.csv_bytes(found), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
@@ -185,7 +233,7 @@ def waiting_cases(quarter: str):
     query = read_query()
     rows = service.waiting_cases(_actor(), quarter[:10], query.filters)
     team_id = query.filters.team_id
-    return render_template("statistics/waiting.html", rows=rows, quarter=quarter[:10],
+    return render_template("statistics/waiting.html", rows=rows, quarter=quarter[:10], problems=query.problems,
                            quarter_text=export.key_text(quarter[:10]), query=query,
                            threshold=query.filters.threshold_days,
                            team_name=dict(service.teams()).get(team_id) if team_id else None)

@@ -68,6 +68,11 @@ def figure(actor: User, key: str, f: Filters) -> Figure | None:
     return make(actor, f) if make else None
 
 
+def known(key: str) -> bool:
+    """Whether a figure has this key (a CSV's name)."""
+    return key in REGISTRY
+
+
 def teams() -> list[tuple[int, str]]:
     """The access groups the page's team filter offers: (id, name), by name."""
     return [(row.id, row.name) for row in db.session.execute(select(AccessGroup.id, AccessGroup.name)
