@@ -6,7 +6,6 @@ is named.
     .venv/bin/python bench/statistics_page.py --instance /tmp/big-sqlite
     .venv/bin/python bench/statistics_page.py --instance /tmp/big-pg \\
         --database-url 'postgresql+psycopg://ppt@/big?host=/tmp/pgdir' [--requests 20] [--top 3]
-    PGOPTIONS='-c jit=off' .venv/bin/python bench/statistics_page.py ...   # PostgreSQL without JIT compiling
 
 In-process, one thread, with Flask's test client signed in as the leader (leiar), as bench/pages.py
 does: the app's own cost, without a network or a WSGI server. Migrates the database to head first (a
