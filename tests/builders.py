@@ -10,6 +10,7 @@ from pypdf import PdfWriter
 from ppt_web.cases import posts
 from ppt_web.cases import service as cases
 from ppt_web.clients import service as clients
+from ppt_web.clock import today as oslo_today
 
 from .conftest import user
 
@@ -49,7 +50,7 @@ def case(handler: str = "radgjevar1", category: str = "expert_assessment", clien
 def post(case_obj, actor: str | None = None, post_type: str = "N", title: str = "Notat", with_pdf: bool = True,
          correspondent: str | None = None, document_date: date | None = None, pdf: bytes | None = None, **extra):
     actor = actor or case_obj.handler.username
-    data = posts.PostData(post_type=post_type, title=title, document_date=document_date or date.today(),
+    data = posts.PostData(post_type=post_type, title=title, document_date=document_date or oslo_today(),
                           correspondents=[posts.CorrespondentData(name=correspondent)] if correspondent else [],
                           **extra)
     pdf = pdf or make_pdf(tag=f"{title}-{next(_ids)}")

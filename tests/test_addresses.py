@@ -3,13 +3,14 @@ way a correspondent is made or corrected (post form, correction, post registrati
 from __future__ import annotations
 
 import io
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from ppt_web import addresses
 from ppt_web.cases import posts
+from ppt_web.clock import today as oslo_today
 from ppt_web.errors import Invalid
 from ppt_web.extensions import db
 from ppt_web.inbound.metadata import parse_message
@@ -79,7 +80,7 @@ def test_good_addresses_are_tidied():
 def _letter(ctx_case=None, **where) -> JournalPost:
     case = ctx_case or builders.case(category="follow_up")
     return posts.create_post(user("radgjevar1"), case.id, posts.PostData(
-        post_type="U", title="Brev", document_date=date.today(), correspondents=[posts.CorrespondentData(
+        post_type="U", title="Brev", document_date=oslo_today(), correspondents=[posts.CorrespondentData(
             name="Kari Føresett", **where)]), posts.Upload(io.BytesIO(builders.make_pdf(1)), "brev.pdf"))
 
 
@@ -144,7 +145,7 @@ def test_a_correction_of_the_address_keeps_old_and_new(ctx):
 # --- the pages ------------------------------------------------------------------------------------------
 
 def _post_form(**correspondent) -> dict:
-    form = {"post_type": "U", "title": "Brev", "document_date": date.today().isoformat(),
+    form = {"post_type": "U", "title": "Brev", "document_date": oslo_today().isoformat(),
             "legal_basis": "Offl. § 13 jf. fvl. § 13, 1. ledd nr. 1", "correspondents-0-name": "Kari Føresett",
             "main_document": (io.BytesIO(builders.make_pdf(1)), "brev.pdf")}
     form.update({f"correspondents-0-{k}": v for k, v in correspondent.items()})
@@ -207,7 +208,7 @@ def _checked_item() -> InboxItem:
 
 def _transfer_data(case, **extra) -> transfer.TransferData:
     return transfer.TransferData(client_id=case.client_id, case_id=case.id, title="Tilvising",
-                                 document_date=date.today() - timedelta(days=1), sender_name="Nordby skule",
+                                 document_date=oslo_today() - timedelta(days=1), sender_name="Nordby skule",
                                  storage_place="Hylle 3", **extra)
 
 

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import io
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
 from ppt_web.cases import approval, esign, posts
 from ppt_web.cases import service as cases
+from ppt_web.clock import today as oslo_today
 from ppt_web.clock import utcnow
 from ppt_web.errors import Conflict, Forbidden, Invalid, NotFound
 from ppt_web.extensions import db
@@ -23,7 +24,7 @@ GUARDIAN_ADDRESS = "Skulevegen 1, 6065 Ulsteinvik"
 def assessment(handler: str = "radgjevar1", case=None, title: str = "Sakkunnig vurdering"):
     """A complete outgoing expert assessment (draft) to a guardian."""
     case = case or builders.case(handler=handler)
-    data = posts.PostData(post_type="U", title=title, document_date=date.today(),
+    data = posts.PostData(post_type="U", title=title, document_date=oslo_today(),
                           correspondents=[posts.CorrespondentData(name="Kari Føresett", address=GUARDIAN_ADDRESS,
                                                                   national_id=builders.valid_national_id(900))])
     return posts.create_post(user(handler), case.id, data,

@@ -26,6 +26,7 @@ from ppt_web.archive.message import (
 from ppt_web.cases import posts
 from ppt_web.cases import service as cases
 from ppt_web.clients import organisations
+from ppt_web.clock import today as oslo_today
 from ppt_web.extensions import db
 from ppt_web.generate import org_number
 from ppt_web.models import (
@@ -58,7 +59,7 @@ def job_for(event: str, case: Case, post: JournalPost | None = None, **extra) ->
     from ppt_web.archive.message import EVENTS
 
     return ArchiveJob(event=event, operation=EVENTS[event], case=case, post=post, client=case.client,
-                      finalized_on=date.today(), **extra)
+                      finalized_on=oslo_today(), **extra)
 
 
 def xml(message: Message) -> etree._Element:
@@ -81,12 +82,12 @@ def post_with_files(case: Case, post_type: str, attachments: int = 2, title: str
     if post_type in ("I", "U"):
         data.setdefault("correspondents", [posts.CorrespondentData(name="Kari Nordmann", address="Storgata 1")])
     if post_type == "I":
-        data.setdefault("received_on", date.today() - timedelta(days=2))
+        data.setdefault("received_on", oslo_today() - timedelta(days=2))
     if post_type == "U":
-        data.setdefault("sent_on", date.today())
+        data.setdefault("sent_on", oslo_today())
     post = posts.create_post(
         user(case.handler.username), case.id,
-        posts.PostData(post_type=post_type, title=title, document_date=date.today() - timedelta(days=3), **data),
+        posts.PostData(post_type=post_type, title=title, document_date=oslo_today() - timedelta(days=3), **data),
         posts.Upload(io.BytesIO(builders.make_pdf(2)), "Hovuddokument æøå.pdf"),
         [posts.Upload(io.BytesIO(builders.make_pdf()), f"Vedlegg {n}.pdf") for n in range(1, attachments + 1)])
     return builders.finalize(post, case.handler.username) if finalize else post
@@ -162,7 +163,7 @@ def test_closing_and_reopening_update_saksstatus(ctx):
     assert update.get(f"{{{codes.XSI}}}type") == "saksmappeOppdatering"
     assert text(update, "amo:referanseTilMappe/n:referanseEksternNoekkel/n:noekkel") == f"case:{case.id}"
     assert text(update, "amo:saksstatus/n:kode") == "A"
-    assert text(update, "amo:avsluttetDato").startswith(date.today().isoformat())
+    assert text(update, "amo:avsluttetDato").startswith(oslo_today().isoformat())
     # A folder is created open, even when the case is closed by the time its job is built.
     created = xml(build(job_for("case_created", case)))
     assert text(created, "//am:saksstatus/n:kode") == "B" and not created.xpath("//am:avsluttetDato", namespaces=NS)
@@ -263,7 +264,7 @@ def test_written_off_incoming_post_is_an_avskrivning(ctx):
     root = xml(message)
     assert message.meldingstype == AVSKRIVNING and message.payload_name == "avskrivning-opprett.xml"
     assert text(root, "/avs:nyAvskrivning/avs:avskrivning/avs:avskrivningsmaate/n:kode") == "BU"
-    assert text(root, "//avs:avskrivningsdato") == date.today().isoformat()
+    assert text(root, "//avs:avskrivningsdato") == oslo_today().isoformat()
     assert text(root, "//avs:avskrevetAv/n:navn") == user("radgjevar1").full_name
     assert text(root, "//avs:referanseAvskrivesAvJournalpost//n:noekkel") == f"post:{reply.id}"
     assert text(root, "/avs:nyAvskrivning/avs:referanseTilJournalpost//n:noekkel") == f"post:{incoming.id}"
@@ -283,7 +284,7 @@ def test_metadata_correction_is_an_update_of_the_journalpost(ctx):
     """correct_metadata by the consultant: title, dates and correspondents go out as arkivmelding.oppdater."""
     case = builders.case()
     post = post_with_files(case, "I", attachments=1)
-    new_day = date.today() - timedelta(days=10)
+    new_day = oslo_today() - timedelta(days=10)
     correction = posts.correct_metadata(user("konsulent"), post.id, "Feil dato og avsendar", posts.PostData(
         post_type="I", title="Tilvising frå skule & heim", document_date=new_day, received_on=new_day,
         correspondents=[posts.CorrespondentData(name="Per Hansen", address="Vegen 3"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import io
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 from lxml import etree
@@ -15,6 +15,7 @@ from ppt_web.archive import outbox
 from ppt_web.archive.message import AM, AMO, AVS, MDK, build
 from ppt_web.cases import posts
 from ppt_web.cases import service as cases
+from ppt_web.clock import today as oslo_today
 from ppt_web.extensions import db
 from ppt_web.models import ArchiveJob, Case, Client, JournalPost, Setting, User
 
@@ -44,11 +45,11 @@ def finalized(case: Case, post_type: str, title: str, correspondents: list[posts
               actor: str = "radgjevar1", **data) -> JournalPost:
     """A post with one PDF, finalized through the services, as the UI makes it."""
     if post_type == "I":
-        data.setdefault("received_on", date.today())
+        data.setdefault("received_on", oslo_today())
     if post_type == "U":
-        data.setdefault("sent_on", date.today())
+        data.setdefault("sent_on", oslo_today())
     created = posts.create_post(user(actor), case.id, posts.PostData(
-        post_type=post_type, title=title, document_date=date.today(), correspondents=correspondents or [], **data),
+        post_type=post_type, title=title, document_date=oslo_today(), correspondents=correspondents or [], **data),
         posts.Upload(io.BytesIO(builders.make_pdf(tag=title)), f"{title}.pdf"))
     return builders.finalize(created, actor)
 
@@ -67,7 +68,7 @@ def test_jobs_replay_history_whatever_the_case_is_when_they_go(app, ctx, monkeyp
     incoming = finalized(case, "I", "Tilvising", sender)
     reply = finalized(case, "U", "Svar på tilvising", [posts.CorrespondentData(name="Kari Nordmann")])
     posts.write_off(user("radgjevar1"), incoming.id, "BU", reply_post_id=reply.id)
-    first_closing = date.today() - timedelta(days=3)
+    first_closing = oslo_today() - timedelta(days=3)
     monkeypatch.setattr(cases, "today", lambda: first_closing)
     close(case)
     monkeypatch.undo()
@@ -75,7 +76,7 @@ def test_jobs_replay_history_whatever_the_case_is_when_they_go(app, ctx, monkeyp
     cases.correct_case(user("konsulent"), case.id, "Skrivefeil", "Vurdering, ny")
     finalized(case, "X", "Notat etter møte")
     posts.correct_metadata(user("konsulent"), incoming.id, "Skrivefeil", posts.PostData(
-        post_type="I", title="Tilvising frå skulen", document_date=date.today(), received_on=date.today(),
+        post_type="I", title="Tilvising frå skulen", document_date=oslo_today(), received_on=oslo_today(),
         correspondents=sender))
     close(case)
 
@@ -106,7 +107,7 @@ def test_jobs_replay_history_whatever_the_case_is_when_they_go(app, ctx, monkeyp
     update_ = xml(corrected)
     assert text(update_, "//amo:tittel") == "Tilvising frå skulen"
     assert texts(update_, "//amo:oppdatering/amo:korrespondansepartID") == [sender_id]
-    assert text(xml(closed_again), "//amo:avsluttetDato").startswith(date.today().isoformat())
+    assert text(xml(closed_again), "//amo:avsluttetDato").startswith(oslo_today().isoformat())
 
     payloads = {j.id: build(j).payload for j in all_jobs}
     for payload in payloads.values():
@@ -230,8 +231,8 @@ def test_expedition_is_journalstatus_e_with_the_day_it_left(app, ctx):
     """post_expedited: an update to E with sendtDato; the snapshot keeps that day."""
     case = builders.case()
     letter = finalized(case, "U", "Brev", [posts.CorrespondentData(name="Kari Nordmann")],
-                       sent_on=date.today() - timedelta(days=2))
-    left = date.today() - timedelta(days=1)
+                       sent_on=oslo_today() - timedelta(days=2))
+    left = oslo_today() - timedelta(days=1)
     db.session.execute(update(JournalPost).where(JournalPost.id == letter.id).values(expedited_on=left,
                                                                                    expedition="paper"))
     db.session.refresh(letter)

@@ -4,7 +4,6 @@ archive hears of the closing. Through the service and through the page."""
 from __future__ import annotations
 
 import re
-from datetime import date
 
 import pytest
 from flask_babel import lazy_gettext as _l
@@ -39,12 +38,12 @@ def mixed_case():
     off) and what it leaves alone (X, U, an I post written off already)."""
     case = builders.case(category="follow_up")
     incoming = builders.finalized_post(case, post_type="I", correspondent="Ulstein skule", title="Kartlegging",
-                                       received_on=date.today())
+                                       received_on=today())
     note = builders.finalized_post(case, title="Samtale med føresette")  # N
     builders.finalized_post(case, post_type="X", title="Intern merknad")
     reply = builders.finalized_post(case, post_type="U", correspondent="Kari Føresett", title="Svar")
     answered = builders.finalized_post(case, post_type="I", correspondent="Kari Føresett", title="Spørsmål",
-                                       received_on=date.today())
+                                       received_on=today())
     posts.write_off(user("radgjevar1"), answered.id, "BU", reply.id)
     return case, incoming, note, answered
 

@@ -9,13 +9,14 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
 
 from ppt_web.cases import approval, posts
+from ppt_web.clock import today as oslo_today
 from ppt_web.clock import utcnow
 from ppt_web.dispatch import expedition
 from ppt_web.dispatch import service as dispatch
@@ -73,7 +74,7 @@ def letter(category: str = "expert_assessment", approve: bool = True, to_school:
     if to_school:
         recipients.append(posts.CorrespondentData(organisation_id=school.id))
     post = posts.create_post(user("radgjevar1"), case.id, posts.PostData(
-        post_type="U", title="Sakkunnig vurdering", document_date=date.today(), correspondents=recipients),
+        post_type="U", title="Sakkunnig vurdering", document_date=oslo_today(), correspondents=recipients),
         posts.Upload(io.BytesIO(builders.make_pdf(2)), "vurdering.pdf"))
     if approve:
         approval.send_for_approval(user("radgjevar1"), post.id, user("leiar").id)
@@ -121,7 +122,7 @@ def test_each_recipient_gets_it_once_and_the_post_is_dispatched_only_when_confir
     assert all(len(server.by_external_ref(r.external_ref)) == 1 for r in rows(post))
     with pytest.raises(Conflict):  # never again, not even its metadata
         posts.correct_metadata(user("konsulent"), post.id, "Feil tittel",
-                               posts.PostData(post_type="U", title="Anna", document_date=date.today()))
+                               posts.PostData(post_type="U", title="Anna", document_date=oslo_today()))
 
 
 def test_transient_failures_then_success_send_once(ctx, server, adapter):
@@ -243,7 +244,7 @@ def test_a_structured_address_reaches_svarut_whole(ctx):
 
     case = builders.case(category="follow_up")
     post = posts.create_post(user("radgjevar1"), case.id, posts.PostData(
-        post_type="U", title="Brev", document_date=date.today(), correspondents=[posts.CorrespondentData(
+        post_type="U", title="Brev", document_date=oslo_today(), correspondents=[posts.CorrespondentData(
             name="Kari Føresett", address="c/o Nilsson\nStorgatan 5", city="Göteborg", country="SE",
             national_id=builders.valid_national_id(903))]),
         posts.Upload(io.BytesIO(builders.make_pdf()), "brev.pdf"))
@@ -345,7 +346,7 @@ def test_manuelt_handtert_is_an_end_state_never_sent_again(ctx, server, adapter)
     assert any("SvarUt" in n.text and post.number in n.text for n in db.session.scalars(
         select(Notification).where(Notification.user_id == user("radgjevar1").id)))
     # Found to have gone out on paper: recorded, and the list is clear.
-    expedition.record_paper(user("radgjevar1"), post.id, date.today())
+    expedition.record_paper(user("radgjevar1"), post.id, oslo_today())
     assert dispatch.failures(user("radgjevar1")) == [] and len(server.shipments) == 1
 
 

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import io
-from datetime import date
 from pathlib import Path
 
 import pytest
 
+from ppt_web.clock import today as oslo_today
 from ppt_web.extensions import db
 from ppt_web.models import Client, JournalPost, PostStatus
 
@@ -36,7 +36,7 @@ def test_handler_registers_client_case_and_finalizes_a_note(app, login_as):
     case_url = response.headers["Location"]
     assert "Tilvising frå skule" in client.get(case_url).get_data(as_text=True)
     case_id = int(case_url.rsplit("/", 1)[1])
-    form = {"post_type": "N", "title": "Samtale med føresette", "document_date": date.today().isoformat(),
+    form = {"post_type": "N", "title": "Samtale med føresette", "document_date": oslo_today().isoformat(),
             "legal_basis": "Offl. § 13 jf. fvl. § 13, 1. ledd nr. 1",
             "main_document": (io.BytesIO(builders.make_pdf(2)), "samtale.pdf")}
     response = client.post(f"/cases/{case_id}/posts/new", data=form, content_type="multipart/form-data")
@@ -101,7 +101,7 @@ def test_bad_upload_through_the_page_gives_a_message_and_leaves_nothing(app, log
     client = login_as("radgjevar1")
     with app.app_context():
         case_id = builders.case("radgjevar1").id
-    form = {"post_type": "N", "title": "Skanna brev", "document_date": date.today().isoformat(),
+    form = {"post_type": "N", "title": "Skanna brev", "document_date": oslo_today().isoformat(),
             "main_document": (io.BytesIO(data), "brev.pdf")}
     response = client.post(f"/cases/{case_id}/posts/new", data=form, content_type="multipart/form-data",
                            headers=HX)
@@ -119,7 +119,7 @@ def test_hostile_file_names_are_stored_safely(app, login_as, name):
     client = login_as("radgjevar1")
     with app.app_context():
         case_id = builders.case("radgjevar1").id
-    form = {"post_type": "N", "title": "Brev", "document_date": date.today().isoformat(),
+    form = {"post_type": "N", "title": "Brev", "document_date": oslo_today().isoformat(),
             "main_document": (io.BytesIO(builders.make_pdf()), name)}
     response = client.post(f"/cases/{case_id}/posts/new", data=form, content_type="multipart/form-data")
     assert response.status_code == 302

@@ -14,7 +14,6 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
 
 import pytest
 from flask_babel import force_locale, gettext
@@ -22,6 +21,7 @@ from sqlalchemy import func, select, update
 
 from ppt_web.cases import approval, posts
 from ppt_web.cases import service as cases
+from ppt_web.clock import today as oslo_today
 from ppt_web.clock import utcnow
 from ppt_web.dispatch import service as dispatch
 from ppt_web.errors import Conflict
@@ -161,7 +161,7 @@ def check(name: str, result: Race, effects: int, already: tuple[str, ...] = ()) 
 
 def _incoming(case=None) -> JournalPost:
     return builders.finalized_post(case or builders.case(category="follow_up"), post_type="I",
-                                   correspondent="Ulstein skule", title="Tilvising", received_on=date.today())
+                                   correspondent="Ulstein skule", title="Tilvising", received_on=oslo_today())
 
 
 def _outgoing_draft(case=None) -> JournalPost:
@@ -172,7 +172,7 @@ def _outgoing_draft(case=None) -> JournalPost:
 def _letter_to_guardian() -> JournalPost:
     case = builders.case(category="follow_up")
     return posts.create_post(user("radgjevar1"), case.id, posts.PostData(
-        post_type="U", title="Brev", document_date=date.today(), correspondents=[posts.CorrespondentData(
+        post_type="U", title="Brev", document_date=oslo_today(), correspondents=[posts.CorrespondentData(
             name="Kari Føresett", address="Heimvegen 3, 6065 Ulsteinvik",
             national_id=builders.valid_national_id(901))]),
         posts.Upload(io.BytesIO(builders.make_pdf(1)), "brev.pdf"))
@@ -203,7 +203,7 @@ def test_write_off_at_once_makes_one_avskrivning_and_keeps_the_winners_method(ap
 
 def test_metadata_corrections_at_once_apply_once_and_the_others_are_told_to_look_again(app, ctx):
     post = _incoming()
-    today = date.today().isoformat()
+    today = oslo_today().isoformat()
     pid = post.id
 
     def correct(c, i):
@@ -228,7 +228,7 @@ def test_a_correction_from_a_form_opened_before_another_correction_is_refused(ap
     version = re.search(r'name="version"[^>]*value="(\d*)"', page) or re.search(r'value="(\d*)"[^>]*name="version"',
                                                                                  page)
     assert version is not None
-    today = date.today().isoformat()
+    today = oslo_today().isoformat()
     form = {"reason": "Skrivefeil", "title": "Fyrste retting", "document_date": today, "received_on": today,
             "correspondents-0-name": "Ulstein skule", "version": version.group(1)}
     assert client.post(f"/posts/{post.id}/correct", data=form).status_code == 302

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import io
 import re
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ppt_web.cases import hold_back, post_actions, posts
+from ppt_web.clock import today as oslo_today
 from ppt_web.errors import Conflict, Forbidden, Invalid
 from ppt_web.extensions import db
 from ppt_web.models import ArchiveJob, InboxItem, InboxSource, JournalPost, Notification, PostEvent, PostStatus
@@ -29,7 +30,7 @@ def held_back_post(pages: int = 2) -> JournalPost:
         service.set_check(user("sekretaer"), item.id, point, True)
     done = transfer.transfer(user("sekretaer"), item.id, transfer.TransferData(
         client_id=case.client.id, case_id=case.id, title="Klage frå føresette",
-        document_date=date.today() - timedelta(days=2), sender_name="Kari Føresett",
+        document_date=oslo_today() - timedelta(days=2), sender_name="Kari Føresett",
         storage_place="Arkivrommet, hylle 3", hold_back=True))
     assert done.post.status == PostStatus.DRAFT and done.post.held_back and done.post.hold_decision is None
     return done.post
@@ -357,7 +358,7 @@ def test_a_held_back_post_deleted_as_misregistered_is_held_back_again_when_filed
     other = builders.case()
     again = transfer.transfer(secretary, item.id, transfer.TransferData(
         client_id=other.client.id, case_id=other.id, title="Klage frå føresette",
-        document_date=date.today() - timedelta(days=2), sender_name="Kari Føresett",
+        document_date=oslo_today() - timedelta(days=2), sender_name="Kari Føresett",
         storage_place="Arkivrommet, hylle 3", hold_back=False))
     assert again.post.status == PostStatus.DRAFT and again.post.held_back and again.post.hold_decision is None
     assert again.post.id in [p.id for p in hold_back.waiting(user("leiar"))]

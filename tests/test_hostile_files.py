@@ -20,7 +20,6 @@ import zipfile
 import zlib
 from collections import Counter
 from collections.abc import Callable
-from datetime import date
 from pathlib import Path
 
 import pytest
@@ -31,6 +30,7 @@ from pypdf._codecs._codecs import LzwCodec
 from pypdf.generic import DictionaryObject, NameObject, TextStringObject
 from sqlalchemy import func, select
 
+from ppt_web.clock import today as oslo_today
 from ppt_web.extensions import db
 from ppt_web.files.errors import MESSAGES
 from ppt_web.inbound.folder import write_example
@@ -502,7 +502,7 @@ def test_two_hundred_hostile_files_through_every_channel(app, ctx):
         web.post("/logout")
         assert sign_in(web, user).status_code == 302
         for name, (data, reasons) in FILES.items():
-            form = {"post_type": "N", "title": "Brev", "document_date": date.today().isoformat(),
+            form = {"post_type": "N", "title": "Brev", "document_date": oslo_today().isoformat(),
                     field: (io.BytesIO(data), "brev.pdf")}
             figures["sent"] += 1
             try:

@@ -16,6 +16,7 @@ from werkzeug.datastructures import MultiDict
 
 import ppt_web
 from ppt_web import formtools, i18n
+from ppt_web.clock import today as oslo_today
 from ppt_web.extensions import db
 from ppt_web.models import JournalPost
 
@@ -148,7 +149,7 @@ def test_a_post_form_shows_and_takes_dates_as_dd_mm_yyyy_in_an_english_browser(a
     assert 'type="date"' not in page
     field = page[page.index('id="document_date"') - 200:page.index('id="document_date"') + 400]
     assert 'type="text"' in field and 'inputmode="numeric"' in field
-    today = date.today()
+    today = oslo_today()
     assert f'value="{today.strftime("%d.%m.%Y")}"' in page  # the builder's document date, as dd.mm.yyyy
     response = client.post(f"/posts/{post_id}/edit", data={"post_type": "N", "title": "Notat",
                                                          "document_date": "5.1.2026"}, headers=ENGLISH_BROWSER)

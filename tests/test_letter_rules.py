@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import base64
 import io
-from datetime import date
 
 import pytest
 from PIL import Image
 
 from ppt_web.cases import esign, posts
+from ppt_web.clock import today as oslo_today
 from ppt_web.errors import Conflict, Invalid
 from ppt_web.extensions import db
 from ppt_web.letters import merge
@@ -26,7 +26,7 @@ def test_a_signed_letters_recipients_and_title_can_no_longer_be_edited(ctx):
     post = new_letter(case_with_recipients(category="follow_up"))
     esign.sign(user("radgjevar1"), post.id)
     post = db.session.get(JournalPost, post.id)
-    data = posts.PostData(post_type="U", title="Anna tittel", document_date=date.today(),
+    data = posts.PostData(post_type="U", title="Anna tittel", document_date=oslo_today(),
                           correspondents=[posts.CorrespondentData(name="Ein annan føresett", address="Vegen 9",
                                                                   postal_code="6060", city="Hareid")])
     with pytest.raises(Conflict):

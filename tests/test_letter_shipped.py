@@ -16,6 +16,7 @@ from ppt_web.cases import posts
 from ppt_web.clients import organisations
 from ppt_web.clients import service as clients
 from ppt_web.clock import today, utcnow
+from ppt_web.clock import today as oslo_today
 from ppt_web.extensions import db
 from ppt_web.letters import context, letterhead, merge, shipped
 from ppt_web.letters.pdf import LetterPage, render
@@ -130,7 +131,7 @@ def _organisation(name: str, kind: str = "school"):
 def _guardian_post(case_obj, name: str, n: int):
     """An earlier letter to a guardian registered with a national id: what makes them a guardian in a letter."""
     data = posts.PostData(
-        post_type="U", title="Brev til føresette", document_date=date.today(), correspondents=[
+        post_type="U", title="Brev til føresette", document_date=oslo_today(), correspondents=[
             posts.CorrespondentData(name=name, national_id=generate.national_id(date(1984, 3, 1 + n), 100 + n),
                                     address="Heimevegen 12", postal_code="6065", city="Ulsteinvik")])
     return posts.create_post(case_obj.handler, case_obj.id, data,

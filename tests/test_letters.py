@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import io
-from datetime import date
 
 import pytest
 from pypdf import PdfReader
@@ -11,6 +10,7 @@ from sqlalchemy.exc import DBAPIError
 
 from ppt_web.cases import approval, esign, posts
 from ppt_web.clients import organisations
+from ppt_web.clock import today as oslo_today
 from ppt_web.errors import Conflict, Invalid, NotFound
 from ppt_web.extensions import db
 from ppt_web.files.storage import file_path
@@ -53,7 +53,7 @@ def case_with_recipients(category: str = "expert_assessment", client=None):
                                             kind="school", address="Skulevegen 1\n6065 Ulsteinvik")
     client = client or builders.client("radgjevar1", organisation_id=school.id)
     case = builders.case("radgjevar1", category=category, client_obj=client)
-    data = posts.PostData(post_type="I", title="Tilvising", document_date=date.today(), received_on=date.today(),
+    data = posts.PostData(post_type="I", title="Tilvising", document_date=oslo_today(), received_on=oslo_today(),
                           correspondents=[posts.CorrespondentData(name="Kari Føresett", address="Heimvegen 2",
                                                                   postal_code="6065", city="Ulsteinvik",
                                                                   national_id=builders.valid_national_id(901))])
@@ -176,7 +176,7 @@ def test_a_main_document_cannot_be_uploaded_on_a_letter(ctx):
     assert refused.value.details["field"] == "main_document"
     attachment = posts.Upload(io.BytesIO(builders.make_pdf()), "vedlegg.pdf")
     posts.update_post(user("radgjevar1"), post.id, posts.PostData(post_type="U", title=post.title,
-                                                                  document_date=date.today()), None, [attachment])
+                                                                  document_date=oslo_today()), None, [attachment])
     assert [d.role for d in db.session.get(JournalPost, post.id).documents] == ["main", "attachment"]
 
 
@@ -205,7 +205,7 @@ def test_the_approver_sees_the_pdf_with_the_title_and_recipients_as_last_edited(
     case = case_with_recipients()
     post = new_letter(case)
     made = post.main_document.sha256
-    data = posts.PostData(post_type="U", title="Sakkunnig vurdering, ny tittel", document_date=date.today(),
+    data = posts.PostData(post_type="U", title="Sakkunnig vurdering, ny tittel", document_date=oslo_today(),
                           correspondents=[posts.CorrespondentData(name=c.name, address=c.address,
                                                                   postal_code=c.postal_code, city=c.city,
                                                                   organisation_id=c.organisation_id,
@@ -387,11 +387,11 @@ def test_recipients_include_earlier_letters_recipients_and_never_the_client_as_g
     """Recipients of earlier U posts are offered (a national id only if they had one); the client, registered
     as a correspondent with their own national id, is offered as the client, not as a guardian."""
     case = case_with_recipients()
-    outgoing = posts.PostData(post_type="U", title="Brev", document_date=date.today(), correspondents=[
+    outgoing = posts.PostData(post_type="U", title="Brev", document_date=oslo_today(), correspondents=[
         posts.CorrespondentData(name="Helsesjukepleiar Hansen", address="Helsestasjonen"),
         posts.CorrespondentData(name=case.client.name, national_id=case.client.national_id)])
     posts.create_post(user("radgjevar1"), case.id, outgoing, posts.Upload(io.BytesIO(builders.make_pdf()), "u.pdf"))
-    note = posts.PostData(post_type="N", title="Notat", document_date=date.today(), correspondents=[
+    note = posts.PostData(post_type="N", title="Notat", document_date=oslo_today(), correspondents=[
         posts.CorrespondentData(name="Intern Kollega")])
     posts.create_post(user("radgjevar1"), case.id, note, posts.Upload(io.BytesIO(builders.make_pdf()), "n.pdf"))
     choices = {c.label: c for c in service.recipient_choices(user("radgjevar1"), case)}
@@ -477,7 +477,7 @@ def test_the_letter_page_says_honestly_what_its_buttons_do_and_who_may_edit(clie
 def test_the_new_letter_page_does_not_precheck_the_client_and_offers_earlier_recipients(client, login_as):
     with client.application.app_context():
         case = case_with_recipients()
-        outgoing = posts.PostData(post_type="U", title="Brev", document_date=date.today(), correspondents=[
+        outgoing = posts.PostData(post_type="U", title="Brev", document_date=oslo_today(), correspondents=[
             posts.CorrespondentData(name="Helsesjukepleiar Hansen"),
             posts.CorrespondentData(name=case.client.name, national_id=case.client.national_id)])
         posts.create_post(user("radgjevar1"), case.id, outgoing,

@@ -7,7 +7,6 @@ dispatch, in any order by any of several people. Whatever happens:
 from __future__ import annotations
 
 import io
-from datetime import date
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -15,6 +14,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from sqlalchemy import select
 
 from ppt_web.cases import approval, posts
+from ppt_web.clock import today as oslo_today
 from ppt_web.dispatch import service as dispatch
 from ppt_web.errors import DomainError
 from ppt_web.extensions import db
@@ -35,7 +35,7 @@ class PostLife(RuleBasedStateMachine):
     @initialize(category=st.sampled_from(["expert_assessment", "follow_up"]))
     def write(self, category):
         case = builders.case(category=category)
-        data = posts.PostData(post_type="U", title="Brev", document_date=date.today(), correspondents=[
+        data = posts.PostData(post_type="U", title="Brev", document_date=oslo_today(), correspondents=[
             posts.CorrespondentData(name="Føresett", address="Heimvegen 3, 6065 Ulsteinvik",
                                     national_id=builders.valid_national_id(902))])
         post = posts.create_post(user("radgjevar1"), case.id, data,

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import io
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
+from ppt_web.clock import today as oslo_today
 from ppt_web.errors import Conflict, Forbidden, Invalid
 from ppt_web.extensions import db
 from ppt_web.models import (
@@ -42,7 +43,7 @@ def tick_all(item: InboxItem, username: str = "sekretaer") -> None:
 
 def transfer_data(client_obj, case_obj=None, **extra) -> transfer.TransferData:
     values = dict(client_id=client_obj.id, case_id=case_obj.id if case_obj else None, title="Tilvising frå skulen",
-                  document_date=date.today() - timedelta(days=2), sender_name="Nordby skule",
+                  document_date=oslo_today() - timedelta(days=2), sender_name="Nordby skule",
                   storage_place="Arkivrommet, hylle 3")
     values.update(extra)
     return transfer.TransferData(**values)
@@ -92,7 +93,7 @@ def test_transfer_files_a_finalized_incoming_post_with_its_archive_job_and_tells
     assert post.post_type == PostType.I and post.status == PostStatus.FINALIZED and not post.held_back
     assert post.case_id == case.id and post.title == "Tilvising frå skulen"
     assert [c.name for c in post.correspondents] == ["Nordby skule"]
-    assert post.received_on == date.today()  # the day it came in, unless the user says otherwise
+    assert post.received_on == oslo_today()  # the day it came in, unless the user says otherwise
     assert post.main_document.sha256 == item.sha256 and done.document_id == post.main_document.id
     jobs = list(db.session.scalars(select(ArchiveJob).where(ArchiveJob.post_id == post.id)))
     assert [j.event for j in jobs] == ["post_finalized"]
@@ -145,7 +146,7 @@ def test_a_refused_transfer_changes_nothing(ctx):
     for bad in (transfer_data(case.client, other),                       # a case of another client
                 transfer_data(case.client, case, title=""),              # no title: cannot be finalized
                 transfer_data(case.client, case, storage_place=""),      # paper needs its place
-                transfer_data(case.client, case, document_date=date.today() + timedelta(days=3))):
+                transfer_data(case.client, case, document_date=oslo_today() + timedelta(days=3))):
         with pytest.raises(Invalid):
             transfer.transfer(user("sekretaer"), item.id, bad)
     after = (db.session.query(JournalPost).count(), db.session.query(ArchiveJob).count(),
@@ -159,7 +160,7 @@ def test_after_downtime_paper_is_kept_six_months(ctx):
     item = scanned()
     tick_all(item)
     transfer.transfer(user("sekretaer"), item.id, transfer_data(
-        case.client, case, after_downtime=True, received_on=date.today() - timedelta(days=10)))
+        case.client, case, after_downtime=True, received_on=oslo_today() - timedelta(days=10)))
     original = db.session.scalar(select(PaperOriginal).where(PaperOriginal.item_id == item.id))
     assert original.downtime_log and original.destroy_by == paper.add_months(original.scanned_on, 6)
 
@@ -200,7 +201,7 @@ def test_paper_originals_due_list_and_confirmed_destruction(ctx):
     assert paper.paper_originals(user("sekretaer")) == []  # not due for three months
     with pytest.raises(Conflict):
         paper.confirm_destroyed(user("sekretaer"), original.id)
-    original.destroy_by = date.today() - timedelta(days=1)
+    original.destroy_by = oslo_today() - timedelta(days=1)
     db.session.commit()
     assert [o.id for o in paper.paper_originals(user("sekretaer"))] == [original.id]
     paper.confirm_destroyed(user("sekretaer"), original.id)

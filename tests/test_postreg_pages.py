@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import io
-from datetime import date
 
 from sqlalchemy import select
 
+from ppt_web.clock import today as oslo_today
 from ppt_web.extensions import db
 from ppt_web.models import InboxItem, InboxStatus, Notification, PostStatus
 
@@ -53,7 +53,7 @@ def test_secretary_checks_and_transfers_through_the_pages_and_the_handler_is_tol
 
     response = web.post(f"/post-registration/{item_id}/transfer", data={
         "client_id": client_id, "case_id": case_id, "title": "Tilvising frå Nordby skule",
-        "document_date": date.today().isoformat(), "received_on": date.today().isoformat(),
+        "document_date": oslo_today().isoformat(), "received_on": oslo_today().isoformat(),
         "sender_name": "Nordby skule", "sender_address": "", "sender_organisation_id": "",
         "legal_basis": "Offl. § 13 jf. fvl. § 13, 1. ledd nr. 1", "new_case_category": "", "new_case_title": ""})
     assert response.status_code == 302, response.get_data(as_text=True)

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import hashlib
 import io
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DatabaseError
 
 from ppt_web.cases import posts
+from ppt_web.clock import today as oslo_today
 from ppt_web.errors import Conflict, Forbidden, Invalid, NotFound
 from ppt_web.extensions import db
 from ppt_web.files.storage import file_path
@@ -38,7 +39,7 @@ def test_notes_need_no_correspondent(ctx):
 def test_future_document_date_is_refused(ctx):
     case = builders.case()
     with pytest.raises(Invalid):
-        builders.post(case, document_date=date.today() + timedelta(days=3))
+        builders.post(case, document_date=oslo_today() + timedelta(days=3))
     assert db.session.scalar(db.select(db.func.count()).select_from(JournalPost)) == 0
 
 
@@ -50,7 +51,7 @@ def _finalized(ctx_case=None):
 def test_finalized_post_refuses_every_change_through_the_service(ctx):
     post = _finalized()
     sha = post.documents[0].sha256
-    data = posts.PostData(post_type="I", title="Endra", document_date=date.today())
+    data = posts.PostData(post_type="I", title="Endra", document_date=oslo_today())
     for attempt in (lambda: posts.update_post(user("radgjevar1"), post.id, data),
                     lambda: posts.update_post(user("konsulent"), post.id, data),
                     lambda: posts.delete_post(user("konsulent"), post.id, "feil"),
@@ -104,7 +105,7 @@ def test_drafts_can_still_change_in_sql(ctx):
 @pytest.mark.parametrize("username", ["leiar", "nestleiar", "radgjevar1", "sekretaer", "admin", "superbrukar"])
 def test_only_correct_metadata_may_correct(ctx, username):
     post = _finalized()
-    data = posts.PostData(post_type="I", title="Retta tittel", document_date=date.today(),
+    data = posts.PostData(post_type="I", title="Retta tittel", document_date=oslo_today(),
                           correspondents=[posts.CorrespondentData(name="Ulstein skule")])
     with pytest.raises((Forbidden, NotFound)):
         posts.correct_metadata(user(username), post.id, "Skrivefeil", data)
@@ -114,8 +115,8 @@ def test_only_correct_metadata_may_correct(ctx, username):
 
 def test_konsulent_corrects_metadata_with_a_reason_and_history_keeps_both(ctx):
     post = _finalized()
-    data = posts.PostData(post_type="I", title="Tilvising frå Ulstein skule", document_date=date.today() - timedelta(days=2),
-                          received_on=date.today() - timedelta(days=1),
+    data = posts.PostData(post_type="I", title="Tilvising frå Ulstein skule", document_date=oslo_today() - timedelta(days=2),
+                          received_on=oslo_today() - timedelta(days=1),
                           correspondents=[posts.CorrespondentData(name="Ulstein skule v/ rektor")])
     with pytest.raises(Invalid):
         posts.correct_metadata(user("konsulent"), post.id, "   ", data)
@@ -137,7 +138,7 @@ def test_dispatched_post_cannot_change_not_even_metadata(ctx):
     post = builders.finalized_post(builders.case(), post_type="U", correspondent="Føresette", title="Brev")
     db.session.execute(text("UPDATE journal_post SET status = 'dispatched' WHERE id = :id"), {"id": post.id})
     db.session.commit()
-    data = posts.PostData(post_type="U", title="Nytt", document_date=date.today(),
+    data = posts.PostData(post_type="U", title="Nytt", document_date=oslo_today(),
                           correspondents=[posts.CorrespondentData(name="Føresette")])
     with pytest.raises(Conflict):
         posts.correct_metadata(user("konsulent"), post.id, "grunn", data)
@@ -191,13 +192,13 @@ def test_leader_sees_everyones_outstanding_posts(ctx):
 
 def test_registration_after_downtime_carries_the_real_date(ctx):
     case = builders.case()
-    earlier = date.today() - timedelta(days=5)
+    earlier = oslo_today() - timedelta(days=5)
     post = builders.post(case, post_type="I", correspondent="Skule", received_on=earlier,
                          document_date=earlier, registered_after_downtime=True)
     assert post.registered_after_downtime and post.received_on == earlier
-    assert post.registered_at.date() >= date.today() - timedelta(days=1)
+    assert post.registered_at.date() >= oslo_today() - timedelta(days=1)
     with pytest.raises(Invalid):  # "after downtime" needs an earlier real date
-        builders.post(case, post_type="I", correspondent="Skule", received_on=date.today(),
+        builders.post(case, post_type="I", correspondent="Skule", received_on=oslo_today(),
                       registered_after_downtime=True)
 
 

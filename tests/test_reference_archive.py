@@ -8,7 +8,6 @@ import multiprocessing
 import sqlite3
 import threading
 import uuid
-from datetime import date
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from ppt_web.archive.message import Message
 from ppt_web.archive.reference import ReferenceArchive
 from ppt_web.archive.transports import query as archive_query
 from ppt_web.archive.transports.http import HttpTransport, interpret
+from ppt_web.clock import today as oslo_today
 from ppt_web.extensions import db
 from ppt_web.models import ArchiveJob
 
@@ -158,7 +158,7 @@ def folder_and_post(arkiv, folder="sak-1", post="post-1", post_type="I") -> tupl
 # --- numbers and idempotency ---
 
 def test_the_archive_assigns_its_own_numbers_and_ignores_the_senders(arkiv):
-    year = date.today().year
+    year = oslo_today().year
     first = ok(send(arkiv, OPPRETT, folder_xml("sak-1")))["mappe"]
     second = ok(send(arkiv, OPPRETT, folder_xml("sak-2")))["mappe"]
     assert (first["saksaar"], first["sakssekvensnummer"], second["sakssekvensnummer"]) == (year, 1, 2)
@@ -358,7 +358,7 @@ def _sample(name: str) -> bytes:
 
 def test_the_published_samples_are_accepted_and_the_replies_validate(arkiv):
     folder = ok(send(arkiv, OPPRETT, _sample("NySaksmappeN1")))["mappe"]
-    assert folder["saksaar"] == date.today().year and folder["sakssekvensnummer"] == 1
+    assert folder["saksaar"] == oslo_today().year and folder["sakssekvensnummer"] == 1
     # NyJournalpostN1 files into a folder by its systemID: give the one it names to a folder of ours.
     with sqlite3.connect(arkiv.store.path) as conn:
         conn.execute("UPDATE folder SET system_id = '22f05e04-37c4-4051-8b3a-853c8eac4b33'")
@@ -493,7 +493,7 @@ def test_the_case_page_shows_the_archives_own_view(app, ctx, login_as):
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert 'id="archive-folder"' in html and "Under behandling" in html and "Inngående dokument" in html
-    assert f"{date.today().year}/1-1" in html and post.title in html
+    assert f"{oslo_today().year}/1-1" in html and post.title in html
     assert "{" not in html.split('id="archive-view"')[1].split("</section>")[0]  # no raw dicts or lists
 
 

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from ppt_web import signing_setup
 from ppt_web.cases import approval, esign, posts
+from ppt_web.clock import today as oslo_today
 from ppt_web.errors import Conflict
 from ppt_web.extensions import db
 from ppt_web.files.storage import file_path
@@ -40,7 +41,7 @@ TEST_MARK = "data-test-signature"
 def assessment(title: str = "Sakkunnig vurdering", category: str = "expert_assessment") -> JournalPost:
     """A complete outgoing draft to a guardian (an expert assessment goes to approval)."""
     case = builders.case(handler="radgjevar1", category=category)
-    data = posts.PostData(post_type="U", title=title, document_date=date.today(),
+    data = posts.PostData(post_type="U", title=title, document_date=oslo_today(),
                           correspondents=[posts.CorrespondentData(name="Kari Føresett", address="Skulevegen 1",
                                                                   national_id=builders.valid_national_id(910))])
     return posts.create_post(user("radgjevar1"), case.id, data,

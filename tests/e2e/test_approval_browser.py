@@ -6,13 +6,13 @@ from __future__ import annotations
 import io
 import time
 import uuid
-from datetime import date
 
 import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
 from ppt_web.cases import posts
+from ppt_web.clock import today as oslo_today
 from ppt_web.extensions import db
 from ppt_web.models import ArchiveJob, JournalPost, PostStatus
 from tests import builders
@@ -34,7 +34,7 @@ def test_expert_assessment_is_returned_fixed_approved_and_dispatched(app, browse
     with app.app_context():
         case = builders.case("radgjevar1", category="expert_assessment", title="Sakkunnig vurdering 2026")
         draft = posts.create_post(builders.user("radgjevar1"), case.id, posts.PostData(
-            post_type="U", title="Sakkunnig vurdering", document_date=date.today(),
+            post_type="U", title="Sakkunnig vurdering", document_date=oslo_today(),
             correspondents=[posts.CorrespondentData(name="Kari Føresett", address="Heimvegen 3, 6065 Ulsteinvik",
                                                     national_id=builders.valid_national_id(903))]),
             posts.Upload(io.BytesIO(builders.make_pdf(2)), "vurdering.pdf"))

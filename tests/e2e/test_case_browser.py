@@ -2,11 +2,10 @@
 finalizes it and sees it locked; a second PP-rådgjevar cannot find it."""
 from __future__ import annotations
 
-from datetime import date
-
 import pytest
 from playwright.sync_api import expect
 
+from ppt_web.clock import today as oslo_today
 from tests import builders
 from tests.e2e.conftest import sign_in
 
@@ -43,7 +42,7 @@ def test_handler_registers_and_finalizes_and_a_colleague_cannot_find_it(page, tm
     expect(page.locator("#field-document_date .error")).to_contain_text("framtida")  # inline, before saving
     expect(page.locator("#field-document_date.htmx-settling")).to_have_count(0)
     with page.expect_response("**/posts/validate/document_date"):
-        page.get_by_label("Dokumentdato").fill(date.today().strftime("%d.%m.%Y"))
+        page.get_by_label("Dokumentdato").fill(oslo_today().strftime("%d.%m.%Y"))
         page.get_by_label("Dokumentdato").blur()
     expect(page.locator("#field-document_date .error")).to_have_count(0)
     page.get_by_label("Hovuddokument (PDF)").set_input_files(str(pdf))
