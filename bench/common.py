@@ -69,3 +69,21 @@ class RssSampler(threading.Thread):
     def stop(self) -> None:
         self.halt.set()
         self.join(5)
+
+
+def statement_timer(engine) -> list[tuple[float, str]]:
+    """Every SQL statement the engine runs from now on, with its time inside cursor.execute: (seconds, SQL),
+    appended to the list returned (clear it between requests)."""
+    from sqlalchemy import event
+
+    statements: list[tuple[float, str]] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before(conn, cursor, statement, parameters, context, executemany):
+        conn.info["bench_t0"] = time.perf_counter()
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _after(conn, cursor, statement, parameters, context, executemany):
+        statements.append((time.perf_counter() - conn.info.pop("bench_t0", time.perf_counter()), statement))
+
+    return statements

@@ -50,7 +50,7 @@ def main() -> int:
     os.environ["PPT_INSTANCE_PATH"] = str(instance)
     import load
     from flask_migrate import upgrade
-    from sqlalchemy import event, func, select
+    from sqlalchemy import func, select
 
     from ppt_web import create_app
     from ppt_web.cli import DEMO_PASSWORD, seed_demo_users
@@ -73,15 +73,9 @@ def main() -> int:
         engine = db.engine
     print(f"data: {counts} ({engine.dialect.name})")
 
-    statements: list[tuple[float, str]] = []
+    from common import statement_timer
 
-    @event.listens_for(engine, "before_cursor_execute")
-    def _before(conn, cursor, statement, parameters, context, executemany):
-        conn.info["bench_t0"] = time.perf_counter()
-
-    @event.listens_for(engine, "after_cursor_execute")
-    def _after(conn, cursor, statement, parameters, context, executemany):
-        statements.append((time.perf_counter() - conn.info.pop("bench_t0", time.perf_counter()), statement))
+    statements = statement_timer(engine)
 
     browsers = {}
 

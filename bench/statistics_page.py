@@ -86,7 +86,7 @@ def main() -> int:
     os.environ.pop("PPT_DATABASE_URL", None)
     from common import pct
     from flask_migrate import upgrade
-    from sqlalchemy import event, func, select
+    from sqlalchemy import func, select
 
     from ppt_web import create_app
     from ppt_web.cli import DEMO_PASSWORD, seed_demo_users
@@ -116,15 +116,9 @@ def main() -> int:
     everything = Period(first_day, now, "range")
     print(f"data: {counts} ({engine.dialect.name}); year {year}; whole range {first_day}..{now}")
 
-    statements: list[tuple[float, str]] = []
+    from common import statement_timer
 
-    @event.listens_for(engine, "before_cursor_execute")
-    def _before(conn, cursor, statement, parameters, context, executemany):
-        conn.info["bench_t0"] = time.perf_counter()
-
-    @event.listens_for(engine, "after_cursor_execute")
-    def _after(conn, cursor, statement, parameters, context, executemany):
-        statements.append((time.perf_counter() - conn.info.pop("bench_t0", time.perf_counter()), statement))
+    statements = statement_timer(engine)
 
     wanted = [w.strip().lower() for w in args.only.split(",") if w.strip()]
 

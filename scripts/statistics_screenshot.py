@@ -74,7 +74,7 @@ def main() -> None:
     url, stop = (args.url, lambda: None) if args.url else serve_generated(args.clients, args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    query = f"?kind=year&year={args.year}" if args.year else ""
+    query = f"?period=year&year={args.year}" if args.year else ""
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=chromium, args=ARGS, headless=True)
