@@ -287,6 +287,12 @@ def plan_pages(args) -> list[Page]:
         Page("approval queue (leiar)", "leiar", [("GET", "/approvals", None, {})], 'class="grid approvals"'),
         Page("post registration inbox (sekretaer)", "sekretaer", [("GET", "/post-registration/", None, {})],
              'id="inbox-rows"'),
+        # The start page of each kind of user (main/start.py: one panel per role they act in).
+        *[Page(f"start page ({user})", user, [("GET", "/", None, {})], 'class="start-panels"')
+          for user in ("radgjevar1", "leiar", "sekretaer", "konsulent")],
+        # The statistics page for the data's last full year, as bench/statistics_page.py times it.
+        Page(f"statistics page, year {date.today().year - 1} (leiar)", "leiar",
+             [("GET", f"/statistics/?period=year&year={date.today().year - 1}", None, {})], 'id="stats-filters"'),
     ]
     if args.pages:
         wanted = [w.strip().lower() for w in args.pages.split(",")]
