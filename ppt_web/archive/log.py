@@ -4,14 +4,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, tuple_
-from sqlalchemy.orm import joinedload
+from sqlalchemy import ColumnElement, Row, Text, and_, bindparam, cast, func, or_, select, tuple_
 
 from .. import runtime_settings
 from ..clock import utcnow
 from ..extensions import db
 from ..fiksio.settings import SettingsError
-from ..models import ArchiveJob, ArchiveStatus, Case, Client, JobStatus
+from ..models import ArchiveJob, ArchiveStatus, Case, Client, JobStatus, JournalPost, Organisation
 from ..models.base import unindexed
 from . import transports
 from .message import EVENTS
@@ -53,10 +52,45 @@ class LogFilter:
 
 
 PAGE = 50
-# What a row names (the case's number, the post's number, the client or organisation), loaded with the
-# page's own query: a page of 50 rows costs what a page of one costs.
-ROW_NAMES = (joinedload(ArchiveJob.case, innerjoin=True).joinedload(Case.organisation),
-             joinedload(ArchiveJob.post), joinedload(ArchiveJob.client))
+FAILED_LIMIT = 500
+
+# What a row of the log shows, for a list of job ids: the job's columns and what the row names (the case's
+# number, the post's number, the client's name, the organisation). Built once: a statement of this size
+# cost more to build per page than to run. Every value a row shows is a column here, so that a row's HTML
+# is a function of its row (archive/routes.py keeps finished jobs' rows).
+_job = ArchiveJob.__table__
+_case = Case.__table__.alias("job_case")
+_post_case = Case.__table__.alias("post_case")
+_organisation = Organisation.__table__.alias("case_organisation")
+_post = JournalPost.__table__.alias("job_post")
+_client = Client.__table__.alias("job_client")
+_SHOWN = (
+    select(_job.c.id, _job.c.event, _job.c.job_status, _job.c.archive_status, _job.c.message, _job.c.message_code,
+           cast(_job.c.message_params, Text).label("message_params_json"), _job.c.finalized_on, _job.c.deleted_at,
+           _job.c.deleted_reason, _job.c.case_id, _job.c.post_id, _job.c.client_id,
+           _case.c.number.label("case_number"), _organisation.c.name.label("organisation_name"),
+           _post.c.seq.label("post_seq"), _post_case.c.number.label("post_case_number"),
+           _client.c.given_name.label("client_given_name"), _client.c.family_name.label("client_family_name"))
+    .select_from(_job.join(_case, _case.c.id == _job.c.case_id)
+                 .outerjoin(_organisation, _organisation.c.id == _case.c.organisation_id)
+                 .outerjoin(_post, _post.c.id == _job.c.post_id)
+                 .outerjoin(_post_case, _post_case.c.id == _post.c.case_id)
+                 .outerjoin(_client, _client.c.id == _job.c.client_id))
+    .where(_job.c.id.in_(bindparam("ids", expanding=True))))
+
+
+def job_rows(job_ids: list[int]) -> list[Row]:
+    """The log's rows of these jobs, in this order: the page's, and the one row an action re-renders."""
+    if not job_ids:
+        return []
+    found = {row.id: row for row in db.session.execute(_SHOWN, {"ids": job_ids})}
+    return [found[job_id] for job_id in job_ids if job_id in found]
+
+
+def _ids(where: list, order: tuple, limit: int) -> list[int]:
+    # The page's ids on archive_job alone, then its rows by id: joined before the limit, SQLite joined and
+    # sorted every job of a common family name (and read each one's snapshot) to keep 50.
+    return list(db.session.scalars(select(ArchiveJob.id).where(*where).order_by(*order).limit(limit)))
 
 
 def log_page(flt: LogFilter, before_id: int | None = None) -> dict:
@@ -66,24 +100,23 @@ def log_page(flt: LogFilter, before_id: int | None = None) -> dict:
     Newest first is by id; with a date filter it is by finalized date, then id: that order walks
     the date index and stops after a page, where ordering a month of jobs by id sorted them all.
     The "Older" link carries the last job's id either way (its date is looked up)."""
-    failed = [] if before_id else list(db.session.scalars(
-        select(ArchiveJob).options(*ROW_NAMES)
-        .where(*flt.clauses(by_failed=True), ArchiveJob.archive_status == ArchiveStatus.FAILED)
-        .order_by(ArchiveJob.id.desc()).limit(500)))
-    rest_q = (select(ArchiveJob).options(*ROW_NAMES)
-              .where(*flt.clauses(), ArchiveJob.archive_status != ArchiveStatus.FAILED))
+    failed = [] if before_id else _ids(
+        [*flt.clauses(by_failed=True), ArchiveJob.archive_status == ArchiveStatus.FAILED],
+        (ArchiveJob.id.desc(),), FAILED_LIMIT)
+    where = [*flt.clauses(), ArchiveJob.archive_status != ArchiveStatus.FAILED]
     dated = flt.date_from is not None or flt.date_to is not None
     if before_id:
         day = db.session.scalar(select(ArchiveJob.finalized_on).where(ArchiveJob.id == before_id)) if dated else None
         if day is not None:
-            rest_q = rest_q.where(tuple_(ArchiveJob.finalized_on, ArchiveJob.id) < tuple_(day, before_id))
+            where.append(tuple_(ArchiveJob.finalized_on, ArchiveJob.id) < tuple_(day, before_id))
         else:
-            rest_q = rest_q.where(ArchiveJob.id < before_id)
+            where.append(ArchiveJob.id < before_id)
     order = (ArchiveJob.finalized_on.desc(), ArchiveJob.id.desc()) if dated else (ArchiveJob.id.desc(),)
-    rest = list(db.session.scalars(rest_q.order_by(*order).limit(PAGE + 1)))
+    rest = _ids(where, order, PAGE + 1)
     more = len(rest) > PAGE
     rest = rest[:PAGE]
-    return {"failed": failed, "rows": rest, "next_before": rest[-1].id if more else None}
+    rows = job_rows(failed + rest)
+    return {"failed": rows[:len(failed)], "rows": rows[len(failed):], "next_before": rest[-1] if more else None}
 
 
 def alerts() -> dict:
