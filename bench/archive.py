@@ -324,10 +324,115 @@ class Run:
     load_before: str = ""
     load_after: str = ""
     note: str = ""
+    floor_rate: float | None = None  # jobs/s of build + XSD validation + one commit, one core, tight loop
+    immediate_ms: float | None = None  # worker CPU (all its processes) per immediate job, idle workers
+    immediate_wall_ms: float | None = None  # finalize -> Arkivert of those immediate jobs, p50
+    worker_cpu_s: float = 0.0  # CPU seconds of all worker processes (horses included) over the drain and trickle
 
     @property
     def rate(self) -> float | None:
         return self.backlog / self.drain_s if self.drain_s else None
+
+
+FLOOR_JOBS = 300
+
+
+def backlog_snapshots(case_ids: list[int]) -> dict[int, dict | None]:
+    """The snapshot each backlog case's own case_created job took (as every job written since snapshots has
+    one): the backlog rows carry it, so a drain builds from it as the worker does for any job of today."""
+    from sqlalchemy import select
+
+    from ppt_web.extensions import db
+    from ppt_web.models import ArchiveJob
+
+    return dict(db.session.execute(select(ArchiveJob.case_id, ArchiveJob.snapshot).where(
+        ArchiveJob.case_id.in_(case_ids), ArchiveJob.event == "case_created")).all())
+
+
+def floor_rate(backlog_cases: list[int], jobs: int = FLOOR_JOBS) -> float:
+    """The floor of one job: build its message (with the XSD and code-list validation) from a backlog row
+    and commit its outcome, in a tight loop in this process: jobs/s on one core. The rows are written
+    first, like the backlog's, and left done (before the backlog's ids)."""
+    from flask import current_app
+    from sqlalchemy import insert, select
+
+    from ppt_web.archive import identity
+    from ppt_web.archive.message import build
+    from ppt_web.clock import utcnow
+    from ppt_web.extensions import db
+    from ppt_web.models import ArchiveJob, ArchiveStatus
+    from ppt_web.models.archive import OPPRETT
+
+    snaps = backlog_snapshots(backlog_cases)
+    first = db.session.scalar(select(db.func.max(ArchiveJob.id))) or 0
+    db.session.execute(insert(ArchiveJob), [
+        {"message_id": str(uuid.uuid4()), "event": "case_created", "operation": OPPRETT,
+         "case_id": backlog_cases[i % len(backlog_cases)], "client_id": None, "job_status": "done",
+         "snapshot": snaps[backlog_cases[i % len(backlog_cases)]],
+         "archive_status": "new", "message": "", "attempts": 0, "finalized_on": date.today()} for i in range(jobs)])
+    db.session.commit()
+    ids = list(db.session.scalars(select(ArchiveJob.id).where(ArchiveJob.id > first).order_by(ArchiveJob.id)))
+    settings = current_app.config.get("PPT_ARCHIVE_SETTINGS")
+    t0 = time.perf_counter()
+    for job_id in ids:
+        job = db.session.get_one(ArchiveJob, job_id)
+        build(job, settings, current=identity.settings())
+        job.archive_status, job.done_at = ArchiveStatus.ARCHIVED, utcnow()
+        db.session.commit()
+    elapsed = time.perf_counter() - t0
+    db.session.expunge_all()
+    return len(ids) / elapsed
+
+
+def immediate_jobs(run: Run, workers: list, free: list[int], pdf: bytes, handler, count: int = 20) -> None:
+    """With the workers idle after the drain: posts finalized one at a time through the service (the UI's
+    path: one RQ job per archive job, told after the commit); the workers' CPU per job, less what they
+    use idle (the sweep timer's jobs, their threads), and finalize -> Arkivert."""
+    import psutil
+    from flask import current_app
+    from sqlalchemy import select
+
+    from ppt_web.cases import posts
+    from ppt_web.extensions import db
+    from ppt_web.models import ArchiveJob, Case
+    from ppt_web.queue import connection
+    from tests import builders
+
+    # No sweep meanwhile (its lock held for the workers' sweep timers): its work horse every 2 s would
+    # drown the jobs' own CPU time.
+    connection().set(f"ppt:archive-sweep-lock:{current_app.config['PPT_QUEUE_NAME']}", "bench", ex=600)
+    time.sleep(3)  # a sweep under way ends
+    procs = [psutil.Process(p.pid) for p in workers if p.poll() is None]
+    cpu = lambda: sum(tree_cpu(p) for p in procs)  # noqa: E731
+    c0, t0 = cpu(), time.perf_counter()
+    time.sleep(4)
+    idle = (cpu() - c0) / (time.perf_counter() - t0)
+    walls = []
+    c0, t0 = cpu(), time.perf_counter()
+    for i in range(count):
+        if not free:
+            break
+        case_id = free[i % len(free)]
+        draft = builders.post(db.session.get(Case, case_id), title=f"Straks {i}", pdf=pdf)
+        began = time.perf_counter()
+        posts.finalize(handler, draft.id)
+        job_id = db.session.scalar(select(ArchiveJob.id).where(ArchiveJob.post_id == draft.id))
+        while True:
+            status = db.session.scalar(select(ArchiveJob.job_status).where(ArchiveJob.id == job_id))
+            db.session.rollback()
+            if status == "done":
+                walls.append(time.perf_counter() - began)
+                break
+            if time.perf_counter() - began > 30:
+                run.note = (run.note + "; " if run.note else "") + f"immediate job {job_id} not done in 30 s"
+                return
+            time.sleep(0.002)
+        time.sleep(0.05)  # the worker back at BLPOP and the horse reaped before the next one
+    time.sleep(0.2)
+    used = cpu() - c0 - idle * (time.perf_counter() - t0)  # the threads' own turns (intake, lease check)
+    if walls:
+        run.immediate_ms = max(0.0, used) / len(walls) * 1000
+        run.immediate_wall_ms = pct(walls, .5) * 1000
 
 
 def drain_run(run: Run, instance: Path, redis, db_url: str | None, http_url: str | None,
@@ -379,9 +484,12 @@ def drain_run(run: Run, instance: Path, redis, db_url: str | None, http_url: str
                     if time.perf_counter() - t > 120:
                         raise RuntimeError("setup: the cases did not reach the archive over Fiks IO")
                     time.sleep(0.05)
+            run.floor_rate = floor_rate(backlog_cases)
             app.config["PPT_ARCHIVE_IMMEDIATE"] = True  # the trickle is told at once, as the web app does
+            snaps = backlog_snapshots(backlog_cases)
             rows = [{"message_id": str(uuid.uuid4()), "event": "case_created", "operation": OPPRETT,
                      "case_id": backlog_cases[i % len(backlog_cases)], "client_id": None, "job_status": "new",
+                     "snapshot": snaps[backlog_cases[i % len(backlog_cases)]],
                      "archive_status": "new", "message": "", "attempts": 0, "finalized_on": date.today()}
                     for i in range(run.backlog)]
             t = time.perf_counter()
@@ -461,6 +569,7 @@ def drain_run(run: Run, instance: Path, redis, db_url: str | None, http_url: str
             sampler.stop()
             run.memory = [sampler.memory[p.pid] for p in workers]
             run.cpu = {k: (cpu1[k] - cpu0.get(k, 0.0)) / elapsed for k in cpu1}
+            run.worker_cpu_s = cpu1["workers"] - cpu0.get("workers", 0.0)
             ours = sum(v for k, v in run.cpu.items() if k != "system")
             run.cpu["other"] = max(0.0, run.cpu["system"] - ours)
             for status, count in db.session.execute(select(ArchiveJob.archive_status, func.count())
@@ -470,6 +579,8 @@ def drain_run(run: Run, instance: Path, redis, db_url: str | None, http_url: str
                 elif status == "failed":
                     run.failed = count
             db.session.rollback()
+            if free and not chain:
+                immediate_jobs(run, workers, free, pdf, handler)
     finally:
         if sampler is not None:
             sampler.stop()
@@ -496,6 +607,17 @@ def print_run(run: Run, baseline: Run | None) -> None:
     lat = (f"p50 {pct(run.latencies, .5):6.2f} s p95 {pct(run.latencies, .95):6.2f} s (n {len(run.latencies)})"
            if run.latencies else "no trickle samples")
     print(f"{run.engine:10s} {run.transport:6s} {run.workers} w: {drain} {speed:>6s} | {lat}", flush=True)
+    floor, ratio = "-", ""
+    if run.floor_rate:
+        floor = f"{run.floor_rate:.0f}/s per core ({run.floor_rate * run.workers:.0f}/s on {run.workers})"
+        if run.rate:
+            ratio = f", drain at {run.rate / (run.floor_rate * run.workers):.2f} of it"
+    immediate = (f"{run.immediate_ms:.1f} ms worker CPU, finalize -> done p50 {run.immediate_wall_ms:.0f} ms"
+                 if run.immediate_ms is not None and run.immediate_wall_ms is not None else "-")
+    print(f"    floor (build + XSD + commit, tight loop): {floor}{ratio}; one immediate job: {immediate}", flush=True)
+    if run.worker_cpu_s:
+        print(f"    worker CPU per job sent (drain and trickle, horses included): "
+              f"{run.worker_cpu_s / (run.backlog + len(run.latencies)) * 1000:.1f} ms", flush=True)
     mem = "; ".join(f"w{i} {mib(m.main)}/{mib(m.split()[0])}/{mib(m.split()[1])}/{mib(m.total)}"
                     for i, m in enumerate(run.memory))
     cpu = " ".join(f"{k} {v:.2f}" for k, v in run.cpu.items())
@@ -509,20 +631,25 @@ def print_run(run: Run, baseline: Run | None) -> None:
 def print_table(runs: list[Run], baseline: Run | None) -> None:
     ref = baseline.rate if baseline and baseline.rate else None
     print()
-    print("| engine | transport | workers | drain s | jobs/s | vs baseline | finalize->Arkivert p50 / p95 s (n) "
+    print("| engine | transport | workers | drain s | jobs/s | floor jobs/s (1 core) | vs baseline "
+          "| finalize->Arkivert p50 / p95 s (n) | immediate job: worker CPU ms / wall ms "
           "| peak RSS MiB worker / horse / sum | CPU other | load 1-min before->after | note |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in runs:
         lat = (f"{pct(r.latencies, .5):.2f} / {pct(r.latencies, .95):.2f} ({len(r.latencies)})"
                if r.latencies else "-")
         worker = max((m.main for m in r.memory), default=0)
         horse = max((m.split()[1] for m in r.memory), default=0)
         total = max((m.total for m in r.memory), default=0)
-        print(f"| {r.engine} | {r.transport} | {r.workers} | {r.drain_s:.1f} | {r.rate:.1f} | "
-              f"{'x%.2f' % (r.rate / ref) if ref else '-'} | {lat} | {mib(worker)} / {mib(horse)} / {mib(total)} | "
+        floor = f"{r.floor_rate:.0f}" if r.floor_rate else "-"
+        immediate = f"{r.immediate_ms:.1f} / {r.immediate_wall_ms:.0f}" \
+            if r.immediate_ms is not None and r.immediate_wall_ms is not None else "-"
+        print(f"| {r.engine} | {r.transport} | {r.workers} | {r.drain_s:.1f} | {r.rate:.1f} | {floor} | "
+              f"{'x%.2f' % (r.rate / ref) if ref else '-'} | {lat} | {immediate} | "
+              f"{mib(worker)} / {mib(horse)} / {mib(total)} | "
               f"{r.cpu.get('other', 0):.2f} | {r.load_before.split('/')[0]}->{r.load_after.split('/')[0]} | {r.note} |"
               if r.drain_s else
-              f"| {r.engine} | {r.transport} | {r.workers} | - | - | - | {lat} | - | - | - | {r.note} |")
+              f"| {r.engine} | {r.transport} | {r.workers} | - | - | - | - | {lat} | - | - | - | - | {r.note} |")
     if baseline:
         print(f"\nbaseline: {baseline.engine} {baseline.transport} {baseline.workers} worker(s)")
 

@@ -15,6 +15,7 @@ import os
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -27,7 +28,7 @@ from sqlalchemy.exc import OperationalError
 
 from .. import claims
 from ..clock import OSLO, utcnow
-from ..extensions import changed_rows, db
+from ..extensions import changed_rows, db, on_postgresql
 from ..fiksio.settings import SettingsError
 from ..models import ArchiveJob, ArchiveStatus, JobStatus
 from ..queue import Job, enqueue, enqueue_after_commit, enqueue_in
@@ -76,9 +77,57 @@ def process(job_id: int, worker: str | None = None) -> str:
         return _send(job_id, token)
 
 
+def claim_many(job_ids: list[int], worker: str, now: datetime | None = None) -> list[int]:
+    """The batch's claim: Ny -> Under arbeid for every job of job_ids that is due, in one UPDATE (the
+    same conditions and values as claim()); the ids this claimant won, commit included. On PostgreSQL
+    the rows are first taken FOR UPDATE SKIP LOCKED, as claims.claim does for one."""
+    now = now or utcnow()
+    lease = timedelta(seconds=current_app.config["PPT_ARCHIVE_LEASE_SECONDS"])
+    where = [ArchiveJob.id.in_(job_ids), ArchiveJob.job_status == JobStatus.NEW, ArchiveJob.deleted_at.is_(None),
+             or_(ArchiveJob.next_attempt_at.is_(None), ArchiveJob.next_attempt_at <= now)]
+    if on_postgresql():
+        locked = list(db.session.scalars(select(ArchiveJob.id).where(*where).with_for_update(skip_locked=True)))
+        if not locked:
+            db.session.rollback()
+            return []
+        where[0] = ArchiveJob.id.in_(locked)
+    won = set(db.session.scalars(
+        update(ArchiveJob).where(*where)
+        .values(job_status=JobStatus.IN_PROGRESS, claimed_by=worker[:200], attempts=ArchiveJob.attempts + 1,
+                lease_until=now + lease, fiksio_message_id=None, received_at=None)
+        .returning(ArchiveJob.id).execution_options(synchronize_session=False)))
+    db.session.commit()
+    return [job_id for job_id in job_ids if job_id in won]
+
+
+def process_many(job_ids: list[int], worker: str | None = None) -> Counter:
+    """A batch (the sweep's, or a dead horse's jobs told again): claimed in one UPDATE, then sent one by
+    one in the batch's order, as process() sends one, under one lease thread for the batch. Counts the
+    outcomes; a job another claimant holds, or not due, is "not claimed"."""
+    token = claim_token(worker or worker_name())
+    claimed = write_retrying(lambda: claim_many(list(dict.fromkeys(job_ids)), token))
+    outcomes: Counter = Counter()
+    if len(claimed) < len(job_ids):
+        outcomes["not claimed"] = len(job_ids) - len(claimed)
+    if claimed:
+        with keep_lease(claimed, token):
+            for done, job_id in enumerate(claimed):
+                try:
+                    outcomes[_send(job_id, token)] += 1
+                except BaseException:
+                    # RQ's timeout, or the database gone for good: the job in hand keeps its lease (it may
+                    # be on its way to the archive); the ones not reached yet were never sent: Ny again now.
+                    rest = claimed[done + 1:]
+                    if rest:
+                        with contextlib.suppress(Exception):
+                            db.session.rollback()
+                            _set_back(ArchiveJob.claimed_by == token, ArchiveJob.id.in_(rest))
+                    raise
+    return outcomes
+
+
 def _send(job_id: int, token: str) -> str:
-    job = db.session.get_one(ArchiveJob, job_id)
-    db.session.refresh(job)
+    job = db.session.get_one(ArchiveJob, job_id, populate_existing=True)  # as claimed: fresh from the row
     waiting = _predecessor_blocks(job)
     if waiting:
         def wait() -> None:
@@ -134,9 +183,10 @@ def apply_reply(job: ArchiveJob, reply: transports.Reply, asynchronous: bool = F
         return "failed"
     if reply.kind == transports.OK:
         ids = reply.ids or {}
-        _finish(job, ArchiveStatus.ARCHIVED, *describe_ids(ids, job), archive_ref=ids,
-                also=lambda: record_archive_ids(job, ids))
-        write_retrying(lambda: _wake_successors(job))
+        def archived() -> None:
+            record_archive_ids(job, ids)
+            _wake_successors(job)
+        _finish(job, ArchiveStatus.ARCHIVED, *describe_ids(ids, job), archive_ref=ids, also=archived)
         return "archived"
     if reply.kind == transports.HANDED_OVER:
         def handed_over() -> None:
@@ -275,26 +325,27 @@ def write_retrying(change: Callable[[], R]) -> R:
 
 
 @contextlib.contextmanager
-def keep_lease(job_id: int, token: str) -> Iterator[None]:
+def keep_lease(job_id: int | list[int], token: str) -> Iterator[None]:
     """While the block runs, a thread moves the claim's lease on every quarter lease, so a job that takes
     long keeps it and one whose process died is free again within PPT_ARCHIVE_LEASE_SECONDS. The UPDATE
     holds only while this claim (token) is the job's; once the job is done, waiting or handed over, it
-    changes nothing."""
+    changes nothing. One thread for a batch's jobs (a list)."""
     seconds = current_app.config["PPT_ARCHIVE_LEASE_SECONDS"]
     engine, stop = db.engine, threading.Event()
+    ids = job_id if isinstance(job_id, list) else [job_id]
 
     def beat() -> None:
         while not stop.wait(max(0.2, seconds / 4)):
             try:
                 with engine.begin() as conn:
                     conn.execute(update(ArchiveJob).where(
-                        ArchiveJob.id == job_id, ArchiveJob.job_status == JobStatus.IN_PROGRESS,
+                        ArchiveJob.id.in_(ids), ArchiveJob.job_status == JobStatus.IN_PROGRESS,
                         ArchiveJob.claimed_by == token, ArchiveJob.reply_deadline.is_(None))
                         .values(lease_until=utcnow() + timedelta(seconds=seconds)))
             except Exception as exc:  # noqa: BLE001 - the next beat tries again; the lease has room for two misses
                 log.warning("archive job %s: lease not extended: %s", job_id, exc)
 
-    thread = threading.Thread(target=beat, daemon=True, name=f"lease-{job_id}")
+    thread = threading.Thread(target=beat, daemon=True, name=f"lease-{ids[0]}")
     thread.start()
     try:
         yield
@@ -342,15 +393,17 @@ def _predecessor_blocks(job: ArchiveJob) -> tuple[str, dict] | None:
 
 
 def _wake_successors(job: ArchiveJob) -> None:
+    """The Ny jobs that waited for this one are due now and told after the commit (in the finishing
+    transaction: one statement when there are some, and a job done without them is not told of twice)."""
     successors = list(db.session.scalars(select(ArchiveJob.id).where(
         ArchiveJob.after_job_id == job.id, ArchiveJob.job_status == JobStatus.NEW)))
+    if not successors:
+        return
+    db.session.execute(update(ArchiveJob).where(ArchiveJob.id.in_(successors))
+                       .values(next_attempt_at=None, notified_at=utcnow())
+                       .execution_options(synchronize_session=False))
     for successor_id in successors:
-        db.session.execute(update(ArchiveJob).where(ArchiveJob.id == successor_id)
-                           .values(next_attempt_at=None, notified_at=utcnow())
-                           .execution_options(synchronize_session=False))
         enqueue_after_commit(Job.SEND_ARCHIVE_JOB, successor_id)
-    if successors:
-        db.session.commit()
 
 
 SWEEP_BATCH = 50
