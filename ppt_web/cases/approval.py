@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import aliased
 
 from .. import runtime_settings, validation
 from ..activity import service as activity
@@ -21,7 +22,7 @@ from ..auth.access import refused
 from ..clock import utcnow
 from ..errors import Conflict, DomainError, Forbidden, Invalid, raise_if
 from ..extensions import db
-from ..models import JournalPost, PostStatus, PostType, User
+from ..models import Case, JournalPost, PostStatus, PostType, User
 from ..notify import link, notify
 from ..transaction import transaction
 from . import posts
@@ -149,25 +150,41 @@ def return_for_changes(actor: User, post_id: int, comment: str) -> JournalPost:
     return post
 
 
+class WaitingPost(NamedTuple):
+    """What the approval queue shows of a post (read-only: no ORM object per row)."""
+
+    id: int
+    number: str
+    title: str
+    requested_by: str  # the full name of who sent it to approval, "" when unknown
+    approver: str  # the full name of the approver, "" when none
+
+
 @dataclass
 class Waiting:
-    post: JournalPost
+    post: WaitingPost
     since: datetime
     overdue: bool
 
 
 def queue(actor: User) -> list[Waiting]:
-    """Posts waiting for the actor; a leader (approve + search_all) sees every waiting post of the service."""
-    query = select(JournalPost).where(JournalPost.status == PostStatus.AWAITING_APPROVAL) \
-        .options(joinedload(JournalPost.case), joinedload(JournalPost.approval_requested_by),
-                 joinedload(JournalPost.approver)) \
-        .order_by(JournalPost.approval_requested_at, JournalPost.id)
+    """Posts waiting for the actor; a leader (approve + search_all) sees every waiting post of the service.
+    One query, rows shaped for the list."""
+    requester, approver = aliased(User), aliased(User)
+    query = (select(JournalPost.id, Case.number, JournalPost.seq, JournalPost.title, requester.full_name,
+                    approver.full_name, JournalPost.approval_requested_at)
+             .join(Case, JournalPost.case_id == Case.id)
+             .outerjoin(requester, JournalPost.approval_requested_by_id == requester.id)
+             .outerjoin(approver, JournalPost.approver_id == approver.id)
+             .where(JournalPost.status == PostStatus.AWAITING_APPROVAL)
+             .order_by(JournalPost.approval_requested_at, JournalPost.id))
     if not (actor.can("approve") and actor.can("search_all")):
         query = query.where(JournalPost.approver_id == actor.id)
     limit = timedelta(days=int(runtime_settings.value("alerts.approval_warn_days")))
     now = utcnow()
-    return [Waiting(p, p.approval_requested_at or now, now - (p.approval_requested_at or now) > limit)
-            for p in db.session.scalars(query)]
+    return [Waiting(WaitingPost(post_id, f"{case_number}-{seq}", title, by or "", to or ""), at or now,
+                    now - (at or now) > limit)
+            for post_id, case_number, seq, title, by, to, at in db.session.execute(query)]
 
 
 def waiting_count(actor: User) -> int:

@@ -6,6 +6,7 @@ from ..auth.access import current_actor as _actor
 from ..auth.access import permission_required
 from ..errors import Conflict, Invalid
 from ..formtools import go
+from ..links import id_prefix
 from . import approval, esign
 from .blueprint import bp
 from .forms import (
@@ -64,4 +65,5 @@ def sign(post_id: int):
 @bp.route("/approvals")
 @permission_required("approve", "journal")
 def approvals():
-    return render_template("cases/approvals.html", waiting=approval.queue(_actor()))
+    return render_template("cases/approvals.html", waiting=approval.queue(_actor()),
+                           post_href=id_prefix("cases.post", "post_id"))

@@ -12,6 +12,7 @@ from ..extensions import db
 from ..form_tokens import AlreadyMade
 from ..formtools import apply_error, choices, form_status, go, to_what_was_made
 from ..labels import ORG_KIND_LABELS
+from ..links import id_prefix
 from ..models import Organisation, OrgKind
 from . import organisations as orgs
 from . import service
@@ -60,7 +61,8 @@ def new_client():
 @permission_required("search_own", "search_all")
 def folder(client_id: int):
     client, client_cases, posts = service.open_folder(_actor(), client_id)
-    return render_template("clients/folder.html", client=client, cases=client_cases, posts=posts)
+    return render_template("clients/folder.html", client=client, cases=client_cases, posts=posts,
+                           post_href=id_prefix("cases.post", "post_id"), case_href=id_prefix("cases.case", "case_id"))
 
 
 @bp.route("/clients/<int:client_id>/edit", methods=["GET", "POST"])

@@ -16,6 +16,7 @@ from ..files.storage import file_path
 from ..form_tokens import AlreadyMade
 from ..formtools import apply_error, choices, form_status, go, id_or_none, to_what_was_made
 from ..labels import CATEGORY_LABELS
+from ..links import id_prefix
 from ..models import CaseCategory
 from ..search.service import pick_clients
 from . import intake, service, sync_intake
@@ -24,6 +25,7 @@ from . import transfer as transferring
 from . import upload as uploads
 from .blueprint import bp
 from .forms import RejectForm, SplitForm, TransferForm, UploadForm
+from .inbox import inbox_rows
 
 
 def _no_store(response):
@@ -37,12 +39,12 @@ def inbox():
     which = request.args.get("which", "open")
     which = which if which in service.FILTERS else "open"
     before = id_or_none(request.args.get("before"))
-    page = service.inbox(_actor(), which, before_id=before)
+    page = inbox_rows(_actor(), which, before_id=before)
     if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "inbox-rows":
         return render_template("postreg/_rows.html", page=page, which=which, before=before,
-                               skip_reasons=sync_intake.SKIP_REASONS)
+                               skip_reasons=sync_intake.SKIP_REASONS, item_href=id_prefix("postreg.item", "item_id"))
     return render_template("postreg/inbox.html", page=page, which=which, before=before, upload=UploadForm(),
-                           skip_reasons=sync_intake.SKIP_REASONS)
+                           skip_reasons=sync_intake.SKIP_REASONS, item_href=id_prefix("postreg.item", "item_id"))
 
 
 @bp.route("/upload", methods=["POST"])
@@ -63,9 +65,10 @@ def upload():
             else:
                 flash(_("%(name)s is in the inbox.", name=item.filename), "success")
                 return go(url_for("postreg.item", item_id=item.id))
-    page = service.inbox(_actor(), "open")
+    page = inbox_rows(_actor(), "open")
     return render_template("postreg/inbox.html", page=page, which="open", before=None, upload=form,
-                           skip_reasons=sync_intake.SKIP_REASONS), form_status()
+                           skip_reasons=sync_intake.SKIP_REASONS,
+                           item_href=id_prefix("postreg.item", "item_id")), form_status()
 
 
 def _transfer_form(item, form: TransferForm | None = None) -> TransferForm:

@@ -1,0 +1,182 @@
+"""The client folder, the approval queue and the post registration inbox list rows shaped by one query
+(no ORM object per row, links built from a prefix): the same rows, links and texts as the ORM objects
+gave, and a page's statement count does not grow with its rows."""
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+from datetime import timedelta
+
+import pytest
+from flask import render_template_string, url_for
+from sqlalchemy import event, select
+
+from ppt_web.cases import approval
+from ppt_web.clients import service as clients
+from ppt_web.clock import today as oslo_today
+from ppt_web.clock import utcnow
+from ppt_web.extensions import db
+from ppt_web.links import id_prefix
+from ppt_web.models import InboxItem, InboxSource, InboxStatus, JournalPost
+from ppt_web.postreg import service as postreg
+from ppt_web.postreg.inbox import inbox_rows
+
+from . import builders
+from .conftest import user
+from .test_approval import assessment
+
+
+@contextmanager
+def counted():
+    """The SQL statements run inside the block (their number in .n), but for the header's counts and the
+    settings they read, which the request path may keep for a while whatever the page."""
+    seen = type("Seen", (), {"n": 0, "sql": []})()
+
+    def _count(conn, cursor, statement, *args):
+        if "count(" not in statement and "FROM setting" not in statement:
+            seen.n += 1
+            seen.sql.append(" ".join(statement.split())[:150])
+
+    event.listen(db.engine, "before_cursor_execute", _count)
+    try:
+        yield seen
+    finally:
+        event.remove(db.engine, "before_cursor_execute", _count)
+
+
+def _norm(html: str) -> str:
+    return re.sub(r">\s+<", "><", re.sub(r"\s+", " ", html)).strip()
+
+
+def _tbodies(page: str) -> list[str]:
+    return [_norm(b) for b in re.findall(r"<tbody[^>]*>(.*?)</tbody>", page, re.S)]
+
+
+def test_id_prefix_gives_what_url_for_gives(app):
+    with app.test_request_context():
+        for endpoint, key in (("cases.post", "post_id"), ("cases.case", "case_id"), ("postreg.item", "item_id")):
+            for some_id in (1, 7, 918273, 2**40):
+                assert id_prefix(endpoint, key) + str(some_id) == url_for(endpoint, **{key: some_id})
+        with pytest.raises(ValueError):
+            id_prefix("clients.edit_client", "client_id")  # /clients/<id>/edit: the id is not the end
+
+
+def test_the_folder_rows_are_the_post_rows_of_the_orm_posts_and_cost_no_query_each(app, login_as):
+    with app.app_context():
+        client_obj = builders.client("radgjevar1")
+        first, second = (builders.case(client_obj=client_obj, title=t) for t in ("Vurdering", "Oppfølging"))
+        builders.post(first, with_pdf=False, correspondent="Kari Føresett")
+        builders.post(second, with_pdf=False, title="")
+        client_id, case_ids = client_obj.id, [first.id, second.id]
+    web = login_as("radgjevar1")
+    web.get(f"/clients/{client_id}")  # the first request fills the process's caches
+    with app.app_context(), counted() as few:
+        small = web.get(f"/clients/{client_id}")
+    assert small.status_code == 200
+    with app.app_context():
+        for n in range(12):
+            case_obj = db.session.get(type(first), case_ids[n % 2])
+            later = n % 3 == 0  # registered after downtime: a date before today, and a note on the row
+            builders.post(case_obj, with_pdf=False, title=f"Notat {n}", correspondent=f"Per {n}",
+                          registered_after_downtime=later, document_date=oslo_today() - timedelta(days=n + 1))
+        post = builders.post(case_obj, with_pdf=False, title="To mottakarar", correspondent="Ola")
+        post.correspondents.append(type(post.correspondents[0])(role="recipient", name="Eva"))
+        db.session.commit()
+    with app.app_context(), counted() as many:
+        page = web.get(f"/clients/{client_id}")
+    assert page.status_code == 200
+    assert many.n == few.n, (few.sql, many.sql)  # no statement per row
+    html = page.get_data(as_text=True)
+    assert "Ola, Eva" in html
+    with app.app_context():
+        orm_posts = list(db.session.scalars(
+            select(JournalPost).where(JournalPost.case_id.in_(case_ids))
+            .order_by(JournalPost.document_date.desc().nulls_last(), JournalPost.id.desc())))
+        assert [p.id for p in clients.folder_posts(case_ids)] == [p.id for p in orm_posts]
+        with app.test_request_context():
+            expected = render_template_string(
+                '{% from "_macros/forms.html" import post_row with context %}'
+                "{% for post in posts %}{{ post_row(post, show_case=True) }}{% endfor %}", posts=orm_posts)
+    assert _tbodies(html)[1] == _norm(expected)
+
+
+def test_the_approval_queue_rows_show_what_the_posts_say_and_cost_no_query_each(app, login_as):
+    with app.app_context():
+        first = assessment()
+        approval.send_for_approval(user("radgjevar1"), first.id, user("nestleiar").id)
+        first_id = first.id
+    web = login_as("leiar")
+    web.get("/approvals")  # the first request fills the process's caches
+    with app.app_context(), counted() as few:
+        assert web.get("/approvals").status_code == 200
+    with app.app_context():
+        more = [assessment(handler="radgjevar2", title=f"Vurdering {n}") for n in range(4)]
+        for post in more:
+            approval.send_for_approval(user("radgjevar2"), post.id, user("leiar").id)
+        old = db.session.get(JournalPost, first_id)
+        old.approval_requested_at = utcnow() - timedelta(days=app.config["PPT_APPROVAL_WARN_DAYS"] + 1)
+        db.session.commit()
+        expected = []
+        with app.test_request_context():
+            for post in [db.session.get(JournalPost, p) for p in [first_id, *(m.id for m in more)]]:
+                expected.append((str(post.id), url_for("cases.post", post_id=post.id), f"{post.number} {post.title}",
+                                 post.approval_requested_by.full_name, post.approver.full_name))
+    with app.app_context(), counted() as many:
+        page = web.get("/approvals").get_data(as_text=True)
+    assert many.n == few.n, (few.sql, many.sql)
+    rows = re.findall(r'<tr class="(overdue)?" data-post="(\d+)">.*?<a href="([^"]+)">([^<]*)</a></td>\s*'
+                      r"<td>([^<]*)</td>\s*<td>([^<]*)</td>", page, re.S)
+    assert [r[1:] for r in rows] == expected
+    assert [r[0] for r in rows] == ["overdue", "", "", "", ""]
+
+
+@pytest.mark.parametrize("which", postreg.FILTERS)
+def test_the_inbox_rows_are_the_items_of_the_inbox_page_by_page(app, ctx, which):
+    start = utcnow() - timedelta(days=400)
+    statuses = [InboxStatus.NEW, InboxStatus.TRANSFERRED, InboxStatus.REJECTED, InboxStatus.SYSTEM_REJECTED,
+                InboxStatus.IN_PROGRESS]
+    for n in range(45):  # two share each arrival time: the page edge orders by id too
+        db.session.add(InboxItem(source=InboxSource.SCAN, status=statuses[n % 5], filename=f"brev-{n:03d}.pdf",
+                                 arrived_at=start + timedelta(days=n // 2),
+                                 claimed_by_id=user("sekretaer").id if n % 5 == 4 else None))
+    db.session.commit()
+    before = None
+    for _ in range(10):
+        orm = postreg.inbox(user("sekretaer"), which, before_id=before, limit=7)
+        rows = inbox_rows(user("sekretaer"), which, before_id=before, limit=7)
+        assert [r.id for r in rows["items"]] == [i.id for i in orm["items"]]
+        assert [r.claimed_by for r in rows["items"]] == [
+            i.claimed_by.full_name if i.claimed_by else None for i in orm["items"]]
+        assert rows["next_before"] == orm["next_before"]
+        before = rows["next_before"]
+        if before is None:
+            break
+    else:
+        pytest.fail("the pages did not end")
+
+
+def test_the_inbox_page_and_its_refresh_show_the_same_rows_and_cost_no_query_each(app, login_as):
+    with app.app_context():
+        for n in range(3):
+            db.session.add(InboxItem(source=InboxSource.SCAN, status=InboxStatus.IN_PROGRESS, filename=f"a-{n}.pdf",
+                                     claimed_by_id=user("sekretaer").id, meta={"title": f"Brev {n}"}))
+        db.session.commit()
+    web = login_as("sekretaer")
+    web.get("/post-registration/")  # the first request fills the process's caches
+    with app.app_context(), counted() as few:
+        assert web.get("/post-registration/").status_code == 200
+    with app.app_context():
+        for n in range(20):
+            db.session.add(InboxItem(source=InboxSource.SCAN, status=InboxStatus.CHECKED, filename=f"b-{n}.pdf",
+                                     claimed_by_id=user(("sekretaer", "konsulent")[n % 2]).id,
+                                     meta={"sender_name": f"Avsendar {n}"}))
+        db.session.commit()
+    with app.app_context(), counted() as many:
+        page = web.get("/post-registration/").get_data(as_text=True)
+    assert many.n == few.n, (few.sql, many.sql)
+    partial = web.get("/post-registration/", headers={"HX-Request": "true", "HX-Target": "inbox-rows"})
+    assert _tbodies(partial.get_data(as_text=True)) == _tbodies(page)
+    with app.app_context(), app.test_request_context():
+        for item in db.session.scalars(select(InboxItem)):
+            assert f'href="{url_for("postreg.item", item_id=item.id)}"' in page
+    assert "Avsendar 19" in page and "Brev 2" in page
