@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import aliased
 
 from ..activity import service as activity
@@ -66,18 +66,6 @@ def inbox_rows(actor: User, which: str = "open", before_id: int | None = None, l
     query = (select(InboxItem.id, InboxItem.source, InboxItem.status, InboxItem.arrived_at, InboxItem.filename,
                     InboxItem.page_count, InboxItem.meta, InboxItem.reject_code, InboxItem.reject_reason,
                     claimer.full_name)
-             .outerjoin(claimer, InboxItem.claimed_by_id == claimer.id)
-             .order_by(InboxItem.arrived_at.desc(), InboxItem.id.desc()).limit(limit + 1))
-    if before_id:
-        cursor = db.session.execute(select(InboxItem.arrived_at, InboxItem.id).where(InboxItem.id == before_id)).first()
-        if cursor is not None:
-            query = query.where(or_(InboxItem.arrived_at < cursor.arrived_at,
-                                    and_(InboxItem.arrived_at == cursor.arrived_at, InboxItem.id < cursor.id)))
-    if which == "open":
-        query = query.where(service._open_clause())  # noqa: SLF001 - the very filter of service.inbox
-    elif which == "transferred":
-        query = query.where(InboxItem.status == InboxStatus.TRANSFERRED)
-    elif which == "rejected":
-        query = query.where(InboxItem.status.in_((InboxStatus.REJECTED, InboxStatus.SYSTEM_REJECTED)))
-    items = [InboxRow(*row) for row in db.session.execute(query)]
-    return {"items": items[:limit], "next_before": items[limit - 1].id if len(items) > limit else None}
+             .outerjoin(claimer, InboxItem.claimed_by_id == claimer.id))
+    rows = db.session.execute(service.inbox_query(query, which, before_id, limit))
+    return service.inbox_page([InboxRow(*row) for row in rows], limit)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import CursorResult, and_, func, or_, select, update
+from sqlalchemy import CursorResult, Select, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .. import validation
@@ -51,9 +51,14 @@ def inbox(actor: User, which: str = "open", before_id: int | None = None, limit:
     next older page, or None). "open": waiting for someone, including refusals nobody has looked at
     yet. Paged by (arrival time, id), so page 100 of ten years' mail costs what page 1 costs."""
     require(actor, "distribute_mail")
-    query = select(InboxItem).order_by(InboxItem.arrived_at.desc(), InboxItem.id.desc()).limit(limit + 1)
+    return inbox_page(list(db.session.scalars(inbox_query(select(InboxItem), which, before_id, limit))), limit)
+
+
+def inbox_query(query: Select, which: str, before_id: int | None, limit: int) -> Select:
+    """The inbox's filter, order and paging on a select of items (whole items, or the list's columns)."""
+    query = query.order_by(InboxItem.arrived_at.desc(), InboxItem.id.desc()).limit(limit + 1)
     if before_id:
-        cursor = db.session.get(InboxItem, before_id)
+        cursor = db.session.execute(select(InboxItem.arrived_at, InboxItem.id).where(InboxItem.id == before_id)).first()
         if cursor is not None:
             query = query.where(or_(InboxItem.arrived_at < cursor.arrived_at,
                                     and_(InboxItem.arrived_at == cursor.arrived_at, InboxItem.id < cursor.id)))
@@ -63,7 +68,11 @@ def inbox(actor: User, which: str = "open", before_id: int | None = None, limit:
         query = query.where(InboxItem.status == InboxStatus.TRANSFERRED)
     elif which == "rejected":
         query = query.where(InboxItem.status.in_((InboxStatus.REJECTED, InboxStatus.SYSTEM_REJECTED)))
-    items = list(db.session.scalars(query))
+    return query
+
+
+def inbox_page(items: list, limit: int) -> dict:
+    """One page of the rows inbox_query fetched (one more than the page, to know if another follows)."""
     return {"items": items[:limit], "next_before": items[limit - 1].id if len(items) > limit else None}
 
 
