@@ -16,33 +16,68 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from math import ceil
 
-from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import and_, column, func, literal_column, or_, select, table, union
 from sqlalchemy import text as text_sql
-from sqlalchemy.orm import aliased, contains_eager, joinedload, lazyload, selectinload
+from sqlalchemy.orm import aliased, joinedload
 from sqlalchemy.sql.expression import ColumnClause
 
 from ..auth import scope
 from ..extensions import db
-from ..labels import CATEGORY_LABELS
-from ..models import Case, CaseCategory, CaseStatus, Client, JournalPost, Organisation, User
+from ..i18n import labels
+from ..models import Case, CaseCategory, CaseStatus, Client, Correspondent, JournalPost, Organisation, User
 
 PER_PAGE = 25
 COUNT_CAP = 500
 
 
+@dataclass
+class Listed:
+    """A page of one list, as rows (Core, not ORM objects: loading them was most of a search's time),
+    with the capped count; pages as Flask-SQLAlchemy's Pagination counts them."""
+    items: list
+    page: int
+    total: int
+    per_page: int = PER_PAGE
+
+    @property
+    def pages(self) -> int:
+        return ceil(self.total / self.per_page) if self.total else 0
+
+    @property
+    def has_prev(self) -> bool:
+        return self.page > 1
+
+    @property
+    def prev_num(self) -> int | None:
+        return self.page - 1 if self.has_prev else None
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+    @property
+    def next_num(self) -> int | None:
+        return self.page + 1 if self.has_next else None
+
+
+def _run(statement):
+    """A Core statement on the session's connection (its transaction), past the ORM's execution path:
+    the search only reads columns, and that path was a large part of its Python time."""
+    return db.session.connection().execute(statement)
+
+
 def _count(query) -> int:
     """How many rows match, stopping past COUNT_CAP (shown as "500+")."""
-    capped = query.options(lazyload("*")).order_by(None).limit(COUNT_CAP + 1).subquery()
-    return db.session.scalar(select(func.count()).select_from(capped)) or 0
+    capped = query.order_by(None).limit(COUNT_CAP + 1).subquery()
+    return _run(select(func.count()).select_from(capped)).scalar() or 0
 
 
-def _page(query, page: int, total: int | None = None) -> Pagination:
-    """A page of results, with the capped count."""
-    result = db.paginate(query, page=page, per_page=PER_PAGE, error_out=False, count=False)
-    result.total = _count(query) if total is None else total
-    return result
+def _page(query, page: int, total: int | None = None) -> Listed:
+    """A page of results (rows of `query`, a Core select of columns), with the capped count."""
+    items = _run(query.limit(PER_PAGE).offset((page - 1) * PER_PAGE)).all()
+    return Listed(items, page, _count(query) if total is None else total)
 
 
 HIGH = "\U0010ffff"
@@ -167,9 +202,9 @@ def _walk_condition(columns, tokens: list[str]):
 @dataclass
 class Results:
     query: str
-    clients: Pagination
-    cases: Pagination
-    posts: Pagination
+    clients: Listed
+    cases: Listed
+    posts: Listed
 
     @property
     def empty(self) -> bool:
@@ -181,8 +216,8 @@ class Results:
 
 
 def _category_matches(text: str) -> list[CaseCategory]:
-    return [c for c in CaseCategory
-            if c.value.startswith(text) or str(CATEGORY_LABELS[c.value]).lower().startswith(text)]
+    shown = labels()["category_labels"]  # translated once per process and language
+    return [c for c in CaseCategory if c.value.startswith(text) or shown[c.value].lower().startswith(text)]
 
 
 def client_condition(text: str):
@@ -201,8 +236,8 @@ def organisation_ids(text: str) -> list[int]:
     if not tokens or text.replace(" ", "").isdigit():  # a case number or a national id, not a name
         return []
     longest = max(tokens, key=len)
-    rows = db.session.execute(select(Organisation.id, Organisation.name_lower)
-                              .where(Organisation.name_lower.contains(longest, autoescape=True)))
+    rows = _run(select(Organisation.id, Organisation.name_lower)
+                .where(Organisation.name_lower.contains(longest, autoescape=True)))
     return [org_id for org_id, name in rows
             if all(any(w.startswith(t) for w in _WORD.findall(name)) for t in tokens)]
 
@@ -235,7 +270,7 @@ def _clients_found(actor: User, text: str, org_ids: list[int] | None = None) -> 
 
 def _first_ids(query) -> list[int]:
     """The ids a query of ids finds, stopping past COUNT_CAP: the count, and the rows to page through."""
-    return list(db.session.scalars(query.limit(COUNT_CAP + 1)))
+    return list(_run(query.limit(COUNT_CAP + 1)).scalars())
 
 
 def _first_ids_of(queries: list) -> list[int]:
@@ -262,7 +297,10 @@ def search(actor: User, query: str, page: int = 1) -> Results | None:
     # rows by those ids: the planners never guess how many rows a word has. Past the cap, a list walks
     # its order's index and tests each row (_walk_condition), which stops after a page.
 
-    clients_q = (select(Client).where(scope.client_clause(actor)).options(joinedload(Client.handler))
+    # Rows of what the lists show, each list in the order and with the joins of its former ORM query.
+    clients_q = (select(Client.id, Client.given_name, Client.family_name, Client.national_id,
+                        User.full_name.label("handler_name"))
+                 .outerjoin(User, User.id == Client.handler_id).where(scope.client_clause(actor))
                  .order_by(Client.name_lower))
     # A school's or kindergarten's name finds its children and their cases.
     org_ids = organisation_ids(text)
@@ -279,8 +317,8 @@ def search(actor: User, query: str, page: int = 1) -> Results | None:
     # The users table is small: matching handlers by username or name costs nothing.
     # Read first, so that every condition of the OR is an index lookup (a subquery in it made SQLite
     # read every case, newest first, whenever no handler matched).
-    handler_ids = list(db.session.scalars(select(User.id).where(
-        or_(_prefix(User.username, text), _prefix(func.lower(User.full_name), text)))))
+    handler_ids = list(_run(select(User.id).where(
+        or_(_prefix(User.username, text), _prefix(func.lower(User.full_name), text)))).scalars())
     if handler_ids:
         case_conds.append(Case.handler_id.in_(handler_ids))
     if org_ids:
@@ -289,7 +327,9 @@ def search(actor: User, query: str, page: int = 1) -> Results | None:
                           (CaseStatus.CLOSED, ("closed", "avslutta", "avsluttet"))):
         if text in names:
             case_conds.append(Case.status == status)
-    cases_q = (select(Case).where(scope.case_clause(actor)).options(joinedload(Case.handler))
+    cases_q = (select(Case.id, Case.number, Case.title, Case.category, Case.kind, Case.status,
+                      User.full_name.label("handler_name"))
+               .outerjoin(User, User.id == Case.handler_id).where(scope.case_clause(actor))
                .order_by(Case.opened_on.desc(), Case.id.desc()))
     # Each way a case matches is read on its own, up to the cap, and the ids joined: one OR made
     # SQLite collect every match of every branch ("tilvising" is a word of thousands of titles and
@@ -307,8 +347,10 @@ def search(actor: User, query: str, page: int = 1) -> Results | None:
     else:
         cases = _page(cases_q.where(Case.id.in_(ids)), page, len(ids))
 
-    posts_q = (select(JournalPost).join(Case, JournalPost.case_id == Case.id).where(scope.case_clause(actor))
-               .options(contains_eager(JournalPost.case), selectinload(JournalPost.correspondents))
+    posts_q = (select(JournalPost.id, JournalPost.document_date, JournalPost.post_type, JournalPost.title,
+                      JournalPost.registered_after_downtime, JournalPost.case_id, Case.number.label("case_number"),
+                      JournalPost.status)
+               .join(Case, JournalPost.case_id == Case.id).where(scope.case_clause(actor))
                .order_by(JournalPost.document_date.desc().nulls_last(), JournalPost.id.desc()))
     post_ids = select(JournalPost.id).join(Case, JournalPost.case_id == Case.id).where(scope.case_clause(actor))
     try:
@@ -328,4 +370,31 @@ def search(actor: User, query: str, page: int = 1) -> Results | None:
             posts = _page(posts_q.where(_walk_condition([JournalPost.title_lower], tokens)), page, len(ids))
         else:
             posts = _page(posts_q.where(JournalPost.id.in_(ids)), page, len(ids))
+    posts.items = _with_correspondents(posts.items)
     return Results(query=query, clients=clients, cases=cases, posts=posts)
+
+
+@dataclass
+class PostRow:
+    """A journal post as the search lists it: its row and its correspondents' names, joined."""
+    id: int
+    document_date: object
+    post_type: object
+    title: str
+    registered_after_downtime: bool
+    case_id: int
+    case_number: str
+    status: object
+    correspondents: str
+
+
+def _with_correspondents(rows: list) -> list[PostRow]:
+    """The page's posts with their correspondents' names (one statement for the page, in their order)."""
+    if not rows:
+        return []
+    names: dict[int, list[str]] = {}
+    for post_id, name in _run(select(Correspondent.post_id, Correspondent.name)
+                              .where(Correspondent.post_id.in_([row.id for row in rows]))
+                              .order_by(Correspondent.id)):
+        names.setdefault(post_id, []).append(name)
+    return [PostRow(**row._mapping, correspondents=", ".join(names.get(row.id, ()))) for row in rows]
