@@ -50,6 +50,7 @@ from ..models import (
     PostStatus,
     User,
 )
+from ..models.base import rare
 from ..models.domain import case_cohandler
 from ..models.inbox import OPEN_STATUSES, InboxStatus
 from ..models.user import group_member
@@ -81,8 +82,11 @@ def _first(query: Select, limit: int = SHOWN) -> Rows:
 
 
 def _handles(user_id: int):
-    """SQL condition on Case: the user is its handler or a co-handler."""
-    return or_(Case.handler_id == user_id, Case.co_handlers.any(User.id == user_id))
+    """SQL condition on Case: the user is its handler or a co-handler. The co-handled cases as an IN list
+    of ids (not an EXISTS per case), so that both sides of the OR are index lookups: the handler index
+    and the co-handler's rows, instead of a walk through every case of the status."""
+    return or_(Case.handler_id == user_id,
+               Case.id.in_(select(case_cohandler.c.case_id).where(case_cohandler.c.user_id == user_id)))
 
 
 def panels(actor: User) -> dict[str, Any]:
@@ -104,7 +108,11 @@ def is_handler(actor: User) -> bool:
     work: an open case they handle or co-handle, a draft they wrote, a post waiting for their approval."""
     if actor.can("journal") and not scope.sees_all(actor):
         return True
-    work = [exists().where(Case.status == CaseStatus.OPEN, _handles(actor.id)),
+    # Own and co-handled apart: each EXISTS is one index lookup (together, an OR the planner walked
+    # every open case for, on every start page of every user).
+    work = [exists().where(Case.status == CaseStatus.OPEN, Case.handler_id == actor.id),
+            select(case_cohandler.c.case_id).join(Case, Case.id == case_cohandler.c.case_id)
+            .where(case_cohandler.c.user_id == actor.id, Case.status == CaseStatus.OPEN).exists(),
             exists().where(JournalPost.status == PostStatus.DRAFT, JournalPost.created_by_id == actor.id)]
     if not actor.can("approve"):  # a team coordinator asked to approve; a leader approves in the leader's panel
         work.append(exists().where(JournalPost.status == PostStatus.AWAITING_APPROVAL,
@@ -258,7 +266,7 @@ def failed_jobs() -> Rows:
 
 def stuck_jobs() -> Rows:
     """Jobs still Ny or Under arbeid after the alert time, oldest first."""
-    return _first(_jobs().where(ArchiveJob.job_status.in_((JobStatus.NEW, JobStatus.IN_PROGRESS)),
+    return _first(_jobs().where(rare(ArchiveJob.job_status.in_((JobStatus.NEW, JobStatus.IN_PROGRESS))),
                                 ArchiveJob.archive_status != ArchiveStatus.FAILED,
                                 ArchiveJob.created_at < stuck_since())
                   .order_by(ArchiveJob.created_at, ArchiveJob.id))
@@ -312,8 +320,11 @@ def team_cases(actor: User, teams: list[int]) -> Rows:
 def open_cases_by_handler(actor: User) -> list[tuple[User, int, Any]]:
     """Without a team: every handler with open cases, most first (handler, open cases they handle or
     co-handle, oldest opened)."""
-    pairs = union_all(select(Case.id.label("case_id"), Case.handler_id.label("user_id")),
-                      select(case_cohandler.c.case_id, case_cohandler.c.user_id)).subquery()
+    # Only open cases' pairs (the outer WHERE says it again): the union was every case of ten years.
+    pairs = union_all(select(Case.id.label("case_id"), Case.handler_id.label("user_id"))
+                      .where(Case.status == CaseStatus.OPEN),
+                      select(case_cohandler.c.case_id, case_cohandler.c.user_id)
+                      .join(Case, Case.id == case_cohandler.c.case_id).where(Case.status == CaseStatus.OPEN)).subquery()
     count = func.count(func.distinct(Case.id))
     query = (select(User, count, func.min(Case.opened_on)).join(pairs, pairs.c.user_id == User.id)
              .join(Case, Case.id == pairs.c.case_id)

@@ -258,6 +258,8 @@ class JournalPost(Model):
         Index("ix_journal_post_held_back", "held_back", "hold_decision"),
         # Statistics: a period's posts by registration month and type, from the index alone (0018).
         Index("ix_journal_post_registered", "registered_at", "post_type", "id"),
+        # The start pages: has this user written a draft (0019).
+        Index("ix_journal_post_created_by", "created_by_id", "status"),
     )
 
     @property
