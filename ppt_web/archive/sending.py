@@ -25,6 +25,7 @@ from rq import get_current_job
 from rq.timeouts import BaseTimeoutException
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import joinedload
 
 from .. import claims
 from ..clock import OSLO, utcnow
@@ -32,6 +33,7 @@ from ..extensions import changed_rows, db, on_postgresql
 from ..fiksio.settings import SettingsError
 from ..models import ArchiveJob, ArchiveStatus, JobStatus
 from ..queue import Job, enqueue, enqueue_after_commit, enqueue_in
+from ..text import NOT_ARCHIVABLE, clean
 from . import identity, transports
 from .job_messages import message_values, set_message
 from .message import MessageInvalid, TextNotArchivable, build, unarchivable_in
@@ -106,6 +108,7 @@ def process_many(job_ids: list[int], worker: str | None = None) -> Counter:
     outcomes; a job another claimant holds, or not due, is "not claimed"."""
     token = claim_token(worker or worker_name())
     claimed = write_retrying(lambda: claim_many(list(dict.fromkeys(job_ids)), token))
+    current = functools.cache(identity.settings)  # the saved archive settings, read once for the batch
     outcomes: Counter = Counter()
     if len(claimed) < len(job_ids):
         outcomes["not claimed"] = len(job_ids) - len(claimed)
@@ -113,7 +116,7 @@ def process_many(job_ids: list[int], worker: str | None = None) -> Counter:
         with keep_lease(claimed, token):
             for done, job_id in enumerate(claimed):
                 try:
-                    outcomes[_send(job_id, token)] += 1
+                    outcomes[_send(job_id, token, current)] += 1
                 except BaseException:
                     # RQ's timeout, or the database gone for good: the job in hand keeps its lease (it may
                     # be on its way to the archive); the ones not reached yet were never sent: Ny again now.
@@ -126,8 +129,10 @@ def process_many(job_ids: list[int], worker: str | None = None) -> Counter:
     return outcomes
 
 
-def _send(job_id: int, token: str) -> str:
-    job = db.session.get_one(ArchiveJob, job_id, populate_existing=True)  # as claimed: fresh from the row
+def _send(job_id: int, token: str, current: Callable[[], dict] = identity.settings) -> str:
+    # As claimed: fresh from the row, with the case and post its receipt's ids go on (one query, not three).
+    job = db.session.get_one(ArchiveJob, job_id, populate_existing=True,
+                             options=[joinedload(ArchiveJob.case), joinedload(ArchiveJob.post)])
     waiting = _predecessor_blocks(job)
     if waiting:
         def wait() -> None:
@@ -138,7 +143,7 @@ def _send(job_id: int, token: str) -> str:
         write_retrying(wait)
         return "waiting"
     try:
-        message = build(job, current_app.config.get("PPT_ARCHIVE_SETTINGS"), current=identity.settings())
+        message = build(job, current_app.config.get("PPT_ARCHIVE_SETTINGS"), current=current())
         try:
             transport = transports.get_transport()
         except SettingsError as exc:  # the way to the archive is not set up right: wait for the fix
@@ -183,10 +188,8 @@ def apply_reply(job: ArchiveJob, reply: transports.Reply, asynchronous: bool = F
         return "failed"
     if reply.kind == transports.OK:
         ids = reply.ids or {}
-        def archived() -> None:
-            record_archive_ids(job, ids)
-            _wake_successors(job)
-        _finish(job, ArchiveStatus.ARCHIVED, *describe_ids(ids, job), archive_ref=ids, also=archived)
+        _finish(job, ArchiveStatus.ARCHIVED, *describe_ids(ids, job), archive_ref=ids,
+                also=lambda: record_archive_ids(job, ids), then=lambda: _wake_successors(job))
         return "archived"
     if reply.kind == transports.HANDED_OVER:
         def handed_over() -> None:
@@ -294,16 +297,26 @@ def describe_ids(ids: dict, job: ArchiveJob | None = None) -> tuple[str, dict]:
 
 
 def _finish(job: ArchiveJob, archive_status: ArchiveStatus, code: str, params: dict | None = None, /,
-            *, archive_ref: dict | None = None, also: Callable[[], None] | None = None, **values) -> None:
+            *, archive_ref: dict | None = None, also: Callable[[], None] | None = None,
+            then: Callable[[], None] | None = None, **values) -> None:
+    """The job done in one transaction: also()'s changes (the case's and post's ids), the job's row by one
+    UPDATE (not the unit of work: it was the largest part of a job's own CPU time), then then()."""
     def finish() -> None:
-        if archive_ref is not None:
-            job.archive_ref = archive_ref
         if also is not None:
             also()
-        job.job_status, job.archive_status = JobStatus.DONE, archive_status
-        set_message(job, code, **(params or {}), **values)
-        job.done_at, job.lease_until, job.reply_deadline = utcnow(), None, None
+        done = dict(job_status=JobStatus.DONE, archive_status=archive_status, done_at=utcnow(), lease_until=None,
+                    reply_deadline=None, **message_values(code, **(params or {}), **values))
+        if archive_ref is not None:
+            done["archive_ref"] = archive_ref
+        for key, value in done.items():  # as the flush would clean them (ppt_web/text.py)
+            if isinstance(value, str) and NOT_ARCHIVABLE.search(value):
+                done[key] = clean(value)
+        db.session.execute(update(ArchiveJob).where(ArchiveJob.id == job.id).values(**done)
+                           .execution_options(synchronize_session=False))
+        if then is not None:
+            then()
     write_retrying(finish)
+    db.session.expire(job)
 
 
 def write_retrying(change: Callable[[], R]) -> R:
@@ -394,14 +407,11 @@ def _predecessor_blocks(job: ArchiveJob) -> tuple[str, dict] | None:
 
 def _wake_successors(job: ArchiveJob) -> None:
     """The Ny jobs that waited for this one are due now and told after the commit (in the finishing
-    transaction: one statement when there are some, and a job done without them is not told of twice)."""
-    successors = list(db.session.scalars(select(ArchiveJob.id).where(
-        ArchiveJob.after_job_id == job.id, ArchiveJob.job_status == JobStatus.NEW)))
-    if not successors:
-        return
-    db.session.execute(update(ArchiveJob).where(ArchiveJob.id.in_(successors))
-                       .values(next_attempt_at=None, notified_at=utcnow())
-                       .execution_options(synchronize_session=False))
+    transaction: one statement, and a job done without them is not told of twice)."""
+    successors = sorted(db.session.scalars(
+        update(ArchiveJob).where(ArchiveJob.after_job_id == job.id, ArchiveJob.job_status == JobStatus.NEW)
+        .values(next_attempt_at=None, notified_at=utcnow())
+        .returning(ArchiveJob.id).execution_options(synchronize_session=False)))
     for successor_id in successors:
         enqueue_after_commit(Job.SEND_ARCHIVE_JOB, successor_id)
 
