@@ -61,9 +61,14 @@ def _code_lists(folder: str) -> dict[str, dict[str, str]]:
     return lists
 
 
+def code_lists() -> dict[str, dict[str, str]]:
+    """Every Fiks Arkiv code list by lower-case element name: code -> description."""
+    return _code_lists(str(standards_dir() / FIKS / "kodelister"))
+
+
 def code_list(name: str) -> dict[str, str] | None:
     """Code -> description of the Fiks Arkiv code list of that element name, or None if it has none."""
-    return _code_lists(str(standards_dir() / FIKS / "kodelister")).get(name.lower())
+    return code_lists().get(name.lower())
 
 
 @lru_cache(maxsize=4)
@@ -127,13 +132,14 @@ def problems(meldingstype: str, payload: bytes) -> list[str]:
 
 def _code_problems(root: etree._Element) -> list[str]:
     found = []
+    lists = code_lists()  # the folder found once per message, not once per coded element
     for kode in root.iter(f"{{{MDK}}}kode"):
         coded = kode.getparent()
         value = kode.text or ""
         if not value.strip():
             found.append(f"{element_path(coded)}: the code is empty")
             continue
-        listed = code_list(_local(coded.tag))
+        listed = lists.get(_local(coded.tag).lower())
         if listed is not None and value not in listed:
             found.append(f"{element_path(coded)}: code {value!r} is not in the Fiks Arkiv code list "
                          f"{_local(coded.tag).lower()} ({', '.join(listed)})")
