@@ -28,6 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 import ppt_web
 from ppt_web import create_app, forking
+from ppt_web.app import settle_gc
 from ppt_web.archive import codes, fiksio, message, sending
 from ppt_web.extensions import db
 from ppt_web.jobs import archive_sweep, dispatch_sweep, lease_check, use_app
@@ -303,6 +304,7 @@ def main() -> int:
         add_shipped_templates()
     warm_up()
     warm_up_transport(app)
+    settle_gc()  # what start-up made stays out of the collector's view, work horses included (ppt_web/app.py)
     with app.app_context():
         conn = worker_connection()
         queue = get_queue()

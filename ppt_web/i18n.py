@@ -51,8 +51,12 @@ def catalog():
 def template_context() -> dict:
     """For each render: the labels, and `_()` bound to this language's catalog, so that a row of a
     long list does not look the catalog up again for each string. Jinja's own newstyle gettext
-    otherwise: Markup when autoescaping, and always a format string."""
+    otherwise: Markup when autoescaping, and always a format string. Made once per catalog (a language)
+    and process: nothing in it depends on the request (Flask copies it into each render's context)."""
     translations = catalog()
+    kept = _contexts.get(id(translations))
+    if kept is not None and kept[0] is translations:
+        return kept[1]
 
     @pass_context
     def gettext(context, string: str, **variables) -> str:
@@ -61,9 +65,14 @@ def template_context() -> dict:
             text = Markup(text)
         return text % variables
 
-    return {"gettext": gettext, **labels()}
+    if len(_contexts) > 64:  # many apps in one process (tests): start again
+        _contexts.clear()
+    made = {"gettext": gettext, **labels()}
+    _contexts[id(translations)] = (translations, made)
+    return made
 
 
+_contexts: dict[int, tuple[object, dict]] = {}
 _labels: dict[str, dict] = {}
 
 

@@ -6,6 +6,7 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
+from .auth import cache
 from .auth.access import PUBLIC_ATTR
 from .auth.service import load_session_user
 from .extensions import login_manager
@@ -31,6 +32,7 @@ def is_public(endpoint: str | None) -> bool:
 
 
 def init_app(app: Flask) -> None:
+    cache.init_app(app)
     login_manager.session_protection = "basic"
     login_manager.login_view = "auth.login"
     login_manager.login_message = _l("Sign in to continue.")

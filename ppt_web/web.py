@@ -15,6 +15,7 @@ from . import clock
 from .activity import service as activity
 from .archive import job_messages
 from .archive.log import alerts
+from .auth import cache
 from .cases.approval import waiting_count as approvals_waiting
 from .dispatch.service import failed_count
 from .errors import DomainError, Forbidden, NotFound
@@ -68,6 +69,23 @@ def menu(user: User) -> list[str]:
     return [endpoint for endpoint in MENU_LABELS if may_open(user, endpoint)]
 
 
+def header_counts(user: User) -> dict:
+    """The header's counts for a user: kept per process for cache.COUNT_SECONDS, and read again at
+    once after a change to their tables was committed by any process (auth/cache.py)."""
+    counts: dict = {"unread_notifications": db.session.scalar(
+        select(func.count()).select_from(Notification)
+        .where(Notification.user_id == user.id, Notification.read_at.is_(None)))}
+    if user.can("archive_log"):
+        counts["archive_alerts"] = alerts()
+    if user.can("distribute_mail"):
+        counts["inbox_waiting"] = waiting_count()
+    if user.can("approve") or user.can("journal"):  # a team coordinator approves too
+        counts["approvals_waiting"] = approvals_waiting(user)
+    if user.can("send"):
+        counts["dispatch_failures"] = failed_count(user)
+    return counts
+
+
 def init_app(app: Flask) -> None:
     app.jinja_env.globals["archive_message"] = job_messages.shown  # the Message column, in the reader's language
     app.jinja_env.globals["correction_url"] = job_messages.correction_url  # what a failed job waits for
@@ -116,22 +134,20 @@ def init_app(app: Flask) -> None:
             return {}
         if request.headers.get("HX-Request") and not request.headers.get("HX-Boosted"):
             return {}  # a partial (live search, the 2 s polls) has no menu: skip its counts
-
-        unread = db.session.scalar(
-            select(func.count()).select_from(Notification)
-            .where(Notification.user_id == current_user.id, Notification.read_at.is_(None))
-        )
-        context = {"unread_notifications": unread, "menu": menu(current_user)}
-        if current_user.can("archive_log"):
-            context["archive_alerts"] = alerts()
-        if current_user.can("distribute_mail"):
-            context["inbox_waiting"] = waiting_count()
-        if current_user.can("approve") or current_user.can("journal"):  # a team coordinator approves too
-            context["approvals_waiting"] = approvals_waiting(current_user)
-            if not context["approvals_waiting"] and not current_user.can("approve"):
-                context["menu"].remove("cases.approvals")  # a coordinator sees it while something waits
-        if current_user.can("send"):
-            context["dispatch_failures"] = failed_count(current_user)
+        user = current_user._get_current_object()
+        kept = cache.caches()
+        key = (user.id, user.permission_codes())
+        counts = kept.header_counts(key)
+        if counts is None:
+            stamp = kept.counts.read()  # before the queries: a change committed meanwhile is seen next time
+            counts = header_counts(user)
+            kept.keep_counts(key, stamp, counts)
+        entries = kept.menus.get(key[1])
+        if entries is None:
+            entries = kept.menus[key[1]] = tuple(menu(user))
+        context = {**counts, "menu": list(entries), "header_roles": cache.role_names(user)}
+        if "approvals_waiting" in counts and not counts["approvals_waiting"] and not user.can("approve"):
+            context["menu"].remove("cases.approvals")  # a coordinator sees it while something waits
         return context
 
     @app.context_processor

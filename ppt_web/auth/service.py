@@ -16,7 +16,8 @@ from ..clock import utcnow
 from ..errors import DomainError, Invalid
 from ..extensions import db
 from ..logs import mask_national_ids
-from ..models import LoginThrottle, Role, User, UserSession
+from ..models import AccessGroup, LoginThrottle, Role, User, UserSession
+from . import cache
 from .passwords import MIN_LENGTH, hash_password, verify_password
 
 
@@ -71,11 +72,26 @@ def sign_in(username: str, password: str, client_ip: str = "") -> tuple[User, st
         db.session.rollback()
         _refuse_locked(name, refused)
     token = secrets.token_urlsafe(32)
-    db.session.add(UserSession(token_hash=_hash_token(token), user_id=user.id, created_at=utcnow()))
+    created_at = utcnow()
+    db.session.add(UserSession(token_hash=_hash_token(token), user_id=user.id, created_at=created_at))
     activity.record("sign_in", actor=user, object_type="user", object_id=user.id)
     db.session.commit()
     user.session_token = token
+    _keep_new_session(token, user, created_at)
     return user, token
+
+
+def _keep_new_session(token: str, user: User, created_at: datetime) -> None:
+    """The new session's user, kept at once (the next request need not read it): read after the commit,
+    under the change stamp as it was before the reads."""
+    kept = cache.caches()
+    stamp = kept.auth.read()
+    db.session.refresh(user)
+    user.forget_permissions()
+    for group in user.groups:
+        for role in group.roles:
+            role.permission_codes()
+    kept.keep_signed_in(token, stamp, user, created_at)
 
 
 def _throttle_keys(name: str, client_ip: str) -> list[tuple[str, int, str]]:
@@ -178,19 +194,36 @@ def _clear_on_success(keys: list[tuple[str, int, str]]) -> str | None:
 
 
 def load_session_user(token: str) -> User | None:
-    """The user behind a session token, if the session is live and the user active."""
+    """The user behind a session token, if the session is live and the user active.
+
+    This runs on every request: the session's user is kept per process (auth/cache.py) and read again
+    only when a change to the users' tables was committed (by any process) or the entry is older than
+    cache.USER_SECONDS; the session's age is checked on every request."""
     if not token:
         return None
-    # One query for the session, its user, roles and permissions: this runs on every request.
+    kept = cache.caches()
+    max_age = timedelta(hours=current_app.config.get("PPT_SESSION_HOURS", 12))
+    entry = kept.signed_in(token)
+    if entry is not None:
+        if entry.session_created_at < utcnow() - max_age:
+            kept.forget(token)
+            return None
+        user = cache.user_from(entry, db.session)
+        user.session_token = token
+        return user
+    stamp = kept.auth.read()  # before the query: a change committed after it is seen on the next request
+    # One query for the session, its user, roles and permissions, and their teams' roles in one more.
     row = db.session.get(UserSession, _hash_token(token), options=[
-        joinedload(UserSession.user).joinedload(User.roles).joinedload(Role.permissions)])
+        joinedload(UserSession.user).joinedload(User.roles).joinedload(Role.permissions),
+        joinedload(UserSession.user).selectinload(User.groups).selectinload(AccessGroup.roles)
+        .selectinload(Role.permissions)])
     if row is None or row.revoked_at is not None or not row.user.active:
         return None
-    max_age = timedelta(hours=current_app.config.get("PPT_SESSION_HOURS", 12))
     if row.created_at < utcnow() - max_age:
         return None
     user = row.user
     user.session_token = token
+    kept.keep_signed_in(token, stamp, user, row.created_at)
     return user
 
 
@@ -200,6 +233,7 @@ def sign_out(user: User) -> None:
         row = db.session.get(UserSession, _hash_token(user.session_token))
         if row is not None and row.revoked_at is None:
             row.revoked_at = utcnow()
+        cache.caches().forget(user.session_token)
     activity.record("sign_out", actor=user, object_type="user", object_id=user.id)
     db.session.commit()
 

@@ -1,0 +1,276 @@
+"""The request path: who is signed in and the header's counts are kept per process, never past a change.
+
+Another process (a second web worker, the RQ worker, the CLI) is a second app on the same instance folder
+and database: its caches are its own, and what it commits reaches this one through the change stamps.
+"""
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import create_engine, event, select, text, update
+
+from ppt_web import create_app
+from ppt_web.admin import service as admin
+from ppt_web.auth import cache
+from ppt_web.extensions import db
+from ppt_web.models import Notification, Role, User
+
+from .conftest import role, sign_in, user
+
+# A read of the users' tables themselves (a page's rows that join a user for a name do so under an alias).
+USERS_TABLES = re.compile(r'\b(FROM|JOIN)\s+"?(user|user_session|role|user_role|role_permission|permission|'
+                          r'access_group|group_member|group_role)"?(?!\s+AS\b)(\s|,|$)', re.IGNORECASE)
+
+
+@pytest.fixture
+def other_process(app):
+    """A second app on the same instance folder and database, as another web worker would be."""
+    keys = ("TESTING", "SECRET_KEY", "SQLALCHEMY_DATABASE_URI", "WTF_CSRF_ENABLED", "PPT_REDIS_URL",
+            "PROPAGATE_EXCEPTIONS", "PPT_LOGIN_LOCKOUT_SECONDS")
+    other = create_app({"INSTANCE_PATH": app.instance_path, **{k: app.config[k] for k in keys}})
+    assert other.extensions["ppt_caches"] is not app.extensions["ppt_caches"]
+    yield other
+    with other.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def statements(app):
+    seen: list[str] = []
+    with app.app_context():
+        engine = db.engine
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        seen.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", record)
+    yield seen
+    event.remove(engine, "before_cursor_execute", record)
+
+
+def _in(other, fn):
+    with other.app_context():
+        try:
+            return fn()
+        finally:
+            db.session.remove()
+
+
+def test_a_signed_in_page_reads_no_users_table(client, login_as, statements):
+    login_as("leiar")
+    assert client.get("/approvals").status_code == 200  # the first request reads the session and the user
+    statements.clear()
+    response = client.get("/approvals")
+    assert response.status_code == 200
+    assert [s for s in statements if USERS_TABLES.search(s)] == []
+    # ... and the header's counts, read by the first request, are not read again either
+    assert [s for s in statements if "notification" in s] == []
+
+
+def test_the_header_shows_the_same_user_and_roles_from_the_kept_session(client, login_as, app):
+    login_as("sekretaer")
+    first = client.get("/post-registration/").get_data(as_text=True)
+    second = client.get("/post-registration/").get_data(as_text=True)
+    with app.app_context():
+        u = user("sekretaer")
+        names = ", ".join(r.name for r in u.roles)
+        full_name = u.full_name
+    for page in (first, second):
+        assert f"<strong>{full_name}</strong>" in page
+        assert f"<small>{names}</small>" in page
+
+
+def test_deactivated_in_another_process_is_signed_out_at_the_next_request(client, login_as, app, other_process):
+    login_as("sekretaer")
+    assert client.get("/post-registration/").status_code == 200  # kept in this process now
+
+    def deactivate():
+        target = user("sekretaer")
+        admin.set_user_active(user("admin"), target.id, False)
+
+    _in(other_process, deactivate)
+    response = client.get("/post-registration/")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_a_change_made_past_the_app_is_seen_when_the_stamp_moves(client, login_as, app):
+    """A process that changed the users' tables touches the stamp when it commits: the same, by hand."""
+    login_as("sekretaer")
+    assert client.get("/post-registration/").status_code == 200
+    engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+    with engine.begin() as conn:
+        conn.execute(update(User).where(User.username == "sekretaer").values(active=False))
+    engine.dispose()
+    cache.Stamp(app.extensions["ppt_caches"].auth.path).touch()
+    response = client.get("/post-registration/")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_a_kept_session_lives_at_most_its_seconds(client, login_as, app):
+    """A change no app made (psql) and no stamp says: seen once the kept entry is too old."""
+    login_as("sekretaer")
+    assert client.get("/post-registration/").status_code == 200
+    engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+    with engine.begin() as conn:
+        conn.execute(update(User).where(User.username == "sekretaer").values(active=False))
+    engine.dispose()
+    assert client.get("/post-registration/").status_code == 200  # within its life: still the kept user
+    app.extensions["ppt_caches"].user_seconds = 0
+    response = client.get("/post-registration/")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_a_role_taken_in_another_process_takes_effect_at_the_next_request(client, login_as, other_process):
+    login_as("sekretaer")
+    assert client.get("/post-registration/").status_code == 200
+
+    def take():
+        target = user("sekretaer")
+        for r in list(target.roles):
+            admin.remove_role(user("admin"), target.id, r.id)
+
+    _in(other_process, take)
+    assert client.get("/post-registration/").status_code == 403
+
+
+def test_a_right_taken_from_a_role_takes_effect_at_the_next_request(client, login_as, other_process):
+    login_as("sekretaer")
+    assert client.get("/post-registration/").status_code == 200
+
+    def take():
+        merkantil = user("sekretaer").roles[0]
+        admin.set_role_permission(user("superbrukar"), merkantil.id, "distribute_mail", False)
+
+    _in(other_process, take)
+    assert client.get("/post-registration/").status_code == 403
+
+
+def test_a_role_given_here_shows_at_once(client, login_as, app):
+    login_as("radgjevar1")
+    assert client.get("/post-registration/").status_code == 403
+    with app.app_context():
+        admin.add_role(user("admin"), user("radgjevar1").id, role("merkantil").id)
+        names = ", ".join(r.name for r in user("radgjevar1").roles)
+        db.session.remove()
+    response = client.get("/post-registration/")
+    assert response.status_code == 200
+    assert f"<small>{names}</small>" in response.get_data(as_text=True)  # the header names the new role too
+
+
+def test_sign_out_ends_a_copied_cookie_in_every_process(client, login_as, app, other_process):
+    login_as("sekretaer")
+    cookie = client.get_cookie(app.config["SESSION_COOKIE_NAME"])
+    assert cookie is not None
+    elsewhere = other_process.test_client()  # the same cookie, served by another worker
+    elsewhere.set_cookie(app.config["SESSION_COOKIE_NAME"], cookie.value)
+    assert elsewhere.get("/post-registration/").status_code == 200  # kept there now
+    assert client.post("/logout").status_code == 302
+    response = elsewhere.get("/post-registration/")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_a_new_password_ends_the_other_sessions_in_every_process(client, login_as, app, other_process):
+    login_as("sekretaer")
+    elsewhere = other_process.test_client()
+    sign_in(elsewhere, "sekretaer")
+    assert elsewhere.get("/post-registration/").status_code == 200
+    from ppt_web.cli import DEMO_PASSWORD
+
+    response = client.post("/password", data={"current_password": DEMO_PASSWORD,
+                                              "new_password": "a-new-and-long-password-1",
+                                              "repeat": "a-new-and-long-password-1"})
+    assert response.status_code == 302
+    assert client.get("/post-registration/").status_code == 200  # this session goes on
+    response = elsewhere.get("/post-registration/")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_a_password_change_required_elsewhere_applies_at_the_next_request(client, login_as, other_process):
+    login_as("sekretaer")
+    assert client.get("/post-registration/").status_code == 200
+
+    def require_change():
+        db.session.execute(update(User).where(User.username == "sekretaer").values(must_change_password=True))
+        db.session.commit()
+
+    _in(other_process, require_change)
+    response = client.get("/post-registration/")
+    assert response.status_code == 302 and "/password" in response.headers["Location"]
+
+
+def test_own_language_choice_shows_at_the_next_request(client, login_as):
+    login_as("sekretaer")
+    assert client.get("/post-registration/").status_code == 200
+    assert client.post("/profile", data={"locale": "en"}).status_code == 302
+    assert 'lang="en"' in client.get("/post-registration/").get_data(as_text=True)
+
+
+def _bell(page: str) -> str:
+    found = re.search(r'id="notification-count">(\d+)<', page)
+    assert found, "no notification count in the header"
+    return found.group(1)
+
+
+def test_header_counts_follow_the_users_own_action_and_other_processes(client, login_as, app, other_process):
+    login_as("sekretaer")
+    assert _bell(client.get("/post-registration/").get_data(as_text=True)) == "0"
+
+    def tell():
+        db.session.add(Notification(user_id=user("sekretaer").id, text="x", link=""))
+        db.session.commit()
+
+    _in(other_process, tell)  # another process (the worker) notifies: the stamp moves
+    assert _bell(client.get("/post-registration/").get_data(as_text=True)) == "1"
+    assert client.post("/notifications/read").status_code in (200, 302, 204)
+    assert _bell(client.get("/post-registration/").get_data(as_text=True)) == "0"
+
+
+def test_header_counts_are_kept_per_user(client, login_as, app):
+    login_as("sekretaer")
+    other = app.test_client()
+    sign_in(other, "leiar")
+    with app.app_context():
+        db.session.add(Notification(user_id=user("leiar").id, text="x", link=""))
+        db.session.commit()
+    assert _bell(client.get("/post-registration/").get_data(as_text=True)) == "0"
+    assert _bell(other.get("/approvals").get_data(as_text=True)) == "1"
+    assert _bell(client.get("/post-registration/").get_data(as_text=True)) == "0"
+
+
+def test_the_user_is_a_fresh_object_per_request(client, login_as, app):
+    """A change a request makes to its user (not committed) does not reach the next request."""
+    login_as("sekretaer")
+    assert client.get("/post-registration/").status_code == 200
+    kept = app.extensions["ppt_caches"]
+    entry = next(iter(kept.sessions.values()))
+    with app.test_request_context():
+        first = cache.user_from(entry, db.session)
+        first.full_name = "Someone Else"
+        db.session.rollback()
+        db.session.remove()
+        second = cache.user_from(entry, db.session)
+        assert second is not first and second.full_name != "Someone Else"
+        db.session.remove()
+
+
+def test_a_stamp_changes_with_every_touch(tmp_path):
+    stamp = cache.Stamp(tmp_path / "stamps" / "auth")
+    assert stamp.read() is None
+    seen = set()
+    for _ in range(cache.STAMP_LIMIT + 3):  # past the limit the file is replaced
+        stamp.touch()
+        now = stamp.read()
+        assert now not in seen
+        seen.add(now)
+
+
+def test_kept_values_hold_no_password_hash(client, login_as, app):
+    login_as("sekretaer")
+    client.get("/post-registration/")
+    entry = next(iter(app.extensions["ppt_caches"].sessions.values()))
+    assert "password_hash" not in dict(entry.values)
+    with app.app_context():
+        assert db.session.scalar(select(Role.id).limit(1)) is not None
+        assert db.session.execute(text("SELECT 1")).scalar() == 1
