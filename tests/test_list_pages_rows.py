@@ -19,7 +19,6 @@ from ppt_web.extensions import db
 from ppt_web.links import id_prefix
 from ppt_web.models import InboxItem, InboxSource, InboxStatus, JournalPost
 from ppt_web.postreg import service as postreg
-from ppt_web.postreg.inbox import inbox_rows
 
 from . import builders
 from .conftest import user
@@ -143,7 +142,7 @@ def test_the_inbox_rows_are_the_items_of_the_inbox_page_by_page(app, ctx, which)
     before = None
     for _ in range(10):
         orm = postreg.inbox(user("sekretaer"), which, before_id=before, limit=7)
-        rows = inbox_rows(user("sekretaer"), which, before_id=before, limit=7)
+        rows = postreg.inbox_rows(user("sekretaer"), which, before_id=before, limit=7)
         assert [r.id for r in rows["items"]] == [i.id for i in orm["items"]]
         assert [r.claimed_by for r in rows["items"]] == [
             i.claimed_by.full_name if i.claimed_by else None for i in orm["items"]]

@@ -2,17 +2,12 @@
 to the inbox). Kept below both post registration and cases, so neither imports the other's service."""
 from __future__ import annotations
 
-from datetime import datetime
-from typing import NamedTuple
-
 from sqlalchemy import select
-from sqlalchemy.orm import aliased
 
 from ..activity import service as activity
-from ..auth.access import require
 from ..clock import utcnow
 from ..extensions import db
-from ..models import InboxItem, InboxSource, InboxStatus, JournalPost, PaperOriginal, User
+from ..models import InboxItem, InboxStatus, JournalPost, PaperOriginal, User
 
 
 def log_item(action: str, actor: User, item: InboxItem, detail: str = "", **after) -> None:
@@ -39,33 +34,3 @@ def return_to_inbox(actor: User, post: JournalPost) -> None:
         log_item("inbox_returned", actor, item, post=post.id)
     db.session.flush()
 
-
-class InboxRow(NamedTuple):
-    """What the inbox list shows of an item (read-only: no ORM object per row)."""
-
-    id: int
-    source: InboxSource
-    status: InboxStatus
-    arrived_at: datetime
-    filename: str
-    page_count: int | None
-    meta: dict | None
-    reject_code: str | None
-    reject_reason: str
-    claimed_by: str | None  # the full name of who has it, None when nobody
-
-
-def inbox_rows(actor: User, which: str = "open", before_id: int | None = None, limit: int | None = None) -> dict:
-    """The inbox page of postreg/service.py's inbox() (the same filters, order, paging and access rule)
-    as rows shaped for the list, in one query: {"items", "next_before"}."""
-    from . import service  # noqa: PLC0415 - service builds on this module
-
-    require(actor, "distribute_mail")
-    limit = limit or service.INBOX_PAGE
-    claimer = aliased(User)
-    query = (select(InboxItem.id, InboxItem.source, InboxItem.status, InboxItem.arrived_at, InboxItem.filename,
-                    InboxItem.page_count, InboxItem.meta, InboxItem.reject_code, InboxItem.reject_reason,
-                    claimer.full_name)
-             .outerjoin(claimer, InboxItem.claimed_by_id == claimer.id))
-    rows = db.session.execute(service.inbox_query(query, which, before_id, limit))
-    return service.inbox_page([InboxRow(*row) for row in rows], limit)

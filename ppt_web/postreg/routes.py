@@ -25,7 +25,6 @@ from . import transfer as transferring
 from . import upload as uploads
 from .blueprint import bp
 from .forms import RejectForm, SplitForm, TransferForm, UploadForm
-from .inbox import inbox_rows
 
 
 def _no_store(response):
@@ -39,7 +38,7 @@ def inbox():
     which = request.args.get("which", "open")
     which = which if which in service.FILTERS else "open"
     before = id_or_none(request.args.get("before"))
-    page = inbox_rows(_actor(), which, before_id=before)
+    page = service.inbox_rows(_actor(), which, before_id=before)
     if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "inbox-rows":
         return render_template("postreg/_rows.html", page=page, which=which, before=before,
                                skip_reasons=sync_intake.SKIP_REASONS, item_href=id_prefix("postreg.item", "item_id"))
@@ -65,7 +64,7 @@ def upload():
             else:
                 flash(_("%(name)s is in the inbox.", name=item.filename), "success")
                 return go(url_for("postreg.item", item_id=item.id))
-    page = inbox_rows(_actor(), "open")
+    page = service.inbox_rows(_actor(), "open")
     return render_template("postreg/inbox.html", page=page, which="open", before=None, upload=form,
                            skip_reasons=sync_intake.SKIP_REASONS,
                            item_href=id_prefix("postreg.item", "item_id")), form_status()
