@@ -3,10 +3,14 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, current_app, render_template, request
+from flask import Flask, current_app, g, render_template, request, session
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
-from flask_wtf.csrf import CSRFError
+from flask_wtf.csrf import CSRFError, generate_csrf
+from jinja2 import pass_context
+from jinja2.runtime import Context
+from markupsafe import Markup
 from sqlalchemy import func, select
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
@@ -86,7 +90,74 @@ def header_counts(user: User) -> dict:
     return counts
 
 
+# The header's counts (header_counts()) as the header shows them: archive_alerts by its total only.
+HEADER_COUNTS = ("unread_notifications", "inbox_waiting", "approvals_waiting", "dispatch_failures")
+
+
+def _csrf_field() -> str | None:
+    """Flask-WTF's session key for the CSRF token when its signed tokens do not expire (WTF_CSRF_TIME_LIMIT
+    None, config.py), else None: a kept signature would then run out."""
+    config = current_app.config
+    if config.get("WTF_CSRF_TIME_LIMIT", 3600) is not None or not cache.caches().layout_on:
+        return None
+    return config.get("WTF_CSRF_FIELD_NAME") or "csrf_token"
+
+
+def seed_csrf_token() -> None:
+    """The signed CSRF token of this session, as signed the first time in this process, is this request's
+    token (Flask-WTF's g value, used by csrf_token() and every form): Flask-WTF would sign the session's
+    token again on each page, a different string each second. Without a time limit an earlier signature
+    of the same session token is exactly as valid, so nothing is weaker; a page costs one signature less
+    and the header's HTML can be kept (layout_header)."""
+    field = _csrf_field()
+    if field is None or request.endpoint == "static":
+        return
+    raw = session.get(field)
+    signed = cache.caches().csrf_tokens.get(raw) if isinstance(raw, str) else None
+    if signed is not None:
+        setattr(g, field, signed)
+
+
+def csrf_token() -> str:
+    """Flask-WTF's csrf_token() for templates; a session's first signed token is kept (seed_csrf_token)."""
+    signed = generate_csrf()
+    field = _csrf_field()
+    if field is not None:
+        raw = session.get(field)
+        kept = cache.caches()
+        if isinstance(raw, str) and raw not in kept.csrf_tokens:
+            kept.keep_csrf_token(raw, signed)
+    return signed
+
+
+@pass_context
+def layout_header(context: Context) -> Markup:
+    """The signed-in header (templates/_header.html): its HTML is kept per process under everything it
+    shows (the language, the user's name, roles and permissions, the menu, each count, the CSRF token),
+    so a page made again with the same values shows the same header without rendering it; any change of
+    one of them is a new key, seen at the next request. A partial without the menu (an htmx request that
+    renders a whole page) is rendered as it is."""
+    template = context.environment.get_template("_header.html")
+    kept = cache.caches()
+    if "menu" not in context or not kept.layout_on:
+        return Markup(template.render(context.get_all()))
+    user = current_user._get_current_object()
+    alerts = context.get("archive_alerts")
+    key = (str(get_locale()), request.script_root, user.id, user.full_name, user.permission_codes(),
+           tuple(context["menu"]), tuple(context.get("header_roles") or ()),
+           tuple(context.get(name) for name in HEADER_COUNTS), alerts.get("total") if alerts else None,
+           csrf_token())
+    html = kept.layout.get(key)
+    if html is None:
+        html = Markup(template.render(context.get_all()))
+        kept.keep_layout(key, html)
+    return html
+
+
 def init_app(app: Flask) -> None:
+    app.jinja_env.globals["csrf_token"] = csrf_token  # in place of Flask-WTF's (csrf.init_app ran before)
+    app.jinja_env.globals["layout_header"] = layout_header
+    app.before_request(seed_csrf_token)
     app.jinja_env.globals["archive_message"] = job_messages.shown  # the Message column, in the reader's language
     app.jinja_env.globals["correction_url"] = job_messages.correction_url  # what a failed job waits for
     @app.errorhandler(Forbidden)

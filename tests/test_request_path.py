@@ -274,3 +274,86 @@ def test_kept_values_hold_no_password_hash(client, login_as, app):
     with app.app_context():
         assert db.session.scalar(select(Role.id).limit(1)) is not None
         assert db.session.execute(text("SELECT 1")).scalar() == 1
+
+
+# -- the layout: the header's HTML and the CSRF token kept per process ---------------------------------------
+
+def _header(page: str) -> str:
+    found = re.search(r'<header class="top">.*?</header>', page, re.DOTALL)
+    assert found, "no header"
+    return found.group()
+
+
+def test_the_header_is_rendered_once_while_nothing_it_shows_changes(client, login_as, app, monkeypatch):
+    login_as("leiar")
+    template = app.jinja_env.get_template("_header.html")
+    rendered = []
+    real = template.render
+    monkeypatch.setattr(template, "render", lambda *a, **k: rendered.append(1) or real(*a, **k))
+    pages = [client.get("/approvals").get_data(as_text=True) for _ in range(3)]
+    assert len(rendered) == 1  # the first page; the next two show the kept HTML
+    assert _header(pages[0]) == _header(pages[1]) == _header(pages[2])
+    app.extensions["ppt_caches"].layout_on = False  # the same header when made again
+    assert _header(client.get("/approvals").get_data(as_text=True)) == _header(pages[0])
+
+
+def test_a_new_name_shows_in_the_header_at_the_next_request(client, login_as, other_process):
+    login_as("sekretaer")
+    assert "<strong>Ny Namnesen</strong>" not in client.get("/post-registration/").get_data(as_text=True)
+
+    def rename():
+        db.session.execute(update(User).where(User.username == "sekretaer").values(full_name="Ny Namnesen"))
+        db.session.commit()
+
+    _in(other_process, rename)
+    assert "<strong>Ny Namnesen</strong>" in client.get("/post-registration/").get_data(as_text=True)
+
+
+def test_the_header_follows_the_language_at_the_next_request(client, login_as):
+    login_as("sekretaer")
+    before = _header(client.get("/post-registration/").get_data(as_text=True))
+    assert client.post("/profile", data={"locale": "en"}).status_code == 302
+    after = _header(client.get("/post-registration/").get_data(as_text=True))
+    assert ">Sign out<" in after and ">Sign out<" not in before
+
+
+def test_a_menu_entry_follows_a_right_given_at_the_next_request(client, login_as, other_process):
+    login_as("radgjevar1")
+    assert 'id="menu-held-back"' not in client.get("/").get_data(as_text=True)
+
+    def give():
+        admin.add_role(user("superbrukar"), user("radgjevar1").id, role("leiar").id)
+
+    _in(other_process, give)
+    assert 'id="menu-held-back"' in client.get("/").get_data(as_text=True)
+
+
+def _csrf(page: str) -> str:
+    return re.search(r'"X-CSRFToken": "([^"]+)"', page).group(1)
+
+
+@pytest.mark.app_config(WTF_CSRF_ENABLED=True)
+def test_a_sessions_csrf_token_is_kept_and_still_checked(client, app, monkeypatch):
+    """The signed token is the same on every page of a session (signed once, not again each second), is
+    accepted, is not another session's, and ends with its session."""
+    import itsdangerous.timed
+
+    def signed_in(browser):
+        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"',
+                          browser.get("/login").get_data(as_text=True)).group(1)
+        assert browser.post("/login", data={"username": "sekretaer", "password": "demo-passord",
+                                            "csrf_token": token}).status_code == 302
+        return _csrf(browser.get("/post-registration/").get_data(as_text=True))
+
+    first = signed_in(client)
+    later = itsdangerous.timed.time.time() + 120
+    monkeypatch.setattr(itsdangerous.timed.time, "time", lambda: later)  # a page two minutes on
+    page = client.get("/profile").get_data(as_text=True)
+    assert _csrf(page) == first
+    assert re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1) == first  # the form's
+    other = app.test_client()
+    second = signed_in(other)  # the same user in another browser: a token of its own
+    assert second != first
+    assert client.post("/logout", headers={"X-CSRFToken": second}).status_code == 400  # not this session's
+    assert client.post("/logout", headers={"X-CSRFToken": first}).status_code == 302
+    assert other.post("/notifications/read", headers={"X-CSRFToken": first}).status_code == 400

@@ -35,6 +35,7 @@ USER_SECONDS = 30.0  # the longest a session's user is kept (a change made past 
 COUNT_SECONDS = 5.0  # the longest the header's counts are kept (what changes with the clock alone)
 STAMP_LIMIT = 4096  # bytes: a longer stamp file is replaced by a new one (a new inode, which is a change too)
 MAX_ENTRIES = 5000  # sessions (or users) kept per process; past it the cache starts again
+LAYOUT_ENTRIES = 1000  # headers' HTML kept per process (about 4 kB each); past it the cache starts again
 # The user's columns a request reads (the password hash is not kept: the one page that checks it loads it).
 USER_COLUMNS = tuple(attr.key for attr in inspect(User).column_attrs if attr.key != "password_hash")
 
@@ -92,6 +93,9 @@ class Caches:
         self.sessions: dict[str, SignedIn] = {}
         self.header: dict[tuple[int, frozenset[str]], tuple[Any, float, dict]] = {}
         self.menus: dict[frozenset[str], tuple[str, ...]] = {}
+        self.layout: dict[tuple, Any] = {}  # the header's HTML by everything it shows (web.layout_header)
+        self.csrf_tokens: dict[str, str] = {}  # a session's CSRF token, signed once (web.csrf_token)
+        self.layout_on = True  # False: both of these made again on every page (bench/request_path.py --ab)
         self.lock = threading.Lock()
 
     # -- who is signed in --------------------------------------------------------------------------------
@@ -138,6 +142,20 @@ class Caches:
             if len(self.header) >= MAX_ENTRIES:
                 self.header.clear()
             self.header[key] = (stamp, time.monotonic(), counts)
+
+    # -- the header's HTML and the signed CSRF tokens -----------------------------------------------------
+
+    def keep_layout(self, key: tuple, html: Any) -> None:
+        with self.lock:
+            if len(self.layout) >= LAYOUT_ENTRIES:
+                self.layout.clear()
+            self.layout[key] = html
+
+    def keep_csrf_token(self, raw: str, signed: str) -> None:
+        with self.lock:
+            if len(self.csrf_tokens) >= MAX_ENTRIES:
+                self.csrf_tokens.clear()
+            self.csrf_tokens[raw] = signed
 
 
 def caches() -> Caches:
@@ -220,6 +238,7 @@ def _after_commit(session: Session) -> None:
         kept.sessions.clear()
     kept.counts.touch()
     kept.header.clear()
+    kept.layout.clear()  # its keys hold the counts: what was kept under the old ones is not shown again
 
 
 @event.listens_for(Session, "after_rollback")
