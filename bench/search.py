@@ -10,6 +10,10 @@ user, p50/p95 in ms, SQL statements and SQL ms per request, and the counts shown
 posts, "501" meaning "500+"), then the baseline of the same run: the bare Flask page of
 bench/load.py rendering the same number of bytes. Queries: prefixes (what search always
 matched), words in the middle of titles and names, a case number's sequence part, a common word.
+
+    --statements   also print, per query and user, each statement of the last request (ms, first words)
+    --profile N    also profile the search view alone (not the request path around it) over all queries,
+                   and print its N costliest functions by cumulative time
 """
 from __future__ import annotations
 
@@ -33,6 +37,9 @@ def main() -> int:
     parser.add_argument("--instance", required=True, help="an instance with data (bench/bigdata.py)")
     parser.add_argument("--database-url", default=None, help="default: sqlite:///INSTANCE/ppt.sqlite")
     parser.add_argument("--requests", type=int, default=20, help="per query and user")
+    parser.add_argument("--queries", default="", help="comma-separated queries instead of the fixed ones")
+    parser.add_argument("--statements", action="store_true", help="print the statements of each query's request")
+    parser.add_argument("--profile", type=int, default=0, metavar="N", help="profile the view; print N functions")
     args = parser.parse_args()
 
     instance = Path(args.instance).resolve()
@@ -64,10 +71,12 @@ def main() -> int:
             'SELECT c.number FROM "case" c JOIN "user" u ON u.id = c.handler_id WHERE u.username = :u '
             "ORDER BY c.id DESC LIMIT 1"), {"u": "radgjevar1"})
         engine = db.engine
-    queries = FIXED + [newest.split("/")[1], own.split("/")[1][-3:], newest[:6]]
+    queries = [q for q in args.queries.split(",") if q] or \
+        FIXED + [str(newest).split("/")[1], str(own).split("/")[1][-3:], str(newest)[:6]]
     print(f"{posts} posts ({engine.dialect.name}); case number queries from {newest} and {own}")
 
     statements: list[float] = []
+    texts: list[str] = []
 
     @event.listens_for(engine, "before_cursor_execute")
     def _before(conn, cursor, statement, parameters, context, executemany):
@@ -76,6 +85,22 @@ def main() -> int:
     @event.listens_for(engine, "after_cursor_execute")
     def _after(conn, cursor, statement, parameters, context, executemany):
         statements.append(time.perf_counter() - conn.info.pop("bench_t0", time.perf_counter()))
+        texts.append(" ".join(statement.split()))
+
+    profiler = None
+    if args.profile:  # the view alone: what the search itself costs, whatever the request path around it does
+        import cProfile
+        import functools
+        import pstats
+
+        profiler = cProfile.Profile()
+        view = app.view_functions["search.search"]
+
+        @functools.wraps(view)
+        def profiled(*a, **kw):
+            return profiler.runcall(view, *a, **kw)
+
+        app.view_functions["search.search"] = profiled
 
     hx = {"HX-Request": "true", "HX-Target": "search-results"}
     all_samples: dict[str, list[float]] = {}
@@ -89,6 +114,7 @@ def main() -> int:
             html = ""
             for n in range(args.requests + 1):
                 statements.clear()
+                texts.clear()
                 t0 = time.perf_counter()
                 response = client.post("/search/", data={"q": q}, headers=hx)
                 elapsed = time.perf_counter() - t0
@@ -104,8 +130,17 @@ def main() -> int:
             found = "/".join(re.findall(r"\((\d+\+?)\)</small>", html)) or "-"
             print(f"{q:22s} {user:11s} {pct(samples, .5):7.1f} {pct(samples, .95):7.1f} {statistics.mean(counts):7.1f} "
                   f"{statistics.mean(sql):7.1f}  {found}", flush=True)
+            if args.statements:
+                for spent, sql_text in zip(statements, texts, strict=True):
+                    print(f"    {spent * 1000:7.2f} ms  {sql_text[:150]}")
     for user, samples in all_samples.items():
         print(f"{'all queries':22s} {user:11s} {pct(samples, .5):7.1f} {pct(samples, .95):7.1f}")
+    if profiler is not None:
+        stats = pstats.Stats(profiler)
+        # The view's own entry: the largest cumulative time, with its number of calls (warm-ups included).
+        calls, spent = max((entry[3], entry[1]) for entry in stats.stats.values())[::-1]  # type: ignore[attr-defined]
+        print(f"the search view alone: {spent * 1000 / calls:.2f} ms per request (profiled, {calls} requests)")
+        stats.sort_stats("cumulative").print_stats(args.profile)
     size = round(statistics.mean(sizes))
     bare = load.bare_app().test_client()
     bare_samples = []

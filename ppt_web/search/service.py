@@ -6,7 +6,8 @@ number or title, or of a client's name ("spesial" finds "Sakkunnig vurdering spe
 cases ("dimna" finds the cases whose client goes to "Dimna skule 3"). The database keeps the word
 index itself (migration 0017): FTS5 tables kept by triggers on SQLite, GIN indexes over
 to_tsvector('simple', ...) on PostgreSQL; the engines differ only in the helpers below (`_match`,
-`_matching_ids`, `_word_rows`, `_walk_condition`). Every other condition is an equality or a prefix
+`_pattern_values`, `_matching_ids`, `_word_rows`, `_walk_condition`, `_correspondents`, the look-ups'
+`_PARALLEL_OFF`). Every other condition is an equality or a prefix
 range on an indexed column. Counts stop at COUNT_CAP ("500+"): a common word ("tilvising") matches
 tens of thousands of posts after some years, and counting them all on every keystroke grew with the
 history.
@@ -17,9 +18,25 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from math import ceil
+from typing import cast
 
-from sqlalchemy import and_, column, func, literal_column, or_, select, table, union
-from sqlalchemy import text as text_sql
+from sqlalchemy import (
+    BindParameter,
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    case,
+    column,
+    func,
+    literal_column,
+    or_,
+    select,
+    table,
+    union,
+    union_all,
+)
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import aliased, joinedload
 from sqlalchemy.sql.expression import ColumnClause
 
@@ -62,31 +79,13 @@ class Listed:
         return self.page + 1 if self.has_next else None
 
 
-def _run(statement):
+def _run(statement, params: dict | None = None):
     """A Core statement on the session's connection (its transaction), past the ORM's execution path:
     the search only reads columns, and that path was a large part of its Python time."""
-    return db.session.connection().execute(statement)
-
-
-def _count(query) -> int:
-    """How many rows match, stopping past COUNT_CAP (shown as "500+")."""
-    capped = query.order_by(None).limit(COUNT_CAP + 1).subquery()
-    return _run(select(func.count()).select_from(capped)).scalar() or 0
-
-
-def _page(query, page: int, total: int | None = None) -> Listed:
-    """A page of results (rows of `query`, a Core select of columns), with the capped count."""
-    items = _run(query.limit(PER_PAGE).offset((page - 1) * PER_PAGE)).all()
-    return Listed(items, page, _count(query) if total is None else total)
+    return db.session.connection().execute(statement, params or {})
 
 
 HIGH = "\U0010ffff"
-
-
-def _prefix(column, text: str):
-    return and_(column >= text, column < text + HIGH)
-
-
 _WORD = re.compile(r"[^\W_]+")
 _SIMPLE: ColumnClause = literal_column("'simple'")
 # The words table on SQLite (0017), per model.
@@ -94,6 +93,8 @@ _WORDS_TABLE = {JournalPost: "journal_post_words", Case: "case_words", Client: "
 # What is not a letter or a digit in a lower-case title, for SQLite's GLOB (the walk below):
 # ASCII, Latin-1 and Latin Extended-A letters, as the word index's tokenizer has them.
 _NOT_ALNUM = "[^0-9a-z\u00aa\u00b5\u00ba\u00df-\u00f6\u00f8-\u017f]"
+_CASE_NUMBER = re.compile(r"\d{4}/\d*")
+_DAY = re.compile(r"\d{1,2}\. ?\d{1,2}\.\d{4}")  # what strptime's "%d.%m.%Y" may read (it is slow to say no)
 
 
 def words(text: str) -> list[str]:
@@ -103,6 +104,68 @@ def words(text: str) -> list[str]:
 
 def _postgresql() -> bool:
     return db.session.get_bind().dialect.name == "postgresql"
+
+
+# -- what a query asks, and its values as the statements' parameters ---------------------------------
+#
+# The statements are made once per shape of query (which conditions it has, how many words; see
+# _Shape) and kept per process: building them, with their subqueries and aliases, was most of a
+# search's time. Every value of a query (its words, prefixes, a date, the organisations and handlers
+# looked up) is a named parameter, given at execution (_values).
+
+@dataclass(frozen=True)
+class _Query:
+    text: str  # lower case, spaces collapsed
+    tokens: tuple[str, ...]  # its words (words())
+    asked: tuple[str, ...]  # the words the index is asked for
+    short: tuple[str, ...]  # one-letter words tested on the index's rows ("nora h" asks for "nora")
+    digits: str  # the text without spaces, when it is only digits (a national id), else ""
+    day: object  # a date (dd.mm.yyyy) or None
+
+
+def _query(text: str) -> _Query:
+    tokens = tuple(words(text))
+    asked = tuple(t for t in tokens if len(t) > 1) or tokens
+    digits = text.replace(" ", "")
+    day = None
+    if _DAY.fullmatch(text):
+        try:
+            day = datetime.strptime(text, "%d.%m.%Y").date()
+        except ValueError:
+            pass
+    return _Query(text, tokens, asked, tuple(t for t in tokens if t not in asked),
+                  digits if digits.isdigit() else "", day)
+
+
+def _match(tokens, postgresql: bool) -> str:
+    """The index's query: every token starts a word."""
+    if postgresql:
+        return " & ".join(f"'{t}':*" for t in tokens)
+    return " ".join(f'"{t}"*' for t in tokens)
+
+
+def _pattern_values(key: str, tokens, postgresql: bool) -> dict:
+    """The patterns of _starts_a_word for each token, as parameters named `key` and its number."""
+    values = {}
+    for n, token in enumerate(tokens):
+        if postgresql:
+            values[f"{key}{n}"] = f"(^|[^[:alnum:]]){token}"
+        else:
+            values[f"{key}{n}a"], values[f"{key}{n}b"] = f"{token}*", f"*{_NOT_ALNUM}{token}*"
+    return values
+
+
+def _values(q: _Query, postgresql: bool) -> dict:
+    values = {"match": _match(q.asked, postgresql), "text": q.text, "text_high": q.text + HIGH,
+              "digits": q.digits, "digits_high": q.digits + HIGH, "day": q.day, "offset": 0}
+    values.update(_pattern_values("s", q.short, postgresql))
+    values.update(_pattern_values("w", q.tokens, postgresql))
+    return values
+
+
+def _prefix(column, key: str):
+    """`column` starts with the parameter `key` (its `key`_high is the same text and the highest character)."""
+    return and_(column >= bindparam(key), column < bindparam(f"{key}_high"))
 
 
 def _document(model, row):
@@ -118,33 +181,11 @@ _INDEXED: dict = {}
 
 
 def _indexed(model) -> tuple:
-    """PostgreSQL: (an alias of `model`, its indexed document), made once: a new alias and its columns
-    cost more than a millisecond to build, per list and keystroke."""
+    """PostgreSQL: (an alias of `model`, its indexed document), made once."""
     if model not in _INDEXED:
         row = aliased(model)
         _INDEXED[model] = (row, _document(model, row))
     return _INDEXED[model]
-
-
-def _match(tokens: list[str]) -> str:
-    """The index's query: every token starts a word."""
-    if _postgresql():
-        return " & ".join(f"'{t}':*" for t in tokens)
-    return " ".join(f'"{t}"*' for t in tokens)
-
-
-def _matching_ids(model, tokens: list[str]):
-    """A subquery of the ids of the rows of `model` where every token starts a word. On PostgreSQL the
-    one-letter tokens are tested inside it, on the rows the index found (outside, the planner read
-    every post to test them first); on SQLite the caller tests them (the words table has no text)."""
-    asked, short = _split(tokens)
-    if _postgresql():
-        row, document = _indexed(model)
-        found = document.op("@@")(func.to_tsquery(_SIMPLE, _match(asked)))
-        return select(row.id).where(found, *([_walk_condition(_columns(model, row), short)] if short else []))
-    name = _WORDS_TABLE[model]
-    return select(literal_column("rowid")).select_from(table(name)).where(
-        literal_column(name).op("MATCH")(_match(asked)))
 
 
 def _columns(model, row=None) -> list:
@@ -155,48 +196,90 @@ def _columns(model, row=None) -> list:
     return [row.number, row.title_lower] if model is Case else [row.title_lower]
 
 
-def _split(tokens: list[str]) -> tuple[list[str], list[str]]:
-    """(the tokens the index is asked for, one-letter ones tested on its rows): "nora h" asks for
-    "nora"; a one-letter prefix alone would read most of the index."""
-    long = [t for t in tokens if len(t) > 1] or tokens
-    return long, [t for t in tokens if t not in long]
+def _walk_condition(columns, key: str, count: int, postgresql: bool):
+    """Every token (the parameters `key`0 ... of _pattern_values) starts a word of one of `columns`,
+    tested row by row with no index: for the walk newest first, which stops after a page (the word
+    index answers the same rows; it is what counts)."""
+    def starts_a_word(col, name):
+        if postgresql:
+            return col.op("~")(bindparam(name))
+        return or_(col.op("GLOB")(bindparam(f"{name}a")), col.op("GLOB")(bindparam(f"{name}b")))
+    return and_(*[or_(*[starts_a_word(col, f"{key}{n}") for col in columns]) for n in range(count)])
 
 
-def word_condition(model, text: str):
-    """Rows of `model` where every word of `text` starts a word (through the word index)."""
-    tokens = words(text)
-    if not tokens:
+def _matching_ids(model, shape: _Shape):
+    """A subquery of the ids of the rows of `model` where every token starts a word. On PostgreSQL the
+    one-letter tokens are tested inside it, on the rows the index found (outside, the planner read
+    every post to test them first); on SQLite the caller tests them (the words table has no text)."""
+    if shape.postgresql:
+        row, document = _indexed(model)
+        found = document.op("@@")(func.to_tsquery(_SIMPLE, bindparam("match")))
+        short = [_walk_condition(_columns(model, row), "s", shape.short, True)] if shape.short else []
+        return select(row.id).where(found, *short)
+    name = _WORDS_TABLE[model]
+    return select(literal_column("rowid")).select_from(table(name)).where(
+        literal_column(name).op("MATCH")(bindparam("match")))
+
+
+def _word_condition(model, shape: _Shape):
+    """Rows of `model` where every word of the query starts a word (through the word index)."""
+    if not shape.words:
         return model.id == -1
-    condition = model.id.in_(_matching_ids(model, tokens))
-    short = _split(tokens)[1]
-    if short and not _postgresql():
-        return and_(condition, _walk_condition(_columns(model), short))
+    condition = model.id.in_(_matching_ids(model, shape))
+    if shape.short and not shape.postgresql:
+        return and_(condition, _walk_condition(_columns(model), "s", shape.short, False))
     return condition
 
 
-def _word_rows(query, model, tokens: list[str]):
-    """`query` narrowed to rows where every token starts a word, read from the word index first: on
+def _word_rows(query, model, shape: _Shape):
+    """`query` narrowed to rows where every word starts a word, read from the word index first: on
     SQLite a join the index drives (an IN (subquery) made it collect every match before the first row,
     which for "frå" is a fifth of all posts), on PostgreSQL a semi-join the planner picks."""
-    if _postgresql():
-        return query.where(model.id.in_(_matching_ids(model, tokens)))
-    asked, short = _split(tokens)
-    if short:
-        query = query.where(_walk_condition(_columns(model), short))
+    if shape.postgresql:
+        return query.where(model.id.in_(_matching_ids(model, shape)))
+    if shape.short:
+        query = query.where(_walk_condition(_columns(model), "s", shape.short, False))
     name = _WORDS_TABLE[model]
     words_table = table(name, column("rowid"))
     return query.join(words_table, words_table.c.rowid == model.id).where(
-        literal_column(name).op("MATCH")(_match(asked)))
+        literal_column(name).op("MATCH")(bindparam("match")))
 
 
-def _walk_condition(columns, tokens: list[str]):
-    """Every token starts a word of one of `columns`, tested row by row with no index: for the walk
-    newest first, which stops after a page (the word index answers the same rows; it is what counts)."""
-    def starts_a_word(col, token):
-        if _postgresql():
-            return col.op("~")(f"(^|[^[:alnum:]]){token}")
-        return or_(col.op("GLOB")(f"{token}*"), col.op("GLOB")(f"*{_NOT_ALNUM}{token}*"))
-    return and_(*[or_(*[starts_a_word(col, t) for col in columns]) for t in tokens])
+def _client_condition(shape: _Shape):
+    """Clients by national id (6 digits or more, a prefix) or by words starting words of the name."""
+    if shape.national_id is not None:
+        return _prefix(Client.national_id, "digits") if shape.national_id else Client.id == -1
+    return _word_condition(Client, shape)
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What makes one search's statements differ from another's (their values aside)."""
+    postgresql: bool
+    sees_all: bool  # search_all (scope.py's clauses: true); else the actor's id is the parameter `actor_id`
+    cap: int  # COUNT_CAP
+    words: int  # how many words (0: none)
+    short: int  # how many of them are one-letter words tested on the index's rows
+    national_id: bool | None  # digits only: a national id prefix (6 digits or more) or nothing; None: words
+    by_words: bool  # cases by words too (not for a case number's shape, "2026/6")
+    categories: bool
+    handlers: bool
+    organisations: bool
+    status: CaseStatus | None  # "open", "avslutta", ...
+    day: bool  # a date: the posts of that day too
+
+
+def _shape(actor: User, q: _Query, organisations: list, handlers: list, categories: list) -> _Shape:
+    status = None
+    for value, names in ((CaseStatus.OPEN, ("open", "opne")), (CaseStatus.CLOSED, ("closed", "avslutta", "avsluttet"))):
+        if q.text in names:
+            status = value
+    return _Shape(postgresql=_postgresql(), sees_all=scope.sees_all(actor), cap=COUNT_CAP,
+                  words=len(q.tokens), short=len(q.short),
+                  national_id=(len(q.digits) >= 6) if q.digits else None,
+                  by_words=bool(q.tokens) and not _CASE_NUMBER.fullmatch(q.text),
+                  categories=bool(categories), handlers=bool(handlers), organisations=bool(organisations),
+                  status=status, day=q.day is not None)
 
 
 @dataclass
@@ -215,17 +298,39 @@ class Results:
         return f"{COUNT_CAP}+" if result.total > COUNT_CAP else str(result.total)
 
 
+_CATEGORY_NAMES: dict[int, tuple[dict, list]] = {}  # per language's labels: (those labels, [(category, names)])
+
+
 def _category_matches(text: str) -> list[CaseCategory]:
     shown = labels()["category_labels"]  # translated once per process and language
-    return [c for c in CaseCategory if c.value.startswith(text) or shown[c.value].lower().startswith(text)]
+    kept = _CATEGORY_NAMES.get(id(shown))
+    if kept is None or kept[0] is not shown:
+        kept = _CATEGORY_NAMES[id(shown)] = (shown, [(c, (c.value, shown[c.value].lower())) for c in CaseCategory])
+    return [category for category, names in kept[1] if names[0].startswith(text) or names[1].startswith(text)]
 
 
-def client_condition(text: str):
-    """Clients by national id (6 digits or more, a prefix) or by words starting words of the name."""
-    digits = text.replace(" ", "")
-    if digits.isdigit():
-        return _prefix(Client.national_id, digits) if len(digits) >= 6 else Client.id == -1
-    return word_condition(Client, text)
+def _names_orgs(text: str, tokens) -> bool:
+    """Whether the query may name an organisation: words, and not a case number or a national id."""
+    return bool(tokens) and not text.replace(" ", "").isdigit()
+
+
+_ORGANISATIONS: Select = select(literal_column("'o'").label("kind"), Organisation.id, Organisation.name_lower).where(
+    Organisation.name_lower.contains(bindparam("longest")))  # a word holds no LIKE wildcard: no escape
+_HANDLERS: Select = select(literal_column("'u'").label("kind"), User.id, literal_column("''").label("name_lower")) \
+    .where(or_(_prefix(User.username, "text"), _prefix(func.lower(User.full_name), "text")))
+# PostgreSQL: the planner guesses a prefix matches a fixed share of the rows and starts parallel workers for
+# the word index's bitmap scan: ~10 ms each time, for what is most often a handful of rows. Turned off for
+# this transaction only (the request's), by a row of the look-ups (SET LOCAL was a statement of its own).
+_PARALLEL_OFF: Select = select(literal_column("'p'").label("kind"), literal_column("0").label("id"),
+                               func.set_config("max_parallel_workers_per_gather", "0", True).label("name_lower"))
+_LOOKUPS = {(orgs, postgresql): union_all(*([_ORGANISATIONS] if orgs else []), _HANDLERS,
+                                          *([_PARALLEL_OFF] if postgresql else []))
+            for orgs in (False, True) for postgresql in (False, True)}
+
+
+def _orgs_named(rows, tokens) -> list[int]:
+    """The organisations of `rows` (id, lower-case name) whose name has every token starting a word of it."""
+    return [org_id for org_id, name in rows if all(any(w.startswith(t) for w in _WORD.findall(name)) for t in tokens)]
 
 
 def organisation_ids(text: str) -> list[int]:
@@ -233,53 +338,180 @@ def organisation_ids(text: str) -> list[int]:
     starting a word of it ("dimna" finds "Dimna skule 3"). Organisations are a few hundred: the
     names holding the longest word are read and tested here, with no word index."""
     tokens = words(text)
-    if not tokens or text.replace(" ", "").isdigit():  # a case number or a national id, not a name
+    if not _names_orgs(text, tokens):  # a case number or a national id, not a name
         return []
-    longest = max(tokens, key=len)
-    rows = _run(select(Organisation.id, Organisation.name_lower)
-                .where(Organisation.name_lower.contains(longest, autoescape=True)))
-    return [org_id for org_id, name in rows
-            if all(any(w.startswith(t) for w in _WORD.findall(name)) for t in tokens)]
+    rows = _run(select(_ORGANISATIONS.subquery()), {"longest": max(tokens, key=len)})
+    return _orgs_named([(row.id, row.name_lower) for row in rows], tokens)
 
 
-def _at_organisations(org_ids: list[int]):
-    """Cases of these organisations: the case's own (a system case) or its client's (the child's school)."""
-    return or_(Case.organisation_id.in_(org_ids),
-               Case.client_id.in_(select(Client.id).where(Client.organisation_id.in_(org_ids))))
+def _lookups(q: _Query, postgresql: bool) -> tuple[list[int], list[int]]:
+    """(the organisations the query names, the handlers whose username or name it starts), in one
+    statement: both tables are small, and each is an index lookup or a short scan."""
+    orgs = _names_orgs(q.text, q.tokens)
+    rows = _run(_LOOKUPS[orgs, postgresql], {"longest": max(q.tokens, key=len) if orgs else "", "text": q.text,
+                                             "text_high": q.text + HIGH}).all()
+    named = _orgs_named([(r[1], r[2]) for r in rows if r[0] == "o"], q.tokens) if orgs else []
+    return named, [r[1] for r in rows if r[0] == "u"]
 
 
-def pick_clients(actor: User, query: str, limit: int = 10) -> list[Client]:
-    """A short list of clients to choose from (post registration's "which client?")."""
-    text = " ".join((query or "").split()).lower()[:100]
-    if len(text) < 2:
-        return []
-    return list(db.session.scalars(select(Client).where(_clients_found(actor, text)[0], scope.client_clause(actor))
-                                   .options(joinedload(Client.handler)).order_by(Client.name_lower).limit(limit)))
+def _at_organisations():
+    """Cases of the organisations (the parameter `orgs`): the case's own (a system case) or its client's
+    (the child's school)."""
+    orgs = bindparam("orgs", expanding=True)
+    return or_(Case.organisation_id.in_(orgs),
+               Case.client_id.in_(select(Client.id).where(Client.organisation_id.in_(orgs))))
 
 
-def _clients_found(actor: User, text: str, org_ids: list[int] | None = None) -> tuple:
-    """(the condition to list the clients by, how many match up to the cap): their ids when they are
-    few, so that no planner walks every client by name testing each against the word index. With
-    `org_ids`, the clients of those organisations (a school's children) are found too."""
-    condition = client_condition(text)
-    if org_ids:
-        condition = or_(condition, Client.organisation_id.in_(org_ids))
-    ids = _first_ids(select(Client.id).where(condition, scope.client_clause(actor)))
-    return (condition if len(ids) > COUNT_CAP else Client.id.in_(ids)), len(ids)
+class _Actor:
+    """The actor as scope.py's clauses read them, with their id the parameter `actor_id`: one kept statement
+    serves every user who sees as much (the id is given at execution, as the query's values are)."""
+
+    def __init__(self, actor: User):
+        self.id: BindParameter[int] = bindparam("actor_id", type_=Integer)
+        self._actor = actor
+
+    def can(self, code: str) -> bool:
+        return self._actor.can(code)
 
 
-def _first_ids(query) -> list[int]:
-    """The ids a query of ids finds, stopping past COUNT_CAP: the count, and the rows to page through."""
-    return list(_run(query.limit(COUNT_CAP + 1)).scalars())
+@dataclass
+class _Statements:
+    clients: object
+    client_ids: object
+    cases: object
+    case_ids: object
+    posts: object
+    post_ids: object
 
 
-def _first_ids_of(queries: list) -> list[int]:
-    """The ids any of `queries` (of ids) finds, each read up to past COUNT_CAP, in one statement."""
-    limited = [query.limit(COUNT_CAP + 1).subquery() for query in queries]
-    return _first_ids(union(*[select(sub.c.id) for sub in limited]))
+_STATEMENTS: dict[_Shape, _Statements] = {}
+_KEPT = 500  # shapes kept per process (a few dozen in use): past it they are made again
 
 
-_CASE_NUMBER = re.compile(r"\d{4}/\d*")
+def _statements(shape: _Shape, actor: User) -> _Statements:
+    kept = _STATEMENTS.get(shape)
+    if kept is None:
+        if len(_STATEMENTS) >= _KEPT:
+            _STATEMENTS.clear()
+        kept = _STATEMENTS[shape] = _build(shape, actor)
+    return kept
+
+
+def _build(shape: _Shape, actor: User) -> _Statements:
+    """The three lists' statements for queries of this shape (each list in the order and with the joins
+    of its former ORM query), scoped as scope.py scopes the actor (their id a parameter)."""
+    placeholder = cast(User, _Actor(actor))
+    client_scope, case_scope = scope.client_clause(placeholder), scope.case_clause(placeholder)
+    # Clients: a school's or kindergarten's name finds its children too.
+    clients_q = (select(Client.id, Client.given_name, Client.family_name, Client.national_id,
+                        User.full_name.label("handler_name"))
+                 .outerjoin(User, User.id == Client.handler_id).where(client_scope).order_by(Client.name_lower))
+    condition = _client_condition(shape)
+    if shape.organisations:
+        condition = or_(condition, Client.organisation_id.in_(bindparam("orgs", expanding=True)))
+    client_ids = select(Client.id).where(condition, client_scope)
+
+    # Cases. A case number's shape ("2026/6") is a prefix of the number: the word index would read every
+    # case of the year for "2026". Handlers are matched first (_lookups), so that every condition of the
+    # OR is an index lookup (a subquery in it made SQLite read every case, newest first, whenever no
+    # handler matched).
+    case_conds = [_prefix(Case.number, "text")]
+    if shape.categories:
+        case_conds.append(Case.category.in_(bindparam("categories", expanding=True)))
+    if shape.handlers:
+        case_conds.append(Case.handler_id.in_(bindparam("handlers", expanding=True)))
+    if shape.organisations:
+        case_conds.append(_at_organisations())
+    if shape.status is not None:
+        case_conds.append(Case.status == shape.status)
+    cases_q = (select(Case.id, Case.number, Case.title, Case.category, Case.kind, Case.status,
+                      User.full_name.label("handler_name"))
+               .outerjoin(User, User.id == Case.handler_id).where(case_scope)
+               .order_by(Case.opened_on.desc(), Case.id.desc()))
+    # Each way a case matches is read on its own, up to the cap, and the ids joined: one OR made SQLite
+    # collect every match of every branch ("tilvising" is a word of thousands of titles and the
+    # referral category's label) before the first id.
+    any_case = select(Case.id).where(case_scope)
+    branches = [any_case.where(condition) for condition in case_conds]
+    if shape.by_words:
+        branches.append(_word_rows(any_case, Case, shape))
+    limited = [branch.limit(shape.cap + 1).subquery() for branch in branches]
+    case_ids = select(union(*[select(sub.c.id) for sub in limited]).subquery().c.id)
+    # Past the cap (a fifth of the cases have "frå"): the cases walked newest first, as posts are.
+    walked = case_conds + ([_walk_condition([Case.number, Case.title_lower], "w", shape.words, shape.postgresql)]
+                           if shape.by_words else [])
+
+    posts_q = (select(JournalPost.id, JournalPost.document_date, JournalPost.post_type, JournalPost.title,
+                      JournalPost.registered_after_downtime, JournalPost.case_id, Case.number.label("case_number"),
+                      JournalPost.status)
+               .join(Case, JournalPost.case_id == Case.id).where(case_scope)
+               .order_by(JournalPost.document_date.desc().nulls_last(), JournalPost.id.desc()))
+    any_post = select(JournalPost.id).join(Case, JournalPost.case_id == Case.id).where(case_scope)
+    if shape.day:
+        dated = or_(_word_condition(JournalPost, shape), JournalPost.document_date == bindparam("day"))
+        post_ids, past_cap = any_post.where(dated), dated
+    elif not shape.words:
+        post_ids, past_cap = None, None
+    else:
+        # A common word ("tilvising") matches much of ten years of posts: sorting every match for one
+        # page grew with the history. Past the cap the posts are walked newest first (the date index)
+        # and each title tested, which stops after a page.
+        post_ids = _word_rows(any_post, JournalPost, shape)
+        past_cap = _walk_condition([JournalPost.title_lower], "w", shape.words, shape.postgresql)
+    posts = None
+    if post_ids is not None:
+        listed = _listed_statement(posts_q, JournalPost, post_ids, past_cap, shape.cap).subquery()
+        posts = select(listed, _correspondents(listed.c.id, shape.postgresql))
+    return _Statements(clients=_listed_statement(clients_q, Client, client_ids, condition, shape.cap),
+                       client_ids=_capped_count(client_ids, shape.cap),
+                       cases=_listed_statement(cases_q, Case, case_ids, or_(*walked), shape.cap),
+                       case_ids=_capped_count(case_ids, shape.cap),
+                       posts=posts, post_ids=None if post_ids is None else _capped_count(post_ids, shape.cap))
+
+
+def _capped_count(ids_q, cap: int):
+    """How many rows match, stopping past the cap (shown as "500+")."""
+    return select(func.count()).select_from(ids_q.limit(cap + 1).subquery())
+
+
+def _listed_statement(rows_q, model, ids_q, past_cap, cap: int):
+    """The statement of one list: the ids `ids_q` finds (a select of ids), up to past the cap, their
+    count as the column `total`, and a page of `rows_q` (a Core select of columns, in the list's order):
+    the rows of those ids or, past the cap, the rows where `past_cap` holds (walked in the list's order,
+    which stops after a page). The two pages are one UNION ALL and the count picks one by its LIMIT:
+    the other's is 0, which neither engine starts to read (as a WHERE on the count, SQLite tested it on
+    every row of the walk). One statement per list, where the ids and then the page were two."""
+    found = ids_q.limit(cap + 1).cte(f"{model.__tablename__}_found")
+    total = select(func.count()).select_from(found).scalar_subquery()
+
+    def page_of(condition, shown):
+        # The page's own LIMIT is a number (with an expression, SQLite's planner expects every row);
+        # the count's LIMIT is the one around it.
+        rows = rows_q.where(condition).limit(PER_PAGE).offset(bindparam("offset")).subquery()
+        return select(select(rows, total.label("total")).limit(case((shown, PER_PAGE), else_=0)).subquery())
+    return union_all(page_of(model.id.in_(select(found.c.id)), total <= cap), page_of(past_cap, total > cap))
+
+
+def _correspondents(post_id, postgresql: bool):
+    """A post's correspondents' names, in the order they were added, as one text ("" for none). SQLite's
+    group_concat takes the rows as the post_id index gives them: in rowid (id) order."""
+    if postgresql:
+        names = func.string_agg(Correspondent.name, aggregate_order_by(literal_column("', '"), Correspondent.id))
+    else:
+        names = func.group_concat(Correspondent.name, literal_column("', '"))
+    found = select(names).where(Correspondent.post_id == post_id).scalar_subquery()
+    return func.coalesce(found, literal_column("''")).label("correspondents")
+
+
+def _listed(statement, count_statement, values: dict, page: int) -> Listed:
+    """A page of one list and its capped count (the count's own statement only for a page past the end,
+    which has no row to give it and which the pager never offers)."""
+    if statement is None:
+        return Listed([], page, 0)
+    items = _run(statement, values).all()
+    if items:
+        return Listed(items, page, items[0].total)
+    return Listed(items, page, 0 if page == 1 else _run(count_statement, values).scalar() or 0)
 
 
 def search(actor: User, query: str, page: int = 1) -> Results | None:
@@ -287,114 +519,36 @@ def search(actor: User, query: str, page: int = 1) -> Results | None:
     if len(text) < 2:
         return None
     page = max(page, 1)
-    tokens = words(text)
-    if _postgresql():
-        # The planner guesses a prefix matches a fixed share of the rows and starts parallel workers
-        # for the word index's bitmap scan: ~10 ms each time, for what is most often a handful of rows.
-        # For this transaction only (the request's).
-        db.session.execute(text_sql("SET LOCAL max_parallel_workers_per_gather = 0"))
-    # Each list first reads the ids of its matches (up to the cap) from the word index, then a page of
-    # rows by those ids: the planners never guess how many rows a word has. Past the cap, a list walks
-    # its order's index and tests each row (_walk_condition), which stops after a page.
-
-    # Rows of what the lists show, each list in the order and with the joins of its former ORM query.
-    clients_q = (select(Client.id, Client.given_name, Client.family_name, Client.national_id,
-                        User.full_name.label("handler_name"))
-                 .outerjoin(User, User.id == Client.handler_id).where(scope.client_clause(actor))
-                 .order_by(Client.name_lower))
-    # A school's or kindergarten's name finds its children and their cases.
-    org_ids = organisation_ids(text)
-    condition, total = _clients_found(actor, text, org_ids)
-    clients = _page(clients_q.where(condition), page, total)
-
-    # A case number's shape ("2026/6") is a prefix of the number: the word index would read every case
-    # of the year for "2026".
-    by_words = bool(tokens) and not _CASE_NUMBER.fullmatch(text)
-    case_conds = [_prefix(Case.number, text)]
+    q = _query(text)
+    postgresql = _postgresql()
+    organisations, handlers = _lookups(q, postgresql)  # on PostgreSQL, without parallel workers from here on
     categories = _category_matches(text)
-    if categories:
-        case_conds.append(Case.category.in_(categories))
-    # The users table is small: matching handlers by username or name costs nothing.
-    # Read first, so that every condition of the OR is an index lookup (a subquery in it made SQLite
-    # read every case, newest first, whenever no handler matched).
-    handler_ids = list(_run(select(User.id).where(
-        or_(_prefix(User.username, text), _prefix(func.lower(User.full_name), text)))).scalars())
-    if handler_ids:
-        case_conds.append(Case.handler_id.in_(handler_ids))
-    if org_ids:
-        case_conds.append(_at_organisations(org_ids))
-    for status, names in ((CaseStatus.OPEN, ("open", "open", "opne")),
-                          (CaseStatus.CLOSED, ("closed", "avslutta", "avsluttet"))):
-        if text in names:
-            case_conds.append(Case.status == status)
-    cases_q = (select(Case.id, Case.number, Case.title, Case.category, Case.kind, Case.status,
-                      User.full_name.label("handler_name"))
-               .outerjoin(User, User.id == Case.handler_id).where(scope.case_clause(actor))
-               .order_by(Case.opened_on.desc(), Case.id.desc()))
-    # Each way a case matches is read on its own, up to the cap, and the ids joined: one OR made
-    # SQLite collect every match of every branch ("tilvising" is a word of thousands of titles and
-    # the referral category's label) before the first id.
-    case_ids = select(Case.id).where(scope.case_clause(actor))
-    branches = [case_ids.where(condition) for condition in case_conds]
-    if by_words:
-        branches.append(_word_rows(case_ids, Case, tokens))
-    ids = _first_ids_of(branches)
-    if len(ids) > COUNT_CAP:
-        # A common word (a fifth of the cases have "frå"): walk the cases newest first, as posts do.
-        if by_words:
-            case_conds.append(_walk_condition([Case.number, Case.title_lower], tokens))
-        cases = _page(cases_q.where(or_(*case_conds)), page, len(ids))
-    else:
-        cases = _page(cases_q.where(Case.id.in_(ids)), page, len(ids))
-
-    posts_q = (select(JournalPost.id, JournalPost.document_date, JournalPost.post_type, JournalPost.title,
-                      JournalPost.registered_after_downtime, JournalPost.case_id, Case.number.label("case_number"),
-                      JournalPost.status)
-               .join(Case, JournalPost.case_id == Case.id).where(scope.case_clause(actor))
-               .order_by(JournalPost.document_date.desc().nulls_last(), JournalPost.id.desc()))
-    post_ids = select(JournalPost.id).join(Case, JournalPost.case_id == Case.id).where(scope.case_clause(actor))
-    try:
-        day = datetime.strptime(text, "%d.%m.%Y").date()
-    except ValueError:
-        day = None
-    if day is not None:
-        posts = _page(posts_q.where(or_(word_condition(JournalPost, text), JournalPost.document_date == day)), page)
-    elif not tokens:
-        posts = _page(posts_q.where(JournalPost.id == -1), page)
-    else:
-        ids = _first_ids(_word_rows(post_ids, JournalPost, tokens))
-        if len(ids) > COUNT_CAP:
-            # A common word ("tilvising") matches much of ten years of posts: sorting every match
-            # for one page grew with the history. Walk the posts newest first instead (the date
-            # index) and test each title, which stops after a page.
-            posts = _page(posts_q.where(_walk_condition([JournalPost.title_lower], tokens)), page, len(ids))
-        else:
-            posts = _page(posts_q.where(JournalPost.id.in_(ids)), page, len(ids))
-    posts.items = _with_correspondents(posts.items)
-    return Results(query=query, clients=clients, cases=cases, posts=posts)
+    shape = _shape(actor, q, organisations, handlers, categories)
+    statements = _statements(shape, actor)
+    values = _values(q, postgresql) | {"offset": (page - 1) * PER_PAGE, "orgs": organisations, "handlers": handlers,
+                                       "categories": categories, "actor_id": actor.id}
+    # Each list reads the ids of its matches (up to the cap) from the word index and a page of rows by
+    # those ids, in one statement: the planners never guess how many rows a word has. Past the cap, a
+    # list walks its order's index and tests each row (_walk_condition), which stops after a page.
+    return Results(query=query, clients=_listed(statements.clients, statements.client_ids, values, page),
+                   cases=_listed(statements.cases, statements.case_ids, values, page),
+                   posts=_listed(statements.posts, statements.post_ids, values, page))
 
 
-@dataclass
-class PostRow:
-    """A journal post as the search lists it: its row and its correspondents' names, joined."""
-    id: int
-    document_date: object
-    post_type: object
-    title: str
-    registered_after_downtime: bool
-    case_id: int
-    case_number: str
-    status: object
-    correspondents: str
-
-
-def _with_correspondents(rows: list) -> list[PostRow]:
-    """The page's posts with their correspondents' names (one statement for the page, in their order)."""
-    if not rows:
+def pick_clients(actor: User, query: str, limit: int = 10) -> list[Client]:
+    """A short list of clients to choose from (post registration's "which client?"): their ids first
+    when they are few, so that no planner walks every client by name testing each against the word index."""
+    text = " ".join((query or "").split()).lower()[:100]
+    if len(text) < 2:
         return []
-    names: dict[int, list[str]] = {}
-    for post_id, name in _run(select(Correspondent.post_id, Correspondent.name)
-                              .where(Correspondent.post_id.in_([row.id for row in rows]))
-                              .order_by(Correspondent.id)):
-        names.setdefault(post_id, []).append(name)
-    return [PostRow(**row._mapping, correspondents=", ".join(names.get(row.id, ()))) for row in rows]
+    q = _query(text)
+    shape = _shape(actor, q, [], [], [])
+    values = _values(q, shape.postgresql)
+    condition = _client_condition(shape)
+    ids = list(_run(select(Client.id).where(condition, scope.client_clause(actor)).limit(COUNT_CAP + 1), values)
+               .scalars())
+    if len(ids) <= COUNT_CAP:
+        condition = Client.id.in_(ids)
+    return list(db.session.scalars(select(Client).where(condition, scope.client_clause(actor))
+                                   .options(joinedload(Client.handler)).order_by(Client.name_lower).limit(limit),
+                                   values))

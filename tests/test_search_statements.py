@@ -1,0 +1,65 @@
+"""What a search costs the database, and that the statements it keeps per process never mix up whose
+search they are: one statement per list (its rows and its capped count together) and one for the
+look-ups (schools and handlers), the same for every user, scoped by the user's own id."""
+from __future__ import annotations
+
+from sqlalchemy import event, text
+
+from ppt_web.extensions import db
+from ppt_web.search import service as search
+
+from . import builders
+from .conftest import user
+
+
+def _statements_of(actor, text: str) -> tuple[search.Results | None, list[str]]:
+    seen: list[str] = []
+
+    def _seen(conn, cursor, statement, *args):
+        seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", _seen)
+    try:
+        found = search.search(actor, text)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", _seen)
+    return found, seen
+
+
+def test_a_search_is_one_statement_per_list_and_one_for_the_look_ups(ctx):
+    case = builders.case("radgjevar1", title="Sakkunnig vurdering",
+                         client_obj=builders.client("radgjevar1", given_name="Sakkunna", family_name="Vik"))
+    builders.post(case, title="Sakkunnig vurdering", correspondent="Kari")
+    for who in ("radgjevar1", "konsulent"):
+        actor = user(who)
+        _statements_of(actor, "sakkunn")  # the first search of its kind makes its statements (and loads roles)
+        found, statements = _statements_of(actor, "sakkunn")
+        assert found is not None and (found.clients.total, found.cases.total, found.posts.total) == (1, 1, 1)
+        assert found.posts.items[0].correspondents == "Kari"
+        assert len(statements) == 4, statements  # look-ups, clients, cases, posts (each with its count)
+        if db.engine.dialect.name == "postgresql":  # no parallel workers for the lists (set by the look-ups)
+            assert db.session.execute(text("SHOW max_parallel_workers_per_gather")).scalar() == "0"
+
+
+def test_the_kept_statements_show_each_user_their_own_cases_only(ctx):
+    """The statements are made once per kind of query and kept: the next user's search is still theirs."""
+    mine = builders.case("radgjevar1", title="Lesevanskar",
+                         client_obj=builders.client("radgjevar1", given_name="Lesja", family_name="Vik"))
+    theirs = builders.case("radgjevar2", title="Lesekurs",
+                           client_obj=builders.client("radgjevar2", given_name="Lesja", family_name="Berg"))
+    builders.post(mine, title="Lesetest")
+    builders.post(theirs, title="Lesetest")
+    for who, case in (("radgjevar1", mine), ("radgjevar2", theirs), ("radgjevar1", mine)):
+        found = search.search(user(who), "lese")
+        assert [c.id for c in found.cases.items] == [case.id], who
+        assert [p.case_id for p in found.posts.items] == [case.id], who
+        assert [c.id for c in search.search(user(who), "lesja").clients.items] == [case.client_id], who
+    assert {c.id for c in search.search(user("konsulent"), "lese").cases.items} == {mine.id, theirs.id}
+
+
+def test_a_page_past_the_end_is_empty_and_keeps_the_count(ctx):
+    for n in range(27):
+        builders.client("radgjevar1", given_name=f"Pia{n:02d}", family_name="Forbi")
+    found = search.search(user("konsulent"), "forbi", page=3)
+    assert found.clients.items == [] and found.clients.total == 27 and found.clients.pages == 2
+    assert len(search.search(user("konsulent"), "forbi", page=2).clients.items) == 2
