@@ -12,18 +12,32 @@ only one process do each at a time.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import importlib
 import logging
+import multiprocessing
+import os
 import pkgutil
+import random
+import signal
 import socket
+import sys
 import threading
 import time
+import traceback
 import uuid
+from collections.abc import Callable
 
 from flask import Flask
 from redis.exceptions import RedisError
 from rq import Worker
 from rq.exceptions import StopRequested
+from rq.job import Job as RQJob
+from rq.job import _current_job
+from rq.timeouts import JobTimeoutException
+from rq.utils import import_attribute, now
+from rq.worker import WorkerStatus
 from sqlalchemy.exc import SQLAlchemyError
 
 import ppt_web
@@ -43,6 +57,128 @@ log = logging.getLogger("ppt.worker")
 SWEEP_LOCK = "ppt:archive-sweep-lock"
 WORKER_TTL = 60
 RESTART_FIRST, RESTART_MAX = 1.0, 10.0  # back-off between runs of RQ's loop after Redis or another fault
+# The RQ jobs the worker's archive sender runs (no fork per job); every other job gets RQ's work horse.
+SENT_BY_SENDER = frozenset({Job.SEND_ARCHIVE_JOB, Job.SEND_ARCHIVE_JOBS})
+
+
+class SenderGone(Exception):
+    """The archive sender ended in the middle of a job (killed, out of memory, a crash)."""
+
+
+class SendFailed(Exception):
+    """The job raised in the archive sender; the message is its traceback there."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _SenderJob:
+    """What the sender knows of the RQ job it runs: enough for rq.get_current_job() users (the claim's
+    worker name in sending.worker_name, the job's id on each log line in ppt_web/logs.py)."""
+
+    id: str
+    func_name: str
+    worker_name: str
+
+
+class ArchiveSender:
+    """A process forked once from the warmed worker that runs the worker's archive sends one at a time,
+    each handed over a pipe (the RQ job's id, function and arguments) and answered over it (the return
+    value or the traceback). It runs them as a work horse does: in its own process group, SIGTERM left
+    at its default, the job's function with its app context, and the claims it makes carry its pid.
+    The worker waits for the answer (PPTWorker._perform_in_sender) and kills it from outside when it
+    dies or overruns."""
+
+    def __init__(self, app: Flask, worker_name: str) -> None:
+        mine, theirs = multiprocessing.Pipe()
+        with forking.gate.forking():  # no thread of ours mid-transaction in the child's copy (ppt_web/forking.py)
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    mine.close()
+                    code = self._serve(theirs, app, worker_name)
+                finally:
+                    os._exit(code)
+        theirs.close()
+        self.pid, self.conn = pid, mine
+
+    @staticmethod
+    def _serve(conn, app: Flask, worker_name: str) -> int:
+        os.setpgrp()  # as RQ's horse: a signal to the worker's group leaves a send in hand to finish
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        random.seed()
+        worker_pid = os.getppid()
+        with app.app_context():
+            db.engine.dispose(close=False)  # pooled sockets belong to the worker
+        use_app(app)  # jobs.app_job: this process's pool from now on, kept from job to job
+        while True:
+            try:
+                while not conn.poll(1.0):
+                    if os.getppid() != worker_pid:
+                        return 0  # the worker died (its end of the pipe may live on in a horse for a while)
+                rq_job_id, func_name, args = conn.recv()
+            except (EOFError, OSError):
+                return 0  # the worker closed the pipe: it stops
+            token = _current_job.set(_SenderJob(rq_job_id, func_name, worker_name))  # type: ignore[arg-type]
+            try:
+                reply = ("ok", import_attribute(func_name)(*args))
+            except BaseException:  # noqa: BLE001 - the job's failure, handed to the worker as RQ would record it
+                reply = ("error", traceback.format_exc())
+            finally:
+                _current_job.reset(token)
+            try:
+                conn.send(reply)
+            except OSError:
+                return 0  # the worker died while we sent: what we did is in the database
+
+    def run(self, job: RQJob, timeout: float, beat: Callable[[], None], interval: float):
+        """Run the job here and return its value. Raises SendFailed when it raised, SenderGone when this
+        process ended, JobTimeoutException after `timeout` seconds (-1: none); `beat` every `interval`."""
+        self.conn.send((job.id, job.func_name, list(job.args)))
+        deadline = None if timeout == -1 else time.monotonic() + timeout
+        while True:
+            wait = interval if deadline is None else min(interval, deadline - time.monotonic())
+            if wait <= 0:
+                raise JobTimeoutException(f"Task exceeded maximum timeout value ({timeout} seconds)")
+            if self.conn.poll(wait):
+                try:
+                    status, value = self.conn.recv()
+                except (EOFError, OSError) as exc:
+                    raise SenderGone(f"archive sender {self.pid} ended in the middle of the job") from exc
+                if status == "error":
+                    raise SendFailed(value)
+                return value
+            beat()
+
+    def alive(self) -> bool:
+        """Not ended while idle (the OOM killer, a stray SIGKILL); one that ended is reaped here."""
+        try:
+            return os.waitpid(self.pid, os.WNOHANG)[0] == 0
+        except ChildProcessError:
+            return False
+
+    def kill(self) -> int | None:
+        """SIGKILL this process and its group and reap it; its wait status."""
+        with contextlib.suppress(OSError):
+            os.killpg(self.pid, signal.SIGKILL)
+        self.conn.close()
+        try:
+            return os.waitpid(self.pid, 0)[1]
+        except ChildProcessError:
+            return None
+
+    def stop(self, wait: float = 5.0) -> None:
+        """Close the pipe, so an idle sender ends; killed if it has not ended within `wait` seconds."""
+        self.conn.close()
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                if os.waitpid(self.pid, os.WNOHANG)[0]:
+                    return
+            except ChildProcessError:
+                return
+            time.sleep(0.02)
+        self.kill()
 
 
 class PPTWorker(Worker):
@@ -60,6 +196,16 @@ class PPTWorker(Worker):
     A horse killed in the middle of a job (OOM, SIGKILL) left its archive jobs Under arbeid until
     their lease ran out. handle_work_horse_killed() sets the jobs that horse had claimed back to Ny
     at once and tells the queue; no other process can be sending them, since the horse is dead.
+
+    Archive sends (SENT_BY_SENDER) get no horse each: a fork per job cost 60-100 ms of CPU, half of it
+    the kernel's copy-on-write faults, against ~8 ms for the send itself. execute_job() runs their RQ
+    job here as RQ's SimpleWorker does (the bookkeeping in Redis), and the function in the ArchiveSender,
+    a process forked once from this warmed worker (at the first archive job) and kept. A horse's
+    guarantees hold: the send runs in another process, in its own process group; the worker kills it
+    from outside when it overruns the job's timeout (JobTimeoutException, as RQ records it) or on a
+    cold stop; when it dies or is killed, the jobs it had claimed (claimed_by: worker#its pid) go back
+    to Ny and into the queue at once, as for a dead horse, and the next archive job forks a new one.
+    Every other job (letters, dispatch, mail, the sweep) keeps RQ's horse per job.
 
     RQ 3.0 unsubscribes from its command channel, then stops the listening thread, expecting stop()
     to return at once. Since redis-py 8.2, stop() waits for the thread, which, once unsubscribed,
@@ -87,6 +233,7 @@ class PPTWorker(Worker):
 
     max_connection_wait_time = RESTART_MAX  # RQ's own BLPOP retry: 60 s by default, too long after an outage
     app: Flask | None = None  # set by main(): the horse-killed handler writes to the database
+    sender: ArchiveSender | None = None  # forked at the first archive job, kept until the worker stops
     stopping = False
     fault: BaseException | None = None
     _last_horse = 0
@@ -153,6 +300,11 @@ class PPTWorker(Worker):
 
     def execute_job(self, job, queue):
         try:
+            if job.func_name in SENT_BY_SENDER and self.app is not None:
+                execution = self.prepare_execution(job)  # as RQ's SimpleWorker: in this process, no fork
+                self._perform_in_sender(job, queue, execution)
+                self.set_state(WorkerStatus.IDLE)
+                return None
             return super().execute_job(job, queue)
         except BaseException as exc:
             self._noting(exc)
@@ -172,6 +324,9 @@ class PPTWorker(Worker):
         """RQ's teardown, which must not fail on a dead Redis (it raised from work()'s finally)."""
         if self.is_horse:
             return
+        if self.sender is not None:  # idle between jobs: it ends when its pipe closes
+            self.sender.stop()
+            self.sender = None
         if self.scheduler:
             self.stop_scheduler()
             self.scheduler = None
@@ -181,6 +336,61 @@ class PPTWorker(Worker):
             self.log.warning("Worker %s: could not register its end: %s", self.name, exc)
         self.unsubscribe()
 
+    def _perform_in_sender(self, job, queue, execution) -> bool:
+        """RQ's perform_job as SimpleWorker runs it, in this process, with the job's function run in the
+        archive sender rather than here, and its timeout kept from here rather than by SIGALRM."""
+        try:
+            self.prepare_job_execution(job, remove_from_intermediate_queue=len(self.queues) == 1)
+            job.started_at = now()
+            return_value = self._run_in_sender(job, execution, job.timeout or self.queue_class.DEFAULT_TIMEOUT)
+            self._finalize_success(job, queue, execution, return_value)
+        except BaseException as exc:  # as RQ's perform_job: every failure is the job's, recorded by RQ
+            self._finalize_failure(job, queue, execution, sys.exc_info())
+            if isinstance(exc, SystemExit):  # a cold stop (RQ's second SIGTERM): the worker goes on stopping
+                raise
+            return False
+        return True
+
+    def _run_in_sender(self, job, execution, timeout):
+        if self.sender is not None and not self.sender.alive():
+            self.log.warning("Worker %s: archive sender %s ended while idle", self.name, self.sender.pid)
+            self.sender.conn.close()
+            self.sender = None
+        if self.sender is None:
+            assert self.app is not None
+            self.sender = ArchiveSender(self.app, self.name)
+        sender = self.sender
+
+        def beat() -> None:
+            try:
+                self.maintain_heartbeats(job, execution)
+            except RedisError as exc:  # Redis away: the send goes on; the job's end will fail on it
+                self.log.warning("Worker %s: heartbeat failed: %s", self.name, exc)
+
+        try:
+            return sender.run(job, timeout, beat, self.job_monitoring_interval)
+        except SendFailed:
+            raise
+        except BaseException as exc:
+            # The sender died, overran the job's timeout, or this worker is stopping hard (SystemExit)
+            # mid-send: killed from here, and then nothing can be sending its jobs, so its claims are
+            # set back to Ny at once and queued again, as for a dead horse. A new sender for the next job.
+            self.sender = None
+            status = sender.kill()
+            self.log.warning("Worker %s: archive sender %s ended in job %s (%s, wait status %s)", self.name,
+                             sender.pid, job.id, type(exc).__name__, status)
+            self._free_claims(job, sender.pid)
+            raise
+
+    def kill_horse(self, sig=signal.SIGKILL):
+        """RQ's, and for an archive job the sender (its death is then handled in _run_in_sender). RQ's own
+        would kill this worker's process group when there is no horse (os.getpgid(0))."""
+        if self.horse_pid:
+            super().kill_horse(sig)
+        elif self.sender is not None and self.get_state() == WorkerStatus.BUSY:
+            with contextlib.suppress(OSError):
+                os.killpg(self.sender.pid, sig)
+
     def fork_work_horse(self, job, queue):
         with forking.gate.forking():  # no thread of ours mid-transaction in the horse's copy (ppt_web/forking.py)
             super().fork_work_horse(job, queue)
@@ -188,22 +398,28 @@ class PPTWorker(Worker):
 
     def handle_work_horse_killed(self, job, retpid, ret_val, rusage):
         super().handle_work_horse_killed(job, retpid, ret_val, rusage)
-        if self.app is None or not self._last_horse:
+        if self._last_horse:
+            self._free_claims(job, self._last_horse)
+
+    def _free_claims(self, job, pid: int) -> None:
+        """The archive jobs the dead process `pid` (a horse, or the sender) had claimed back to Ny and
+        into the queue, with the rest of the job's batch."""
+        if self.app is None:
             return
         try:
             # The rest of a batch the horse had not reached yet is told again too (done ones are "not claimed").
             told = job.args[0] if job.func_name == Job.SEND_ARCHIVE_JOBS else [job.args[0]] \
                 if job.func_name == Job.SEND_ARCHIVE_JOB else []
             with self.app.app_context():
-                released = sending.release_claims(sending.claim_token(self.name, self._last_horse))
+                released = sending.release_claims(sending.claim_token(self.name, pid))
                 if released:
-                    log.warning("worker %s: horse %s died; archive job(s) %s set back to Ny", self.name,
-                                self._last_horse, released)
+                    log.warning("worker %s: process %s died; archive job(s) %s set back to Ny", self.name,
+                                pid, released)
                 again = sorted(set(released) | set(told))
                 for start in range(0, len(again), sending.SWEEP_BATCH):
                     enqueue(Job.SEND_ARCHIVE_JOBS, again[start:start + sending.SWEEP_BATCH], at_front=True)
         except Exception:  # noqa: BLE001 - the lease runs out in any case and the sweep takes them
-            log.exception("worker %s: could not release the claims of horse %s", self.name, self._last_horse)
+            log.exception("worker %s: could not release the claims of process %s", self.name, pid)
 
 
 # Seconds after another worker's sweep period ends that a worker asks for the next one.
