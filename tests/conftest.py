@@ -14,13 +14,43 @@ from pathlib import Path
 
 import pytest
 import redis as redis_lib
+from argon2 import PasswordHasher
 
 from ppt_web import create_app
-from ppt_web.cli import DEMO_PASSWORD, seed_demo_users
+from ppt_web.auth import passwords
+from ppt_web.cli import DEMO_PASSWORD, DEMO_USERS, seed_demo_users
 from ppt_web.extensions import db
 from ppt_web.files import pdfcheck
 
 from .helpers import ROOT  # noqa: F401  (test modules import it from here too)
+
+# Passwords are hashed and checked at a test cost. argon2-cffi's defaults (RFC 9106: 64 MiB, 3 passes,
+# 4 lanes), which production keeps, take 0.1-0.2 s of CPU per hash or check, and most tests sign in at
+# least once: about a quarter of a typical module's CPU time. No test asserts the cost parameters. The
+# tests that prove something about the check's cost (a known and an unknown name take as long; parallel
+# guesses overlapping inside the check) are marked real_password_hashing: they get the production
+# hasher, and the demo users production hashes.
+PRODUCTION_HASHER, PRODUCTION_DUMMY_HASH = passwords._hasher, passwords._DUMMY_HASH
+passwords._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+passwords._DUMMY_HASH = passwords._hasher.hash("not-a-real-password")
+_production_demo_hash: list[str] = []  # made on first use: one hash costs 0.1-0.2 s
+
+
+def _production_password_hashing(app, monkeypatch) -> None:
+    """This test's passwords are hashed and checked as in production (the real_password_hashing marker)."""
+    from sqlalchemy import update
+
+    from ppt_web.models import User
+
+    monkeypatch.setattr(passwords, "_hasher", PRODUCTION_HASHER)
+    monkeypatch.setattr(passwords, "_DUMMY_HASH", PRODUCTION_DUMMY_HASH)
+    if not _production_demo_hash:
+        _production_demo_hash.append(PRODUCTION_HASHER.hash(DEMO_PASSWORD))
+    demo = [username for username, _full, _role in DEMO_USERS]
+    with app.app_context():
+        db.session.execute(update(User).where(User.username.in_(demo)).values(password_hash=_production_demo_hash[0]))
+        db.session.commit()
+        db.session.remove()
 
 
 def redis_binary() -> str:
@@ -262,13 +292,15 @@ def new_database(databases, tmp_path):
 
 
 @pytest.fixture
-def app(tmp_path, databases, new_database, redis_url, request):
+def app(tmp_path, databases, new_database, redis_url, request, monkeypatch):
     extra = getattr(request, "param", None) or {}
     # Module-wide app_config markers first, then the test's own (the closest wins per key).
     for marker in reversed(list(request.node.iter_markers("app_config"))):
         extra = {**extra, **marker.kwargs}
     databases.seed_instance(tmp_path / "instance")
     app = create_app(_config(tmp_path / "instance", new_database(), redis_url, **extra))
+    if request.node.get_closest_marker("real_password_hashing"):
+        _production_password_hashing(app, monkeypatch)
     yield app
     with app.app_context():
         db.session.remove()

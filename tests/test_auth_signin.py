@@ -3,10 +3,14 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from ppt_web.admin import service as admin
 from ppt_web.extensions import db
 
 from .conftest import activity_rows, sign_in, user
+
+pytestmark = pytest.mark.real_password_hashing  # the timing of the password check is tested here
 
 
 def test_sign_in_succeeds_and_is_logged(client, app):

@@ -15,6 +15,8 @@ from ppt_web.models import LoginThrottle
 
 from .conftest import activity_rows, sign_in
 
+pytestmark = pytest.mark.real_password_hashing  # races inside the password check: it takes as long as in production
+
 # --- the `next` target after sign-in ------------------------------------------------------
 
 HOSTILE_NEXT = [

@@ -295,6 +295,7 @@ print(hashlib.sha256(path.read_bytes()).hexdigest())
 
 
 @pytest.mark.slow
+@pytest.mark.one_database  # no database at all: files and processes
 def test_processes_starting_at_once_end_with_one_usable_certificate(tmp_path):
     path = tmp_path / "instance" / "signing" / "test-signature.p12"
     go = tmp_path / "go"

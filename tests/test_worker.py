@@ -65,6 +65,7 @@ def test_every_job_name_resolves_to_a_function_of_the_worker():
 
 
 @pytest.mark.slow
+@pytest.mark.one_database  # not the test database: a child makes an app and counts its unconfigured mappers
 def test_the_app_is_made_with_its_mappers_configured_so_a_forked_horse_cannot_inherit_that_lock(tmp_path):
     """A work horse forked while a worker thread configured the ORM hung for good (the lock came
     along held). create_app() configures the mappers itself, so no thread takes that lock later."""
