@@ -537,8 +537,14 @@ def write_off_post(actor: User, post: JournalPost, method: str, reply: JournalPo
     outbox.post_written_off(post)
 
 
-def _outstanding_clauses(actor: User, handler_id: int | None) -> list:
-    clauses = [JournalPost.post_type == PostType.I, JournalPost.written_off_at.is_(None), scope.case_clause(actor)]
+def outstanding_posts() -> tuple:
+    """What makes a post outstanding, whoever looks: incoming and not written off."""
+    return JournalPost.post_type == PostType.I, JournalPost.written_off_at.is_(None)
+
+
+def outstanding_clauses(actor: User, handler_id: int | None) -> list:
+    """The restanseliste's conditions on JournalPost joined to its Case."""
+    clauses = [*outstanding_posts(), scope.case_clause(actor)]
     if handler_id is not None:  # that handler's cases: responsible or co-handler
         clauses.append(or_(Case.handler_id == handler_id, Case.co_handlers.any(User.id == handler_id)))
     return clauses
@@ -551,21 +557,27 @@ def outstanding(actor: User, handler_id: int | None = None, limit: int = 500) ->
     Within the actor's scope: a handler's own and co-handled cases; everyone's with search_all.
     handler_id narrows it to the cases that user handles or co-handles (the list's handler filter)."""
     require(actor, "search_own", "search_all")
-    day = func.coalesce(JournalPost.document_date, JournalPost.received_on,
-                        func.date(JournalPost.registered_at, type_=Date))
     query = (select(JournalPost).join(Case, JournalPost.case_id == Case.id)
-             .where(*_outstanding_clauses(actor, handler_id))
+             .where(*outstanding_clauses(actor, handler_id))
              .options(joinedload(JournalPost.case).joinedload(Case.client),
                       joinedload(JournalPost.case).joinedload(Case.handler))
-             .order_by(day, JournalPost.registered_at, JournalPost.id).limit(limit))
+             .order_by(*outstanding_order()).limit(limit))
     return list(db.session.scalars(query))
+
+
+def outstanding_order() -> tuple:
+    """The restanseliste's order: the document's own date (its document date, else the date received,
+    else when it was registered), then registration, then id."""
+    day = func.coalesce(JournalPost.document_date, JournalPost.received_on,
+                        func.date(JournalPost.registered_at, type_=Date))
+    return day, JournalPost.registered_at, JournalPost.id
 
 
 def outstanding_count(actor: User, handler_id: int | None = None) -> int:
     """How many posts outstanding() would list without its limit."""
     require(actor, "search_own", "search_all")
     return db.session.scalar(select(func.count(JournalPost.id)).join(Case, JournalPost.case_id == Case.id)
-                             .where(*_outstanding_clauses(actor, handler_id))) or 0
+                             .where(*outstanding_clauses(actor, handler_id))) or 0
 
 
 def outstanding_handlers() -> list[User]:

@@ -317,7 +317,7 @@ def worklist(actor: User, limit: int = 200, handler_id: int | None = None) -> di
     A letter from any other template (an invitation, a plain letter) never makes a case finished,
     approved or not. An uploaded statement that was never approved is not recognised.
     handler_id narrows the lists to the cases that user handles or co-handles (the start page)."""
-    finished, idle = _worklist_clauses(actor, handler_id)
+    finished, idle = worklist_clauses(actor, handler_id)
     base = select(Case).options(joinedload(Case.client), joinedload(Case.handler))
     return {"finished": list(db.session.scalars(base.where(*finished).order_by(Case.last_activity_at).limit(limit))),
             "idle": list(db.session.scalars(base.where(*idle).order_by(Case.last_activity_at).limit(limit)))}
@@ -325,7 +325,7 @@ def worklist(actor: User, limit: int = 200, handler_id: int | None = None) -> di
 
 def worklist_count(actor: User, handler_id: int | None = None) -> int:
     """How many cases worklist() names in all (both lists, without its limit)."""
-    finished, idle = _worklist_clauses(actor, handler_id)
+    finished, idle = worklist_clauses(actor, handler_id)
     return db.session.scalar(select(func.count(Case.id)).where(or_(and_(*finished), and_(*idle)))) or 0
 
 
@@ -343,7 +343,7 @@ def assessment_post_clause():
                 JournalPost.status.in_((PostStatus.FINALIZED, PostStatus.DISPATCHED)), is_the_assessment)
 
 
-def _worklist_clauses(actor: User, handler_id: int | None) -> tuple[tuple, tuple]:
+def worklist_clauses(actor: User, handler_id: int | None) -> tuple[tuple, tuple]:
     """The conditions on Case of worklist()'s two lists: (finished, idle)."""
     finished_doc = exists().where(JournalPost.case_id == Case.id, assessment_post_clause())
     unfinished = exists().where(JournalPost.case_id == Case.id, JournalPost.status.in_(OPEN_WORK_STATUSES))

@@ -253,7 +253,11 @@ class JournalPost(Model):
         # that from generated migrations (0007 made it).
         Index("ix_journal_post_date_id", "document_date", "id",
               postgresql_ops={"document_date": "DESC NULLS LAST", "id": "DESC"}),
-        Index("ix_journal_post_outstanding", "post_type", "written_off_at"),
+        # The restanseliste and the start page's count of it: the posts not written off with their case and
+        # the dates they are ordered by, from the index alone (0020; before, every such post was read).
+        # SQLite's indexes hold the row id anyway; PostgreSQL's needs it included.
+        Index("ix_journal_post_outstanding", "post_type", "written_off_at", "case_id", "document_date",
+              "received_on", "registered_at", postgresql_include=["id"]),
         Index("ix_journal_post_status", "status"),
         Index("ix_journal_post_held_back", "held_back", "hold_decision"),
         # Statistics: a period's posts by registration month and type, from the index alone (0018).
