@@ -27,23 +27,50 @@ class LocalServer:
         self.thread.join(5)
 
 
+class Arrived(dict):
+    """What arrived with one message: its meldingstype, and its multipart "parts" (name -> bytes), parsed
+    only when a test looks at them, so the server answers at once (a fast receiver for benches)."""
+
+    def __init__(self, meldingstype: str, content_type: str, body: bytes):
+        super().__init__(meldingstype=meldingstype)
+        self._raw = (content_type, body)
+
+    def __missing__(self, key):
+        if key != "parts":
+            raise KeyError(key)
+        content_type, body = self._raw
+        parts = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
+        self["parts"] = {p.get_param("name", header="content-disposition"): p.get_payload(decode=True)
+                         for p in parts.iter_parts()}
+        return self["parts"]
+
+
 class ArchiveServer(LocalServer):
-    """mode: ok | invalid | not_found | server_error | slow | store_then_fail."""
+    """mode: ok | invalid | not_found | server_error | slow | store_then_fail. Threaded, HTTP/1.1 with
+    keep-alive (the http transport keeps its connection open between messages)."""
 
     def __init__(self):
         self.mode = "ok"
-        self.stored: dict[str, dict] = {}  # klientmelding id -> what arrived
+        self.stored: dict[str, Arrived] = {}  # klientmelding id -> what arrived
         self.requests = 0
+        self.connections = 0  # TCP connections taken (one per sender process and thread with keep-alive)
         self.lock = threading.Lock()
         server = self
 
+        from ppt_web.archive import replies
+
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive: every answer has its Content-Length
+
             def log_message(self, *args):
                 pass
 
-            def do_POST(self):
-                from ppt_web.archive import replies
+            def setup(self):
+                super().setup()
+                with server.lock:
+                    server.connections += 1
 
+            def do_POST(self):
                 length = int(self.headers.get("Content-Length", 0))
                 body = self.rfile.read(length)
                 message_id = self.headers.get("X-Klientmelding-Id", "")
@@ -60,13 +87,9 @@ class ArchiveServer(LocalServer):
                         "server_error": (500, replies.SERVERFEIL, "Databasen er nede")}[mode]
                     payload = replies.feilmelding(meldingstype, text)
                     return self._answer(status, payload)
-                parts = BytesParser(policy=HTTP).parsebytes(
-                    b"Content-Type: " + self.headers["Content-Type"].encode() + b"\r\n\r\n" + body)
-                files = {p.get_param("name", header="content-disposition"): p.get_payload(decode=True)
-                         for p in parts.iter_parts()}
                 with server.lock:
                     if message_id not in server.stored:  # the same id twice: stored once
-                        server.stored[message_id] = {"meldingstype": meldingstype, "parts": files}
+                        server.stored[message_id] = Arrived(meldingstype, self.headers["Content-Type"], body)
                 if mode == "store_then_fail":
                     return self._answer(500, b"")
                 self._answer(200, b"")

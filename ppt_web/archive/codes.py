@@ -26,10 +26,21 @@ _lock = threading.Lock()  # an XMLSchema keeps its error log on itself: one vali
 VENDORED = Path(__file__).resolve().parent / "standards"
 
 
+def _configured() -> str | None:
+    configured = current_app.config.get("PPT_STANDARDS_DIR") if has_app_context() else None
+    return configured or os.environ.get("PPT_STANDARDS_DIR")
+
+
 def standards_dir() -> Path:
     """PPT_STANDARDS_DIR (config, then environment), else the copy shipped with the package."""
-    configured = current_app.config.get("PPT_STANDARDS_DIR") if has_app_context() else None
-    configured = configured or os.environ.get("PPT_STANDARDS_DIR")
+    return _folder(_configured())
+
+
+# The files' paths are worked out once per standards folder, not with pathlib on every call: a message is
+# checked several times on its way (built, received, its receipt made and read), each asking for its XSD,
+# code lists and message type (about 10 % of a job's CPU time in the worker's profile).
+@lru_cache(maxsize=8)
+def _folder(configured: str | None) -> Path:
     return Path(configured) if configured else VENDORED
 
 
@@ -46,10 +57,20 @@ def _schema(path: str) -> tuple[etree.XMLSchema, str]:
 
 def schema(meldingstype: str) -> tuple[etree.XMLSchema, str]:
     """The XSD of a message type (its file is named after it) and the namespace of its root element."""
-    path = standards_dir() / FIKS / f"{canonical(meldingstype)}.xsd"
-    if not path.is_file():
+    return _schema_in(_configured(), meldingstype)
+
+
+@lru_cache(maxsize=64)
+def _schema_in(configured: str | None, meldingstype: str) -> tuple[etree.XMLSchema, str]:
+    path = _folder(configured) / FIKS / f"{canonical(meldingstype)}.xsd"
+    if not path.is_file():  # (an exception is not cached: a missing file is looked for again next time)
         raise KeyError(f"no XSD for message type {meldingstype}")
     return _schema(str(path))
+
+
+@lru_cache(maxsize=16)
+def _files(configured: str | None, relative: str) -> str:
+    return str(_folder(configured) / FIKS / relative)
 
 
 @lru_cache(maxsize=4)
@@ -63,7 +84,7 @@ def _code_lists(folder: str) -> dict[str, dict[str, str]]:
 
 def code_lists() -> dict[str, dict[str, str]]:
     """Every Fiks Arkiv code list by lower-case element name: code -> description."""
-    return _code_lists(str(standards_dir() / FIKS / "kodelister"))
+    return _code_lists(_files(_configured(), "kodelister"))
 
 
 def code_list(name: str) -> dict[str, str] | None:
@@ -79,7 +100,7 @@ def _meldingstyper(path: str) -> dict[str, dict]:
 
 def meldingstype_info(meldingstype: str) -> dict:
     """The meldingstyper.json entry: harPayload, payloadFilnavn, kanSvareMed."""
-    types = _meldingstyper(str(standards_dir() / FIKS / "meldingstyper" / "meldingstyper.json"))
+    types = _meldingstyper(_files(_configured(), "meldingstyper/meldingstyper.json"))
     try:
         return types[canonical(meldingstype)]
     except KeyError:

@@ -18,20 +18,22 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
-from typing import TypeVar
+from types import SimpleNamespace
+from typing import TypeVar, cast
 
 from flask import current_app
 from rq import get_current_job
 from rq.timeouts import BaseTimeoutException
-from sqlalchemy import or_, select, update
+from sqlalchemy import Table, bindparam, or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from .. import claims
 from ..clock import OSLO, utcnow
 from ..extensions import changed_rows, db, on_postgresql
 from ..fiksio.settings import SettingsError
-from ..models import ArchiveJob, ArchiveStatus, JobStatus
+from ..models import ArchiveJob, ArchiveStatus, Case, JobStatus, JournalPost
 from ..queue import Job, enqueue, enqueue_after_commit, enqueue_in
 from ..text import NOT_ARCHIVABLE, clean
 from . import identity, transports
@@ -129,10 +131,31 @@ def process_many(job_ids: list[int], worker: str | None = None) -> Counter:
     return outcomes
 
 
+@functools.cache
+def _statements() -> SimpleNamespace:
+    """The per-job statements, built once per process with bound parameters: building an ORM statement
+    per job (its values coerced, its cache key made) cost more than running it. The job's outcome and the
+    wake of its successors are Core statements on the table (the ORM's bulk UPDATE path converts every
+    value again); they go through the session all the same, in its transaction, seen by its hooks."""
+    table = cast(Table, ArchiveJob.__table__)
+    done = {c: bindparam(f"v_{c}", type_=table.c[c].type) for c in
+            ("job_status", "archive_status", "done_at", "lease_until", "reply_deadline", "message_code",
+             "message_params", "message")}
+    finish = update(table).where(table.c.id == bindparam("job_id"))
+    return SimpleNamespace(
+        # As claimed: fresh from the row, with the case and post its receipt's ids go on (one query, not three).
+        load=select(ArchiveJob).where(ArchiveJob.id == bindparam("job_id"))
+        .options(joinedload(ArchiveJob.case), joinedload(ArchiveJob.post))
+        .execution_options(populate_existing=True),
+        finish=finish.values(**done),
+        finish_with_ref=finish.values(**done, archive_ref=bindparam("v_archive_ref", type_=table.c.archive_ref.type)),
+        wake=update(table).where(table.c.after_job_id == bindparam("job_id"), table.c.job_status == JobStatus.NEW)
+        .values(next_attempt_at=None, notified_at=bindparam("now", type_=table.c.notified_at.type))
+        .returning(table.c.id))
+
+
 def _send(job_id: int, token: str, current: Callable[[], dict] = identity.settings) -> str:
-    # As claimed: fresh from the row, with the case and post its receipt's ids go on (one query, not three).
-    job = db.session.get_one(ArchiveJob, job_id, populate_existing=True,
-                             options=[joinedload(ArchiveJob.case), joinedload(ArchiveJob.post)])
+    job = db.session.execute(_statements().load, {"job_id": job_id}).unique().scalar_one()
     waiting = _predecessor_blocks(job)
     if waiting:
         def wait() -> None:
@@ -261,19 +284,40 @@ def record_archive_ids(job: ArchiveJob, ids: dict) -> None:
     mappe, registrering = ids.get("mappe") or {}, ids.get("registrering") or {}
     case = job.case
     if mappe.get("systemID") and not mappe.get("feilet") and _is_for(mappe, f"case:{case.id}"):
-        case.archive_system_id = str(mappe["systemID"])[:64]
+        values: dict = {"archive_system_id": str(mappe["systemID"])[:64]}
         year, seq = _int(mappe.get("saksaar")), _int(mappe.get("sakssekvensnummer"))
         if year is not None and seq is not None:
-            case.archive_year, case.archive_seq = year, seq
+            values.update(archive_year=year, archive_seq=seq)
+        _write_columns(case, values)
     post = job.post if job.post_id else None
     if post is not None and registrering.get("systemID") and not registrering.get("feilet") \
             and _is_for(registrering, f"post:{post.id}"):
-        post.archive_system_id = str(registrering["systemID"])[:64]
+        values = {"archive_system_id": str(registrering["systemID"])[:64]}
         for column, key in (("archive_year", "journalaar"), ("archive_journal_seq", "journalsekvensnummer"),
                             ("archive_post_number", "journalpostnummer")):
             value = _int(registrering.get(key))
             if value is not None:
-                setattr(post, column, value)
+                values[column] = value
+        _write_columns(post, values)
+
+
+def _write_columns(row: Case | JournalPost, values: dict) -> None:
+    """The receipt's ids on the case or post by one UPDATE in the session's transaction, and on the loaded
+    object as its committed state: the unit of work's flush of them was about a sixth of a job's CPU time.
+    The archive's ids are cleaned as the flush would clean them (ppt_web/text.py)."""
+    values = {column: clean(value) if isinstance(value, str) and NOT_ARCHIVABLE.search(value) else value
+              for column, value in values.items()}
+    db.session.execute(_columns_statement(type(row), tuple(values)),
+                       {"row_id": row.id, **{f"v_{column}": value for column, value in values.items()}})
+    for column, value in values.items():
+        set_committed_value(row, column, value)
+
+
+@functools.cache
+def _columns_statement(model: type[Case] | type[JournalPost], columns: tuple[str, ...]):
+    table = cast(Table, model.__table__)
+    return update(table).where(table.c.id == bindparam("row_id")).values(
+        **{column: bindparam(f"v_{column}", type_=table.c[column].type) for column in columns})
 
 
 def _is_for(part: dict, key: str) -> bool:
@@ -311,8 +355,9 @@ def _finish(job: ArchiveJob, archive_status: ArchiveStatus, code: str, params: d
         for key, value in done.items():  # as the flush would clean them (ppt_web/text.py)
             if isinstance(value, str) and NOT_ARCHIVABLE.search(value):
                 done[key] = clean(value)
-        db.session.execute(update(ArchiveJob).where(ArchiveJob.id == job.id).values(**done)
-                           .execution_options(synchronize_session=False))
+        statements = _statements()
+        db.session.execute(statements.finish if archive_ref is None else statements.finish_with_ref,
+                           {"job_id": job.id, **{f"v_{key}": value for key, value in done.items()}})
         if then is not None:
             then()
     write_retrying(finish)
@@ -408,10 +453,7 @@ def _predecessor_blocks(job: ArchiveJob) -> tuple[str, dict] | None:
 def _wake_successors(job: ArchiveJob) -> None:
     """The Ny jobs that waited for this one are due now and told after the commit (in the finishing
     transaction: one statement, and a job done without them is not told of twice)."""
-    successors = sorted(db.session.scalars(
-        update(ArchiveJob).where(ArchiveJob.after_job_id == job.id, ArchiveJob.job_status == JobStatus.NEW)
-        .values(next_attempt_at=None, notified_at=utcnow())
-        .returning(ArchiveJob.id).execution_options(synchronize_session=False)))
+    successors = sorted(db.session.scalars(_statements().wake, {"job_id": job.id, "now": utcnow()}))
     for successor_id in successors:
         enqueue_after_commit(Job.SEND_ARCHIVE_JOB, successor_id)
 

@@ -1,6 +1,8 @@
 """The http transport: one POST per job to a Fiks Arkiv endpoint (docs/decisions.md, "Archive transport contracts")."""
 from __future__ import annotations
 
+import os
+import threading
 import uuid
 
 import requests
@@ -9,6 +11,19 @@ from .. import codes, replies
 from ..message import Message
 from .base import INVALID, NOT_FOUND, OK, SERVER_ERROR, UNREACHABLE, Reply
 from .files import read_checked
+
+_held = threading.local()
+
+
+def session() -> requests.Session:
+    """This process's and thread's HTTP session: its connection to the archive kept open between messages
+    (keep-alive; a new TCP connection per message cost the worker and the archive). Never used across a
+    fork: a work horse makes its own."""
+    held = getattr(_held, "session", None)
+    if held is None or held[0] != os.getpid():
+        held = (os.getpid(), requests.Session())
+        _held.session = held
+    return held[1]
 
 
 class HttpTransport:
@@ -23,7 +38,7 @@ class HttpTransport:
             parts.append((f.name, (f.filename, read_checked(f), "application/pdf")))
         headers = {"X-Meldingstype": message.meldingstype, "X-Klientmelding-Id": message_id}
         try:
-            response = requests.post(self.url, files=parts, headers=headers, timeout=self.timeout)
+            response = session().post(self.url, files=parts, headers=headers, timeout=self.timeout)
         except requests.Timeout:
             return Reply(UNREACHABLE, "arkivet svarte ikkje innan tida (tidsavbrot)")
         except requests.ConnectionError:
@@ -38,7 +53,7 @@ class HttpTransport:
         name = codes.meldingstype_info(meldingstype)["payloadFilnavn"]
         headers = {"X-Meldingstype": meldingstype, "X-Klientmelding-Id": str(uuid.uuid4())}
         try:
-            response = requests.post(self.url, files=[(name, (name, payload, "application/xml"))], headers=headers,
+            response = session().post(self.url, files=[(name, (name, payload, "application/xml"))], headers=headers,
                                      timeout=self.timeout)
         except requests.Timeout:
             return Reply(UNREACHABLE, "arkivet svarte ikkje innan tida (tidsavbrot)")
