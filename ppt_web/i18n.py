@@ -6,6 +6,7 @@ import re
 from datetime import date, datetime
 from pathlib import Path
 
+from babel import Locale
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from flask import Flask, g
@@ -30,10 +31,18 @@ def N_(message: str) -> str:
     return message
 
 
-def select_locale() -> str:
-    if current_user and current_user.is_authenticated and current_user.locale:
-        return current_user.locale
-    return "nn"
+def select_locale() -> Locale:
+    """The user's language, else Nynorsk: as a Locale made once per process (Flask-Babel takes it as it is;
+    a code would be parsed again on every request)."""
+    user = current_user._get_current_object()
+    code = (user.locale if user is not None and user.is_authenticated else None) or "nn"
+    locale = _locales.get(code)
+    if locale is None:
+        locale = _locales[code] = Locale.parse(code)
+    return locale
+
+
+_locales: dict[str, Locale] = {}
 
 
 def catalog():
@@ -44,8 +53,18 @@ def catalog():
     locale = get_locale()
     kept = g.get("_ppt_catalog")
     if kept is None or kept[0] is not locale:
-        kept = g._ppt_catalog = (locale, get_translations())
+        # Per process as well, by the Locale object (select_locale gives one per language): Flask-Babel
+        # keeps the catalogs per process and language too, but finds them again on each request.
+        kept = _catalogs.get(id(locale))
+        if kept is None or kept[0] is not locale:
+            if len(_catalogs) > 64:  # force_locale() makes a new Locale each time: start again
+                _catalogs.clear()
+            kept = _catalogs[id(locale)] = (locale, get_translations())
+        g._ppt_catalog = kept
     return kept[1]
+
+
+_catalogs: dict[int, tuple[object, object]] = {}
 
 
 def template_context() -> dict:

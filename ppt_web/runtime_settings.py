@@ -5,9 +5,14 @@ bounds, bool, choice) and the configuration key whose value applies while no row
 one of these reads it through value(key), never from app.config directly, so a change on the page is
 used from the next request on. Which settings are here and why the others are not: docs/decisions.md,
 "Settings changed at runtime".
+
+The saved values are read in one query and kept per process under the header counts' change stamp (the
+`setting` table is one of its tables, auth/cache.py): a save on the page, in any process, is used from the
+next call on, and a change made past the app (psql) within the counts' lifetime.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from .activity import service as activity
+from .auth import cache
 from .auth.access import require
 from .clock import utcnow
 from .errors import Invalid, NotFound
@@ -122,10 +128,25 @@ def configured(key: str) -> Any:
 def value(key: str) -> Any:
     """The setting in force: the row saved on the settings page if there is one, else the configuration."""
     item = get(key)
-    row = db.session.get(Setting, key)
-    if row is not None and row.value is not None:
-        return row.value
-    return current_app.config.get(item.config_key)
+    stored = _saved_kept().get(key)
+    return stored if stored is not None else current_app.config.get(item.config_key)
+
+
+def _saved_kept() -> dict[str, object]:
+    """saved(), kept per process while the change stamp stays the same and for at most the counts' lifetime
+    (one os.stat instead of a query per setting read: a page reads one or two). Read again when this
+    session has changes not yet committed, which only it can see."""
+    session = db.session
+    if session.new or session.dirty or session.deleted or session.info.get("ppt_counts_changed"):
+        return saved()
+    kept = cache.caches()
+    stamp = kept.counts.read()
+    entry = current_app.extensions.get("ppt_settings")
+    if entry is not None and entry[0] == stamp and time.monotonic() - entry[1] <= kept.count_seconds:
+        return entry[2]
+    stored = saved()  # read after the stamp: a change committed meanwhile moves it, and is read next time
+    current_app.extensions["ppt_settings"] = (stamp, time.monotonic(), stored)
+    return stored
 
 
 def saved() -> dict[str, object]:

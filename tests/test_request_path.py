@@ -6,15 +6,17 @@ and database: its caches are its own, and what it commits reaches this one throu
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
+from flask_babel import force_locale
 from sqlalchemy import create_engine, event, select, text, update
 
-from ppt_web import create_app
+from ppt_web import create_app, i18n, runtime_settings
 from ppt_web.admin import service as admin
 from ppt_web.auth import cache
 from ppt_web.extensions import db
-from ppt_web.models import Notification, Role, User
+from ppt_web.models import Notification, Role, Setting, User
 
 from .conftest import role, sign_in, user
 
@@ -357,3 +359,95 @@ def test_a_sessions_csrf_token_is_kept_and_still_checked(client, app, monkeypatc
     assert client.post("/logout", headers={"X-CSRFToken": second}).status_code == 400  # not this session's
     assert client.post("/logout", headers={"X-CSRFToken": first}).status_code == 302
     assert other.post("/notifications/read", headers={"X-CSRFToken": first}).status_code == 400
+
+
+def test_a_runtime_setting_is_read_once_while_nothing_changes_it(app, statements):
+    """A page that reads a setting (the start page reads two) asks the database once per process, not per read."""
+    with app.test_request_context():
+        assert runtime_settings.value("paper.storage_place") == "Arkivrommet"
+        statements.clear()
+        assert runtime_settings.value("paper.storage_place") == "Arkivrommet"
+        assert runtime_settings.value("alerts.approval_warn_days") == app.config["PPT_APPROVAL_WARN_DAYS"]
+        assert [s for s in statements if "setting" in s] == []
+        db.session.remove()
+
+
+def test_a_setting_saved_in_another_process_is_used_at_the_next_read(app, other_process):
+    with app.test_request_context():
+        assert runtime_settings.value("paper.storage_place") == "Arkivrommet"  # kept in this process now
+        db.session.remove()
+    _in(other_process, lambda: runtime_settings.change(user("leiar"), "paper.storage_place", "Kjellaren"))
+    with app.test_request_context():
+        assert runtime_settings.value("paper.storage_place") == "Kjellaren"
+        db.session.remove()
+    _in(other_process, lambda: runtime_settings.reset(user("leiar"), "paper.storage_place"))
+    with app.test_request_context():
+        assert runtime_settings.value("paper.storage_place") == "Arkivrommet"
+        db.session.remove()
+
+
+def test_a_setting_changed_past_the_app_is_used_once_the_kept_values_are_too_old(app):
+    with app.test_request_context():
+        assert runtime_settings.value("paper.keep_months") == app.config["PPT_PAPER_KEEP_MONTHS"]
+        db.session.remove()
+    engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+    with engine.begin() as conn:
+        conn.execute(Setting.__table__.insert().values(key="paper.keep_months", value=99))
+    engine.dispose()
+    app.extensions["ppt_caches"].count_seconds = 0
+    with app.test_request_context():
+        time.sleep(0.01)
+        assert runtime_settings.value("paper.keep_months") == 99
+        db.session.remove()
+
+
+def test_a_setting_this_transaction_changed_is_what_it_reads(app):
+    """Not yet committed, the change is this session's alone: its own reads see it, the kept values do not."""
+    with app.test_request_context():
+        assert runtime_settings.value("paper.storage_place") == "Arkivrommet"
+        db.session.add(Setting(key="paper.storage_place", value="Loftet"))
+        assert runtime_settings.value("paper.storage_place") == "Loftet"
+        db.session.flush()
+        assert runtime_settings.value("paper.storage_place") == "Loftet"
+        db.session.rollback()
+        assert runtime_settings.value("paper.storage_place") == "Arkivrommet"
+        db.session.remove()
+
+
+def test_the_kept_user_is_saved_when_changed_and_reads_its_password_hash(client, login_as, app):
+    """The request's user is a full object of its session: a change to it is saved, the password hash (not
+    kept) is read when asked for, and no later request sees what an earlier one changed without saving."""
+    login_as("sekretaer")
+    assert client.get("/post-registration/").status_code == 200
+    entry = next(iter(app.extensions["ppt_caches"].sessions.values()))
+    with app.test_request_context():
+        stored = db.session.scalar(select(User.password_hash).where(User.username == "sekretaer"))
+        db.session.remove()
+        first = cache.user_from(entry, db.session)
+        assert first.password_hash == stored and stored
+        assert [r.code for r in first.roles] == [r.code for r in user("sekretaer").roles]
+        first.full_name = "Sekretær Nynamn"
+        db.session.commit()
+        db.session.remove()
+        assert db.session.scalar(select(User.full_name).where(User.username == "sekretaer")) == "Sekretær Nynamn"
+        db.session.remove()
+        again = cache.user_from(entry, db.session)  # the entry still holds the values it was read with
+        assert again is not first and again.full_name != "Sekretær Nynamn"
+        db.session.remove()
+
+
+def test_the_catalog_is_found_once_per_language_and_process(client, login_as, app, monkeypatch):
+    """A page no longer looks its language's catalog up in Flask-Babel; force_locale() still switches it."""
+    login_as("leiar")
+    assert client.get("/approvals").status_code == 200
+    looked_up = []
+    real = i18n.get_translations
+    monkeypatch.setattr(i18n, "get_translations", lambda: looked_up.append(1) or real())
+    assert client.get("/approvals").status_code == 200
+    assert looked_up == []
+    with app.test_request_context():
+        nynorsk = i18n.catalog()
+        with force_locale("nb"):
+            bokmal = i18n.catalog()
+            assert bokmal is not nynorsk and bokmal.ugettext("Yes") == "Ja"
+        assert i18n.catalog() is nynorsk

@@ -162,21 +162,34 @@ def caches() -> Caches:
     return current_app.extensions["ppt_caches"]
 
 
+_USER_MAPPER = inspect(User)
+# Each kept session's user as a detached object, made once and never attached to a session (only read).
+_DETACHED: dict[int, tuple[SignedIn, User, Any]] = {}
+
+
 def user_from(entry: SignedIn, session: Session | scoped_session) -> User:
     """A User for this request's session made from the kept values, without a query: persistent in the
     session as if it had been loaded there (a change to it is saved as usual); its roles and teams load
-    when something asks for them. If the session already holds this user, that object is used."""
-    values = dict(entry.values)
-    key = inspect(User).identity_key_from_primary_key((values["id"],))
-    present = session.identity_map.get(key)
+    when something asks for them, and so does the password hash. If the session already holds this user,
+    that object is used.
+
+    session.merge(load=False) copies a detached object, made once per kept entry and never changed, into a
+    new object of this session: less than making the object and session.add on every request (no cascade
+    over the relationships, the attributes not kept expired once)."""
+    kept = _DETACHED.get(id(entry))
+    if kept is None or kept[0] is not entry:
+        source = _USER_MAPPER.class_manager.new_instance()
+        source.__dict__.update(entry.values)
+        make_transient_to_detached(source)
+        if len(_DETACHED) >= MAX_ENTRIES:
+            _DETACHED.clear()
+        _DETACHED[id(entry)] = kept = (entry, source, inspect(source).key)
+    present = session.identity_map.get(kept[2])
     if present is not None:
         return present
-    user = inspect(User).class_manager.new_instance()
-    user.__dict__.update(values)
-    make_transient_to_detached(user)
+    user = session.merge(kept[1], load=False)
     user.__dict__["_permission_cache"] = entry.permissions
     user.__dict__["_ppt_role_names"] = entry.role_names
-    session.add(user)
     return user
 
 
