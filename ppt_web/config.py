@@ -193,6 +193,7 @@ def defaults(instance_path: str) -> dict:
         "REMEMBER_COOKIE_HTTPONLY": True,
         "WTF_CSRF_TIME_LIMIT": None,
         "WTF_CSRF_SSL_STRICT": True,
+        "WTF_CSRF_FIELD_NAME": "csrf_token",  # Flask-WTF's own default; web.py keeps a session's signed token under it
         "BABEL_DEFAULT_LOCALE": "nn",
         "BABEL_DEFAULT_TIMEZONE": "Europe/Oslo",
     }
