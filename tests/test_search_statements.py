@@ -63,3 +63,19 @@ def test_a_page_past_the_end_is_empty_and_keeps_the_count(ctx):
     found = search.search(user("konsulent"), "forbi", page=3)
     assert found.clients.items == [] and found.clients.total == 27 and found.clients.pages == 2
     assert len(search.search(user("konsulent"), "forbi", page=2).clients.items) == 2
+
+
+def test_clients_of_one_name_page_in_a_fixed_order(ctx):
+    """Clients who share a name come in the order they were registered, on every page: ordered by the name
+    alone, PostgreSQL gave ties in the order of their rows on disk, which an update changes, so paging over
+    them could show a client twice and skip another."""
+    twins = [builders.client("radgjevar1", given_name="Tvilling", family_name="Likenamn") for _ in range(30)]
+    for twin in twins[:10]:  # rewritten rows: on PostgreSQL they move to the end of the table
+        db.session.execute(text("UPDATE client SET name_lower = name_lower WHERE id = :id"), {"id": twin.id})
+    db.session.commit()
+    seen = []
+    for page in (1, 2):
+        found = search.search(user("konsulent"), "tvilling likenamn", page=page)
+        assert found is not None and found.clients.total == 30
+        seen += [c.id for c in found.clients.items]
+    assert seen == sorted(t.id for t in twins)

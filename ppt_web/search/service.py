@@ -405,7 +405,8 @@ def _build(shape: _Shape, actor: User) -> _Statements:
     # Clients: a school's or kindergarten's name finds its children too.
     clients_q = (select(Client.id, Client.given_name, Client.family_name, Client.national_id,
                         User.full_name.label("handler_name"))
-                 .outerjoin(User, User.id == Client.handler_id).where(client_scope).order_by(Client.name_lower))
+                 .outerjoin(User, User.id == Client.handler_id).where(client_scope)
+                 .order_by(Client.name_lower, Client.id))  # the id: ties in a fixed order, page after page
     condition = _client_condition(shape)
     if shape.organisations:
         condition = or_(condition, Client.organisation_id.in_(bindparam("orgs", expanding=True)))
@@ -550,5 +551,6 @@ def pick_clients(actor: User, query: str, limit: int = 10) -> list[Client]:
     if len(ids) <= COUNT_CAP:
         condition = Client.id.in_(ids)
     return list(db.session.scalars(select(Client).where(condition, scope.client_clause(actor))
-                                   .options(joinedload(Client.handler)).order_by(Client.name_lower).limit(limit),
+                                   .options(joinedload(Client.handler)).order_by(Client.name_lower, Client.id)
+                                   .limit(limit),
                                    values))
