@@ -179,3 +179,57 @@ def test_the_inbox_page_and_its_refresh_show_the_same_rows_and_cost_no_query_eac
         for item in db.session.scalars(select(InboxItem)):
             assert f'href="{url_for("postreg.item", item_id=item.id)}"' in page
     assert "Avsendar 19" in page and "Brev 2" in page
+
+
+# The inbox row as it was written from the ORM item (the title and sender from its meta, the claimer through
+# the relationship, the link by url_for): the rows of inbox_rows must give these bytes.
+_ORM_INBOX_ROWS = """{% for item in items %}{% set meta = item.meta or {} %}{% set status = item.status.value %}
+  <tr class="inbox-{{ status }}" data-item="{{ item.id }}">
+    <td><time>{{ item.arrived_at | oslo }}</time></td>
+    <td>{{ inbox_source_labels[item.source.value] }}</td>
+    <td><a href="{{ url_for('postreg.item', item_id=item.id) }}">{{ meta.get('title') or item.filename }}</a>
+      {% if meta.get('sender_name') %}<br><small class="muted">{{ meta.sender_name }}</small>{% endif %}</td>
+    <td>{{ item.page_count if item.page_count is not none else '–' }}</td>
+    {% set skipped = status == 'system_rejected' and item.reject_code in skip_reasons %}
+    <td><span class="badge inbox-{{ status }}{{ ' skipped' if skipped }}">\
+{{ _("Skipped") if skipped else inbox_status_labels[status] }}</span>
+      {% if status in ('in_progress', 'checked') and item.claimed_by is not none %}\
+<small class="muted">{{ item.claimed_by.full_name }}</small>{% endif %}
+      {% if skipped %}<br><small class="error">{{ skip_reasons[item.reject_code] }}</small>
+      {% elif status == 'system_rejected' %}<br><small class="error">{{ item.reject_reason }}</small>{% endif %}
+    </td>
+  </tr>{% endfor %}"""
+
+
+def test_the_inbox_rows_write_what_the_orm_items_wrote(app, login_as):
+    from ppt_web.postreg import sync_intake
+
+    with app.app_context():
+        start = utcnow() - timedelta(days=3)
+        kinds = [
+            dict(status=InboxStatus.NEW, meta={"title": "Søknad <PPT> & vedlegg", "sender_name": "Skule A/S"},
+                 page_count=3),
+            dict(status=InboxStatus.NEW, meta={"title": "", "sender_name": ""}, page_count=None),
+            dict(status=InboxStatus.NEW, meta=None, page_count=0),
+            dict(status=InboxStatus.IN_PROGRESS, meta={"sender_name": "Foreldre"}, claimed_by_id=user("sekretaer").id),
+            dict(status=InboxStatus.CHECKED, meta={}, claimed_by_id=user("konsulent").id),
+            dict(status=InboxStatus.NEW, meta={}, claimed_by_id=user("konsulent").id),  # a claimer not shown
+            dict(status=InboxStatus.SYSTEM_REJECTED, reject_code="encrypted", reject_reason="Kryptert <pdf>"),
+            dict(status=InboxStatus.SYSTEM_REJECTED, reject_code=sync_intake.SKIP_TEMP, reject_reason="x",
+                 source=InboxSource.SCAN),
+            dict(status=InboxStatus.REJECTED, reject_reason="Feil", source=InboxSource.UPLOAD),
+            dict(status=InboxStatus.TRANSFERRED, source=InboxSource.SVARINN, meta={"title": "Digital post"}),
+        ]
+        for n, kind in enumerate(kinds):
+            db.session.add(InboxItem(**{"source": InboxSource.SVARINN, "filename": f"fil-{n}.pdf",
+                                        "arrived_at": start + timedelta(hours=n // 2), **kind}))
+        db.session.commit()
+        orm = postreg.inbox(user("sekretaer"), "all")["items"]
+        assert len(orm) == len(kinds)
+        with app.test_request_context():
+            expected = render_template_string(_ORM_INBOX_ROWS, items=orm, skip_reasons=sync_intake.SKIP_REASONS)
+    web = login_as("sekretaer")
+    for headers in ({}, {"HX-Request": "true", "HX-Target": "inbox-rows"}):
+        page = web.get("/post-registration/?which=all", headers=headers).get_data(as_text=True)
+        assert _tbodies(page) == [_norm(expected)]
+        assert "Søknad &lt;PPT&gt; &amp; vedlegg" in page and "Skule A/S" in page and "Kryptert &lt;pdf&gt;" in page

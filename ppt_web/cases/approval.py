@@ -7,13 +7,11 @@ returns it with a comment (back to draft). Every step is a PostEvent: who, when,
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
-from sqlalchemy.orm import aliased
+from sqlalchemy import bindparam, func, select
 
 from .. import runtime_settings, validation
 from ..activity import service as activity
@@ -160,31 +158,38 @@ class WaitingPost(NamedTuple):
     approver: str  # the full name of the approver, "" when none
 
 
-@dataclass
-class Waiting:
+class Waiting(NamedTuple):
     post: WaitingPost
     since: datetime
     overdue: bool
 
 
+# The queue's one statement, on the tables (Core rows, not the ORM's result path), built once: building
+# it per request, with its two aliases of the user table, cost more than running it.
+_post, _case = JournalPost.__table__, Case.__table__
+_requester, _approver = User.__table__.alias("requester"), User.__table__.alias("approver")
+_QUEUE = (select(_post.c.id, _case.c.number, _post.c.seq, _post.c.title, _requester.c.full_name,
+                 _approver.c.full_name, _post.c.approval_requested_at)
+          .select_from(_post.join(_case, _post.c.case_id == _case.c.id)
+                       .outerjoin(_requester, _post.c.approval_requested_by_id == _requester.c.id)
+                       .outerjoin(_approver, _post.c.approver_id == _approver.c.id))
+          .where(_post.c.status == PostStatus.AWAITING_APPROVAL)
+          .order_by(_post.c.approval_requested_at, _post.c.id))
+_QUEUE_OF_APPROVER = _QUEUE.where(_post.c.approver_id == bindparam("approver_id"))
+
+
 def queue(actor: User) -> list[Waiting]:
     """Posts waiting for the actor; a leader (approve + search_all) sees every waiting post of the service.
     One query, rows shaped for the list."""
-    requester, approver = aliased(User), aliased(User)
-    query = (select(JournalPost.id, Case.number, JournalPost.seq, JournalPost.title, requester.full_name,
-                    approver.full_name, JournalPost.approval_requested_at)
-             .join(Case, JournalPost.case_id == Case.id)
-             .outerjoin(requester, JournalPost.approval_requested_by_id == requester.id)
-             .outerjoin(approver, JournalPost.approver_id == approver.id)
-             .where(JournalPost.status == PostStatus.AWAITING_APPROVAL)
-             .order_by(JournalPost.approval_requested_at, JournalPost.id))
-    if not (actor.can("approve") and actor.can("search_all")):
-        query = query.where(JournalPost.approver_id == actor.id)
+    if actor.can("approve") and actor.can("search_all"):
+        rows = db.session.execute(_QUEUE)
+    else:
+        rows = db.session.execute(_QUEUE_OF_APPROVER, {"approver_id": actor.id})
     limit = timedelta(days=int(runtime_settings.value("alerts.approval_warn_days")))
     now = utcnow()
     return [Waiting(WaitingPost(post_id, f"{case_number}-{seq}", title, by or "", to or ""), at or now,
                     now - (at or now) > limit)
-            for post_id, case_number, seq, title, by, to, at in db.session.execute(query)]
+            for post_id, case_number, seq, title, by, to, at in rows]
 
 
 def waiting_count(actor: User) -> int:
