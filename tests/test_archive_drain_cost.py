@@ -4,13 +4,17 @@ is written without the unit of work's flush while the loaded case and post still
 from __future__ import annotations
 
 import os
+import sys
+import threading
 
 import pytest
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from ppt_web.archive import sending
+from ppt_web.archive.message import Message
 from ppt_web.archive.transports import http
+from ppt_web.archive.transports.http import HttpTransport
 from ppt_web.cases import posts
 from ppt_web.extensions import db
 from ppt_web.models import ArchiveJob, Case, JournalPost
@@ -93,3 +97,45 @@ def test_an_archive_id_with_a_control_character_is_stored_cleaned_as_the_flush_c
     db.session.expire_all()
     stored = db.session.get_one(Case, case.id)
     assert (stored.archive_system_id, stored.archive_year, stored.archive_seq) == ("mappe-7", 2026, 12)
+
+
+def _in_new_thread(fn):
+    """fn's result from a thread of its own: its own connection pools, as a new worker thread would have."""
+    result: list = []
+    thread = threading.Thread(target=lambda: result.append(fn()))
+    thread.start()
+    thread.join(30)
+    return result[0]
+
+
+def test_the_http_transport_reads_the_proxy_settings_once_not_per_message(app, http_archive):
+    """requests looked the proxy settings up in the environment on every message: most of a send's CPU."""
+    transport = HttpTransport(http_archive.url, timeout=5)
+    message = Message("no.ks.fiks.arkiv.v1.arkivering.arkivmelding.opprett", "arkivmelding.xml", b"<a/>", ())
+    lookups = []
+
+    def sends():
+        def count(frame, event, arg):
+            if event == "call" and frame.f_code.co_name == "getproxies_environment":
+                lookups.append(1)
+        sys.setprofile(count)
+        try:
+            return [transport.send(message, f"id-{n}").kind for n in range(5)]
+        finally:
+            sys.setprofile(None)
+
+    assert _in_new_thread(sends) == ["ok"] * 5
+    assert len(lookups) <= 2  # one look-up for the pool (it reads the environment twice), none per message
+    assert http_archive.requests == 5 and http_archive.connections == 1
+
+
+def test_the_http_transport_goes_through_the_environments_proxy(app, http_archive, monkeypatch):
+    proxy = http_archive.url.removesuffix("/arkiv")  # the test archive answers whatever path it is asked for
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    transport = HttpTransport("http://arkiv.invalid/arkiv", timeout=5)
+    message = Message("no.ks.fiks.arkiv.v1.arkivering.arkivmelding.opprett", "arkivmelding.xml", b"<a/>", ())
+
+    assert _in_new_thread(lambda: transport.send(message, "via-proxy").kind) == "ok"
+    assert http_archive.stored["via-proxy"]["parts"] == {"arkivmelding.xml": b"<a/>"}
