@@ -16,7 +16,8 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import TypeVar, cast
@@ -38,12 +39,13 @@ from ..queue import Job, enqueue, enqueue_after_commit, enqueue_in
 from ..text import NOT_ARCHIVABLE, clean
 from . import identity, transports
 from .job_messages import message_values, set_message
-from .message import MessageInvalid, TextNotArchivable, build, unarchivable_in
+from .message import Message, MessageInvalid, TextNotArchivable, build, unarchivable_in
 from .transports.files import FileMissing
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
 DB_RETRY_SECONDS = 60  # how long a locked or unreachable database is tried again before a job gives up
+_together: ContextVar[bool] = ContextVar("archive_outcomes_together", default=False)
 
 
 def worker_name() -> str:
@@ -105,30 +107,61 @@ def claim_many(job_ids: list[int], worker: str, now: datetime | None = None) -> 
 
 
 def process_many(job_ids: list[int], worker: str | None = None) -> Counter:
-    """A batch (the sweep's, or a dead horse's jobs told again): claimed in one UPDATE, then sent one by
-    one in the batch's order, as process() sends one, under one lease thread for the batch. Counts the
-    outcomes; a job another claimant holds, or not due, is "not claimed"."""
+    """A batch (the sweep's, or a dead horse's jobs told again): claimed in one UPDATE, then sent in the
+    batch's order, as process() sends one, under one lease thread for the batch. Counts the outcomes; a
+    job another claimant holds, or not due, is "not claimed".
+
+    A transport that takes several messages at once (send_many: the built-in archive, one transaction
+    and one fsync for all) gets them in runs, and the runs' outcomes are written in one transaction here
+    too. A run ends before a job that waits for one of its own jobs, so that job is judged once the one
+    before it is done, as if they went one by one."""
     token = claim_token(worker or worker_name())
     claimed = write_retrying(lambda: claim_many(list(dict.fromkeys(job_ids)), token))
     current = functools.cache(identity.settings)  # the saved archive settings, read once for the batch
     outcomes: Counter = Counter()
     if len(claimed) < len(job_ids):
         outcomes["not claimed"] = len(job_ids) - len(claimed)
-    if claimed:
-        with keep_lease(claimed, token):
-            for done, job_id in enumerate(claimed):
-                try:
-                    outcomes[_send(job_id, token, current)] += 1
-                except BaseException:
-                    # RQ's timeout, or the database gone for good: the job in hand keeps its lease (it may
-                    # be on its way to the archive); the ones not reached yet were never sent: Ny again now.
-                    rest = claimed[done + 1:]
-                    if rest:
-                        with contextlib.suppress(Exception):
-                            db.session.rollback()
-                            _set_back(ArchiveJob.claimed_by == token, ArchiveJob.id.in_(rest))
-                    raise
+    if not claimed:
+        return outcomes
+    run: list[tuple[ArchiveJob, Message]] = []
+
+    def send_run() -> None:
+        if run:
+            outcomes.update(_send_together(list(run), token))
+            run.clear()
+
+    with keep_lease(claimed, token):
+        for done, job_id in enumerate(claimed):
+            try:
+                prepared = _prepare(job_id, token, current, run, send_run)
+                if isinstance(prepared, str):
+                    outcomes[prepared] += 1
+                    if prepared == "database unavailable":  # every claim of this batch was set back to Ny
+                        outcomes[prepared] += len(claimed) - done - 1 + len(run)
+                        run.clear()
+                        break
+                    continue
+                job, message, transport = prepared
+                if not hasattr(transport, "send_many"):
+                    outcomes[_deliver(job, message, transport, token)] += 1
+                    continue
+                run.append((job, message))
+                if len(run) >= RUN_LIMIT:
+                    send_run()
+            except BaseException:
+                # RQ's timeout, or the database gone for good: the jobs in hand keep their lease (they may
+                # be on their way to the archive); the ones not reached yet were never sent: Ny again now.
+                rest = claimed[done + 1:]
+                if rest:
+                    with contextlib.suppress(Exception):
+                        db.session.rollback()
+                        _set_back(ArchiveJob.claimed_by == token, ArchiveJob.id.in_(rest))
+                raise
+        send_run()
     return outcomes
+
+
+RUN_LIMIT = 50  # messages a transport with send_many takes at once (the sweep's batch)
 
 
 @functools.cache
@@ -155,7 +188,20 @@ def _statements() -> SimpleNamespace:
 
 
 def _send(job_id: int, token: str, current: Callable[[], dict] = identity.settings) -> str:
+    prepared = _prepare(job_id, token, current)
+    if isinstance(prepared, str):
+        return prepared
+    return _deliver(*prepared, token)
+
+
+def _prepare(job_id: int, token: str, current: Callable[[], dict], run: Sequence[tuple[ArchiveJob, Message]] = (),
+             send_run: Callable[[], None] | None = None) -> str | tuple[ArchiveJob, Message, transports.Transport]:
+    """A claimed job loaded, checked for a job it waits for, and its message built: the job, its message
+    and the transport; or what happened instead (waiting, or a failure already written). run holds jobs
+    built and not yet sent: one of them that this job waits for is sent first (send_run)."""
     job = db.session.execute(_statements().load, {"job_id": job_id}).unique().scalar_one()
+    if run and send_run is not None and _waits_on(job, {queued.id for queued, _ in run}):
+        send_run()
     waiting = _predecessor_blocks(job)
     if waiting:
         def wait() -> None:
@@ -171,35 +217,108 @@ def _send(job_id: int, token: str, current: Callable[[], dict] = identity.settin
             transport = transports.get_transport()
         except SettingsError as exc:  # the way to the archive is not set up right: wait for the fix
             return apply_reply(job, transports.Reply(transports.UNREACHABLE, f"oppsettet av Fiks IO: {exc}"))
+    except BaseTimeoutException:
+        raise
+    except Exception as exc:  # noqa: BLE001 - _failed says what each kind means
+        return _failed(job, token, exc)
+    return job, message, transport
+
+
+def _deliver(job: ArchiveJob, message: Message, transport: transports.Transport, token: str) -> str:
+    """One built message sent, and the reply written."""
+    try:
         reply = transport.send(message, job.message_id)
-    except TextNotArchivable as exc:
+    except BaseTimeoutException:
+        raise  # RQ's job timeout: the lease runs out and the sweep sets the job back to Ny
+    except Exception as exc:  # noqa: BLE001 - _failed says what each kind means
+        return _failed(job, token, exc)
+    return apply_reply(job, reply)  # a failed hand-over is retried, even on an asynchronous transport
+
+
+def _send_together(run: list[tuple[ArchiveJob, Message]], token: str) -> Counter:
+    """A run of built messages handed to a transport that takes them at once, then every reply written in
+    one transaction (tried again whole if the database is locked or gone, as write_retrying does)."""
+    transport = transports.get_transport()
+    try:
+        results = transport.send_many([(message, job.message_id) for job, message in run])  # type: ignore[attr-defined]
+    except BaseTimeoutException:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a fault in the transport: each job says so
+        return Counter(_failed(job, token, exc) for job, _ in run)
+    outcomes: Counter = Counter()
+    delay, deadline = 0.5, time.monotonic() + DB_RETRY_SECONDS
+    while True:
+        together = _together.set(True)
+        try:
+            outcomes = Counter(_failed(job, token, result) if isinstance(result, Exception)
+                               else apply_reply(job, result) for (job, _), result in zip(run, results, strict=True))
+            _commit_keeping_loaded()
+            return outcomes
+        except OperationalError as exc:
+            db.session.rollback()
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("database unavailable (%s); trying again in %.1f s", exc.orig, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 8)
+        finally:
+            _together.reset(together)
+
+
+def _commit_keeping_loaded() -> None:
+    """Commit without expiring what the session holds: each finished job was expired by _finish already, and
+    the job being built next (it may have waited for this run) need not be read again. What else is loaded
+    is as the run left it (the receipt's ids are set on the loaded case and post as committed values)."""
+    session = db.session()
+    expire = session.expire_on_commit
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = expire
+
+
+def _waits_on(job: ArchiveJob, ids: set[int]) -> bool:
+    """Whether the job waits for one of ids (a deleted job between them holds nobody up)."""
+    before = job.after_job
+    while before is not None:
+        if before.id in ids:
+            return True
+        if before.deleted_at is None:
+            return False
+        before = before.after_job
+    return False
+
+
+def _failed(job: ArchiveJob, token: str, exc: Exception) -> str:
+    """A job whose message could not be built or sent, written as what happened."""
+    if isinstance(exc, TextNotArchivable):
         found = unarchivable_in(job)
         if not found:
             _finish(job, ArchiveStatus.FAILED, "invalid", detail=str(exc))
             return "invalid message"
         _finish(job, ArchiveStatus.FAILED, "unarchivable_text", what=found[0][0], object_id=found[0][1])
         return "unarchivable text"
-    except MessageInvalid as exc:
+    if isinstance(exc, MessageInvalid):
         _finish(job, ArchiveStatus.FAILED, "invalid", detail=str(exc))
         return "invalid message"
-    except FileMissing as exc:
+    if isinstance(exc, FileMissing):
         _finish(job, ArchiveStatus.FAILED, "file_missing", detail=str(exc))
         return "file missing"
-    except BaseTimeoutException:
-        raise  # RQ's job timeout: the lease runs out and the sweep sets the job back to Ny
-    except OperationalError:  # the database failed while the message was built: nothing was sent
+    job_id = job.id
+    if isinstance(exc, OperationalError):  # the database failed while the message was built: nothing was sent
         log.warning("archive job %s: database unavailable while building its message; set back to Ny", job_id,
-                    exc_info=True)
+                    exc_info=exc)
         db.session.rollback()
         release_claims(token)
         return "database unavailable"
-    except Exception as exc:  # noqa: BLE001 - a bug or a broken setup: visible on the log, not a silent loop
-        log.exception("archive job %s failed inside the app", job_id)
+    # A bug or a broken setup: visible on the log, not a silent loop.
+    log.error("archive job %s failed inside the app", job_id, exc_info=exc)
+    if not _together.get():  # (in a run's outcomes the session is sound, and holds the run's other outcomes)
         db.session.rollback()
         job = db.session.get_one(ArchiveJob, job_id)
-        _finish(job, ArchiveStatus.FAILED, "internal_error", kind=type(exc).__name__)
-        return "internal error"
-    return apply_reply(job, reply)  # a failed hand-over is retried, even on an asynchronous transport
+    _finish(job, ArchiveStatus.FAILED, "internal_error", kind=type(exc).__name__)
+    return "internal error"
 
 
 def apply_reply(job: ArchiveJob, reply: transports.Reply, asynchronous: bool = False) -> str:
@@ -367,6 +486,8 @@ def _finish(job: ArchiveJob, archive_status: ArchiveStatus, code: str, params: d
 def write_retrying(change: Callable[[], R]) -> R:
     """change() and commit. A locked (SQLite) or unreachable database is tried again with back-off
     for DB_RETRY_SECONDS: an outage must not fail a job for good, nor leave it to its lease."""
+    if _together.get():  # part of a run's outcomes: committed (and tried again) with them
+        return change()
     delay, deadline = 0.5, time.monotonic() + DB_RETRY_SECONDS
     while True:
         try:

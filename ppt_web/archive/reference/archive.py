@@ -1,9 +1,10 @@
 """The reference archive's front door: a message in, the reply out, as an archive receiving Fiks Arkiv V1.
 
-One message is one transaction: checked against the XSD and code lists, then against what the archive
-holds (rules.py), then stored with the reply. The same klientmelding id again gets the stored reply and
-stores nothing. A refused message is not kept: sent again (say, once its folder has arrived), it is
-judged again.
+A message is checked against the XSD and code lists, then against what the archive holds (rules.py),
+then stored with the reply, in one transaction; the built-in archive takes a worker's batch of messages in
+one transaction (receive_many), each as if it came alone. The same klientmelding id again gets the stored
+reply and stores nothing. A refused message is not kept: sent again (say, once its folder has arrived), it
+is judged again.
 """
 from __future__ import annotations
 
@@ -63,43 +64,82 @@ class ReferenceArchive:
         meldingstype = codes.canonical(meldingstype)
         if meldingstype in QUERIES:
             return self.query(meldingstype, payload)
-        try:
-            if not _is_uuid(message_id):
-                raise rules.invalid("X-Klientmelding-Id", "klientmelding-id må vere ein UUID")
-            if meldingstype not in RECEIVES:
-                raise rules.invalid("X-Meldingstype", f"meldingstypen «{meldingstype[:100]}» tek dette arkivet "
-                                                      f"ikkje imot")
-            with self.store.read() as conn:
-                done = self._answered(conn, message_id)
-            if done is not None:
-                return done
-            payload = plain_utf8(payload)
-            found = codes.problems(meldingstype, payload)
-            if found:
-                raise rules.invalid("/", "meldinga følgjer ikkje skjemaet eller kodelistene: " + codes.summary(found))
-            root = etree.fromstring(payload, etree.XMLParser(resolve_entities=False, no_network=True))
-            stored = {name: (self.store.keep_file(data), len(data)) for name, data in files.items()} \
-                if meldingstype == rules.OPPRETT else {}
+        return self.receive_many([(meldingstype, message_id, payload, files)])[0]
+
+    def receive_many(self, messages: list[tuple[str, str, bytes, dict[str, bytes]]]) -> list[Answer]:
+        """Messages from one case system, taken in their order in ONE transaction (a group commit: one
+        fsync and one turn at the write lock for all of them, not one per message); their replies, in
+        that order, given only once the transaction is on disk. Each message is judged as if it came
+        alone: after the messages before it (a post may name the folder two places up), and a refused
+        one leaves nothing behind (it is rolled back to its savepoint) and does not stop the others.
+        Checking against the XSD and code lists, and keeping the files, happen before the lock."""
+        answers: list[Answer | None] = [None] * len(messages)
+        ready: list[tuple[int, str, str, bytes, etree._Element, dict[str, bytes], dict]] = []
+        for i, (meldingstype, message_id, payload, files) in enumerate(messages):
+            try:
+                checked = self._check(codes.canonical(meldingstype), message_id, payload, files)
+            except rules.Refused as exc:
+                answers[i] = _refusal(exc)
+                continue
+            if isinstance(checked, Answer):
+                answers[i] = checked
+            else:
+                ready.append((i, *checked))
+        if ready:
             with self.store.write() as conn:
-                done = self._answered(conn, message_id)  # another process took the same message meanwhile
-                if done is not None:
-                    return done
-                if meldingstype == rules.OPPRETT:
-                    outcome = rules.opprett(conn, root, files, stored)
-                elif meldingstype == rules.OPPDATER:
-                    outcome = rules.oppdater(conn, root, files)
-                else:
-                    outcome = rules.avskrivning(conn, root, files)
-                reply_type = f"{meldingstype}.kvittering"
-                receipt = replies.kvittering(meldingstype, Message(meldingstype, "", payload, ()), outcome.ids)
-                conn.execute("INSERT INTO message (klientmelding_id, meldingstype, mottatt, reply_type, reply, ids, "
-                             "noekler, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                             (message_id, meldingstype, datetime.now(UTC).isoformat(), reply_type, receipt,
-                              json.dumps(outcome.known, ensure_ascii=False),
-                              json.dumps(outcome.keys, ensure_ascii=False), payload))
-            return Answer(200, reply_type, receipt, outcome.known)
-        except rules.Refused as exc:
-            return _refusal(exc)
+                for i, meldingstype, message_id, payload, root, files, stored in ready:
+                    conn.execute("SAVEPOINT message")
+                    try:
+                        answers[i] = self._take(conn, meldingstype, message_id, payload, root, files, stored)
+                    except rules.Refused as exc:
+                        conn.execute("ROLLBACK TO message")
+                        answers[i] = _refusal(exc)
+                    conn.execute("RELEASE message")
+        return [answer for answer in answers if answer is not None]
+
+    def _check(self, meldingstype: str, message_id: str, payload: bytes, files: dict[str, bytes]
+               ) -> Answer | tuple[str, str, bytes, etree._Element, dict[str, bytes], dict]:
+        """A message's checks that need no lock: the stored reply if it was taken before, else the message
+        ready to take (its payload as plain UTF-8, parsed, its files kept); rules.Refused if it is not valid."""
+        if not _is_uuid(message_id):
+            raise rules.invalid("X-Klientmelding-Id", "klientmelding-id må vere ein UUID")
+        if meldingstype not in RECEIVES:
+            raise rules.invalid("X-Meldingstype", f"meldingstypen «{meldingstype[:100]}» tek dette arkivet "
+                                                  f"ikkje imot")
+        with self.store.read() as conn:
+            done = self._answered(conn, message_id)
+        if done is not None:
+            return done
+        payload = plain_utf8(payload)
+        found = codes.problems(meldingstype, payload)
+        if found:
+            raise rules.invalid("/", "meldinga følgjer ikkje skjemaet eller kodelistene: " + codes.summary(found))
+        root = etree.fromstring(payload, etree.XMLParser(resolve_entities=False, no_network=True))
+        stored = {name: (self.store.keep_file(data), len(data)) for name, data in files.items()} \
+            if meldingstype == rules.OPPRETT else {}
+        return meldingstype, message_id, payload, root, files, stored
+
+    def _take(self, conn: sqlite3.Connection, meldingstype: str, message_id: str, payload: bytes,
+              root: etree._Element, files: dict[str, bytes], stored: dict) -> Answer:
+        """A checked message judged against what the archive holds and stored with its reply, inside the
+        write transaction."""
+        done = self._answered(conn, message_id)  # another process (or this batch) took the same message meanwhile
+        if done is not None:
+            return done
+        if meldingstype == rules.OPPRETT:
+            outcome = rules.opprett(conn, root, files, stored)
+        elif meldingstype == rules.OPPDATER:
+            outcome = rules.oppdater(conn, root, files)
+        else:
+            outcome = rules.avskrivning(conn, root, files)
+        reply_type = f"{meldingstype}.kvittering"
+        receipt = replies.kvittering(meldingstype, Message(meldingstype, "", payload, ()), outcome.ids)
+        conn.execute("INSERT INTO message (klientmelding_id, meldingstype, mottatt, reply_type, reply, ids, "
+                     "noekler, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                     (message_id, meldingstype, datetime.now(UTC).isoformat(), reply_type, receipt,
+                      json.dumps(outcome.known, ensure_ascii=False), json.dumps(outcome.keys, ensure_ascii=False),
+                      payload))
+        return Answer(200, reply_type, receipt, outcome.known)
 
     def _answered(self, conn: sqlite3.Connection, message_id: str) -> Answer | None:
         row = conn.execute("SELECT * FROM message WHERE klientmelding_id = ?", (message_id,)).fetchone()
