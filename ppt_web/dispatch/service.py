@@ -428,7 +428,7 @@ def for_post(post: JournalPost) -> list[Dispatch]:
     return list(db.session.scalars(select(Dispatch).where(Dispatch.post_id == post.id).order_by(Dispatch.id)))
 
 
-def _needs_a_person():
+def needs_a_person():
     """Failed dispatches until the letter is recorded as sent on paper; those handled manually at SvarUt
     until the letter is expedited at all (on paper, or confirmed to another recipient)."""
     return or_(and_(Dispatch.status == DispatchStatus.FAILED,
@@ -443,7 +443,7 @@ def failures(actor: User, limit: int = 300) -> list[Dispatch]:
     return list(db.session.scalars(
         select(Dispatch).join(JournalPost, Dispatch.post_id == JournalPost.id)
         .join(Case, JournalPost.case_id == Case.id)
-        .where(and_(_needs_a_person(), scope.case_clause(actor)))
+        .where(and_(needs_a_person(), scope.case_clause(actor)))
         .order_by(Dispatch.updated_at.desc(), Dispatch.id.desc()).limit(limit)))
 
 
@@ -451,4 +451,4 @@ def failed_count(actor: User) -> int:
     return db.session.scalar(
         select(func.count(Dispatch.id)).join(JournalPost, Dispatch.post_id == JournalPost.id)
         .join(Case, JournalPost.case_id == Case.id)
-        .where(_needs_a_person(), scope.case_clause(actor))) or 0
+        .where(needs_a_person(), scope.case_clause(actor))) or 0

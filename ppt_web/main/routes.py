@@ -13,7 +13,9 @@ bp = Blueprint("main", __name__)
 @bp.route("/")
 def index():
     """The start page: a panel of waiting work per role the user acts in, then the admin tiles."""
-    return render_template("main/index.html", panels=start.panels(current_actor()), shown=start.SHOWN)
+    actor = current_actor()
+    return render_template("main/index.html", panels=start.panels(actor), roles=start.role_names(actor),
+                           shown=start.SHOWN)
 
 
 @bp.route("/notifications")

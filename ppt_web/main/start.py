@@ -17,14 +17,18 @@ A user sees a panel for each role they act in (several roles, several panels), i
 Each list is one query with a limit (the total counted in the same query by a window function), so
 the page costs a few queries whatever the data. The scope rules of auth/scope.py apply to every list
 of cases and posts. Nothing here changes anything.
+
+The secretary's and the consultant's lists, the roles line and is_handler's test are statements on
+the tables, built once per process, and their rows plain tuples (no ORM object per row): built per
+request through the ORM, and made into objects with every column, they cost more than running them.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Select, and_, exists, func, or_, select, union_all
+from sqlalchemy import Select, and_, bindparam, exists, func, or_, select, true, union_all
 from sqlalchemy.orm import aliased, joinedload
 
 from .. import runtime_settings
@@ -41,6 +45,8 @@ from ..models import (
     ArchiveStatus,
     Case,
     CaseStatus,
+    Client,
+    Dispatch,
     InboxItem,
     JobStatus,
     JournalPost,
@@ -48,12 +54,13 @@ from ..models import (
     PaperOriginal,
     PostEvent,
     PostStatus,
+    Role,
     User,
 )
 from ..models.base import rare, unindexed
 from ..models.domain import case_cohandler
 from ..models.inbox import OPEN_STATUSES, InboxStatus
-from ..models.user import group_member
+from ..models.user import group_member, group_role, user_role
 
 SHOWN = 5  # rows per list that links to its full page
 OPEN_SHOWN = 10  # rows per list without a page of its own (the heading says "N of M")
@@ -110,6 +117,24 @@ def _in_my_cases(case_id, user_id: int):
                case_id.in_(select(case_cohandler.c.case_id).where(case_cohandler.c.user_id == user_id)))
 
 
+# The names of the user's active roles, their own and their teams', each once, in the order of
+# User.effective_roles: one statement built once, instead of loading the user's roles, teams and the
+# teams' roles as objects for one line of text.
+_role = Role.__table__
+_ROLE_NAMES = (select(_role.c.name).where(
+    _role.c.active.is_(True),
+    or_(_role.c.id.in_(select(user_role.c.role_id).where(user_role.c.user_id == bindparam("user_id"))),
+        _role.c.id.in_(select(group_role.c.role_id)
+                       .join(group_member, group_member.c.group_id == group_role.c.group_id)
+                       .where(group_member.c.user_id == bindparam("user_id")))))
+    .order_by(_role.c.position, _role.c.id))
+
+
+def role_names(actor: User) -> list[str]:
+    """What the start page's roles line names: the actor's effective roles (User.effective_roles)."""
+    return list(db.session.scalars(_ROLE_NAMES, {"user_id": actor.id}))
+
+
 def panels(actor: User) -> dict[str, Any]:
     """The panels of the actor's start page, by name, in the order they are shown."""
     out: dict[str, Any] = {}
@@ -124,21 +149,31 @@ def panels(actor: User) -> dict[str, Any]:
     return out
 
 
+def _has_work(approves_elsewhere: bool):
+    """is_handler's one statement on the tables, built once (the user's id a parameter): own and co-handled
+    apart, each EXISTS one index lookup (together, an OR the planner walked every open case for, on every
+    start page of every user). A leader approves in the leader's panel; anyone else's posts waiting for
+    their approval are handler's work (a team coordinator asked to approve)."""
+    case, post, co = Case.__table__, JournalPost.__table__, case_cohandler
+    user: Any = bindparam("user_id")
+    work = [exists().where(case.c.status == CaseStatus.OPEN, case.c.handler_id == user),
+            select(co.c.case_id).join(case, case.c.id == co.c.case_id)
+            .where(co.c.user_id == user, case.c.status == CaseStatus.OPEN).exists(),
+            exists().where(post.c.status == PostStatus.DRAFT, post.c.created_by_id == user)]
+    if not approves_elsewhere:
+        work.append(exists().where(post.c.status == PostStatus.AWAITING_APPROVAL, post.c.approver_id == user))
+    return select(or_(*work))
+
+
+_HAS_WORK = {approves: _has_work(approves) for approves in (False, True)}
+
+
 def is_handler(actor: User) -> bool:
     """A handler by role (journals, and sees only own and co-handled cases), or anyone who has handler's
     work: an open case they handle or co-handle, a draft they wrote, a post waiting for their approval."""
     if actor.can("journal") and not scope.sees_all(actor):
         return True
-    # Own and co-handled apart: each EXISTS is one index lookup (together, an OR the planner walked
-    # every open case for, on every start page of every user).
-    work = [exists().where(Case.status == CaseStatus.OPEN, Case.handler_id == actor.id),
-            select(case_cohandler.c.case_id).join(Case, Case.id == case_cohandler.c.case_id)
-            .where(case_cohandler.c.user_id == actor.id, Case.status == CaseStatus.OPEN).exists(),
-            exists().where(JournalPost.status == PostStatus.DRAFT, JournalPost.created_by_id == actor.id)]
-    if not actor.can("approve"):  # a team coordinator asked to approve; a leader approves in the leader's panel
-        work.append(exists().where(JournalPost.status == PostStatus.AWAITING_APPROVAL,
-                                   JournalPost.approver_id == actor.id))
-    return bool(db.session.scalar(select(or_(*work))))
+    return bool(db.session.scalar(_HAS_WORK[actor.can("approve")], {"user_id": actor.id}))
 
 
 # Handler ---------------------------------------------------------------------------------------
@@ -249,31 +284,73 @@ def handler_panel(actor: User) -> dict[str, Rows]:
 # Secretary -------------------------------------------------------------------------------------
 
 
-def _waiting_clause():
-    """The inbox's "open" filter: waiting items, and refusals by the intake nobody has looked at."""
-    return and_(InboxItem.status.in_(OPEN_STATUSES + (InboxStatus.SYSTEM_REJECTED,)),
-                or_(InboxItem.status != InboxStatus.SYSTEM_REJECTED, InboxItem.rejected_by_id.is_(None)))
+def _waiting_clause(item):
+    """The inbox's "open" filter on the inbox_item columns `item`: waiting items, and refusals by the
+    intake nobody has looked at."""
+    return and_(item.status.in_(OPEN_STATUSES + (InboxStatus.SYSTEM_REJECTED,)),
+                or_(item.status != InboxStatus.SYSTEM_REJECTED, item.rejected_by_id.is_(None)))
+
+
+class Person(NamedTuple):
+    username: str
+    full_name: str
+
+
+class TakenItem(NamedTuple):
+    """What the secretary's panel shows of an item in progress (no ORM object per row)."""
+
+    id: int
+    filename: str
+    claimed_by: Person | None
+    claimed_at: datetime | None
+
+
+class DueOriginal(NamedTuple):
+    """What the secretary's panel shows of a paper original due for destruction."""
+
+    id: int
+    label: Any  # the scanned item's file name, or the original's id when the item is gone
+    destroy_by: Any
+    storage_place: str
+
+
+# The secretary's panel's three statements, on the tables and built once: built per request through the
+# ORM (and its rows made into objects with every column) they cost more than running them.
+_item, _claimer, _paper = InboxItem.__table__, User.__table__.alias("claimer"), PaperOriginal.__table__
+_INBOX_COUNTS = (select(_item.c.status, func.count(_item.c.id)).where(_waiting_clause(_item.c))
+                 .group_by(_item.c.status))
+_IN_PROGRESS = (select(_item.c.id, _item.c.filename, _claimer.c.username, _claimer.c.full_name, _item.c.claimed_at,
+                       func.count().over())
+                .select_from(_item.outerjoin(_claimer, _claimer.c.id == _item.c.claimed_by_id))
+                .where(_item.c.status.in_((InboxStatus.IN_PROGRESS, InboxStatus.CHECKED)),
+                       _item.c.claimed_by_id.is_not(None))
+                .order_by(_item.c.claimed_at, _item.c.id).limit(SHOWN))
+_PAPER_DUE = (select(_paper.c.id, _item.c.id, _item.c.filename, _paper.c.destroy_by, _paper.c.storage_place,
+                     func.count().over())
+              .select_from(_paper.outerjoin(_item, _item.c.id == _paper.c.item_id))
+              .where(_paper.c.destroyed_at.is_(None), _paper.c.destroy_by <= bindparam("today"))
+              .order_by(_paper.c.destroy_by, _paper.c.id).limit(SHOWN))
 
 
 def inbox_by_status() -> list[tuple[str, int]]:
     """Waiting post registration items counted by status, in the order the work goes."""
-    counts = dict(db.session.execute(select(InboxItem.status, func.count(InboxItem.id))
-                                     .where(_waiting_clause()).group_by(InboxItem.status)).all())
+    counts: dict = dict(db.session.execute(_INBOX_COUNTS).all())
     order = (*OPEN_STATUSES, InboxStatus.SYSTEM_REJECTED)
     return [(InboxStatus(s).value, counts[s]) for s in order if counts.get(s)]
 
 
 def inbox_in_progress() -> Rows:
     """Items someone has taken and not finished, longest taken first, with who has them."""
-    return _first(select(InboxItem).where(InboxItem.status.in_((InboxStatus.IN_PROGRESS, InboxStatus.CHECKED)),
-                                          InboxItem.claimed_by_id.is_not(None))
-                  .options(joinedload(InboxItem.claimed_by)).order_by(InboxItem.claimed_at, InboxItem.id))
+    rows = db.session.execute(_IN_PROGRESS).all()
+    return Rows([TakenItem(item_id, filename, Person(username, name) if username is not None else None, at)
+                 for item_id, filename, username, name, at, _total in rows], rows[0][-1] if rows else 0)
 
 
 def paper_due() -> Rows:
     """Paper originals whose keeping time has run out and that are not destroyed yet."""
-    return _first(select(PaperOriginal).where(PaperOriginal.destroyed_at.is_(None), PaperOriginal.destroy_by <= today())
-                  .options(joinedload(PaperOriginal.item)).order_by(PaperOriginal.destroy_by, PaperOriginal.id))
+    rows = db.session.execute(_PAPER_DUE, {"today": today()}).all()
+    return Rows([DueOriginal(paper_id, filename if item_id is not None else paper_id, destroy_by, place)
+                 for paper_id, item_id, filename, destroy_by, place, _total in rows], rows[0][-1] if rows else 0)
 
 
 def secretary_panel(actor: User) -> dict[str, Any]:
@@ -288,22 +365,64 @@ def stuck_since() -> datetime:
     return utcnow() - timedelta(minutes=int(runtime_settings.value("alerts.archive_minutes")))
 
 
-def _jobs() -> Select:
-    return select(ArchiveJob).where(ArchiveJob.deleted_at.is_(None)).options(
-        joinedload(ArchiveJob.case), joinedload(ArchiveJob.client), joinedload(ArchiveJob.post))
+class TroubledJob(NamedTuple):
+    """What the consultant's panel shows of an archive job (no ORM object per row): the columns the
+    Message column is made of (job_messages.shown, correction_url), the post's number or else the case's,
+    and the client's name (None: no client)."""
+
+    id: int
+    event: str
+    case_id: int
+    job_status: JobStatus
+    created_at: datetime
+    message: str
+    message_code: str | None
+    message_params: dict | None
+    number: str
+    client_name: str | None
+
+
+# The consultant's job lists, on the tables and built once (as the secretary's): the job's columns the
+# panel shows, its case's number, its post's number (its own case's number and the post's seq) and its
+# client's name.
+_job, _job_case, _job_post = ArchiveJob.__table__, Case.__table__.alias("job_case"), JournalPost.__table__
+_post_case, _job_client = Case.__table__.alias("post_case"), Client.__table__
+_JOBS = (select(_job.c.id, _job.c.event, _job.c.case_id, _job.c.job_status, _job.c.created_at, _job.c.message,
+                _job.c.message_code, _job.c.message_params, _job_case.c.number, _job_post.c.id, _post_case.c.number,
+                _job_post.c.seq, _job_client.c.id, _job_client.c.given_name, _job_client.c.family_name,
+                func.count().over())
+         .select_from(_job.outerjoin(_job_case, _job_case.c.id == _job.c.case_id)
+                      .outerjoin(_job_post, _job_post.c.id == _job.c.post_id)
+                      .outerjoin(_post_case, _post_case.c.id == _job_post.c.case_id)
+                      .outerjoin(_job_client, _job_client.c.id == _job.c.client_id))
+         .where(_job.c.deleted_at.is_(None)).limit(SHOWN))
+_FAILED_JOBS = _JOBS.where(_job.c.archive_status == ArchiveStatus.FAILED).order_by(_job.c.id.desc())
+_STUCK_JOBS = (_JOBS.where(rare(_job.c.job_status.in_((JobStatus.NEW, JobStatus.IN_PROGRESS))),
+                           _job.c.archive_status != ArchiveStatus.FAILED, _job.c.created_at < bindparam("since"))
+               .order_by(_job.c.created_at, _job.c.id))
+_CORRECTIONS = (_JOBS.where(_job.c.archive_status == ArchiveStatus.FAILED,
+                            _job.c.message_code == "unarchivable_text")
+                .order_by(_job.c.id.desc()))
+
+
+def _job_rows(statement, params: dict | None = None) -> Rows:
+    rows = db.session.execute(statement, params).all()
+    return Rows([TroubledJob(job_id, event, case_id, status, created, message, code, params_,
+                             f"{post_case}-{seq}" if post_id is not None else case_number,
+                             f"{given} {family}" if client_id is not None else None)
+                 for (job_id, event, case_id, status, created, message, code, params_, case_number, post_id,
+                      post_case, seq, client_id, given, family, _total) in rows],
+                rows[0][-1] if rows else 0)
 
 
 def failed_jobs() -> Rows:
     """Failed archive jobs, newest first (as the archive log puts them on top)."""
-    return _first(_jobs().where(ArchiveJob.archive_status == ArchiveStatus.FAILED).order_by(ArchiveJob.id.desc()))
+    return _job_rows(_FAILED_JOBS)
 
 
 def stuck_jobs() -> Rows:
     """Jobs still Ny or Under arbeid after the alert time, oldest first."""
-    return _first(_jobs().where(rare(ArchiveJob.job_status.in_((JobStatus.NEW, JobStatus.IN_PROGRESS))),
-                                ArchiveJob.archive_status != ArchiveStatus.FAILED,
-                                ArchiveJob.created_at < stuck_since())
-                  .order_by(ArchiveJob.created_at, ArchiveJob.id))
+    return _job_rows(_STUCK_JOBS, {"since": stuck_since()})
 
 
 def corrections_asked(actor: User) -> Rows:
@@ -311,17 +430,41 @@ def corrections_asked(actor: User) -> Rows:
     correction is asked for today; there is no request from a handler to the consultant."""
     if not actor.can("correct_metadata"):
         return Rows()
-    return _first(_jobs().where(ArchiveJob.archive_status == ArchiveStatus.FAILED,
-                                ArchiveJob.message_code == "unarchivable_text")
-                  .order_by(ArchiveJob.id.desc()))
+    return _job_rows(_CORRECTIONS)
+
+
+class FailedDispatch(NamedTuple):
+    """What the consultant's panel shows of a dispatch SvarUt did not deliver."""
+
+    id: int
+    post_id: int
+    recipient_name: str
+    status: Any
+    updated_at: datetime
+    message: str
+
+
+def _dispatch_failures(visible: Any) -> Select:
+    """The dispatch failures page's rows (dispatch/service.py, failures) of the cases `visible` lets the
+    actor see, as plain columns, the first few and their total in one statement."""
+    return (select(Dispatch.id, Dispatch.post_id, Dispatch.recipient_name, Dispatch.status, Dispatch.updated_at,
+                   Dispatch.message, func.count().over())
+            .join(JournalPost, Dispatch.post_id == JournalPost.id).join(Case, JournalPost.case_id == Case.id)
+            .where(dispatch.needs_a_person(), visible)
+            .order_by(Dispatch.updated_at.desc(), Dispatch.id.desc()).limit(SHOWN))
+
+
+# Built once for those who see every case (the consultant); per request for anyone else (their scope).
+_DISPATCHES_OF_ALL = _dispatch_failures(true())
 
 
 def failed_dispatches(actor: User) -> Rows:
     """Letters SvarUt did not deliver and nobody has sent on paper (the dispatch failures page)."""
     if not actor.can("send"):
         return Rows()
-    rows = dispatch.failures(actor, limit=SHOWN)
-    return Rows(rows, len(rows) if len(rows) < SHOWN else dispatch.failed_count(actor))
+    query = _DISPATCHES_OF_ALL if scope.sees_all(actor) else _dispatch_failures(scope.case_clause(actor))
+    rows = db.session.execute(query).all()
+    return Rows([FailedDispatch(*row[:-1]) for row in rows], rows[0][-1] if rows else 0)
 
 
 def consultant_panel(actor: User) -> dict[str, Any]:
