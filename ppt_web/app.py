@@ -5,12 +5,14 @@ import gc
 import os
 from pathlib import Path
 
+import click
 from flask import Flask
+from flask.cli import AppGroup
 from sqlalchemy.orm import configure_mappers
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import cli, i18n, logs, models, security, signing_setup, text, web
 from . import config as config_module
+from . import i18n, logs, models, security, signing_setup, text, web
 from .activity.routes import bp as activity_bp
 from .admin.routes import bp as admin_bp
 from .archive.routes import bp as archive_bp
@@ -20,7 +22,7 @@ from .cases import routes as case_routes
 from .cases.blueprint import bp as cases_bp
 from .clients.routes import bp as clients_bp
 from .dispatch.routes import bp as dispatch_bp
-from .extensions import csrf, db, htmx, init_sqlite, login_manager, migrate
+from .extensions import csrf, db, htmx, init_migrate, init_sqlite, login_manager
 from .letters import routes as letter_routes
 from .letters import routes_templates as template_routes
 from .letters.blueprint import bp as letters_bp
@@ -45,6 +47,7 @@ def create_app(config: dict | None = None) -> Flask:
     """Build the app: config, extensions, blueprints, security, errors and CLI."""
     instance_path = (config or {}).get("INSTANCE_PATH") or os.environ.get("PPT_INSTANCE_PATH")
     app = Flask("ppt_web", instance_path=instance_path, instance_relative_config=True)
+    app.cli = CommandsOnUse(app)
     app.url_map.converters["int"] = web.BoundedInt  # ids past a 64-bit integer are 404, not a database error
     config_module.load(app, config)
     logs.init_app(app)  # first: its before_request runs ahead of any that answers early
@@ -61,7 +64,7 @@ def create_app(config: dict | None = None) -> Flask:
     configure_mappers()
     text.install()  # text the archive cannot carry never reaches a row
     init_sqlite(app)
-    migrate.init_app(app, db, directory=str(MIGRATIONS), render_as_batch=True)
+    init_migrate(app, str(MIGRATIONS))
     csrf.init_app(app)
     htmx.init_app(app)
     i18n.init_app(app)  # Flask-Babel too
@@ -70,12 +73,45 @@ def create_app(config: dict | None = None) -> Flask:
     for bp in BLUEPRINTS:
         app.register_blueprint(bp)
     web.init_app(app)
-    cli.init_app(app)
     health.log_archive_problems(app)  # said at start, not first at the first job
     signing_setup.init_app(app)  # the test certificate when none is configured, and a warning saying so
     if not app.testing:  # tests make hundreds of apps in one process: nothing of theirs may stay frozen
         settle_gc()
     return app
+
+
+# The modules only the command line imports (CommandsOnUse, the launcher): neither a web worker nor the RQ worker
+# loads them, and the worker's warm-up (worker.py) leaves them out.
+COMMAND_LINE_ONLY = frozenset({"ppt_web.cli", "ppt_web.backup", "ppt_web.generate", "ppt_web.launcher"})
+
+
+class CommandsOnUse(AppGroup):
+    """app.cli, whose commands (ppt_web/cli.py, and Flask-Migrate's `db`) are added the first time the command
+    line lists or looks one up. A web worker and the RQ worker never do, so they do not import what only the
+    commands use (Alembic, the backup, the data generator, the mail intake's decryptor and PDF reader)."""
+
+    def __init__(self, app: Flask) -> None:
+        super().__init__(app.name)
+        self.app, self.loaded = app, False
+
+    def load(self) -> None:
+        if self.loaded:
+            return
+        self.loaded = True
+        from flask_migrate.cli import db as migrate_commands  # noqa: PLC0415 - only the command line migrates
+
+        from . import cli  # noqa: PLC0415 - see the class
+
+        self.add_command(migrate_commands)
+        cli.init_app(self.app)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self.load()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        self.load()
+        return super().get_command(ctx, cmd_name)
 
 
 # Garbage collection (docs/decisions.md, "Speed: the request path"): what start-up made lives as long as the

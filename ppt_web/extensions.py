@@ -1,10 +1,10 @@
 """Flask extensions, created unbound and initialised in create_app."""
 from typing import TYPE_CHECKING, Any, cast
 
+from flask import Flask
 from flask_babel import Babel
 from flask_htmx import HTMX
 from flask_login import LoginManager
-from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_sqlalchemy.model import Model as _FSAModel
 from flask_wtf import CSRFProtect
@@ -34,7 +34,35 @@ if TYPE_CHECKING:
 else:
     Model = db.Model
 
-migrate = Migrate()
+
+class MigrateState:
+    """What Flask-Migrate keeps in app.extensions["migrate"] (its _MigrateConfig: the db, the migrations'
+    folder, the arguments for Alembic's context, and the Migrate object its functions call), made without
+    importing Flask-Migrate: it imports Alembic (~11 MiB), which a web worker and the RQ worker never use.
+    The Migrate object is made the first time a migration asks for it (flask db, flask_migrate.upgrade())."""
+
+    def __init__(self, db: SQLAlchemy, directory: str, **configure_args: Any) -> None:
+        self.db, self.directory, self.configure_args = db, directory, configure_args
+        self._migrate: Any = None
+
+    @property
+    def metadata(self) -> MetaData:
+        return self.db.metadata
+
+    @property
+    def migrate(self) -> Any:
+        if self._migrate is None:
+            from flask_migrate import Migrate  # noqa: PLC0415 - see the class
+
+            self._migrate = Migrate(db=self.db, directory=self.directory, **self.configure_args)
+        return self._migrate
+
+
+def init_migrate(app: Flask, directory: str) -> None:
+    """Flask-Migrate's init_app, less its import (MigrateState) and its `db` command (app.CommandsOnUse adds it)."""
+    app.extensions["migrate"] = MigrateState(db, directory, compare_type=True, render_as_batch=True)
+
+
 login_manager = LoginManager()
 csrf = CSRFProtect()
 htmx = HTMX()

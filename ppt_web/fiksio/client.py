@@ -18,12 +18,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote
 
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
-from ..inbound import cms
-from . import asice
 from .settings import CATALOG_PATH, DOKUMENTLAGER_PATH, SEND_PATH, Settings
 
 KEY_CACHE_SECONDS = 600  # as KS's Java client: a rotated key is fetched again within ten minutes
@@ -108,6 +103,12 @@ class FiksIoClient:
         nokkel = payload.get("nokkel") if isinstance(payload, dict) else None
         if not isinstance(nokkel, str) or not nokkel.strip():
             raise FiksIoError(f"Fiks IO-katalogen svarte utan nøkkel for kontoen {account}", transient=True)
+        # cryptography, asice and cms are imported where a key is read or a message packed: a web worker that
+        # only lists the archive log never loads them (~10 MiB); the RQ worker has them from its warm-up.
+        from cryptography import x509  # noqa: PLC0415
+        from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+        from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey  # noqa: PLC0415
+
         try:
             certificate = x509.load_pem_x509_certificate(nokkel.encode("utf-8"))
         except ValueError:
@@ -177,6 +178,9 @@ class FiksIoClient:
                               f"{_amount(self.max_message_bytes)}; ho er ikkje send", transient=False)
 
     def _payload(self, recipient: str, files: list[tuple[str, bytes, str]]) -> bytes:
+        from ..inbound import cms  # noqa: PLC0415 - see _fetch_key
+        from . import asice  # noqa: PLC0415
+
         try:
             container = asice.build(files, self.settings.private_key_pem, self.settings.certificate_pem)
         except asice.AsiceError as exc:

@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
-
 from ..outbound.svarut import TokenProvider, resolve_token_provider
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 SEND_PATH = "/fiks-io/api/v1/send"
 CATALOG_PATH = "/fiks-io/katalog/api/v1"  # + /kontoer/{kontoId}/offentligNokkel
@@ -161,6 +161,10 @@ class _Reader:
             return None
 
     def _private_key(self) -> tuple[bytes | None, RSAPrivateKey | None]:
+        # cryptography is imported where a key or certificate is read: the archive log's pages import this
+        # module for the account's settings and need none of it (~10 MiB of a web worker).
+        from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey  # noqa: PLC0415
+
         name = "PPT_FIKSIO_PRIVATE_KEY"
         data = self._file(name, "our private key, PKCS#8 PEM")
         if data is None:
@@ -183,6 +187,9 @@ class _Reader:
         return data, key
 
     def _certificate(self, key: RSAPrivateKey | None) -> bytes | None:
+        from cryptography import x509  # noqa: PLC0415 - see _private_key
+        from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+
         name = "PPT_FIKSIO_CERTIFICATE"
         data = self._file(name, "the X.509 certificate of our key, PEM")
         if data is None:
@@ -241,5 +248,7 @@ class _Reader:
 @lru_cache(maxsize=8)
 def _load_key(data: bytes) -> object:
     """Cached: loading checks the RSA key (tens of ms), and /readyz reads it on every call."""
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415 - see _Reader._private_key
+
     return serialization.load_pem_private_key(data, password=None)
 

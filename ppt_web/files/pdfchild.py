@@ -21,20 +21,15 @@ import resource
 import sys
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pypdfium2
-import pypdfium2.raw as pdfium_c
-from pypdf import PdfReader, PdfWriter
-from pypdf.errors import LimitReachedError
-from pypdf.filters import decode_stream_data
-from pypdf.generic import (
-    ArrayObject,
-    DictionaryObject,
-    IndirectObject,
-    NameObject,
-    PdfObject,
-    StreamObject,
-)
+if TYPE_CHECKING:
+    import pypdfium2
+    import pypdfium2.raw as pdfium_c
+    from pypdf import PdfReader, PdfWriter
+    from pypdf.errors import LimitReachedError
+    from pypdf.filters import decode_stream_data
+    from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, NameObject, PdfObject, StreamObject
 
 MEMORY_BYTES = 1024**3
 CPU_SECONDS = 30  # the parent's wall-clock timeout usually ends it first; this outlives a dead parent
@@ -57,6 +52,27 @@ ACTIVE = ("javascript", "launch", "embedded_file", "xfa", "external_action")
 EXTERNAL_ACTIONS = {"/SubmitForm", "/ImportData", "/GoToR"}
 
 
+def _load_parsers() -> None:
+    """Import pypdf and pypdfium2 into this module, the first time a file is read. The app imports this
+    module for its limits (pdfcheck.py, errors.py) and never reads a PDF itself: loaded at the top, the two
+    would cost every web worker ~20 MiB."""
+    global pypdfium2, pdfium_c, PdfReader, PdfWriter, LimitReachedError, decode_stream_data  # noqa: PLW0603
+    global ArrayObject, DictionaryObject, IndirectObject, NameObject, PdfObject, StreamObject  # noqa: PLW0603
+    import pypdfium2  # noqa: PLC0415
+    import pypdfium2.raw as pdfium_c  # noqa: PLC0415
+    from pypdf import PdfReader, PdfWriter  # noqa: PLC0415
+    from pypdf.errors import LimitReachedError  # noqa: PLC0415
+    from pypdf.filters import decode_stream_data  # noqa: PLC0415
+    from pypdf.generic import (  # noqa: PLC0415
+        ArrayObject,
+        DictionaryObject,
+        IndirectObject,
+        NameObject,
+        PdfObject,
+        StreamObject,
+    )
+
+
 class Refused(Exception):
     """The check stops at once: the file is refused for this reason."""
 
@@ -66,6 +82,7 @@ class Refused(Exception):
 
 
 def _split(source: Path, out_dir: Path, ranges: list[str]) -> None:
+    _load_parsers()
     reader = PdfReader(source, strict=False)
     for n, text in enumerate(ranges, start=1):
         first, last = (int(x) for x in text.split("-"))
@@ -86,6 +103,7 @@ def _limit(kind: int, value: int) -> None:
 
 def check(path: Path) -> dict:
     """The verdict on one file, as the child prints it."""
+    _load_parsers()
     with path.open("rb") as f:
         head = f.read(WINDOW)
         f.seek(max(0, path.stat().st_size - WINDOW))
@@ -273,6 +291,7 @@ def _get(d: DictionaryObject, key: str):
 def pdfium_findings(path: Path) -> set[str]:
     """The same questions asked of pdfium, the parser of the viewers: a file that pypdf and pdfium
     read differently cannot slip active content past one of them."""
+    _load_parsers()
     found: set[str] = set()
     pdf = pypdfium2.PdfDocument(str(path))
     try:
@@ -289,6 +308,7 @@ def pdfium_findings(path: Path) -> set[str]:
 
 def render(path: Path, folder: Path, pages: int) -> None:
     """Each page as <n>.jpg, PREVIEW_WIDTH wide; up to PREVIEW_MAX_PAGES pages."""
+    _load_parsers()
     pdf = pypdfium2.PdfDocument(str(path))
     pdf.init_forms()  # form fields and signature stamps are drawn only with the form environment set up
     try:
@@ -326,6 +346,7 @@ def serve() -> None:
 
 def main(argv: list[str]) -> int:
     """Limits are set here, not in preexec_fn, which is unsafe when the parent runs threads."""
+    _load_parsers()  # before the limits, as when they were imported at the top
     _limit(resource.RLIMIT_AS, MEMORY_BYTES)
     _limit(resource.RLIMIT_CORE, 0)
     logging.disable(logging.CRITICAL)  # pypdf's warnings about lenient repairs are noise here

@@ -15,7 +15,6 @@ import warnings
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from PIL import Image, ImageOps
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -86,6 +85,8 @@ def logo_data_uri(data: bytes) -> str:
     URI. Anything else (another format, a broken or huge picture) is refused on the logo field."""
     if len(data) > MAX_LOGO_BYTES:
         raise Invalid(_l("The logo may be at most %(n)s KB.", n=MAX_LOGO_BYTES // 1024), field="logo")
+    from PIL import Image, ImageOps  # noqa: PLC0415 - only when a logo is uploaded (Pillow: ~2.4 MiB of a worker)
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -13,7 +13,6 @@ import io
 import re
 
 import nh3
-from PIL import Image
 
 TAGS = {"p", "br", "h1", "h2", "h3", "h4", "strong", "b", "em", "i", "u", "s", "ol", "ul", "li", "blockquote",
         "table", "thead", "tbody", "tr", "th", "td", "a", "img", "span"}
@@ -34,6 +33,8 @@ def _image(value: str) -> str | None:
     the whole picture), so a small file that claims a huge picture is refused before the PDF decodes it."""
     if len(value) > MAX_IMAGE_CHARS or not _DATA_IMAGE.match(value):
         return None
+    from PIL import Image  # noqa: PLC0415 - only for a template with a picture (Pillow: ~2.4 MiB of a worker)
+
     try:
         raw = base64.b64decode(value.split(",", 1)[1], validate=False)
         with Image.open(io.BytesIO(raw)) as picture:

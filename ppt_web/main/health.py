@@ -15,6 +15,7 @@ import os
 import socket
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from flask import Flask, Request, current_app
@@ -23,14 +24,13 @@ from prometheus_client.core import GaugeMetricFamily
 from rq import Worker
 from sqlalchemy import func, select, text
 
-from ..archive.fiksio import CONSUMER_KEY
 from ..clock import utcnow
 from ..extensions import db
-from ..fiksio import settings as fiksio_settings
-from ..fiksio.client import FiksIoClient, FiksIoError
 from ..models import ArchiveJob, Dispatch, InboxItem, JournalPost, PostStatus
-from ..postreg.mail_intake import undecryptable_count
 from ..queue import connection, get_queue
+
+if TYPE_CHECKING:
+    from ..fiksio.client import FiksIoClient
 
 log = logging.getLogger(__name__)
 READY_TIMEOUT = 5.0  # a catalog lookup from /readyz: a load balancer will not wait longer
@@ -74,6 +74,11 @@ _catalogs: dict[str, FiksIoClient] = {}  # per API base: keeps the archive's key
 
 def _fiksio(cfg) -> str | None:
     """The settings, then the archive account's key in the catalog, then a live consumer of our queue."""
+    # Imported here, as in log_archive_problems: only over Fiks IO (they import pika and cryptography, ~10 MiB).
+    from ..archive.fiksio import CONSUMER_KEY  # noqa: PLC0415
+    from ..fiksio import settings as fiksio_settings  # noqa: PLC0415
+    from ..fiksio.client import FiksIoClient, FiksIoError  # noqa: PLC0415
+
     found = fiksio_settings.problems(cfg)
     if found:
         more = len(found) - FIKSIO_PROBLEMS_SHOWN
@@ -96,6 +101,8 @@ def log_archive_problems(app: Flask) -> None:
     raises: the web must come up to show /readyz."""
     if app.config.get("PPT_ARCHIVE_BACKEND") != "fiksio":
         return
+    from ..fiksio import settings as fiksio_settings  # noqa: PLC0415 - only over Fiks IO (see _fiksio)
+
     try:
         found = fiksio_settings.problems(app.config)
     except Exception as exc:  # noqa: BLE001 - a start-up check must not stop the start
@@ -185,6 +192,9 @@ def _database_families() -> list[GaugeMetricFamily]:
 def _redis_families() -> list[GaugeMetricFamily]:
     depth = GaugeMetricFamily("ppt_queue_depth", "Jobs waiting in the RQ queue")
     depth.add_metric([], get_queue().count)
+    # Imported here: the inbound mail's modules (the CMS decryptor, the PDF check) are not a page's.
+    from ..postreg.mail_intake import undecryptable_count  # noqa: PLC0415
+
     undecryptable = GaugeMetricFamily("ppt_svarinn_undecryptable",
                                       "SvarInn items our private key could not open in the last poll (left waiting)")
     undecryptable.add_metric([], undecryptable_count())

@@ -25,16 +25,11 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
-from ..inbound import cms
 from .types import (
     FAILED,
     ORGANISATION,
@@ -49,6 +44,9 @@ from .types import (
     problems,
     scrub,
 )
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +107,9 @@ class LocalJwtTokenProvider:
 
     def __init__(self, private_key_pem: bytes, org_number: str, scope: str = "ks:fiks", lifetime: int = 120,
                  *, clock: Callable[[], float] = time.time):
+        from cryptography.hazmat.primitives import serialization  # noqa: PLC0415 - see _certificate_pem
+        from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey  # noqa: PLC0415
+
         key = serialization.load_pem_private_key(private_key_pem, password=None)
         if not isinstance(key, RSAPrivateKey):
             raise ValueError("the token signing key must be an RSA key")
@@ -138,6 +139,9 @@ class LocalJwtTokenProvider:
 
 def sign_jwt(claims: dict, key: RSAPrivateKey) -> str:
     """Compact JWS, RS256 (RSASSA-PKCS1-v1_5 with SHA-256), as RFC 7515/7518 define it."""
+    from cryptography.hazmat.primitives import hashes  # noqa: PLC0415 - see _certificate_pem
+    from cryptography.hazmat.primitives.asymmetric import padding  # noqa: PLC0415
+
     header = {"alg": "RS256", "typ": "JWT"}
     signing_input = f"{_b64url(_json_bytes(header))}.{_b64url(_json_bytes(claims))}".encode("ascii")
     signature = key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
@@ -356,6 +360,7 @@ class SvarUtAdapter:
 
     def _files(self, shipment: Shipment) -> list[tuple[str, str, bytes]]:
         """(filnavn, mime type, bytes on the wire): CMS-enveloped to SvarUt's certificate for a person."""
+        from ..inbound import cms  # noqa: PLC0415 - see _certificate_pem
         if shipment.recipient.kind != PERSON:
             return [(d.filename, d.mime_type, d.data) for d in shipment.documents]
         certificate = self._svarut_certificate()
@@ -395,6 +400,13 @@ class _NotSent(Exception):
 
 def _certificate_pem(data: bytes) -> bytes:
     """SvarUt's certificate as PEM, from PEM or DER; it must hold an RSA key (CMS key transport)."""
+    # cryptography and cms are imported where a key is read or a letter encrypted: the pages that import this
+    # module (the dispatch list, the settings) need none of it (~10 MiB of a web worker). The RQ worker has them
+    # from its warm-up, before any thread starts.
+    from cryptography import x509  # noqa: PLC0415
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey  # noqa: PLC0415
+
     try:
         if b"-----BEGIN CERTIFICATE-----" in data:
             certificate = x509.load_pem_x509_certificate(data)
