@@ -156,3 +156,26 @@ def test_a_post_waiting_for_a_case_in_the_same_batch_goes_after_it(app, ctx, tra
 
     assert all(j.archive_status == "archived" for j in jobs())
     assert other and len(transactions) == 3  # the case; the first post; the second post with the other case
+
+
+def test_a_database_failure_while_building_sets_the_batch_back_and_sends_none_of_it(app, ctx, monkeypatch):
+    """The database failing while a message is built sets every claim of the batch back to Ny. The rest of
+    the batch is then no longer this worker's: it must not be sent (another worker may claim it now)."""
+    from sqlalchemy.exc import OperationalError
+
+    for i in range(3):
+        builders.case(title=f"Sak {i}")
+    ids = [j.id for j in jobs()]
+    real_build = sending.build
+
+    def failing(job, *args, **kwargs):
+        if job.id == ids[0]:
+            raise OperationalError("SELECT 1", {}, Exception("the database went away"))
+        return real_build(job, *args, **kwargs)
+
+    monkeypatch.setattr(sending, "build", failing)
+
+    assert sending.process_many(ids, "w1") == {"database unavailable": 3}
+
+    assert archive(app).stored_count() == 0
+    assert {(j.job_status, j.claimed_by) for j in jobs()} == {("new", None)}
