@@ -1,10 +1,11 @@
 """The reference archive's own database: one SQLite file in its folder, never the case system's database.
 
-Several worker processes may send at once: each message is one transaction opened with BEGIN IMMEDIATE,
-so SQLite lets one writer in at a time and the running numbers taken inside it are unique. Files are kept
-beside it by their SHA-256 (written before the transaction; writing one twice does no harm).
+Several worker processes may send at once: each message (or a worker's batch of messages, one savepoint
+each) is one transaction opened with BEGIN IMMEDIATE, so SQLite lets one writer in at a time and the running
+numbers taken inside it are unique. Files are kept beside it by their SHA-256 (written before the
+transaction; writing one twice does no harm).
 
-A message costs one fsync: the WAL's, at its commit (synchronous FULL), so a reply is only given for a
+A transaction costs one fsync: the WAL's, at its commit (synchronous FULL), so a reply is only given for a
 message that is on disk; a crash before it leaves the transaction out whole (the WAL's checksums), and
 the numbers it took are free again, never given twice. Each thread keeps its connection open between
 messages: opening one per message cost three opens, and closing the last one checkpointed the WAL into
