@@ -233,3 +233,78 @@ def test_the_inbox_rows_write_what_the_orm_items_wrote(app, login_as):
         page = web.get("/post-registration/?which=all", headers=headers).get_data(as_text=True)
         assert _tbodies(page) == [_norm(expected)]
         assert "Søknad &lt;PPT&gt; &amp; vedlegg" in page and "Skule A/S" in page and "Kryptert &lt;pdf&gt;" in page
+
+
+# The client folder's head, facts and case rows as they were written from the ORM client and cases (the school
+# and handler through the relationships, the links by url_for, the status by case_status): the folder's rows
+# must give these bytes.
+_ORM_FOLDER = """{% from "_macros/forms.html" import case_status with context %}
+<h1>{{ client.name }} <small class="muted">{{ _("Client folder") }}</small></h1>
+<dl class="facts card">
+  <dt>{{ _("National identity number") }}</dt>
+  <dd><span class="nid" id="national-id">{{ client.masked_id }}</span>
+    <button type="button" class="small" hx-post="{{ url_for('clients.reveal_national_id', client_id=client.id) }}"
+            hx-target="#national-id" hx-swap="outerHTML">{{ _("Show") }}</button></dd>
+  <dt>{{ _("Born") }}</dt><dd>{{ client.birth_date.strftime('%d.%m.%Y') }}</dd>
+  <dt>{{ _("Address") }}</dt><dd>{{ client.address }} {{ client.postal_code }} {{ client.city }}</dd>
+  <dt>{{ _("School or kindergarten") }}</dt><dd>{{ client.organisation.name if client.organisation else '—' }}</dd>
+  <dt>{{ _("Responsible case handler") }}</dt><dd>{{ client.handler.full_name if client.handler else '—' }}</dd>
+</dl>
+<table><tbody>
+  {% for case in cases %}
+  <tr><td><a href="{{ url_for('cases.case', case_id=case.id) }}">{{ case.number }}</a></td><td>{{ case.title }}</td>
+    <td>{{ category_labels[case.category.value] if case.category else kind_labels[case.kind.value] }}</td>
+    <td>{{ case.handler.full_name }}</td><td>{{ case_status(case) }}</td></tr>
+  {% else %}<tr><td colspan="5" class="muted">{{ _("No cases yet.") }}</td></tr>{% endfor %}
+</tbody></table>"""
+
+
+def _folder_head_facts_cases(html: str) -> list[str]:
+    head = re.search(r"<h1>.*?</h1>", html, re.S)
+    facts = re.search(r'<dl class="facts card">.*?</dl>', html, re.S)
+    assert head and facts
+    return [_norm(head.group(0)), _norm(facts.group(0)), _tbodies(html)[0]]
+
+
+def test_the_folder_facts_and_case_rows_write_what_the_orm_objects_wrote(app, login_as):
+    from ppt_web.clients import organisations
+    from ppt_web.models import Case, CaseStatus, Client
+
+    with app.app_context():
+        school = organisations.register_organisation(user("konsulent"), name="Dimna skule <3> & SFO", org_number="",
+                                                     kind="school")
+        schooled = builders.client("radgjevar1", organisation_id=school.id, address="Storgata 1 <b>",
+                                   postal_code="6010", city="Ålesund")
+        plain = builders.client("radgjevar1")  # no school, no address, no case
+        kinds = [builders.case(client_obj=schooled, title="Vurdering <spesialundervisning> & \"tiltak\""),
+                 builders.case(client_obj=schooled, category="referral", title="Tilvising"),
+                 builders.case(client_obj=schooled, title="Avslutta sak")]
+        kinds[1].category = None  # an old case without a category: its kind's label
+        kinds[2].status = CaseStatus.CLOSED
+        db.session.commit()
+        ids = [schooled.id, plain.id]
+    web = login_as("radgjevar1")
+    for client_id in ids:
+        html = web.get(f"/clients/{client_id}").get_data(as_text=True)
+        with app.app_context(), app.test_request_context():
+            client_obj = db.session.get(Client, client_id)
+            orm_cases = list(db.session.scalars(select(Case).where(Case.client_id == client_id)
+                                                .order_by(Case.opened_on.desc(), Case.id.desc())))
+            expected = render_template_string(_ORM_FOLDER, client=client_obj, cases=orm_cases)
+        assert _folder_head_facts_cases(html) == _folder_head_facts_cases(expected)
+        assert ("Dimna skule &lt;3&gt; &amp; SFO" in html) == (client_id == ids[0])
+
+
+def test_the_folder_is_four_statements_and_reads_no_one_again_after_its_log_row(app, login_as):
+    """The client's facts, the log row, the cases and their posts: the log row's commit does not expire the
+    signed-in user, whom the page's header would otherwise read again."""
+    with app.app_context():
+        case_obj = builders.case("radgjevar1")
+        builders.post(case_obj, with_pdf=False, correspondent="Kari")
+        client_id = case_obj.client_id
+    web = login_as("radgjevar1")
+    web.get(f"/clients/{client_id}")  # the first request fills the process's caches
+    with app.app_context(), counted() as seen:
+        assert web.get(f"/clients/{client_id}").status_code == 200
+    assert seen.n == 4, seen.sql
+    assert [s.split()[0] for s in seen.sql] == ["SELECT", "INSERT", "SELECT", "SELECT"], seen.sql

@@ -3,21 +3,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import joinedload
 
 from .. import form_tokens, validation
 from ..activity import service as activity
 from ..archive import outbox
 from ..auth import scope
 from ..auth.access import require
-from ..errors import Conflict, Invalid
+from ..errors import Conflict, Invalid, NotFound
 from ..extensions import db
-from ..models import Case, Client, Correspondent, JournalPost, PostStatus, PostType, User
+from ..models import (
+    Case,
+    CaseCategory,
+    CaseKind,
+    CaseStatus,
+    Client,
+    JournalPost,
+    Organisation,
+    PostStatus,
+    PostType,
+    User,
+)
+from ..search import service as search
 from ..transaction import transaction
 from . import organisations
 
@@ -121,6 +132,41 @@ def update_client(actor: User, client_id: int, data: ClientData) -> Client:
     return client
 
 
+class FolderClient(NamedTuple):
+    """The client's facts as the folder shows them (one row, with their school's and handler's names)."""
+
+    id: int
+    given_name: str
+    family_name: str
+    national_id: str
+    birth_date: date
+    address: str
+    postal_code: str
+    city: str
+    organisation_name: str | None
+    handler_name: str | None
+
+    @property
+    def name(self) -> str:
+        return f"{self.given_name} {self.family_name}"
+
+    @property
+    def masked_id(self) -> str:
+        return f"{self.national_id[:6]} *****"
+
+
+class FolderCase(NamedTuple):
+    """A case as the folder's list of cases shows it."""
+
+    id: int
+    number: str
+    title: str
+    category: CaseCategory | None
+    kind: CaseKind
+    status: CaseStatus
+    handler_name: str | None
+
+
 class FolderPost(NamedTuple):
     """A journal post as the client folder's list shows it (read-only: no ORM object per row)."""
 
@@ -135,39 +181,78 @@ class FolderPost(NamedTuple):
     correspondents: str  # their names, in the order they were added, joined by ", "
 
 
-def open_folder(actor: User, client_id: int) -> tuple[Client, list[Case], list[FolderPost]]:
-    """The client folder: reading it is logged, as health-grade personal data."""
-    client = scope.client(actor, client_id)
-    # Log (and commit) first: a commit after loading would expire every case, and the template would
-    # then reload each one by one.
-    activity.record("client_folder_opened", actor=actor, object_type="client", object_id=client.id)
-    db.session.commit()
-    # The commit expired the client: load it again with what the folder shows of it, in one query.
-    client = db.session.scalars(select(Client).where(Client.id == client_id).execution_options(populate_existing=True)
-                                .options(joinedload(Client.organisation), joinedload(Client.handler))).one()
-    cases = list(db.session.scalars(
-        select(Case).where(Case.client_id == client.id, scope.case_clause(actor))
-        .options(joinedload(Case.handler)).order_by(Case.opened_on.desc())
-    ))
-    return client, cases, folder_posts([c.id for c in cases])
+# The folder's statements, made once per process (building them was a good part of a folder's time): the
+# client's and the actor's ids are parameters, the scope's clauses made on search.ActorParameter.
+_FOLDER_STATEMENTS: dict[tuple[bool, str], tuple] = {}
+
+
+def _folder_statements(actor: User) -> tuple:
+    """(the client's facts, its cases, their posts) for an actor who sees all or only their own."""
+    key = (scope.sees_all(actor), db.session.get_bind().dialect.name)
+    kept = _FOLDER_STATEMENTS.get(key)
+    if kept is None:
+        placeholder = cast(User, search.ActorParameter(actor))
+        facts = (select(Client.id, Client.given_name, Client.family_name, Client.national_id, Client.birth_date,
+                        Client.address, Client.postal_code, Client.city, Organisation.name, User.full_name)
+                 .outerjoin(Organisation, Organisation.id == Client.organisation_id)
+                 .outerjoin(User, User.id == Client.handler_id)
+                 .where(Client.id == bindparam("client_id"), scope.client_clause(placeholder)))
+        cases = (select(Case.id, Case.number, Case.title, Case.category, Case.kind, Case.status, User.full_name)
+                 .outerjoin(User, User.id == Case.handler_id)
+                 .where(Case.client_id == bindparam("client_id"), scope.case_clause(placeholder))
+                 .order_by(Case.opened_on.desc(), Case.id.desc()))  # the id: cases of one day in a fixed order
+        kept = _FOLDER_STATEMENTS[key] = (facts, cases, _posts_statement(key[1] == "postgresql"))
+    return kept
+
+
+def _posts_statement(postgresql: bool):
+    """The posts of the cases `case_ids` (an expanding parameter), newest document first, with their case
+    numbers and their correspondents' names (search's subquery: in the order they were added)."""
+    return (select(JournalPost.id, JournalPost.document_date, JournalPost.post_type, JournalPost.title,
+                   JournalPost.registered_after_downtime, JournalPost.case_id, Case.number, JournalPost.status,
+                   search.correspondent_names(JournalPost.id, postgresql))
+            .join(Case, JournalPost.case_id == Case.id)
+            .where(JournalPost.case_id.in_(bindparam("case_ids", expanding=True)))
+            .order_by(JournalPost.document_date.desc().nulls_last(), JournalPost.id.desc()))
+
+
+def open_folder(actor: User, client_id: int) -> tuple[FolderClient, list[FolderCase], list[FolderPost]]:
+    """The client folder: reading it is logged, as health-grade personal data. Rows, not ORM objects
+    (loading them was most of the folder's time), read on the session's connection after the log row is
+    committed."""
+    facts, cases_q, posts_q = _folder_statements(actor)
+    values = {"client_id": client_id, "actor_id": actor.id}
+    row = db.session.connection().execute(facts, values).first()
+    if row is None:
+        raise NotFound(object_type="client", object_id=client_id)  # as scope.client
+    activity.record("client_folder_opened", actor=actor, object_type="client", object_id=client_id)
+    _commit_keeping_loaded()
+    connection = db.session.connection()
+    cases = [FolderCase(*case) for case in connection.execute(cases_q, values)]
+    posts = [FolderPost(*post) for post in connection.execute(posts_q, {"case_ids": [c.id for c in cases]})] \
+        if cases else []
+    return FolderClient(*row), cases, posts
+
+
+def _commit_keeping_loaded() -> None:
+    """Commit the folder's log row without expiring what the session holds: this request changed nothing
+    else, and an expired actor was read again by the page's header (a statement of its own)."""
+    session = db.session()
+    expire = session.expire_on_commit
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = expire
 
 
 def folder_posts(case_ids: list[int]) -> list[FolderPost]:
-    """The posts of these cases, newest document first, as rows: one query for the posts with their
-    case numbers, one for their correspondents' names."""
+    """The posts of these cases, newest document first, as rows: one query, their correspondents' names
+    joined in it."""
     if not case_ids:
         return []
-    rows = db.session.execute(
-        select(JournalPost.id, JournalPost.document_date, JournalPost.post_type, JournalPost.title,
-               JournalPost.registered_after_downtime, JournalPost.case_id, Case.number, JournalPost.status)
-        .join(Case, JournalPost.case_id == Case.id).where(JournalPost.case_id.in_(case_ids))
-        .order_by(JournalPost.document_date.desc().nulls_last(), JournalPost.id.desc())).all()
-    names: dict[int, list[str]] = {}
-    for post_id, name in db.session.execute(
-            select(Correspondent.post_id, Correspondent.name).join(JournalPost, Correspondent.post_id == JournalPost.id)
-            .where(JournalPost.case_id.in_(case_ids)).order_by(Correspondent.id)):
-        names.setdefault(post_id, []).append(name)
-    return [FolderPost(*row, ", ".join(names.get(row[0], ()))) for row in rows]
+    statement = _posts_statement(db.session.get_bind().dialect.name == "postgresql")
+    return [FolderPost(*row) for row in db.session.connection().execute(statement, {"case_ids": case_ids})]
 
 
 def reveal_national_id(actor: User, client_id: int) -> str:
