@@ -3,6 +3,7 @@
     .venv/bin/python bench/archive.py [--backlog 10000] [--workers 1,2,4] [--transports local,http,fiksio]
                                       [--engines sqlite,postgresql] [--database-url URL ...]
                                       [--trickle-ms 1000] [--documents 40] [--sweep 10] [--skip-latency]
+                                      [--immediate 20]
 
 1. Idle latency (the reference): documents finalized one at a time on SQLite with the local archive,
    immediate dispatch vs. the sweep alone.
@@ -436,7 +437,8 @@ def immediate_jobs(run: Run, workers: list, free: list[int], pdf: bytes, handler
 
 
 def drain_run(run: Run, instance: Path, redis, db_url: str | None, http_url: str | None,
-              archive_proc, trickle_ms: int, trickle_cases: int, timeout: float, chain=None) -> Run:
+              archive_proc, trickle_ms: int, trickle_cases: int, timeout: float, chain=None,
+              immediate: int = 20) -> Run:
     """One backlog drain with a trickle of finalized posts on top; fills in `run`."""
     import psutil
     from sqlalchemy import func, insert, select
@@ -580,7 +582,7 @@ def drain_run(run: Run, instance: Path, redis, db_url: str | None, http_url: str
                     run.failed = count
             db.session.rollback()
             if free and not chain:
-                immediate_jobs(run, workers, free, pdf, handler)
+                immediate_jobs(run, workers, free, pdf, handler, immediate)
     finally:
         if sampler is not None:
             sampler.stop()
@@ -685,6 +687,8 @@ def main() -> int:
     parser.add_argument("--retries", type=int, default=1,
                         help="re-run a run in which other processes used more than --quiet-below cores "
                              "(keep the least disturbed)")
+    parser.add_argument("--immediate", type=int, default=20,
+                        help="immediate jobs after each drain, one at a time, for their worker CPU per job")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder (worker logs)")
     args = parser.parse_args()
 
@@ -784,7 +788,8 @@ def main() -> int:
                       f"{n} worker(s), backlog {args.backlog} (waited {waited:.0f} s for quiet: busy {busy:.2f} "
                       f"cores) ...", flush=True)
                 drain_run(run, instance, redis, db_url, http_url, archive_proc, args.trickle_ms,
-                          args.trickle_cases, args.run_timeout, chain if transport == "fiksio" else None)
+                          args.trickle_cases, args.run_timeout, chain if transport == "fiksio" else None,
+                          args.immediate)
             finally:
                 if archive_proc is not None:
                     stop_group(archive_proc, 5)
