@@ -19,9 +19,14 @@ SCREEN_KEYS = ("fagsystem", "administrativ_enhet", "arkivdel")
 
 def saved() -> dict:
     """What the administrator saved on screen: {key: value} for keys in SCREEN_KEYS that are set."""
-    rows = db.session.execute(select(Setting.key, Setting.value).where(
-        Setting.key.in_([f"archive.{k}" for k in SCREEN_KEYS]))).all()
+    rows = db.session.execute(_SAVED).all()
     return {key.removeprefix("archive."): value for key, value in rows if value not in (None, "")}
+
+
+# Built once: the worker reads the saved settings for every job it sends alone (building the select
+# each time cost about as much as running it).
+_SAVED = select(Setting.__table__.c.key, Setting.__table__.c.value).where(
+    Setting.__table__.c.key.in_([f"archive.{k}" for k in SCREEN_KEYS]))
 
 
 def settings() -> dict:

@@ -30,7 +30,6 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from .. import claims
 from ..clock import OSLO, utcnow
 from ..extensions import changed_rows, db, on_postgresql
 from ..fiksio.settings import SettingsError
@@ -60,17 +59,8 @@ def claim_token(worker: str, pid: int | None = None) -> str:
 
 
 def claim(job_id: int, worker: str, now: datetime | None = None) -> bool:
-    """Ny -> Under arbeid for exactly one claimant; the row count says who won."""
-    now = now or utcnow()
-    lease = timedelta(seconds=current_app.config["PPT_ARCHIVE_LEASE_SECONDS"])
-    return claims.claim(
-        ArchiveJob, job_id,
-        [ArchiveJob.job_status == JobStatus.NEW, ArchiveJob.deleted_at.is_(None),
-         or_(ArchiveJob.next_attempt_at.is_(None), ArchiveJob.next_attempt_at <= now)],
-        # A new send: the previous one's Fiks IO id and "mottatt" no longer describe it (a late error
-        # about that send then finds no job; its late receipt still does, archive/fiksio.py).
-        dict(job_status=JobStatus.IN_PROGRESS, claimed_by=worker[:200], attempts=ArchiveJob.attempts + 1,
-             lease_until=now + lease, fiksio_message_id=None, received_at=None))
+    """Ny -> Under arbeid for exactly one claimant; the row count says who won (commit included)."""
+    return claim_many([job_id], worker, now) == [job_id]
 
 
 def process(job_id: int, worker: str | None = None) -> str:
@@ -84,26 +74,34 @@ def process(job_id: int, worker: str | None = None) -> str:
 
 
 def claim_many(job_ids: list[int], worker: str, now: datetime | None = None) -> list[int]:
-    """The batch's claim: Ny -> Under arbeid for every job of job_ids that is due, in one UPDATE (the
-    same conditions and values as claim()); the ids this claimant won, commit included. On PostgreSQL
-    the rows are first taken FOR UPDATE SKIP LOCKED, as claims.claim does for one."""
+    """Ny -> Under arbeid for every job of job_ids that is due, in one UPDATE: the ids this claimant won,
+    commit included. On PostgreSQL the UPDATE takes only rows its subquery could lock (FOR UPDATE SKIP
+    LOCKED): a claimant never queues behind another process's open transaction on a row, it leaves that
+    row (docs/decisions.md, "The claim"); SQLite has one writer at a time, so the conditions alone decide.
+    A new send: the previous one's Fiks IO id and "mottatt" no longer describe it (a late error about
+    that send then finds no job; its late receipt still does, archive/fiksio.py)."""
     now = now or utcnow()
     lease = timedelta(seconds=current_app.config["PPT_ARCHIVE_LEASE_SECONDS"])
-    where = [ArchiveJob.id.in_(job_ids), ArchiveJob.job_status == JobStatus.NEW, ArchiveJob.deleted_at.is_(None),
-             or_(ArchiveJob.next_attempt_at.is_(None), ArchiveJob.next_attempt_at <= now)]
-    if on_postgresql():
-        locked = list(db.session.scalars(select(ArchiveJob.id).where(*where).with_for_update(skip_locked=True)))
-        if not locked:
-            db.session.rollback()
-            return []
-        where[0] = ArchiveJob.id.in_(locked)
-    won = set(db.session.scalars(
-        update(ArchiveJob).where(*where)
-        .values(job_status=JobStatus.IN_PROGRESS, claimed_by=worker[:200], attempts=ArchiveJob.attempts + 1,
-                lease_until=now + lease, fiksio_message_id=None, received_at=None)
-        .returning(ArchiveJob.id).execution_options(synchronize_session=False)))
+    won = set(db.session.scalars(_claim_statement(on_postgresql()), {
+        "ids": job_ids, "now": now, "worker": worker[:200], "lease_until": now + lease}))
     db.session.commit()
     return [job_id for job_id in job_ids if job_id in won]
+
+
+@functools.cache
+def _claim_statement(postgresql: bool):
+    """claim_many's UPDATE ... RETURNING, built once per process and engine kind."""
+    table = cast(Table, ArchiveJob.__table__)
+    due = [table.c.job_status == JobStatus.NEW, table.c.deleted_at.is_(None),
+           or_(table.c.next_attempt_at.is_(None), table.c.next_attempt_at <= bindparam("now"))]
+    wanted = table.c.id.in_(bindparam("ids", expanding=True))
+    if postgresql:
+        wanted = table.c.id.in_(select(table.c.id).where(wanted, *due).with_for_update(skip_locked=True))
+    return (update(table).where(wanted, *due)
+            .values(job_status=JobStatus.IN_PROGRESS, claimed_by=bindparam("worker"), attempts=table.c.attempts + 1,
+                    lease_until=bindparam("lease_until", type_=table.c.lease_until.type), fiksio_message_id=None,
+                    received_at=None)
+            .returning(table.c.id))
 
 
 def process_many(job_ids: list[int], worker: str | None = None) -> Counter:
