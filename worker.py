@@ -383,10 +383,19 @@ class PPTWorker(Worker):
             pipe.persist(job.key)
             if len(self.queues) == 1:
                 pipe.lrem(queue.intermediate_queue_key, 1, job.id)
-            pipe.execute()
+            self._sending(pipe)
         self.executions[execution.id] = execution
         self.procline(f"Processing {job.func_name} from {job.origin} since {time.time()}")
         return execution
+
+    def _sending(self, pipe) -> list:
+        """A pipeline with the worker's state or beat in it, executed: if it fails, neither is known to be in
+        Redis, so both are sent again next time (RQ's failure path does not pass through _noting)."""
+        try:
+            return pipe.execute()
+        except BaseException:
+            self._beat_at, self._state_sent = 0.0, None
+            raise
 
     def _succeeded(self, job, queue, execution, return_value) -> None:
         """RQ's _finalize_success for an archive send, in one transaction with the worker's idle state and
@@ -413,7 +422,7 @@ class PPTWorker(Worker):
             self.set_state(WorkerStatus.IDLE, pipeline=pipe)
             self.heartbeat(pipeline=pipe)
             pipe.exists(job.dependents_key)
-            has_dependents = pipe.execute()[-1]
+            has_dependents = self._sending(pipe)[-1]
         if has_dependents:
             queue.enqueue_dependents(job)
         self.log.info("Worker %s: %s: Job OK (%s)", self.name, job.origin, job.id)

@@ -179,3 +179,71 @@ def test_a_database_failure_while_building_sets_the_batch_back_and_sends_none_of
 
     assert archive(app).stored_count() == 0
     assert {(j.job_status, j.claimed_by) for j in jobs()} == {("new", None)}
+
+
+def test_a_fault_writing_one_outcome_fails_that_job_and_the_others_are_written(app, ctx, monkeypatch):
+    for i in range(3):
+        builders.case(title=f"Sak {i}")
+    ids = [j.id for j in jobs()]
+    real = sending.record_archive_ids
+
+    def faulty(job, receipt_ids):
+        if job.id == ids[1]:
+            raise ValueError("a fault in writing one job's receipt")
+        return real(job, receipt_ids)
+
+    monkeypatch.setattr(sending, "record_archive_ids", faulty)
+
+    assert sending.process_many(ids, "w1") == {"archived": 2, "internal error": 1}
+
+    by_id = {j.id: j for j in jobs()}
+    assert [by_id[i].archive_status for i in ids] == ["archived", "failed", "archived"]
+    assert by_id[ids[1]].message_code == "internal_error"
+
+
+def test_a_constraint_the_archive_trips_on_one_message_costs_only_that_message(app, ctx, monkeypatch):
+    import sqlite3
+
+    for i in range(3):
+        builders.case(title=f"Sak {i}")
+    ids = [j.id for j in jobs()]
+    broken = db.session.get_one(ArchiveJob, ids[1]).message_id
+    take = reference_archive.ReferenceArchive._take
+
+    def faulty(self, conn, meldingstype, message_id, *args):
+        if message_id == broken:
+            raise sqlite3.IntegrityError("UNIQUE constraint failed: document.post_id, document.dokumentnummer")
+        return take(self, conn, meldingstype, message_id, *args)
+
+    monkeypatch.setattr(reference_archive.ReferenceArchive, "_take", faulty)
+
+    assert sending.process_many(ids, "w1") == {"archived": 2, "retry later": 1}
+
+    by_id = {j.id: j for j in jobs()}
+    assert [by_id[i].archive_status for i in ids] == ["archived", "failed", "archived"]
+    assert [by_id[i].attempts for i in ids] == [1, 1, 1] and by_id[ids[1]].job_status == "new"
+    assert archive(app).stored_count() == 2
+
+
+def test_a_batch_cut_off_before_its_run_was_sent_sets_the_run_back_at_once(app, ctx, monkeypatch):
+    """Built but not yet sent when the batch ends (its timeout): the run's jobs go back to Ny at once,
+    not after their lease."""
+    for i in range(3):
+        builders.case(title=f"Sak {i}")
+    ids = [j.id for j in jobs()]
+    real_prepare = sending._prepare
+
+    def stopped(job_id, *args, **kwargs):
+        if job_id == ids[2]:
+            raise SystemExit("the batch's time is up")
+        return real_prepare(job_id, *args, **kwargs)
+
+    monkeypatch.setattr(sending, "_prepare", stopped)
+    with pytest.raises(SystemExit):
+        sending.process_many(ids, "w1")
+    db.session.rollback()
+
+    by_id = {j.id: j for j in jobs()}
+    assert [(by_id[i].job_status, by_id[i].claimed_by) for i in ids[:2]] == [("new", None)] * 2
+    assert by_id[ids[2]].job_status == "in_progress"  # the one in hand keeps its lease
+    assert archive(app).stored_count() == 0

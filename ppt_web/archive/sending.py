@@ -122,10 +122,11 @@ def process_many(job_ids: list[int], worker: str | None = None) -> Counter:
     if not claimed:
         return outcomes
     run: list[tuple[ArchiveJob, Message]] = []
+    run_transport: list[transports.Transport] = []  # the one transport the run goes to
 
     def send_run() -> None:
         if run:
-            outcomes.update(_send_together(list(run), token))
+            outcomes.update(_send_together(list(run), run_transport[0], token))
             run.clear()
 
     with keep_lease(claimed, token):
@@ -140,16 +141,21 @@ def process_many(job_ids: list[int], worker: str | None = None) -> Counter:
                         break
                     continue
                 job, message, transport = prepared
+                if run and transport is not run_transport[0]:  # the settings changed during the batch
+                    send_run()
                 if not hasattr(transport, "send_many"):
                     outcomes[_deliver(job, message, transport, token)] += 1
                     continue
                 run.append((job, message))
+                run_transport[:] = [transport]
                 if len(run) >= RUN_LIMIT:
                     send_run()
             except BaseException:
-                # RQ's timeout, or the database gone for good: the jobs in hand keep their lease (they may
-                # be on their way to the archive); the ones not reached yet were never sent: Ny again now.
-                rest = claimed[done + 1:]
+                # RQ's timeout, or the database gone for good: the job in hand keeps its lease (it may be on
+                # its way to the archive); the ones not reached yet were never sent, and a run's were either
+                # not sent or are known to the archive by their message ids (sent again, they get its stored
+                # replies): Ny again now.
+                rest = [queued.id for queued, _ in run] + claimed[done + 1:]
                 if rest:
                     with contextlib.suppress(Exception):
                         db.session.rollback()
@@ -233,10 +239,11 @@ def _deliver(job: ArchiveJob, message: Message, transport: transports.Transport,
     return apply_reply(job, reply)  # a failed hand-over is retried, even on an asynchronous transport
 
 
-def _send_together(run: list[tuple[ArchiveJob, Message]], token: str) -> Counter:
+def _send_together(run: list[tuple[ArchiveJob, Message]], transport: transports.Transport, token: str) -> Counter:
     """A run of built messages handed to a transport that takes them at once, then every reply written in
-    one transaction (tried again whole if the database is locked or gone, as write_retrying does)."""
-    transport = transports.get_transport()
+    one transaction (tried again whole if the database is locked or gone, as write_retrying does). Should
+    writing one job's outcome fail otherwise (a fault in our code, a constraint), the run's writes are
+    rolled back and each outcome is written on its own, so only that job is marked as failed."""
     try:
         results = transport.send_many([(message, job.message_id) for job, message in run])  # type: ignore[attr-defined]
     except BaseTimeoutException:
@@ -259,8 +266,24 @@ def _send_together(run: list[tuple[ArchiveJob, Message]], token: str) -> Counter
             log.warning("database unavailable (%s); trying again in %.1f s", exc.orig, delay)
             time.sleep(delay)
             delay = min(delay * 2, 8)
+        except Exception:  # noqa: BLE001 - one outcome could not be written: each on its own, as if sent alone
+            db.session.rollback()
+            log.warning("the outcomes of a run of %d archive jobs could not be written together; writing them "
+                        "one by one", len(run), exc_info=True)
+            break
         finally:
             _together.reset(together)
+    return Counter(_write_alone(job, token, result) for (job, _), result in zip(run, results, strict=True))
+
+
+def _write_alone(job: ArchiveJob, token: str, result: transports.Reply | Exception) -> str:
+    """One job's outcome written in its own transaction; a fault in writing it fails that job alone."""
+    try:
+        return _failed(job, token, result) if isinstance(result, Exception) else apply_reply(job, result)
+    except OperationalError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - _failed logs it and marks the job
+        return _failed(job, token, exc)
 
 
 def _commit_keeping_loaded() -> None:

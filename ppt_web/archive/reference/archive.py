@@ -9,6 +9,7 @@ is judged again.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import uuid
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from ..message import Message
 from . import legacy, query, rules
 from .store import Store
 
+log = logging.getLogger(__name__)
 RECEIVES = {rules.OPPRETT, rules.OPPDATER, rules.AVSKRIVNING}
 QUERIES = {rules.MAPPE_HENT, rules.REGISTRERING_HENT}
 _BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
@@ -94,6 +96,11 @@ class ReferenceArchive:
                     except rules.Refused as exc:
                         conn.execute("ROLLBACK TO message")
                         answers[i] = _refusal(exc)
+                    except sqlite3.IntegrityError:  # this message against a constraint: serverfeil for it alone
+                        log.exception("the reference archive failed on klientmelding-id %s", message_id)
+                        conn.execute("ROLLBACK TO message")
+                        answers[i] = Answer(500, replies.SERVERFEIL,
+                                            replies.feilmelding(replies.SERVERFEIL, "intern feil i arkivet"))
                     conn.execute("RELEASE message")
         return [answer for answer in answers if answer is not None]
 

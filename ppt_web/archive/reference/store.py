@@ -19,6 +19,7 @@ import hashlib
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -115,6 +116,7 @@ CREATE TABLE IF NOT EXISTS legacy_note (    -- what that import could not read o
 """
 
 
+WRITE_WAIT_SECONDS = 60  # how long a writer waits for another's transaction (SQLite's busy_timeout too)
 _prepared: set[str] = set()  # database files this process has set up (schema, WAL): once, not per message
 _prepare_lock = threading.Lock()
 _open = threading.local()  # this thread's connections: {path: (pid, inode, connection)}
@@ -175,10 +177,11 @@ class Store:
     def write(self) -> Iterator[sqlite3.Connection]:
         """One transaction, the single writer's lock taken at its start: committed whole, or not at all.
 
-        Writers queue on a file lock (flock) first: the kernel hands it to the next waiter the moment it is
-        released. SQLite's own wait for its lock is a sleep and try again (up to 100 ms a sleep), so under
-        a steady stream of batches a waiting writer (the one message a user just finalized) could lose the
-        race again and again for seconds. SQLite's lock still keeps writers apart (a lock file removed with
+        Writers queue on a file lock (flock) first, tried again every few milliseconds. SQLite's own wait
+        for its lock is a sleep and try again of up to 100 ms a sleep, so under a steady stream of batches a
+        waiting writer (the one message a user just finalized) could lose the race again and again for
+        seconds. Either wait ends after WRITE_WAIT_SECONDS with an error (the sender answers it as a busy
+        archive: try again later). SQLite's lock still keeps writers apart (a lock file removed with
         the folder queues nobody until it is made again, and changes nothing else)."""
         conn = self._connection()
         with self._writers_lock():
@@ -203,11 +206,20 @@ class Store:
             self.root.mkdir(parents=True, exist_ok=True)
             held = (os.getpid(), open(self.root / "arkiv.lock", "a+b"))  # noqa: SIM115 - kept open per thread
             files[key] = held
-        fcntl.flock(held[1].fileno(), fcntl.LOCK_EX)
+        fd, pause, deadline = held[1].fileno(), 0.0005, time.monotonic() + WRITE_WAIT_SECONDS
+        while True:  # short waits (a few ms at most), and as long as SQLite's own busy timeout in all
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:  # a writer hung while holding it: answered as a busy archive
+                    raise sqlite3.OperationalError("the archive's write lock was held too long") from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.005)
         try:
             yield
         finally:
-            fcntl.flock(held[1].fileno(), fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
