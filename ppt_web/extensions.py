@@ -90,6 +90,19 @@ def init_sqlite(app) -> None:
             event.listen(db.engine, "connect", _sqlite_pragmas)
 
 
+def commit_keeping_loaded() -> None:
+    """Commit without expiring what the session holds. For a writer that knows what it changed: it expires
+    (or sets as committed) those objects itself, and the rest stay as loaded, not read again. The archive's
+    run of outcomes (each finished job expired one by one) and the client folder's log row use it."""
+    session = db.session()
+    expire = session.expire_on_commit
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = expire
+
+
 def changed_rows(statement) -> int:
     """Run an UPDATE or DELETE in the session's transaction; how many rows it changed (a conditional
     UPDATE's row count says who won)."""

@@ -96,7 +96,8 @@ def test_a_missing_file_fails_its_own_job_only(app, ctx):
     assert by_id[other_job].archive_status == "archived"
 
 
-def test_a_fault_in_the_archive_on_one_message_costs_only_that_message(app, ctx, monkeypatch):
+def three_cases_the_archive_fails_on_the_second(monkeypatch, fault: Exception) -> list[int]:
+    """Three case jobs; the built-in archive raises fault while it takes the second one's message."""
     for i in range(3):
         builders.case(title=f"Sak {i}")
     ids = [j.id for j in jobs()]
@@ -105,10 +106,15 @@ def test_a_fault_in_the_archive_on_one_message_costs_only_that_message(app, ctx,
 
     def faulty(self, conn, meldingstype, message_id, *args):
         if message_id == broken:
-            raise KeyError("a fault in the archive's own code")
+            raise fault
         return take(self, conn, meldingstype, message_id, *args)
 
     monkeypatch.setattr(reference_archive.ReferenceArchive, "_take", faulty)
+    return ids
+
+
+def test_a_fault_in_the_archive_on_one_message_costs_only_that_message(app, ctx, monkeypatch):
+    ids = three_cases_the_archive_fails_on_the_second(monkeypatch, KeyError("a fault in the archive's own code"))
 
     outcomes = sending.process_many(ids, "w1")
 
@@ -129,7 +135,7 @@ def test_a_batch_cut_off_after_the_archive_took_it_is_sent_again_and_stored_once
         raise SystemExit("the sender is killed")
 
     with monkeypatch.context() as patched:
-        patched.setattr(sending, "_commit_keeping_loaded", killed)
+        patched.setattr(sending, "commit_keeping_loaded", killed)
         with pytest.raises(SystemExit):
             sending.process_many(ids, "w1")
     db.session.rollback()
@@ -204,18 +210,8 @@ def test_a_fault_writing_one_outcome_fails_that_job_and_the_others_are_written(a
 def test_a_constraint_the_archive_trips_on_one_message_costs_only_that_message(app, ctx, monkeypatch):
     import sqlite3
 
-    for i in range(3):
-        builders.case(title=f"Sak {i}")
-    ids = [j.id for j in jobs()]
-    broken = db.session.get_one(ArchiveJob, ids[1]).message_id
-    take = reference_archive.ReferenceArchive._take
-
-    def faulty(self, conn, meldingstype, message_id, *args):
-        if message_id == broken:
-            raise sqlite3.IntegrityError("UNIQUE constraint failed: document.post_id, document.dokumentnummer")
-        return take(self, conn, meldingstype, message_id, *args)
-
-    monkeypatch.setattr(reference_archive.ReferenceArchive, "_take", faulty)
+    ids = three_cases_the_archive_fails_on_the_second(
+        monkeypatch, sqlite3.IntegrityError("UNIQUE constraint failed: document.post_id, document.dokumentnummer"))
 
     assert sending.process_many(ids, "w1") == {"archived": 2, "retry later": 1}
 

@@ -31,7 +31,7 @@ from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..clock import OSLO, utcnow
-from ..extensions import changed_rows, db, on_postgresql
+from ..extensions import changed_rows, commit_keeping_loaded, db, on_postgresql
 from ..fiksio.settings import SettingsError
 from ..models import ArchiveJob, ArchiveStatus, Case, JobStatus, JournalPost
 from ..queue import Job, enqueue, enqueue_after_commit, enqueue_in
@@ -250,29 +250,23 @@ def _send_together(run: list[tuple[ArchiveJob, Message]], transport: transports.
         raise
     except Exception as exc:  # noqa: BLE001 - a fault in the transport: each job says so
         return Counter(_failed(job, token, exc) for job, _ in run)
-    outcomes: Counter = Counter()
-    delay, deadline = 0.5, time.monotonic() + DB_RETRY_SECONDS
-    while True:
+
+    def write_all() -> Counter:
         together = _together.set(True)
         try:
-            outcomes = Counter(_failed(job, token, result) if isinstance(result, Exception)
-                               else apply_reply(job, result) for (job, _), result in zip(run, results, strict=True))
-            _commit_keeping_loaded()
-            return outcomes
-        except OperationalError as exc:
-            db.session.rollback()
-            if time.monotonic() + delay > deadline:
-                raise
-            log.warning("database unavailable (%s); trying again in %.1f s", exc.orig, delay)
-            time.sleep(delay)
-            delay = min(delay * 2, 8)
-        except Exception:  # noqa: BLE001 - one outcome could not be written: each on its own, as if sent alone
-            db.session.rollback()
-            log.warning("the outcomes of a run of %d archive jobs could not be written together; writing them "
-                        "one by one", len(run), exc_info=True)
-            break
+            return Counter(_failed(job, token, result) if isinstance(result, Exception) else apply_reply(job, result)
+                           for (job, _), result in zip(run, results, strict=True))
         finally:
             _together.reset(together)
+
+    try:
+        return write_retrying(write_all, commit=commit_keeping_loaded)
+    except OperationalError:
+        raise
+    except Exception:  # noqa: BLE001 - one outcome could not be written: each on its own, as if sent alone
+        db.session.rollback()
+        log.warning("the outcomes of a run of %d archive jobs could not be written together; writing them "
+                    "one by one", len(run), exc_info=True)
     return Counter(_write_alone(job, token, result) for (job, _), result in zip(run, results, strict=True))
 
 
@@ -284,19 +278,6 @@ def _write_alone(job: ArchiveJob, token: str, result: transports.Reply | Excepti
         raise
     except Exception as exc:  # noqa: BLE001 - _failed logs it and marks the job
         return _failed(job, token, exc)
-
-
-def _commit_keeping_loaded() -> None:
-    """Commit without expiring what the session holds: each finished job was expired by _finish already, and
-    the job being built next (it may have waited for this run) need not be read again. What else is loaded
-    is as the run left it (the receipt's ids are set on the loaded case and post as committed values)."""
-    session = db.session()
-    expire = session.expire_on_commit
-    session.expire_on_commit = False
-    try:
-        session.commit()
-    finally:
-        session.expire_on_commit = expire
 
 
 def _waits_on(job: ArchiveJob, ids: set[int]) -> bool:
@@ -504,16 +485,17 @@ def _finish(job: ArchiveJob, archive_status: ArchiveStatus, code: str, params: d
     db.session.expire(job)
 
 
-def write_retrying(change: Callable[[], R]) -> R:
-    """change() and commit. A locked (SQLite) or unreachable database is tried again with back-off
-    for DB_RETRY_SECONDS: an outage must not fail a job for good, nor leave it to its lease."""
+def write_retrying(change: Callable[[], R], commit: Callable[[], None] | None = None) -> R:
+    """change() and commit (db.session.commit, or the one given). A locked (SQLite) or unreachable database
+    is tried again with back-off for DB_RETRY_SECONDS: an outage must not fail a job for good, nor leave it
+    to its lease."""
     if _together.get():  # part of a run's outcomes: committed (and tried again) with them
         return change()
     delay, deadline = 0.5, time.monotonic() + DB_RETRY_SECONDS
     while True:
         try:
             result = change()
-            db.session.commit()
+            (commit or db.session.commit)()
             return result
         except OperationalError as exc:
             db.session.rollback()

@@ -15,7 +15,7 @@ from ..archive import outbox
 from ..auth import scope
 from ..auth.access import require
 from ..errors import Conflict, Invalid, NotFound
-from ..extensions import db
+from ..extensions import commit_keeping_loaded, db
 from ..models import (
     Case,
     CaseCategory,
@@ -226,7 +226,7 @@ def open_folder(actor: User, client_id: int) -> tuple[FolderClient, list[FolderC
     if row is None:
         raise NotFound(object_type="client", object_id=client_id)  # as scope.client
     activity.record("client_folder_opened", actor=actor, object_type="client", object_id=client_id)
-    _commit_keeping_loaded()
+    commit_keeping_loaded()
     connection = db.session.connection()
     cases = [FolderCase(*case) for case in connection.execute(cases_q, values)]
     posts = [FolderPost(*post) for post in connection.execute(posts_q, {"case_ids": [c.id for c in cases]})] \
@@ -234,16 +234,6 @@ def open_folder(actor: User, client_id: int) -> tuple[FolderClient, list[FolderC
     return FolderClient(*row), cases, posts
 
 
-def _commit_keeping_loaded() -> None:
-    """Commit the folder's log row without expiring what the session holds: this request changed nothing
-    else, and an expired actor was read again by the page's header (a statement of its own)."""
-    session = db.session()
-    expire = session.expire_on_commit
-    session.expire_on_commit = False
-    try:
-        session.commit()
-    finally:
-        session.expire_on_commit = expire
 
 
 def folder_posts(case_ids: list[int]) -> list[FolderPost]:
