@@ -500,6 +500,118 @@ def replay_floor(page_statements: list[tuple[str, Any]], empty_statements: set[s
                  note=f"replay of {len(kept)} statements; rows: of those with more than one column")
 
 
+# -- making the floors ---------------------------------------------------------------------------
+
+def open_app(instance: str, database_url: str):
+    """The app in-process, as this bench drives it: CSRF off, no Redis, no line per request."""
+    from ppt_web import create_app
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "INSTANCE_PATH": instance,
+                      "WTF_CSRF_ENABLED": False, "PPT_REDIS_URL": "redis://127.0.0.1:1/0", "SECRET_KEY": "bench"})
+    logging.getLogger("ppt.access").setLevel(logging.WARNING)  # a line per request otherwise
+    return app
+
+
+class PageRunner:
+    """The app's pages in-process, signed in as their users, with the SQL statements each request ran; and
+    the spec of each page's floor: a picklable tuple that build_floor() turns into a Floor, here or in
+    another process (bench/load.py serves the floors under gunicorn)."""
+
+    def __init__(self, app, engine, users: dict[str, tuple[int, bool]]):
+        from sqlalchemy import event
+
+        self.app, self.engine, self.users = app, engine, users
+        self.captured: list[tuple[str, Any]] = []
+        self.browsers: dict = {}
+        self.empty_statements: dict[str, set[str]] = {}
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def _capture(conn, cursor, statement, parameters, context, executemany):
+            self.captured.append((statement, parameters))
+
+    def signed_in(self, username: str):
+        from ppt_web.cli import DEMO_PASSWORD
+
+        if username not in self.browsers:
+            c = self.app.test_client()
+            assert c.post("/login", data={"username": username, "password": DEMO_PASSWORD}).status_code == 302
+            self.browsers[username] = c
+        return self.browsers[username]
+
+    def page_request(self, page, req) -> tuple[float, str, int]:
+        method, path, form, headers = req
+        self.captured.clear()
+        t0 = time.perf_counter()
+        response = self.signed_in(page.user).open(path, method=method, data=form, headers=headers)
+        elapsed = time.perf_counter() - t0
+        html = response.get_data(as_text=True)
+        assert response.status_code == 200 and page.marker in html, (page.name, path, response.status_code)
+        return elapsed, html, len(self.captured)
+
+    def empty_page(self, user: str) -> set[str]:
+        """The signed-in empty page's statements: what a replayed floor leaves out."""
+        if user not in self.empty_statements:
+            client = self.signed_in(user)
+            client.get("/profile")
+            self.captured.clear()
+            assert client.get("/profile").status_code == 200
+            self.empty_statements[user] = {sql for sql, _ in self.captured}
+        return self.empty_statements[user]
+
+    def floor_spec(self, page, req) -> tuple:
+        from urllib.parse import parse_qsl, urlsplit
+
+        method, path, form, _headers = req
+        user_id, sees_all = self.users[page.user]
+        name = page.name.lower()
+        if name.startswith("archive log"):
+            return ("archive", dict(parse_qsl(urlsplit(path).query)))
+        if name.startswith("search"):
+            return ("search", form["q"], user_id, sees_all)
+        if name.startswith("client folder"):
+            return ("folder", int(path.rstrip("/").rsplit("/", 1)[1]), user_id, sees_all)
+        if name.startswith("approval"):
+            return ("approvals",)
+        if name.startswith("post registration inbox"):
+            return ("inbox",)
+        skip = self.empty_page(page.user)  # start pages, statistics: the page's own statements, replayed
+        self.page_request(page, req)
+        return ("replay", list(self.captured), skip)
+
+
+def build_floor(spec: tuple, engine, dialect: str) -> Floor:
+    kind, args = spec[0], spec[1:]
+    if kind == "archive":
+        return archive_floor(args[0])
+    if kind == "search":  # its lookups and its choice between the word index and the walk: made here, once
+        with engine.connect() as conn:
+            return search_floor(conn, args[0], args[1], args[2], dialect)
+    if kind == "folder":
+        return folder_floor(args[0], args[1], args[2], dialect)
+    if kind == "approvals":
+        return approvals_floor()
+    if kind == "inbox":
+        return inbox_floor()
+    return replay_floor(args[0], args[1])
+
+
+def served_app():
+    """The floor app for gunicorn (`floor:served_app()`, as bench/load.py runs it): the floors of the specs
+    pickled in the file $PPT_FLOOR_SPECS, GET /<n> for the n-th, on the engine of the app's own
+    create_app() (PPT_DATABASE_URL, PPT_INSTANCE_PATH from the environment), built in each worker."""
+    import pickle
+
+    from ppt_web import create_app
+    from ppt_web.extensions import db
+
+    with open(os.environ["PPT_FLOOR_SPECS"], "rb") as f:
+        specs = pickle.load(f)
+    with create_app().app_context():
+        engine = db.engine
+    floors = [build_floor(spec, engine, engine.dialect.name) for spec in specs]
+    return floor_app(engine, floors)
+
+
 # -- measuring ------------------------------------------------------------------------------------
 
 LIST_BLOCK = re.compile(r'<tbody\b.*?</tbody>|<ul class="list[^"]*"(?: id="(?!start-tiles")[^"]*")?[^>]*>.*?</ul>',
@@ -553,19 +665,16 @@ def main() -> int:
     import load
     from alembic.config import Config
     from alembic.script import ScriptDirectory
-    from sqlalchemy import event, func, select, text
+    from sqlalchemy import func, select, text
 
-    from ppt_web import create_app
-    from ppt_web.cli import DEMO_PASSWORD, DEMO_USERS
+    from ppt_web.cli import DEMO_USERS
     from ppt_web.extensions import db
     from ppt_web.models import ArchiveJob, Case, Client, JournalPost, User
 
     config = Config()
     config.set_main_option("script_location", str(ROOT / "migrations"))
     head = ScriptDirectory.from_config(config).get_current_head()
-    app = create_app({"SQLALCHEMY_DATABASE_URI": args.database_url, "INSTANCE_PATH": str(instance),
-                      "WTF_CSRF_ENABLED": False, "PPT_REDIS_URL": "redis://127.0.0.1:1/0", "SECRET_KEY": "bench"})
-    logging.getLogger("ppt.access").setLevel(logging.WARNING)  # a line per request otherwise
+    app = open_app(str(instance), args.database_url)
     with app.app_context():
         at = db.session.scalar(text("SELECT version_num FROM alembic_version"))
         users = {u.username: (u.id, u.can("search_all")) for u in db.session.scalars(select(User))}
@@ -582,35 +691,12 @@ def main() -> int:
     started = datetime.now().astimezone()
     print(f"data: {counts} ({dialect}, migration {at}); code: {ROOT}; started {started:%Y-%m-%d %H:%M %Z}")
 
-    captured: list[tuple[str, Any]] = []
-
-    @event.listens_for(engine, "before_cursor_execute")
-    def _capture(conn, cursor, statement, parameters, context, executemany):
-        captured.append((statement, parameters))
-
-    browsers: dict = {}
-
-    def signed_in(username: str):
-        if username not in browsers:
-            c = app.test_client()
-            assert c.post("/login", data={"username": username, "password": DEMO_PASSWORD}).status_code == 302
-            browsers[username] = c
-        return browsers[username]
+    runner = PageRunner(app, engine, users)
+    captured, signed_in, page_request = runner.captured, runner.signed_in, runner.page_request
 
     floors: list[Floor] = []
     floors_app = floor_app(engine, floors)
     floor_client = floors_app.test_client()
-    from urllib.parse import parse_qsl, urlsplit
-
-    def page_request(page, req) -> tuple[float, str, int]:
-        method, path, form, headers = req
-        captured.clear()
-        t0 = time.perf_counter()
-        response = signed_in(page.user).open(path, method=method, data=form, headers=headers)
-        elapsed = time.perf_counter() - t0
-        html = response.get_data(as_text=True)
-        assert response.status_code == 200 and page.marker in html, (page.name, path, response.status_code)
-        return elapsed, html, len(captured)
 
     def floor_request(n: int) -> tuple[float, int]:
         t0 = time.perf_counter()
@@ -619,36 +705,8 @@ def main() -> int:
         assert response.status_code == 200, (n, response.get_data(as_text=True)[:500])
         return elapsed, int(response.headers["X-Rows"])
 
-    # The signed-in empty page: its statements are what a replayed floor leaves out.
-    empty_statements: dict[str, set[str]] = {}
-
-    def empty_page(user: str) -> set[str]:
-        if user not in empty_statements:
-            client = signed_in(user)
-            client.get("/profile")
-            captured.clear()
-            assert client.get("/profile").status_code == 200
-            empty_statements[user] = {sql for sql, _ in captured}
-        return empty_statements[user]
-
     def make_floor(page, req) -> Floor:
-        method, path, form, _headers = req
-        user_id, sees_all = users[page.user]
-        name = page.name.lower()
-        if name.startswith("archive log"):
-            return archive_floor(dict(parse_qsl(urlsplit(path).query)))
-        if name.startswith("search"):
-            with engine.connect() as conn:
-                return search_floor(conn, form["q"], user_id, sees_all, dialect)
-        if name.startswith("client folder"):
-            return folder_floor(int(path.rstrip("/").rsplit("/", 1)[1]), user_id, sees_all, dialect)
-        if name.startswith("approval"):
-            return approvals_floor()
-        if name.startswith("post registration inbox"):
-            return inbox_floor()
-        skip = empty_page(page.user)  # start pages, statistics: the page's own statements, replayed
-        page_request(page, req)
-        return replay_floor(list(captured), skip)
+        return build_floor(runner.floor_spec(page, req), engine, dialect)
 
     pages = load.plan_pages(args)
     print(f"\n{'page':40s} {'reqs':>4s} {'rows':>5s} {'floor':>5s} {'p50':>7s} {'p95':>7s} {'fl p50':>7s} "

@@ -13,7 +13,15 @@ concurrent connections at each page for --seconds with wrk (Debian package `wrk`
 Python load generator with threads is used), and prints requests/s, p50/p95/p99, errors and the
 peak RSS of each web worker during the run. After each page the bare app is driven the same way,
 rendering a Jinja template (a layout and a loop of table rows with escaped values) whose output
-has the page's size in bytes: the framework's own limit on this machine.
+has the page's size in bytes: the framework's own limit on this machine. Then the page's floor
+(bench/floor.py: the same rows by Core queries and a plain Jinja loop, on the app's engine, in a bare
+Flask app) is served by a third gunicorn with the same settings and driven the same way: the limit of
+any implementation of that page on this machine. The floors are built here first, in-process (a
+replayed floor needs the statements of one request of its page), and handed to the floor workers
+as picklable specs. The table gives, per page, p95 and requests/s of the bare page, the floor and
+the page, and the page's requests/s over the floor's and over the bare page's. --no-floor skips the
+floors, --no-bare the bare page. On a shared machine, --rounds N runs each of the three N times in
+turn (page, bare, floor, then floor, bare, page, ...) and prints the medians.
 
 Goals (issue 7): each page >= half the bare page's requests/s, p95 < 50 ms, and (comparing two
 runs) the large set < 1.5x slower than the small one. --json FILE keeps the figures for that.
@@ -104,14 +112,17 @@ def redis_binary() -> str:
 class Services:
     """Redis, the app and the bare app: started here, and stopped here whatever happens."""
 
-    def __init__(self, args, workdir: Path):
+    def __init__(self, args, workdir: Path, floor_specs: Path | None = None):
         self.args = args
         self.workdir = workdir
+        self.floor_specs = floor_specs
         self.procs: list[subprocess.Popen] = []
         self.app_port = free_port()
         self.bare_port = free_port()
+        self.floor_port = free_port()
         self.app_master: subprocess.Popen | None = None
         self.bare_master: subprocess.Popen | None = None
+        self.floor_master: subprocess.Popen | None = None
 
     def _start(self, cmd, env=None, log=None) -> subprocess.Popen:
         if log:
@@ -145,8 +156,15 @@ class Services:
         bare_env = dict(os.environ)
         self.bare_master = self._start([gunicorn, *common, "-b", f"{HOST}:{self.bare_port}", "--chdir",
                                         str(ROOT / "bench"), "load:bare_app()"], env=bare_env, log="gunicorn-bare.log")
+        if self.floor_specs:  # the floors: the app's engine (same settings as the app), floor.py's bare app
+            self.floor_master = self._start([gunicorn, *common, "-b", f"{HOST}:{self.floor_port}", "--chdir",
+                                             str(ROOT / "bench"), "floor:served_app()"],
+                                            env=dict(env, PPT_FLOOR_SPECS=str(self.floor_specs)),
+                                            log="gunicorn-floor.log")
         wait_http(self.app_port, "/login", self.workdir / "gunicorn-app.log")
         wait_http(self.bare_port, "/1000", self.workdir / "gunicorn-bare.log")
+        if self.floor_specs:
+            wait_http(self.floor_port, "/empty", self.workdir / "gunicorn-floor.log", seconds=300)
 
     def stop(self) -> None:
         for proc in reversed(self.procs):
@@ -240,7 +258,7 @@ def plan_pages(args) -> list[Page]:
 
     engine = create_engine(args.database_url)
     with engine.connect() as conn:
-        uid = dict(conn.execute(text('SELECT username, id FROM "user"')).all())
+        uid: dict[str, int] = {name: id_ for name, id_ in conn.execute(text('SELECT username, id FROM "user"'))}
         heavy = [r[0] for r in conn.execute(text(
             'SELECT c.id FROM client c JOIN "case" k ON k.client_id = c.id JOIN journal_post p ON p.case_id = k.id '
             "WHERE c.handler_id = :h GROUP BY c.id HAVING count(*) >= 100 ORDER BY c.id LIMIT 20"),
@@ -298,6 +316,48 @@ def plan_pages(args) -> list[Page]:
         wanted = [w.strip().lower() for w in args.pages.split(",")]
         pages = [p for p in pages if any(w in p.name.lower() for w in wanted)]
     return pages
+
+
+def build_floor_specs(args, pages: list[Page]) -> tuple[list[tuple], list[list[int]]]:
+    """Each request's floor (bench/floor.py) as a spec for the floor workers, and each page's indexes
+    among them: made here, in-process, signed in as floor.py does."""
+    import floor
+    from sqlalchemy import select
+
+    from ppt_web.extensions import db
+    from ppt_web.models import User
+
+    app = floor.open_app(args.instance, args.database_url)
+    with app.app_context():
+        users = {u.username: (u.id, u.can("search_all")) for u in db.session.scalars(select(User))}
+        engine = db.engine
+    runner = floor.PageRunner(app, engine, users)
+    specs: list[tuple] = []
+    indexes: list[list[int]] = []
+    for page in pages:
+        indexes.append([])
+        for req in page.requests:
+            specs.append(runner.floor_spec(page, req))
+            indexes[-1].append(len(specs) - 1)
+    engine.dispose()  # no connection of this process stays open while the servers run
+    return specs, indexes
+
+
+def prepare_floor(port: int, indexes: list[int]) -> tuple[list[tuple[str, str, None, dict]], int]:
+    """The floor's requests, checked (200); their mean size in bytes."""
+    reqs: list[tuple[str, str, None, dict]] = []
+    sizes: list[int] = []
+    for n in indexes:
+        conn = http.client.HTTPConnection(HOST, port, timeout=120)
+        conn.request("GET", f"/{n}")
+        response = conn.getresponse()
+        body = response.read()
+        conn.close()
+        if response.status != 200:
+            raise RuntimeError(f"floor /{n} gave {response.status}:\n{body[:500]!r}")
+        sizes.append(len(body))
+        reqs.append(("GET", f"/{n}", None, {}))
+    return reqs, round(sum(sizes) / len(sizes))
 
 
 def prepare(page: Page, browser: Browser) -> tuple[list[tuple[str, str, str | None, dict]], int]:
@@ -415,6 +475,17 @@ def run_python(port: int, reqs, seconds: float, users: int, workdir: Path) -> di
             "p50": pct(ms, .5), "p95": pct(ms, .95), "p99": pct(ms, .99)}
 
 
+def median_run(runs: list[dict]) -> dict:
+    """Several runs of one thing as one: the median of each figure, errors and requests summed; the runs kept."""
+    import statistics
+
+    if len(runs) == 1:
+        return runs[0]
+    out = {k: statistics.median(run[k] for run in runs) for k in ("rps", "p50", "p95", "p99")}
+    return {**out, "requests": sum(run["requests"] for run in runs), "errors": sum(run["errors"] for run in runs),
+            "runs": runs}
+
+
 def loadavg() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -424,6 +495,9 @@ def main(argv=None) -> int:
     parser.add_argument("--instance", required=True)
     parser.add_argument("--database-url", default=None, help="default: sqlite:///INSTANCE/ppt.sqlite")
     parser.add_argument("--seconds", type=float, default=12)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="runs of --seconds each per page, bare page and floor, in turn (page, bare, floor, "
+                             "then floor, bare, page, ...); the medians are printed")
     parser.add_argument("--users", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--pages", default="", help="comma-separated parts of page names to run (default: all)")
@@ -431,6 +505,7 @@ def main(argv=None) -> int:
                         help="run the app from this copy of the project (default: this checkout); a snapshot "
                              "keeps the numbers steady while the code is being edited")
     parser.add_argument("--no-bare", action="store_true", help="skip the bare-page runs")
+    parser.add_argument("--no-floor", action="store_true", help="skip the floor runs (bench/floor.py's floors)")
     parser.add_argument("--python", action="store_true", help="use the Python load generator even if wrk exists")
     parser.add_argument("--label", default="", help="a name for this run in the output and --json")
     parser.add_argument("--json", default=None, help="append the figures to this JSON-lines file")
@@ -447,47 +522,78 @@ def main(argv=None) -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     workdir = Path(tempfile.mkdtemp(prefix="ppt-load-"))
-    services = Services(args, workdir)
     results = []
+    services = None
     try:
         pages = plan_pages(args)
+        specs_file: Path | None = None
+        floor_indexes: list[list[int]] = [[] for _ in pages]
+        if not args.no_floor:
+            import pickle
+
+            specs, floor_indexes = build_floor_specs(args, pages)
+            specs_file = workdir / "floors.pickle"
+            specs_file.write_bytes(pickle.dumps(specs))
+        services = Services(args, workdir, specs_file)
         services.start()
         print(f"app on {HOST}:{services.app_port}, bare on {HOST}:{services.bare_port}, "
+              f"floor on {HOST}:{services.floor_port if specs_file else '-'}, "
               f"{args.users} users, {args.seconds:g} s per run, load generator: {'wrk' if use_wrk else 'python'}; "
               f"label {args.label or '-'}", flush=True)
         browsers: dict[str, Browser] = {}
-        header = (f"{'page':38s} {'bytes':>7s} {'rps':>7s} {'p50':>7s} {'p95':>7s} {'p99':>7s} {'err':>4s} "
-                  f"{'bare rps':>8s} {'bare p95':>8s} {'ratio':>5s} {'RSS MiB (workers)':>18s} load")
+        header = (f"{'page':38s} {'bytes':>7s} {'bare p95':>8s} {'rps':>6s} {'fl bytes':>8s} {'fl p95':>7s} "
+                  f"{'rps':>6s} {'page p95':>8s} {'rps':>6s} {'p50':>6s} {'err':>4s} {'pg/fl':>5s} {'pg/bare':>7s} "
+                  f"{'RSS MiB (workers)':>18s} load")
         print(header)
-        for page in pages:
+        for page, indexes in zip(pages, floor_indexes, strict=True):
             if page.user not in browsers:
                 browsers[page.user] = Browser(services.app_port)
                 browsers[page.user].sign_in(page.user)
             reqs, size = prepare(page, browsers[page.user])
+            floor_reqs, floor_size = prepare_floor(services.floor_port, indexes) if indexes else ([], 0)
+            runs: dict[str, list[tuple[int, list]]] = {"page": [(services.app_port, reqs)]}
+            if not args.no_bare:
+                runs["bare"] = [(services.bare_port, [("GET", f"/{size}", None, {})])]
+            if indexes:
+                runs["floor"] = [(services.floor_port, floor_reqs)]
             load_before = loadavg()
+            assert services.app_master is not None
             sampler = RssSampler([services.app_master.pid])  # the master's children: the web workers
             sampler.start()
-            measured = drive(services.app_port, reqs, args.seconds, args.users, workdir)
+            got: dict[str, list[dict]] = {kind: [] for kind in runs}
+            for r in range(args.rounds):  # page, bare, floor; then floor, bare, page: a slow spell hits all
+                for kind in (list(runs) if r % 2 == 0 else list(reversed(runs))):
+                    port, kind_reqs = runs[kind][0]
+                    got[kind].append(drive(port, kind_reqs, args.seconds, args.users, workdir))
             sampler.stop()
             rss = [round(peak / 2**20, 1) for _, (peak, *_) in
                    sorted(sampler.memory[services.app_master.pid].children.items())]
-            bare = None
-            if not args.no_bare:
-                bare = drive(services.bare_port, [("GET", f"/{size}", None, {})], args.seconds, args.users, workdir)
+            measured = median_run(got["page"])
+            bare = median_run(got["bare"]) if "bare" in got else None
+            floor = median_run(got["floor"]) if "floor" in got else None
+            if floor:
+                floor["bytes"] = floor_size
+                if floor["errors"]:
+                    print(f"  the floor of {page.name} answered {floor['errors']} errors", file=sys.stderr)
             row = {"label": args.label, "page": page.name, "bytes": size, **measured, "rss_mib": rss,
-                   "bare": bare, "load": load_before, "db": args.database_url.split(":")[0]}
+                   "bare": bare, "floor": floor, "load": load_before, "load_after": loadavg(),
+                   "db": args.database_url.split(":")[0]}
             results.append(row)
-            ratio = measured["rps"] / bare["rps"] if bare else float("nan")
-            print(f"{page.name:38s} {size:7d} {measured['rps']:7.1f} {measured['p50']:7.1f} {measured['p95']:7.1f} "
-                  f"{measured['p99']:7.1f} {measured['errors']:4d} "
-                  f"{bare['rps'] if bare else 0:8.1f} {bare['p95'] if bare else 0:8.1f} {ratio:5.2f} "
-                  f"{'/'.join(f'{x:.0f}' for x in rss):>18s} {load_before}", flush=True)
-        print("latencies in ms; ratio = page rps / bare rps (goal >= 0.5); p95 goal < 50 ms")
+            ratio = measured["rps"] / bare["rps"] if bare and bare["rps"] else float("nan")
+            to_floor = measured["rps"] / floor["rps"] if floor and floor["rps"] else float("nan")
+            print(f"{page.name:38s} {size:7d} {bare['p95'] if bare else 0:8.1f} {bare['rps'] if bare else 0:6.1f} "
+                  f"{floor_size:8d} {floor['p95'] if floor else 0:7.1f} {floor['rps'] if floor else 0:6.1f} "
+                  f"{measured['p95']:8.1f} {measured['rps']:6.1f} {measured['p50']:6.1f} {measured['errors']:4d} "
+                  f"{to_floor:5.2f} {ratio:7.2f} {'/'.join(f'{x:.0f}' for x in rss):>18s} {load_before}", flush=True)
+        print("latencies in ms; rps = requests/s; fl = the page's floor (bench/floor.py) under the same gunicorn; "
+              "pg/fl, pg/bare = page rps over floor rps, over bare rps (goal >= 0.5); p95 goal < 50 ms; "
+              f"load = load average before the page's runs; {args.rounds} round(s) of {args.seconds:g} s, medians")
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     finally:
-        services.stop()
+        if services:
+            services.stop()
         if args.json and results:
             with open(args.json, "a") as out:
                 for row in results:
