@@ -39,6 +39,7 @@ from ..models.domain import (
     OPEN_WORK_STATUSES,
     WRITE_OFF_METHODS,
     case_cohandler,
+    masked_national_id,
 )
 from ..postreg.inbox import return_to_inbox
 from ..transaction import transaction
@@ -93,7 +94,7 @@ def _correspondent_text(c: Correspondent) -> str:
     """Name, address and (masked) national id: a correction of any of them is a change."""
     where = addresses.as_text(_address(c))
     text = f"{c.name}, {where}" if where else c.name
-    return f"{text} [{c.national_id[:6]} *****]" if c.national_id else text
+    return f"{text} [{masked_national_id(c.national_id)}]" if c.national_id else text
 
 
 def _log(action: str, actor: User, post: JournalPost, before: dict | None = None, detail: str = "") -> None:

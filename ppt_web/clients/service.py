@@ -28,6 +28,7 @@ from ..models import (
     PostType,
     User,
 )
+from ..models.domain import client_name, masked_national_id
 from ..search import service as search
 from ..transaction import transaction
 from . import organisations
@@ -148,11 +149,11 @@ class FolderClient(NamedTuple):
 
     @property
     def name(self) -> str:
-        return f"{self.given_name} {self.family_name}"
+        return client_name(self.given_name, self.family_name)
 
     @property
     def masked_id(self) -> str:
-        return f"{self.national_id[:6]} *****"
+        return masked_national_id(self.national_id)
 
 
 class FolderCase(NamedTuple):

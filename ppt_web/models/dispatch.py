@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..clock import utcnow
 from ..extensions import Model
-from .domain import JournalPost, _enum
+from .domain import JournalPost, _enum, masked_national_id
 from .types import UTCDateTime
 from .user import User
 
@@ -60,4 +60,4 @@ class Dispatch(Model):
 
     @property
     def masked_recipient_id(self) -> str:
-        return self.recipient_id if self.recipient_kind == "organisation" else f"{self.recipient_id[:6]} *****"
+        return self.recipient_id if self.recipient_kind == "organisation" else masked_national_id(self.recipient_id)

@@ -97,6 +97,16 @@ class Organisation(Model):
     parent: Mapped[Organisation | None] = relationship(remote_side=[id])
 
 
+def client_name(given_name: str, family_name: str) -> str:
+    """A client's name as every page writes it."""
+    return f"{given_name} {family_name}"
+
+
+def masked_national_id(national_id: str) -> str:
+    """Birth date part only: enough to tell clients apart on a list."""
+    return f"{national_id[:6]} *****"
+
+
 class Client(Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     national_id: Mapped[str] = mapped_column(String(11), unique=True)
@@ -118,12 +128,11 @@ class Client(Model):
 
     @property
     def name(self) -> str:
-        return f"{self.given_name} {self.family_name}"
+        return client_name(self.given_name, self.family_name)
 
     @property
     def masked_id(self) -> str:
-        """Birth date part only: enough to tell clients apart on a list."""
-        return f"{self.national_id[:6]} *****"
+        return masked_national_id(self.national_id)
 
 
 case_cohandler = Table(
