@@ -1,4 +1,5 @@
-"""Claiming a row of work (an archive job, a shipment) for exactly one process.
+"""Claiming a row of work (a SvarUt dispatch) for exactly one process. Archive jobs are claimed the same way,
+one or a batch in one statement, by archive/sending.py (claim_many).
 
 The claim is one conditional UPDATE whose row count says who won (docs/decisions.md, "The claim"). On PostgreSQL the
 row is first taken with SELECT ... FOR UPDATE SKIP LOCKED: a claimant never queues behind another
