@@ -1,7 +1,11 @@
 """What a batch job costs the worker: its statements (the job with its case and post in one load, the
 outcome by one UPDATE, the successors woken by one more; the archive settings once a batch), and that the outcome's row is written as the
-flush wrote it before (text the archive cannot carry cleaned out of the message)."""
+flush wrote it before (text the archive cannot carry cleaned out of the message). And what one job costs
+(an immediate one, sent by the worker's sender): the job it waits for read by a few columns, no thread
+started per job."""
 from __future__ import annotations
+
+import threading
 
 from sqlalchemy import event, select
 
@@ -47,3 +51,69 @@ def test_a_finished_job_s_message_is_cleaned_as_before(app, ctx):
     job = db.session.get_one(ArchiveJob, job.id)
     assert (job.job_status, job.archive_status, job.done_at is not None) == ("done", "failed", True)
     assert "avvist av arkivet" in job.message and not NOT_ARCHIVABLE.search(job.message)
+
+
+def _statements_of(run) -> list[str]:
+    seen: list[str] = []
+    listener = lambda *args: seen.append(" ".join(args[2].split()).upper())  # noqa: E731
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        run()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
+    return seen
+
+
+def test_one_post_job_reads_the_job_it_waits_for_by_a_few_columns(app, ctx):
+    """The UI's path, one job at a time (an immediate job in the worker's sender): its claim; the job with its
+    case and post in one load; what the job it waits for says (its status, not its whole row: the ORM's load
+    of it, snapshot and receipt parsed, was a tenth of the job's CPU time); the settings; the receipt's ids
+    on the post; the outcome; the wake."""
+    case = builders.case()
+    assert sending.process(db.session.scalar(select(ArchiveJob.id)), "w1") == "archived"
+    posts.finalize(user("radgjevar1"), builders.post(case, title="Dokument").id)
+    job_id = db.session.scalar(select(ArchiveJob.id).where(ArchiveJob.post_id.is_not(None)))
+    db.session.expunge_all()
+
+    result: list[str] = []
+    seen = _statements_of(lambda: result.append(sending.process(job_id, "w1")))
+
+    assert result == ["archived"]
+    claim = 2 if db.engine.dialect.name == "postgresql" else 1  # SELECT ... FOR UPDATE SKIP LOCKED first
+    assert len(seen) == claim + 6, seen
+    assert len([s for s in seen if s.startswith("SELECT") and "ARCHIVE_JOB.SNAPSHOT" in s]) == 1, seen  # its own
+    job = db.session.get_one(ArchiveJob, job_id)
+    assert job.archive_status == "archived" and job.post.archive_system_id and job.case.archive_system_id
+
+
+def test_a_post_waits_for_its_case_and_says_so(app, ctx):
+    """A post whose case is not in the archive yet waits, and its message names the job it waits for."""
+    case = builders.case()
+    case_job = db.session.scalar(select(ArchiveJob.id))
+    posts.finalize(user("radgjevar1"), builders.post(case, title="Dokument").id)
+    job_id = db.session.scalar(select(ArchiveJob.id).where(ArchiveJob.post_id.is_not(None)))
+    db.session.expunge_all()
+
+    assert sending.process(job_id, "w1") == "waiting"
+
+    job = db.session.get_one(ArchiveJob, job_id)
+    assert (job.job_status, job.message_code, job.message_params["job"]) == ("new", "waiting", case_job)
+    assert job.attempts == 0 and job.claimed_by is None and job.next_attempt_at is not None
+
+
+def test_jobs_in_hand_one_after_another_start_no_thread_each(app, ctx, monkeypatch):
+    """The leases of the claims in hand are moved on by one thread of the process, not one started (and
+    joined) per job: that was a twentieth of an immediate job's CPU time."""
+    for n in range(5):
+        builders.case(title=f"Sak {n}")
+    ids = list(db.session.scalars(select(ArchiveJob.id).order_by(ArchiveJob.id)))
+    started: list[str] = []
+    real = threading.Thread.start
+
+    def start(self):
+        started.append(self.name)
+        return real(self)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    assert [sending.process(job_id, "w1") for job_id in ids] == ["archived"] * 5
+    assert len(started) <= 1, started

@@ -366,3 +366,45 @@ def test_a_job_another_process_is_claiming_is_skipped_not_waited_for(app, ctx):
     assert archive.claim(job.id, "second-worker")  # free again: now it is this worker's
     db.session.refresh(job)
     assert job.job_status == "in_progress" and job.claimed_by == "second-worker" and job.attempts == 1
+
+
+def _case_with_two_posts() -> tuple[int, int, int]:
+    """A case's job and the jobs of two posts after it, each waiting for the one before (their ids)."""
+    case = builders.case()
+    for n in range(2):
+        posts.finalize(user("radgjevar1"), builders.post(case, title=f"Dokument {n}").id)
+    first, second, third = (j.id for j in jobs())
+    assert (db.session.get_one(ArchiveJob, second).after_job_id, db.session.get_one(ArchiveJob, third).after_job_id) \
+        == (first, second)
+    return first, second, third
+
+
+def test_a_job_waits_for_the_one_before_and_says_when_that_one_failed(ctx):
+    first, second, _ = _case_with_two_posts()
+    assert archive.process(second, "w1") == "waiting"
+    job = db.session.get_one(ArchiveJob, second)
+    assert (job.message_code, job.message_params["job"], job.job_status) == ("waiting", first, "new")
+
+    db.session.execute(ArchiveJob.__table__.update().where(ArchiveJob.id.in_([first, second]))
+                       .values(job_status="done", archive_status="failed"))
+    db.session.execute(ArchiveJob.__table__.update().where(ArchiveJob.id == second)
+                       .values(job_status="new", archive_status="new", next_attempt_at=None))
+    db.session.commit()
+    assert archive.process(second, "w1") == "waiting"
+    db.session.expire_all()
+    job = db.session.get_one(ArchiveJob, second)
+    assert (job.message_code, job.message_params["job"]) == ("waiting_failed", first)
+
+
+def test_a_deleted_job_holds_nobody_up_the_one_before_it_does(ctx):
+    first, second, third = _case_with_two_posts()
+    db.session.execute(ArchiveJob.__table__.update().where(ArchiveJob.id == second).values(deleted_at=utcnow()))
+    db.session.commit()
+    assert archive.process(third, "w1") == "waiting"  # on the case's job, past the deleted one
+    db.session.expire_all()
+    assert db.session.get_one(ArchiveJob, third).message_params["job"] == first
+
+    assert archive.process(first, "w1") == "archived"
+    db.session.execute(ArchiveJob.__table__.update().where(ArchiveJob.id == third).values(next_attempt_at=None))
+    db.session.commit()
+    assert archive.process(third, "w1") == "archived"

@@ -9,6 +9,7 @@ horse or worker died is free again within the lease (docs/decisions.md, "The cla
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
@@ -25,7 +26,8 @@ from typing import TypeVar, cast
 from flask import current_app
 from rq import get_current_job
 from rq.timeouts import BaseTimeoutException
-from sqlalchemy import Table, bindparam, or_, select, update
+from sqlalchemy import Row, Table, bindparam, or_, select, update
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
@@ -192,6 +194,10 @@ def _statements() -> SimpleNamespace:
         load=select(ArchiveJob).where(ArchiveJob.id == bindparam("job_id"))
         .options(joinedload(ArchiveJob.case), joinedload(ArchiveJob.post))
         .execution_options(populate_existing=True),
+        # What _predecessor_blocks reads of the job another waits for: a few columns, not the ORM's lazy load of
+        # the whole row with its snapshot and receipt (0.3 ms of the sender's 3.6 ms for a post, SQLite, http).
+        before=select(table.c.id, table.c.event, table.c.job_status, table.c.archive_status, table.c.deleted_at,
+                      table.c.after_job_id).where(table.c.id == bindparam("job_id")),
         finish=finish.values(**done),
         finish_with_ref=finish.values(**done, archive_ref=bindparam("v_archive_ref", type_=table.c.archive_ref.type)),
         wake=update(table).where(table.c.after_job_id == bindparam("job_id"), table.c.job_status == JobStatus.NEW)
@@ -516,32 +522,94 @@ def write_retrying(change: Callable[[], R], commit: Callable[[], None] | None = 
 
 @contextlib.contextmanager
 def keep_lease(job_id: int | list[int], token: str) -> Iterator[None]:
-    """While the block runs, a thread moves the claim's lease on every quarter lease, so a job that takes
-    long keeps it and one whose process died is free again within PPT_ARCHIVE_LEASE_SECONDS. The UPDATE
-    holds only while this claim (token) is the job's; once the job is done, waiting or handed over, it
-    changes nothing. One thread for a batch's jobs (a list)."""
-    seconds = current_app.config["PPT_ARCHIVE_LEASE_SECONDS"]
-    engine, stop = db.engine, threading.Event()
-    ids = job_id if isinstance(job_id, list) else [job_id]
-
-    def beat() -> None:
-        while not stop.wait(max(0.2, seconds / 4)):
-            try:
-                with engine.begin() as conn:
-                    conn.execute(update(ArchiveJob).where(
-                        ArchiveJob.id.in_(ids), ArchiveJob.job_status == JobStatus.IN_PROGRESS,
-                        ArchiveJob.claimed_by == token, ArchiveJob.reply_deadline.is_(None))
-                        .values(lease_until=utcnow() + timedelta(seconds=seconds)))
-            except Exception as exc:  # noqa: BLE001 - the next beat tries again; the lease has room for two misses
-                log.warning("archive job %s: lease not extended: %s", job_id, exc)
-
-    thread = threading.Thread(target=beat, daemon=True, name=f"lease-{ids[0]}")
-    thread.start()
+    """While the block runs, the claim's lease is moved on every quarter lease, so a job that takes long
+    keeps it and one whose process died is free again within PPT_ARCHIVE_LEASE_SECONDS. The UPDATE holds
+    only while this claim (token) is the job's; once the job is done, waiting or handed over, it changes
+    nothing. A batch's jobs (a list) are one claim. The claims in hand are moved on by one thread per process
+    (_LeaseKeeper), not a thread per job: starting and joining one was 0.2 ms of the sender's 3.6 ms for a post
+    (SQLite, http)."""
+    claim = _Lease(list(job_id) if isinstance(job_id, list) else [job_id], token, db.engine,
+                   current_app.config["PPT_ARCHIVE_LEASE_SECONDS"])
+    _leases.add(claim)
     try:
         yield
     finally:
-        stop.set()
-        thread.join(5)
+        _leases.remove(claim)
+
+
+@dataclasses.dataclass(eq=False)
+class _Lease:
+    """A claim in hand: its jobs, its token, the engine to write with, the lease's length and the next beat."""
+
+    ids: list[int]
+    token: str
+    engine: Engine
+    seconds: float
+    due: float = 0.0  # time.monotonic() of the next beat
+
+    @property
+    def every(self) -> float:
+        return max(0.2, self.seconds / 4)
+
+    def beat(self) -> None:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(update(ArchiveJob).where(
+                    ArchiveJob.id.in_(self.ids), ArchiveJob.job_status == JobStatus.IN_PROGRESS,
+                    ArchiveJob.claimed_by == self.token, ArchiveJob.reply_deadline.is_(None))
+                    .values(lease_until=utcnow() + timedelta(seconds=self.seconds)))
+        except Exception as exc:  # noqa: BLE001 - the next beat tries again; the lease has room for two misses
+            log.warning("archive job %s: lease not extended: %s", self.ids[0] if len(self.ids) == 1 else self.ids,
+                        exc)
+
+
+class _LeaseKeeper:
+    """The thread of this process that moves on the leases of the claims in hand (keep_lease), each every
+    quarter lease from when it was taken. Started at the first claim, and again in a forked child (a fork
+    leaves the parent's threads behind); it sleeps while no claim is in hand."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._claims: list[_Lease] = []
+        self._pid = 0
+        os.register_at_fork(after_in_child=self._forked)
+
+    def _forked(self) -> None:
+        self._cond, self._claims, self._pid = threading.Condition(), [], 0
+
+    def add(self, claim: _Lease) -> None:
+        claim.due = time.monotonic() + claim.every
+        with self._cond:
+            self._claims.append(claim)
+            if self._pid != os.getpid():
+                self._pid = os.getpid()
+                threading.Thread(target=self._run, args=(self._cond,), daemon=True, name="archive-leases").start()
+            self._cond.notify()
+
+    def remove(self, claim: _Lease) -> None:
+        """The claim's leases moved on no more (a beat under way may still end: once the job is done, waiting
+        or handed over, it changes nothing; it is not waited for, since a locked database may hold it)."""
+        with self._cond:
+            self._claims.remove(claim)
+
+    def _run(self, cond: threading.Condition) -> None:
+        while cond is self._cond:  # (a forked child makes a new condition and a thread of its own)
+            with cond:
+                now = time.monotonic()
+                due = [claim for claim in self._claims if claim.due <= now]
+                if not due:
+                    cond.wait(min((claim.due for claim in self._claims), default=now + 60) - now)
+                    continue
+                for claim in due:
+                    claim.due = now + claim.every
+            for claim in due:
+                with cond:
+                    if claim not in self._claims:  # its block ended meanwhile
+                        continue
+                claim.beat()
+
+
+_leases = _LeaseKeeper()
 
 
 def _set_back(*conditions) -> list[int]:
@@ -573,13 +641,18 @@ def reclaim_expired(now: datetime | None = None) -> list[int]:
 def _predecessor_blocks(job: ArchiveJob) -> tuple[str, dict] | None:
     """Jobs of one case go in order: a post waits until its case exists in the archive. Returns the
     message (code and values) that says what it waits for, or None when it may go."""
-    before = job.after_job
+    before = _job_before(job.after_job_id)
     while before is not None and before.deleted_at is not None:
-        before = before.after_job  # a deleted job no longer holds anyone up
+        before = _job_before(before.after_job_id)  # a deleted job no longer holds anyone up
     if before is None or before.archive_status == ArchiveStatus.ARCHIVED:
         return None
     failed = before.job_status == JobStatus.DONE and before.archive_status == ArchiveStatus.FAILED
     return ("waiting_failed" if failed else "waiting"), {"operation": before.event, "job": before.id}
+
+
+def _job_before(job_id: int | None) -> Row | None:
+    """The columns _predecessor_blocks reads of a job (as this transaction sees it), or None."""
+    return None if job_id is None else db.session.execute(_statements().before, {"job_id": job_id}).first()
 
 
 def _wake_successors(job: ArchiveJob) -> None:
