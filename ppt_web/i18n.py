@@ -82,11 +82,15 @@ def template_context() -> dict:
         text = translations.ugettext(string)
         if context.eval_ctx.autoescape:
             text = Markup(text)
+        if not variables and "%" not in text:
+            return text  # what `text % {}` gives, without making it again (most strings of a page)
         return text % variables
 
     if len(_contexts) > 64:  # many apps in one process (tests): start again
         _contexts.clear()
-    made = {"gettext": gettext, **labels()}
+    # `_` bound here too: Jinja's own `_` (the i18n extension's alias) would look `gettext` up in the
+    # context and call it through the context on every string.
+    made = {"gettext": gettext, "_": gettext, **labels()}
     _contexts[id(translations)] = (translations, made)
     return made
 
@@ -148,10 +152,14 @@ def format_oslo(value: datetime | date | None, date_only: bool = False) -> str:
     """UTC in storage, Europe/Oslo on screen, dates as dd.mm.yyyy (docs/decisions.md, "Times and dates")."""
     if value is None:
         return ""
+    # Written out rather than with strftime (twice as slow, on every date of a list), the same text: the
+    # year unpadded as strftime's %Y on Linux, the rest two digits.
     if not isinstance(value, datetime):
-        return value.strftime("%d.%m.%Y")
+        return f"{value.day:02d}.{value.month:02d}.{value.year}"
     local = value.astimezone(OSLO)
-    return local.strftime("%d.%m.%Y" if date_only else "%d.%m.%Y %H:%M")
+    if date_only:
+        return f"{local.day:02d}.{local.month:02d}.{local.year}"
+    return f"{local.day:02d}.{local.month:02d}.{local.year} {local.hour:02d}:{local.minute:02d}"
 
 
 # Dates are typed as they are shown, dd.mm.yyyy (a day and month of one digit too), whatever the browser's

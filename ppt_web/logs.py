@@ -191,10 +191,11 @@ class ContextFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if has_request_context():
+            req = request._get_current_object()  # type: ignore[attr-defined]  # once, not a proxy per field
             record.request_id = g.get("request_id")
-            record.method = request.method
-            record.path = request.path  # never the query string
-            record.remote_addr = request.remote_addr
+            record.method = req.method
+            record.path = req.path  # never the query string
+            record.remote_addr = req.remote_addr
             if not hasattr(record, "user_id"):
                 try:
                     record.user_id = _user_id()
@@ -213,6 +214,8 @@ class ContextFilter(logging.Filter):
 
 # The attributes every LogRecord has; anything else on a record is an extra (extra={...}, ContextFilter).
 _RECORD_ATTRIBUTES = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+# What NationalIdFilter leaves alone: the record's own attributes, but for the thread's and process's names.
+_NOT_CHECKED = _RECORD_ATTRIBUTES - {"threadName", "processName"}
 
 
 class NationalIdFilter(logging.Filter):
@@ -228,8 +231,10 @@ class NationalIdFilter(logging.Filter):
         except Exception:  # noqa: BLE001 - a broken format string: log what we have
             message = f"{record.msg} {record.args!r}"
         masked = mask_national_ids(message)
-        if has_request_context() and request.query_string:
-            masked = masked.replace("?" + request.query_string.decode("latin-1"), "?[query]")
+        if has_request_context():
+            query = request.query_string
+            if query:
+                masked = masked.replace("?" + query.decode("latin-1"), "?[query]")
         record.msg, record.args = escape_controls(masked), None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
@@ -237,10 +242,12 @@ class NationalIdFilter(logging.Filter):
             record.exc_text = escape_controls(mask_national_ids(record.exc_text), keep_newlines=True)
         if record.stack_info:
             record.stack_info = escape_controls(mask_national_ids(record.stack_info), keep_newlines=True)
-        for key, value in list(record.__dict__.items()):
+        fields = record.__dict__
+        for key in fields.keys() - _NOT_CHECKED:
             # Extras live in the record's __dict__ (ContextFilter's path, remote_addr, method ...).
-            if isinstance(value, str) and (key not in _RECORD_ATTRIBUTES or key in ("threadName", "processName")):
-                record.__dict__[key] = safe_text(value)
+            value = fields[key]
+            if isinstance(value, str):
+                fields[key] = safe_text(value)
         return True
 
 
@@ -288,7 +295,7 @@ class TextFormatter(logging.Formatter):
     Always one line: a traceback follows the message on the same line, its line breaks written as
     the two characters backslash and n, like every other control character (escape_controls)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(TEXT_FORMAT)
 
     def format(self, record: logging.LogRecord) -> str:
@@ -382,8 +389,13 @@ def init_app(app: Flask) -> None:
         duration = round((time.perf_counter() - started) * 1000, 1) if started else None
         # Static files (css, js, images) are noise at INFO; a failing one is not.
         quiet = request.path.startswith("/static/") and status < 400
-        access.log(logging.DEBUG if quiet else logging.INFO, "%s %s %s %s ms", request.method, request.path,
-                   status, duration, extra={"status": status, "duration_ms": duration})
+        level = logging.DEBUG if quiet else logging.INFO
+        if access.isEnabledFor(level):
+            # The record made here, as Logger.log makes it, without its look for the calling frame (always
+            # this function; no format of ours shows it).
+            access.handle(access.makeRecord(access.name, level, __file__, 0, "%s %s %s %s ms",
+                                            (request.method, request.path, status, duration), None, "log_access",
+                                            {"status": status, "duration_ms": duration}))
 
     def after_request(response):
         if not g.get("request_id"):

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import logging
+from enum import StrEnum
+from typing import Any
 
-from flask import Flask, current_app, g, render_template, request, session
+from flask import Flask, current_app, g, has_request_context, render_template, request, session
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -25,7 +27,7 @@ from .dispatch.service import failed_count
 from .errors import DomainError, Forbidden, NotFound
 from .extensions import db
 from .formtools import MAX_ID
-from .i18n import template_context
+from .i18n import N_, template_context
 from .labels import MENU_LABELS
 from .models import Notification, User
 from .postreg.service import waiting_count
@@ -119,8 +121,13 @@ def seed_csrf_token() -> None:
 
 
 def csrf_token() -> str:
-    """Flask-WTF's csrf_token() for templates; a session's first signed token is kept (seed_csrf_token)."""
-    signed = generate_csrf()
+    """Flask-WTF's csrf_token() for templates; a session's first signed token is kept (seed_csrf_token).
+    Asked for twice a page (the layout's header and its htmx headers): the second time this request's
+    token as given the first (Flask-WTF's own keeps it for the request as well)."""
+    signed = g.get("_ppt_csrf_token")
+    if signed is not None:
+        return signed
+    signed = g._ppt_csrf_token = generate_csrf()
     field = _csrf_field()
     if field is not None:
         raw = session.get(field)
@@ -137,10 +144,9 @@ def layout_header(context: Context) -> Markup:
     so a page made again with the same values shows the same header without rendering it; any change of
     one of them is a new key, seen at the next request. A partial without the menu (an htmx request that
     renders a whole page) is rendered as it is."""
-    template = context.environment.get_template("_header.html")
     kept = cache.caches()
     if "menu" not in context or not kept.layout_on:
-        return Markup(template.render(context.get_all()))
+        return Markup(context.environment.get_template("_header.html").render(context.get_all()))
     user = current_user._get_current_object()
     alerts = context.get("archive_alerts")
     key = (str(get_locale()), request.script_root, user.id, user.full_name, user.permission_codes(),
@@ -149,14 +155,80 @@ def layout_header(context: Context) -> Markup:
            csrf_token())
     html = kept.layout.get(key)
     if html is None:
-        html = Markup(template.render(context.get_all()))
+        html = Markup(context.environment.get_template("_header.html").render(context.get_all()))
         kept.keep_layout(key, html)
     return html
 
 
+# The start page's list headings (templates/main/_start_macros.html exports these two as list_head and
+# none_line): written here rather than as Jinja macros, whose call (its arguments matched by name, its
+# output joined and made Markup) cost more than the rows of a short list; the same HTML, escaped alike.
+SHOW_ALL = N_("Show all")
+SHOWN_OF = N_("%(shown)s of %(total)s shown")
+NONE_YET = N_("None.")
+
+
+@pass_context
+def start_list_head(context: Context, id: str, title: Any, total: Any, more_url: Any = None, more_text: Any = None,
+                    shown: Any = None) -> Markup:
+    """The heading of one list on the start page: its title, its total, and a link to the full list; a list
+    without a page of its own says how many of the total it shows (shown: the rows shown)."""
+    gettext = context.resolve("_")
+    html = Markup('<h3 id="%s-head">%s <span class="badge" data-total="%s">%s</span>') % (id, title, total, total)
+    if more_url:
+        html += Markup(' <small><a href="%s" id="%s-more">%s</a></small>') % (
+            more_url, id, more_text or context.call(gettext, SHOW_ALL))
+    elif shown is not None and total > shown:
+        html += Markup(' <small class="muted" id="%s-shown" data-shown="%s">%s</small>') % (
+            id, shown, context.call(gettext, SHOWN_OF, shown=shown, total=total))
+    return html + Markup("</h3>")
+
+
+@pass_context
+def start_none_line(context: Context, id: str) -> Markup:
+    """An empty list's line on the start page."""
+    return Markup('<p class="muted" id="%s-none">%s</p>') % (id, context.call(context.resolve("_"), NONE_YET))
+
+
+URLS_KEPT = 5000  # template URLs kept per process (kept_url_for); past it the cache starts again
+_PLAIN_VALUES = (str, int)
+
+
+def kept_url_for(app: Flask):
+    """url_for for the templates: a URL built once per process for each endpoint and its values (plain
+    strings and integers, and StrEnum members, which are equal to their string and written as it; not the
+    (str, Enum) ones, equal to their string but written otherwise; nothing with an underscore option
+    such as _external, nothing relative to a blueprint) under the request's script root. The app's URL
+    rules are fixed once it runs and none has a host, a subdomain or URL defaults (init_app checks), so the
+    same call gives the same URL; building it again cost a few microseconds per link (a page of list rows
+    has dozens)."""
+    urls: dict[tuple, str] = {}
+    build = app.url_for
+
+    def url_for(endpoint: str, **values: Any) -> str:
+        if endpoint[:1] == "." or not has_request_context() or \
+                not all((type(v) in _PLAIN_VALUES or isinstance(v, StrEnum)) and k[:1] != "_"
+                        for k, v in values.items()):
+            return build(endpoint, **values)
+        key = (request.script_root, endpoint, *values.items())
+        url = urls.get(key)
+        if url is None:
+            url = build(endpoint, **values)
+            if len(urls) >= URLS_KEPT:
+                urls.clear()
+            urls[key] = url
+        return url
+
+    return url_for
+
+
 def init_app(app: Flask) -> None:
     app.jinja_env.globals["csrf_token"] = csrf_token  # in place of Flask-WTF's (csrf.init_app ran before)
+    if not (any(app.url_default_functions.values()) or app.url_map.host_matching or app.subdomain_matching):
+        app.jinja_env.globals["url_for"] = kept_url_for(app)
     app.jinja_env.globals["layout_header"] = layout_header
+    app.jinja_env.globals["start_list_head"] = start_list_head
+    app.jinja_env.globals["start_none_line"] = start_none_line
     app.before_request(seed_csrf_token)
     app.jinja_env.globals["archive_message"] = job_messages.shown  # the Message column, in the reader's language
     app.jinja_env.globals["correction_url"] = job_messages.correction_url  # what a failed job waits for

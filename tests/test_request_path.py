@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import re
 import time
+from types import SimpleNamespace
 
+import itsdangerous.timed
 import pytest
 from flask_babel import force_locale
+from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import create_engine, event, select, text, update
 
 from ppt_web import create_app, i18n, runtime_settings
@@ -296,7 +299,26 @@ def test_the_header_is_rendered_once_while_nothing_it_shows_changes(client, logi
     assert len(rendered) == 1  # the first page; the next two show the kept HTML
     assert _header(pages[0]) == _header(pages[1]) == _header(pages[2])
     app.extensions["ppt_caches"].layout_on = False  # the same header when made again
-    assert _header(client.get("/approvals").get_data(as_text=True)) == _header(pages[0])
+    # Made again in a later second (as may happen at any time): the CSRF token is signed again, another
+    # string for the same session token, so the headers are compared with the token each signs.
+    later = time.time() + 5
+    monkeypatch.setattr(itsdangerous.timed, "time", SimpleNamespace(time=lambda: later))
+    again = _header(client.get("/approvals").get_data(as_text=True))
+    assert _csrf_field(again) != _csrf_field(_header(pages[0]))
+    assert _signed_token_as_raw(app, again) == _signed_token_as_raw(app, _header(pages[0]))
+
+
+_CSRF_FIELD = re.compile(r'(name="csrf_token" value=")([^"]+)(")')
+
+
+def _csrf_field(header: str) -> str:
+    return _CSRF_FIELD.search(header).group(2)
+
+
+def _signed_token_as_raw(app, header: str) -> str:
+    """The header with its signed CSRF token written as the session's token it signs."""
+    signer = URLSafeTimedSerializer(app.config.get("WTF_CSRF_SECRET_KEY") or app.secret_key, salt="wtf-csrf-token")
+    return _CSRF_FIELD.sub(lambda m: m.group(1) + signer.loads(m.group(2)) + m.group(3), header)
 
 
 def test_a_new_name_shows_in_the_header_at_the_next_request(client, login_as, other_process):
