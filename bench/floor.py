@@ -495,7 +495,7 @@ REPLAY_TEMPLATE = """{% for rows in lists %}<table><tbody>
 def replay_floor(page_statements: list[tuple[str, Any]], empty_statements: set[str]) -> Floor:
     """The page's own SELECTs, without those of the signed-in empty page (who is signed in, the header)."""
     kept = [(sql, params) for sql, params in page_statements
-            if sql.lstrip()[:6].upper() in ("SELECT", "WITH R", "WITH ") and sql not in empty_statements]
+            if sql.lstrip()[:5].upper() in ("SELEC", "WITH ") and sql not in empty_statements]
     return Floor(kept, REPLAY_TEMPLATE, lambda lists: sum(len(rows) for rows in lists if rows and len(rows[0]) > 1),
                  note=f"replay of {len(kept)} statements; rows: of those with more than one column")
 

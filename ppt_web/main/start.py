@@ -14,9 +14,10 @@ A user sees a panel for each role they act in (several roles, several panels), i
 - consultant (archive_retry or archive_log): failed and stuck archive jobs, failed dispatches, failed
   jobs only a metadata correction can help.
 
-Each list is one query with a limit (the total counted in the same query by a window function), so
-the page costs a few queries whatever the data. The scope rules of auth/scope.py apply to every list
-of cases and posts. Nothing here changes anything.
+Each list is one query with a limit and its total, so the page costs a few queries whatever the data.
+The handler's lists are walked in their order from an index and stop after the rows shown; a total
+whose every row costs a check is counted up to COUNT_CAP ("100+" past it); see _first_counted. The
+scope rules of auth/scope.py apply to every list of cases and posts. Nothing here changes anything.
 
 The secretary's and the consultant's lists, the roles line and is_handler's test are statements on
 the tables, built once per process, and their rows plain tuples (no ORM object per row): built per
@@ -28,7 +29,20 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, and_, bindparam, exists, func, or_, select, true, union_all
+from sqlalchemy import (
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    cast,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    union_all,
+)
 from sqlalchemy.orm import aliased, joinedload
 
 from .. import runtime_settings
@@ -44,6 +58,7 @@ from ..models import (
     ArchiveJob,
     ArchiveStatus,
     Case,
+    CaseCategory,
     CaseStatus,
     Client,
     Dispatch,
@@ -54,11 +69,12 @@ from ..models import (
     PaperOriginal,
     PostEvent,
     PostStatus,
+    PostType,
     Role,
     User,
 )
-from ..models.base import rare, unindexed
-from ..models.domain import case_cohandler
+from ..models.base import rare
+from ..models.domain import OPEN_WORK_STATUSES, case_cohandler
 from ..models.inbox import OPEN_STATUSES, InboxStatus
 from ..models.user import group_member, group_role, user_role
 
@@ -88,26 +104,52 @@ def _first(query: Select, limit: int = SHOWN) -> Rows:
     return Rows(rows, result[0][-1])
 
 
-def _first_by_id(ids: Select, entity: Any, order: tuple, options: tuple = (), limit: int = SHOWN) -> Rows:
-    """The first objects of a list and its total, in one round trip: `ids` (a SELECT of entity's id with
-    the list's conditions) ordered, cut and counted (COUNT(*) OVER ()) in a subquery, then the objects of
-    those few ids with what the list shows of them (`options`), in the same order. Counted with the
-    objects and their joined rows instead, the database carried every row's wide columns to count them:
-    a handler with ten thousand open cases paid for ten thousand cases and clients to show ten."""
-    page = ids.add_columns(func.count().over().label("total")).order_by(*order).limit(limit).subquery()
-    result = db.session.execute(select(entity, page.c.total).join(page, page.c.id == entity.id)
+# A list whose every row costs a check (its scope, its case) is counted up to COUNT_CAP rows: past that the
+# heading says "100+" (of the full page's list, linked). Counting a giant caseload's 40,000 restanser or
+# 24,000 drafts to the last one cost more than the rest of the page.
+COUNT_CAP = 100
+
+
+class AtLeast(int):
+    """A capped total: more than this many rows. Written "100+" (the heading's badge, "10 of 100+ shown")."""
+
+    def __str__(self) -> str:
+        return f"{int(self)}+"
+
+    def __html__(self) -> str:
+        return str(self)
+
+
+def _capped(*parts: Select) -> Any:
+    """A scalar subquery: how many rows the SELECTs `parts` (disjoint) have, each counted up to COUNT_CAP + 1
+    (see _total). A part ordered as its list is walks the index the list is read from, and stops where
+    the list's rows are dense."""
+    counts = [select(func.count()).select_from(part.limit(COUNT_CAP + 1).subquery()).scalar_subquery()
+              for part in parts]
+    total: Any = counts[0]
+    for count in counts[1:]:
+        total = total + count
+    return total
+
+
+def _total(counted: int) -> int:
+    """A count of _capped as the heading shows it: the count, or AtLeast(COUNT_CAP) past the cap."""
+    return AtLeast(COUNT_CAP) if counted > COUNT_CAP else counted
+
+
+def _first_counted(ids: Select, entity: Any, order: tuple, total: Any, options: tuple = (),
+                   limit: int = SHOWN) -> Rows:
+    """The first objects of a list and its total, in one round trip: `ids` (a SELECT of entity's id with the
+    list's conditions) ordered and cut in a subquery, then the objects of those few ids with what the list
+    shows of them (`options`), in the same order; the total a scalar subquery of its own (`total`: a count
+    an index answers, or _capped's). The first rows are an ordered index walk that stops at `limit`: with
+    the total as COUNT(*) OVER () of the same subquery, every matching row was counted and sorted for a few."""
+    page = ids.order_by(*order).limit(limit).subquery()
+    result = db.session.execute(select(entity, total.label("total")).join(page, page.c.id == entity.id)
                                 .options(*options).order_by(*order)).unique().all()
     if not result:
         return Rows()
-    return Rows([r[0] for r in result], result[0][1])
-
-
-def _handles(user_id: int):
-    """SQL condition on Case: the user is its handler or a co-handler. The co-handled cases as an IN list
-    of ids (not an EXISTS per case), so that both sides of the OR are index lookups: the handler index
-    and the co-handler's rows, instead of a walk through every case of the status."""
-    return or_(Case.handler_id == user_id,
-               Case.id.in_(select(case_cohandler.c.case_id).where(case_cohandler.c.user_id == user_id)))
+    return Rows([r[0] for r in result], _total(result[0][1]))
 
 
 def _in_my_cases(case_id, user_id: int):
@@ -130,9 +172,16 @@ _ROLE_NAMES = (select(_role.c.name).where(
     .order_by(_role.c.position, _role.c.id))
 
 
+def _run(statement: Any, params: dict | None = None) -> Any:
+    """A statement on the tables run on the session's own connection (its transaction): not through the
+    ORM's execute, which costs about as much again as the database on these one-index-lookup statements
+    (its compile state, events and result wrapping for rows that are no objects)."""
+    return db.session.connection().execute(statement, params)
+
+
 def role_names(actor: User) -> list[str]:
     """What the start page's roles line names: the actor's effective roles (User.effective_roles)."""
-    return list(db.session.scalars(_ROLE_NAMES, {"user_id": actor.id}))
+    return list(_run(_ROLE_NAMES, {"user_id": actor.id}).scalars())
 
 
 def panels(actor: User) -> dict[str, Any]:
@@ -173,7 +222,7 @@ def is_handler(actor: User) -> bool:
     work: an open case they handle or co-handle, a draft they wrote, a post waiting for their approval."""
     if actor.can("journal") and not scope.sees_all(actor):
         return True
-    return bool(db.session.scalar(_HAS_WORK[actor.can("approve")], {"user_id": actor.id}))
+    return bool(_run(_HAS_WORK[actor.can("approve")], {"user_id": actor.id}).scalar())
 
 
 # Handler ---------------------------------------------------------------------------------------
@@ -181,26 +230,46 @@ def is_handler(actor: User) -> bool:
 
 def open_cases(actor: User) -> Rows:
     """My open cases (own and co-handled), oldest first, with their clients."""
-    return _first_by_id(select(Case.id).where(Case.status == CaseStatus.OPEN, _handles(actor.id)), Case,
-                        (Case.opened_on, Case.id), (joinedload(Case.client), joinedload(Case.organisation)),
-                        OPEN_SHOWN)
+    # Own and co-handled apart (a co-handled case I also handle is own): the oldest few of each, merged,
+    # and each side counted exactly. Own from the index of (handler, status, opened); the co-handled ones
+    # (few) found once, a CTE, for their first few and their count. As one list with an OR, the database
+    # sorted and counted every open case of a giant caseload for ten.
+    me, co = actor.id, case_cohandler
+    own = select(Case.id, Case.opened_on).where(Case.handler_id == me, Case.status == CaseStatus.OPEN)
+    co_found = (select(Case.id, Case.opened_on).join(co, co.c.case_id == Case.id)
+                .where(co.c.user_id == me, Case.status == CaseStatus.OPEN, Case.handler_id != me).cte())
+    co_handled = select(co_found.c.id, co_found.c.opened_on)
+    total = (select(func.count()).select_from(own.subquery()).scalar_subquery()
+             + select(func.count()).select_from(co_found).scalar_subquery())
+    return _first_merged([own.order_by(Case.opened_on, Case.id),
+                          co_handled.order_by(co_found.c.opened_on, co_found.c.id)], Case, total,
+                         (joinedload(Case.client), joinedload(Case.organisation)), OPEN_SHOWN, capped=False)
 
 
-def drafts(actor: User) -> Rows:
+# Open cases past which a handler's drafts are taken to be dense among all drafts (drafts, handler_panel).
+MANY_CASES = 200
+
+
+def drafts(actor: User, many_cases: bool = False) -> Rows:
     """Drafts I wrote, or that wait in a case I am responsible for; oldest first. A post held back from
     access that the leader has not released is left out: it waits for the leader, not for me."""
-    # "I wrote it or I am responsible for its case" as two index lookups: the drafts I wrote (by author),
-    # and the drafts of my cases found from the few drafts (by status; as an OR, or from my cases'
-    # side, the database read every post of every case I handle).
-    mine = select(JournalPost.id).where(JournalPost.created_by_id == actor.id, JournalPost.status == PostStatus.DRAFT)
-    of_my_cases = (select(JournalPost.id).join(Case, JournalPost.case_id == Case.id)
-                   .where(rare(JournalPost.status == PostStatus.DRAFT), unindexed(Case.handler_id) == actor.id))
+    # The drafts of my cases are all in my scope; those I wrote need the scope. Counted up to COUNT_CAP.
+    # With many cases (more open cases than MANY_CASES), my drafts are dense among all: walked in the
+    # list's order (the index of status and registration), each one's case looked up as the walk reaches
+    # it, until the few shown. With few, such a walk would read every draft and its case: the drafts are
+    # found by author and from my cases instead (a few posts each), and sorted. Found so for a giant
+    # caseload, its drafts were all sorted and counted for ten.
+    me, draft = actor.id, JournalPost.status == PostStatus.DRAFT
     ids = (select(JournalPost.id).join(Case, JournalPost.case_id == Case.id)
-           .where(JournalPost.id.in_(union_all(mine, of_my_cases)), JournalPost.status == PostStatus.DRAFT,
-                  scope.case_clause(actor),
+           .where(draft, or_(Case.handler_id == me, and_(JournalPost.created_by_id == me, scope.case_clause(actor))),
                   or_(JournalPost.held_back.is_not(True), JournalPost.hold_decision == hold_back.RELEASED)))
-    return _first_by_id(ids, JournalPost, (JournalPost.registered_at, JournalPost.id),
-                        (joinedload(JournalPost.case).joinedload(Case.client),), OPEN_SHOWN)
+    if not many_cases:
+        ids = ids.where(JournalPost.id.in_(union_all(
+            select(JournalPost.id).where(JournalPost.created_by_id == me, draft),
+            select(JournalPost.id).join(Case, JournalPost.case_id == Case.id).where(Case.handler_id == me, draft))))
+    return _first_counted(ids, JournalPost, (JournalPost.registered_at, JournalPost.id),
+                          _capped(ids.order_by(JournalPost.registered_at, JournalPost.id)),
+                          (joinedload(JournalPost.case).joinedload(Case.client),), OPEN_SHOWN)
 
 
 def returned_to_me(actor: User) -> Rows:
@@ -219,7 +288,7 @@ def returned_to_me(actor: User) -> Rows:
 def sent_for_approval(actor: User) -> Rows:
     """Posts I sent to approval that still wait for the approver."""
     return _first(select(JournalPost).join(Case, JournalPost.case_id == Case.id)
-                  .where(JournalPost.status == PostStatus.AWAITING_APPROVAL,
+                  .where(rare(JournalPost.status == PostStatus.AWAITING_APPROVAL),
                          JournalPost.approval_requested_by_id == actor.id, scope.case_clause(actor))
                   .options(joinedload(JournalPost.case), joinedload(JournalPost.approver))
                   .order_by(JournalPost.approval_requested_at, JournalPost.id), OPEN_SHOWN)
@@ -241,24 +310,91 @@ def my_outstanding(actor: User) -> Rows:
     if not (actor.can("search_own") or actor.can("search_all")):
         return Rows()
     # The restanseliste's rows for my cases (cases/posts.py, outstanding with handler_id=me) and their
-    # count in one statement. My cases are within anyone's scope, so the posts (from the index of 0020
-    # alone) are matched to my cases' ids without looking up each post's case: that was most of the
-    # page for a handler with 40,000 restanser.
-    ids = select(JournalPost.id).where(*posts.outstanding_posts(), _in_my_cases(JournalPost.case_id, actor.id))
-    return _first_by_id(ids, JournalPost, posts.outstanding_order(),
-                        (joinedload(JournalPost.case).joinedload(Case.client),
-                         joinedload(JournalPost.case).joinedload(Case.handler)))
+    # count in one statement. My cases are within anyone's scope, so the posts are matched to my cases'
+    # ids without looking up each post's case. The list's order is the document's date, else the date
+    # received, else the day registered: the posts with a document date (nearly all) walked in that order
+    # from the index of 0021, the others (few) sorted, the first few of each merged; sorting all of a
+    # giant caseload's 43,000 restanser for five was most of the page. Counted up to COUNT_CAP (the
+    # restanseliste, linked, counts them all).
+    mine = (*posts.outstanding_posts(), _in_my_cases(JournalPost.case_id, actor.id))
+    order = posts.outstanding_order()
+    dated = (select(JournalPost.id, JournalPost.document_date.label("day"), JournalPost.registered_at)
+             .where(*mine, JournalPost.document_date.is_not(None))
+             # written_off_at (NULL here) first: PostgreSQL follows an index's order past "IS NULL" only so
+             .order_by(JournalPost.written_off_at, JournalPost.document_date, JournalPost.registered_at,
+                       JournalPost.id))
+    undated = (select(JournalPost.id, order[0].label("day"), JournalPost.registered_at)
+               .where(*mine, rare(JournalPost.document_date.is_(None))).order_by(*order))
+    firsts = [part.limit(SHOWN).subquery() for part in (dated, undated)]
+    merged = union_all(*(select(f.c.id, f.c.day, f.c.registered_at) for f in firsts)).subquery()
+    page = select(merged.c.id).order_by(merged.c.day, merged.c.registered_at, merged.c.id).limit(SHOWN).subquery()
+    total = _capped(select(JournalPost.id).where(*mine))
+    result = db.session.execute(select(JournalPost, total.label("total")).join(page, page.c.id == JournalPost.id)
+                                .options(joinedload(JournalPost.case).joinedload(Case.client),
+                                         joinedload(JournalPost.case).joinedload(Case.handler))
+                                .order_by(*order)).unique().all()
+    return Rows([r[0] for r in result], _total(result[0][1])) if result else Rows()
 
 
 def to_close(actor: User) -> Rows:
     """My cases the closing worklist names (finished assessments and statements, idle follow-ups): the
-    worklist's two lists (cases/service.py, worklist), each counted in its own statement; they never
-    share a case (different categories), so the total is their sum."""
-    finished, idle = cases.worklist_clauses(actor, actor.id)
-    order = (Case.last_activity_at, Case.id)
-    options = (joinedload(Case.client), joinedload(Case.handler))
-    lists = [_first_by_id(select(Case.id).where(*clauses), Case, order, options) for clauses in (finished, idle)]
-    return Rows((lists[0].rows + lists[1].rows)[:SHOWN], lists[0].total + lists[1].total)
+    worklist's two lists (cases/service.py, worklist), the finished first; they never share a case
+    (different categories)."""
+    # Each list as my own cases (the index of handler, status and last activity, walked in the list's
+    # order) and the co-handled ones (few), the oldest few of each merged, in one statement; the total
+    # counted up to COUNT_CAP, each part walked in the same order. With "mine or co-handled" as an OR,
+    # every open case of the category was checked for its posts, a giant caseload's thousands, for five.
+    me, co, key = actor.id, case_cohandler, Case.last_activity_at
+    # The open cases I co-handle and do not handle, found once; each list's co-handled ones found once
+    # from them (a CTE each) for their first few and their count: each is a look-up of the case and of
+    # its posts, and their order no index gives.
+    co_open = (select(Case.id).join(co, co.c.case_id == Case.id)
+               .where(co.c.user_id == me, Case.status == CaseStatus.OPEN, Case.handler_id != me).cte())
+    sides = []
+    for clauses in _worklist_clauses(actor):
+        co_side = select(Case.id, key).where(Case.id.in_(select(co_open.c.id)), *clauses).cte()
+        sides += [select(Case.id, key).where(*clauses, Case.handler_id == me).order_by(key, Case.id),
+                  select(co_side.c.id, co_side.c.last_activity_at).order_by(co_side.c.last_activity_at, co_side.c.id)]
+    return _first_merged(sides, Case, _capped(*sides), (joinedload(Case.client), joinedload(Case.handler)),
+                         parts=(0, 0, 1, 1))
+
+
+def _worklist_clauses(actor: User) -> tuple[tuple, tuple]:
+    """cases.worklist_clauses(actor, None), the closing worklist's two lists' conditions on Case, with its
+    finished assessment as a scalar subquery (the first such post's id), which both engines test case by
+    case as the list's walk reaches it. As an EXISTS, PostgreSQL made it a join and first read every
+    finalized outgoing post of every case (and each one's letter); and its guess of how few cases pass
+    made it test every case of the handler and sort them, rather than walk them in order."""
+    base = (Case.status == CaseStatus.OPEN, scope.case_clause(actor))
+    # Every post type named, so that the case's posts are tested from the index of (case, type, status)
+    # alone, not read one by one.
+    unfinished = exists().where(JournalPost.case_id == Case.id, JournalPost.post_type.in_(list(PostType)),
+                                JournalPost.status.in_(OPEN_WORK_STATUSES))
+    assessment = (select(JournalPost.id).where(JournalPost.case_id == Case.id, cases.assessment_post_clause())
+                  .limit(1).scalar_subquery())
+    finished = (*base, Case.category.in_((CaseCategory.EXPERT_ASSESSMENT, CaseCategory.STATEMENT)), ~unfinished,
+                assessment.is_not(None))
+    return finished, (*base, Case.category == CaseCategory.FOLLOW_UP,
+                      Case.last_activity_at < utcnow() - cases.FOLLOW_UP_IDLE)
+
+
+def _first_merged(sides: list, entity: Any, total: Any, options: tuple = (), limit: int = SHOWN,
+                  parts: tuple = (), capped: bool = True) -> Rows:
+    """The first objects of a list made of disjoint parts and the list's `total`, in one round trip.
+    `sides`: SELECTs of entity's id and the list's order column, ordered by it and the id (each an
+    ordered index walk that stops early where it can); `parts`: each side's part, the parts shown in
+    that order, a part's sides merged; `total`: a scalar subquery (capped: _capped's count)."""
+    firsts = [side.add_columns(literal(part).label("part")).limit(limit).subquery()
+              for side, part in zip(sides, parts or (0,) * len(sides), strict=True)]
+    merged = union_all(*(select(*f.c[:3]) for f in firsts)).subquery()
+    key, part = merged.c[1], merged.c[2]
+    ids = select(merged.c[0].label("id"), key.label("key"), part.label("part")).order_by(part, key, merged.c[0])
+    page = ids.limit(limit).subquery()
+    result = db.session.execute(select(entity, total.label("total")).join(page, page.c.id == entity.id)
+                                .options(*options).order_by(page.c.part, page.c.key, entity.id)).unique().all()
+    if not result:
+        return Rows()
+    return Rows([r[0] for r in result], _total(result[0][1]) if capped else result[0][1])
 
 
 def unread_notifications(actor: User) -> Rows:
@@ -267,9 +403,10 @@ def unread_notifications(actor: User) -> Rows:
 
 
 def handler_panel(actor: User) -> dict[str, Rows]:
+    mine = open_cases(actor)
     panel = {
-        "open_cases": open_cases(actor),
-        "drafts": drafts(actor),
+        "open_cases": mine,
+        "drafts": drafts(actor, many_cases=mine.total > MANY_CASES),
         "returned": returned_to_me(actor),
         "sent_for_approval": sent_for_approval(actor),
         "outstanding": my_outstanding(actor),
@@ -287,8 +424,14 @@ def handler_panel(actor: User) -> dict[str, Rows]:
 def _waiting_clause(item):
     """The inbox's "open" filter on the inbox_item columns `item`: waiting items, and refusals by the
     intake nobody has looked at."""
-    return and_(item.status.in_(OPEN_STATUSES + (InboxStatus.SYSTEM_REJECTED,)),
+    return and_(_one_of(item.status, OPEN_STATUSES + (InboxStatus.SYSTEM_REJECTED,)),
                 or_(item.status != InboxStatus.SYSTEM_REJECTED, item.rejected_by_id.is_(None)))
+
+
+def _one_of(column: Any, values: tuple) -> Any:
+    """column IN (a few constants), each its own parameter: an "expanding" IN list (column.in_(values)) is
+    written out into the statement again on every execution, which cost more than the lookup itself."""
+    return column.in_([literal(value, column.type) for value in values])
 
 
 class Person(NamedTuple):
@@ -322,7 +465,7 @@ _INBOX_COUNTS = (select(_item.c.status, func.count(_item.c.id)).where(_waiting_c
 _IN_PROGRESS = (select(_item.c.id, _item.c.filename, _claimer.c.username, _claimer.c.full_name, _item.c.claimed_at,
                        func.count().over())
                 .select_from(_item.outerjoin(_claimer, _claimer.c.id == _item.c.claimed_by_id))
-                .where(_item.c.status.in_((InboxStatus.IN_PROGRESS, InboxStatus.CHECKED)),
+                .where(_one_of(_item.c.status, (InboxStatus.IN_PROGRESS, InboxStatus.CHECKED)),
                        _item.c.claimed_by_id.is_not(None))
                 .order_by(_item.c.claimed_at, _item.c.id).limit(SHOWN))
 _PAPER_DUE = (select(_paper.c.id, _item.c.id, _item.c.filename, _paper.c.destroy_by, _paper.c.storage_place,
@@ -334,21 +477,21 @@ _PAPER_DUE = (select(_paper.c.id, _item.c.id, _item.c.filename, _paper.c.destroy
 
 def inbox_by_status() -> list[tuple[str, int]]:
     """Waiting post registration items counted by status, in the order the work goes."""
-    counts: dict = dict(db.session.execute(_INBOX_COUNTS).all())
+    counts: dict = dict(_run(_INBOX_COUNTS).all())
     order = (*OPEN_STATUSES, InboxStatus.SYSTEM_REJECTED)
     return [(InboxStatus(s).value, counts[s]) for s in order if counts.get(s)]
 
 
 def inbox_in_progress() -> Rows:
     """Items someone has taken and not finished, longest taken first, with who has them."""
-    rows = db.session.execute(_IN_PROGRESS).all()
+    rows = _run(_IN_PROGRESS).all()
     return Rows([TakenItem(item_id, filename, Person(username, name) if username is not None else None, at)
                  for item_id, filename, username, name, at, _total in rows], rows[0][-1] if rows else 0)
 
 
 def paper_due() -> Rows:
     """Paper originals whose keeping time has run out and that are not destroyed yet."""
-    rows = db.session.execute(_PAPER_DUE, {"today": today()}).all()
+    rows = _run(_PAPER_DUE, {"today": today()}).all()
     return Rows([DueOriginal(paper_id, filename if item_id is not None else paper_id, destroy_by, place)
                  for paper_id, item_id, filename, destroy_by, place, _total in rows], rows[0][-1] if rows else 0)
 
@@ -397,7 +540,7 @@ _JOBS = (select(_job.c.id, _job.c.event, _job.c.case_id, _job.c.job_status, _job
                       .outerjoin(_job_client, _job_client.c.id == _job.c.client_id))
          .where(_job.c.deleted_at.is_(None)).limit(SHOWN))
 _FAILED_JOBS = _JOBS.where(_job.c.archive_status == ArchiveStatus.FAILED).order_by(_job.c.id.desc())
-_STUCK_JOBS = (_JOBS.where(rare(_job.c.job_status.in_((JobStatus.NEW, JobStatus.IN_PROGRESS))),
+_STUCK_JOBS = (_JOBS.where(rare(_one_of(_job.c.job_status, (JobStatus.NEW, JobStatus.IN_PROGRESS))),
                            _job.c.archive_status != ArchiveStatus.FAILED, _job.c.created_at < bindparam("since"))
                .order_by(_job.c.created_at, _job.c.id))
 _CORRECTIONS = (_JOBS.where(_job.c.archive_status == ArchiveStatus.FAILED,
@@ -406,7 +549,7 @@ _CORRECTIONS = (_JOBS.where(_job.c.archive_status == ArchiveStatus.FAILED,
 
 
 def _job_rows(statement, params: dict | None = None) -> Rows:
-    rows = db.session.execute(statement, params).all()
+    rows = _run(statement, params).all()
     return Rows([TroubledJob(job_id, event, case_id, status, created, message, code, params_,
                              f"{post_case}-{seq}" if post_id is not None else case_number,
                              f"{given} {family}" if client_id is not None else None)
@@ -463,7 +606,7 @@ def failed_dispatches(actor: User) -> Rows:
     if not actor.can("send"):
         return Rows()
     query = _DISPATCHES_OF_ALL if scope.sees_all(actor) else _dispatch_failures(scope.case_clause(actor))
-    rows = db.session.execute(query).all()
+    rows = _run(query).all()
     return Rows([FailedDispatch(*row[:-1]) for row in rows], rows[0][-1] if rows else 0)
 
 
@@ -497,17 +640,20 @@ def team_cases(actor: User, teams: list[int]) -> Rows:
 def open_cases_by_handler(actor: User) -> list[tuple[User, int, Any]]:
     """Without a team: every handler with open cases, most first (handler, open cases they handle or
     co-handle, oldest opened)."""
-    # The (case, person, opened) pairs of the open cases the actor may see, counted per person, and only
-    # then joined to the few users: joined first, every pair looked its case up again.
+    # Per person: the open cases they handle (the index of status, handler and opened, grouped as it is
+    # ordered) and those they co-handle and do not handle (the co-handler pairs of the open cases); summed,
+    # each case once per person, and only then joined to the few users. As one list of (case, person)
+    # pairs counted distinct, every pair was sorted.
     # (The co-handler pairs from an alias: the scope's own EXISTS on case_cohandler must not correlate to them.)
     visible = (Case.status == CaseStatus.OPEN, scope.case_clause(actor))
     co = case_cohandler.alias("pair")
-    pairs = union_all(select(Case.id.label("case_id"), Case.handler_id.label("user_id"), Case.opened_on)
-                      .where(*visible),
-                      select(co.c.case_id, co.c.user_id, Case.opened_on)
-                      .join(Case, Case.id == co.c.case_id).where(*visible)).subquery()
-    per_user = (select(pairs.c.user_id, func.count(func.distinct(pairs.c.case_id)).label("n"),
-                       func.min(pairs.c.opened_on).label("oldest")).group_by(pairs.c.user_id).subquery())
+    parts = union_all(select(Case.handler_id.label("user_id"), func.count().label("n"),
+                             func.min(Case.opened_on).label("oldest")).where(*visible).group_by(Case.handler_id),
+                      select(co.c.user_id, func.count(), func.min(Case.opened_on))
+                      .join(Case, Case.id == co.c.case_id).where(*visible, Case.handler_id != co.c.user_id)
+                      .group_by(co.c.user_id)).subquery()
+    per_user = (select(parts.c.user_id, cast(func.sum(parts.c.n), Integer).label("n"),
+                       func.min(parts.c.oldest).label("oldest")).group_by(parts.c.user_id).subquery())
     query = (select(User, per_user.c.n, per_user.c.oldest).join(per_user, per_user.c.user_id == User.id)
              .order_by(per_user.c.n.desc(), User.full_name).limit(50))
     return [(u, n, oldest) for u, n, oldest in db.session.execute(query).all()]

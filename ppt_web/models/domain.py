@@ -139,7 +139,9 @@ case_cohandler = Table(
     "case_cohandler",
     db.metadata,
     Column("case_id", ForeignKey("case.id", ondelete="CASCADE"), primary_key=True),
-    Column("user_id", ForeignKey("user.id", ondelete="CASCADE"), primary_key=True, index=True),
+    Column("user_id", ForeignKey("user.id", ondelete="CASCADE"), primary_key=True),
+    # The cases a user co-handles, from the index alone (0021).
+    Index("ix_case_cohandler_user_case", "user_id", "case_id"),
 )
 
 
@@ -176,7 +178,11 @@ class Case(Model):
 
     __table_args__ = (
         Index("ix_case_status_category", "status", "category"),
-        Index("ix_case_handler_status", "handler_id", "status"),
+        # The start pages (0021): my open cases oldest first, my cases to close in the worklist's order,
+        # and the open cases by handler, each walked in its order from its index.
+        Index("ix_case_handler_opened", "handler_id", "status", "opened_on", "id"),
+        Index("ix_case_handler_activity", "handler_id", "status", "last_activity_at", "id"),
+        Index("ix_case_status_handler", "status", "handler_id", "opened_on", "id"),
         Index("ix_case_opened", "opened_on", "id"),  # search: newest cases first, a page at a time
     )
 
@@ -273,6 +279,14 @@ class JournalPost(Model):
         Index("ix_journal_post_registered", "registered_at", "post_type", "id"),
         # The start pages: has this user written a draft (0019).
         Index("ix_journal_post_created_by", "created_by_id", "status"),
+        # The start pages (0021): the drafts oldest first; whether a case has a finished assessment or
+        # unfinished work, without reading each of its posts.
+        Index("ix_journal_post_status_registered", "status", "registered_at", "id"),
+        Index("ix_journal_post_case_type_status", "case_id", "post_type", "status"),
+        # The start page's restanser with a document date (nearly all), in the restanseliste's order, with
+        # their case (0021).
+        Index("ix_journal_post_outstanding_dated", "post_type", "written_off_at", "document_date", "registered_at",
+              "id", "case_id"),
     )
 
     @property
@@ -318,6 +332,9 @@ class PostEvent(Model):
     post: Mapped[JournalPost] = relationship(back_populates="events")
     actor: Mapped[User | None] = relationship(foreign_keys=[actor_id])
     to_user: Mapped[User | None] = relationship(foreign_keys=[to_user_id])
+
+    # The start page: the drafts returned to me (0021).
+    __table_args__ = (Index("ix_post_event_to_user", "to_user_id", "kind"),)
 
 
 class PostSignature(Model):
