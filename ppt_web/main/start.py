@@ -58,7 +58,6 @@ from ..models import (
     ArchiveJob,
     ArchiveStatus,
     Case,
-    CaseCategory,
     CaseStatus,
     Client,
     Dispatch,
@@ -69,12 +68,11 @@ from ..models import (
     PaperOriginal,
     PostEvent,
     PostStatus,
-    PostType,
     Role,
     User,
 )
 from ..models.base import rare
-from ..models.domain import OPEN_WORK_STATUSES, case_cohandler
+from ..models.domain import case_cohandler
 from ..models.inbox import OPEN_STATUSES, InboxStatus
 from ..models.user import group_member, group_role, user_role
 
@@ -351,31 +349,12 @@ def to_close(actor: User) -> Rows:
     co_open = (select(Case.id).join(co, co.c.case_id == Case.id)
                .where(co.c.user_id == me, Case.status == CaseStatus.OPEN, Case.handler_id != me).cte())
     sides = []
-    for clauses in _worklist_clauses(actor):
+    for clauses in cases.worklist_clauses(actor, None):
         co_side = select(Case.id, key).where(Case.id.in_(select(co_open.c.id)), *clauses).cte()
         sides += [select(Case.id, key).where(*clauses, Case.handler_id == me).order_by(key, Case.id),
                   select(co_side.c.id, co_side.c.last_activity_at).order_by(co_side.c.last_activity_at, co_side.c.id)]
     return _first_merged(sides, Case, _capped(*sides), (joinedload(Case.client), joinedload(Case.handler)),
                          parts=(0, 0, 1, 1))
-
-
-def _worklist_clauses(actor: User) -> tuple[tuple, tuple]:
-    """cases.worklist_clauses(actor, None), the closing worklist's two lists' conditions on Case, with its
-    finished assessment as a scalar subquery (the first such post's id), which both engines test case by
-    case as the list's walk reaches it. As an EXISTS, PostgreSQL made it a join and first read every
-    finalized outgoing post of every case (and each one's letter); and its guess of how few cases pass
-    made it test every case of the handler and sort them, rather than walk them in order."""
-    base = (Case.status == CaseStatus.OPEN, scope.case_clause(actor))
-    # Every post type named, so that the case's posts are tested from the index of (case, type, status)
-    # alone, not read one by one.
-    unfinished = exists().where(JournalPost.case_id == Case.id, JournalPost.post_type.in_(list(PostType)),
-                                JournalPost.status.in_(OPEN_WORK_STATUSES))
-    assessment = (select(JournalPost.id).where(JournalPost.case_id == Case.id, cases.assessment_post_clause())
-                  .limit(1).scalar_subquery())
-    finished = (*base, Case.category.in_((CaseCategory.EXPERT_ASSESSMENT, CaseCategory.STATEMENT)), ~unfinished,
-                assessment.is_not(None))
-    return finished, (*base, Case.category == CaseCategory.FOLLOW_UP,
-                      Case.last_activity_at < utcnow() - cases.FOLLOW_UP_IDLE)
 
 
 def _first_merged(sides: list, entity: Any, total: Any, options: tuple = (), limit: int = SHOWN,
