@@ -61,15 +61,26 @@ def claim_token(worker: str, pid: int | None = None) -> str:
 
 
 def claim(job_id: int, worker: str, now: datetime | None = None) -> bool:
-    """Ny -> Under arbeid for exactly one claimant; the row count says who won (commit included)."""
-    return claim_many([job_id], worker, now) == [job_id]
+    """Ny -> Under arbeid for exactly one claimant; the row count says who won (commit included). As
+    claim_many's, by one statement for one id (id = :job_id, not an expanding IN list rendered anew per call;
+    on PostgreSQL its FOR UPDATE SKIP LOCKED as a subquery)."""
+    now = now or utcnow()
+    lease = timedelta(seconds=current_app.config["PPT_ARCHIVE_LEASE_SECONDS"])
+    params = {"job_id": job_id, "now": now, "worker": worker[:200], "lease_until": now + lease}
+    won = db.session.scalar(_claim_statements(on_postgresql(), one=True)[1], params) is not None
+    db.session.commit()
+    return won
+
+
+def _committed() -> None:
+    """write_retrying's commit for a change that commits itself (a claim)."""
 
 
 def process(job_id: int, worker: str | None = None) -> str:
     """Send one job if it is due and this worker wins the claim; returns what happened. While it
     works, a thread extends the claim's lease; a locked or unreachable database is waited for."""
     token = claim_token(worker or worker_name())
-    if not write_retrying(lambda: claim(job_id, token)):
+    if not write_retrying(lambda: claim(job_id, token), commit=_committed):
         return "not claimed"
     with keep_lease(job_id, token):
         return _send(job_id, token)
@@ -97,15 +108,20 @@ def claim_many(job_ids: list[int], worker: str, now: datetime | None = None) -> 
 
 
 @functools.cache
-def _claim_statements(postgresql: bool):
-    """claim_many's statements, built once per process and engine kind: on PostgreSQL the SELECT ... FOR
-    UPDATE SKIP LOCKED (its own statement: as a subquery of the UPDATE, the planner walked every Ny job
-    once per row, a drain of 10,000 jobs at a sixth of its speed), then the UPDATE ... RETURNING."""
+def _claim_statements(postgresql: bool, one: bool = False):
+    """claim_many's statements (claim's for one id: one), built once per process and engine kind: on
+    PostgreSQL the SELECT ... FOR UPDATE SKIP LOCKED (its own statement: as a subquery of the UPDATE, the
+    planner walked every Ny job once per row, a drain of 10,000 jobs at a sixth of its speed), then the
+    UPDATE ... RETURNING. For one id the subquery is found by the primary key, so there it is the UPDATE's
+    (one statement and round trip on PostgreSQL too)."""
     table = cast(Table, ArchiveJob.__table__)
-    due = [table.c.id.in_(bindparam("ids", expanding=True)), table.c.job_status == JobStatus.NEW,
+    which = table.c.id == bindparam("job_id") if one else table.c.id.in_(bindparam("ids", expanding=True))
+    due = [which, table.c.job_status == JobStatus.NEW,
            table.c.deleted_at.is_(None),
            or_(table.c.next_attempt_at.is_(None), table.c.next_attempt_at <= bindparam("now"))]
     lock = select(table.c.id).where(*due).with_for_update(skip_locked=True) if postgresql else None
+    if lock is not None and one:  # one id: the lock as the UPDATE's subquery (by its key: no walk), one round trip
+        due, lock = [table.c.id == lock.scalar_subquery(), *due[1:]], None
     return lock, (update(table).where(*due)
                   .values(job_status=JobStatus.IN_PROGRESS, claimed_by=bindparam("worker"),
                           attempts=table.c.attempts + 1,
@@ -217,7 +233,7 @@ def _prepare(job_id: int, token: str, current: Callable[[], dict], run: Sequence
     """A claimed job loaded, checked for a job it waits for, and its message built: the job, its message
     and the transport; or what happened instead (waiting, or a failure already written). run holds jobs
     built and not yet sent: one of them that this job waits for is sent first (send_run)."""
-    job = db.session.execute(_statements().load, {"job_id": job_id}).unique().scalar_one()
+    job = db.session.execute(_statements().load, {"job_id": job_id}).scalar_one()  # (many-to-one joins: no unique())
     if run and send_run is not None and _waits_on(job, {queued.id for queued, _ in run}):
         send_run()
     waiting = _predecessor_blocks(job)
@@ -572,10 +588,11 @@ class _LeaseKeeper:
         self._cond = threading.Condition()
         self._claims: list[_Lease] = []
         self._pid = 0
+        self._wakes_at = NEVER  # time.monotonic() the sleeping thread wakes at; NEVER while it is awake
         os.register_at_fork(after_in_child=self._forked)
 
     def _forked(self) -> None:
-        self._cond, self._claims, self._pid = threading.Condition(), [], 0
+        self._cond, self._claims, self._pid, self._wakes_at = threading.Condition(), [], 0, NEVER
 
     def add(self, claim: _Lease) -> None:
         claim.due = time.monotonic() + claim.every
@@ -584,7 +601,8 @@ class _LeaseKeeper:
             if self._pid != os.getpid():
                 self._pid = os.getpid()
                 threading.Thread(target=self._run, args=(self._cond,), daemon=True, name="archive-leases").start()
-            self._cond.notify()
+            if claim.due < self._wakes_at:  # else the thread wakes in time anyway: woken per job, it cost a switch
+                self._cond.notify()
 
     def remove(self, claim: _Lease) -> None:
         """The claim's leases moved on no more (a beat under way may still end: once the job is done, waiting
@@ -598,7 +616,9 @@ class _LeaseKeeper:
                 now = time.monotonic()
                 due = [claim for claim in self._claims if claim.due <= now]
                 if not due:
-                    cond.wait(min((claim.due for claim in self._claims), default=now + 60) - now)
+                    self._wakes_at = min((claim.due for claim in self._claims), default=now + 60)
+                    cond.wait(self._wakes_at - now)
+                    self._wakes_at = NEVER
                     continue
                 for claim in due:
                     claim.due = now + claim.every
@@ -609,6 +629,7 @@ class _LeaseKeeper:
                 claim.beat()
 
 
+NEVER = float("-inf")
 _leases = _LeaseKeeper()
 
 

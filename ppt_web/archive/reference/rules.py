@@ -59,7 +59,10 @@ class Outcome:
 # --- reading the payload, namespace-blind (the standard's elements have unique local names per level) ---
 
 def local(element: etree._Element) -> str:
-    return etree.QName(element).localname
+    """The element's name without its namespace: cut from the tag ("{ns}name"), not by an etree.QName made per
+    call; a message's rules ask this about 430 times (a tenth of the built-in archive's CPU time for a post)."""
+    tag = element.tag
+    return tag.rpartition("}")[2] if isinstance(tag, str) else etree.QName(element).localname
 
 
 def child(parent: etree._Element | None, name: str) -> etree._Element | None:
