@@ -13,7 +13,7 @@ pytestmark = pytest.mark.one_database  # engine-independent: CI runs it on one d
 
 # Flask's and its extensions' own settings, which the app reads but Flask declares.
 FLASK_OWN = {"PROPAGATE_EXCEPTIONS", "SESSION_COOKIE_SECURE", "BABEL_TRANSLATION_DIRECTORIES", "SECRET_KEY",
-             "MAX_CONTENT_LENGTH"}
+             "MAX_CONTENT_LENGTH", "SECRET_KEY_FALLBACKS"}
 
 
 def settings_read_by_the_code() -> set[str]:
