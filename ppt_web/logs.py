@@ -50,6 +50,10 @@ _CHAIN = re.compile(rf"{_DIGIT}+(?:{_SEP}{{1,5}}{_DIGIT}+)*")
 _RUN_OF_CHAIN_CHARACTERS = re.compile(r"[\d\s\x00-\x1f\x7f-\x9f._/\\+\-\u2010-\u2015]{11,}")
 _TOKEN = re.compile(rf"(?P<digit>{_DIGIT})|{_SEP}")
 _ANY_DIGIT = re.compile(r"\d")
+# A UUID as machines write it (an RQ job, a Fiks IO account and its queue, an archive message): its
+# digits are random hex, and one in about 130 has a group of 11 digits that is nobody's national id.
+_UUID = re.compile(r"(?<![0-9A-Za-z])[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+                   r"(?![0-9A-Za-z])")
 # Characters that would end a line or steer a terminal: C0 and C1 controls, DEL, the Unicode line
 # and paragraph separators, bidirectional overrides and isolates, and the byte order mark.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]")
@@ -76,6 +80,7 @@ def mask_national_ids(text: str) -> str:
     of 6 and 5 digits, valid or not (how people write one); and any 11 digits in a row across the
     chain, separators left out, that make a valid number. Other separated digits (an address, a
     date and time, a status next to a duration) stay readable unless they happen to be a valid number.
+    Inside a UUID (8-4-4-4-12 hex digits, nothing glued to it) only a valid number is masked.
     """
     if not isinstance(text, str) or len(text) < 11:
         return text
@@ -89,9 +94,11 @@ def _masked(text: str) -> str:
     if len(_ANY_DIGIT.findall(text)) < 11 and "%" not in text:
         return text
     spans: list[tuple[int, int]] = []
+    uuids = [found.span() for found in _UUID.finditer(text)] if "-" in text else []
     for chain in _CHAIN.finditer(text):
         if chain.end() - chain.start() >= 11:  # every digit is at least one character
-            spans += _chain_spans(chain)
+            in_uuid = any(start <= chain.start() and chain.end() <= end for start, end in uuids)
+            spans += _chain_spans(chain, only_valid=in_uuid)
     if not spans:
         return text
     out, last = [], 0
@@ -102,7 +109,7 @@ def _masked(text: str) -> str:
     return "".join(out)
 
 
-def _chain_spans(chain: re.Match) -> list[tuple[int, int]]:
+def _chain_spans(chain: re.Match, only_valid: bool = False) -> list[tuple[int, int]]:
     digits: list[tuple[int, int, str, int]] = []  # start, end, the digit, its group
     group, after_sep = 0, False
     for token in _TOKEN.finditer(chain.group()):
@@ -116,7 +123,7 @@ def _chain_spans(chain: re.Match) -> list[tuple[int, int]]:
     if len(digits) < 11:
         return []
     spans = []
-    sizes = [sum(1 for d in digits if d[3] == g) for g in range(group + 1)]
+    sizes = [] if only_valid else [sum(1 for d in digits if d[3] == g) for g in range(group + 1)]
     if sizes == [6, 5]:
         spans.append((digits[0][0], digits[-1][1]))
     for number, size in enumerate(sizes):

@@ -105,6 +105,19 @@ def test_masking_keeps_what_is_not_a_national_id():
     assert mask_national_ids("123456789012345") == "123456789012345"
 
 
+def test_a_uuid_stays_readable_unless_it_holds_a_valid_number():
+    """A Fiks IO queue or an RQ job id whose last group happens to hold 11 digits is shown whole (about one
+    UUID in 130); a valid number inside one is still masked, and 11 digits glued to a UUID-like text are too."""
+    queue = "fiksio.konto.837bb837-1a11-41f0-8319-12345678901d"
+    assert mask_national_ids(f"Fiks IO: consuming {queue} again") == f"Fiks IO: consuming {queue} again"
+    assert mask_national_ids("job 1A2B3C4D-0000-4000-8000-012345678901 OK") == \
+        "job 1A2B3C4D-0000-4000-8000-012345678901 OK"
+    assert mask_national_ids(f"job 837bb837-1a11-41f0-8319-{FNR}a") == "job 837bb837-1a11-41f0-8319-***********a"
+    assert mask_national_ids("x837bb837-1a11-41f0-8319-12345678901d") == "x837bb837-1a11-41f0-8319-***********d"
+    assert mask_national_ids("837bb837-1a11-41f0-8319-12345678901d/12345678901") == \
+        "837bb837-1a11-41f0-8319-12345678901d/***********"
+
+
 def written_as(number: str) -> list[str]:
     """A national id the ways someone may write or a URL may carry it, each masked today."""
     wide = "".join(chr(0xFF10 + int(d)) for d in number)
