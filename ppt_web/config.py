@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import stat
 from pathlib import Path
 
 # Environment variable -> config key. Values from the environment are strings.
@@ -94,7 +95,7 @@ def defaults(instance_path: str) -> dict:
         "SQLALCHEMY_DATABASE_URI": f"sqlite:///{inst / 'ppt.sqlite'}",
         # Never echo SQL parameters (a national id) into an error or a log line.
         "SQLALCHEMY_ENGINE_OPTIONS": {"hide_parameters": True},
-        "PPT_REDIS_URL": None,  # the launcher starts an embedded Redis and sets this
+        "PPT_REDIS_URL": None,  # the launcher's embedded Redis (embedded_redis_url), else none
         "PPT_SYNC_DIR": str(inst / "sync"),
         "PPT_ARCHIVE_BACKEND": "local",
         "PPT_ARCHIVE_HTTP_URL": None,
@@ -211,6 +212,8 @@ def load(app, overrides: dict | None) -> None:
         app.config["PPT_ARCHIVE_IMMEDIATE"] = False
     if overrides:
         app.config.update(overrides)
+    if not app.config.get("PPT_REDIS_URL"):
+        app.config["PPT_REDIS_URL"] = embedded_redis_url(Path(app.instance_path))
     # Refuse a request body far above the file limit before reading it (a post has several files).
     app.config.setdefault("MAX_CONTENT_LENGTH", app.config["PPT_MAX_UPLOAD_BYTES"] * 4 + 1024 * 1024)
     if not app.config.get("SECRET_KEY"):
@@ -223,6 +226,26 @@ def load(app, overrides: dict | None) -> None:
         # statistics' aggregates over years of posts set it off for 15-570 ms of compiling per statement,
         # more than the query itself (bench/statistics_page.py: the year's page 972 -> 765 ms).
         app.config["SQLALCHEMY_ENGINE_OPTIONS"].setdefault("connect_args", {"options": "-c jit=off"})
+
+
+# Where the launcher (./run.sh) writes the URL of the Redis it started for this instance folder, while it
+# runs: the CLI and anything else started beside it on the same folder find it there.
+EMBEDDED_REDIS_FILE = Path("redis") / "url"
+
+
+def embedded_redis_url(instance: Path) -> str | None:
+    """The URL of the launcher's embedded Redis for this instance folder, if one is running: the URL it
+    wrote, when the socket it names is still there (a launcher that was killed leaves the file behind)."""
+    try:
+        url = (instance / EMBEDDED_REDIS_FILE).read_text().strip()
+    except OSError:
+        return None
+    if not url.startswith("unix://"):
+        return None
+    try:
+        return url if stat.S_ISSOCK(os.stat(url.removeprefix("unix://")).st_mode) else None
+    except OSError:
+        return None
 
 
 def _instance_secret(instance: Path) -> str:

@@ -23,6 +23,7 @@ from flask_migrate import upgrade
 
 from . import create_app, logs
 from .cli import database_is_empty, seed_demo_users
+from .config import EMBEDDED_REDIS_FILE
 from .letters.shipped import ensure_shipped
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,10 +45,13 @@ def redis_server_binary() -> str:
 
 
 class EmbeddedRedis:
-    """A private redis-server on a unix socket; the socket lives in a short temp dir."""
+    """A private redis-server on a unix socket; the socket lives in a short temp dir (a socket's path is
+    short). While it runs, its URL is in the instance folder (config.EMBEDDED_REDIS_FILE), so that the
+    CLI run beside the launcher on the same folder tells the worker of its archive jobs at once."""
 
-    def __init__(self, data_dir: Path):
-        self.data_dir = data_dir
+    def __init__(self, instance: Path):
+        self.data_dir = instance / EMBEDDED_REDIS_FILE.parent
+        self.url_file = instance / EMBEDDED_REDIS_FILE
         self.sock_dir = Path(tempfile.mkdtemp(prefix="ppt-redis-"))
         self.socket = self.sock_dir / "redis.sock"
         self.proc: subprocess.Popen | None = None
@@ -72,12 +76,24 @@ class EmbeddedRedis:
                 raise SystemExit("embedded Redis exited at start")
             try:
                 if client.ping():
+                    self._write_url()
                     return
             except redis.ConnectionError:
                 time.sleep(0.05)
         raise SystemExit("embedded Redis did not answer within 15 s")
 
+    def _write_url(self) -> None:
+        tmp = self.url_file.with_name(f"{self.url_file.name}.{os.getpid()}.tmp")
+        tmp.write_text(self.url + "\n")
+        os.chmod(tmp, 0o600)
+        tmp.replace(self.url_file)
+
     def stop(self) -> None:
+        try:  # only our own: another launcher on this folder may have written its URL since
+            if self.url_file.read_text().strip() == self.url:
+                self.url_file.unlink()
+        except OSError:
+            pass
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()  # Redis saves its snapshot on SIGTERM, then exits
             try:
@@ -162,7 +178,7 @@ def main() -> int:
     embedded = None
     env = dict(os.environ)
     if not env.get("PPT_REDIS_URL"):
-        embedded = EmbeddedRedis(instance / "redis")
+        embedded = EmbeddedRedis(instance)
         embedded.start()
         env["PPT_REDIS_URL"] = os.environ["PPT_REDIS_URL"] = embedded.url
         print(f"ppt: embedded Redis on {embedded.socket}", flush=True)

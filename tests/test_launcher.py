@@ -24,7 +24,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.slow
 def command(process: psutil.Process) -> str:
     """A child's command line; "" for one that has exited (a zombie until the launcher reaps it)."""
     try:
@@ -66,6 +65,12 @@ def test_run_command_starts_everything_and_ctrl_c_stops_it(tmp_path):
         names = " ".join(command(c) for c in children)
         assert "redis-server" in names and "worker.py" in names and "flask" in names
         assert (tmp_path / "instance" / "ppt.sqlite").exists()
+        # The CLI run beside it on the same folder (no PPT_REDIS_URL) reaches the same Redis.
+        beside = subprocess.run([sys.executable, "-c", "from ppt_web import create_app, queue; app = create_app(); "
+                                 "print(app.config['PPT_REDIS_URL'], queue.connection(app).ping())"],
+                                cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        url = (tmp_path / "instance" / "redis" / "url").read_text().strip()
+        assert url.startswith("unix://") and beside.stdout.split()[-2:] == [url, "True"], beside.stdout + beside.stderr
         # A worker that dies is started again; the web app stays up meanwhile.
         worker = next(c for c in children if "worker.py" in command(c))
         worker.kill()
@@ -93,6 +98,7 @@ def test_run_command_starts_everything_and_ctrl_c_stops_it(tmp_path):
         time.sleep(0.5)
         alive = [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
         assert alive == [], [c.cmdline() for c in alive]
+        assert not (tmp_path / "instance" / "redis" / "url").exists()  # no Redis to find any more
     finally:
         if launcher.poll() is None:
             launcher.kill()
