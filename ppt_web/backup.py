@@ -45,6 +45,7 @@ from sqlalchemy import func, inspect, select, text
 from sqlalchemy.engine import URL
 
 from .activity import service as activity
+from .auth import cache
 from .clock import OSLO, utcnow
 from .extensions import db
 from .models import User
@@ -521,6 +522,7 @@ def restore(folder: Path, force: bool = False) -> Manifest:
                           f"{' ...' if len(left) > 10 else ''}. Deal with the cause and run the restore again "
                           "with --force: it puts everything back") from exc
     db.engine.dispose()
+    cache.caches().changed()  # every process: its users and counts are read from the restored database
     activity.record("backup_restored", object_type="backup",
                     detail=f"backup made {manifest.created_at}, {len(manifest.files)} files")
     db.session.commit()

@@ -164,9 +164,13 @@ def test_restore_over_an_install_with_data_needs_force(app, tmp_path):
     refused = _cli(app, "restore", str(folder))
     assert refused.exit_code != 0 and "--force" in refused.output
     assert _rows(app) == rows
+    stamps = app.extensions["ppt_caches"]
+    before = stamps.auth.read(), stamps.counts.read()
     done = _cli(app, "restore", "--force", str(folder))
     assert done.exit_code == 0, done.output
     assert "Etter kopien" not in str(_rows(app)["case"])
+    # Every running process reads its users and counts again from the restored database.
+    assert stamps.auth.read() != before[0] and stamps.counts.read() != before[1]
 
 
 def test_backup_wants_a_new_or_empty_folder(app, tmp_path):

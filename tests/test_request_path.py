@@ -113,6 +113,25 @@ def test_a_change_made_past_the_app_is_seen_when_the_stamp_moves(client, login_a
     assert response.status_code == 302 and "/login" in response.headers["Location"]
 
 
+def test_a_stamp_that_cannot_be_written_fails_no_saved_change(client, login_as, app, monkeypatch, caplog):
+    """A full disk or a stamp file of another owner: the change is saved and answered as saved, this process
+    no longer serves the deactivated user, and the log says that other processes may lag."""
+    login_as("sekretaer")
+    assert client.get("/post-registration/").status_code == 200  # kept in this process now
+
+    def no_space(self):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cache.Stamp, "touch", no_space)
+    with app.test_request_context():
+        admin.set_user_active(user("admin"), user("sekretaer").id, False)  # raised OSError after the commit
+        db.session.rollback()  # the session is usable (it was left "committed")
+        assert user("sekretaer").active is False
+    response = client.get("/post-registration/")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+    assert any(r.levelname == "ERROR" and "could not mark a change" in r.getMessage() for r in caplog.records)
+
+
 def test_a_kept_session_lives_at_most_its_seconds(client, login_as, app):
     """A change no app made (psql) and no stamp says: seen once the kept entry is too old."""
     login_as("sekretaer")

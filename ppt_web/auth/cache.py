@@ -10,6 +10,7 @@ See docs/decisions.md, "Speed: the request path".
 """
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -23,6 +24,8 @@ from sqlalchemy import event, inspect
 from sqlalchemy.orm import ORMExecuteState, Session, make_transient_to_detached, scoped_session
 
 from ..models import User
+
+log = logging.getLogger(__name__)
 
 # Changes to these tables change who is signed in or what they may do.
 AUTH_TABLES = frozenset({"user", "user_session", "role", "permission", "user_role", "role_permission",
@@ -97,6 +100,23 @@ class Caches:
         self.csrf_tokens: dict[str, str] = {}  # a session's CSRF token, signed once (web.csrf_token)
         self.layout_on = True  # False: both of these made again on every page (bench/request_path.py --ab)
         self.lock = threading.Lock()
+
+    def changed(self, auth: bool = True) -> None:
+        """A committed change to the tables the counts (and, with auth, the users) are read from: this
+        process's entries dropped, then the stamps touched for every other process. Called after the commit,
+        so it never raises: a stamp that cannot be written (a full disk, a stamp file of another owner) is
+        logged, and the other processes see the change within their entries' lifetime, as one made past the
+        app."""
+        if auth:
+            self.sessions.clear()
+        self.header.clear()
+        self.layout.clear()  # its keys hold the counts: what was kept under the old ones is not shown again
+        for stamp in (self.auth, self.counts) if auth else (self.counts,):
+            try:
+                stamp.touch()
+            except OSError as exc:
+                log.error("could not mark a change in %s (%s): other processes may show what was before for "
+                          "up to %d s", stamp.path, exc, int(self.user_seconds if auth else self.count_seconds))
 
     # -- who is signed in --------------------------------------------------------------------------------
 
@@ -246,12 +266,7 @@ def _after_commit(session: Session) -> None:
     kept = current_app.extensions.get("ppt_caches")
     if kept is None:
         return
-    if auth:
-        kept.auth.touch()
-        kept.sessions.clear()
-    kept.counts.touch()
-    kept.header.clear()
-    kept.layout.clear()  # its keys hold the counts: what was kept under the old ones is not shown again
+    kept.changed(auth=auth)
 
 
 @event.listens_for(Session, "after_rollback")
