@@ -52,7 +52,7 @@ from ppt_web.logs import configure as configure_logging
 from ppt_web.postreg import intake
 from ppt_web.postreg.mail_intake import poll_inbound
 from ppt_web.postreg.sync_intake import scan_sync_folder
-from ppt_web.queue import Job, connection, enqueue, get_queue, worker_connection
+from ppt_web.queue import Job, connection, get_queue, worker_connection
 
 log = logging.getLogger("ppt.worker")
 SWEEP_LOCK = "ppt:archive-sweep-lock"
@@ -505,9 +505,7 @@ class PPTWorker(Worker):
                 if released:
                     log.warning("worker %s: process %s died; archive job(s) %s set back to Ny", self.name,
                                 pid, released)
-                again = sorted(set(released) | set(told))
-                for start in range(0, len(again), sending.SWEEP_BATCH):
-                    enqueue(Job.SEND_ARCHIVE_JOBS, again[start:start + sending.SWEEP_BATCH], at_front=True)
+                sending.enqueue_batches(sorted(set(released) | set(told)), at_front=True)
         except Exception:  # noqa: BLE001 - the lease runs out in any case and the sweep takes them
             log.exception("worker %s: could not release the claims of process %s", self.name, pid)
 

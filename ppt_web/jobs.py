@@ -16,7 +16,7 @@ from . import create_app, notify
 from .archive import sending
 from .dispatch import service as dispatch
 from .extensions import db
-from .queue import LOCK_SECONDS, Job, enqueue, only_one
+from .queue import LOCK_SECONDS, only_one
 
 _app: Flask | None = None
 _app_pid: int | None = None
@@ -101,9 +101,8 @@ def lease_check() -> dict:
     Only a read while no lease has run out; several workers doing it at once do no harm (the claim decides)."""
     released = sending.reclaim_expired()
     if released:
-        for start in range(0, len(released), sending.SWEEP_BATCH):
-            try:
-                enqueue(Job.SEND_ARCHIVE_JOBS, released[start:start + sending.SWEEP_BATCH], at_front=True)
-            except RedisError:
-                break  # notified_at is clear: the sweep tells the queue once Redis answers
+        try:
+            sending.enqueue_batches(released, at_front=True)
+        except RedisError:
+            pass  # notified_at is clear: the sweep tells the queue once Redis answers
     return {"released": len(released)}

@@ -27,6 +27,7 @@ from flask import current_app
 from rq import get_current_job
 from rq.timeouts import BaseTimeoutException
 from sqlalchemy import Row, Table, bindparam, or_, select, update
+from sqlalchemy import case as sql_case
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import joinedload
@@ -36,7 +37,7 @@ from ..clock import OSLO, utcnow
 from ..extensions import changed_rows, commit_keeping_loaded, db, on_postgresql
 from ..fiksio.settings import SettingsError
 from ..models import ArchiveJob, ArchiveStatus, Case, JobStatus, JournalPost
-from ..queue import Job, enqueue, enqueue_after_commit, enqueue_in
+from ..queue import Job, enqueue, enqueue_after_commit
 from ..text import NOT_ARCHIVABLE, clean
 from . import identity, transports
 from .job_messages import message_values, set_message
@@ -185,7 +186,8 @@ def process_many(job_ids: list[int], worker: str | None = None) -> Counter:
                 if rest:
                     with contextlib.suppress(Exception):
                         db.session.rollback()
-                        _set_back(ArchiveJob.claimed_by == token, ArchiveJob.id.in_(rest))
+                        _set_back(ArchiveJob.claimed_by == token, ArchiveJob.id.in_(rest),
+                                  not_sent=claimed[done + 1:])
                 raise
         send_run()
     return outcomes
@@ -395,7 +397,7 @@ def apply_reply(job: ArchiveJob, reply: transports.Reply, asynchronous: bool = F
                 # Conditional: a reply the consumer applied meanwhile (the send timed out, yet arrived) stays.
                 due = utcnow() + timedelta(seconds=delay)
                 when = due.astimezone(OSLO).strftime("%H:%M")
-                return changed_rows(update(ArchiveJob).where(
+                changed = changed_rows(update(ArchiveJob).where(
                     ArchiveJob.id == job.id, ArchiveJob.job_status == JobStatus.IN_PROGRESS,
                     ArchiveJob.claimed_by == job.claimed_by)
                     .values(job_status=JobStatus.NEW, archive_status=ArchiveStatus.FAILED, next_attempt_at=due,
@@ -403,14 +405,14 @@ def apply_reply(job: ArchiveJob, reply: transports.Reply, asynchronous: bool = F
                             **message_values("retry_later", attempt=job.attempts, limit=limit, detail=reply.text,
                                              time=when))
                     .execution_options(synchronize_session=False))
+                if changed:  # told to the scheduler once committed (with a run's outcomes: after them all), never
+                    # while the transaction holds the database's write lock; the sweep picks it up in any case
+                    enqueue_after_commit(Job.SEND_ARCHIVE_JOB, job.id, delay=timedelta(seconds=delay))
+                return changed
             if not write_retrying(retry_later):
                 db.session.expire(job)
                 return "answered meanwhile"
             db.session.expire(job)
-            try:  # needs the worker's scheduler; the sweep picks it up in any case
-                enqueue_in(timedelta(seconds=delay), Job.SEND_ARCHIVE_JOB, job.id)
-            except Exception:  # noqa: BLE001 - Redis trouble: the sweep covers it
-                log.warning("could not schedule retry of archive job %s", job.id)
             return "retry later"
         _finish(job, ArchiveStatus.FAILED, "gave_up", limit=limit, detail=reply.text)
         return "gave up"
@@ -570,6 +572,10 @@ class _Lease:
     def beat(self) -> None:
         try:
             with self.engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    # A job's row locked by another transaction: this beat gives up within its interval, tried
+                    # again at the next one, rather than hold up the beats of every other claim in the process.
+                    conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(self.every * 1000)}")
                 conn.execute(update(ArchiveJob).where(
                     ArchiveJob.id.in_(self.ids), ArchiveJob.job_status == JobStatus.IN_PROGRESS,
                     ArchiveJob.claimed_by == self.token, ArchiveJob.reply_deadline.is_(None))
@@ -633,18 +639,24 @@ NEVER = float("-inf")
 _leases = _LeaseKeeper()
 
 
-def _set_back(*conditions) -> list[int]:
+def _set_back(*conditions, not_sent: Sequence[int] = ()) -> list[int]:
     """In-progress jobs (not handed over) meeting conditions back to Ny, told again by the next sweep;
-    their ids. Only a read when there are none, so it is cheap to run often."""
+    their ids. Only a read when there are none, so it is cheap to run often. not_sent: those of them known
+    never to have gone to the archive (a batch cut short before them): their claim's attempt is given back."""
     where = [ArchiveJob.job_status == JobStatus.IN_PROGRESS, ArchiveJob.reply_deadline.is_(None), *conditions]
     ids = list(db.session.scalars(select(ArchiveJob.id).where(*where).order_by(ArchiveJob.id).limit(1000)))
     if not ids:
         db.session.rollback()
         return []
-    changed_rows(update(ArchiveJob).where(ArchiveJob.id.in_(ids), *where)
-                 .values(job_status=JobStatus.NEW, lease_until=None, claimed_by=None, notified_at=None,
-                         **message_values("worker_stopped"))
-                 .execution_options(synchronize_session=False))
+    back = dict(job_status=JobStatus.NEW, lease_until=None, claimed_by=None, notified_at=None,
+                **message_values("worker_stopped"))
+    unsent = set(not_sent)
+    for sent, chosen in ((False, [i for i in ids if i in unsent]), (True, [i for i in ids if i not in unsent])):
+        if chosen:
+            values = back if sent else {**back, "attempts": sql_case((ArchiveJob.attempts > 0, ArchiveJob.attempts - 1),
+                                                                 else_=0)}
+            changed_rows(update(ArchiveJob).where(ArchiveJob.id.in_(chosen), *where).values(**values)
+                         .execution_options(synchronize_session=False))
     db.session.commit()
     return ids
 
@@ -685,6 +697,19 @@ def _wake_successors(job: ArchiveJob) -> None:
 
 
 SWEEP_BATCH = 50
+
+
+def enqueue_batches(job_ids: Sequence[int], at_front: bool = False) -> int:
+    """Archive jobs handed to the queue in batches of SWEEP_BATCH, each with time for all of its jobs (the
+    transport's timeout and some, per job): RQ's default of 180 s would cut a batch to a slow archive
+    short, again and again. How many were queued (Redis errors are the caller's)."""
+    per_job = current_app.config["PPT_ARCHIVE_HTTP_TIMEOUT"] + 30
+    queued = 0
+    for start in range(0, len(job_ids), SWEEP_BATCH):
+        batch = list(job_ids[start:start + SWEEP_BATCH])
+        enqueue(Job.SEND_ARCHIVE_JOBS, batch, job_timeout=len(batch) * per_job, at_front=at_front)
+        queued += len(batch)
+    return queued
 SWEEP_SLACK = 0.1  # of a period: a sweep may start a little early (the timer's and the queue's delays)
 
 
@@ -715,11 +740,8 @@ def sweep(now: datetime | None = None, limit: int = 5000) -> dict:
         db.session.commit()
     queued = 0
     try:
-        for start in range(0, len(due), SWEEP_BATCH):  # batches: one work horse for many jobs
-            batch = due[start:start + SWEEP_BATCH]
-            per_job = current_app.config["PPT_ARCHIVE_HTTP_TIMEOUT"] + 30
-            enqueue(Job.SEND_ARCHIVE_JOBS, batch, job_timeout=len(batch) * per_job)
-            queued += len(due[start:start + SWEEP_BATCH])
+        for start in range(0, len(due), SWEEP_BATCH):  # batches: one worker's run for many jobs
+            queued += enqueue_batches(due[start:start + SWEEP_BATCH])
     except Exception:  # noqa: BLE001 - without Redis, process here: nothing waits for it
         for job_id in due[queued:]:
             process(job_id)

@@ -1,0 +1,133 @@
+"""The archive sender when something around it is slow or stuck: a batch cut short by its time limit, a
+retry scheduled while Redis is slow, a job's row locked by another transaction while its lease is moved on."""
+from __future__ import annotations
+
+import sqlite3
+import time
+import uuid
+from datetime import timedelta
+from types import SimpleNamespace
+
+import pytest
+import redis
+from rq import Queue
+from rq.timeouts import JobTimeoutException
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.exc import OperationalError
+
+from ppt_web.archive import sending, transports
+from ppt_web.archive.transports.local import LocalArchive
+from ppt_web.clock import utcnow
+from ppt_web.extensions import db
+from ppt_web.models import ArchiveJob, JobStatus
+from ppt_web.queue import Job, get_queue
+
+from . import builders
+from .conftest import TEST_DATABASE_URL
+
+pytestmark = pytest.mark.app_config(PPT_QUEUE_NAME=f"sender-faults-{uuid.uuid4().hex[:8]}",
+                                    PPT_ARCHIVE_IMMEDIATE=False)
+
+
+def cases(n: int) -> list[int]:
+    for i in range(n):
+        builders.case(title=f"Sak {i}")
+    return list(db.session.scalars(select(ArchiveJob.id).order_by(ArchiveJob.id)))
+
+
+@pytest.mark.app_config(PPT_ARCHIVE_HTTP_TIMEOUT=90)
+def test_a_batch_told_again_after_its_sender_was_cut_short_has_time_for_all_its_jobs(app, ctx):
+    """A batch whose sender was killed (its time limit, a crash) goes back to the queue with the time the
+    sweep gives a batch, not RQ's default 180 s, which would cut it short again and again on a slow archive."""
+    import worker
+
+    ids = cases(3)
+    w = worker.PPTWorker([get_queue().name], connection=redis.Redis.from_url(app.config["PPT_REDIS_URL"]))
+    w.app = app
+    get_queue().empty()
+    assert sending.claim_many(ids, sending.claim_token(w.name, 4242)) == ids
+    w._free_claims(SimpleNamespace(func_name=str(Job.SEND_ARCHIVE_JOBS), args=(ids,)), 4242)
+    told = [get_queue().fetch_job(job_id) for job_id in get_queue().job_ids]
+    assert [(job.func_name, job.args) for job in told] == [(str(Job.SEND_ARCHIVE_JOBS), (ids,))]
+    assert told[0].timeout == 3 * (90 + 30)
+    assert {job.job_status for job in db.session.scalars(select(ArchiveJob))} == {JobStatus.NEW}
+
+
+def test_jobs_a_cut_batch_never_reached_keep_their_attempts(app, ctx, monkeypatch):
+    """The batch's time limit strikes while its first job is in hand: the jobs after it were never sent, so
+    their claim does not count as an attempt (each cut cost every waiting job one: after eight, a job never
+    sent gave up at its first busy answer)."""
+    ids = cases(3)
+
+    def cut_short(job_id, *args, **kwargs):
+        raise JobTimeoutException("the batch's time is up")
+
+    monkeypatch.setattr(sending, "_prepare", cut_short)
+    with pytest.raises(JobTimeoutException):
+        sending.process_many(ids, "w1")
+    db.session.expire_all()
+    jobs = {job.id: job for job in db.session.scalars(select(ArchiveJob))}
+    assert jobs[ids[0]].job_status == JobStatus.IN_PROGRESS and jobs[ids[0]].attempts == 1  # may be on its way
+    assert [(jobs[i].job_status, jobs[i].attempts) for i in ids[1:]] == [(JobStatus.NEW, 0)] * 2
+
+
+def test_a_retry_is_scheduled_only_after_the_outcomes_are_committed(app, ctx, monkeypatch):
+    """A run of busy answers: each job's retry is told to the scheduler after the run's one transaction has
+    committed, so a slow Redis never holds the database's write lock (SQLite: every user's save waits)."""
+    ids = cases(3)
+    busy = [transports.Reply(transports.SERVER_ERROR, "arkivet er opptatt")] * 3
+    monkeypatch.setattr(LocalArchive, "send_many", lambda self, messages: busy[:len(messages)])
+    seen: list = []
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+
+    def enqueue_in(queue, delay, func, *args, **kwargs):
+        if url.startswith("sqlite"):
+            other = sqlite3.connect(url.removeprefix("sqlite:///"), timeout=0)
+            try:
+                other.execute("BEGIN IMMEDIATE")
+                other.execute("ROLLBACK")
+                seen.append(("free", delay, args))
+            except sqlite3.OperationalError as exc:
+                seen.append((str(exc), delay, args))
+            finally:
+                other.close()
+        else:  # the job's row, as another process would want it
+            with other_engine.connect() as conn:
+                try:
+                    conn.execute(text("SELECT id FROM archive_job WHERE id = :id FOR UPDATE NOWAIT"), {"id": args[0]})
+                    seen.append(("free", delay, args))
+                except OperationalError:
+                    seen.append(("row locked", delay, args))
+                conn.rollback()
+
+    other_engine = create_engine(url)
+    monkeypatch.setattr(Queue, "enqueue_in", enqueue_in)
+    try:
+        assert sending.process_many(ids, "w1") == {"retry later": 3}
+    finally:
+        other_engine.dispose()
+    delay = timedelta(seconds=app.config["PPT_ARCHIVE_BACKOFF_SECONDS"])
+    assert sorted(seen) == [("free", delay, (job_id,)) for job_id in ids]
+
+
+@pytest.mark.skipif(not TEST_DATABASE_URL.startswith("postgresql"),
+                    reason="a row lock held by another transaction is PostgreSQL's; SQLite locks the whole file")
+@pytest.mark.app_config(PPT_ARCHIVE_LEASE_SECONDS=1)
+def test_a_locked_row_holds_up_only_its_own_claims_lease(app, ctx):
+    """Another transaction holds one job's row: the beat of that claim gives up within its interval, and the
+    leases of the process's other claims are still moved on (one thread beats them all)."""
+    first, second = cases(2)
+    token = sending.claim_token("w1", 4242)
+    assert sending.claim_many([first, second], token) == [first, second]
+    other = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+    try:
+        with other.connect() as holder:
+            holder.execute(text("SELECT id FROM archive_job WHERE id = :id FOR UPDATE"), {"id": first})
+            with sending.keep_lease(first, token), sending.keep_lease(second, token):
+                time.sleep(2.5)  # 2.5 leases: without its beats the second's lease has run out
+                db.session.rollback()
+                lease = db.session.scalar(select(ArchiveJob.lease_until).where(ArchiveJob.id == second))
+                assert lease > utcnow()
+            holder.rollback()
+    finally:
+        other.dispose()
