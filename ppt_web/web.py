@@ -222,7 +222,24 @@ def kept_url_for(app: Flask):
     return url_for
 
 
+NUL_REFUSED = N_("The request held a character that cannot be used (a NUL character). Remove it and try again.")
+
+
+def refuse_nul_characters():
+    """A NUL character in the address's values or a form's fields (typed or pasted, or sent on purpose) is
+    refused as a bad request before anything looks it up or signs in with it: PostgreSQL's text cannot hold
+    one, and the lookup failed as a 500."""
+    values = [*request.args.items(multi=True)]
+    if request.method != "GET" and request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        values += request.form.items(multi=True)
+    if any("\x00" in key or "\x00" in value for key, value in values):
+        return _error_page(400, _(NUL_REFUSED))
+    return None
+
+
 def init_app(app: Flask) -> None:
+    # Right after the request's log fields (logs.init_app put them first), ahead of the CSRF check and sign-in.
+    app.before_request_funcs.setdefault(None, []).insert(1, refuse_nul_characters)
     app.jinja_env.globals["csrf_token"] = csrf_token  # in place of Flask-WTF's (csrf.init_app ran before)
     if not (any(app.url_default_functions.values()) or app.url_map.host_matching or app.subdomain_matching):
         app.jinja_env.globals["url_for"] = kept_url_for(app)

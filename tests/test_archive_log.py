@@ -62,7 +62,10 @@ def test_live_partial_keeps_the_filters(app, login_as):
     html = partial.get_data(as_text=True)
     assert html.lstrip().startswith('<tbody id="archive-rows"') and 'hx-trigger="every 2s"' in html
     assert f'id="job-{ids[1]}"' in html and f'id="job-{ids[0]}"' not in html
-    assert 'hx-include="#archive-filters"' in html
+    assert 'hx-include="#archive-applied"' in html
+    page = client.get("/archive-log/?status=failed").get_data(as_text=True)
+    applied = page[page.index('<form id="archive-applied"'):]
+    assert '<input type="hidden" name="status" value="failed">' in applied[:applied.index("</form>")]
 
 
 def test_paging_by_id(app, login_as):
@@ -300,3 +303,24 @@ def test_a_deleted_job_offers_restore_not_retry(app, login_as):
         job = db.session.get(ArchiveJob, ids[0])
         assert job.deleted_at is not None and (job.job_status, job.archive_status) == ("done", "failed")
         assert activity_rows("archive_job_retried") == []
+
+
+def test_a_national_id_typed_as_the_client_filter_goes_into_no_address(app, login_as):
+    """The client filter takes names only: digits typed or sent are dropped before anything is made of it,
+    so no link, pager, poll, form or redirect of the page carries a national id."""
+    with app.app_context():
+        person = builders.client(given_name="Mari", family_name="Dimna")
+        builders.case(client_obj=person)
+        nid = person.national_id
+        job_ids = list(db.session.scalars(select(ArchiveJob.id).where(ArchiveJob.client_id == person.id)))
+    _fail(app, job_ids[0])
+    client = login_as("konsulent")
+    for asked in (nid, f"Dimna {nid}"):
+        for headers in ({}, {**HX, "HX-Target": "archive-rows"}):
+            html = client.get(f"/archive-log/?client={asked}&before=999999", headers=headers).get_data(as_text=True)
+            assert nid not in html and nid[:6] not in html
+        confirm = client.post("/archive-log/retry-all", data={"client": asked}, headers=HX).get_data(as_text=True)
+        assert nid not in confirm
+        done = client.post("/archive-log/retry-all", data={"client": asked, "confirm": "1"})
+        assert done.status_code == 302 and nid not in done.headers["Location"]
+    assert "client=Dimna" in done.headers["Location"]

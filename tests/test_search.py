@@ -244,3 +244,14 @@ def test_a_schools_name_finds_its_childrens_cases_within_scope(ctx):
     assert {c.id for c in search.search(user("konsulent"), "dimna skule").cases.items} == {mine.id, theirs.id, system.id}
     assert elsewhere.id not in {c.id for c in search.search(user("konsulent"), "skule 3").cases.items}
     assert search.search(user("radgjevar1"), "dimna barnehage").empty  # every word must be in the name
+
+
+def test_a_page_number_out_of_range_shows_an_empty_page(app, login_as):
+    """A page past any result (or below the first) sent by hand is answered as an empty page, not a 500."""
+    with app.app_context():
+        builders.client("radgjevar1", given_name="Mia")
+    client = login_as("konsulent")
+    for page in ("99999999999999999999", "-5", "0"):
+        response = client.post("/search/", data={"q": "mia", "page": page}, headers=HX)
+        assert response.status_code == 200, page
+    assert "Mia" in client.post("/search/", data={"q": "mia", "page": "-5"}, headers=HX).get_data(as_text=True)

@@ -136,3 +136,21 @@ def test_https_behind_a_trusted_proxy_gives_a_secure_session_cookie_and_a_spoofe
     assert response.status_code == 302
     cookie = next(h for h in response.headers.getlist("Set-Cookie") if h.startswith("ppt_session="))
     assert ("Secure" in cookie) == secure
+
+
+@pytest.mark.app_config(PROPAGATE_EXCEPTIONS=False)
+def test_a_nul_character_in_a_field_or_the_address_is_refused_with_a_message(app, client, login_as):
+    """PostgreSQL's text cannot hold a NUL character: a search, a filter or a sign-in that carried one was a
+    500. Now it is refused with a message in the user's language, before anything looks it up."""
+    said = "Førespurnaden hadde eit teikn som ikkje kan brukast (eit NUL-teikn)"
+    refused = client.post("/login", data={"username": "konsu\x00lent", "password": "x"})
+    assert refused.status_code == 400 and said in refused.get_data(as_text=True)
+    consultant = login_as("konsulent")
+    for response in (consultant.post("/search/", data={"q": "An\x00na"}),
+                     consultant.get("/archive-log/?client=An%00na"),
+                     consultant.get("/archive-log/?status%00=failed")):
+        assert response.status_code == 400 and said in response.get_data(as_text=True)
+    admin_browser = login_as("admin")
+    response = admin_browser.get("/activity-log/?actor=ko%00n")
+    assert response.status_code == 400 and said in response.get_data(as_text=True)
+    assert consultant.post("/search/", data={"q": "Anna"}).status_code == 200  # the same without it

@@ -22,7 +22,10 @@ class LogFilter:
     event: str = ""
     date_from: date | None = None
     date_to: date | None = None
-    client: str = ""  # a client's name (prefix)
+    client: str = ""  # a client's name (prefix); digits are dropped, so no national id is kept or linked
+
+    def __post_init__(self) -> None:
+        self.client = "".join(c for c in self.client if not c.isdigit()).strip()
 
     def clauses(self, by_failed: bool = False) -> list:
         """The filter's conditions. by_failed: for the failed jobs' queries, which should read the
@@ -43,7 +46,7 @@ class LogFilter:
             out.append(col(ArchiveJob.finalized_on) >= self.date_from)
         if self.date_to:
             out.append(col(ArchiveJob.finalized_on) <= self.date_to)
-        text = "".join(c for c in self.client if not c.isdigit()).strip().lower()  # names only: no ids here
+        text = self.client.lower()  # names only (__post_init__): no ids here
         if text:
             ids = select(Client.id).where(or_(and_(Client.name_lower >= text, Client.name_lower < text + "\uffff"),
                                               and_(Client.family_lower >= text, Client.family_lower < text + "\uffff")))

@@ -48,6 +48,7 @@ from ..models import Case, CaseCategory, CaseStatus, Client, Correspondent, Jour
 
 PER_PAGE = 25
 COUNT_CAP = 500
+LAST_PAGE = 100_000  # a page asked for past it is that page (empty): its offset must fit the databases' integers
 
 
 @dataclass
@@ -528,7 +529,7 @@ def search(actor: User, query: str, page: int = 1) -> Results | None:
     text = " ".join((query or "").split()).lower()[:100]
     if len(text) < 2:
         return None
-    page = max(page, 1)
+    page = min(max(page, 1), LAST_PAGE)
     q = _query(text)
     postgresql = _postgresql()
     organisations, handlers = _lookups(q, postgresql)  # on PostgreSQL, without parallel workers from here on
