@@ -324,3 +324,16 @@ def test_a_national_id_typed_as_the_client_filter_goes_into_no_address(app, logi
         done = client.post("/archive-log/retry-all", data={"client": asked, "confirm": "1"})
         assert done.status_code == 302 and nid not in done.headers["Location"]
     assert "client=Dimna" in done.headers["Location"]
+
+
+def test_deleted_jobs_are_listed_only_for_those_who_may_delete(app, login_as):
+    """The page offers the "Deleted" filter only with archive_delete; asked for by address without it, the
+    deleted jobs and their reasons stay out of the list."""
+    ids = _jobs(app, 2)
+    consultant = login_as("konsulent")
+    assert consultant.post(f"/archive-log/{ids[0]}/delete",
+                           data={"reason": "Dobbel registrering", "confirmation": "slett"}).status_code == 302
+    assert "Dobbel registrering" in consultant.get("/archive-log/?status=deleted").get_data(as_text=True)
+    consultant.post("/logout")
+    html = login_as("leiar").get("/archive-log/?status=deleted").get_data(as_text=True)
+    assert f'id="job-{ids[0]}"' not in html and "Dobbel registrering" not in html and f'id="job-{ids[1]}"' in html

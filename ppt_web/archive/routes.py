@@ -51,7 +51,10 @@ def _date_problems() -> dict:
 
 
 def _filter() -> archive_log.LogFilter:
-    return archive_log.LogFilter(status=request.values.get("status", "")[:20],
+    status = request.values.get("status", "")[:20]
+    if status == "deleted" and not current_user.can("archive_delete"):
+        status = ""  # the deleted jobs (and their reasons) are listed for those who may delete and restore
+    return archive_log.LogFilter(status=status,
                                  event=request.values.get("event", "")[:30],
                                  date_from=_date("date_from"), date_to=_date("date_to"),
                                  client=request.values.get("client", "")[:80])
