@@ -87,10 +87,10 @@ def enqueue_in(delay: timedelta, job: Job, *args) -> None:
     get_queue().enqueue_in(delay, str(job), *args)
 
 
-def enqueue_after_commit(job: Job, *args, delay: timedelta | None = None) -> None:
-    """Hand a job to Redis once the current transaction commits (after delay, by the worker's scheduler);
-    drop it on rollback. Never while the transaction is open: it may hold the database's write lock, and
-    Redis may be slow to answer.
+def enqueue_after_commit(job: Job, *args, delay: timedelta | None = None, job_timeout: int | None = None) -> None:
+    """Hand a job to Redis once the current transaction commits (after delay, by the worker's scheduler;
+    with RQ's time limit job_timeout, else its default); drop it on rollback. Never while the transaction
+    is open: it may hold the database's write lock, and Redis may be slow to answer.
 
     A failure to reach Redis is logged and harmless: the database row is the unit of work
     and the periodic sweep finds it again (docs/decisions.md, "One transaction per user action").
@@ -98,7 +98,8 @@ def enqueue_after_commit(job: Job, *args, delay: timedelta | None = None) -> Non
     target = db.session()  # the scoped session's Session: its events carry the pending jobs
     if target.get_transaction() is None:
         target.begin()  # so that a rollback() before any SQL still drops the job
-    target.info.setdefault(PENDING_KEY, []).append((str(job), args, delay))
+    options = {"job_timeout": job_timeout} if job_timeout is not None else {}
+    target.info.setdefault(PENDING_KEY, []).append((str(job), args, delay, options))
 
 
 @event.listens_for(Session, "after_commit")
@@ -114,12 +115,12 @@ def _flush_pending(session: Session) -> None:
     # At the front of the queue, in their own order: what a user just did is sent before the rest of
     # a backlog the sweep queued (its batches wait at the back), so one finalize is not stuck behind
     # thousands of old jobs.
-    for job, args, delay in reversed(pending):
+    for job, args, delay, options in reversed(pending):
         try:
             if delay is None:
-                queue.enqueue(job, *args, at_front=True)
+                queue.enqueue(job, *args, at_front=True, **options)
             else:
-                queue.enqueue_in(delay, job, *args)
+                queue.enqueue_in(delay, job, *args, **options)
         except redis.RedisError as exc:
             log.warning("could not enqueue %s: %s; left for the sweep", job, exc)
 

@@ -367,3 +367,66 @@ def test_the_pages_show_a_manually_handled_dispatch_without_retry(app, ctx, logi
         assert f"/dispatch/{row.id}/retry" not in html, page
     assert browser.post(f"/dispatch/{row.id}/retry").status_code == 302
     assert len(rows(post)) == 1
+
+
+def test_a_status_answer_for_a_letter_retried_meanwhile_changes_nothing(app, ctx, server, adapter):
+    """Two sweeps overlap (a status look-up takes long): while one waits for SvarUt, the other marks the letter
+    failed and the handler retries it. The first one's late answer leaves the retried letter as it is: no second
+    failure, no second notice, nothing back on the failed list (and no second shipment on the next retry)."""
+    post = letter(to_school=False)
+    dispatch.request_dispatch(user("radgjevar1"), post.id)
+    run_all(adapter)
+    (row,) = rows(post)
+    server.set_status(row.forsendelse_id, "IKKE_LEVERT")
+    real, inside = adapter.statuses, []
+
+    def statuses(ids):
+        answer = real(ids)
+        if not inside:
+            inside.append(True)
+            with app.app_context():  # the other sweep, and the handler, with sessions of their own
+                dispatch.follow_statuses(adapter)
+                again = dispatch.retry(user("radgjevar1"), row.id)
+                assert dispatch.process(again.id, adapter) == "sent"
+        return answer
+
+    adapter.statuses = statuses
+    dispatch.follow_statuses(adapter)
+    old, new = rows(post)
+    assert (old.status, new.status) == (DispatchStatus.REPLACED, DispatchStatus.SENT)
+    assert dispatch.failures(user("radgjevar1")) == []
+    notices = [n.text for n in db.session.scalars(select(Notification).where(
+        Notification.user_id == user("radgjevar1").id)) if "Kari Føresett" in n.text]
+    assert len(notices) == 1
+
+
+def test_no_database_transaction_is_held_while_svarut_answers(ctx, server, adapter):
+    """A look-up, an upload or a status question may take minutes: the worker holds no transaction (nor a
+    connection) meanwhile, which would stall its forks and, on PostgreSQL, sit idle in transaction."""
+    post = letter(to_school=False)
+    dispatch.request_dispatch(user("radgjevar1"), post.id)
+    held = []
+    for name in ("lookup", "send", "statuses"):
+        real = getattr(adapter, name)
+
+        def watched(*args, _real=real, _name=name):
+            held.append((_name, db.session().in_transaction()))
+            return _real(*args)
+
+        setattr(adapter, name, watched)
+    run_all(adapter)
+    dispatch.follow_statuses(adapter)
+    assert held == [("lookup", False), ("send", False), ("statuses", False)]
+    assert [r.status for r in rows(post)] == [DispatchStatus.SENT]
+
+
+@pytest.mark.app_config(PPT_QUEUE_NAME=f"dispatch-{uuid.uuid4().hex[:8]}")
+def test_the_immediate_send_has_time_for_a_large_upload(ctx):
+    """RQ's default limit of 180 s cut a large letter's upload short (SvarUt's own limit is 16 minutes)."""
+    from ppt_web.queue import get_queue
+
+    post = letter(to_school=False)
+    get_queue().empty()
+    (row,) = dispatch.request_dispatch(user("radgjevar1"), post.id)
+    (job,) = [get_queue().fetch_job(job_id) for job_id in get_queue().job_ids]
+    assert job.args == (row.id,) and job.timeout == dispatch.SEND_TIMEOUT > 16 * 60

@@ -27,7 +27,7 @@ from ..auth import access, scope
 from ..cases.posts import event, needs_approval
 from ..clock import today, utcnow
 from ..errors import Conflict, DomainError, Invalid, NotFound, raise_if
-from ..extensions import db
+from ..extensions import db, on_postgresql
 from ..files.storage import file_path
 from ..models import Case, Dispatch, DispatchStatus, JournalPost, PostStatus, PostType, User
 from ..notify import link, notify
@@ -38,6 +38,9 @@ from ..queue import Job, enqueue_after_commit
 from . import expedition
 
 log = logging.getLogger(__name__)
+# RQ's time limit for one attempt (the UI's immediate send): SvarUt's look-up and upload limits
+# (outbound/svarut.py: 16 minutes for an upload) and some; RQ's default of 180 s cut a large letter short.
+SEND_TIMEOUT = 20 * 60
 
 def outbound_adapter():
     """The configured adapter: the folder stand-in (default) or SvarUt REST v3."""
@@ -168,7 +171,7 @@ def request_dispatch(actor: User, post_id: int) -> list[Dispatch]:
     activity.record("post_dispatch_requested", actor=actor, object_type="journal_post", object_id=post.id,
                     after={"recipients": [r.recipient_name for r in rows], "dispatches": [r.id for r in rows]})
     for row in rows:
-        enqueue_after_commit(Job.SEND_DISPATCH, row.id)
+        enqueue_after_commit(Job.SEND_DISPATCH, row.id, job_timeout=SEND_TIMEOUT)
     db.session.commit()
     return rows
 
@@ -211,13 +214,19 @@ def process(dispatch_id: int, adapter=None) -> str:
     row = db.session.get(Dispatch, dispatch_id)
     assert row is not None  # the claim just updated it
     db.session.refresh(row)
+    external_ref = row.external_ref
+    # No transaction (nor a database connection) is held while SvarUt answers, which may take minutes: the
+    # claim is committed, and what the send needs is read in a transaction of its own, ended before it.
+    db.session.rollback()
     try:
-        found = adapter.lookup(row.external_ref)
+        found = adapter.lookup(external_ref)
         if found:
             _sent(row, found, "found by eksternReferanse after an unknown outcome")
             db.session.commit()
             return "adopted"
-        result = adapter.send(_shipment_for(row.post, _recipient(row), row.external_ref))
+        shipment = _shipment_for(row.post, _recipient(row), external_ref)
+        db.session.rollback()
+        result = adapter.send(shipment)
     except OutboundUnavailable as exc:
         return _later(row, str(exc))
     except Exception as exc:  # noqa: BLE001 - a fault of ours (a file, a setting): back off and show it
@@ -300,21 +309,31 @@ def sweep(adapter=None, renew=lambda: None) -> dict:
 
 
 def follow_statuses(adapter=None) -> int:
-    """Ask for the status of what was sent (status/sok), and mark posts dispatched when all arrived."""
+    """Ask for the status of what was sent (status/sok), and mark posts dispatched when all arrived.
+
+    SvarUt is asked with no transaction open (its answer may take minutes); the rows are read again after
+    it, and only those still sent are changed, from the status they have then: a row retried or changed
+    meanwhile (by a user, or by another sweep that overlapped this one) is left as it is now."""
     # Oldest check first, and each checked row goes to the back (next_attempt_at is "next status
     # check" for a sent row): letters never collected cannot crowd out new ones.
-    rows = list(db.session.scalars(select(Dispatch).where(Dispatch.status == DispatchStatus.SENT,
-                                                          Dispatch.forsendelse_id.is_not(None))
-                                   .order_by(Dispatch.next_attempt_at.is_not(None), Dispatch.next_attempt_at,
-                                             Dispatch.id).limit(1000)))
-    if not rows:
+    sent = (Dispatch.status == DispatchStatus.SENT, Dispatch.forsendelse_id.is_not(None))
+    asked = list(db.session.execute(select(Dispatch.id, Dispatch.forsendelse_id).where(*sent)
+                                    .order_by(Dispatch.next_attempt_at.is_not(None), Dispatch.next_attempt_at,
+                                              Dispatch.id).limit(1000)))
+    db.session.rollback()
+    if not asked:
         return 0
     adapter = adapter or outbound_adapter()
     try:
-        raw = adapter.statuses([r.forsendelse_id for r in rows])
+        raw = adapter.statuses([forsendelse_id for _, forsendelse_id in asked])
     except OutboundUnavailable as exc:
         log.warning("dispatch statuses not fetched: %s", exc)
         return 0
+    again = select(Dispatch).where(Dispatch.id.in_([dispatch_id for dispatch_id, _ in asked]), *sent) \
+        .order_by(Dispatch.id)
+    if on_postgresql():  # rows another sweep is writing are its to write
+        again = again.with_for_update(skip_locked=True)
+    rows = list(db.session.scalars(again))
     changed = 0
     checked = utcnow()
     for row in rows:
@@ -406,7 +425,7 @@ def retry(actor: User, dispatch_id: int) -> Dispatch:
     event(post, actor, "dispatch_retried", recipient=row.recipient_name, dispatch=again.id)
     activity.record("dispatch_retried", actor=actor, object_type="journal_post", object_id=post.id,
                     after={"dispatch": again.id, "recipient": row.recipient_name})
-    enqueue_after_commit(Job.SEND_DISPATCH, again.id)
+    enqueue_after_commit(Job.SEND_DISPATCH, again.id, job_timeout=SEND_TIMEOUT)
     db.session.commit()
     return again
 
