@@ -169,14 +169,22 @@ _ISO = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
 DATE_PATTERN = r"\s*(\d{1,2}\.\d{1,2}\.\d{4}|\d{4}-\d{1,2}-\d{1,2})\s*"
 
 
+# The years a typed date may have: no date of this service lies outside them, and at the calendar's edges
+# (year 1, year 9999) a day's start in Oslo time, or the day after, falls outside what a datetime holds.
+YEARS = range(1000, 3000)
+
+
 def parse_day(text: str | None) -> date | None:
-    """A typed date (dd.mm.yyyy, d.m.yyyy or yyyy-mm-dd) as a date; None when it names no real day."""
+    """A typed date (dd.mm.yyyy, d.m.yyyy or yyyy-mm-dd) as a date; None when it names no real day (or a year
+    outside YEARS)."""
     text = (text or "").strip()
     if (found := _DAY.fullmatch(text)):
         day, month, year = (int(x) for x in found.groups())
     elif (found := _ISO.fullmatch(text)):
         year, month, day = (int(x) for x in found.groups())
     else:
+        return None
+    if year not in YEARS:
         return None
     try:
         return date(year, month, day)

@@ -228,8 +228,9 @@ NUL_REFUSED = N_("The request held a character that cannot be used (a NUL charac
 def refuse_nul_characters():
     """A NUL character in the address's values or a form's fields (typed or pasted, or sent on purpose) is
     refused as a bad request before anything looks it up or signs in with it: PostgreSQL's text cannot hold
-    one, and the lookup failed as a 500."""
-    values = [*request.args.items(multi=True)]
+    one, and the lookup failed as a 500. Not the sign-in's `next`: it is only ever compared with a local path
+    (one with a NUL is not one, and the user goes to the start page), so a damaged link still signs in."""
+    values = [(key, value) for key, value in request.args.items(multi=True) if key != "next"]
     if request.method != "GET" and request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
         values += request.form.items(multi=True)
     if any("\x00" in key or "\x00" in value for key, value in values):

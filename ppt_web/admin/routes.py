@@ -7,7 +7,7 @@ from .. import runtime_settings
 from ..auth.access import current_actor as _actor
 from ..auth.access import permission_required
 from ..errors import Conflict, Forbidden, Invalid, raise_if
-from ..formtools import apply_error
+from ..formtools import apply_error, id_or_none
 from ..web import record_refusal
 from . import service
 from .forms import ArchiveSettingsForm, GroupForm, UserCreateForm, UserEditForm
@@ -55,10 +55,10 @@ def policy():
 
 
 def _int_field(name: str) -> int:
-    try:
-        return int(request.form.get(name, ""))
-    except ValueError:
-        raise Invalid(_("Choose a value from the list.")) from None
+    chosen = id_or_none(request.form.get(name))  # bounded: an id past what the column holds is no choice
+    if chosen is None:
+        raise Invalid(_("Choose a value from the list."))
+    return chosen
 
 
 def _row_or_back(user):
@@ -185,8 +185,11 @@ def remove_group_role(group_id: int, role_id: int):
 @bp.route("/groups/<int:group_id>/coordinator", methods=["POST"])
 @permission_required("manage_groups")
 def set_coordinator(group_id: int):
-    raw = request.form.get("user_id", "")
-    service.set_coordinator(_actor(), group_id, int(raw) if raw.isdigit() else None)
+    raw = request.form.get("user_id", "").strip()
+    chosen = id_or_none(raw)
+    if raw and chosen is None:
+        raise Invalid(_("Choose a value from the list."))
+    service.set_coordinator(_actor(), group_id, chosen)
     flash(_("Saved."), "success")
     return redirect(url_for("admin.groups"))
 

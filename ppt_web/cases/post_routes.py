@@ -211,7 +211,8 @@ def correct(post_id: int):
         seen = form.version.data
         try:
             posts.correct_metadata(_actor(), post_id, form.reason.data, _post_data(form, found.post_type.value),
-                                   version=int(seen) if seen and seen.isdigit() else None)
+                                   version=int(seen) if seen and seen.isascii() and seen.isdigit() and len(seen) < 19
+                                   else None)
         except posts.ChangedMeanwhile as exc:
             # Look again: the form shows the post as it is now, with the reason kept.
             found = scope.post(_actor(), post_id)
@@ -250,7 +251,7 @@ def sent_on_paper(post_id: int):
 @bp.route("/posts/<int:post_id>/write-off", methods=["POST"])
 @permission_required("journal")
 def write_off(post_id: int):
-    posts.write_off(_actor(), post_id, request.form.get("method", ""), request.form.get("reply_post_id", type=int))
+    posts.write_off(_actor(), post_id, request.form.get("method", ""), id_or_none(request.form.get("reply_post_id")))
     flash(_("The post is written off."), "success")
     return go(url_for("cases.post", post_id=post_id))
 

@@ -73,7 +73,7 @@ def case(case_id: int):
 @bp.route("/cases/<int:case_id>/cohandlers", methods=["POST"])
 @permission_required("add_cohandler")
 def add_cohandler(case_id: int):
-    service.add_cohandler(_actor(), case_id, request.form.get("user_id", type=int) or 0)
+    service.add_cohandler(_actor(), case_id, id_or_none(request.form.get("user_id")) or 0)
     return go(url_for("cases.case", case_id=case_id))
 
 
@@ -87,7 +87,7 @@ def remove_cohandler(case_id: int, user_id: int):
 @bp.route("/cases/<int:case_id>/handler", methods=["POST"])
 @permission_required("change_handler")
 def change_handler(case_id: int):
-    service.change_handler(_actor(), case_id, request.form.get("user_id", type=int) or 0)
+    service.change_handler(_actor(), case_id, id_or_none(request.form.get("user_id")) or 0)
     flash(_("Saved."), "success")
     return go(url_for("cases.case", case_id=case_id))
 

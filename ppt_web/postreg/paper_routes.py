@@ -8,7 +8,7 @@ from flask_babel import gettext as _
 from ..auth.access import current_actor as _actor
 from ..auth.access import permission_required
 from ..errors import DomainError
-from ..formtools import go
+from ..formtools import go, id_or_none
 from ..i18n import date_problem, parse_day, period_problem
 from . import paper
 from .blueprint import bp
@@ -29,7 +29,7 @@ def paper_originals():
         for problem in (bad_from, bad_to, period_problem(date_from, date_to)):
             if problem:
                 flash(problem, "error")
-        page = request.args.get("page", 1, type=int) or 1
+        page = id_or_none(request.args.get("page")) or 1  # bounded: a page past any is empty, not an error
         register = paper.destroyed_register(_actor(), date_from, date_to, page)
         period = {k: v for k, v in (("from", typed_from), ("to", typed_to)) if v}
         return render_template("postreg/paper.html", view="destroyed", register=register, period=period,
