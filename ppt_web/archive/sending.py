@@ -405,8 +405,8 @@ def apply_reply(job: ArchiveJob, reply: transports.Reply, asynchronous: bool = F
                             **message_values("retry_later", attempt=job.attempts, limit=limit, detail=reply.text,
                                              time=when))
                     .execution_options(synchronize_session=False))
-                if changed:  # told to the scheduler once committed (with a run's outcomes: after them all), never
-                    # while the transaction holds the database's write lock; the sweep picks it up in any case
+                if changed:  # told to the scheduler once committed (a run's outcomes: after them all), never
+                    # while the transaction holds the write lock; the sweep picks it up in any case
                     enqueue_after_commit(Job.SEND_ARCHIVE_JOB, job.id, delay=timedelta(seconds=delay))
                 return changed
             if not write_retrying(retry_later):
@@ -651,10 +651,10 @@ def _set_back(*conditions, not_sent: Sequence[int] = ()) -> list[int]:
     back = dict(job_status=JobStatus.NEW, lease_until=None, claimed_by=None, notified_at=None,
                 **message_values("worker_stopped"))
     unsent = set(not_sent)
-    for sent, chosen in ((False, [i for i in ids if i in unsent]), (True, [i for i in ids if i not in unsent])):
+    attempt_back = {**back, "attempts": sql_case((ArchiveJob.attempts > 0, ArchiveJob.attempts - 1), else_=0)}
+    sent = [job_id for job_id in ids if job_id not in unsent]
+    for chosen, values in ((sent, back), ([job_id for job_id in ids if job_id in unsent], attempt_back)):
         if chosen:
-            values = back if sent else {**back, "attempts": sql_case((ArchiveJob.attempts > 0, ArchiveJob.attempts - 1),
-                                                                 else_=0)}
             changed_rows(update(ArchiveJob).where(ArchiveJob.id.in_(chosen), *where).values(**values)
                          .execution_options(synchronize_session=False))
     db.session.commit()
@@ -697,6 +697,7 @@ def _wake_successors(job: ArchiveJob) -> None:
 
 
 SWEEP_BATCH = 50
+SWEEP_SLACK = 0.1  # of a period: a sweep may start a little early (the timer's and the queue's delays)
 
 
 def enqueue_batches(job_ids: Sequence[int], at_front: bool = False) -> int:
@@ -710,7 +711,6 @@ def enqueue_batches(job_ids: Sequence[int], at_front: bool = False) -> int:
         enqueue(Job.SEND_ARCHIVE_JOBS, batch, job_timeout=len(batch) * per_job, at_front=at_front)
         queued += len(batch)
     return queued
-SWEEP_SLACK = 0.1  # of a period: a sweep may start a little early (the timer's and the queue's delays)
 
 
 def quiet_period() -> timedelta:

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 # (outbound/svarut.py: 16 minutes for an upload) and some; RQ's default of 180 s cut a large letter short.
 SEND_TIMEOUT = 20 * 60
 
+
 def outbound_adapter():
     """The configured adapter: the folder stand-in (default) or SvarUt REST v3."""
     cfg = current_app.config
