@@ -232,3 +232,28 @@ def test_the_undecryptable_count_is_a_metric(app, ctx, server, keys):
     server.add(files=pdf_files())
     mail_intake.poll_inbound(SvarInnSource(server.url, USER, PASSWORD, make_key_and_cert("gamal")[0], timeout=10))
     assert b"ppt_svarinn_undecryptable 1.0" in metrics_text()
+
+
+@pytest.mark.parametrize("field,value", [("dato", "0001-01-01T00:00:00+01:00"),
+                                         ("metadataFraAvleverendeSystem.dokumentetsDato", "0001-01-01T00:00:00+01:00"),
+                                         ("metadataFraAvleverendeSystem.dokumentetsDato", "9999-12-31T23:59:59-05:00"),
+                                         ("mappeId.saksaar", "\u00b2")])
+def test_a_letter_with_an_odd_date_or_number_holds_up_no_other_letter(app, ctx, field, value):
+    """.NET's least date with an offset, or a digit of another script: the letter is read without that value
+    (before, every poll stopped at it, and no letter behind it ever arrived)."""
+    from ppt_web.inbound.folder import write_example
+
+    root = Path(app.config["PPT_SVARINN_DIR"])
+    odd = write_example(root, builders.make_pdf(1), title="Rar dato", sender="Skulen", org_number=None)
+    path = root / "inn" / odd / "forsendelse.json"
+    meta = json.loads(path.read_text())
+    *parents, last = field.split(".")
+    target = meta
+    for key in parents:
+        target = target.setdefault(key, {})
+    target[last] = value
+    path.write_text(json.dumps(meta))
+    write_example(root, builders.make_pdf(2), title="Vanleg brev", sender="Helsestasjonen", org_number=None)
+    counts = mail_intake.poll_inbound()
+    assert counts.get("received", 0) + counts.get("refused", 0) == 2, counts
+    assert {item.meta.get("title") for item in inbox()} >= {"Vanleg brev"}

@@ -6,6 +6,7 @@ says clients must tolerate new JSON fields.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import uuid
 from datetime import UTC, date, datetime
@@ -24,6 +25,7 @@ from .types import (
     InboundMessage,
 )
 
+log = logging.getLogger(__name__)
 SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 NATIONAL_ID = re.compile(r"(?<!\d)\d{6}\s?\d{5}(?!\d)")
 NORWAY = {"", "NO", "NOR", "NORGE", "NOREG", "NORWAY"}
@@ -78,7 +80,18 @@ def declared_size(meta: dict) -> int:
 
 
 def parse_message(meta: dict, files: dict[str, bytes]) -> InboundMessage | InboundFailure:
-    """The message, if the metadata is usable and every file in filer is present with its hash and size."""
+    """The message, if the metadata is usable and every file in filer is present with its hash and size.
+    Never raises for what a message holds: metadata it cannot read is this message's refusal (BAD_METADATA),
+    not an error that would stop every message behind it in the delivery."""
+    try:
+        return _parse_message(meta, files)
+    except (ValueError, TypeError, OverflowError, KeyError, AttributeError) as exc:
+        log.warning("inbound message %s: metadata could not be read (%s)", message_id(meta) or "(no id)",
+                    type(exc).__name__)
+        return failure(meta, BAD_METADATA, f"the metadata could not be read ({type(exc).__name__})")
+
+
+def _parse_message(meta: dict, files: dict[str, bytes]) -> InboundMessage | InboundFailure:
     problem = metadata_problem(meta)
     if problem:
         return failure(meta, BAD_METADATA, problem)
@@ -188,7 +201,10 @@ def _timestamp(value: object) -> datetime | None:
         return None
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # .NET's least date with an offset (0001-01-01T00:00:00+01:00): before year 1 in UTC
+        return None
 
 
 def _calendar_date(value: object) -> date | None:
@@ -205,7 +221,10 @@ def _calendar_date(value: object) -> date | None:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         return None
-    return parsed.astimezone(OSLO).date() if parsed.tzinfo else parsed.date()
+    try:
+        return parsed.astimezone(OSLO).date() if parsed.tzinfo else parsed.date()
+    except OverflowError:  # a day at the calendar's edge in another offset: no day in Oslo
+        return None
 
 
 def _number(value: object) -> int | None:
@@ -213,7 +232,7 @@ def _number(value: object) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():  # not "²"
         return int(value.strip())
     return None
 
