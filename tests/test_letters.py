@@ -168,6 +168,33 @@ def test_save_is_refused_once_the_letter_waits_for_approval_is_finalized_or_sign
     assert service.letter_of(signed).body != "<p>Endra</p>"
 
 
+def test_a_save_that_crosses_a_signature_is_refused(app, ctx, monkeypatch):
+    """A save checked "not signed" just before a signature on the main document was committed by another
+    request: it is refused, and the letter's text stays what was signed."""
+    from sqlalchemy import create_engine
+
+    case = case_with_recipients(category="follow_up")
+    post = new_letter(case)
+    main = db.session.get(JournalPost, post.id).main_document
+    real = service.save_refusal
+
+    def signed_meanwhile(actor, checked):
+        refusal = real(actor, checked)
+        other = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+        with other.begin() as conn:
+            conn.execute(text("INSERT INTO post_signature (post_id, unsigned_sha256, signed_sha256, signed_by_id, "
+                              "signed_at, certificate_subject) VALUES (:p, :s, :s, :u, CURRENT_TIMESTAMP, '')"),
+                         {"p": post.id, "s": main.sha256, "u": user("radgjevar1").id})
+        other.dispose()
+        return refusal
+
+    monkeypatch.setattr(service, "save_refusal", signed_meanwhile)
+    with pytest.raises(Conflict):
+        service.save(user("radgjevar1"), post.id, "<p>Endra etter signering</p>", 1)
+    db.session.rollback()
+    assert service.letter_of(db.session.get(JournalPost, post.id)).body != "<p>Endra etter signering</p>"
+
+
 def test_a_main_document_cannot_be_uploaded_on_a_letter(ctx):
     post = new_letter(case_with_recipients())
     upload = posts.Upload(io.BytesIO(builders.make_pdf()), "anna.pdf")

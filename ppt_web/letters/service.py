@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.exc import DBAPIError
 
 from .. import form_tokens
@@ -38,7 +38,7 @@ from ..errors import Conflict, DomainError, Invalid, NotFound, raise_if
 from ..extensions import changed_rows, db
 from ..files.storage import file_path
 from ..i18n import format_oslo
-from ..models import Case, Correspondent, JournalPost, PostStatus, PostType, User
+from ..models import Case, Correspondent, Document, JournalPost, PostSignature, PostStatus, PostType, User
 from ..models.letters import TEMPLATE_POST_TYPES, DocumentTemplate, DocumentTemplateVersion, Letter
 from ..transaction import transaction
 from . import context, pdf, sanitize
@@ -190,9 +190,14 @@ def save(actor: User, post_id: int, body: str, version: int | None) -> Letter:
         db.session.flush()
         still_draft = select(JournalPost.id).where(JournalPost.id == Letter.post_id,
                                                    JournalPost.status == PostStatus.DRAFT).exists()
+        # Nor once a signature on the post's main document was committed meanwhile (is_signed, in the statement).
+        signed = (select(PostSignature.id)
+                  .join(Document, and_(Document.post_id == PostSignature.post_id, Document.role == "main",
+                                       Document.sha256 == PostSignature.signed_sha256))
+                  .where(PostSignature.post_id == Letter.post_id).exists())
         try:
             changed = changed_rows(
-                update(Letter).where(Letter.id == letter.id, Letter.version == version, still_draft)
+                update(Letter).where(Letter.id == letter.id, Letter.version == version, still_draft, ~signed)
                 .values(body=text, version=Letter.version + 1, updated_at=utcnow(), updated_by_id=actor.id)
                 .execution_options(synchronize_session=False))
         except DBAPIError:  # the finalized post's trigger, or SQLite's writer that finalized first
