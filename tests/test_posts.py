@@ -334,3 +334,31 @@ def test_the_same_new_letter_uploaded_twice_at_once_is_stored_once_and_both_post
     sha = hashlib.sha256(pdf).hexdigest()
     assert db.session.scalar(db.select(db.func.count()).select_from(StoredFile).where(StoredFile.sha256 == sha)) == 1
     assert file_path(sha).read_bytes() == pdf
+
+
+@pytest.mark.parametrize("becomes", ["awaiting_approval", "finalized"])
+def test_an_edit_that_crosses_a_send_to_approval_or_a_finalize_is_refused(app, ctx, monkeypatch, becomes):
+    """editable() looked while the post was a draft; another request sent it to approval (or finalized it)
+    before the edit's commit (an upload's checks take seconds). The edit is refused and nothing of it is kept,
+    so the approver approves what was sent."""
+    from sqlalchemy import create_engine
+
+    case = builders.case()
+    draft = builders.post(case, post_type="N", title="Før")
+    real = posts.editable
+
+    def changed_meanwhile(actor, post_id):
+        post = real(actor, post_id)
+        other = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+        with other.begin() as conn:
+            conn.execute(text("UPDATE journal_post SET status = :s WHERE id = :id"), {"s": becomes, "id": post_id})
+        other.dispose()
+        return post
+
+    monkeypatch.setattr(posts, "editable", changed_meanwhile)
+    with pytest.raises(Conflict):
+        posts.update_post(user("radgjevar1"), draft.id, posts.PostData(post_type="N", title="Etter"),
+                          posts.Upload(io.BytesIO(builders.make_pdf(2, tag="ny")), "ny.pdf"))
+    db.session.rollback()
+    after = db.session.get(JournalPost, draft.id)
+    assert after.title == "Før" and [d.filename for d in after.documents] != ["ny.pdf"]

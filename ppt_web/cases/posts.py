@@ -4,10 +4,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import BinaryIO
+from typing import BinaryIO, NoReturn
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import Date, func, or_, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -265,10 +266,33 @@ def _signed_letter(post: JournalPost) -> bool:
 
 
 def editable(actor: User, post_id: int) -> JournalPost:
-    """A post the actor may edit now (a draft), or a clear refusal."""
+    """A post the actor may edit now (a draft), or a clear refusal. A first check: an edit ends with
+    still_draft(), in its transaction."""
     post = scope.post(actor, post_id)
     raise_if(edit_refusal(actor, post))
     return post
+
+
+def still_draft(actor: User, post: JournalPost) -> None:
+    """At the end of an edit, before its commit: the post is still a draft, checked in the database with the
+    edit (a conditional UPDATE of its row). Sent to approval or finalized since editable() looked (its PDF
+    checks take seconds), the edit is rolled back and refused as edit_refusal says, so an approver never
+    approves what changed after it was sent; a finalized post's trigger refusing the edit's flush is the same."""
+    try:
+        decide(post, (JournalPost.status == PostStatus.DRAFT,), lambda current: edit_refusal(actor, current),
+               status=PostStatus.DRAFT)
+    except DBAPIError:
+        refused_meanwhile(actor, post.id)
+
+
+def refused_meanwhile(actor: User, post_id: int) -> NoReturn:
+    """An edit's write refused by the database (the finalized post's trigger): rolled back, and answered as
+    edit_refusal says of the post as it is now."""
+    db.session.rollback()
+    current = db.session.get(JournalPost, post_id)
+    if current is not None:
+        raise_if(edit_refusal(actor, current))
+    raise ChangedMeanwhile()
 
 
 def update_post(actor: User, post_id: int, data: PostData, main: Upload | None = None,
@@ -283,10 +307,13 @@ def update_post(actor: User, post_id: int, data: PostData, main: Upload | None =
                           field="main_document")
         before = snapshot(post)
         data.post_type = post.post_type.value
-        _apply(post, data, today())
-        _store_files(post, main, attachments or [], new_files)
-        post.case.last_activity_at = utcnow()
-        db.session.flush()
+        try:
+            _apply(post, data, today())
+            _store_files(post, main, attachments or [], new_files)
+            post.case.last_activity_at = utcnow()
+        except DBAPIError:  # an autoflush met the trigger of a post finalized meanwhile
+            refused_meanwhile(actor, post_id)
+        still_draft(actor, post)
         _log("post_updated", actor, post, before)
     return post
 
@@ -298,7 +325,7 @@ def remove_document(actor: User, post_id: int, document_id: int) -> JournalPost:
     if doc is None:
         raise Invalid(_l("That document is not on this post."))
     post.documents.remove(doc)
-    db.session.flush()
+    still_draft(actor, post)
     _log("post_document_removed", actor, post, before, doc.filename)
     db.session.commit()
     return post
