@@ -326,3 +326,19 @@ def test_the_inbox_shows_a_skipped_file_as_skipped_with_the_reason(app, login_as
     assert "Hoppa over" in page and "ikkje ei vanleg fil" in page and "liggjande i synkroniseringsmappa" in page
     web.post(f"/post-registration/{item_id}/refusal-seen")
     assert "rør.pdf" not in web.get("/post-registration/").get_data(as_text=True)  # dealt with: off the list
+
+
+def test_another_letter_under_the_same_name_size_and_time_is_imported_not_removed(app, ctx):
+    """A scanner without a clock stamps every file 1980-01-01, and one that reuses its names writes the next
+    letter of the same size under the same name: before, the second was taken for the first (seen before a
+    crash) and removed unread. A copy of the same bytes put back is still just cleaned up."""
+    root = sync_dir(app)
+    first, second = make_pdf(1, tag="brev-a"), make_pdf(1, tag="brev-b")
+    assert len(first) == len(second) and first != second
+    stamp = (315532800, 315532800)  # 1980-01-01
+    for data in (first, second, first):
+        (root / "skann.pdf").write_bytes(data)
+        os.utime(root / "skann.pdf", stamp)
+        scan()
+        assert not (root / "skann.pdf").exists()
+    assert sorted(i.sha256 for i in items()) == sorted(hashlib.sha256(d).hexdigest() for d in (first, second))

@@ -282,6 +282,16 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _kept_copy_sha(quarantine_name: str | None) -> str | None:
+    """The SHA-256 of a refused file's copy in quarantine (None: none kept, or unreadable)."""
+    if not quarantine_name:
+        return None
+    try:
+        return _sha256(quarantine_dir() / quarantine_name)
+    except OSError:
+        return None
+
+
 def _remove_source(path: Path, signature: tuple[int, int]) -> None:
     """Remove a scan whose bytes are stored; leave it if it changed since it was read (read again then)."""
     try:
@@ -297,9 +307,24 @@ def import_scan(path: Path, rel: str, st: os.stat_result) -> str:
     # The path is hashed: the key stays short and plain whatever the folder depth and names.
     key = f"scan:{hashlib.sha256(rel.encode()).hexdigest()}:{st.st_size}:{st.st_mtime_ns}"
     signature = (st.st_size, st.st_mtime_ns)
-    if db.session.scalar(select(InboxItem.id).where(InboxItem.source_key == key)) is not None:
-        _remove_source(path, signature)  # committed before a crash; only the clean-up was left
-        return "finished"
+    found = db.session.execute(select(InboxItem.sha256, InboxItem.quarantine_name)
+                               .where(InboxItem.source_key == key)).first()
+    if found is not None:
+        try:
+            sha = _sha256(path)
+        except FileNotFoundError:
+            return "finished"
+        except OSError:
+            return "error"
+        if sha in (found.sha256, _kept_copy_sha(found.quarantine_name)):
+            _remove_source(path, signature)  # committed before a crash; only the clean-up was left
+            return "finished"
+        # Other bytes under the same path, size and time (a scanner without a clock writes 1980-01-01; a
+        # copy keeps the time): a file of its own, never removed unread.
+        key = f"{key}:{sha[:32]}"
+        if db.session.scalar(select(InboxItem.id).where(InboxItem.source_key == key)) is not None:
+            _remove_source(path, signature)
+            return "finished"
     young = time.time() - st.st_mtime < float(current_app.config["PPT_SYNC_INCOMPLETE_SECONDS"])
     if young and not _looks_complete(path):
         return "waiting"
