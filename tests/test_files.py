@@ -222,6 +222,57 @@ def test_a_rolled_back_upload_may_leave_a_file_but_never_a_row(files):
     assert on_disk - rows <= {lost.sha256} and kept.sha256 in rows and lost.sha256 not in rows
 
 
+def test_a_failed_upload_leaves_the_bytes_of_a_concurrent_upload_of_the_same_letter(app, files, monkeypatch):
+    """Two people upload one letter at once; the first action fails after its upload, the second is
+    saved. The first one's clean-up looked for a row while the second's was not yet committed and
+    removed the file: the second post's row then named bytes that were gone. The clean-up now waits
+    for the second upload's transaction and keeps the file it commits."""
+    import threading
+    import time
+
+    from ppt_web import transaction as transaction_module
+    from ppt_web.transaction import transaction
+
+    pdf = pdf_bytes(2)
+    second_stored, results = threading.Event(), {}
+
+    def second_upload():
+        with app.app_context():
+            try:
+                with transaction() as new_files:
+                    stored = store(pdf, "same.pdf")
+                    if stored.new:
+                        new_files.append(stored.sha256)
+                    second_stored.set()
+                    time.sleep(0.5)  # the first action's clean-up runs now
+                results["second"] = stored.sha256
+            except Exception as exc:  # noqa: BLE001 - the test reports it
+                results["second"] = exc
+            finally:
+                second_stored.set()
+                db.session.remove()
+
+    real_discard = transaction_module.discard_unreferenced
+
+    def discard_while_the_second_is_open(hashes):
+        other = threading.Thread(target=second_upload)
+        other.start()
+        assert second_stored.wait(10)
+        real_discard(hashes)
+        other.join(30)
+
+    monkeypatch.setattr(transaction_module, "discard_unreferenced", discard_while_the_second_is_open)
+    with pytest.raises(RuntimeError):
+        with transaction() as new_files:
+            stored = store(pdf, "same.pdf")
+            assert stored.new
+            new_files.append(stored.sha256)
+            raise RuntimeError("the action fails after its upload")
+    assert results["second"] == stored.sha256, results
+    assert committed_rows() == 1
+    assert file_path(stored.sha256).read_bytes() == pdf
+
+
 def _with_catalog(entries: dict, attach: bytes | None = None, content: bytes | None = None) -> bytes:
     """A one-page PDF with extra catalog entries, an attachment, or a raw Flate content stream."""
     writer = PdfWriter()

@@ -2,14 +2,20 @@
 
 The file is in place and fsynced before the caller commits the row that refers to it, so a
 failed transaction can leave an unreferenced file (nothing names it; harmless) but never a row without one.
+An upload holds its bytes' folder locked (shared) until its transaction ends, and a failed action's
+clean-up takes the lock alone before it looks for a row: so the clean-up never removes bytes that a
+concurrent upload of the same file is about to commit.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import logging
 import os
 import re
 import shutil
 import tempfile
+import time
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +23,10 @@ from typing import Protocol
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
+from sqlalchemy import event, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
 
 from ..extensions import db, on_postgresql
 from ..models.files import StoredFile
@@ -29,13 +37,16 @@ from .pdfcheck import inspect_pdf
 
 __all__ = ["UploadRejected", "file_path", "store_upload"]  # the names other areas use
 
+log = logging.getLogger(__name__)
+
 CHUNK = 1024 * 1024
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 MAX_NAME = 120
 FALLBACK_NAME = "dokument.pdf"
 BIDI_CONTROLS = dict.fromkeys(map(ord, "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
                                      "\u200e\u200f\u061c"))
-
+LOCKS_KEY = "ppt_file_locks"  # session.info: the folder locks this transaction's uploads hold
+DISCARD_WAIT = 30.0  # seconds a clean-up waits for the uploads of a folder; then it leaves the file
 
 
 class Readable(Protocol):
@@ -84,6 +95,7 @@ def store_upload(stream: Readable, filename: str, previews: bool = False) -> Sto
         if size == 0:
             raise UploadRejected("empty")
         sha256 = digest.hexdigest()
+        _hold_until_transaction_ends(sha256)
         known = db.session.get(StoredFile, sha256)
         target = file_path(sha256)
         if known is not None and target.exists():
@@ -142,9 +154,63 @@ def _put_in_place(tmp: Path, target: Path) -> None:
         os.close(folder)
 
 
+def _folder_lock(sha256: str) -> int:
+    """An open descriptor of the folder the bytes live under (files/ab): what uploads and clean-ups lock."""
+    folder = file_path(sha256).parent.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    return os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
+def _hold_until_transaction_ends(sha256: str) -> None:
+    """Lock the bytes' folder shared until the session's transaction commits or rolls back."""
+    session = db.session()
+    if session.get_transaction() is None:
+        session.begin()  # so the lock has a transaction whose end releases it
+    fd = _folder_lock(sha256)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)  # waits only for a clean-up's check and unlink
+    except BaseException:
+        os.close(fd)
+        raise
+    session.info.setdefault(LOCKS_KEY, []).append(fd)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _release_folder_locks(session: Session, transaction) -> None:
+    if transaction.parent is None:  # the outermost transaction, not a savepoint
+        for fd in session.info.pop(LOCKS_KEY, ()):
+            os.close(fd)
+
+
 def discard_unreferenced(hashes: list[str]) -> None:
-    """After a failed transaction, remove the bytes it stored first and no row names (docs/decisions.md, "Files")."""
+    """After a failed transaction, remove the bytes it stored first and no row names (docs/decisions.md, "Files").
+
+    Each check and removal holds the bytes' folder alone: an upload of the same bytes in another
+    transaction holds it until it commits, so its row is seen and its file kept. A clean-up that cannot
+    get the lock in DISCARD_WAIT leaves the file (named by nothing, it does no harm).
+    """
     for sha in hashes:
-        if db.session.get(StoredFile, sha) is None:
-            file_path(sha).unlink(missing_ok=True)
-            shutil.rmtree(Path(current_app.instance_path) / "previews" / sha[:2] / sha, ignore_errors=True)
+        fd = _folder_lock(sha)
+        try:
+            if not _lock_alone(fd):
+                log.info("left an unreferenced file for later: its folder stayed busy")
+                continue
+            db.session.rollback()  # a fresh read: rows committed meanwhile are seen
+            if db.session.scalar(select(StoredFile.sha256).where(StoredFile.sha256 == sha)) is None:
+                file_path(sha).unlink(missing_ok=True)
+                shutil.rmtree(Path(current_app.instance_path) / "previews" / sha[:2] / sha, ignore_errors=True)
+            db.session.rollback()
+        finally:
+            os.close(fd)  # releases the lock
+
+
+def _lock_alone(fd: int) -> bool:
+    deadline = time.monotonic() + DISCARD_WAIT
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
