@@ -84,8 +84,8 @@ def _post(case: Case, post_type: str = "U", status: str = "finalized", finalized
     if template is not None:
         db.session.add(Letter(post_id=post.id, template_version_id=template.id))
         db.session.flush()
-    post.status, post.finalized_at = PostStatus(status), finalized
-    post.approved_by_id = user("leiar").id if approved else None
+    approver = user("leiar").id if approved else None  # looked up first: its query flushes what is pending
+    post.status, post.finalized_at, post.approved_by_id = PostStatus(status), finalized, approver
     db.session.flush()
     return post
 
