@@ -9,19 +9,21 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 from pypdf import PdfWriter
 from sqlalchemy import func, select
 
+from ppt_web.admin import service as admin
 from ppt_web.extensions import db
 from ppt_web.models import InboxItem, InboxSource, InboxStatus
 from ppt_web.postreg import intake, sync_intake
 from ppt_web.queue import connection
 
 from .builders import make_pdf, valid_national_id
-from .conftest import ROOT, activity_rows
+from .conftest import ROOT, activity_rows, role, user
 
 pytestmark = pytest.mark.app_config(PPT_SYNC_SETTLE_SECONDS=0)
 
@@ -342,3 +344,76 @@ def test_another_letter_under_the_same_name_size_and_time_is_imported_not_remove
         scan()
         assert not (root / "skann.pdf").exists()
     assert sorted(i.sha256 for i in items()) == sorted(hashlib.sha256(d).hexdigest() for d in (first, second))
+
+
+def _cannot_read(monkeypatch, names: set[str]) -> None:
+    """As if the service may not read these files, or open these folders (the tests run as root, who may)."""
+    real_sha, real_scandir = sync_intake._sha256, os.scandir
+
+    def sha256(path):
+        if path.name in names:
+            raise PermissionError(13, "Permission denied")
+        return real_sha(path)
+
+    def scandir(path="."):
+        if os.path.basename(os.fspath(path)) in names:
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(sync_intake, "_sha256", sha256)
+    monkeypatch.setattr(os, "scandir", scandir)
+
+
+@pytest.mark.parametrize("app", [{"PPT_INTAKE_THREADS": 1}, {"PPT_INTAKE_THREADS": 2}], indirect=True)
+@pytest.mark.app_config(PPT_QUEUE_NAME=f"unread-{uuid.uuid4().hex[:8]}")
+def test_a_scan_that_cannot_be_read_is_shown_in_the_inbox_until_it_is_read(app, login_as, monkeypatch, capsys):
+    """Before, a file the intake could see but not read (no permission, an I/O error) stayed in the folder for
+    ever with a log line at every pass, and a folder it could not open was passed over without a word. Now
+    post registration sees them, with the reason, until they are read; the log says so once, without the
+    national id in a name; and someone without post registration sees nothing of it."""
+    number = valid_national_id(4)
+    locked = {"låst.pdf", f"{number} brev.pdf", "uke 49"}
+    _cannot_read(monkeypatch, locked)
+    with app.app_context():
+        root = sync_dir(app)
+        (root / "låst.pdf").write_bytes(make_pdf(1, tag="låst"))
+        (root / f"{number} brev.pdf").write_bytes(make_pdf(2, tag="brev"))
+        (root / "uke 49").mkdir()
+        (root / "uke 49" / "inni.pdf").write_bytes(make_pdf(1, tag="inni"))
+        capsys.readouterr()
+        for _ in range(4):
+            scan()
+        assert items() == [] and (root / "låst.pdf").exists() and (root / "uke 49" / "inni.pdf").exists()
+        db.session.remove()
+    err = capsys.readouterr().err
+    assert len([line for line in err.splitlines() if "cannot be taken in" in line]) == 3  # once each, not per pass
+    assert number not in err and number[6:] not in err
+    web = login_as("sekretaer")
+    html = web.get("/post-registration/").get_data(as_text=True)
+    assert "3 filer i synkroniseringsmappa kan ikkje lesast." in html
+    assert "låst.pdf" in html and f"{number} brev.pdf" in html and "uke 49/" in html
+    assert "tenesta har ikkje løyve til å lese henne" in html and "ei mappe tenesta ikkje kan opne" in html
+
+    with app.app_context():  # a secretary whose role no longer has post registration
+        merkantil = role("merkantil")
+        admin.set_role_permission(user("superbrukar"), merkantil.id, "distribute_mail", False)
+        db.session.commit()
+        db.session.remove()
+    assert web.get("/post-registration/").status_code == 403
+    start = web.get("/").get_data(as_text=True)
+    assert "låst.pdf" not in start and "kan ikkje lesast" not in start
+    with app.app_context():
+        admin.set_role_permission(user("superbrukar"), role("merkantil").id, "distribute_mail", True)
+        db.session.commit()
+        db.session.remove()
+
+    locked.clear()  # the permissions are put right
+    with app.app_context():
+        (root / f"{number} brev.pdf").unlink()  # or someone took it away
+        scan()
+        scan()
+        assert sorted(i.filename for i in items(status=InboxStatus.NEW)) == ["inni.pdf", "låst.pdf"]
+        db.session.remove()
+    html = web.get("/post-registration/").get_data(as_text=True)
+    assert "kan ikkje lesast" not in html and "data-unread" not in html
+    assert "cannot be taken in" not in capsys.readouterr().err

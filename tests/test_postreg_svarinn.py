@@ -7,18 +7,23 @@ envelope our own key does not open is left waiting, with one alert per item.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import uuid
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
+from ppt_web.admin import service as admin
 from ppt_web.extensions import db
-from ppt_web.inbound.folder import FolderSource
+from ppt_web.inbound.folder import FolderSource, write_example
 from ppt_web.inbound.svarinn import SvarInnSource
 from ppt_web.models import InboxItem, InboxSource, InboxStatus
-from ppt_web.postreg import mail_intake
+from ppt_web.postreg import intake, mail_intake
 
 from . import builders
+from .conftest import role, user
 from .helpers import find_ks_testdata
 from .svarinn_server import SvarInnServer, _encrypted, make_key_and_cert, zip_files
 
@@ -257,3 +262,64 @@ def test_a_letter_with_an_odd_date_or_number_holds_up_no_other_letter(app, ctx, 
     counts = mail_intake.poll_inbound()
     assert counts.get("received", 0) + counts.get("refused", 0) == 2, counts
     assert {item.meta.get("title") for item in inbox()} >= {"Vanleg brev"}
+
+
+@pytest.mark.app_config(PPT_SYNC_INCOMPLETE_SECONDS=0, PPT_QUEUE_NAME=f"unread-mail-{uuid.uuid4().hex[:8]}")
+def test_the_folder_stand_in_shows_what_it_cannot_take_in_until_it_is_put_right(app, login_as, capsys):
+    """Before, a folder without forsendelse.json and a PDF dropped straight into inn/ were passed over without a
+    word, at every poll. Now post registration sees each, with the reason, until it is put right or taken away;
+    the log says so once; a folder being written (nothing in it old yet) and a hidden one are not news; and
+    someone without post registration sees nothing of it."""
+    pdf = builders.make_pdf(1, tag="halvferdig")
+    with app.app_context():
+        root = Path(app.config["PPT_SVARINN_DIR"])
+        inn = root / "inn"
+        (inn / "halvferdig").mkdir(parents=True)
+        (inn / "halvferdig" / "dokument.pdf").write_bytes(pdf)
+        (inn / "brev.pdf").write_bytes(builders.make_pdf(1, tag="laus"))
+        (inn / ".skriv-pågår").mkdir()
+        capsys.readouterr()
+        for _ in range(3):
+            assert mail_intake.poll_inbound()["received"] == 0
+        assert inbox() == [] and (inn / "brev.pdf").exists() and (inn / "halvferdig" / "dokument.pdf").exists()
+        db.session.remove()
+    err = capsys.readouterr().err
+    assert len([line for line in err.splitlines() if "cannot be taken in" in line]) == 2  # once each
+    web = login_as("sekretaer")
+    html = web.get("/post-registration/").get_data(as_text=True)
+    assert "2 forsendingar i mappa for digital post kan ikkje takast inn." in html
+    assert "halvferdig" in html and "ei mappe utan forsendelse.json" in html
+    assert "brev.pdf" in html and "ei fil rett i inn/" in html and "skriv-pågår" not in html
+
+    with app.app_context():  # a secretary whose role no longer has post registration
+        admin.set_role_permission(user("superbrukar"), role("merkantil").id, "distribute_mail", False)
+        db.session.commit()
+        db.session.remove()
+    assert web.get("/post-registration/").status_code == 403
+    start = web.get("/").get_data(as_text=True)
+    assert "halvferdig" not in start and "takast inn" not in start
+    with app.app_context():
+        admin.set_role_permission(user("superbrukar"), role("merkantil").id, "distribute_mail", True)
+        db.session.commit()
+        db.session.remove()
+
+    with app.app_context():  # forsendelse.json put in last, as a writer should; the loose PDF taken away
+        example = write_example(root, pdf, title="Tilvising", sender="Nordby skule", org_number=None)
+        os.replace(inn / example / "forsendelse.json", inn / "halvferdig" / "forsendelse.json")
+        shutil.rmtree(inn / example)
+        (inn / "brev.pdf").unlink()
+        assert mail_intake.poll_inbound()["received"] == 1
+        db.session.remove()
+    html = web.get("/post-registration/").get_data(as_text=True)
+    assert "takast inn" not in html and "data-unread" not in html and "Tilvising" in html
+
+
+@pytest.mark.app_config(PPT_QUEUE_NAME=f"unread-mail-{uuid.uuid4().hex[:8]}")
+def test_a_folder_still_being_written_is_not_news(app, ctx):
+    """By default a folder without forsendelse.json is waited for as long as a scan that never completes
+    (PPT_SYNC_INCOMPLETE_SECONDS): a writer puts the files first and forsendelse.json last."""
+    inn = Path(app.config["PPT_SVARINN_DIR"]) / "inn"
+    (inn / "halvferdig").mkdir(parents=True)
+    (inn / "halvferdig" / "dokument.pdf").write_bytes(b"%PDF")
+    mail_intake.poll_inbound()
+    assert "mail" not in intake.unread()

@@ -4,6 +4,9 @@ Layout under root: inn/<any-name>/forsendelse.json (one Forsendelse object, the 
 nedlastingslenke may be absent) with the files named in filer[].filnavn beside it, unencrypted.
 A writer puts the files first and forsendelse.json last, by rename, so a folder without it is still
 being written. Acknowledged items move to mottatt/, permanently failed ones to feilet/ with feil.json.
+What is never taken in as it lies (a folder still without forsendelse.json once nothing in it has changed
+for stray_seconds, a file put straight in inn/, a folder that cannot be read) is listed in `unread` after
+each fetch, for the inbox to show; it is left where it is.
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -36,25 +40,33 @@ FAILURE_NAME = "feil.json"
 class FolderSource:
     """Reads root/inn/; acknowledge and fail move an item's folder, so each is handled once."""
 
-    def __init__(self, root: Path, max_bytes: int = DEFAULT_MAX_BYTES):
+    def __init__(self, root: Path, max_bytes: int = DEFAULT_MAX_BYTES, stray_seconds: float = 300):
         self.root = Path(root)
         self.max_bytes = max_bytes
+        self.stray_seconds = stray_seconds
         self._folders: dict[str, list[Path]] = {}  # id -> folders handed out by the last fetch
+        # (name in inn/, reason) of what the last complete fetch could not take in: "no_metadata",
+        # "not_a_folder" or "unreadable". Names that are not UTF-8 keep their bytes as \xNN.
+        self.unread: list[tuple[str, str]] = []
 
     def fetch(self) -> Iterator[InboundMessage | InboundFailure]:
         """Every ready folder once, oldest first. A second folder with a known id is yielded too:
         the caller sees the repeated id and acknowledges it, which moves it out of inn/."""
         self._folders = {}
-        for folder in self._ready_folders():
+        unread: list[tuple[str, str]] = []
+        for folder in self._ready_folders(unread):
             if not os.path.lexists(folder / METADATA_NAME):
                 continue  # handled meanwhile (another process moved it)
             result = self._read(folder)
+            if isinstance(result, InboundFailure) and result.reason == DOWNLOAD_FAILED and not result.permanent:
+                unread.append((_shown(folder.name), "unreadable"))  # a file in it: tried at every fetch
             if result.id:
                 self._folders.setdefault(result.id, []).append(folder)
             elif isinstance(result, InboundFailure) and result.permanent:  # nothing could ever address it by id
                 # (a message always has one): set it aside now
                 self._set_aside(folder, result.detail)
             yield result
+        self.unread = unread
 
     def acknowledge(self, message_id: str) -> None:
         """Move the item's folder(s) to mottatt/; an id already moved is fine."""
@@ -69,23 +81,42 @@ class FolderSource:
                 folder = _move(folder, self.root / "feilet")
             _write_failure(folder, message_id, detail, permanent)
 
-    def _ready_folders(self) -> list[Path]:
+    def _ready_folders(self, unread: list[tuple[str, str]] | None = None) -> list[Path]:
+        """The folders with forsendelse.json, oldest first; what never will be read as it lies goes to unread."""
         inbox = self.root / "inn"
         try:
-            candidates = [p for p in inbox.iterdir() if not p.name.startswith(".") and p.is_dir()]
+            entries = [p for p in inbox.iterdir() if not p.name.startswith(".")]
         except FileNotFoundError:
             return []  # nothing has been delivered yet
         except OSError as exc:
             raise InboundUnavailable(f"cannot read the inbound folder: {_reason(exc)}") from None
         ready = []
-        for folder in candidates:
+        for entry in entries:
+            if not entry.is_dir():
+                if unread is not None and self._stale(entry):
+                    unread.append((_shown(entry.name), "not_a_folder"))
+                continue
             try:
-                ready.append((os.stat(folder / METADATA_NAME).st_mtime, folder.name, folder))
+                ready.append((os.stat(entry / METADATA_NAME).st_mtime, entry.name, entry))
             except FileNotFoundError:
-                continue  # still being written
+                if unread is not None and self._stale(entry):  # still being written, or never finished
+                    unread.append((_shown(entry.name), "no_metadata"))
             except OSError:
-                ready.append((0.0, folder.name, folder))  # unreadable: _read reports it
+                ready.append((0.0, entry.name, entry))  # unreadable: _read reports it
         return [folder for _, _, folder in sorted(ready)]
+
+    def _stale(self, path: Path) -> bool:
+        """Nothing in it (a folder's own entries) has changed for stray_seconds; True if it cannot be read."""
+        try:
+            newest = path.lstat().st_mtime
+            if path.is_dir():
+                for inside in path.iterdir():
+                    newest = max(newest, inside.lstat().st_mtime)
+        except FileNotFoundError:
+            return False  # moved meanwhile
+        except OSError:
+            return True
+        return time.time() - newest >= self.stray_seconds
 
     def _read(self, folder: Path) -> InboundMessage | InboundFailure:
         try:
@@ -186,6 +217,11 @@ def _write_failure(folder: Path, message_id: str, detail: str, permanent: bool) 
     temporary = folder / f".{FAILURE_NAME}.tmp"
     _write_durably(temporary, json.dumps(record, ensure_ascii=False, indent=2).encode())
     os.replace(temporary, folder / FAILURE_NAME)
+
+
+def _shown(name: str) -> str:
+    """A name in inn/ as text; one that is not UTF-8 keeps its bytes as \\xNN."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
 def _reason(exc: OSError) -> str:

@@ -16,8 +16,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+import unicodedata
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
@@ -28,7 +32,8 @@ from ..activity import service as activity
 from ..clock import utcnow
 from ..extensions import db
 from ..files.errors import MESSAGES as FILE_MESSAGES
-from ..files.storage import fsync_path, safe_filename
+from ..files.storage import BIDI_CONTROLS, fsync_path, safe_filename
+from ..logs import mask_national_ids
 from ..models import Document, InboxItem, InboxSource, InboxStatus, JournalPost
 
 log = logging.getLogger(__name__)
@@ -37,6 +42,10 @@ log = logging.getLogger(__name__)
 SEEN_KEY = "ppt:{}:sync-seen"          # hash: relative path -> "<size>:<mtime_ns>|<first seen like this>"
 SCAN_LOCK = "ppt:{}:intake-scan-lock"
 INBOUND_LOCK = "ppt:{}:inbound-poll-lock"
+# What an intake sees but cannot take in, for the inbox's warning (see note_unread): a hash per intake,
+# name -> "<reason code>|<first seen, epoch seconds>".
+UNREAD_KEY = "ppt:{}:unread:{}"
+SCANS, MAIL = "scan", "mail"
 LOCK_SECONDS = queue.LOCK_SECONDS
 SKIPPED_SUFFIXES = (".tmp", ".part", ".crdownload", ".partial", "~")
 SKIPPED_NAMES = ("desktop.ini", "thumbs.db")  # what Windows leaves in a shared folder
@@ -126,5 +135,104 @@ def mark_received(item: InboxItem) -> None:
                     after={"source": item.source.value, "file": item.filename, "pages": item.page_count})
 
 
-def redis_key(template: str) -> str:
-    return template.format(current_app.config["PPT_QUEUE_NAME"])
+def redis_key(template: str, *more: str) -> str:
+    return template.format(current_app.config["PPT_QUEUE_NAME"], *more)
+
+
+# Why an intake cannot take in what it sees; the inbox shows it until the cause is gone.
+UNREAD_REASONS = {
+    "no_permission": _l("the service is not allowed to read it"),
+    "read_error": _l("reading it failed (the disk or the network share)"),
+    "unlistable": _l("a folder the service cannot open"),
+    "no_metadata": _l("a folder without forsendelse.json"),
+    "not_a_folder": _l("a file straight in inn/, not in a folder of its own with forsendelse.json"),
+    "unreadable": _l("its forsendelse.json or a file in it cannot be read"),
+}
+SHOWN_UNREAD = 20  # names listed in the warning; the count says how many there are
+
+
+class Unread(NamedTuple):
+    name: str
+    reason: str
+    since: datetime
+
+
+def unread_code(exc: OSError) -> str:
+    return "no_permission" if isinstance(exc, PermissionError) else "read_error"
+
+
+def shown_name(text: str) -> str:
+    """A path or name for a page: no control or direction characters, at most 199 characters."""
+    text = unicodedata.normalize("NFC", text).translate(BIDI_CONTROLS)
+    text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cs"))
+    return text[:199]
+
+
+def note_unread(conn, which: str, name: str, code: str, detail: str = "") -> None:
+    """Keep that `name` cannot be taken in; the log says so once, not at every pass."""
+    if conn.hsetnx(redis_key(UNREAD_KEY, which), name, f"{code}|{time.time()}"):
+        _log_unread(which, name, code, detail)
+
+
+def forget_unread(conn, which: str, *names: str) -> None:
+    """The names were taken in, became readable or are gone: off the warning."""
+    if names and conn.hdel(redis_key(UNREAD_KEY, which), *names):
+        _log_taken(which, names)
+
+
+def _log_unread(which: str, name: str, code: str, detail: str = "") -> None:
+    log.warning("%s intake: %s cannot be taken in (%s%s); it stays where it is and is shown in the inbox",
+                which, mask_national_ids(name), code, f": {detail}" if detail else "")
+
+
+def _log_taken(which: str, names) -> None:
+    log.info("%s intake: %s no longer waits unread", which, ", ".join(mask_national_ids(n) for n in names))
+
+
+def replace_unread(conn, which: str, found: list[tuple[str, str]]) -> None:
+    """A whole pass's findings replace the last pass's; a name still there keeps its first seen."""
+    key = redis_key(UNREAD_KEY, which)
+    before = {k.decode(): v.decode() for k, v in conn.hgetall(key).items()}
+    now = {name: f"{code}|{before[name].split('|')[-1] if name in before else time.time()}" for name, code in found}
+    for name, code in found:
+        if name not in before:
+            _log_unread(which, name, code)
+    gone = set(before) - set(now)
+    if gone:
+        _log_taken(which, sorted(gone))
+    if now == before:
+        return
+    pipe = conn.pipeline()
+    pipe.delete(key)
+    if now:
+        pipe.hset(key, mapping=now)
+    pipe.execute()
+
+
+def unread() -> dict[str, dict]:
+    """For the inbox page: per intake, {"count", "items"} (the oldest SHOWN_UNREAD, as Unread). Empty when
+    Redis does not answer: the page is shown without the warning, never a 500."""
+    found: dict[str, dict] = {}
+    try:
+        conn = queue.connection()
+        for which in (SCANS, MAIL):
+            raw = {_text(k): _text(v) for k, v in conn.hgetall(redis_key(UNREAD_KEY, which)).items()}
+            entries = []
+            for name, value in raw.items():
+                code, _, since = value.partition("|")
+                try:
+                    when = datetime.fromtimestamp(float(since), UTC)
+                except (ValueError, OverflowError, OSError):
+                    when = utcnow()
+                entries.append(Unread(shown_name(name), str(UNREAD_REASONS.get(code, UNREAD_REASONS["read_error"])),
+                                      when))
+            if entries:
+                entries.sort(key=lambda e: (e.since, e.name))
+                found[which] = {"count": len(entries), "items": entries[:SHOWN_UNREAD]}
+    except Exception as exc:  # noqa: BLE001 - Redis away: the inbox still shows
+        log.warning("the inbox could not read the intakes' unread files: %s", type(exc).__name__)
+    return found
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value

@@ -30,6 +30,7 @@ from ..notify import holders, link, notify
 from .intake import (
     INBOUND_LOCK,
     LOCK_SECONDS,
+    MAIL,
     duplicate_of,
     mark_received,
     quarantine_bytes,
@@ -37,6 +38,7 @@ from .intake import (
     reason_text,
     record_refusal,
     redis_key,
+    replace_unread,
 )
 
 log = logging.getLogger(__name__)
@@ -55,7 +57,9 @@ def inbound_source():
         key = Path(cfg["PPT_SVARINN_KEY"]).read_bytes()
         return SvarInnSource(cfg["PPT_SVARINN_URL"], cfg["PPT_SVARINN_USER"], cfg["PPT_SVARINN_PASSWORD"], key,
                              max_bytes=limit)
-    return FolderSource(Path(cfg["PPT_SVARINN_DIR"]), max_bytes=limit)
+    # A folder still without forsendelse.json is waited for as long as a scan that never completes.
+    return FolderSource(Path(cfg["PPT_SVARINN_DIR"]), max_bytes=limit,
+                        stray_seconds=float(cfg["PPT_SYNC_INCOMPLETE_SECONDS"]))
 
 
 def message_meta(message) -> dict:
@@ -130,6 +134,8 @@ def _poll(source, conn, counts: Counter) -> None:
     if undecryptable:
         pipe.sadd(key, *undecryptable)
     pipe.execute()
+    # What the folder stand-in sees but cannot take in, for the inbox's warning (SvarInn itself: nothing).
+    replace_unread(conn, MAIL, getattr(source, "unread", []))
 
 
 def undecryptable_count() -> int:

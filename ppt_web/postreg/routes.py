@@ -43,7 +43,8 @@ def inbox():
         return render_template("postreg/_rows.html", page=page, which=which, before=before,
                                skip_reasons=sync_intake.SKIP_REASONS, item_href=id_prefix("postreg.item", "item_id"))
     return render_template("postreg/inbox.html", page=page, which=which, before=before, upload=UploadForm(),
-                           skip_reasons=sync_intake.SKIP_REASONS, item_href=id_prefix("postreg.item", "item_id"))
+                           skip_reasons=sync_intake.SKIP_REASONS, item_href=id_prefix("postreg.item", "item_id"),
+                           unread=intake.unread())
 
 
 @bp.route("/upload", methods=["POST"])
@@ -66,8 +67,8 @@ def upload():
                 return go(url_for("postreg.item", item_id=item.id))
     page = service.inbox_rows(_actor(), "open")
     return render_template("postreg/inbox.html", page=page, which="open", before=None, upload=form,
-                           skip_reasons=sync_intake.SKIP_REASONS,
-                           item_href=id_prefix("postreg.item", "item_id")), form_status()
+                           skip_reasons=sync_intake.SKIP_REASONS, item_href=id_prefix("postreg.item", "item_id"),
+                           unread=intake.unread()), form_status()
 
 
 def _transfer_form(item, form: TransferForm | None = None) -> TransferForm:

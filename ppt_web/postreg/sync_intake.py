@@ -1,6 +1,8 @@
 """The scanners' sync folder: a file is read once it has settled, stored, put in the inbox, then removed
 (docs/decisions.md, "Sync folder and inbox intake"). What it never reads (hidden and temporary files,
-links, pipes) stays where it is and is reported in the inbox as skipped, once (_note_skipped)."""
+links, pipes) stays where it is and is reported in the inbox as skipped, once (_note_skipped). What it
+cannot read (no permission, an I/O error, a folder it cannot open) stays too, and the inbox warns of it
+for as long as it stays unread (intake.note_unread)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,6 @@ import hashlib
 import logging
 import os
 import time
-import unicodedata
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,24 +24,30 @@ from .. import queue
 from ..clock import utcnow
 from ..extensions import db
 from ..files import pdfcheck
-from ..files.storage import BIDI_CONTROLS, UploadRejected, store_upload
+from ..files.storage import UploadRejected, store_upload
 from ..logs import mask_national_ids
 from ..models import InboxItem, InboxSource, InboxStatus
 from .intake import (
     LOCK_SECONDS,
     SCAN_LOCK,
+    SCANS,
     SEEN_KEY,
     SKIPPED_NAMES,
     SKIPPED_SUFFIXES,
     STOPPING,
+    UNREAD_KEY,
     WAITABLE,
     duplicate_of,
+    forget_unread,
     mark_received,
+    note_unread,
     quarantine_bytes,
     quarantine_dir,
     reason_text,
     record_refusal,
     redis_key,
+    shown_name,
+    unread_code,
 )
 
 log = logging.getLogger(__name__)
@@ -70,11 +77,20 @@ QUIET_NAMES = (*SKIPPED_NAMES, ".ds_store", ".stfolder", ".stversions", ".stigno
 SKIP_FIELD = "skip:"  # prefix of a skipped path's entry in the SEEN_KEY hash
 
 
-def _walk(root: Path) -> Iterator[tuple[Path, str | None]]:
+class ScanUnreadable(Exception):
+    """The file is there but cannot be read (permissions, an I/O error): it stays, and the inbox says so."""
+
+    def __init__(self, exc: OSError):
+        super().__init__(exc.strerror or type(exc).__name__)  # the OS's words, without the path
+        self.code = unread_code(exc)
+
+
+def _walk(root: Path, unlistable: list[OSError] | None = None) -> Iterator[tuple[Path, str | None]]:
     """Regular files under root, oldest folders first, as (path, None); what is never read as
     (path, reason): hidden names, scanners' temp files, links and anything not a regular file.
-    Hidden folders and links to folders are not entered."""
-    for folder, dirs, files in os.walk(root):
+    Hidden folders and links to folders are not entered. A folder that cannot be listed goes to
+    unlistable (os.walk would pass over it without a word)."""
+    for folder, dirs, files in os.walk(root, onerror=unlistable.append if unlistable is not None else None):
         entered = []
         for name in sorted(dirs):
             path = Path(folder) / name
@@ -130,14 +146,16 @@ def scan_sync_folder() -> Counter:
                 except FileNotFoundError:
                     continue  # gone since it was listed
                 except OSError as exc:
-                    log.warning("cannot read %s in the sync folder: %s", entry[1], exc)
-                    counts["error"] += 1
+                    note_unread(conn, SCANS, entry[1], unread_code(exc), exc.strerror or type(exc).__name__)
+                    counts["unreadable"] += 1
             with ThreadPoolExecutor(threads, thread_name_prefix="intake") as pool:
                 for result in pool.map(lambda share: _import_in_context(app, conn, share), shares):
                     counts.update(result)
         gone = set(seen) - present
         if gone:
             conn.hdel(redis_key(SEEN_KEY), *gone)
+        unread_gone = {k.decode() for k in conn.hkeys(redis_key(UNREAD_KEY, SCANS))} - present
+        forget_unread(conn, SCANS, *sorted(unread_gone))
     return counts
 
 
@@ -145,7 +163,8 @@ def _settled(root: Path, conn, seen: dict, present: set, counts: Counter) -> lis
     """Files unchanged for PPT_SYNC_SETTLE_SECONDS; new or changed ones are noted for the next pass."""
     settle = float(current_app.config["PPT_SYNC_SETTLE_SECONDS"])
     ready = []
-    for path, skipped in _walk(root):
+    unlistable: list[OSError] = []
+    for path, skipped in _walk(root, unlistable):
         rel = _display_path(path.relative_to(root))
         if skipped:
             try:
@@ -160,6 +179,10 @@ def _settled(root: Path, conn, seen: dict, present: set, counts: Counter) -> lis
             st = path.stat()
         except FileNotFoundError:
             continue
+        except OSError as exc:
+            note_unread(conn, SCANS, rel, unread_code(exc), exc.strerror or type(exc).__name__)
+            counts["unreadable"] += 1
+            continue
         signature = f"{st.st_size}:{st.st_mtime_ns}"
         previous = seen.get(rel, "")
         now = time.time()
@@ -170,6 +193,12 @@ def _settled(root: Path, conn, seen: dict, present: set, counts: Counter) -> lis
             counts["waiting"] += 1
         else:
             ready.append((path, rel, st))
+    for error in unlistable:
+        folder = Path(error.filename or root)
+        rel = _display_path(folder.relative_to(root)) + "/" if folder != root else "/"
+        present.add(rel)
+        note_unread(conn, SCANS, rel, "unlistable", error.strerror or type(error).__name__)
+        counts["unreadable"] += 1
     return ready
 
 
@@ -219,9 +248,7 @@ def _note_skipped(path: Path, rel: str, reason: str, conn, seen: dict, present: 
 
 def _shown_path(rel: str) -> str:
     """The relative path for the inbox: no control or direction characters, at most 199 characters."""
-    text = unicodedata.normalize("NFC", rel).translate(BIDI_CONTROLS)
-    text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cs"))
-    return text[:199]
+    return shown_name(rel)
 
 
 def _import_in_context(app, conn, share) -> Counter:
@@ -241,12 +268,18 @@ def _import_all(conn, share) -> Counter:
                 continue
             try:
                 outcome = import_scan(path, rel, st)
+            except ScanUnreadable as exc:  # tried again at every pass (its SEEN_KEY entry stays), told once
+                db.session.rollback()
+                note_unread(conn, SCANS, rel, exc.code, str(exc))
+                outcome = "unreadable"
             except Exception:  # noqa: BLE001 - even the refusal failed (disk full): the file stays, next pass
                 db.session.rollback()
-                log.exception("could not take %s from the sync folder; it stays there", rel)
+                log.exception("could not take %s from the sync folder; it stays there", mask_national_ids(rel))
                 outcome = "error"
             counts[outcome] += 1
-            if outcome != "waiting":
+            if outcome in ("imported", "refused", "finished", "waiting"):  # it could be read
+                forget_unread(conn, SCANS, rel)
+            if outcome not in ("waiting", "unreadable"):
                 conn.hdel(redis_key(SEEN_KEY), rel)
             conn.expire(redis_key(SCAN_LOCK), LOCK_SECONDS)
     return counts
@@ -270,8 +303,10 @@ def _looks_complete(path: Path) -> bool:
                 return True
             f.seek(max(0, path.stat().st_size - 1024))
             return b"%%EOF" in f.read()
-    except OSError:
+    except FileNotFoundError:
         return False
+    except OSError as exc:
+        raise ScanUnreadable(exc) from None
 
 
 def _sha256(path: Path) -> str:
@@ -314,8 +349,8 @@ def import_scan(path: Path, rel: str, st: os.stat_result) -> str:
             sha = _sha256(path)
         except FileNotFoundError:
             return "finished"
-        except OSError:
-            return "error"
+        except OSError as exc:
+            raise ScanUnreadable(exc) from None
         if sha in (found.sha256, _kept_copy_sha(found.quarantine_name)):
             _remove_source(path, signature)  # committed before a crash; only the clean-up was left
             return "finished"
@@ -329,7 +364,13 @@ def import_scan(path: Path, rel: str, st: os.stat_result) -> str:
     if young and not _looks_complete(path):
         return "waiting"
     try:
-        duplicate = duplicate_of(_sha256(path))
+        sha = _sha256(path)
+    except FileNotFoundError:
+        return "waiting"
+    except OSError as exc:
+        raise ScanUnreadable(exc) from None
+    try:
+        duplicate = duplicate_of(sha)
         if duplicate is not None:
             return _refuse_scan(path, rel, key, signature, "duplicate",
                                 f"{reason_text('duplicate')} ({duplicate})")
@@ -351,7 +392,9 @@ def import_scan(path: Path, rel: str, st: os.stat_result) -> str:
     except FileNotFoundError:
         db.session.rollback()
         return "waiting"
-    except Exception:  # noqa: BLE001 - unreadable, disk full, database away: keep the file, try again
+    except ScanUnreadable:
+        raise
+    except Exception:  # noqa: BLE001 - disk full, database away: keep the file, try again
         db.session.rollback()
         log.exception("could not import %s from the sync folder; it stays there and is tried again", rel)
         return "error"
@@ -360,7 +403,13 @@ def import_scan(path: Path, rel: str, st: os.stat_result) -> str:
 
 
 def _refuse_scan(path: Path, rel: str, key: str, signature: tuple[int, int], code: str, detail: str) -> str:
-    name = quarantine_bytes(path.read_bytes(), path.name)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise ScanUnreadable(exc) from None
+    name = quarantine_bytes(data, path.name)
     try:
         record_refusal(InboxSource.SCAN, path.name, code, detail, name, key, meta={"path": rel})
         db.session.commit()
