@@ -102,6 +102,55 @@ def test_nobody_approves_their_own_post(ctx):
     assert db.session.get(type(own), own.id).status == PostStatus.AWAITING_APPROVAL
 
 
+def _meanwhile(app, post_id: int, **columns) -> None:
+    """Another request's change of the post row, committed through an engine of its own."""
+    from sqlalchemy import create_engine, text
+
+    other = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+    with other.begin() as conn:
+        conn.execute(text("UPDATE journal_post SET " + ", ".join(f"{c} = :{c}" for c in columns) + " WHERE id = :id"),
+                     {**columns, "id": post_id})
+    other.dispose()
+
+
+@pytest.mark.parametrize("decision", ["approve", "return"])
+@pytest.mark.parametrize("resent", ["by_the_approver", "to_another_approver"])
+def test_a_decision_that_crosses_a_return_and_a_new_send_is_refused(app, ctx, monkeypatch, decision, resent):
+    """The approver's request passed refusal() on the post as it was read; before its UPDATE the post was
+    returned and sent again: by the approver themself (now the one who asked: four eyes), or to another
+    approver (a team coordinator decides only what waits for them). The decision is refused and the post
+    still waits, as sent the second time."""
+    team = db.session.scalar(select(AccessGroup).where(AccessGroup.name == "Team barnehage"))
+    case = builders.case(handler="radgjevar2")
+    case.access_group = team  # radgjevar1 coordinates the team
+    db.session.commit()
+    post = assessment(handler="radgjevar2", case=case)
+    approver = user("radgjevar1")
+    approval.send_for_approval(user("radgjevar2"), post.id, approver.id)
+    again = ({"approval_requested_by_id": approver.id, "approver_id": user("leiar").id} if resent == "by_the_approver"
+             else {"approval_requested_by_id": user("radgjevar2").id, "approver_id": user("leiar").id})
+    real = approval._approvable
+
+    def resent_meanwhile(actor, post_id):
+        found = real(actor, post_id)
+        _meanwhile(app, post_id, **again)
+        return found
+
+    monkeypatch.setattr(approval, "_approvable", resent_meanwhile)
+    with pytest.raises(Forbidden) as refused:
+        if decision == "approve":
+            approval.approve(approver, post.id, "ok")
+        else:
+            approval.return_for_changes(approver, post.id, "Sjå over")
+    assert ("eigen" if resent == "by_the_approver" else "annan") in str(refused.value.message)
+    db.session.rollback()
+    after = db.session.get(type(post), post.id)
+    assert after.status == PostStatus.AWAITING_APPROVAL and after.approved_by_id is None
+    assert (after.approver_id, after.approval_requested_by_id) == (again["approver_id"],
+                                                                   again["approval_requested_by_id"])
+    assert [e.kind for e in after.events] == ["sent_to_approval"]
+
+
 def test_a_team_coordinator_approves_posts_of_the_team_sent_to_them(ctx):
     team = db.session.scalar(select(AccessGroup).where(AccessGroup.name == "Team barnehage"))
     case = builders.case(handler="radgjevar2")
@@ -184,6 +233,62 @@ def test_the_handler_signs_a_letter_that_needs_no_approval(ctx, signing):
     assert status.intact and status.valid
     with pytest.raises(Conflict):  # an expert assessment is signed by its approver
         esign.sign(user("radgjevar1"), assessment().id)
+
+
+@pytest.mark.parametrize("meanwhile", ["main_replaced", "main_rendered_again", "sent_to_approval", "finalized"])
+def test_a_signature_that_crosses_a_change_of_the_post_is_refused(app, ctx, monkeypatch, meanwhile):
+    """The handler's signing read the main document and took seconds to sign it; meanwhile the main
+    document was replaced (an edit's upload: a new document row), rendered again in place (a letter's PDF),
+    or the post was sent to approval or finalized. The signature is refused and rolled back: no signature
+    row, the main document as it is now, and the signed file removed."""
+    import hashlib
+
+    from ppt_web import signing
+    from ppt_web.files.storage import file_path
+    from ppt_web.models import StoredFile
+
+    letter = assessment(case=builders.case(category="follow_up"), title="Brev til skulen")
+    main_id, unsigned = letter.main_document.id, letter.main_document.sha256
+    other = posts.create_post(user("radgjevar1"), letter.case_id, posts.PostData(post_type="N", title="Anna"),
+                              posts.Upload(io.BytesIO(builders.make_pdf(2, tag="ny")), "ny.pdf"))
+    new_sha = other.main_document.sha256
+    changes = {
+        "main_replaced": [("DELETE FROM document WHERE id = :main", {"main": main_id}),
+                          ("INSERT INTO document (post_id, role, position, filename, sha256) "
+                           "VALUES (:post, 'main', 5, 'ny.pdf', :sha)", {"post": letter.id, "sha": new_sha})],
+        "main_rendered_again": [("UPDATE document SET sha256 = :sha WHERE id = :main", {"sha": new_sha,
+                                                                                       "main": main_id})],
+        "sent_to_approval": [("UPDATE journal_post SET status = 'awaiting_approval', approver_id = :leader, "
+                              "approval_requested_by_id = :handler WHERE id = :post",
+                              {"leader": user("leiar").id, "handler": user("radgjevar1").id, "post": letter.id})],
+        "finalized": [("UPDATE journal_post SET status = 'finalized' WHERE id = :post", {"post": letter.id})],
+    }[meanwhile]
+    real, made = signing.sign_pdf, []
+
+    def slow_sign(*args, **kwargs):
+        from sqlalchemy import create_engine, text
+
+        signed = real(*args, **kwargs)
+        made.append(hashlib.sha256(signed).hexdigest())
+        engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+        with engine.begin() as conn:
+            for statement, values in changes:
+                conn.execute(text(statement), values)
+        engine.dispose()
+        return signed
+
+    monkeypatch.setattr(signing, "sign_pdf", slow_sign)
+    with pytest.raises(Conflict) as refused:
+        esign.sign(user("radgjevar1"), letter.id)
+    assert ("medan det vart signert" if meanwhile.startswith("main_") else "Berre eit utkast") in str(
+        refused.value.message)
+    db.session.rollback()
+    after = db.session.get(type(letter), letter.id)
+    assert db.session.scalars(select(PostSignature).where(PostSignature.post_id == letter.id)).all() == []
+    assert after.main_document.sha256 == (new_sha if meanwhile.startswith("main_") else unsigned)
+    assert "signed" not in [e.kind for e in after.events]
+    (signed_sha,) = made
+    assert db.session.get(StoredFile, signed_sha) is None and not file_path(signed_sha).exists()
 
 
 def test_an_expert_assessment_is_not_finalized_without_approval(ctx):

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, or_, select
 
 from .. import runtime_settings, validation
 from ..activity import service as activity
@@ -99,9 +99,26 @@ def refusal(actor: User, post: JournalPost) -> DomainError | None:
         return Conflict(_l("The post is not waiting for approval."))
     if actor.id in (post.approval_requested_by_id, post.created_by_id):
         return Forbidden("approve", _l("You cannot approve your own post."), "journal_post", post.id)
-    if post.approver_id != actor.id and not (actor.can("approve") and actor.can("search_all")):
+    if post.approver_id != actor.id and not _approves_all(actor):
         return Forbidden("approve", _l("The post waits for another approver."), "journal_post", post.id)
     return None
+
+
+def _approves_all(actor: User) -> bool:
+    """A leader (approve + search_all) may decide any waiting post, not only those sent to them."""
+    return actor.can("approve") and actor.can("search_all")
+
+
+def _decide(actor: User, post: JournalPost, **values) -> None:
+    """The approval or return as one conditional UPDATE that holds refusal()'s rules on the row as it is
+    then: still waiting, not written nor sent to approval by the actor, and (but for a leader) waiting for
+    the actor. A return and a new send between the first check and this (to another approver, or sent by
+    the actor themself) is refused, never approved by the one who sent it."""
+    conditions = [JournalPost.status == PostStatus.AWAITING_APPROVAL, JournalPost.created_by_id != actor.id,
+                  or_(JournalPost.approval_requested_by_id.is_(None), JournalPost.approval_requested_by_id != actor.id)]
+    if not _approves_all(actor):
+        conditions.append(JournalPost.approver_id == actor.id)
+    posts.decide(post, tuple(conditions), lambda p: refusal(actor, p), **values)
 
 
 def _approvable(actor: User, post_id: int) -> JournalPost:
@@ -117,11 +134,10 @@ def approve(actor: User, post_id: int, comment: str = "", sign: bool = False) ->
     with transaction() as signed:
         post = _approvable(actor, post_id)
         text = " ".join((comment or "").split())[:2000]
-        _conditional(post, (PostStatus.AWAITING_APPROVAL,), lambda p: refusal(actor, p), status=PostStatus.APPROVED,
-                     approved_by_id=actor.id, approved_at=utcnow())
+        _decide(actor, post, status=PostStatus.APPROVED, approved_by_id=actor.id, approved_at=utcnow())
         if sign:
             # The service's certificate signs; approving is what authorises it, so no esign is needed.
-            signed.append(sign_for_approver(actor, post))
+            sign_for_approver(actor, post, signed)
         event(post, actor, "approved", text)
         posts.finalize_post(actor, post)
         activity.record("post_approved", actor=actor, object_type="journal_post", object_id=post.id, detail=text[:500])
@@ -137,8 +153,7 @@ def return_for_changes(actor: User, post_id: int, comment: str) -> JournalPost:
     post = _approvable(actor, post_id)
     text = validation.required_text(comment, "comment", 2000)
     requester = post.approval_requested_by
-    _conditional(post, (PostStatus.AWAITING_APPROVAL,), lambda p: refusal(actor, p), status=PostStatus.DRAFT,
-                 approver_id=None)
+    _decide(actor, post, status=PostStatus.DRAFT, approver_id=None)
     event(post, actor, "returned", text, to_user=requester)
     activity.record("post_returned", actor=actor, object_type="journal_post", object_id=post.id, detail=text[:500])
     if requester is not None:
@@ -181,7 +196,7 @@ _QUEUE_OF_APPROVER = _QUEUE.where(_post.c.approver_id == bindparam("approver_id"
 def queue(actor: User) -> list[Waiting]:
     """Posts waiting for the actor; a leader (approve + search_all) sees every waiting post of the service.
     One query, rows shaped for the list."""
-    if actor.can("approve") and actor.can("search_all"):
+    if _approves_all(actor):
         rows = db.session.execute(_QUEUE)
     else:
         rows = db.session.execute(_QUEUE_OF_APPROVER, {"approver_id": actor.id})
@@ -194,6 +209,6 @@ def queue(actor: User) -> list[Waiting]:
 
 def waiting_count(actor: User) -> int:
     query = select(func.count(JournalPost.id)).where(JournalPost.status == PostStatus.AWAITING_APPROVAL)
-    if not (actor.can("approve") and actor.can("search_all")):
+    if not _approves_all(actor):
         query = query.where(JournalPost.approver_id == actor.id)
     return db.session.scalar(query) or 0

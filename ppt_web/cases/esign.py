@@ -5,13 +5,18 @@ configured the app's test certificate signs (ppt_web/signing_setup.py), and the 
 import dataclasses
 import io
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
+from typing import NoReturn
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm.attributes import set_committed_value
 
 from .. import runtime_settings, signing_setup
 from ..activity import service as activity
@@ -19,10 +24,11 @@ from ..auth import scope
 from ..auth.access import refused, require
 from ..clock import utcnow
 from ..errors import Conflict, DomainError, Invalid, raise_if
-from ..extensions import db
+from ..extensions import changed_rows, db
 from ..files.storage import file_path, store_upload
-from ..models import JournalPost, PostSignature, PostStatus, PostType, User
+from ..models import Document, JournalPost, PostSignature, PostStatus, PostType, User
 from ..transaction import transaction
+from . import posts
 from .posts import event, needs_approval
 
 
@@ -44,21 +50,33 @@ def sign_refusal(actor: User, post: JournalPost) -> DomainError | None:
 
 
 def sign(actor: User, post_id: int) -> JournalPost:
-    """The handler signs a letter that needs no approval (a draft), before finalizing it."""
+    """The handler signs a letter that needs no approval (a draft), before finalizing it.
+
+    Signing takes seconds. The signed file replaces the main document only if that is still the document
+    that was signed, and the post is still a draft that may be signed, both checked in the database at the
+    end (conditional UPDATEs of the document and the post row): a main document replaced, or the post sent
+    to approval or finalized, meanwhile refuses the signature, and the transaction's clean-up removes the
+    signed file."""
     from ..letters.document import ensure_document  # noqa: PLC0415 - letters/ builds on cases/
 
     post = scope.post(actor, post_id)
     with transaction() as signed:
         ensure_document(actor, post, signed)  # a letter's PDF as last saved is what gets signed
         raise_if(sign_refusal(actor, post))
-        signed.append(_sign(actor, post))
+        guard = partial(sign_refusal, actor)
+        _sign(actor, post, signed, refusal=guard)
+        posts.decide(post, (JournalPost.status == PostStatus.DRAFT, JournalPost.post_type == PostType.U), guard,
+                     status=PostStatus.DRAFT)
     return post
 
 
-def _sign(actor: User, post: JournalPost, authorised: bool = False) -> str:
-    """Sign the main document with the service's certificate; the signed file replaces it in the post.
+def _sign(actor: User, post: JournalPost, new_files: list[str], authorised: bool = False,
+          refusal: Callable[[JournalPost], DomainError | None] | None = None) -> str:
+    """Sign the main document with the service's certificate; the signed file replaces it in the post,
+    if the main document is still what was signed (refused otherwise, as refusal says of the post now).
 
-    Returns the signed file's digest (for clean-up if the transaction fails)."""
+    The signed file's digest goes to new_files as soon as it is stored (for clean-up if the transaction
+    fails); it is also returned."""
     if not authorised:
         require(actor, "esign", object_type="journal_post", object_id=post.id)
     main = post.main_document
@@ -78,12 +96,23 @@ def _sign(actor: User, post: JournalPost, authorised: bool = False) -> str:
         raise Conflict(_l("The document could not be signed. Check that it is an ordinary PDF, or tell the "
                           "administrator (the signing certificate may be missing or expired).")) from exc
     stored = store_upload(io.BytesIO(signed), main.filename)
-    db.session.flush()  # the stored_file row before the rows that refer to it
+    if stored.new and stored.sha256 not in new_files:
+        new_files.append(stored.sha256)
     unsigned = main.sha256
-    main.sha256 = stored.sha256
     subject = _subject(signer)
-    db.session.add(PostSignature(post_id=post.id, unsigned_sha256=unsigned, signed_sha256=stored.sha256,
-                                 signed_by_id=actor.id, signed_at=utcnow(), certificate_subject=subject))
+    try:
+        db.session.flush()  # the stored_file row before the rows that refer to it
+        # The main document as it was signed, or nothing: one replaced (or re-rendered) meanwhile is kept.
+        if changed_rows(update(Document).where(Document.id == main.id, Document.post_id == post.id,
+                                               Document.role == "main", Document.sha256 == unsigned)
+                        .values(sha256=stored.sha256).execution_options(synchronize_session=False)) != 1:
+            _refused_meanwhile(post.id, refusal)
+        set_committed_value(main, "sha256", stored.sha256)
+        db.session.add(PostSignature(post_id=post.id, unsigned_sha256=unsigned, signed_sha256=stored.sha256,
+                                     signed_by_id=actor.id, signed_at=utcnow(), certificate_subject=subject))
+        db.session.flush()
+    except DBAPIError:  # a finalized post's triggers refuse the change (finalized meanwhile)
+        _refused_meanwhile(post.id, refusal)
     if use.test:
         event(post, actor, "signed", certificate=subject, test_certificate=True)
     else:
@@ -93,6 +122,19 @@ def _sign(actor: User, post: JournalPost, authorised: bool = False) -> str:
         after["test_certificate"] = True
     activity.record("post_signed", actor=actor, object_type="journal_post", object_id=post.id, after=after)
     return stored.sha256
+
+
+def _refused_meanwhile(post_id: int, refusal: Callable[[JournalPost], DomainError | None] | None) -> NoReturn:
+    """The signature's write found the main document changed, or was refused by the database: rolled back,
+    and answered as refusal says of the post as it is now, else that the document changed."""
+    db.session.rollback()
+    current = db.session.get(JournalPost, post_id)
+    if current is None:
+        raise Conflict(_l("The journal post is deleted already."))
+    if refusal is not None:
+        raise_if(refusal(current))
+    raise Conflict(_l("The main document changed while it was being signed, so it was not signed. "
+                      "Look at it and sign again."))
 
 
 def _subject(signer) -> str:
@@ -165,7 +207,7 @@ def signatures(post: JournalPost) -> list[Signature]:
     return [Signature(row, signing_setup.is_test_subject(row.certificate_subject)) for row in rows]
 
 
-def sign_for_approver(actor: User, post: JournalPost) -> str:
+def sign_for_approver(actor: User, post: JournalPost, new_files: list[str]) -> str:
     """The approver's signature, given with the approval (which is what authorises it: no esign needed).
-    Runs in the approval's transaction; returns the signed file's digest."""
-    return _sign(actor, post, authorised=True)
+    Runs in the approval's transaction; the signed file's digest goes to new_files and is returned."""
+    return _sign(actor, post, new_files, authorised=True)
