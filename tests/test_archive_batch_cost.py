@@ -44,6 +44,39 @@ def test_a_batch_costs_five_statements_a_job_at_most_besides_its_claim(app, ctx)
     assert all(p.archive_system_id for p in case.posts) and case.archive_system_id
 
 
+def test_a_run_s_outcomes_are_all_built_before_the_first_write_and_written_by_kind(app, ctx, monkeypatch):
+    """On SQLite the first UPDATE of a transaction takes the database's one write lock, held until the
+    commit, and every other worker's claim or outcome waits for it. A run's outcomes are all worked out
+    first and then written, each kind of UPDATE (the receipt's ids, the outcome, the wake of successors)
+    as one executemany. Before, each outcome was worked out inside the lock, which held it for 15 ms of a
+    75 ms batch of 50 and capped two workers at 1.6 times one."""
+    for n in range(6):
+        builders.case(title=f"Sak {n}")
+    ids = list(db.session.scalars(select(ArchiveJob.id).order_by(ArchiveJob.id)))
+    db.session.expunge_all()
+    seen: list[str] = []
+    real_reply = sending.apply_reply
+
+    def reply(job, answer, asynchronous=False):
+        seen.append("reply")
+        return real_reply(job, answer, asynchronous)
+
+    monkeypatch.setattr(sending, "apply_reply", reply)
+    listener = lambda *args: seen.append(args[2].split()[0].upper())  # noqa: E731
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        assert sending.process_many(ids, "w1") == {"archived": len(ids)}
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
+    first, last = seen.index("reply"), len(seen) - 1 - seen[::-1].index("reply")
+    assert seen[first:last + 1] == ["reply"] * len(ids), seen  # nothing written while outcomes are worked out
+    writes = [s for s in seen[last + 1:] if s in ("UPDATE", "INSERT", "DELETE")]
+    assert len(ids) >= 6 and 1 <= len(writes) <= 3, seen  # by kind, not by job
+    assert all(j.archive_status == "archived" and j.done_at for j in
+               db.session.scalars(select(ArchiveJob).where(ArchiveJob.id.in_(ids))))
+    assert all(c.archive_system_id for c in db.session.scalars(select(Case)))
+
+
 def test_a_finished_job_s_message_is_cleaned_as_before(app, ctx):
     builders.case()
     job = db.session.scalars(select(ArchiveJob)).one()
