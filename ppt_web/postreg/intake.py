@@ -214,9 +214,11 @@ def unread() -> dict[str, dict]:
     Redis does not answer: the page is shown without the warning, never a 500."""
     found: dict[str, dict] = {}
     try:
-        conn = queue.connection()
+        pipe = queue.connection().pipeline(transaction=False)  # one round trip for both intakes
         for which in (SCANS, MAIL):
-            raw = {_text(k): _text(v) for k, v in conn.hgetall(redis_key(UNREAD_KEY, which)).items()}
+            pipe.hgetall(redis_key(UNREAD_KEY, which))
+        for which, held in zip((SCANS, MAIL), pipe.execute(), strict=True):
+            raw = {_text(k): _text(v) for k, v in held.items()}
             entries = []
             for name, value in raw.items():
                 code, _, since = value.partition("|")
