@@ -273,6 +273,33 @@ def test_a_failed_upload_leaves_the_bytes_of_a_concurrent_upload_of_the_same_let
     assert file_path(stored.sha256).read_bytes() == pdf
 
 
+def test_a_process_forked_during_an_upload_does_not_keep_its_folder_locked(files, monkeypatch):
+    """A worker thread's upload is open when RQ forks a work horse (which may live for minutes). The folder
+    lock belongs to the open file, which the child shared: after the upload's transaction ended, a failed
+    action's clean-up in that folder waited its whole limit and left the file behind. The child now closes
+    its copies at once."""
+    import os
+    import time
+
+    from ppt_web.files import storage
+
+    stored = store(pdf_bytes(1), "a.pdf")
+    assert stored.new
+    child = os.fork()
+    if child == 0:  # the work horse: lives on, does nothing with the lock
+        time.sleep(3)
+        os._exit(0)
+    try:
+        db.session.rollback()  # the upload's transaction ends: its lock goes
+        monkeypatch.setattr(storage, "DISCARD_WAIT", 1.5)
+        started = time.monotonic()
+        storage.discard_unreferenced([stored.sha256])
+        assert time.monotonic() - started < 1.0
+        assert not file_path(stored.sha256).exists()
+    finally:
+        os.waitpid(child, 0)
+
+
 def _with_catalog(entries: dict, attach: bytes | None = None, content: bytes | None = None) -> bytes:
     """A one-page PDF with extra catalog entries, an attachment, or a raw Flate content stream."""
     writer = PdfWriter()

@@ -268,8 +268,8 @@ def test_a_letter_with_an_odd_date_or_number_holds_up_no_other_letter(app, ctx, 
 def test_the_folder_stand_in_shows_what_it_cannot_take_in_until_it_is_put_right(app, login_as, capsys):
     """Before, a folder without forsendelse.json and a PDF dropped straight into inn/ were passed over without a
     word, at every poll. Now post registration sees each, with the reason, until it is put right or taken away;
-    the log says so once; a folder being written (nothing in it old yet) and a hidden one are not news; and
-    someone without post registration sees nothing of it."""
+    the log says so once; a folder being written (nothing in it old yet), a hidden one and what Windows leaves
+    in a shared folder are not news; and someone without post registration sees nothing of it."""
     pdf = builders.make_pdf(1, tag="halvferdig")
     with app.app_context():
         root = Path(app.config["PPT_SVARINN_DIR"])
@@ -278,6 +278,8 @@ def test_the_folder_stand_in_shows_what_it_cannot_take_in_until_it_is_put_right(
         (inn / "halvferdig" / "dokument.pdf").write_bytes(pdf)
         (inn / "brev.pdf").write_bytes(builders.make_pdf(1, tag="laus"))
         (inn / ".skriv-pågår").mkdir()
+        (inn / "Thumbs.db").write_bytes(b"bilete")  # what Windows leaves in a folder browsed over a share
+        (inn / "desktop.ini").write_text("[.ShellClassInfo]")
         capsys.readouterr()
         for _ in range(3):
             assert mail_intake.poll_inbound()["received"] == 0
@@ -290,6 +292,7 @@ def test_the_folder_stand_in_shows_what_it_cannot_take_in_until_it_is_put_right(
     assert "2 forsendingar i mappa for digital post kan ikkje takast inn." in html
     assert "halvferdig" in html and "ei mappe utan forsendelse.json" in html
     assert "brev.pdf" in html and "ei fil rett i inn/" in html and "skriv-pågår" not in html
+    assert "Thumbs.db" not in html and "desktop.ini" not in html
 
     with app.app_context():  # a secretary whose role no longer has post registration
         admin.set_role_permission(user("superbrukar"), role("merkantil").id, "distribute_mail", False)

@@ -326,8 +326,10 @@ def _write_queued(queued: list) -> None:
     each kind's rows in the run's order, then one wake for the successors of all the run's finished jobs.
     On SQLite the write lock is taken at the first of them: the run's outcomes were built before it, not
     while the other workers wait for it (the lock was held for 15 ms of a 75 ms batch, which capped two
-    workers at 1.6 times one). Each kind writes other rows or columns than the others, so their order
-    among themselves changes nothing; a case two jobs of the run write gets the later one's values."""
+    workers at 1.6 times one). The outcomes and the wake write other rows or columns than the receipts'
+    ids, so their order among themselves changes nothing. Two jobs of a run may write one case's ids by
+    different kinds (one with the case's numbers, one with its systemID alone): the archive gives a folder
+    its ids once and every receipt repeats them, so whichever kind runs last writes the same values."""
     by_statement: dict = {}
     for statement, params in queued:
         by_statement.setdefault(statement, []).append(params)

@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 import unicodedata
 from dataclasses import dataclass
@@ -45,8 +46,8 @@ MAX_NAME = 120
 FALLBACK_NAME = "dokument.pdf"
 BIDI_CONTROLS = dict.fromkeys(map(ord, "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
                                      "\u200e\u200f\u061c"))
-LOCKS_KEY = "ppt_file_locks"  # session.info: the folder locks this transaction's uploads hold
-DISCARD_WAIT = 30.0  # seconds a clean-up waits for the uploads of a folder; then it leaves the file
+LOCKS_KEY = "ppt_file_locks"  # session.info: the folder locks this transaction's uploads hold, (pid, fd)
+DISCARD_WAIT = 30.0  # seconds a clean-up waits for the uploads of its folders; then it leaves the files
 
 
 class Readable(Protocol):
@@ -154,11 +155,43 @@ def _put_in_place(tmp: Path, target: Path) -> None:
         os.close(folder)
 
 
-def _folder_lock(sha256: str) -> int:
+# The folder locks this process holds. A lock belongs to the open file, which a forked child shares (an RQ
+# work horse forked while a worker thread's upload is open): the child closes its copies at once, or it
+# would hold the lock for its whole life after the parent let go.
+_held: set[int] = set()
+_held_guard = threading.Lock()
+
+
+def _open_folder_lock(sha256: str) -> int:
     """An open descriptor of the folder the bytes live under (files/ab): what uploads and clean-ups lock."""
     folder = file_path(sha256).parent.parent
     folder.mkdir(parents=True, exist_ok=True)
-    return os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    with _held_guard:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        _held.add(fd)
+    return fd
+
+
+def _close_folder_lock(fd: int) -> None:
+    """Close (and so unlock) a descriptor _open_folder_lock gave, unless a fork closed it already."""
+    with _held_guard:
+        if fd in _held:
+            _held.discard(fd)
+            os.close(fd)
+
+
+def _close_inherited() -> None:
+    for fd in _held:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _held.clear()
+    _held_guard.release()  # taken by the forking thread before the fork
+
+
+os.register_at_fork(before=_held_guard.acquire, after_in_parent=_held_guard.release,
+                    after_in_child=_close_inherited)
 
 
 def _hold_until_transaction_ends(sha256: str) -> None:
@@ -166,20 +199,21 @@ def _hold_until_transaction_ends(sha256: str) -> None:
     session = db.session()
     if session.get_transaction() is None:
         session.begin()  # so the lock has a transaction whose end releases it
-    fd = _folder_lock(sha256)
+    fd = _open_folder_lock(sha256)
     try:
         fcntl.flock(fd, fcntl.LOCK_SH)  # waits only for a clean-up's check and unlink
     except BaseException:
-        os.close(fd)
+        _close_folder_lock(fd)
         raise
-    session.info.setdefault(LOCKS_KEY, []).append(fd)
+    session.info.setdefault(LOCKS_KEY, []).append((os.getpid(), fd))
 
 
 @event.listens_for(Session, "after_transaction_end")
 def _release_folder_locks(session: Session, transaction) -> None:
     if transaction.parent is None:  # the outermost transaction, not a savepoint
-        for fd in session.info.pop(LOCKS_KEY, ()):
-            os.close(fd)
+        for pid, fd in session.info.pop(LOCKS_KEY, ()):
+            if pid == os.getpid():  # a session a forked child inherited holds none of them
+                _close_folder_lock(fd)
 
 
 def discard_unreferenced(hashes: list[str]) -> None:
@@ -187,12 +221,14 @@ def discard_unreferenced(hashes: list[str]) -> None:
 
     Each check and removal holds the bytes' folder alone: an upload of the same bytes in another
     transaction holds it until it commits, so its row is seen and its file kept. A clean-up that cannot
-    get the lock in DISCARD_WAIT leaves the file (named by nothing, it does no harm).
+    get the locks in DISCARD_WAIT (for all the hashes together) leaves the files (named by nothing, they do
+    no harm).
     """
+    deadline = time.monotonic() + DISCARD_WAIT
     for sha in hashes:
-        fd = _folder_lock(sha)
+        fd = _open_folder_lock(sha)
         try:
-            if not _lock_alone(fd):
+            if not _lock_alone(fd, deadline):
                 log.info("left an unreferenced file for later: its folder stayed busy")
                 continue
             db.session.rollback()  # a fresh read: rows committed meanwhile are seen
@@ -201,11 +237,10 @@ def discard_unreferenced(hashes: list[str]) -> None:
                 shutil.rmtree(Path(current_app.instance_path) / "previews" / sha[:2] / sha, ignore_errors=True)
             db.session.rollback()
         finally:
-            os.close(fd)  # releases the lock
+            _close_folder_lock(fd)  # releases the lock
 
 
-def _lock_alone(fd: int) -> bool:
-    deadline = time.monotonic() + DISCARD_WAIT
+def _lock_alone(fd: int, deadline: float) -> bool:
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 METADATA_NAME = "forsendelse.json"
 FAILURE_NAME = "feil.json"
+# What Windows puts in a folder browsed over a share (and makes again when removed): not an item, no warning.
+QUIET_NAMES = ("desktop.ini", "thumbs.db")
 
 
 class FolderSource:
@@ -85,7 +87,7 @@ class FolderSource:
         """The folders with forsendelse.json, oldest first; what never will be read as it lies goes to unread."""
         inbox = self.root / "inn"
         try:
-            entries = [p for p in inbox.iterdir() if not p.name.startswith(".")]
+            entries = [p for p in inbox.iterdir() if not p.name.startswith(".") and p.name.lower() not in QUIET_NAMES]
         except FileNotFoundError:
             return []  # nothing has been delivered yet
         except OSError as exc:
