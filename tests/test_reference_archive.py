@@ -410,6 +410,38 @@ def test_processes_sending_at_once_get_unique_numbers(tmp_path):
     assert sorted(found[0] + found[1]) == list(range(1, 21))
 
 
+def _first_use(root: str, barrier, results, read_first: bool) -> None:
+    from ppt_web.archive.reference.store import Store
+
+    barrier.wait()
+    try:
+        store = Store(root)
+        if read_first:
+            with store.read() as conn:
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        with store.write() as conn:
+            conn.execute("SELECT 1")
+        results.put("ok")
+    except Exception as exc:  # noqa: BLE001 - the test reports it
+        results.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_processes_opening_a_new_archive_at_once_all_get_in(tmp_path):
+    """Two workers' first messages to an archive made a moment ago: turning the new file to WAL needs it
+    alone, and SQLite answered the second process "database is locked" at once, without waiting (about
+    one start in eight, four processes): its message was answered as a busy archive."""
+    context = multiprocessing.get_context("fork")
+    for attempt in range(40):
+        root = str(tmp_path / f"arkiv-{attempt}")
+        barrier, results = context.Barrier(4), context.Queue()
+        processes = [context.Process(target=_first_use, args=(root, barrier, results, n % 2 == 1)) for n in range(4)]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(60)
+        assert [results.get(timeout=5) for _ in processes] == ["ok"] * 4, f"start {attempt}"
+
+
 # --- over HTTP, through the http transport ---
 
 def test_the_http_server_speaks_the_http_transports_contract(tmp_path):

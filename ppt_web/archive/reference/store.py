@@ -167,11 +167,20 @@ class Store:
         conn.execute("PRAGMA busy_timeout = 60000")
         key = str(self.path.resolve())
         if fresh or key not in _prepared:
-            with _prepare_lock:
+            with _prepare_lock, self._setup_lock():
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.executescript(SCHEMA)
                 _prepared.add(key)
         return conn
+
+    @contextmanager
+    def _setup_lock(self) -> Iterator[None]:
+        """One process at a time sets the file up. Turning a new file to WAL needs it alone, and SQLite
+        answers "database is locked" at once, without its busy wait, to a second process doing the same:
+        two workers' first messages to a new archive were answered as a busy archive."""
+        with open(self.root / "arkiv.setup.lock", "a+b") as held:
+            fcntl.flock(held.fileno(), fcntl.LOCK_EX)  # released when the file is closed
+            yield
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
