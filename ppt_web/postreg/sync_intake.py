@@ -232,7 +232,7 @@ def _note_skipped(path: Path, rel: str, reason: str, conn, seen: dict, present: 
     if now - float(unchanged_since) < float(wait):
         return
     key = f"skip:{hashlib.sha256(rel.encode()).hexdigest()}:{reason}:{present_since}"
-    shown = _shown_path(rel) + ("/" if path.is_dir() else "")  # a folder, or a link to one
+    shown = shown_name(rel) + ("/" if path.is_dir() else "")  # a folder, or a link to one
     try:
         item = record_refusal(InboxSource.SCAN, shown, reason, str(SKIP_REASONS[reason]), None, key,
                               meta={"path": rel, "skipped": reason})
@@ -244,11 +244,6 @@ def _note_skipped(path: Path, rel: str, reason: str, conn, seen: dict, present: 
         log.warning("sync folder: %s skipped (%s), left where it is; shown in the inbox",
                     mask_national_ids(rel), reason)
     conn.hset(redis_key(SEEN_KEY), field, f"{st.st_ino}|{was}|{unchanged_since}|{present_since}|1")
-
-
-def _shown_path(rel: str) -> str:
-    """The relative path for the inbox: no control or direction characters, at most 199 characters."""
-    return shown_name(rel)
 
 
 def _import_in_context(app, conn, share) -> Counter:
@@ -309,6 +304,16 @@ def _looks_complete(path: Path) -> bool:
         raise ScanUnreadable(exc) from None
 
 
+def _readable_sha256(path: Path) -> str | None:
+    """The file's SHA-256, None if it is gone; ScanUnreadable if it is there but cannot be read."""
+    try:
+        return _sha256(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ScanUnreadable(exc) from None
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
@@ -344,13 +349,11 @@ def import_scan(path: Path, rel: str, st: os.stat_result) -> str:
     signature = (st.st_size, st.st_mtime_ns)
     found = db.session.execute(select(InboxItem.sha256, InboxItem.quarantine_name)
                                .where(InboxItem.source_key == key)).first()
+    sha = None
     if found is not None:
-        try:
-            sha = _sha256(path)
-        except FileNotFoundError:
+        sha = _readable_sha256(path)
+        if sha is None:
             return "finished"
-        except OSError as exc:
-            raise ScanUnreadable(exc) from None
         if sha in (found.sha256, _kept_copy_sha(found.quarantine_name)):
             _remove_source(path, signature)  # committed before a crash; only the clean-up was left
             return "finished"
@@ -363,12 +366,9 @@ def import_scan(path: Path, rel: str, st: os.stat_result) -> str:
     young = time.time() - st.st_mtime < float(current_app.config["PPT_SYNC_INCOMPLETE_SECONDS"])
     if young and not _looks_complete(path):
         return "waiting"
-    try:
-        sha = _sha256(path)
-    except FileNotFoundError:
+    sha = sha or _readable_sha256(path)  # (read once: a file whose key was known is hashed above)
+    if sha is None:
         return "waiting"
-    except OSError as exc:
-        raise ScanUnreadable(exc) from None
     try:
         duplicate = duplicate_of(sha)
         if duplicate is not None:
