@@ -9,7 +9,7 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_sqlalchemy.model import Model as _FSAModel
 from flask_wtf import CSRFProtect
 from sqlalchemy import CursorResult, MetaData, event
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Session
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -88,6 +88,15 @@ def init_sqlite(app) -> None:
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         with app.app_context():
             event.listen(db.engine, "connect", _sqlite_pragmas)
+
+
+def session_in_transaction() -> Session:
+    """The scoped session's Session with its transaction begun: state kept in its info (jobs to enqueue,
+    file locks) then ends with that transaction, also on a rollback() before any SQL was sent."""
+    session = db.session()
+    if session.get_transaction() is None:
+        session.begin()
+    return session
 
 
 def commit_keeping_loaded() -> None:

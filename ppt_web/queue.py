@@ -13,7 +13,7 @@ from rq import Queue
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from .extensions import db
+from .extensions import db, session_in_transaction
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +95,7 @@ def enqueue_after_commit(job: Job, *args, delay: timedelta | None = None, job_ti
     A failure to reach Redis is logged and harmless: the database row is the unit of work
     and the periodic sweep finds it again (docs/decisions.md, "One transaction per user action").
     """
-    target = db.session()  # the scoped session's Session: its events carry the pending jobs
-    if target.get_transaction() is None:
-        target.begin()  # so that a rollback() before any SQL still drops the job
+    target = session_in_transaction()  # its events carry the pending jobs; a rollback drops them
     options = {"job_timeout": job_timeout} if job_timeout is not None else {}
     target.info.setdefault(PENDING_KEY, []).append((str(job), args, delay, options))
 

@@ -29,7 +29,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from ..extensions import db, on_postgresql
+from ..extensions import db, on_postgresql, session_in_transaction
 from ..models.files import StoredFile
 from . import preview
 from .errors import UploadRejected
@@ -196,9 +196,7 @@ os.register_at_fork(before=_held_guard.acquire, after_in_parent=_held_guard.rele
 
 def _hold_until_transaction_ends(sha256: str) -> None:
     """Lock the bytes' folder shared until the session's transaction commits or rolls back."""
-    session = db.session()
-    if session.get_transaction() is None:
-        session.begin()  # so the lock has a transaction whose end releases it
+    session = session_in_transaction()  # whose end releases the lock
     fd = _open_folder_lock(sha256)
     try:
         fcntl.flock(fd, fcntl.LOCK_SH)  # waits only for a clean-up's check and unlink
