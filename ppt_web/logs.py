@@ -163,6 +163,12 @@ def escape_controls(text, keep_newlines: bool = False):
     return _CONTROL.sub(escape, text)
 
 
+def os_reason(exc: OSError) -> str:
+    """What an OSError says, without its path (a file or folder name is free text and could hold anything):
+    the OS's words, or the exception's class when it gave none."""
+    return exc.strerror or type(exc).__name__
+
+
 def safe_text(text):
     """What the log may show of a text: national ids masked, then control characters escaped."""
     return escape_controls(mask_national_ids(text))

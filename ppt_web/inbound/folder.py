@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ..logs import os_reason
 from .metadata import declared_size, failure, message_id, metadata_problem, parse_message, scrub
 from .types import (
     BAD_METADATA,
@@ -91,7 +92,7 @@ class FolderSource:
         except FileNotFoundError:
             return []  # nothing has been delivered yet
         except OSError as exc:
-            raise InboundUnavailable(f"cannot read the inbound folder: {_reason(exc)}") from None
+            raise InboundUnavailable(f"cannot read the inbound folder: {os_reason(exc)}") from None
         ready = []
         for entry in entries:
             if not entry.is_dir():
@@ -124,7 +125,7 @@ class FolderSource:
         try:
             meta = json.loads((folder / METADATA_NAME).read_bytes())
         except OSError as exc:
-            return failure(None, DOWNLOAD_FAILED, f"cannot read {METADATA_NAME}: {_reason(exc)}", permanent=False)
+            return failure(None, DOWNLOAD_FAILED, f"cannot read {METADATA_NAME}: {os_reason(exc)}", permanent=False)
         except ValueError as exc:
             return failure(None, BAD_METADATA, f"{METADATA_NAME} is not valid JSON ({exc})")
         if isinstance(meta, list) and len(meta) == 1:
@@ -151,7 +152,7 @@ class FolderSource:
                                    f"filer says {entry['storrelse']}")
                 files[entry["filnavn"]] = path.read_bytes()
             except OSError as exc:
-                return failure(meta, DOWNLOAD_FAILED, f"cannot read file {number}: {_reason(exc)}",
+                return failure(meta, DOWNLOAD_FAILED, f"cannot read file {number}: {os_reason(exc)}",
                                permanent=False)
         return parse_message(meta, files)
 
@@ -166,7 +167,7 @@ class FolderSource:
         try:
             _write_failure(_move(folder, self.root / "feilet"), "", detail, True)
         except OSError as exc:
-            log.warning("inbound folder %s could not be moved to feilet/: %s", folder.name, _reason(exc))
+            log.warning("inbound folder %s could not be moved to feilet/: %s", folder.name, os_reason(exc))
 
 
 def write_example(root: Path, pdf: bytes, *, title: str, sender: str, org_number: str | None) -> str:
@@ -224,11 +225,6 @@ def _write_failure(folder: Path, message_id: str, detail: str, permanent: bool) 
 def _shown(name: str) -> str:
     """A name in inn/ as text; one that is not UTF-8 keeps its bytes as \\xNN."""
     return os.fsencode(name).decode("utf-8", "backslashreplace")
-
-
-def _reason(exc: OSError) -> str:
-    """The OS's words without the path: folder names are free text and could hold anything."""
-    return exc.strerror or type(exc).__name__
 
 
 def _write_durably(path: Path, data: bytes) -> None:

@@ -31,6 +31,7 @@ import shutil
 import uuid
 from pathlib import Path
 
+from ..logs import os_reason
 from .svarut import forsendelse_json
 from .types import FAILED, PERSON, SENT, UNKNOWN, OutboundUnavailable, SendResult, Shipment, problems, scrub
 
@@ -78,7 +79,7 @@ class FolderAdapter:
             _fsync_dir(self.outbox)
         except OSError as exc:
             shutil.rmtree(temporary, ignore_errors=True)
-            return SendResult(UNKNOWN, None, f"cannot write the outbound folder: {_reason(exc)}")
+            return SendResult(UNKNOWN, None, f"cannot write the outbound folder: {os_reason(exc)}")
         log.info("outbound folder: shipment %s written", ref)
         return SendResult(SENT, ref, "written to the outbound folder")
 
@@ -89,7 +90,7 @@ class FolderAdapter:
         try:
             return external_ref if (self.outbox / external_ref).is_dir() else None
         except OSError as exc:
-            raise OutboundUnavailable(f"cannot read the outbound folder: {_reason(exc)}") from None
+            raise OutboundUnavailable(f"cannot read the outbound folder: {os_reason(exc)}") from None
 
     def statuses(self, forsendelse_ids: list[str]) -> dict[str, str]:
         """A status file's status if there is a readable one, else LEST for a written folder; unknown ids left out."""
@@ -101,7 +102,7 @@ class FolderAdapter:
                 written = (self.outbox / forsendelse_id / METADATA_NAME).is_file()
                 reported = self._reported(forsendelse_id)
             except OSError as exc:
-                raise OutboundUnavailable(f"cannot read the outbound folder: {_reason(exc)}") from None
+                raise OutboundUnavailable(f"cannot read the outbound folder: {os_reason(exc)}") from None
             if reported is not None:
                 found[forsendelse_id] = reported
             elif written:
@@ -158,8 +159,3 @@ def _fsync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
-
-
-def _reason(exc: OSError) -> str:
-    """The OS's words without the path: file names are free text and could hold anything."""
-    return exc.strerror or type(exc).__name__

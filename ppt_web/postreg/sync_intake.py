@@ -25,7 +25,7 @@ from ..clock import utcnow
 from ..extensions import db
 from ..files import pdfcheck
 from ..files.storage import UploadRejected, store_upload
-from ..logs import mask_national_ids
+from ..logs import mask_national_ids, os_reason
 from ..models import InboxItem, InboxSource, InboxStatus
 from .intake import (
     LOCK_SECONDS,
@@ -81,7 +81,7 @@ class ScanUnreadable(Exception):
     """The file is there but cannot be read (permissions, an I/O error): it stays, and the inbox says so."""
 
     def __init__(self, exc: OSError):
-        super().__init__(exc.strerror or type(exc).__name__)  # the OS's words, without the path
+        super().__init__(os_reason(exc))
         self.code = unread_code(exc)
 
 
@@ -146,7 +146,7 @@ def scan_sync_folder() -> Counter:
                 except FileNotFoundError:
                     continue  # gone since it was listed
                 except OSError as exc:
-                    note_unread(conn, SCANS, entry[1], unread_code(exc), exc.strerror or type(exc).__name__)
+                    note_unread(conn, SCANS, entry[1], unread_code(exc), os_reason(exc))
                     counts["unreadable"] += 1
             with ThreadPoolExecutor(threads, thread_name_prefix="intake") as pool:
                 for result in pool.map(lambda share: _import_in_context(app, conn, share), shares):
@@ -180,7 +180,7 @@ def _settled(root: Path, conn, seen: dict, present: set, counts: Counter) -> lis
         except FileNotFoundError:
             continue
         except OSError as exc:
-            note_unread(conn, SCANS, rel, unread_code(exc), exc.strerror or type(exc).__name__)
+            note_unread(conn, SCANS, rel, unread_code(exc), os_reason(exc))
             counts["unreadable"] += 1
             continue
         signature = f"{st.st_size}:{st.st_mtime_ns}"
@@ -197,7 +197,7 @@ def _settled(root: Path, conn, seen: dict, present: set, counts: Counter) -> lis
         folder = Path(error.filename or root)
         rel = _display_path(folder.relative_to(root)) + "/" if folder != root else "/"
         present.add(rel)
-        note_unread(conn, SCANS, rel, "unlistable", error.strerror or type(error).__name__)
+        note_unread(conn, SCANS, rel, "unlistable", os_reason(error))
         counts["unreadable"] += 1
     return ready
 
