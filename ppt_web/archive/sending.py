@@ -312,6 +312,9 @@ def _send_together(run: list[tuple[ArchiveJob, Message]], transport: transports.
     return Counter(_write_alone(job, token, result) for (job, _), result in zip(run, results, strict=True))
 
 
+_WAKE = object()  # the queued wake of a finished job's successors (one statement for the run's jobs)
+
+
 def _write(statement, params: dict) -> None:
     """An outcome's UPDATE: at once, or queued while a run's outcomes are written together."""
     queued = _queued.get()
@@ -342,9 +345,6 @@ def _write_queued(queued: list) -> None:
                                                {"job_ids": [row["job_id"] for row in wake], "now": now}))
         for successor_id in successors:
             enqueue_after_commit(Job.SEND_ARCHIVE_JOB, successor_id)
-
-
-_WAKE = object()  # the queued wake of a finished job's successors (one statement for the run's jobs)
 
 
 def _write_alone(job: ArchiveJob, token: str, result: transports.Reply | Exception) -> str:
