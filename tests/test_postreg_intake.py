@@ -417,3 +417,42 @@ def test_a_scan_that_cannot_be_read_is_shown_in_the_inbox_until_it_is_read(app, 
     html = web.get("/post-registration/").get_data(as_text=True)
     assert "kan ikkje lesast" not in html and "data-unread" not in html
     assert "cannot be taken in" not in capsys.readouterr().err
+
+
+@pytest.mark.app_config(PPT_QUEUE_NAME=f"unentered-{uuid.uuid4().hex[:8]}")
+def test_a_folder_that_can_be_listed_but_not_entered_does_not_stop_the_intake(app, login_as, monkeypatch):
+    """A folder the service may list but not enter (read without execute: r-- for the service's user, as a
+    share's odd mode gives): its names are seen, but nothing in it can be looked at. Before, the first
+    look (is it a link?) raised out of the pass, and every pass failed the same way: no scan anywhere in
+    the sync folder was imported while the folder was there. Now its files wait unread, shown in the inbox
+    with the reason, and the rest is imported."""
+    real_stat = os.stat
+
+    def stat(path, *args, **kwargs):  # as the kernel answers for a name in such a folder (the tests run as root)
+        if os.path.basename(os.path.dirname(os.fspath(path))) == "uke 50":
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_stat(path, *args, **kwargs)
+
+    real_scandir = os.scandir
+
+    def scandir(path="."):  # nor may a folder in it be opened
+        if os.path.basename(os.path.dirname(os.fspath(path))) == "uke 50":
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    with app.app_context():
+        root = sync_dir(app)
+        (root / "uke 50" / "indre").mkdir(parents=True)
+        (root / "uke 50" / "inni.pdf").write_bytes(make_pdf(1, tag="inni-50"))
+        (root / "uke 50" / ".skjult.pdf").write_bytes(make_pdf(1, tag="skjult-50"))
+        (root / "open.pdf").write_bytes(make_pdf(1, tag="open-50"))
+        with monkeypatch.context() as patched:
+            patched.setattr(os, "stat", stat)
+            patched.setattr(os, "scandir", scandir)
+            counts = scan()
+        assert [i.filename for i in items(status=InboxStatus.NEW)] == ["open.pdf"]
+        assert counts["unreadable"] >= 2 and (root / "uke 50" / "inni.pdf").exists()
+        db.session.remove()
+    html = login_as("sekretaer").get("/post-registration/").get_data(as_text=True)
+    assert "uke 50/inni.pdf" in html and "uke 50/.skjult.pdf" in html and "uke 50/indre/" in html
+    assert "tenesta har ikkje løyve til å lese henne" in html and "ei mappe tenesta ikkje kan opne" in html

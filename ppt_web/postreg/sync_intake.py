@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import stat
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -89,14 +90,17 @@ def _walk(root: Path, unlistable: list[OSError] | None = None) -> Iterator[tuple
     """Regular files under root, oldest folders first, as (path, None); what is never read as
     (path, reason): hidden names, scanners' temp files, links and anything not a regular file.
     Hidden folders and links to folders are not entered. A folder that cannot be listed goes to
-    unlistable (os.walk would pass over it without a word)."""
+    unlistable (os.walk would pass over it without a word). A name that cannot be looked at (gone since
+    it was listed, or in a folder the service may list but not enter) comes as a file, (path, None): the
+    stat that follows says why it cannot be read; a folder so is tried, and goes to unlistable."""
     for folder, dirs, files in os.walk(root, onerror=unlistable.append if unlistable is not None else None):
         entered = []
         for name in sorted(dirs):
             path = Path(folder) / name
             if name.lower() in QUIET_NAMES:
                 continue
-            if path.is_symlink():
+            mode = _mode(path)
+            if mode is not None and stat.S_ISLNK(mode):
                 yield path, SKIP_LINK  # never follow a link out of the folder
             elif name.startswith("."):
                 yield path, SKIP_HIDDEN
@@ -107,9 +111,12 @@ def _walk(root: Path, unlistable: list[OSError] | None = None) -> Iterator[tuple
             path = Path(folder) / name
             if name.lower() in QUIET_NAMES:
                 continue
-            if path.is_symlink():
+            mode = _mode(path)
+            if mode is None:
+                yield path, None
+            elif stat.S_ISLNK(mode):
                 yield path, SKIP_LINK
-            elif not path.is_file():
+            elif not stat.S_ISREG(mode):
                 yield path, SKIP_SPECIAL
             elif name.startswith("."):
                 yield path, SKIP_HIDDEN
@@ -117,6 +124,14 @@ def _walk(root: Path, unlistable: list[OSError] | None = None) -> Iterator[tuple
                 yield path, SKIP_TEMP
             else:
                 yield path, None
+
+
+def _mode(path: Path) -> int | None:
+    """The entry's own mode (a link's, not its target's); None when it cannot be looked at."""
+    try:
+        return path.lstat().st_mode
+    except OSError:
+        return None
 
 
 def scan_sync_folder() -> Counter:
