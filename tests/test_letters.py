@@ -517,3 +517,18 @@ def test_the_new_letter_page_does_not_precheck_the_client_and_offers_earlier_rec
     assert f'value="{keys["client"]}" data-kind="client" >' in page
     assert f'value="{keys["recipient"]}" data-kind="recipient" >' in page
     assert 'id="recipients-hint"' in page and "js/editor.js" in page
+
+
+def test_the_preview_of_a_sent_letter_whose_stored_file_changed_says_so_and_shows_nothing(ctx):
+    """The stored main document is shown only as it was stored (files.paths.read_checked)."""
+    from ppt_web.files.storage import StoredFileFault, file_path
+
+    post = new_letter(case_with_recipients(category="follow_up"))
+    service.save(user("radgjevar1"), post.id, "<p>Sendt tekst</p>", 1)
+    posts.finalize(user("radgjevar1"), post.id)
+    path = file_path(db.session.get(JournalPost, post.id).main_document.sha256)
+    path.chmod(0o644)
+    path.write_bytes(path.read_bytes() + b"\n% endra\n")
+    with pytest.raises(StoredFileFault) as refused:
+        service.preview(user("radgjevar1"), post.id)
+    assert refused.value.status == 409 and not refused.value.missing

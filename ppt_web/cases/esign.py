@@ -25,7 +25,7 @@ from ..auth.access import refused, require
 from ..clock import utcnow
 from ..errors import Conflict, DomainError, Invalid, raise_if
 from ..extensions import changed_rows, db
-from ..files.storage import file_path, store_upload
+from ..files.storage import StoredFileFault, read_checked, store_upload
 from ..models import Document, JournalPost, PostSignature, PostStatus, PostType, User
 from ..transaction import transaction
 from . import posts
@@ -87,7 +87,7 @@ def _sign(actor: User, post: JournalPost, new_files: list[str], authorised: bool
     try:
         use = signing_setup.credentials()  # the configured certificate, else the test one (made if missing)
         signer = signing.load_signer(use.p12, use.password)
-        signed = signing.sign_pdf(file_path(main.sha256).read_bytes(), signer, signer_name=actor.full_name,
+        signed = signing.sign_pdf(read_checked(main.sha256, main.filename), signer, signer_name=actor.full_name,
                                   reason=str(_l("Approved and signed")), location=location,
                                   test=use.test)
     except (signing.SigningError, signing_setup.SetupError) as exc:
@@ -158,9 +158,9 @@ def signature_status(post: JournalPost) -> list:
         roots = [Path(ca).read_bytes()]
     signing = _signing()
     try:
-        statuses = signing.verify_pdf(file_path(main.sha256).read_bytes(), trust_roots=roots,
+        statuses = signing.verify_pdf(read_checked(main.sha256, main.filename), trust_roots=roots,
                                       test_certificates=signing_setup.test_fingerprints())
-    except (signing.SigningError, OSError):
+    except (signing.SigningError, OSError, StoredFileFault):  # (a changed file's signatures are not its own)
         return []
     return [dataclasses.replace(s, test=True) if not s.test and signing_setup.is_test_subject(s.signer_subject)
             else s for s in statuses]

@@ -13,7 +13,7 @@ from ..clock import today
 from ..dispatch import expedition
 from ..dispatch.service import for_post
 from ..errors import Conflict, Invalid
-from ..files.storage import file_path
+from ..files.storage import checked_path
 from ..form_tokens import AlreadyMade
 from ..formtools import apply_error, choices, form_status, go, id_or_none, to_what_was_made
 from ..i18n import parse_day
@@ -277,10 +277,7 @@ OUTSTANDING_SHOWN = 300
 def document(document_id: int):
     """The PDF, inline in the browser; never cached, never sniffed, with a safe file name."""
     doc = posts.open_document(_actor(), document_id)
-    if not file_path(doc.sha256).exists():
-        raise Conflict(_("The file of this document is missing from the file store. Tell the administrative "
-                         "consultant; the archive copy is not affected."))
-    response = send_file(file_path(doc.sha256), mimetype="application/pdf", as_attachment=False,
+    response = send_file(checked_path(doc.sha256, doc.filename), mimetype="application/pdf", as_attachment=False,
                          download_name=doc.filename, conditional=False, etag=False, max_age=0)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Content-Security-Policy"] = "frame-ancestors 'self'"  # the PDF viewer needs no more

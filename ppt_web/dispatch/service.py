@@ -28,7 +28,7 @@ from ..cases.posts import event, needs_approval
 from ..clock import today, utcnow
 from ..errors import Conflict, DomainError, Invalid, NotFound, raise_if
 from ..extensions import db, on_postgresql
-from ..files.storage import file_path
+from ..files.storage import StoredFileFault, checked_path, read_checked
 from ..models import Case, Dispatch, DispatchStatus, JournalPost, PostStatus, PostType, User
 from ..notify import link, notify
 from ..outbound.folder import FolderAdapter
@@ -162,6 +162,8 @@ def request_dispatch(actor: User, post_id: int) -> list[Dispatch]:
             refused.append(f"{correspondent.name}: {problem}")
     if refused:
         raise Invalid(_l("The post cannot be dispatched: %(problems)s.", problems="; ".join(refused)))
+    for document in post.documents:  # StoredFileFault (409): one is missing or has changed on disk
+        checked_path(document.sha256, document.filename)
     rows = [Dispatch(post_id=post.id, correspondent_id=c.id, external_ref=str(uuid.uuid4()),
                      recipient_kind=r.kind, recipient_name=r.name, recipient_id=r.digital_id,
                      address_line1=r.address_line1, address_line2=r.address_line2, postal_code=r.postal_code,
@@ -180,7 +182,7 @@ def request_dispatch(actor: User, post_id: int) -> list[Dispatch]:
 def _shipment_for(post: JournalPost, recipient: Recipient, external_ref: str, with_files: bool = True) -> Shipment:
     documents = tuple(
         OutboundDocument(filename=d.filename, mime_type="application/pdf",
-                         data=file_path(d.sha256).read_bytes() if with_files else b"%PDF")
+                         data=read_checked(d.sha256, d.filename) if with_files else b"%PDF")
         for d in sorted(post.documents, key=lambda d: (d.role != "main", d.position)))
     year, _, sequence = post.case.number.partition("/")
     return Shipment(external_ref=external_ref, correlation_id=post.case.number, title=post.title,
@@ -230,6 +232,13 @@ def process(dispatch_id: int, adapter=None) -> str:
         result = adapter.send(shipment)
     except OutboundUnavailable as exc:
         return _later(row, str(exc))
+    except StoredFileFault as fault:  # nothing was sent; trying again will not help until someone acts
+        db.session.rollback()
+        row = db.session.get(Dispatch, dispatch_id)
+        assert row is not None  # the claim committed it
+        _failed(row, str(fault.message), unknown=False)
+        db.session.commit()
+        return "failed"
     except Exception as exc:  # noqa: BLE001 - a fault of ours (a file, a setting): back off and show it
         db.session.rollback()
         log.exception("dispatch %s: attempt failed", dispatch_id)

@@ -1,10 +1,18 @@
-"""Where stored files live: instance/files/ab/cd/<sha256>, named by their content."""
+"""Where stored files live: instance/files/ab/cd/<sha256>, named by their content; and their bytes read back
+checked against that name."""
 from __future__ import annotations
 
+import hashlib
+import logging
 import re
 from pathlib import Path
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
+
+from ..errors import Conflict
+
+log = logging.getLogger(__name__)
 
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
@@ -14,3 +22,45 @@ def file_path(sha256: str) -> Path:
     if not isinstance(sha256, str) or not SHA256_HEX.fullmatch(sha256):
         raise ValueError(f"not a lowercase SHA-256 hex digest: {sha256!r}")
     return Path(current_app.instance_path) / "files" / sha256[:2] / sha256[2:4] / sha256
+
+
+class StoredFileFault(Conflict):
+    """The bytes a row names are not in the file store as they were stored: missing, or changed since (a disk
+    fault, a restore gone wrong, a hand in the folder). Nothing is sent, signed or shown as that file then;
+    the user is told (409) and the log says which file."""
+
+    def __init__(self, sha256: str, missing: bool, filename: str = "") -> None:
+        if missing:
+            message = _l("The file %(name)s is missing from the file store. Tell the administrative consultant.",
+                         name=filename)
+        else:
+            message = _l("The file %(name)s in the file store has changed since it was stored, so it is not used. "
+                         "Tell the administrative consultant.", name=filename)
+        super().__init__(message)
+        self.sha256, self.missing, self.filename = sha256, missing, filename
+        log.error("stored file %s %s", sha256, "is missing" if missing else "no longer matches its SHA-256")
+
+
+def read_checked(sha256: str, filename: str = "") -> bytes:
+    """The stored bytes with this digest, checked against it (StoredFileFault when missing or changed)."""
+    try:
+        data = file_path(sha256).read_bytes()
+    except FileNotFoundError:
+        raise StoredFileFault(sha256, True, filename) from None
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise StoredFileFault(sha256, False, filename)
+    return data
+
+
+def checked_path(sha256: str, filename: str = "") -> Path:
+    """The path of the stored bytes with this digest, once they are checked against it (read in chunks, not
+    held in memory), for a response that sends the file; StoredFileFault when missing or changed."""
+    path = file_path(sha256)
+    try:
+        with open(path, "rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+    except FileNotFoundError:
+        raise StoredFileFault(sha256, True, filename) from None
+    if digest != sha256:
+        raise StoredFileFault(sha256, False, filename)
+    return path

@@ -33,10 +33,11 @@ from ..extensions import db, on_postgresql, session_in_transaction
 from ..models.files import StoredFile
 from . import preview
 from .errors import UploadRejected
-from .paths import file_path
+from .paths import StoredFileFault, checked_path, file_path, read_checked
 from .pdfcheck import inspect_pdf
 
-__all__ = ["UploadRejected", "file_path", "store_upload"]  # the names other areas use
+# The names other areas use.
+__all__ = ["StoredFileFault", "UploadRejected", "checked_path", "file_path", "read_checked", "store_upload"]
 
 log = logging.getLogger(__name__)
 

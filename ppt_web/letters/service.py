@@ -36,7 +36,7 @@ from ..cases.posts import CorrespondentData
 from ..clock import today, utcnow
 from ..errors import Conflict, DomainError, Invalid, NotFound, raise_if
 from ..extensions import changed_rows, db
-from ..files.storage import file_path
+from ..files.storage import read_checked
 from ..i18n import format_oslo
 from ..models import Case, Correspondent, Document, JournalPost, PostSignature, PostStatus, PostType, User
 from ..models.letters import TEMPLATE_POST_TYPES, DocumentTemplate, DocumentTemplateVersion, Letter
@@ -227,7 +227,7 @@ def preview(actor: User, post_id: int) -> bytes | None:
         return None
     main = post.main_document
     if main is not None and (post.status != PostStatus.DRAFT or is_signed(post)):
-        data = file_path(main.sha256).read_bytes()
+        data = read_checked(main.sha256, main.filename)
     else:
         data = pdf.render(page_for(post, letter))
     activity.record("letter_previewed", actor=actor, object_type="journal_post", object_id=post.id)

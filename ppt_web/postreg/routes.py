@@ -12,7 +12,7 @@ from ..clients import organisations
 from ..clock import OSLO
 from ..errors import Conflict, Invalid, NotFound
 from ..files import preview
-from ..files.storage import file_path
+from ..files.storage import checked_path
 from ..form_tokens import AlreadyMade
 from ..formtools import apply_error, choices, form_status, go, id_or_none, to_what_was_made
 from ..labels import CATEGORY_LABELS
@@ -261,7 +261,8 @@ def item_file(item_id: int):
         return go(url_for("cases.document", document_id=found.document_id))
     service.log_file_opened(_actor(), found)
     if found.sha256:
-        response = send_file(file_path(found.sha256), mimetype="application/pdf", download_name=found.filename,
+        response = send_file(checked_path(found.sha256, found.filename), mimetype="application/pdf",
+                             download_name=found.filename,
                              conditional=False, etag=False, max_age=0)
         response.headers["Content-Security-Policy"] = "frame-ancestors 'self'"
         return _no_store(response)

@@ -11,7 +11,7 @@ from ..errors import Conflict, Invalid
 from ..extensions import db
 from ..files import preview
 from ..files.pdfcheck import split_pdf
-from ..files.storage import UploadRejected, file_path, store_upload
+from ..files.storage import UploadRejected, checked_path, store_upload
 from ..models import (
     InboxItem,
     InboxStatus,
@@ -73,7 +73,7 @@ def _split_into(actor: User, item: InboxItem, ranges: list[tuple[int, int]], scr
     # Claim first: a colleague's transfer or split of the same item now waits or is refused.
     service.transition(item, InboxStatus.SPLIT, OPEN_STATUSES)
     assert item.sha256 is not None  # split refuses an item without a file
-    files = split_pdf(file_path(item.sha256), ranges, scratch)
+    files = split_pdf(checked_path(item.sha256, item.filename), ranges, scratch)
     stem = item.filename[:-4] if item.filename.lower().endswith(".pdf") else item.filename
     for (first, last), part_file in zip(ranges, files, strict=True):
         with part_file.open("rb") as stream:

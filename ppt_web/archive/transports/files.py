@@ -1,9 +1,8 @@
 """Reading the stored bytes of an outgoing file, checked against its SHA-256 on the way out."""
 from __future__ import annotations
 
-import hashlib
-
-from ...files.storage import file_path
+from ...files.storage import StoredFileFault
+from ...files.storage import read_checked as read_stored
 from ..message import OutgoingFile
 
 
@@ -12,11 +11,10 @@ class FileMissing(Exception):
 
 
 def read_checked(f: OutgoingFile) -> bytes:
-    path = file_path(f.sha256)
+    """The file's stored bytes; FileMissing (the archive log's words) when they are gone or changed."""
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise FileMissing(f"fila {f.filename} manglar i fillageret") from None
-    if hashlib.sha256(data).hexdigest() != f.sha256:
-        raise FileMissing(f"fila {f.filename} har endra innhald (sjekksum stemmer ikkje)")
-    return data
+        return read_stored(f.sha256, f.filename)
+    except StoredFileFault as fault:
+        if fault.missing:
+            raise FileMissing(f"fila {f.filename} manglar i fillageret") from None
+        raise FileMissing(f"fila {f.filename} har endra innhald (sjekksum stemmer ikkje)") from None

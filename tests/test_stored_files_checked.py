@@ -1,0 +1,115 @@
+"""A stored file is used only as it was stored: its bytes are checked against their SHA-256 wherever the app
+sends, signs or shows them. Before, only the archive's way out checked: a file changed on disk (a disk fault,
+a restore gone wrong, a hand in the folder) went to the recipients by SvarUt, was shown as the document and
+was signed, without a word."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from ppt_web.cases import esign, posts
+from ppt_web.clock import today as oslo_today
+from ppt_web.dispatch import service as dispatch
+from ppt_web.extensions import db
+from ppt_web.files.storage import StoredFileFault, file_path
+from ppt_web.models import Dispatch, DispatchStatus, JournalPost
+from ppt_web.outbound.folder import FolderAdapter
+from ppt_web.postreg import split, upload
+
+from . import builders
+from .conftest import user
+
+CHANGED = "har endra seg sidan ho vart lagra"
+MISSING = "manglar i fillageret"
+
+
+def outgoing_letter(name: str = "brev.pdf") -> JournalPost:
+    case = builders.case(category="follow_up")
+    post = posts.create_post(user("radgjevar1"), case.id, posts.PostData(
+        post_type="U", title="Brev til heimen", document_date=oslo_today(), correspondents=[posts.CorrespondentData(
+            name="Kari Føresett", address="Heimvegen 3, 6065 Ulsteinvik", national_id=builders.valid_national_id(907))]),
+        posts.Upload(io.BytesIO(builders.make_pdf(tag=name)), name))
+    posts.finalize(user("radgjevar1"), post.id)
+    return db.session.get(JournalPost, post.id)
+
+
+def change_on_disk(sha256: str) -> Path:
+    path = file_path(sha256)
+    path.chmod(0o644)
+    path.write_bytes(path.read_bytes().replace(b"%%EOF", b"%%EOF\n% endra\n"))
+    return path
+
+
+def test_a_letter_whose_file_changed_on_disk_is_not_sent_and_the_failure_says_why(app, ctx):
+    post = outgoing_letter()
+    (row,) = dispatch.request_dispatch(user("radgjevar1"), post.id)
+    change_on_disk(post.main_document.sha256)
+    adapter = FolderAdapter(Path(app.config["PPT_SVARUT_DIR"]))
+    assert dispatch.process(row.id, adapter) == "failed"  # at once: trying again would send the same wrong bytes
+    db.session.expire_all()
+    row = db.session.get(Dispatch, row.id)
+    assert row.status == DispatchStatus.FAILED and not row.outcome_unknown
+    assert CHANGED in row.message and "brev.pdf" in row.message
+    assert not (Path(app.config["PPT_SVARUT_DIR"]) / "ut").exists() or \
+        not any((Path(app.config["PPT_SVARUT_DIR"]) / "ut").iterdir())  # nothing went out
+
+
+def test_a_dispatch_is_refused_at_once_when_a_file_is_missing_or_changed(ctx):
+    for harm in ("changed", "missing"):
+        post = outgoing_letter(f"{harm}.pdf")
+        path = file_path(post.main_document.sha256)
+        if harm == "changed":
+            change_on_disk(post.main_document.sha256)
+        else:
+            path.unlink()
+        with pytest.raises(StoredFileFault) as refused:
+            dispatch.request_dispatch(user("radgjevar1"), post.id)
+        assert refused.value.status == 409 and refused.value.missing == (harm == "missing")
+        db.session.rollback()
+        assert db.session.scalar(select(func.count()).select_from(Dispatch).where(Dispatch.post_id == post.id)) == 0
+
+
+def test_a_changed_or_missing_document_is_not_shown_as_the_document(app, login_as):
+    with app.app_context():
+        post = outgoing_letter("vis.pdf")
+        document_id, sha256 = post.main_document.id, post.main_document.sha256
+        db.session.remove()
+    web = login_as("radgjevar1")
+    assert web.get(f"/documents/{document_id}").status_code == 200
+    with app.app_context():
+        path = change_on_disk(sha256)
+    shown = web.get(f"/documents/{document_id}")
+    assert shown.status_code == 409 and not shown.data.startswith(b"%PDF")
+    assert CHANGED in shown.get_data(as_text=True) and "vis.pdf" in shown.get_data(as_text=True)
+    path.unlink()
+    gone = web.get(f"/documents/{document_id}")
+    assert gone.status_code == 409 and MISSING in gone.get_data(as_text=True)
+
+
+def test_a_changed_scan_is_not_shown_nor_split(app, login_as):
+    with app.app_context():
+        item = upload.receive_upload(user("sekretaer"), io.BytesIO(builders.make_pdf(4, tag="skann")), "skann.pdf")
+        db.session.commit()
+        item_id, sha256 = item.id, item.sha256
+        change_on_disk(sha256)
+        with pytest.raises(StoredFileFault):
+            split.split(user("sekretaer"), item_id, "1-2, 3-4")
+        db.session.rollback()
+        db.session.remove()
+    shown = login_as("sekretaer").get(f"/post-registration/{item_id}/file")
+    assert shown.status_code == 409 and CHANGED in shown.get_data(as_text=True)
+
+
+def test_a_changed_main_document_is_not_signed(ctx):
+    draft = builders.post(builders.case(category="follow_up"), post_type="U", title="Til signering",
+                          correspondent="Kari Føresett")
+    sha256 = draft.main_document.sha256
+    change_on_disk(sha256)
+    with pytest.raises(StoredFileFault):
+        esign.sign(user("radgjevar1"), draft.id)
+    db.session.rollback()
+    post = db.session.get(JournalPost, draft.id)
+    assert post.main_document.sha256 == sha256 and esign.signatures(post) == []
