@@ -420,7 +420,7 @@ def test_a_scan_that_cannot_be_read_is_shown_in_the_inbox_until_it_is_read(app, 
 
 
 @pytest.mark.app_config(PPT_QUEUE_NAME=f"unentered-{uuid.uuid4().hex[:8]}")
-def test_a_folder_that_can_be_listed_but_not_entered_does_not_stop_the_intake(app, login_as, monkeypatch):
+def test_a_folder_that_can_be_listed_but_not_entered_does_not_stop_the_intake(app, login_as, monkeypatch, capsys):
     """A folder the service may list but not enter (read without execute: r-- for the service's user, as a
     share's odd mode gives): its names are seen, but nothing in it can be looked at. Before, the first
     look (is it a link?) raised out of the pass, and every pass failed the same way: no scan anywhere in
@@ -443,6 +443,7 @@ def test_a_folder_that_can_be_listed_but_not_entered_does_not_stop_the_intake(ap
     with app.app_context():
         root = sync_dir(app)
         (root / "uke 50" / "indre").mkdir(parents=True)
+        (root / "uke 50" / ".skjult mappe").mkdir()
         (root / "uke 50" / "inni.pdf").write_bytes(make_pdf(1, tag="inni-50"))
         (root / "uke 50" / ".skjult.pdf").write_bytes(make_pdf(1, tag="skjult-50"))
         (root / "open.pdf").write_bytes(make_pdf(1, tag="open-50"))
@@ -455,4 +456,5 @@ def test_a_folder_that_can_be_listed_but_not_entered_does_not_stop_the_intake(ap
         db.session.remove()
     html = login_as("sekretaer").get("/post-registration/").get_data(as_text=True)
     assert "uke 50/inni.pdf" in html and "uke 50/.skjult.pdf" in html and "uke 50/indre/" in html
+    assert "uke 50/.skjult mappe/" in html and "ERROR" not in capsys.readouterr().err
     assert "tenesta har ikkje løyve til å lese henne" in html and "ei mappe tenesta ikkje kan opne" in html

@@ -5,17 +5,18 @@ was signed, without a word."""
 from __future__ import annotations
 
 import io
+import shutil
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-from ppt_web.cases import esign, posts
+from ppt_web.cases import approval, esign, posts
 from ppt_web.clock import today as oslo_today
 from ppt_web.dispatch import service as dispatch
 from ppt_web.extensions import db
 from ppt_web.files.storage import StoredFileFault, file_path
-from ppt_web.models import Dispatch, DispatchStatus, JournalPost
+from ppt_web.models import ArchiveJob, Dispatch, DispatchStatus, JournalPost, PostStatus
 from ppt_web.outbound.folder import FolderAdapter
 from ppt_web.postreg import split, upload
 
@@ -36,10 +37,11 @@ def outgoing_letter(name: str = "brev.pdf") -> JournalPost:
     return db.session.get(JournalPost, post.id)
 
 
-def change_on_disk(sha256: str) -> Path:
+def change_on_disk(sha256: str, to: bytes | None = None) -> Path:
+    """The stored bytes changed in place: to other bytes, or by a line appended after the end."""
     path = file_path(sha256)
     path.chmod(0o644)
-    path.write_bytes(path.read_bytes().replace(b"%%EOF", b"%%EOF\n% endra\n"))
+    path.write_bytes(to if to is not None else path.read_bytes().replace(b"%%EOF", b"%%EOF\n% endra\n"))
     return path
 
 
@@ -113,3 +115,65 @@ def test_a_changed_main_document_is_not_signed(ctx):
     db.session.rollback()
     post = db.session.get(JournalPost, draft.id)
     assert post.main_document.sha256 == sha256 and esign.signatures(post) == []
+
+
+def test_a_signed_letter_whose_file_changed_on_disk_shows_the_signature_as_not_verifying(app, login_as):
+    """Even a change after the signed byte range (bytes appended at the end), which a check of the signature
+    alone may pass: the post page says in red that the signature does not verify, not "replaced"."""
+    with app.app_context():
+        draft = builders.post(builders.case(category="follow_up"), post_type="U", title="Signert brev",
+                              correspondent="Kari Føresett")
+        esign.sign(user("radgjevar1"), draft.id)
+        post = db.session.get(JournalPost, draft.id)
+        post_id, sha256 = post.id, post.main_document.sha256
+        db.session.remove()
+    web = login_as("radgjevar1")
+    assert "Signaturen er gyldig" in web.get(f"/posts/{post_id}").get_data(as_text=True)
+    with app.app_context():
+        change_on_disk(sha256)
+    html = web.get(f"/posts/{post_id}").get_data(as_text=True)
+    assert 'class="error signature-check"' in html and "Signaturen er IKKJE gyldig" in html
+    assert "bytt ut etter at det vart signert" not in html
+
+
+def test_storing_the_same_bytes_again_repairs_a_changed_file_and_no_page_image_is_made_of_wrong_bytes(
+        app, login_as):
+    """Page images are made from checked bytes only (they are made again when missing, as after a restore),
+    and an upload of the bytes a changed file should hold puts them back ("put the file back, then retry")."""
+    original = builders.make_pdf(2, tag="reparert")
+    with app.app_context():
+        item = upload.receive_upload(user("sekretaer"), io.BytesIO(original), "skann.pdf")
+        db.session.commit()
+        item_id, sha256 = item.id, item.sha256
+        shutil.rmtree(Path(app.instance_path) / "previews" / sha256[:2] / sha256)  # as after a restore
+        change_on_disk(sha256, to=builders.make_pdf(3, tag="ein annan"))  # another letter, a good PDF
+        db.session.remove()
+    web = login_as("sekretaer")
+    assert web.get(f"/post-registration/{item_id}/pages/1.jpg").status_code != 200
+    assert not (Path(app.instance_path) / "previews" / sha256[:2] / sha256).exists()
+    with app.app_context():  # the same letter filed by hand as a post's document
+        again = builders.post(builders.case(), pdf=original)
+        assert again.main_document.sha256 == sha256 and file_path(sha256).read_bytes() == original
+        db.session.remove()
+    assert web.get(f"/post-registration/{item_id}/file").status_code == 200
+    assert web.get(f"/post-registration/{item_id}/pages/1.jpg").status_code == 200
+
+
+def test_a_post_whose_file_changed_on_disk_is_not_finalized_nor_approved(ctx):
+    """Finalizing records the stored file as the post's for good: not one that no longer is what was stored."""
+    draft = builders.post(builders.case(category="follow_up"), post_type="N", title="Notat")
+    change_on_disk(draft.main_document.sha256)
+    with pytest.raises(StoredFileFault):
+        posts.finalize(user("radgjevar1"), draft.id)
+    db.session.rollback()
+    assessment = builders.post(builders.case(), post_type="U", title="Sakkunnig vurdering",
+                               correspondent="Kari Føresett")
+    approval.send_for_approval(user("radgjevar1"), assessment.id, user("leiar").id)
+    change_on_disk(assessment.main_document.sha256)
+    with pytest.raises(StoredFileFault):
+        approval.approve(user("leiar"), assessment.id)  # without signing too
+    db.session.rollback()
+    assert db.session.get(JournalPost, draft.id).status == PostStatus.DRAFT
+    assert db.session.get(JournalPost, assessment.id).status == PostStatus.AWAITING_APPROVAL
+    assert db.session.scalar(select(func.count()).select_from(ArchiveJob).where(
+        ArchiveJob.post_id.in_([draft.id, assessment.id]))) == 0

@@ -160,7 +160,13 @@ def signature_status(post: JournalPost) -> list:
     try:
         statuses = signing.verify_pdf(read_checked(main.sha256, main.filename), trust_roots=roots,
                                       test_certificates=signing_setup.test_fingerprints())
-    except (signing.SigningError, OSError, StoredFileFault):  # (a changed file's signatures are not its own)
+    except StoredFileFault:
+        # The stored bytes are not those that were signed (missing, or changed on disk, also where the signed
+        # byte range is untouched): the signature does not verify, whatever a check of the bytes would say.
+        return [signing.SignatureStatus(signed=True, signer_subject="", signed_at=None, intact=False, valid=False,
+                                        trusted=False, covers_whole_file=False,
+                                        summary="The stored file is missing or has changed since it was stored.")]
+    except (signing.SigningError, OSError):
         return []
     return [dataclasses.replace(s, test=True) if not s.test and signing_setup.is_test_subject(s.signer_subject)
             else s for s in statuses]

@@ -20,7 +20,7 @@ from ..auth.access import refused, require
 from ..clock import today, utcnow
 from ..errors import Conflict, DomainError, Invalid, raise_if
 from ..extensions import changed_rows, db
-from ..files.storage import store_upload
+from ..files.storage import checked_path, store_upload
 from ..models import (
     Case,
     CaseCategory,
@@ -427,6 +427,8 @@ def finalize_post(actor: User, post: JournalPost) -> None:
     missing = missing_for_finalize(post)
     if missing:
         raise Invalid(_l("The post cannot be finalized yet. Missing: %(items)s.", items=", ".join(missing)))
+    for document in post.documents:  # finalized as stored: one missing or changed on disk refuses it (409)
+        checked_path(document.sha256, document.filename)
     before = snapshot(post)
     # A handler finalizes a draft; an approval finalizes the post it has just approved.
     # A decision on a held-back post made meanwhile counts too.

@@ -13,7 +13,7 @@ from pathlib import Path
 from flask import current_app
 
 from .errors import UploadRejected
-from .paths import file_path
+from .paths import StoredFileFault, checked_path, file_path
 from .pdfcheck import PREVIEW_MAX_PAGES, inspect_pdf
 
 
@@ -54,11 +54,15 @@ def install(rendered: Path, sha256: str) -> None:
 def ensure(sha256: str) -> None:
     """Render the previews of a stored file that has none (stored before previews existed)."""
 
-    if folder(sha256).exists() or not file_path(sha256).exists():
+    if folder(sha256).exists():
+        return
+    try:
+        source = checked_path(sha256)  # never pages of bytes other than those stored (missing or changed: none)
+    except StoredFileFault:
         return
     rendered = scratch()
     try:
-        inspect_pdf(file_path(sha256), preview_dir=rendered)
+        inspect_pdf(source, preview_dir=rendered)
     except UploadRejected:
         shutil.rmtree(rendered, ignore_errors=True)
         return

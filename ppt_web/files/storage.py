@@ -100,7 +100,8 @@ def store_upload(stream: Readable, filename: str, previews: bool = False) -> Sto
         _hold_until_transaction_ends(sha256)
         known = db.session.get(StoredFile, sha256)
         target = file_path(sha256)
-        if known is not None and target.exists():
+        intact = _holds(target, sha256)
+        if known is not None and intact:
             # These bytes are stored already: nothing to check or write (the temp file goes).
             if previews:
                 preview.ensure(sha256)
@@ -115,7 +116,7 @@ def store_upload(stream: Readable, filename: str, previews: bool = False) -> Sto
         finally:
             if rendered is not None and rendered.exists():
                 shutil.rmtree(rendered, ignore_errors=True)
-        _put_in_place(tmp, target)
+        _put_in_place(tmp, target, intact)
         new = known is None and _insert_once(sha256=sha256, size=size, page_count=page_count,
                                              content_type="application/pdf")
         return StoredUpload(sha256=sha256, size=size, page_count=page_count, filename=safe_filename(filename),
@@ -143,10 +144,23 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-def _put_in_place(tmp: Path, target: Path) -> None:
-    """Rename the fsynced temp file to its digest name; an existing file there already holds these bytes."""
-    if target.exists():
+def _holds(target: Path, sha256: str) -> bool:
+    """Whether the stored file is there with the bytes its name says (not missing, nor changed on disk)."""
+    try:
+        with open(target, "rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest() == sha256
+    except FileNotFoundError:
+        return False
+
+
+def _put_in_place(tmp: Path, target: Path, intact: bool) -> None:
+    """Rename the fsynced temp file to its digest name, unless the file there already holds these bytes (intact).
+    A file there that no longer does (changed on disk) is replaced: storing the right bytes again repairs it."""
+    if intact:
         return
+    if target.exists():
+        log.warning("stored file %s no longer matched its SHA-256; replaced by an upload of the same bytes",
+                    target.name)
     target.parent.mkdir(parents=True, exist_ok=True)
     os.replace(tmp, target)
     folder = os.open(target.parent, os.O_RDONLY)  # make the rename itself survive a crash

@@ -100,7 +100,9 @@ def _walk(root: Path, unlistable: list[OSError] | None = None) -> Iterator[tuple
             if name.lower() in QUIET_NAMES:
                 continue
             mode = _mode(path)
-            if mode is not None and stat.S_ISLNK(mode):
+            if mode is None:
+                entered.append(name)  # tried: one that cannot be opened goes to unlistable
+            elif stat.S_ISLNK(mode):
                 yield path, SKIP_LINK  # never follow a link out of the folder
             elif name.startswith("."):
                 yield path, SKIP_HIDDEN
@@ -191,13 +193,15 @@ def _settled(root: Path, conn, seen: dict, present: set, counts: Counter) -> lis
             continue
         present.add(rel)
         try:
-            st = path.stat()
+            st = path.lstat()
         except FileNotFoundError:
             continue
         except OSError as exc:
             note_unread(conn, SCANS, rel, unread_code(exc), os_reason(exc))
             counts["unreadable"] += 1
             continue
+        if not stat.S_ISREG(st.st_mode):
+            continue  # became a link or no file since _walk looked (or it could not look then): the next pass says
         signature = f"{st.st_size}:{st.st_mtime_ns}"
         previous = seen.get(rel, "")
         now = time.time()
