@@ -2,6 +2,7 @@
 starts a dead worker again, and Ctrl-C leaves nothing behind."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -100,5 +101,13 @@ def test_run_command_starts_everything_and_ctrl_c_stops_it(tmp_path):
         assert alive == [], [c.cmdline() for c in alive]
         assert not (tmp_path / "instance" / "redis" / "url").exists()  # no Redis to find any more
     finally:
-        if launcher.poll() is None:
+        if launcher.poll() is None:  # the test failed: its Redis, web app and worker must not outlive it
+            try:
+                left = psutil.Process(launcher.pid).children(recursive=True)
+            except psutil.Error:
+                left = []
             launcher.kill()
+            for child in left:
+                with contextlib.suppress(psutil.Error):
+                    child.kill()
+            launcher.wait(timeout=10)
