@@ -177,3 +177,64 @@ def test_a_post_whose_file_changed_on_disk_is_not_finalized_nor_approved(ctx):
     assert db.session.get(JournalPost, assessment.id).status == PostStatus.AWAITING_APPROVAL
     assert db.session.scalar(select(func.count()).select_from(ArchiveJob).where(
         ArchiveJob.post_id.in_([draft.id, assessment.id]))) == 0
+
+
+def test_a_stored_file_that_cannot_be_read_is_a_clear_refusal_not_an_error_page(app, login_as):
+    """No permission, an I/O error, a folder where the file should be: a 409 that names the file, as for a
+    missing or changed one (it was a 500, and finalizing, a re-upload and page images failed with it)."""
+    with app.app_context():
+        draft = builders.post(builders.case(category="follow_up"), post_type="N", title="Uleseleg")
+        post_id, document_id, sha256 = draft.id, draft.main_document.id, draft.main_document.sha256
+        original = file_path(sha256).read_bytes()
+        file_path(sha256).unlink()
+        file_path(sha256).mkdir()  # read as a file, a folder fails as an unreadable one does (also for root)
+        with pytest.raises(StoredFileFault) as refused:
+            posts.finalize(user("radgjevar1"), post_id)
+        assert refused.value.state == "unreadable" and refused.value.status == 409
+        db.session.rollback()
+        with pytest.raises(StoredFileFault):  # the same bytes stored again cannot take the folder's place
+            builders.post(builders.case(), pdf=original)
+        db.session.rollback()
+        db.session.remove()
+    web = login_as("radgjevar1")
+    shown = web.get(f"/documents/{document_id}")
+    assert shown.status_code == 409 and "kan ikkje lesast" in shown.get_data(as_text=True)
+    finalize = web.post(f"/posts/{post_id}/finalize", follow_redirects=True)
+    assert finalize.status_code != 500 and "kan ikkje lesast" in finalize.get_data(as_text=True)
+
+
+def test_storing_the_same_bytes_again_replaces_an_unreadable_file_and_a_concurrent_upload_is_no_fault(
+        ctx, monkeypatch, caplog):
+    from ppt_web.files import paths, storage
+
+    pdf = builders.make_pdf(tag="to gonger")
+    first = builders.post(builders.case(), pdf=pdf)
+    sha256 = first.main_document.sha256
+    real_open = open
+
+    def no_permission(file, *args, **kwargs):  # as for a file restored by root with mode 600
+        if str(file) == str(file_path(sha256)):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(paths, "open", no_permission, raising=False)
+        assert paths.state_of(sha256)[0] == "unreadable"
+        builders.post(builders.case(), pdf=pdf)  # stored again: replaces it
+    assert paths.state_of(sha256)[0] == "intact"
+    assert "was unreadable; replaced by an upload of the same bytes" in caplog.text
+    caplog.clear()
+
+    other = builders.make_pdf(tag="samstundes")
+    real_state_of = storage.state_of
+
+    def while_another_upload_puts_them_in_place(digest):  # found missing; in place a moment later
+        found = real_state_of(digest)
+        file_path(digest).parent.mkdir(parents=True, exist_ok=True)
+        file_path(digest).write_bytes(other)
+        return found
+
+    monkeypatch.setattr(storage, "state_of", while_another_upload_puts_them_in_place)
+    made = builders.post(builders.case(), pdf=other)
+    assert file_path(made.main_document.sha256).read_bytes() == other
+    assert "replaced" not in caplog.text and "stored file" not in caplog.text

@@ -30,10 +30,21 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from ..extensions import db, on_postgresql, session_in_transaction
+from ..logs import os_reason
 from ..models.files import StoredFile
 from . import preview
 from .errors import UploadRejected
-from .paths import StoredFileFault, checked_path, file_path, read_checked
+from .paths import (
+    CHANGED,
+    INTACT,
+    MISSING,
+    UNREADABLE,
+    StoredFileFault,
+    checked_path,
+    file_path,
+    read_checked,
+    state_of,
+)
 from .pdfcheck import inspect_pdf
 
 # The names other areas use.
@@ -100,8 +111,8 @@ def store_upload(stream: Readable, filename: str, previews: bool = False) -> Sto
         _hold_until_transaction_ends(sha256)
         known = db.session.get(StoredFile, sha256)
         target = file_path(sha256)
-        intact = _holds(target, sha256)
-        if known is not None and intact:
+        state = state_of(sha256)[0]
+        if known is not None and state == INTACT:
             # These bytes are stored already: nothing to check or write (the temp file goes).
             if previews:
                 preview.ensure(sha256)
@@ -116,7 +127,12 @@ def store_upload(stream: Readable, filename: str, previews: bool = False) -> Sto
         finally:
             if rendered is not None and rendered.exists():
                 shutil.rmtree(rendered, ignore_errors=True)
-        _put_in_place(tmp, target, intact)
+        try:
+            _put_in_place(tmp, target, state)
+        except OSError as exc:
+            if state == MISSING:
+                raise
+            raise StoredFileFault(sha256, UNREADABLE, safe_filename(filename), os_reason(exc)) from None  # a folder?
         new = known is None and _insert_once(sha256=sha256, size=size, page_count=page_count,
                                              content_type="application/pdf")
         return StoredUpload(sha256=sha256, size=size, page_count=page_count, filename=safe_filename(filename),
@@ -144,23 +160,15 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-def _holds(target: Path, sha256: str) -> bool:
-    """Whether the stored file is there with the bytes its name says (not missing, nor changed on disk)."""
-    try:
-        with open(target, "rb") as f:
-            return hashlib.file_digest(f, "sha256").hexdigest() == sha256
-    except FileNotFoundError:
-        return False
-
-
-def _put_in_place(tmp: Path, target: Path, intact: bool) -> None:
-    """Rename the fsynced temp file to its digest name, unless the file there already holds these bytes (intact).
-    A file there that no longer does (changed on disk) is replaced: storing the right bytes again repairs it."""
-    if intact:
+def _put_in_place(tmp: Path, target: Path, state: str) -> None:
+    """Rename the fsynced temp file to its digest name, unless the file there already holds these bytes (the
+    state paths.state_of found before the check). One found changed or unreadable is replaced: storing the
+    right bytes again repairs it. (One found missing may be there by now, put in place by an upload of the
+    same bytes at the same moment: replaced by the same bytes.)"""
+    if state == INTACT:
         return
-    if target.exists():
-        log.warning("stored file %s no longer matched its SHA-256; replaced by an upload of the same bytes",
-                    target.name)
+    if state in (CHANGED, UNREADABLE):
+        log.warning("stored file %s was %s; replaced by an upload of the same bytes", target.name, state)
     target.parent.mkdir(parents=True, exist_ok=True)
     os.replace(tmp, target)
     folder = os.open(target.parent, os.O_RDONLY)  # make the rename itself survive a crash
