@@ -352,6 +352,22 @@ def role(code: str):
     return db.session.scalar(select(Role).where(Role.code == code))
 
 
+def without_post_registration(app, web, *absent: str) -> None:
+    """The secretaries' role loses post registration for a moment: the inbox is 403 to `web` (signed in as a
+    secretary) and its start page shows none of `absent`; then the right is given back."""
+    from ppt_web.admin import service as admin
+
+    for allowed in (False, True):
+        with app.app_context():
+            admin.set_role_permission(user("superbrukar"), role("merkantil").id, "distribute_mail", allowed)
+            db.session.commit()
+            db.session.remove()
+        if not allowed:
+            assert web.get("/post-registration/").status_code == 403
+            start = web.get("/").get_data(as_text=True)
+            assert not [text for text in absent if text in start], absent
+
+
 def activity_rows(action: str | None = None):
     from sqlalchemy import select
 

@@ -16,14 +16,13 @@ import pytest
 from pypdf import PdfWriter
 from sqlalchemy import func, select
 
-from ppt_web.admin import service as admin
 from ppt_web.extensions import db
 from ppt_web.models import InboxItem, InboxSource, InboxStatus
 from ppt_web.postreg import intake, sync_intake
 from ppt_web.queue import connection
 
 from .builders import make_pdf, valid_national_id
-from .conftest import ROOT, activity_rows, role, user
+from .conftest import ROOT, activity_rows, without_post_registration
 
 pytestmark = pytest.mark.app_config(PPT_SYNC_SETTLE_SECONDS=0)
 
@@ -394,18 +393,7 @@ def test_a_scan_that_cannot_be_read_is_shown_in_the_inbox_until_it_is_read(app, 
     assert "låst.pdf" in html and f"{number} brev.pdf" in html and "uke 49/" in html
     assert "tenesta har ikkje løyve til å lese henne" in html and "ei mappe tenesta ikkje kan opne" in html
 
-    with app.app_context():  # a secretary whose role no longer has post registration
-        merkantil = role("merkantil")
-        admin.set_role_permission(user("superbrukar"), merkantil.id, "distribute_mail", False)
-        db.session.commit()
-        db.session.remove()
-    assert web.get("/post-registration/").status_code == 403
-    start = web.get("/").get_data(as_text=True)
-    assert "låst.pdf" not in start and "kan ikkje lesast" not in start
-    with app.app_context():
-        admin.set_role_permission(user("superbrukar"), role("merkantil").id, "distribute_mail", True)
-        db.session.commit()
-        db.session.remove()
+    without_post_registration(app, web, "låst.pdf", "kan ikkje lesast")  # a secretary without post registration
 
     locked.clear()  # the permissions are put right
     with app.app_context():

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from ppt_web.admin import service as admin
 from ppt_web.extensions import db
 from ppt_web.inbound.folder import FolderSource, write_example
 from ppt_web.inbound.svarinn import SvarInnSource
@@ -23,7 +22,7 @@ from ppt_web.models import InboxItem, InboxSource, InboxStatus
 from ppt_web.postreg import intake, mail_intake
 
 from . import builders
-from .conftest import role, user
+from .conftest import user, without_post_registration
 from .helpers import find_ks_testdata
 from .svarinn_server import SvarInnServer, _encrypted, make_key_and_cert, zip_files
 
@@ -98,7 +97,6 @@ def test_a_permanent_fault_is_feilet_with_the_reason_and_kept_visible(app, ctx, 
     # Nothing is lost: the row stays in the open list until someone has dealt with it.
     from ppt_web.postreg import service
 
-    from .conftest import user
 
     assert refused.id in {i.id for i in service.inbox(user("sekretaer"), "open")["items"]}
 
@@ -193,7 +191,6 @@ def test_an_envelope_our_key_does_not_open_waits_with_one_alert_until_the_key_is
                                                                                         source, how):
     from ppt_web import queue
 
-    from .conftest import user
 
     if how == "our_key_is_wrong":  # the envelopes are for our certificate, but the configured key is an old one
         waiting = {server.add(files=pdf_files("tilvising.pdf")), server.add(files=pdf_files())}
@@ -294,17 +291,7 @@ def test_the_folder_stand_in_shows_what_it_cannot_take_in_until_it_is_put_right(
     assert "brev.pdf" in html and "ei fil rett i inn/" in html and "skriv-pågår" not in html
     assert "Thumbs.db" not in html and "desktop.ini" not in html
 
-    with app.app_context():  # a secretary whose role no longer has post registration
-        admin.set_role_permission(user("superbrukar"), role("merkantil").id, "distribute_mail", False)
-        db.session.commit()
-        db.session.remove()
-    assert web.get("/post-registration/").status_code == 403
-    start = web.get("/").get_data(as_text=True)
-    assert "halvferdig" not in start and "takast inn" not in start
-    with app.app_context():
-        admin.set_role_permission(user("superbrukar"), role("merkantil").id, "distribute_mail", True)
-        db.session.commit()
-        db.session.remove()
+    without_post_registration(app, web, "halvferdig", "takast inn")  # a secretary without post registration
 
     with app.app_context():  # forsendelse.json put in last, as a writer should; the loose PDF taken away
         example = write_example(root, pdf, title="Tilvising", sender="Nordby skule", org_number=None)
