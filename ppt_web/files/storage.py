@@ -132,7 +132,8 @@ def store_upload(stream: Readable, filename: str, previews: bool = False) -> Sto
         except OSError as exc:
             if state == MISSING:
                 raise
-            raise StoredFileFault(sha256, UNREADABLE, safe_filename(filename), os_reason(exc)) from None  # a folder?
+            # It cannot be replaced either (a folder in its place): the user is told, as for one not readable.
+            raise StoredFileFault(sha256, UNREADABLE, safe_filename(filename), os_reason(exc)) from None
         new = known is None and _insert_once(sha256=sha256, size=size, page_count=page_count,
                                              content_type="application/pdf")
         return StoredUpload(sha256=sha256, size=size, page_count=page_count, filename=safe_filename(filename),
