@@ -48,7 +48,6 @@ UNREAD_KEY = "ppt:{}:unread:{}"
 SCANS, MAIL = "scan", "mail"
 LOCK_SECONDS = queue.LOCK_SECONDS
 SKIPPED_SUFFIXES = (".tmp", ".part", ".crdownload", ".partial", "~")
-SKIPPED_NAMES = ("desktop.ini", "thumbs.db")  # what Windows leaves in a shared folder
 # Set by the worker on shutdown: a pass over a burst of scans stops after the file in hand, so
 # SIGTERM does not wait for hundreds of files (those left are read by the next pass).
 STOPPING = threading.Event()

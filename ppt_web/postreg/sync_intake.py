@@ -26,6 +26,7 @@ from ..clock import utcnow
 from ..extensions import db
 from ..files import pdfcheck
 from ..files.storage import UploadRejected, store_upload
+from ..inbound.folder import QUIET_NAMES as WINDOWS_NAMES  # what Windows leaves in a shared folder
 from ..logs import mask_national_ids, os_reason
 from ..models import InboxItem, InboxSource, InboxStatus
 from .intake import (
@@ -33,7 +34,6 @@ from .intake import (
     SCAN_LOCK,
     SCANS,
     SEEN_KEY,
-    SKIPPED_NAMES,
     SKIPPED_SUFFIXES,
     STOPPING,
     UNREAD_KEY,
@@ -74,7 +74,7 @@ SKIP_REASONS = {
 # once it has stayed unchanged for PPT_SYNC_INCOMPLETE_SECONDS. A link or a pipe is news at once.
 SETTLING = (SKIP_HIDDEN, SKIP_TEMP)
 # What Windows and macOS leave in any folder they show, and sync tools' own folders: never news.
-QUIET_NAMES = (*SKIPPED_NAMES, ".ds_store", ".stfolder", ".stversions", ".stignore")
+QUIET_NAMES = (*WINDOWS_NAMES, ".ds_store", ".stfolder", ".stversions", ".stignore")
 SKIP_FIELD = "skip:"  # prefix of a skipped path's entry in the SEEN_KEY hash
 
 
