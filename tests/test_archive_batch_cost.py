@@ -57,9 +57,9 @@ def test_a_run_s_outcomes_are_all_built_before_the_first_write_and_written_by_ki
     seen: list[str] = []
     real_reply = sending.apply_reply
 
-    def reply(job, answer, asynchronous=False):
+    def reply(job, answer, asynchronous=False, claim=None):
         seen.append("reply")
-        return real_reply(job, answer, asynchronous)
+        return real_reply(job, answer, asynchronous, claim)
 
     monkeypatch.setattr(sending, "apply_reply", reply)
     listener = lambda *args: seen.append(args[2].split()[0].upper())  # noqa: E731
@@ -80,7 +80,8 @@ def test_a_run_s_outcomes_are_all_built_before_the_first_write_and_written_by_ki
 def test_a_finished_job_s_message_is_cleaned_as_before(app, ctx):
     builders.case()
     job = db.session.scalars(select(ArchiveJob)).one()
-    sending._finish(job, ArchiveStatus.FAILED, "refused", detail="avvist\x07 av\x1b arkivet")
+    sending._finish(job, ArchiveStatus.FAILED, "refused", claim=None, outcome="failed",
+                    detail="avvist\x07 av\x1b arkivet")
     db.session.expire_all()
     job = db.session.get_one(ArchiveJob, job.id)
     assert (job.job_status, job.archive_status, job.done_at is not None) == ("done", "failed", True)

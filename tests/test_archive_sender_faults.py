@@ -3,6 +3,7 @@ retry scheduled while Redis is slow, a job's row locked by another transaction w
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 import uuid
 from datetime import timedelta
@@ -131,3 +132,104 @@ def test_a_locked_row_holds_up_only_its_own_claims_lease(app, ctx):
             holder.rollback()
     finally:
         other.dispose()
+
+
+def _another_sender_takes_over(app, job_id: int, batch: bool) -> None:
+    """What happens while a sender is paused past its lease (a stopped VM): the sweep sets its jobs back to Ny
+    and another sender claims, sends and finishes them. In a thread of its own, with its own session."""
+    def run() -> None:
+        with app.app_context():
+            try:
+                sending.reclaim_expired(utcnow() + timedelta(hours=1))
+                done.append(sending.process_many([job_id], "other") if batch else sending.process(job_id, "other"))
+            except BaseException as exc:
+                done.append(exc)
+                raise
+            finally:
+                db.session.remove()
+
+    done: list = []
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(30)
+    assert done and not isinstance(done[0], BaseException), done
+
+
+def test_a_sender_paused_past_its_lease_leaves_the_outcome_of_the_sender_that_took_over(app, ctx, monkeypatch):
+    """The paused sender's send ends in a refusal after another sender archived the job: the job stays
+    archived, with the other sender's receipt and message; the paused one writes nothing."""
+    job_id = cases(1)[0]
+    refused = transports.Reply(transports.INVALID, "arkivet avviste meldinga: for seint")
+
+    def paused(self, message, message_id):
+        _another_sender_takes_over(app, job_id, batch=True)  # the built-in archive's send_many
+        return refused
+
+    monkeypatch.setattr(LocalArchive, "send", paused)
+    assert sending.process(job_id, "paused") == "claim lost"
+    db.session.expire_all()
+    job = db.session.get_one(ArchiveJob, job_id)
+    assert (job.job_status, job.archive_status) == (JobStatus.DONE, "archived")
+    assert job.claimed_by.startswith("other#") and job.message.startswith("Arkivert") and job.archive_ref
+    assert job.case.archive_system_id
+
+
+def test_a_run_whose_sender_was_paused_writes_nothing_over_what_happened_meanwhile(app, ctx, monkeypatch):
+    """A run of three: while its sender was paused, the sweep set all three back and another sender archived
+    the first. The run's refusals are not written: the first stays archived, the other two wait for the sweep."""
+    ids = cases(3)
+    original_send = LocalArchive.send
+
+    def paused(self, messages):
+        monkeypatch.setattr(LocalArchive, "send", original_send)
+        _another_sender_takes_over(app, ids[0], batch=False)  # the built-in archive's send
+        return [transports.Reply(transports.INVALID, "arkivet avviste meldinga: for seint")] * len(messages)
+
+    monkeypatch.setattr(LocalArchive, "send_many", paused)
+    assert sending.process_many(ids, "paused") == {"claim lost": 3}
+    db.session.expire_all()
+    jobs = {job.id: job for job in db.session.scalars(select(ArchiveJob))}
+    assert (jobs[ids[0]].job_status, jobs[ids[0]].archive_status) == (JobStatus.DONE, "archived")
+    assert jobs[ids[0]].claimed_by.startswith("other#")
+    assert [(jobs[i].job_status, jobs[i].claimed_by) for i in ids[1:]] == [(JobStatus.NEW, None)] * 2
+
+
+def test_a_run_writes_the_outcomes_of_the_jobs_still_its_own_when_one_is_not(app, ctx, monkeypatch):
+    """One job of a run was taken from it meanwhile (set back and claimed by another sender): the run's
+    outcomes are written for the other two, that one is left to its new claimant."""
+    ids = cases(3)
+    engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+
+    def one_taken(self, messages):
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE archive_job SET claimed_by = 'other#1' WHERE id = :id"), {"id": ids[1]})
+        return [transports.Reply(transports.INVALID, "arkivet avviste meldinga")] * len(messages)
+
+    monkeypatch.setattr(LocalArchive, "send_many", one_taken)
+    try:
+        assert sending.process_many(ids, "run") == {"claim lost": 1, "failed": 2}
+    finally:
+        engine.dispose()
+    db.session.expire_all()
+    jobs = {job.id: job for job in db.session.scalars(select(ArchiveJob))}
+    assert [(jobs[i].job_status, jobs[i].archive_status) for i in ids] == \
+        [(JobStatus.DONE, "failed"), (JobStatus.IN_PROGRESS, "new"), (JobStatus.DONE, "failed")]
+    assert jobs[ids[1]].claimed_by == "other#1"
+
+
+def test_a_sender_paused_past_its_lease_does_not_finish_a_job_another_sender_holds(app, ctx, monkeypatch):
+    """The job was set back and claimed again, and is on its way with the other sender: the paused sender's
+    receipt does not end it under the other's hands."""
+    job_id = cases(1)[0]
+
+    def paused(self, message, message_id):
+        sending.reclaim_expired(utcnow() + timedelta(hours=1))
+        assert sending.claim(job_id, sending.claim_token("other", 1))
+        return original_send(self, message, message_id)
+
+    original_send = LocalArchive.send
+    monkeypatch.setattr(LocalArchive, "send", paused)
+    assert sending.process(job_id, "paused") == "claim lost"
+    db.session.expire_all()
+    job = db.session.get_one(ArchiveJob, job_id)
+    assert (job.job_status, job.claimed_by) == (JobStatus.IN_PROGRESS, "other#1")

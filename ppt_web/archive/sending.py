@@ -28,7 +28,7 @@ from rq import get_current_job
 from rq.timeouts import BaseTimeoutException
 from sqlalchemy import Row, Table, bindparam, or_, select, update
 from sqlalchemy import case as sql_case
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import CursorResult, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
@@ -51,6 +51,7 @@ _together: ContextVar[bool] = ContextVar("archive_outcomes_together", default=Fa
 # While a run's outcomes are written together: its UPDATEs, queued and run at the end, each kind with
 # one executemany (see _write_queued). None: run each statement at once.
 _queued: ContextVar[list | None] = ContextVar("archive_outcomes_queued", default=None)
+CLAIM_LOST = "claim lost"  # the outcome of a send whose job was no longer this sender's claim (_finish)
 
 
 def worker_name() -> str:
@@ -210,6 +211,9 @@ def _statements() -> SimpleNamespace:
             ("job_status", "archive_status", "done_at", "lease_until", "reply_deadline", "message_code",
              "message_params", "message")}
     finish = update(table).where(table.c.id == bindparam("job_id"))
+    # The sender's outcome: written only while the job is still its claim (a sender paused past its lease
+    # finds the job set back, or claimed, sent and finished by another sender since, and writes nothing).
+    mine = finish.where(table.c.claimed_by == bindparam("claim"), table.c.job_status == JobStatus.IN_PROGRESS)
     return SimpleNamespace(
         # As claimed: fresh from the row, with the case and post its receipt's ids go on (one query, not three).
         load=select(ArchiveJob).where(ArchiveJob.id == bindparam("job_id"))
@@ -219,8 +223,10 @@ def _statements() -> SimpleNamespace:
         # the whole row with its snapshot and receipt (0.3 ms of the sender's 3.6 ms for a post, SQLite, http).
         before=select(table.c.id, table.c.event, table.c.job_status, table.c.archive_status, table.c.deleted_at,
                       table.c.after_job_id).where(table.c.id == bindparam("job_id")),
-        finish=finish.values(**done),
-        finish_with_ref=finish.values(**done, archive_ref=bindparam("v_archive_ref", type_=table.c.archive_ref.type)),
+        finish={claimed: where.values(**done) for claimed, where in ((False, finish), (True, mine))},
+        finish_with_ref={claimed: where.values(**done, archive_ref=bindparam("v_archive_ref",
+                                                                            type_=table.c.archive_ref.type))
+                         for claimed, where in ((False, finish), (True, mine))},
         wake=update(table).where(table.c.after_job_id == bindparam("job_id"), table.c.job_status == JobStatus.NEW)
         .values(next_attempt_at=None, notified_at=bindparam("now", type_=table.c.notified_at.type))
         .returning(table.c.id),
@@ -259,7 +265,8 @@ def _prepare(job_id: int, token: str, current: Callable[[], dict], run: Sequence
         try:
             transport = transports.get_transport()
         except SettingsError as exc:  # the way to the archive is not set up right: wait for the fix
-            return apply_reply(job, transports.Reply(transports.UNREACHABLE, f"oppsettet av Fiks IO: {exc}"))
+            return apply_reply(job, transports.Reply(transports.UNREACHABLE, f"oppsettet av Fiks IO: {exc}"),
+                               claim=token)
     except BaseTimeoutException:
         raise
     except Exception as exc:  # noqa: BLE001 - _failed says what each kind means
@@ -275,7 +282,7 @@ def _deliver(job: ArchiveJob, message: Message, transport: transports.Transport,
         raise  # RQ's job timeout: the lease runs out and the sweep sets the job back to Ny
     except Exception as exc:  # noqa: BLE001 - _failed says what each kind means
         return _failed(job, token, exc)
-    return apply_reply(job, reply)  # a failed hand-over is retried, even on an asynchronous transport
+    return apply_reply(job, reply, claim=token)  # a failed hand-over is retried, even on an asynchronous transport
 
 
 def _send_together(run: list[tuple[ArchiveJob, Message]], transport: transports.Transport, token: str) -> Counter:
@@ -294,7 +301,8 @@ def _send_together(run: list[tuple[ArchiveJob, Message]], transport: transports.
         together, queued = _together.set(True), _queued.set([])
         try:
             outcomes = Counter(_failed(job, token, result) if isinstance(result, Exception)
-                               else apply_reply(job, result) for (job, _), result in zip(run, results, strict=True))
+                               else apply_reply(job, result, claim=token)
+                               for (job, _), result in zip(run, results, strict=True))
             _write_queued(_queued.get() or [])
             return outcomes
         finally:
@@ -305,6 +313,8 @@ def _send_together(run: list[tuple[ArchiveJob, Message]], transport: transports.
         return write_retrying(write_all, commit=commit_keeping_loaded)
     except OperationalError:
         raise
+    except _ClaimLost:  # the run's jobs one by one: each one's claim checked, the lost ones left as they are
+        db.session.rollback()
     except Exception:  # noqa: BLE001 - one outcome could not be written: each on its own, as if sent alone
         db.session.rollback()
         log.warning("the outcomes of a run of %d archive jobs could not be written together; writing them "
@@ -315,13 +325,18 @@ def _send_together(run: list[tuple[ArchiveJob, Message]], transport: transports.
 _WAKE = object()  # the queued wake of a finished job's successors (one statement for the run's jobs)
 
 
-def _write(statement, params: dict) -> None:
-    """An outcome's UPDATE: at once, or queued while a run's outcomes are written together."""
+class _ClaimLost(Exception):
+    """A run's outcomes, written together, met a job that is no longer the run's claim."""
+
+
+def _write(statement, params: dict) -> bool:
+    """An outcome's UPDATE: at once (whether it changed a row), or queued while a run's outcomes are written
+    together (True: _write_queued checks the claims of the run's finishes)."""
     queued = _queued.get()
     if queued is None:
-        db.session.execute(statement, params)
-    else:
-        queued.append((statement, params))
+        return bool(cast(CursorResult, db.session.execute(statement, params)).rowcount)
+    queued.append((statement, params))
+    return True
 
 
 def _write_queued(queued: list) -> None:
@@ -337,8 +352,14 @@ def _write_queued(queued: list) -> None:
     for statement, params in queued:
         by_statement.setdefault(statement, []).append(params)
     wake = by_statement.pop(_WAKE, None)
+    statements = _statements()
+    claimed = (statements.finish[True], statements.finish_with_ref[True])
     for statement, rows in by_statement.items():
-        db.session.execute(statement, rows)
+        result = cast(CursorResult, db.session.execute(statement, rows))
+        # A finish the claim no longer holds changed no row (psycopg and sqlite3 sum an executemany's counts;
+        # a driver that cannot still writes no lost job's row, only the run's ids and wakes, which are the same):
+        if statement in claimed and db.engine.dialect.supports_sane_multi_rowcount and result.rowcount < len(rows):
+            raise _ClaimLost
     if wake:
         now = utcnow()
         successors = sorted(db.session.scalars(_statements().wake_many,
@@ -350,7 +371,7 @@ def _write_queued(queued: list) -> None:
 def _write_alone(job: ArchiveJob, token: str, result: transports.Reply | Exception) -> str:
     """One job's outcome written in its own transaction; a fault in writing it fails that job alone."""
     try:
-        return _failed(job, token, result) if isinstance(result, Exception) else apply_reply(job, result)
+        return _failed(job, token, result) if isinstance(result, Exception) else apply_reply(job, result, claim=token)
     except OperationalError:
         raise
     except Exception as exc:  # noqa: BLE001 - _failed logs it and marks the job
@@ -374,16 +395,15 @@ def _failed(job: ArchiveJob, token: str, exc: Exception) -> str:
     if isinstance(exc, TextNotArchivable):
         found = unarchivable_in(job)
         if not found:
-            _finish(job, ArchiveStatus.FAILED, "invalid", detail=str(exc))
-            return "invalid message"
-        _finish(job, ArchiveStatus.FAILED, "unarchivable_text", what=found[0][0], object_id=found[0][1])
-        return "unarchivable text"
+            return _finish(job, ArchiveStatus.FAILED, "invalid", claim=token, outcome="invalid message",
+                           detail=str(exc))
+        return _finish(job, ArchiveStatus.FAILED, "unarchivable_text", claim=token, outcome="unarchivable text",
+                       what=found[0][0], object_id=found[0][1])
     if isinstance(exc, MessageInvalid):
-        _finish(job, ArchiveStatus.FAILED, "invalid", detail=str(exc))
-        return "invalid message"
+        return _finish(job, ArchiveStatus.FAILED, "invalid", claim=token, outcome="invalid message", detail=str(exc))
     if isinstance(exc, FileMissing):
-        _finish(job, ArchiveStatus.FAILED, "file_missing", detail=str(exc))
-        return "file missing"
+        return _finish(job, ArchiveStatus.FAILED, "file_missing", claim=token, outcome="file missing",
+                       detail=str(exc))
     job_id = job.id
     if isinstance(exc, OperationalError):  # the database failed while the message was built: nothing was sent
         log.warning("archive job %s: database unavailable while building its message; set back to Ny", job_id,
@@ -396,22 +416,24 @@ def _failed(job: ArchiveJob, token: str, exc: Exception) -> str:
     if not _together.get():  # (in a run's outcomes the session is sound, and holds the run's other outcomes)
         db.session.rollback()
         job = db.session.get_one(ArchiveJob, job_id)
-    _finish(job, ArchiveStatus.FAILED, "internal_error", kind=type(exc).__name__)
-    return "internal error"
+    return _finish(job, ArchiveStatus.FAILED, "internal_error", claim=token, outcome="internal error",
+                   kind=type(exc).__name__)
 
 
-def apply_reply(job: ArchiveJob, reply: transports.Reply, asynchronous: bool = False) -> str:
-    """Map the transport's reply to the job's statuses and message (docs/decisions.md, "The archive job")."""
+def apply_reply(job: ArchiveJob, reply: transports.Reply, asynchronous: bool = False, claim: str | None = None) -> str:
+    """Map the transport's reply to the job's statuses and message (docs/decisions.md, "The archive job").
+    claim: the sender's claim token; its outcome is written only while the job is still that claim's (else
+    "claim lost"). Without it (a reply read later, by the Fiks IO consumer or the sweep), as the job is."""
+    held = claim if claim is not None else job.claimed_by
     failed_parts = [str(part["feilet"]) for part in (reply.ids or {}).values()
                     if isinstance(part, dict) and part.get("feilet")]
     if reply.kind == transports.OK and failed_parts:
-        _finish(job, ArchiveStatus.FAILED, "partly_refused", detail="; ".join(failed_parts))
-        return "failed"
+        return _finish(job, ArchiveStatus.FAILED, "partly_refused", claim=claim, outcome="failed",
+                       detail="; ".join(failed_parts))
     if reply.kind == transports.OK:
         ids = reply.ids or {}
-        _finish(job, ArchiveStatus.ARCHIVED, *describe_ids(ids, job), archive_ref=ids,
-                also=lambda: record_archive_ids(job, ids), then=lambda: _wake_successors(job))
-        return "archived"
+        return _finish(job, ArchiveStatus.ARCHIVED, *describe_ids(ids, job), claim=claim, outcome="archived",
+                       archive_ref=ids, also=lambda: record_archive_ids(job, ids), then=lambda: _wake_successors(job))
     if reply.kind == transports.HANDED_OVER:
         def handed_over() -> None:
             # One conditional UPDATE, not the loaded row: over Fiks IO the archive's reply may already
@@ -419,11 +441,11 @@ def apply_reply(job: ArchiveJob, reply: transports.Reply, asynchronous: bool = F
             deadline = utcnow() + timedelta(hours=current_app.config["PPT_ARCHIVE_REPLY_HOURS"])
             if reply.transport_id:  # kept even if the reply finished the job already; never by a stale claim
                 db.session.execute(update(ArchiveJob).where(ArchiveJob.id == job.id,
-                                                            ArchiveJob.claimed_by == job.claimed_by)
+                                                            ArchiveJob.claimed_by == held)
                                    .values(fiksio_message_id=reply.transport_id)
                                    .execution_options(synchronize_session=False))
             waiting = [ArchiveJob.id == job.id, ArchiveJob.job_status == JobStatus.IN_PROGRESS,
-                       ArchiveJob.claimed_by == job.claimed_by]
+                       ArchiveJob.claimed_by == held]
             db.session.execute(update(ArchiveJob).where(*waiting)
                                .values(lease_until=None, reply_deadline=deadline, archive_status=ArchiveStatus.NEW)
                                .execution_options(synchronize_session=False))
@@ -444,7 +466,7 @@ def apply_reply(job: ArchiveJob, reply: transports.Reply, asynchronous: bool = F
                 when = due.astimezone(OSLO).strftime("%H:%M")
                 changed = changed_rows(update(ArchiveJob).where(
                     ArchiveJob.id == job.id, ArchiveJob.job_status == JobStatus.IN_PROGRESS,
-                    ArchiveJob.claimed_by == job.claimed_by)
+                    ArchiveJob.claimed_by == held)
                     .values(job_status=JobStatus.NEW, archive_status=ArchiveStatus.FAILED, next_attempt_at=due,
                             lease_until=None, claimed_by=None,
                             **message_values("retry_later", attempt=job.attempts, limit=limit, detail=reply.text,
@@ -459,13 +481,11 @@ def apply_reply(job: ArchiveJob, reply: transports.Reply, asynchronous: bool = F
                 return "answered meanwhile"
             db.session.expire(job)
             return "retry later"
-        _finish(job, ArchiveStatus.FAILED, "gave_up", limit=limit, detail=reply.text)
-        return "gave up"
+        return _finish(job, ArchiveStatus.FAILED, "gave_up", claim=claim, outcome="gave up", limit=limit,
+                       detail=reply.text)
     if reply.text:
-        _finish(job, ArchiveStatus.FAILED, "refused", detail=reply.text[:2000])
-    else:
-        _finish(job, ArchiveStatus.FAILED, "refused_silently")
-    return "failed"
+        return _finish(job, ArchiveStatus.FAILED, "refused", claim=claim, outcome="failed", detail=reply.text[:2000])
+    return _finish(job, ArchiveStatus.FAILED, "refused_silently", claim=claim, outcome="failed")
 
 
 def _int(value: object) -> int | None:
@@ -539,13 +559,17 @@ def describe_ids(ids: dict, job: ArchiveJob | None = None) -> tuple[str, dict]:
 
 
 def _finish(job: ArchiveJob, archive_status: ArchiveStatus, code: str, params: dict | None = None, /,
-            *, archive_ref: dict | None = None, also: Callable[[], None] | None = None,
-            then: Callable[[], None] | None = None, **values) -> None:
-    """The job done in one transaction: also()'s changes (the case's and post's ids), the job's row by one
-    UPDATE (not the unit of work: it was the largest part of a job's own CPU time), then then()."""
-    def finish() -> None:
-        if also is not None:
-            also()
+            *, claim: str | None, outcome: str, archive_ref: dict | None = None,
+            also: Callable[[], None] | None = None, then: Callable[[], None] | None = None, **values) -> str:
+    """The job done in one transaction: the job's row by one UPDATE (not the unit of work: it was the largest
+    part of a job's own CPU time), then also()'s changes (the case's and post's ids) and then(); returns
+    outcome. claim: the sender's claim token. The row is written only while the job is still in progress under
+    it: a sender paused past its lease (a stopped VM, a swapped-out process) may find its job set back to Ny,
+    or claimed, sent and finished by another sender since, and must not write its own outcome over that one.
+    Then nothing is written and the outcome is CLAIM_LOST (in a run's outcomes, written together, the run
+    is written again one job at a time: _send_together). Without claim (a reply read later, by the Fiks IO
+    consumer or the sweep) the row is written as it is."""
+    def finish() -> bool:
         done = dict(job_status=JobStatus.DONE, archive_status=archive_status, done_at=utcnow(), lease_until=None,
                     reply_deadline=None, **message_values(code, **(params or {}), **values))
         if archive_ref is not None:
@@ -554,12 +578,25 @@ def _finish(job: ArchiveJob, archive_status: ArchiveStatus, code: str, params: d
             if isinstance(value, str) and NOT_ARCHIVABLE.search(value):
                 done[key] = clean(value)
         statements = _statements()
-        _write(statements.finish if archive_ref is None else statements.finish_with_ref,
-               {"job_id": job.id, **{f"v_{key}": value for key, value in done.items()}})
+        row = {"job_id": job.id, **{f"v_{key}": value for key, value in done.items()}}
+        if claim is not None:
+            row["claim"] = claim
+        if not _write((statements.finish if archive_ref is None else statements.finish_with_ref)[claim is not None],
+                      row):
+            return False
+        if also is not None:
+            also()
         if then is not None:
             then()
-    write_retrying(finish)
+        return True
+    job_id = job.id  # (before the commit: after it, reading it would load the row again)
+    written = write_retrying(finish)
     db.session.expire(job)
+    if written:
+        return outcome
+    log.warning("archive job %s: the claim %s no longer holds it (its lease ran out while it was sent); "
+                "the outcome %r is not written", job_id, claim, outcome)
+    return CLAIM_LOST
 
 
 def write_retrying(change: Callable[[], R], commit: Callable[[], None] | None = None) -> R:
