@@ -16,7 +16,7 @@ from ppt_web.extensions import db
 from ppt_web.models import JournalPost, PostStatus
 
 from . import builders
-from .conftest import user
+from .conftest import TEST_DATABASE_URL, user
 
 
 def assessment():
@@ -180,3 +180,86 @@ def test_the_guards_go_with_a_downgrade_and_come_back_with_the_upgrade(app, ctx)
     upgrade()
     refused("UPDATE post_event SET comment = 'forged' WHERE post_id = :p", post_id, "post events are kept")
     refused("UPDATE journal_post SET approved_at = NULL WHERE id = :p", post_id, FINALIZED)
+
+
+
+# Every guard the migrations make, by engine. A later migration that rebuilds one of these tables (SQLite's
+# batch mode copies a table into a new one) drops its triggers without a word: this list says so.
+GUARDS = {
+    "sqlite": {
+        "activity_log_no_delete", "activity_log_no_update",
+        *(f"{t}_locked_{v}" for t in ("correspondent", "document", "letter") for v in ("insert", "update", "delete")),
+        "document_template_version_no_delete", "document_template_version_no_update",
+        "journal_post_locked_approval", "journal_post_locked_delete", "journal_post_locked_metadata",
+        "journal_post_locked_structure", "metadata_correction_no_delete", "metadata_correction_no_update",
+        "post_event_locked_delete", "post_event_no_update", "post_signature_locked_delete",
+        "post_signature_locked_insert", "post_signature_no_update", "stored_file_no_delete_in_use",
+        "stored_file_no_update",
+        # the search's word tables, kept in step with their rows
+        *(f"{t}_words_{v}" for t in ("case", "client", "journal_post") for v in ("ai", "au", "ad")),
+    },
+    "postgresql": {
+        "activity_log_append_only", "activity_log_no_truncate", "journal_post_guard", "journal_post_approval_guard",
+        *(f"{t}_guard" for t in ("correspondent", "document", "document_template_version", "letter",
+                                 "metadata_correction", "post_event", "post_signature", "stored_file")),
+        *(f"{t}_no_truncate" for t in ("journal_post", "correspondent", "document", "document_template_version",
+                                       "letter", "metadata_correction", "post_event", "post_signature",
+                                       "stored_file")),
+    },
+}
+
+
+def triggers() -> set[str]:
+    """The database's own triggers, by name."""
+    if db.engine.dialect.name == "sqlite":
+        return set(db.session.scalars(text("SELECT name FROM sqlite_master WHERE type = 'trigger'")))
+    return set(db.session.scalars(text("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")))
+
+
+def test_every_guard_is_in_place_after_all_migrations(ctx):
+    assert triggers() == GUARDS[db.engine.dialect.name]
+
+
+def test_emptying_a_table_at_once_is_refused_while_it_holds_a_finalized_post(ctx):
+    """SQLite: a DELETE without WHERE (which empties a table without its row triggers when it has none)."""
+    post_id = approved_and_signed()
+    before = kept(post_id)
+    for table in ("post_event", "post_signature", "journal_post"):
+        with pytest.raises(DatabaseError):
+            db.session.execute(text(f"DELETE FROM {table}"))
+        db.session.rollback()
+    assert kept(post_id) == before
+
+
+postgresql_only = pytest.mark.skipif(not TEST_DATABASE_URL.startswith("postgresql"),
+                                     reason="TRUNCATE is PostgreSQL's; SQLite's is a DELETE (the test above)")
+
+
+@postgresql_only
+@pytest.mark.parametrize("statement", [
+    "TRUNCATE journal_post CASCADE", "TRUNCATE client CASCADE", "TRUNCATE post_event", "TRUNCATE post_signature",
+    "TRUNCATE document CASCADE", "TRUNCATE correspondent CASCADE", "TRUNCATE letter", "TRUNCATE stored_file CASCADE",
+    "TRUNCATE metadata_correction CASCADE", "TRUNCATE document_template_version CASCADE",
+])
+def test_truncate_cannot_empty_what_the_guards_keep(ctx, statement):
+    """Row triggers do not fire for TRUNCATE: a statement trigger refuses it (migration 0023)."""
+    post_id = approved_and_signed()
+    db.session.execute(text(
+        "INSERT INTO metadata_correction (post_id, before, after, reason, actor_id, at, applying) "
+        "VALUES (:p, '{}', '{}', 'Feil tittel', :u, CURRENT_TIMESTAMP, false)"), {"p": post_id, "u": user("leiar").id})
+    db.session.commit()
+    before = kept(post_id), db.session.scalar(text("SELECT count(*) FROM metadata_correction"))
+    with pytest.raises(DatabaseError, match="cannot be truncated"):
+        db.session.execute(text(statement))
+    db.session.rollback()
+    assert (kept(post_id), db.session.scalar(text("SELECT count(*) FROM metadata_correction"))) == before
+
+
+@postgresql_only
+def test_a_database_of_drafts_only_may_still_be_emptied(ctx):
+    assessment()
+    db.session.commit()
+    db.session.execute(text("TRUNCATE journal_post CASCADE"))
+    db.session.execute(text("TRUNCATE stored_file CASCADE"))  # (no document uses one any more)
+    db.session.commit()
+    assert db.session.scalar(text("SELECT count(*) FROM journal_post")) == 0
