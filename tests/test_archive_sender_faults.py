@@ -233,3 +233,24 @@ def test_a_sender_paused_past_its_lease_does_not_finish_a_job_another_sender_hol
     db.session.expire_all()
     job = db.session.get_one(ArchiveJob, job_id)
     assert (job.job_status, job.claimed_by) == (JobStatus.IN_PROGRESS, "other#1")
+
+
+def test_a_job_found_waiting_after_its_claim_was_lost_is_left_to_its_new_claimant(app, ctx, monkeypatch):
+    """Setting a waiting job back to Ny holds only while it is still this sender's claim (a locked database
+    may hold that write past the lease, and another sender may hold the job by then)."""
+    job_id = cases(1)[0]
+    engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+
+    def taken_meanwhile(job):
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE archive_job SET claimed_by = 'other#1' WHERE id = :id"), {"id": job_id})
+        return "waiting", {"operation": "case_created", "job": job_id}
+
+    monkeypatch.setattr(sending, "_predecessor_blocks", taken_meanwhile)
+    try:
+        assert sending.process(job_id, "paused") == "claim lost"
+    finally:
+        engine.dispose()
+    db.session.expire_all()
+    job = db.session.get_one(ArchiveJob, job_id)
+    assert (job.job_status, job.claimed_by, job.attempts) == (JobStatus.IN_PROGRESS, "other#1", 1)

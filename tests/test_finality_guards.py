@@ -182,7 +182,6 @@ def test_the_guards_go_with_a_downgrade_and_come_back_with_the_upgrade(app, ctx)
     refused("UPDATE journal_post SET approved_at = NULL WHERE id = :p", post_id, FINALIZED)
 
 
-
 # Every guard the migrations make, by engine. A later migration that rebuilds one of these tables (SQLite's
 # batch mode copies a table into a new one) drops its triggers without a word: this list says so.
 GUARDS = {

@@ -40,7 +40,7 @@ from ..models import ArchiveJob, ArchiveStatus, Case, JobStatus, JournalPost
 from ..queue import Job, enqueue, enqueue_after_commit
 from ..text import NOT_ARCHIVABLE, clean
 from . import identity, transports
-from .job_messages import message_values, set_message
+from .job_messages import message_values
 from .message import Message, MessageInvalid, TextNotArchivable, build, unarchivable_in
 from .transports.files import FileMissing
 
@@ -253,13 +253,20 @@ def _prepare(job_id: int, token: str, current: Callable[[], dict], run: Sequence
         send_run()
     waiting = _predecessor_blocks(job)
     if waiting:
-        def wait() -> None:
-            job.job_status, job.lease_until, job.claimed_by = JobStatus.NEW, None, None
-            job.attempts = max(0, job.attempts - 1)  # waiting is not an attempt
-            set_message(job, waiting[0], **waiting[1])
-            job.next_attempt_at = utcnow() + timedelta(seconds=current_app.config["PPT_ARCHIVE_BACKOFF_SECONDS"])
-        write_retrying(wait)
-        return "waiting"
+        def wait() -> int:
+            # Back to Ny while it is still this claim (a locked database may hold this write past the lease);
+            # waiting is not an attempt.
+            return changed_rows(update(ArchiveJob).where(
+                ArchiveJob.id == job.id, ArchiveJob.job_status == JobStatus.IN_PROGRESS,
+                ArchiveJob.claimed_by == token)
+                .values(job_status=JobStatus.NEW, lease_until=None, claimed_by=None,
+                        attempts=sql_case((ArchiveJob.attempts > 0, ArchiveJob.attempts - 1), else_=0),
+                        next_attempt_at=utcnow() + timedelta(seconds=current_app.config["PPT_ARCHIVE_BACKOFF_SECONDS"]),
+                        **message_values(waiting[0], **waiting[1]))
+                .execution_options(synchronize_session=False))
+        written = write_retrying(wait)
+        db.session.expire(job)
+        return "waiting" if written else CLAIM_LOST
     try:
         message = build(job, current_app.config.get("PPT_ARCHIVE_SETTINGS"), current=current())
         try:
