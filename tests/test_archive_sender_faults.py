@@ -254,3 +254,68 @@ def test_a_job_found_waiting_after_its_claim_was_lost_is_left_to_its_new_claiman
     db.session.expire_all()
     job = db.session.get_one(ArchiveJob, job_id)
     assert (job.job_status, job.claimed_by, job.attempts) == (JobStatus.IN_PROGRESS, "other#1", 1)
+
+
+def _commit_lands_but_its_answer_is_lost(monkeypatch, name: str, real) -> list:
+    """The next commit through sending.<name> after arming (armed.append(1)) reaches the database, but the
+    answer does not come back (the connection dropped during COMMIT): write_retrying tries the write again."""
+    armed: list = []
+
+    def commit() -> None:
+        if not armed:
+            return real()
+        armed.clear()
+        db.session.connection().connection.dbapi_connection.commit()
+        raise OperationalError("COMMIT", {}, Exception("server closed the connection unexpectedly"))
+
+    monkeypatch.setattr(sending, name, commit)
+    return armed
+
+
+def post_waiting_for_its_case() -> tuple[int, int]:
+    """A case's job and the job of a post in it, which waits for the case's."""
+    from ppt_web.cases import posts
+
+    from .conftest import user
+
+    case = builders.case()
+    posts.finalize(user("radgjevar1"), builders.post(case, title="Dokument").id)
+    case_job, post_job = db.session.scalars(select(ArchiveJob.id).order_by(ArchiveJob.id))
+    return case_job, post_job
+
+
+def test_a_run_whose_commit_landed_but_went_unanswered_is_archived_and_wakes_its_successors(app, ctx, monkeypatch):
+    """Tried again, the run's writes find their jobs done under their own claim: archived, not "claim lost",
+    and the jobs that waited for them are told (the first try's notice went with its unanswered commit)."""
+    case_job, post_job = post_waiting_for_its_case()
+    other_case_jobs = cases(3)[2:]  # (cases() lists every job: the two above, then the new ones)
+    get_queue().empty()
+    armed = _commit_lands_but_its_answer_is_lost(monkeypatch, "commit_keeping_loaded", sending.commit_keeping_loaded)
+    real_send_many = LocalArchive.send_many
+
+    def send_many(self, messages):
+        armed.append(1)
+        return real_send_many(self, messages)
+
+    monkeypatch.setattr(LocalArchive, "send_many", send_many)
+    assert sending.process_many([case_job, *other_case_jobs], "run") == {"archived": 4}
+    assert not armed  # (the commit was tried, and answered nothing)
+    told = [get_queue().fetch_job(job_id) for job_id in get_queue().job_ids]
+    assert [(job.func_name, job.args) for job in told] == [(str(Job.SEND_ARCHIVE_JOB), (post_job,))]
+
+
+def test_one_job_whose_commit_landed_but_went_unanswered_is_archived_and_wakes_its_successor(app, ctx, monkeypatch):
+    case_job, post_job = post_waiting_for_its_case()
+    get_queue().empty()
+    armed = _commit_lands_but_its_answer_is_lost(monkeypatch, "_commit", db.session.commit)
+    real_send = LocalArchive.send
+
+    def send(self, message, message_id):
+        armed.append(1)
+        return real_send(self, message, message_id)
+
+    monkeypatch.setattr(LocalArchive, "send", send)
+    assert sending.process(case_job, "one") == "archived"
+    assert not armed
+    told = [get_queue().fetch_job(job_id) for job_id in get_queue().job_ids]
+    assert [(job.func_name, job.args) for job in told] == [(str(Job.SEND_ARCHIVE_JOB), (post_job,))]

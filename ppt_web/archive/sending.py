@@ -81,6 +81,11 @@ def _committed() -> None:
     """write_retrying's commit for a change that commits itself (a claim)."""
 
 
+def _commit() -> None:
+    """write_retrying's commit unless it is given another."""
+    db.session.commit()
+
+
 def process(job_id: int, worker: str | None = None) -> str:
     """Send one job if it is due and this worker wins the claim; returns what happened. While it
     works, a thread extends the claim's lease; a locked or unreachable database is waited for."""
@@ -442,7 +447,7 @@ def apply_reply(job: ArchiveJob, reply: transports.Reply, asynchronous: bool = F
         return _finish(job, ArchiveStatus.ARCHIVED, *describe_ids(ids, job), claim=claim, outcome="archived",
                        archive_ref=ids, also=lambda: record_archive_ids(job, ids), then=lambda: _wake_successors(job))
     if reply.kind == transports.HANDED_OVER:
-        def handed_over() -> None:
+        def handed_over() -> bool:
             # One conditional UPDATE, not the loaded row: over Fiks IO the archive's reply may already
             # have been applied by the consumer (the job done, or "mottatt" shown), and must stay.
             deadline = utcnow() + timedelta(hours=current_app.config["PPT_ARCHIVE_REPLY_HOURS"])
@@ -453,15 +458,18 @@ def apply_reply(job: ArchiveJob, reply: transports.Reply, asynchronous: bool = F
                                    .execution_options(synchronize_session=False))
             waiting = [ArchiveJob.id == job.id, ArchiveJob.job_status == JobStatus.IN_PROGRESS,
                        ArchiveJob.claimed_by == held]
-            db.session.execute(update(ArchiveJob).where(*waiting)
-                               .values(lease_until=None, reply_deadline=deadline, archive_status=ArchiveStatus.NEW)
-                               .execution_options(synchronize_session=False))
+            if not changed_rows(update(ArchiveJob).where(*waiting)
+                                .values(lease_until=None, reply_deadline=deadline, archive_status=ArchiveStatus.NEW)
+                                .execution_options(synchronize_session=False)):
+                now = _held_by(job.id)  # done by the reply already, under this claim: handed over all the same
+                return now is not None and now[1] == held
             db.session.execute(update(ArchiveJob).where(*waiting, ArchiveJob.received_at.is_(None))
                                .values(**message_values("handed_over"))
                                .execution_options(synchronize_session=False))
-        write_retrying(handed_over)
+            return True
+        handed = write_retrying(handed_over)
         db.session.expire(job)
-        return "handed over"
+        return "handed over" if handed else CLAIM_LOST
     if reply.kind in transports.TRANSIENT and not asynchronous:
         limit = current_app.config["PPT_ARCHIVE_MAX_ATTEMPTS"]
         if job.attempts < limit:
@@ -576,6 +584,8 @@ def _finish(job: ArchiveJob, archive_status: ArchiveStatus, code: str, params: d
     Then nothing is written and the outcome is CLAIM_LOST (in a run's outcomes, written together, the run
     is written again one job at a time: _send_together). Without claim (a reply read later, by the Fiks IO
     consumer or the sweep) the row is written as it is."""
+    job_id = job.id  # (before the commit: after it, reading it would load the row again)
+
     def finish() -> bool:
         done = dict(job_status=JobStatus.DONE, archive_status=archive_status, done_at=utcnow(), lease_until=None,
                     reply_deadline=None, **message_values(code, **(params or {}), **values))
@@ -585,25 +595,38 @@ def _finish(job: ArchiveJob, archive_status: ArchiveStatus, code: str, params: d
             if isinstance(value, str) and NOT_ARCHIVABLE.search(value):
                 done[key] = clean(value)
         statements = _statements()
-        row = {"job_id": job.id, **{f"v_{key}": value for key, value in done.items()}}
+        row = {"job_id": job_id, **{f"v_{key}": value for key, value in done.items()}}
         if claim is not None:
             row["claim"] = claim
         if not _write((statements.finish if archive_ref is None else statements.finish_with_ref)[claim is not None],
                       row):
-            return False
+            if claim is None or _held_by(job_id) != (JobStatus.DONE, claim):
+                return False
+            # Done under this claim already: this is write_retrying's second try, and the first one's commit
+            # landed (only its answer was lost). Its wake of the successors ran, but they are told of it only
+            # after a commit that answers: wake them again.
+            if then is not None:
+                then()
+            return True
         if also is not None:
             also()
         if then is not None:
             then()
         return True
-    job_id = job.id  # (before the commit: after it, reading it would load the row again)
     written = write_retrying(finish)
     db.session.expire(job)
     if written:
         return outcome
     log.warning("archive job %s: the claim %s no longer holds it (its lease ran out while it was sent); "
-                "the outcome %r is not written", job_id, claim, outcome)
+                "the outcome %r is not written", job_id, claim or "(none: the job is gone)", outcome)
     return CLAIM_LOST
+
+
+def _held_by(job_id: int) -> tuple[str, str | None] | None:
+    """The job's status and claimant as the database has them now (None: no such job)."""
+    table = cast(Table, ArchiveJob.__table__)
+    found = db.session.execute(select(table.c.job_status, table.c.claimed_by).where(table.c.id == job_id)).first()
+    return None if found is None else (found[0], found[1])
 
 
 def write_retrying(change: Callable[[], R], commit: Callable[[], None] | None = None) -> R:
@@ -616,7 +639,7 @@ def write_retrying(change: Callable[[], R], commit: Callable[[], None] | None = 
     while True:
         try:
             result = change()
-            (commit or db.session.commit)()
+            (commit or _commit)()
             return result
         except OperationalError as exc:
             db.session.rollback()
