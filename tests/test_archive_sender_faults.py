@@ -319,3 +319,48 @@ def test_one_job_whose_commit_landed_but_went_unanswered_is_archived_and_wakes_i
     assert not armed
     told = [get_queue().fetch_job(job_id) for job_id in get_queue().job_ids]
     assert [(job.func_name, job.args) for job in told] == [(str(Job.SEND_ARCHIVE_JOB), (post_job,))]
+
+
+def test_a_send_that_ends_after_a_reply_finished_its_job_neither_claims_that_outcome_nor_wakes(app, ctx,
+                                                                                               monkeypatch):
+    """While the send was on its way, a reply to an earlier send (Fiks IO's consumer, the sweep) failed the
+    job, by id, leaving the claim as it was. The send's own receipt is not taken for its outcome: the job
+    stays as the reply left it, and the jobs that wait for it are not woken."""
+    case_job, post_job = post_waiting_for_its_case()
+    get_queue().empty()
+    engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+    real_send = LocalArchive.send
+
+    def send(self, message, message_id):
+        reply = real_send(self, message, message_id)
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE archive_job SET job_status = 'done', archive_status = 'failed', "
+                              "message = 'arkivet avviste meldinga' WHERE id = :id"), {"id": case_job})
+        return reply
+
+    monkeypatch.setattr(LocalArchive, "send", send)
+    try:
+        assert sending.process(case_job, "one") == "claim lost"
+    finally:
+        engine.dispose()
+    db.session.expire_all()
+    job = db.session.get_one(ArchiveJob, case_job)
+    assert (job.job_status, job.archive_status, job.message) == (JobStatus.DONE, "failed", "arkivet avviste meldinga")
+    assert get_queue().job_ids == []
+
+
+def test_a_waiting_job_whose_commit_landed_but_went_unanswered_is_waiting(app, ctx, monkeypatch):
+    case_job, post_job = post_waiting_for_its_case()
+    armed = _commit_lands_but_its_answer_is_lost(monkeypatch, "_commit", db.session.commit)
+    real_blocks = sending._predecessor_blocks
+
+    def blocks(job):
+        armed.append(1)
+        return real_blocks(job)
+
+    monkeypatch.setattr(sending, "_predecessor_blocks", blocks)
+    assert sending.process(post_job, "one") == "waiting"
+    assert not armed
+    db.session.expire_all()
+    job = db.session.get_one(ArchiveJob, post_job)
+    assert (job.job_status, job.claimed_by, job.attempts, job.message_code) == (JobStatus.NEW, None, 0, "waiting")

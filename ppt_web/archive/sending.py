@@ -51,6 +51,8 @@ _together: ContextVar[bool] = ContextVar("archive_outcomes_together", default=Fa
 # While a run's outcomes are written together: its UPDATEs, queued and run at the end, each kind with
 # one executemany (see _write_queued). None: run each statement at once.
 _queued: ContextVar[list | None] = ContextVar("archive_outcomes_queued", default=None)
+# A run's done_at, the same in each try of writing its outcomes (None: each outcome takes the time it is written).
+_finished_at: ContextVar[datetime | None] = ContextVar("archive_outcomes_finished_at", default=None)
 CLAIM_LOST = "claim lost"  # the outcome of a send whose job was no longer this sender's claim (_finish)
 
 
@@ -258,17 +260,20 @@ def _prepare(job_id: int, token: str, current: Callable[[], dict], run: Sequence
         send_run()
     waiting = _predecessor_blocks(job)
     if waiting:
-        def wait() -> int:
+        job_id = job.id
+        due = utcnow() + timedelta(seconds=current_app.config["PPT_ARCHIVE_BACKOFF_SECONDS"])
+
+        def wait() -> bool:
             # Back to Ny while it is still this claim (a locked database may hold this write past the lease);
-            # waiting is not an attempt.
-            return changed_rows(update(ArchiveJob).where(
-                ArchiveJob.id == job.id, ArchiveJob.job_status == JobStatus.IN_PROGRESS,
+            # waiting is not an attempt. Tried again after a commit that landed unanswered, it finds its own write.
+            return bool(changed_rows(update(ArchiveJob).where(
+                ArchiveJob.id == job_id, ArchiveJob.job_status == JobStatus.IN_PROGRESS,
                 ArchiveJob.claimed_by == token)
-                .values(job_status=JobStatus.NEW, lease_until=None, claimed_by=None,
+                .values(job_status=JobStatus.NEW, lease_until=None, claimed_by=None, next_attempt_at=due,
                         attempts=sql_case((ArchiveJob.attempts > 0, ArchiveJob.attempts - 1), else_=0),
-                        next_attempt_at=utcnow() + timedelta(seconds=current_app.config["PPT_ARCHIVE_BACKOFF_SECONDS"]),
                         **message_values(waiting[0], **waiting[1]))
-                .execution_options(synchronize_session=False))
+                .execution_options(synchronize_session=False))) \
+                or _row_is(job_id, job_status=JobStatus.NEW, claimed_by=None, next_attempt_at=due)
         written = write_retrying(wait)
         db.session.expire(job)
         return "waiting" if written else CLAIM_LOST
@@ -321,17 +326,21 @@ def _send_together(run: list[tuple[ArchiveJob, Message]], transport: transports.
             _queued.reset(queued)
             _together.reset(together)
 
+    stamp = _finished_at.set(utcnow())  # every try writes the same done_at: a retry knows its own write by it
     try:
-        return write_retrying(write_all, commit=commit_keeping_loaded)
-    except OperationalError:
-        raise
-    except _ClaimLost:  # the run's jobs one by one: each one's claim checked, the lost ones left as they are
-        db.session.rollback()
-    except Exception:  # noqa: BLE001 - one outcome could not be written: each on its own, as if sent alone
-        db.session.rollback()
-        log.warning("the outcomes of a run of %d archive jobs could not be written together; writing them "
-                    "one by one", len(run), exc_info=True)
-    return Counter(_write_alone(job, token, result) for (job, _), result in zip(run, results, strict=True))
+        try:
+            return write_retrying(write_all, commit=commit_keeping_loaded)
+        except OperationalError:
+            raise
+        except _ClaimLost:  # the run's jobs one by one: each one's claim checked, the lost ones left as they are
+            db.session.rollback()
+        except Exception:  # noqa: BLE001 - one outcome could not be written: each on its own, as if sent alone
+            db.session.rollback()
+            log.warning("the outcomes of a run of %d archive jobs could not be written together; writing them "
+                        "one by one", len(run), exc_info=True)
+        return Counter(_write_alone(job, token, result) for (job, _), result in zip(run, results, strict=True))
+    finally:
+        _finished_at.reset(stamp)
 
 
 _WAKE = object()  # the queued wake of a finished job's successors (one statement for the run's jobs)
@@ -461,8 +470,8 @@ def apply_reply(job: ArchiveJob, reply: transports.Reply, asynchronous: bool = F
             if not changed_rows(update(ArchiveJob).where(*waiting)
                                 .values(lease_until=None, reply_deadline=deadline, archive_status=ArchiveStatus.NEW)
                                 .execution_options(synchronize_session=False)):
-                now = _held_by(job.id)  # done by the reply already, under this claim: handed over all the same
-                return now is not None and now[1] == held
+                # done by the reply already, under this claim: handed over all the same
+                return _row_is(job.id, claimed_by=held)
             db.session.execute(update(ArchiveJob).where(*waiting, ArchiveJob.received_at.is_(None))
                                .values(**message_values("handed_over"))
                                .execution_options(synchronize_session=False))
@@ -585,26 +594,28 @@ def _finish(job: ArchiveJob, archive_status: ArchiveStatus, code: str, params: d
     is written again one job at a time: _send_together). Without claim (a reply read later, by the Fiks IO
     consumer or the sweep) the row is written as it is."""
     job_id = job.id  # (before the commit: after it, reading it would load the row again)
+    done = dict(job_status=JobStatus.DONE, archive_status=archive_status, done_at=_finished_at.get() or utcnow(),
+                lease_until=None, reply_deadline=None, **message_values(code, **(params or {}), **values))
+    if archive_ref is not None:
+        done["archive_ref"] = archive_ref
+    for key, value in done.items():  # as the flush would clean them (ppt_web/text.py)
+        if isinstance(value, str) and NOT_ARCHIVABLE.search(value):
+            done[key] = clean(value)
 
     def finish() -> bool:
-        done = dict(job_status=JobStatus.DONE, archive_status=archive_status, done_at=utcnow(), lease_until=None,
-                    reply_deadline=None, **message_values(code, **(params or {}), **values))
-        if archive_ref is not None:
-            done["archive_ref"] = archive_ref
-        for key, value in done.items():  # as the flush would clean them (ppt_web/text.py)
-            if isinstance(value, str) and NOT_ARCHIVABLE.search(value):
-                done[key] = clean(value)
         statements = _statements()
         row = {"job_id": job_id, **{f"v_{key}": value for key, value in done.items()}}
         if claim is not None:
             row["claim"] = claim
         if not _write((statements.finish if archive_ref is None else statements.finish_with_ref)[claim is not None],
                       row):
-            if claim is None or _held_by(job_id) != (JobStatus.DONE, claim):
+            if claim is None or not _row_is(job_id, job_status=JobStatus.DONE, claimed_by=claim,
+                                            archive_status=archive_status, done_at=done["done_at"]):
                 return False
-            # Done under this claim already: this is write_retrying's second try, and the first one's commit
-            # landed (only its answer was lost). Its wake of the successors ran, but they are told of it only
-            # after a commit that answers: wake them again.
+            # Done by this very write already (its done_at: not by a reply the consumer applied meanwhile):
+            # this is write_retrying's second try, and the first one's commit landed (only its answer was
+            # lost). Its wake of the successors ran, but they are told of it only after a commit that
+            # answers: wake them again.
             if then is not None:
                 then()
             return True
@@ -622,11 +633,12 @@ def _finish(job: ArchiveJob, archive_status: ArchiveStatus, code: str, params: d
     return CLAIM_LOST
 
 
-def _held_by(job_id: int) -> tuple[str, str | None] | None:
-    """The job's status and claimant as the database has them now (None: no such job)."""
+def _row_is(job_id: int, **expected) -> bool:
+    """Whether the job's row holds these values now (a write that changed nothing: was it there already?)."""
     table = cast(Table, ArchiveJob.__table__)
-    found = db.session.execute(select(table.c.job_status, table.c.claimed_by).where(table.c.id == job_id)).first()
-    return None if found is None else (found[0], found[1])
+    found = db.session.execute(select(*(table.c[column] for column in expected))
+                               .where(table.c.id == job_id)).first()
+    return found is not None and tuple(found) == tuple(expected.values())
 
 
 def write_retrying(change: Callable[[], R], commit: Callable[[], None] | None = None) -> R:
