@@ -155,6 +155,20 @@ def _another_sender_takes_over(app, job_id: int, batch: bool) -> None:
     assert done and not isinstance(done[0], BaseException), done
 
 
+@pytest.fixture
+def meanwhile(app):
+    """meanwhile(sql, job_id): a change to a job by another connection, committed at once (what another
+    process does while the sender is at work)."""
+    engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+
+    def change(sql: str, job_id: int) -> None:
+        with engine.begin() as conn:
+            conn.execute(text(sql), {"id": job_id})
+
+    yield change
+    engine.dispose()
+
+
 def test_a_sender_paused_past_its_lease_leaves_the_outcome_of_the_sender_that_took_over(app, ctx, monkeypatch):
     """The paused sender's send ends in a refusal after another sender archived the job: the job stays
     archived, with the other sender's receipt and message; the paused one writes nothing."""
@@ -194,22 +208,17 @@ def test_a_run_whose_sender_was_paused_writes_nothing_over_what_happened_meanwhi
     assert [(jobs[i].job_status, jobs[i].claimed_by) for i in ids[1:]] == [(JobStatus.NEW, None)] * 2
 
 
-def test_a_run_writes_the_outcomes_of_the_jobs_still_its_own_when_one_is_not(app, ctx, monkeypatch):
+def test_a_run_writes_the_outcomes_of_the_jobs_still_its_own_when_one_is_not(app, ctx, monkeypatch, meanwhile):
     """One job of a run was taken from it meanwhile (set back and claimed by another sender): the run's
     outcomes are written for the other two, that one is left to its new claimant."""
     ids = cases(3)
-    engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
 
     def one_taken(self, messages):
-        with engine.begin() as conn:
-            conn.execute(text("UPDATE archive_job SET claimed_by = 'other#1' WHERE id = :id"), {"id": ids[1]})
+        meanwhile("UPDATE archive_job SET claimed_by = 'other#1' WHERE id = :id", ids[1])
         return [transports.Reply(transports.INVALID, "arkivet avviste meldinga")] * len(messages)
 
     monkeypatch.setattr(LocalArchive, "send_many", one_taken)
-    try:
-        assert sending.process_many(ids, "run") == {"claim lost": 1, "failed": 2}
-    finally:
-        engine.dispose()
+    assert sending.process_many(ids, "run") == {"claim lost": 1, "failed": 2}
     db.session.expire_all()
     jobs = {job.id: job for job in db.session.scalars(select(ArchiveJob))}
     assert [(jobs[i].job_status, jobs[i].archive_status) for i in ids] == \
@@ -235,22 +244,18 @@ def test_a_sender_paused_past_its_lease_does_not_finish_a_job_another_sender_hol
     assert (job.job_status, job.claimed_by) == (JobStatus.IN_PROGRESS, "other#1")
 
 
-def test_a_job_found_waiting_after_its_claim_was_lost_is_left_to_its_new_claimant(app, ctx, monkeypatch):
+def test_a_job_found_waiting_after_its_claim_was_lost_is_left_to_its_new_claimant(app, ctx, monkeypatch,
+                                                                                    meanwhile):
     """Setting a waiting job back to Ny holds only while it is still this sender's claim (a locked database
     may hold that write past the lease, and another sender may hold the job by then)."""
     job_id = cases(1)[0]
-    engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
 
     def taken_meanwhile(job):
-        with engine.begin() as conn:
-            conn.execute(text("UPDATE archive_job SET claimed_by = 'other#1' WHERE id = :id"), {"id": job_id})
+        meanwhile("UPDATE archive_job SET claimed_by = 'other#1' WHERE id = :id", job_id)
         return "waiting", {"operation": "case_created", "job": job_id}
 
     monkeypatch.setattr(sending, "_predecessor_blocks", taken_meanwhile)
-    try:
-        assert sending.process(job_id, "paused") == "claim lost"
-    finally:
-        engine.dispose()
+    assert sending.process(job_id, "paused") == "claim lost"
     db.session.expire_all()
     job = db.session.get_one(ArchiveJob, job_id)
     assert (job.job_status, job.claimed_by, job.attempts) == (JobStatus.IN_PROGRESS, "other#1", 1)
@@ -322,27 +327,22 @@ def test_one_job_whose_commit_landed_but_went_unanswered_is_archived_and_wakes_i
 
 
 def test_a_send_that_ends_after_a_reply_finished_its_job_neither_claims_that_outcome_nor_wakes(app, ctx,
-                                                                                               monkeypatch):
+                                                                                               monkeypatch, meanwhile):
     """While the send was on its way, a reply to an earlier send (Fiks IO's consumer, the sweep) failed the
     job, by id, leaving the claim as it was. The send's own receipt is not taken for its outcome: the job
     stays as the reply left it, and the jobs that wait for it are not woken."""
     case_job, post_job = post_waiting_for_its_case()
     get_queue().empty()
-    engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
     real_send = LocalArchive.send
 
     def send(self, message, message_id):
         reply = real_send(self, message, message_id)
-        with engine.begin() as conn:
-            conn.execute(text("UPDATE archive_job SET job_status = 'done', archive_status = 'failed', "
-                              "message = 'arkivet avviste meldinga' WHERE id = :id"), {"id": case_job})
+        meanwhile("UPDATE archive_job SET job_status = 'done', archive_status = 'failed', "
+                  "message = 'arkivet avviste meldinga' WHERE id = :id", case_job)
         return reply
 
     monkeypatch.setattr(LocalArchive, "send", send)
-    try:
-        assert sending.process(case_job, "one") == "claim lost"
-    finally:
-        engine.dispose()
+    assert sending.process(case_job, "one") == "claim lost"
     db.session.expire_all()
     job = db.session.get_one(ArchiveJob, case_job)
     assert (job.job_status, job.archive_status, job.message) == (JobStatus.DONE, "failed", "arkivet avviste meldinga")
