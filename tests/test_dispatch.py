@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from datetime import timedelta
@@ -176,6 +177,70 @@ def test_a_worker_killed_after_sending_does_not_send_twice(ctx, server, adapter)
     (row,) = rows(post)
     assert row.status == DispatchStatus.SENT
     assert len(server.by_external_ref(row.external_ref)) == 1
+
+
+def _another_attempt_takes_over(app, dispatch_id: int, adapter, server) -> None:
+    """What happens while a worker is paused past its lease (a stopped VM): the lease runs out, another
+    worker claims the dispatch, looks it up, sends it, and SvarUt's status confirms it. Its own session."""
+    def run() -> None:
+        with app.app_context():
+            try:
+                db.session.execute(update(Dispatch).where(Dispatch.id == dispatch_id)
+                                   .values(lease_until=utcnow() - timedelta(seconds=1)))
+                db.session.commit()
+                done.append(dispatch.process(dispatch_id, adapter))
+                server.set_status(db.session.get_one(Dispatch, dispatch_id).forsendelse_id, "LEST")
+                dispatch.follow_statuses(adapter)
+            except BaseException as exc:
+                done.append(exc)
+                raise
+            finally:
+                db.session.remove()
+
+    done: list = []
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(60)
+    assert done == ["sent"], done
+
+
+class _Paused:
+    """An adapter whose worker is paused past its lease in the look-up or in the send."""
+
+    def __init__(self, adapter, pause) -> None:
+        self.adapter, self.pause = adapter, pause
+
+    def lookup(self, ref):
+        found = self.adapter.lookup(ref)
+        if self.pause == "lookup":
+            self.pause = None
+            self.paused()
+        return found
+
+    def send(self, shipment):
+        if self.pause == "send":
+            self.pause = None
+            self.paused()
+        return self.adapter.send(shipment)
+
+
+@pytest.mark.parametrize("where", ["lookup", "send"])
+def test_a_worker_paused_past_its_lease_leaves_the_dispatch_to_the_attempt_that_took_over(app, ctx, server, adapter,
+                                                                                          where):
+    """Paused in the look-up, it sends nothing; paused in the send, its letter goes out (SvarUt had nothing
+    when the other attempt looked), but it writes nothing over the other's outcome: the dispatch stays
+    confirmed with the other's shipment, and no failure is told."""
+    post = letter(to_school=False)
+    (made,) = dispatch.request_dispatch(user("radgjevar1"), post.id)
+    paused = _Paused(adapter, where)
+    paused.paused = lambda: _another_attempt_takes_over(app, made.id, adapter, server)
+    assert dispatch.process(made.id, paused) == "claim lost"
+    (row,) = rows(post)
+    shipments = server.by_external_ref(row.external_ref)
+    assert row.status == DispatchStatus.CONFIRMED and row.forsendelse_id == shipments[0]["id"]
+    assert len(shipments) == (1 if where == "lookup" else 2)
+    assert db.session.get(JournalPost, post.id).status == PostStatus.DISPATCHED
+    assert not [e for e in post.events if e.kind == "dispatch_failed"]
 
 
 @pytest.mark.parametrize("how", ["reject", "AVVIST", "IKKE_LEVERT"])

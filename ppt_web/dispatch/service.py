@@ -224,16 +224,23 @@ def process(dispatch_id: int, adapter=None) -> str:
     try:
         found = adapter.lookup(external_ref)
         if found:
+            if not _holds(dispatch_id, lease):
+                return _claim_lost(dispatch_id)
             _sent(row, found, "found by eksternReferanse after an unknown outcome")
             db.session.commit()
             return "adopted"
         shipment = _shipment_for(row.post, _recipient(row), external_ref)
         db.session.rollback()
+        if not _holds(dispatch_id, lease):  # the look-up outlasted the lease: another attempt may be sending
+            return _claim_lost(dispatch_id)
+        db.session.commit()
         result = adapter.send(shipment)
     except OutboundUnavailable as exc:
-        return _later(row, str(exc))
+        return _later(row, str(exc)) if _holds(dispatch_id, lease) else _claim_lost(dispatch_id)
     except StoredFileFault as fault:  # nothing was sent; trying again will not help until someone acts
         db.session.rollback()
+        if not _holds(dispatch_id, lease):
+            return _claim_lost(dispatch_id)
         row = db.session.get(Dispatch, dispatch_id)
         assert row is not None  # the claim committed it
         _failed(row, str(fault.message), unknown=False)
@@ -242,9 +249,13 @@ def process(dispatch_id: int, adapter=None) -> str:
     except Exception as exc:  # noqa: BLE001 - a fault of ours (a file, a setting): back off and show it
         db.session.rollback()
         log.exception("dispatch %s: attempt failed", dispatch_id)
+        if not _holds(dispatch_id, lease):
+            return _claim_lost(dispatch_id)
         row = db.session.get(Dispatch, dispatch_id)
         assert row is not None  # the claim committed it
         return _later(row, type(exc).__name__)
+    if not _holds(dispatch_id, lease):
+        return _claim_lost(dispatch_id)
     if result.outcome == "sent":
         _sent(row, result.forsendelse_id, "")
         db.session.commit()
@@ -254,6 +265,26 @@ def process(dispatch_id: int, adapter=None) -> str:
         db.session.commit()
         return "failed"
     return _later(row, result.detail)
+
+
+def _holds(dispatch_id: int, lease) -> bool:
+    """Whether this attempt's claim still holds the dispatch: still pending, with the lease its claim set (a
+    worker paused past its lease may find that another attempt has claimed it since, sent it and recorded
+    the outcome). When it does, this no-op UPDATE has taken the row's write lock for the transaction, so
+    the outcome that follows in it is written under the same claim; when not, the transaction is ended."""
+    held = cast(CursorResult[Any], db.session.execute(
+        update(Dispatch).where(Dispatch.id == dispatch_id, Dispatch.status == DispatchStatus.PENDING,
+                               Dispatch.lease_until == lease)
+        .values(lease_until=lease).execution_options(synchronize_session=False))).rowcount == 1
+    if not held:
+        db.session.rollback()
+    return held
+
+
+def _claim_lost(dispatch_id: int) -> str:
+    log.warning("dispatch %s: another attempt holds it now (this one's lease ran out while it worked); "
+                "its outcome is not written", dispatch_id)
+    return "claim lost"
 
 
 def _sent(row: Dispatch, forsendelse_id: str | None, note: str) -> None:
