@@ -28,6 +28,21 @@ def test_duplicate_national_id_is_refused(ctx):
     assert db.session.scalar(db.select(db.func.count()).select_from(Client)) == 1
 
 
+def test_a_handler_who_types_the_number_of_a_client_outside_their_cases_is_refused_and_logged(ctx):
+    """The refusal says the number is a client's (the uniqueness cannot hide it); for a client outside the
+    handler's cases it is logged as a look-up of that client, as a 404 is, without the number."""
+    theirs = builders.client("radgjevar1", n=17)
+    for typist, logged in (("konsulent", False), ("radgjevar2", True)):
+        with pytest.raises(Conflict):
+            clients.register_client(user(typist), clients.ClientData(
+                national_id=theirs.national_id, given_name="Dup", family_name="Dup"))
+        db.session.rollback()
+        refusals = [(r.actor_id, r.object_type, r.object_id, r.outcome) for r in activity_rows("not_found")]
+        assert refusals == ([(user("radgjevar2").id, "client", str(theirs.id), "denied")] if logged else [])
+    assert theirs.national_id not in repr([(r.before, r.after, r.detail) for r in activity_rows()])
+    assert db.session.scalar(db.select(db.func.count()).select_from(Client)) == 1
+
+
 def test_client_log_rows_never_hold_the_national_id(ctx):
     client = builders.client(n=8)
     clients.reveal_national_id(user("konsulent"), client.id)

@@ -80,9 +80,9 @@ def known_actions() -> list[str]:
     return list(db.session.scalars(select(ActivityLog.action).distinct().order_by(ActivityLog.action)))
 
 
-def record_refusal(action: str, object_type: str, object_id, detail: str) -> None:
+def record_refusal(action: str, object_type: str, object_id, detail: str, actor: User | None = None) -> None:
     """A refused request (403, or 404 for what the user may not see): whatever the request had changed is
-    rolled back, and the refusal is a committed row of its own."""
+    rolled back, and the refusal is a committed row of its own (by actor, else the signed-in user)."""
     db.session.rollback()
-    record(action, object_type=object_type, object_id=object_id, outcome="denied", detail=detail)
+    record(action, actor=actor, object_type=object_type, object_id=object_id, outcome="denied", detail=detail)
     db.session.commit()

@@ -6,7 +6,7 @@ from datetime import date
 from typing import NamedTuple, cast
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from .. import form_tokens, validation
@@ -76,13 +76,22 @@ def _apply(client: Client, data: ClientData, actor: User) -> None:
     client.handler = _handler(data.handler_id, actor)
 
 
-def _unique_national_id(number: str, except_id: int | None = None) -> None:
-    query = select(func.count()).select_from(Client).where(Client.national_id == number)
+def _unique_national_id(actor: User, number: str, except_id: int | None = None) -> None:
+    """Refuse a national id another client has. The refusal tells the actor that the number is a client's,
+    which the uniqueness cannot hide; when that client is outside what the actor may see, the refusal is
+    logged as a look-up of it (committed, as a 404 is: a handler cannot probe numbers unseen)."""
+    query = select(Client.id).where(Client.national_id == number)
     if except_id:
         query = query.where(Client.id != except_id)
-    if db.session.scalar(query):
-        raise Conflict(_l("A client with this national identity number is registered already. "
-                          "Search for the client, or ask the administrative consultant."), field="national_id")
+    existing = db.session.scalar(query.limit(1))
+    if existing is None:
+        return
+    if db.session.scalar(select(Client.id).where(Client.id == existing, scope.client_clause(actor))) is None:
+        activity.record_refusal("not_found", "client", existing,
+                                "a national identity number typed that belongs to a client outside the user's cases",
+                                actor=actor)
+    raise Conflict(_l("A client with this national identity number is registered already. "
+                      "Search for the client, or ask the administrative consultant."), field="national_id")
 
 
 def register_client(actor: User, data: ClientData, token: str | None = None) -> Client:
@@ -95,7 +104,7 @@ def register_client(actor: User, data: ClientData, token: str | None = None) -> 
 def _add_client(actor: User, data: ClientData) -> Client:
     require(actor, "register_case", "journal")
     number = validation.national_id(data.national_id)
-    _unique_national_id(number)
+    _unique_national_id(actor, number)
     client = Client(national_id=number, birth_date=validation.birth_date(number))
     if not actor.can("register_case"):
         data.handler_id = actor.id  # a handler registers clients for themselves
@@ -105,7 +114,7 @@ def _add_client(actor: User, data: ClientData) -> Client:
         db.session.flush()
     except IntegrityError:  # registered by someone else a moment ago
         db.session.rollback()
-        _unique_national_id(number)
+        _unique_national_id(actor, number)
         raise
     activity.record("client_created", actor=actor, object_type="client", object_id=client.id, after=_snapshot(client))
     return client
@@ -120,7 +129,7 @@ def update_client(actor: User, client_id: int, data: ClientData) -> Client:
     number = validation.national_id(typed) if typed else client.national_id  # empty: unchanged
     if number != client.national_id:
         require(actor, "register_case", object_type="client", object_id=client.id)
-        _unique_national_id(number, client.id)
+        _unique_national_id(actor, number, client.id)
         client.national_id, client.birth_date = number, validation.birth_date(number)
     if not actor.can("register_case"):
         data.handler_id = client.handler_id
