@@ -325,3 +325,22 @@ def test_without_a_certificate_configured_the_test_certificate_signs(ctx):
     esign.sign(user("radgjevar1"), letter.id)
     [shown] = esign.signatures(db.session.get(type(letter), letter.id))
     assert shown.test and "testsignatur" in shown.certificate_subject
+
+
+@pytest.mark.parametrize("decision", ["return", "approve"])
+def test_a_decision_is_told_to_the_case_s_handler_when_the_one_who_asked_may_no_longer_see_the_case(ctx,
+                                                                                                    decision):
+    """The notice names the post and quotes the comment: a co-handler taken off the case meanwhile does not
+    get it; the case's handler does."""
+    case = builders.case(handler="radgjevar1")
+    cases.add_cohandler(user("radgjevar1"), case.id, user("radgjevar2").id)
+    post = assessment(handler="radgjevar2", case=case, title="Diagnose nemnd")
+    approval.send_for_approval(user("radgjevar2"), post.id, user("leiar").id)
+    cases.remove_cohandler(user("radgjevar1"), case.id, user("radgjevar2").id)
+    before = len(notices("radgjevar2"))
+    if decision == "return":
+        approval.return_for_changes(user("leiar"), post.id, "Diagnosen skal ikkje nemnast")
+    else:
+        approval.approve(user("leiar"), post.id, "Godt skrive")
+    assert len(notices("radgjevar2")) == before
+    assert any(post.number in text for text in notices("radgjevar1"))

@@ -243,6 +243,26 @@ def test_a_worker_paused_past_its_lease_leaves_the_dispatch_to_the_attempt_that_
     assert not [e for e in post.events if e.kind == "dispatch_failed"]
 
 
+def test_a_failure_is_not_told_to_one_who_asked_for_the_dispatch_and_may_no_longer_see_the_case(ctx, server,
+                                                                                                 adapter):
+    """The notice names the post and the recipient: a co-handler who asked for the dispatch and was taken
+    off the case since does not get it; the case's handler does."""
+    from ppt_web.cases import service as cases
+
+    post = letter(to_school=False)
+    cases.add_cohandler(user("radgjevar1"), post.case_id, user("radgjevar2").id)
+    dispatch.request_dispatch(user("radgjevar2"), post.id)
+    cases.remove_cohandler(user("radgjevar1"), post.case_id, user("radgjevar2").id)
+    server.mode = "reject"
+    run_all(adapter)
+
+    def told(username: str) -> list[str]:
+        return [n.text for n in db.session.scalars(select(Notification).where(
+            Notification.user_id == user(username).id)) if "Kari Føresett" in n.text]
+
+    assert told("radgjevar2") == [] and len(told("radgjevar1")) == 1
+
+
 @pytest.mark.parametrize("how", ["reject", "AVVIST", "IKKE_LEVERT"])
 def test_a_permanent_failure_is_visible_notified_and_retryable(ctx, server, adapter, how):
     post = letter(to_school=False)

@@ -141,10 +141,9 @@ def approve(actor: User, post_id: int, comment: str = "", sign: bool = False) ->
         event(post, actor, "approved", text)
         posts.finalize_post(actor, post)
         activity.record("post_approved", actor=actor, object_type="journal_post", object_id=post.id, detail=text[:500])
-        requester = post.approval_requested_by
-        if requester is not None and requester.id != actor.id:
-            notify(requester, _l("%(name)s approved %(number)s: %(title)s", name=actor.full_name, number=post.number,
-                                 title=post.title), link("cases.post", post_id=post.id))
+        for told in _told(actor, post):
+            notify(told, _l("%(name)s approved %(number)s: %(title)s", name=actor.full_name, number=post.number,
+                            title=post.title), link("cases.post", post_id=post.id))
     return post
 
 
@@ -156,11 +155,22 @@ def return_for_changes(actor: User, post_id: int, comment: str) -> JournalPost:
     _decide(actor, post, status=PostStatus.DRAFT, approver_id=None)
     event(post, actor, "returned", text, to_user=requester)
     activity.record("post_returned", actor=actor, object_type="journal_post", object_id=post.id, detail=text[:500])
-    if requester is not None:
-        notify(requester, _l("%(name)s returned %(number)s: %(comment)s", name=actor.full_name, number=post.number,
-                             comment=text[:200]), link("cases.post", post_id=post.id))
+    for told in _told(actor, post, requester):
+        notify(told, _l("%(name)s returned %(number)s: %(comment)s", name=actor.full_name, number=post.number,
+                        comment=text[:200]), link("cases.post", post_id=post.id))
     db.session.commit()
     return post
+
+
+def _told(actor: User, post: JournalPost, requester: User | None = None) -> list[User]:
+    """Who hears of a decision: the one who asked for it, if they may still see the case (a notice names the
+    post and quotes the comment); else the case's handler. Never the decider."""
+    requester = requester if requester is not None else post.approval_requested_by
+    case = post.case
+    for candidate in (requester, case.handler):
+        if candidate is not None and candidate.active and scope.may_see(candidate, case):
+            return [] if candidate.id == actor.id else [candidate]
+    return []
 
 
 class WaitingPost(NamedTuple):

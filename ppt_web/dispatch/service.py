@@ -321,12 +321,14 @@ def _failed(row: Dispatch, detail: str, unknown: bool) -> None:
 
 
 def _tell(row: Dispatch, message) -> None:
-    """Notify the case's handler and whoever asked for the dispatch (once each, if active)."""
-    told = {row.post.case.handler}
+    """Notify the case's handler and whoever asked for the dispatch (once each, if active and they may still
+    see the case: the notice names the post and the recipient)."""
+    case = row.post.case
+    told = {case.handler}
     if row.created_by is not None:
         told.add(row.created_by)
     for user in told:
-        if user.active:
+        if user.active and scope.may_see(user, case):
             notify(user, message, link("cases.post", post_id=row.post_id))
 
 
