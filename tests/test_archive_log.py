@@ -337,3 +337,27 @@ def test_deleted_jobs_are_listed_only_for_those_who_may_delete(app, login_as):
     consultant.post("/logout")
     html = login_as("leiar").get("/archive-log/?status=deleted").get_data(as_text=True)
     assert f'id="job-{ids[0]}"' not in html and "Dobbel registrering" not in html and f'id="job-{ids[1]}"' in html
+
+
+def test_a_reader_who_may_not_see_every_client_cannot_filter_by_a_client_s_name(app, login_as):
+    """The page hides clients' names from a reader without search_all; a filter by name would tie a child's
+    name to the rows of their cases. For such a reader the filter is not offered and not applied."""
+    from ppt_web.admin import service as admin
+    from ppt_web.models import Role
+
+    from .conftest import sign_in, user
+
+    with app.app_context():
+        solveig = builders.client(given_name="Solveig", family_name="Zyx")
+        theirs = builders.case(client_obj=solveig).number
+        other = builders.case().number
+        role = db.session.scalar(select(Role).where(Role.code == "pp_radgjevar"))
+        admin.set_role_permission(user("leiar"), role.id, "archive_log", True)
+    reader = login_as("radgjevar2")
+    page = reader.get("/archive-log/?client=solveig").get_data(as_text=True)
+    assert theirs in page and other in page and 'name="client"' not in page
+    assert "Solveig" not in page
+    everyone = app.test_client()
+    assert sign_in(everyone, "konsulent").status_code == 302
+    everyone = everyone.get("/archive-log/?client=solveig").get_data(as_text=True)
+    assert theirs in everyone and other not in everyone and 'name="client"' in everyone
