@@ -253,7 +253,9 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(Forbidden)
     def forbidden(exc: Forbidden):
         record_refusal("access_denied", exc)
-        return _error_page(403, _("You do not have access to this page or action."))
+        # A refusal that says why (the role matrix's rules, a leader's own roles) says it; else the general words.
+        return _error_page(403, str(exc.message) if exc.message
+                           else _("You do not have access to this page or action."))
 
     @app.errorhandler(NotFound)
     def not_found_domain(exc: NotFound):

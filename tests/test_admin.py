@@ -86,6 +86,28 @@ def test_role_matrix_only_with_sysadmin_edit_all(ctx):
     assert activity_rows("role_permission_changed")[-1].after["permissions"].count("statistics") == 1
 
 
+def test_the_activity_log_is_only_for_roles_that_see_every_client(ctx):
+    """It shows every client's history: a role without search_all is not given it, and a role that reads it
+    keeps search_all. Nothing changes on a refusal."""
+    with pytest.raises(Forbidden, match="Aktivitetsloggen|aktivitetsloggen"):
+        admin.set_role_permission(user("leiar"), role("pp_radgjevar").id, "activity_log", True)
+    with pytest.raises(Forbidden, match="Aktivitetsloggen|aktivitetsloggen"):
+        admin.set_role_permission(user("leiar"), role("merkantil").id, "search_all", False)
+    db.session.rollback()
+    assert "activity_log" not in role("pp_radgjevar").permission_codes()
+    assert {"activity_log", "search_all"} <= role("merkantil").permission_codes()
+    admin.set_role_permission(user("leiar"), role("nestleiar").id, "activity_log", True)  # it has search_all
+    assert "activity_log" in role("nestleiar").permission_codes()
+
+
+def test_a_refused_cell_of_the_role_matrix_says_why(app, login_as):
+    with app.app_context():
+        role_id = role("pp_radgjevar").id
+    page = login_as("leiar").post(f"/admin/roles/{role_id}/permissions/activity_log", data={"granted": "1"},
+                                  headers={"HX-Request": "true"})
+    assert page.status_code == 403 and "Aktivitetsloggen viser historikken" in page.get_data(as_text=True)
+
+
 def test_password_reset_ends_the_users_sessions(app):
     victim = app.test_client()
     sign_in(victim, "radgjevar1")

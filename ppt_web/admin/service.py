@@ -95,6 +95,16 @@ def matrix_refusal(actor: User, role: Role, code: str, granted: bool) -> Forbidd
     if granted and not actor.can(code):
         return Forbidden("sysadmin_edit_all", _l("You cannot give a permission you do not hold yourself."),
                          object_type="role", object_id=role.id)
+    # The activity log shows every client's history (names, titles, what changed): only for a role that may
+    # see every client, so no one reads there what their own scope hides.
+    if granted and code == "activity_log" and "search_all" not in role.permission_codes():
+        return Forbidden("sysadmin_edit_all", _l("The activity log shows every client's history: a role that "
+                                                 "reads it must also be allowed to search all cases and clients."),
+                         object_type="role", object_id=role.id)
+    if not granted and code == "search_all" and "activity_log" in role.permission_codes():
+        return Forbidden("sysadmin_edit_all", _l("This role reads the activity log, which shows every client's "
+                                                 "history: take that permission away first."),
+                         object_type="role", object_id=role.id)
     return None
 
 
