@@ -154,3 +154,17 @@ def test_a_nul_character_in_a_field_or_the_address_is_refused_with_a_message(app
     response = admin_browser.get("/activity-log/?actor=ko%00n")
     assert response.status_code == 400 and said in response.get_data(as_text=True)
     assert consultant.post("/search/", data={"q": "Anna"}).status_code == 200  # the same without it
+
+
+def test_the_login_as_fixture_switches_user_on_a_client_signed_in_already(login_as):
+    """/login sends a signed-in browser on as who it is; the fixture starts the client anew, or a test that
+    signs in a second user would go on as the first (eleven tests did, unnoticed)."""
+    from flask_login import current_user
+
+    seen = []
+    for username in ("radgjevar2", "konsulent"):
+        client = login_as(username)
+        with client:
+            client.get("/")
+            seen.append(current_user.username)
+    assert seen == ["radgjevar2", "konsulent"]
