@@ -5,6 +5,7 @@ import io
 import os
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -124,3 +125,28 @@ def make_test_certificate(common_name: str, organisation: str = "Testkommune PPT
 def stored_count(archive) -> int:
     """How many messages the built-in archive (LocalArchive) holds."""
     return archive.stored_count()
+
+
+def elsewhere(app, work, timeout: float = 60):
+    """work() in a thread of its own, with its own app context and database session: to the database, another
+    worker. Its result, or its exception raised here."""
+    done: list = []
+
+    def run() -> None:
+        with app.app_context():
+            try:
+                done.append(work())
+            except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread below
+                done.append(exc)
+            finally:
+                from ppt_web.extensions import db
+
+                db.session.remove()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(timeout)
+    assert done, "the work did not end in time"
+    if isinstance(done[0], BaseException):
+        raise done[0]
+    return done[0]

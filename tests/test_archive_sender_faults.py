@@ -3,7 +3,6 @@ retry scheduled while Redis is slow, a job's row locked by another transaction w
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 import uuid
 from datetime import timedelta
@@ -25,6 +24,7 @@ from ppt_web.queue import Job, get_queue
 
 from . import builders
 from .conftest import TEST_DATABASE_URL
+from .helpers import elsewhere
 
 pytestmark = pytest.mark.app_config(PPT_QUEUE_NAME=f"sender-faults-{uuid.uuid4().hex[:8]}",
                                     PPT_ARCHIVE_IMMEDIATE=False)
@@ -136,23 +136,12 @@ def test_a_locked_row_holds_up_only_its_own_claims_lease(app, ctx):
 
 def _another_sender_takes_over(app, job_id: int, batch: bool) -> None:
     """What happens while a sender is paused past its lease (a stopped VM): the sweep sets its jobs back to Ny
-    and another sender claims, sends and finishes them. In a thread of its own, with its own session."""
-    def run() -> None:
-        with app.app_context():
-            try:
-                sending.reclaim_expired(utcnow() + timedelta(hours=1))
-                done.append(sending.process_many([job_id], "other") if batch else sending.process(job_id, "other"))
-            except BaseException as exc:
-                done.append(exc)
-                raise
-            finally:
-                db.session.remove()
+    and another sender claims, sends and finishes them."""
+    def takes_over():
+        sending.reclaim_expired(utcnow() + timedelta(hours=1))
+        return sending.process_many([job_id], "other") if batch else sending.process(job_id, "other")
 
-    done: list = []
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join(30)
-    assert done and not isinstance(done[0], BaseException), done
+    assert elsewhere(app, takes_over)
 
 
 @pytest.fixture
