@@ -14,6 +14,10 @@ from sqlalchemy import CursorResult, select, update
 
 from .extensions import db, on_postgresql
 
+# The outcome of an attempt whose claim no longer holds its row when it comes to write (its lease ran out while
+# it worked, and another attempt may hold the row or have finished it): nothing is written.
+LOST = "claim lost"
+
 
 def claim(model, row_id: int, conditions: list, values: dict) -> bool:
     """Set `values` on the row if it still meets `conditions`; commit; True for the one winner."""

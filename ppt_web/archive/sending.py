@@ -33,6 +33,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
+from .. import claims
 from ..clock import OSLO, utcnow
 from ..extensions import changed_rows, commit_keeping_loaded, db, on_postgresql
 from ..fiksio.settings import SettingsError
@@ -53,7 +54,6 @@ _together: ContextVar[bool] = ContextVar("archive_outcomes_together", default=Fa
 _queued: ContextVar[list | None] = ContextVar("archive_outcomes_queued", default=None)
 # A run's done_at, the same in each try of writing its outcomes (None: each outcome takes the time it is written).
 _finished_at: ContextVar[datetime | None] = ContextVar("archive_outcomes_finished_at", default=None)
-CLAIM_LOST = "claim lost"  # the outcome of a send whose job was no longer this sender's claim (_finish)
 
 
 def worker_name() -> str:
@@ -276,7 +276,7 @@ def _prepare(job_id: int, token: str, current: Callable[[], dict], run: Sequence
                 or _row_is(job_id, job_status=JobStatus.NEW, claimed_by=None, next_attempt_at=due)
         written = write_retrying(wait)
         db.session.expire(job)
-        return "waiting" if written else CLAIM_LOST
+        return "waiting" if written else claims.LOST
     try:
         message = build(job, current_app.config.get("PPT_ARCHIVE_SETTINGS"), current=current())
         try:
@@ -478,7 +478,7 @@ def apply_reply(job: ArchiveJob, reply: transports.Reply, asynchronous: bool = F
             return True
         handed = write_retrying(handed_over)
         db.session.expire(job)
-        return "handed over" if handed else CLAIM_LOST
+        return "handed over" if handed else claims.LOST
     if reply.kind in transports.TRANSIENT and not asynchronous:
         limit = current_app.config["PPT_ARCHIVE_MAX_ATTEMPTS"]
         if job.attempts < limit:
@@ -590,8 +590,8 @@ def _finish(job: ArchiveJob, archive_status: ArchiveStatus, code: str, params: d
     outcome. claim: the sender's claim token. The row is written only while the job is still in progress under
     it: a sender paused past its lease (a stopped VM, a swapped-out process) may find its job set back to Ny,
     or claimed, sent and finished by another sender since, and must not write its own outcome over that one.
-    Then nothing is written and the outcome is CLAIM_LOST (in a run's outcomes, written together, the run
-    is written again one job at a time: _send_together). Without claim (a reply read later, by the Fiks IO
+    Then nothing is written and the outcome is claims.LOST (in a run's outcomes, written together, the run is
+    written again one job at a time: _send_together). Without claim (a reply read later, by the Fiks IO
     consumer or the sweep) the row is written as it is."""
     job_id = job.id  # (before the commit: after it, reading it would load the row again)
     done = dict(job_status=JobStatus.DONE, archive_status=archive_status, done_at=_finished_at.get() or utcnow(),
@@ -630,7 +630,7 @@ def _finish(job: ArchiveJob, archive_status: ArchiveStatus, code: str, params: d
         return outcome
     log.warning("archive job %s: the claim %s no longer holds it (its lease ran out while it was sent); "
                 "the outcome %r is not written", job_id, claim or "(none: the job is gone)", outcome)
-    return CLAIM_LOST
+    return claims.LOST
 
 
 def _row_is(job_id: int, **expected) -> bool:

@@ -284,7 +284,7 @@ def _holds(dispatch_id: int, lease) -> bool:
 def _claim_lost(dispatch_id: int) -> str:
     log.warning("dispatch %s: another attempt holds it now (this one's lease ran out while it worked); "
                 "its outcome is not written", dispatch_id)
-    return "claim lost"
+    return claims.LOST
 
 
 def _sent(row: Dispatch, forsendelse_id: str | None, note: str) -> None:
