@@ -167,6 +167,47 @@ def test_a_receipt_after_the_deadline_is_taken_but_not_after_a_retry_sent_it_aga
     assert job.job_status == "in_progress"
 
 
+@pytest.mark.parametrize("meldingstype", ["no.ks.fiks.arkiv.v1.feilmelding.ugyldigforespoersel",
+                                         "no.ks.fiks.kvittering.tidsavbrudd"])
+def test_an_error_about_an_earlier_send_does_not_fail_the_send_under_way(ctx, fake, caplog, meldingstype):
+    """Sent again: while the new send is on its way (claimed, its Fiks IO id not known yet) the archive's
+    error, or Fiks IO's notice, about the first send arrives, found by the job's own correlation id. It
+    names the first send, so the job goes on, and the new send's receipt archives it."""
+    job = handed_over_case(fake)
+    first = job.fiksio_message_id
+    db.session.execute(ArchiveJob.__table__.update().where(ArchiveJob.id == job.id).values(
+        job_status="new", archive_status="failed", next_attempt_at=None))
+    db.session.commit()
+    assert archive.claim(job.id, archive.claim_token("w"))
+    db.session.refresh(job)
+    assert job.fiksio_message_id is None and job.fiksio_earlier_ids == first
+    late = reply(job, meldingstype, svar_til=first, korrelasjon=job.message_id, body=b"")
+    assert fiksio.handle(late) == "earlier send"
+    assert f"earlier send ({first}) of archive job {job.id}" in caplog.text
+    db.session.refresh(job)
+    assert (job.job_status, job.archive_status) == ("in_progress", "failed")
+    assert archive.apply_reply(job, archive.transports.Reply(archive.transports.HANDED_OVER, transport_id="y" * 36),
+                               claim=archive.claim_token("w")) == "handed over"
+    assert fiksio.handle(reply(job, "no.ks.fiks.arkiv.v1.arkivering.arkivmelding.oppdater.kvittering",
+                               svar_til="y" * 36)) == "archived"
+    db.session.refresh(job)
+    assert (job.job_status, job.archive_status) == ("done", "archived")
+
+
+def test_a_job_sent_three_times_keeps_the_earlier_sends_ids_in_order(ctx, fake):
+    job = handed_over_case(fake)
+    first = job.fiksio_message_id
+    second = handed_over_case_again(fake, job)
+    handed_over_case_again(fake, job)
+    db.session.refresh(job)
+    assert job.fiksio_earlier_ids == f"{first} {second}"
+    for earlier in (first, second):  # an error about either, once the third send is known: nothing changes
+        assert fiksio.handle(reply(job, "no.ks.fiks.arkiv.v1.feilmelding.serverfeil", svar_til=earlier,
+                                   korrelasjon=job.message_id)) == "unknown"
+    db.session.refresh(job)
+    assert job.job_status == "in_progress"
+
+
 def test_a_receipt_for_an_earlier_send_completes_the_job_sent_again(ctx, fake):
     """After Prøv på nytt the archive may answer the first send (not the duplicate): what it stored
     stays stored, so that receipt, found by the job's own id, archives the job."""

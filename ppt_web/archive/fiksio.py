@@ -5,7 +5,8 @@ committed).
 A reply finds its job by svar-til, the Fiks IO message id of the send it answers (kept on the job when
 the send was accepted). If that is not stored yet (the reply overtook it, or the worker died in
 between), the reply's klientKorrelasjonsId, which the archive copies from our message and which is the
-job's own message id, finds it. A reply for no job of ours is logged and acknowledged.
+job's own message id, finds it. A reply for no job of ours is logged and acknowledged, as is an error
+about an earlier send of a job being sent again (its svar-til is among the job's earlier sends' ids).
 
   <type>.mottatt                  the job shows "mottatt av arkivet" and keeps waiting
   <type>.kvittering               Utført / Arkivert, with the archive's numbers (archive/sending.py)
@@ -62,6 +63,11 @@ FIKSIO_OTHER_ERRORS = {"no.ks.fiks.kvittering.ugyldigforespoersel.v1": transport
 def handle(received: Received) -> str:
     """Apply one delivery; what happened ("archived", "received", "unknown", ...), for the log and tests."""
     job = _job_for(received)
+    if job is not None and _about_an_earlier_send(job, received):
+        log.info("Fiks IO: %s %s answers an earlier send (%s) of archive job %s; acknowledged, nothing changed",
+                 received.meldingstype[:120], received.melding_id, received.svar_til, job.id)
+        db.session.rollback()
+        return "earlier send"
     if job is None and fiksio_transport.asked(received.klient_korrelasjons_id):
         return _answer_query(received)
     if job is None:
@@ -107,20 +113,31 @@ def _job_for(received: Received) -> ArchiveJob | None:
     """The job by svar-til, else by the correlation id (the job's own id): while the job has no Fiks IO
     id stored (the reply overtook it), and for mottatt and kvittering always: an archive may answer
     an earlier send of the same message after a resend, and what it stored stays stored. An error or
-    a Fiks IO notice about an earlier send changes nothing. One statement, so one snapshot: with two,
-    the sender's commit of the Fiks IO id could land between them, and the reply would match neither."""
+    a Fiks IO notice about an earlier send changes nothing (_about_an_earlier_send). One statement, so
+    one snapshot: with two, the sender's commit of the Fiks IO id could land between them, and the reply
+    would match neither."""
     found = []
     if received.svar_til:
         found.append(ArchiveJob.fiksio_message_id == received.svar_til)
     if received.klient_korrelasjons_id:
         same = ArchiveJob.message_id == received.klient_korrelasjons_id[:36]
-        positive = received.meldingstype.startswith("no.ks.fiks.arkiv.") and \
-            received.meldingstype.endswith((".mottatt", ".kvittering"))
-        found.append(same if positive else and_(same, ArchiveJob.fiksio_message_id.is_(None)))
+        found.append(same if _positive(received) else and_(same, ArchiveJob.fiksio_message_id.is_(None)))
     if not found:
         return None
     jobs = list(db.session.scalars(select(ArchiveJob).where(or_(*found)).limit(2)))
     return next((j for j in jobs if j.fiksio_message_id == received.svar_til), jobs[0] if jobs else None)
+
+
+def _positive(received: Received) -> bool:
+    return received.meldingstype.startswith("no.ks.fiks.arkiv.") and \
+        received.meldingstype.endswith((".mottatt", ".kvittering"))
+
+
+def _about_an_earlier_send(job: ArchiveJob, received: Received) -> bool:
+    """An error or a Fiks IO notice found by the correlation id while the job is being sent again, which
+    names (svar-til) one of the job's earlier sends: it is about that send, not the one under way."""
+    return not _positive(received) and bool(received.svar_til) and received.svar_til != job.fiksio_message_id \
+        and received.svar_til in (job.fiksio_earlier_ids or "").split()
 
 
 def _open(job: ArchiveJob, reply: transports.Reply) -> bool:

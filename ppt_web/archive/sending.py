@@ -26,7 +26,7 @@ from typing import TypeVar, cast
 from flask import current_app
 from rq import get_current_job
 from rq.timeouts import BaseTimeoutException
-from sqlalchemy import Row, Table, bindparam, or_, select, update
+from sqlalchemy import Row, Table, bindparam, func, or_, select, update
 from sqlalchemy import case as sql_case
 from sqlalchemy.engine import CursorResult, Engine
 from sqlalchemy.exc import OperationalError
@@ -103,8 +103,9 @@ def claim_many(job_ids: list[int], worker: str, now: datetime | None = None) -> 
     commit included. On PostgreSQL the rows are first taken FOR UPDATE SKIP LOCKED, so a claimant never
     queues behind another process's open transaction on a row, it leaves that row (docs/decisions.md,
     "The claim"); SQLite has one writer at a time, so the UPDATE's conditions alone decide there. A new
-    send: the previous one's Fiks IO id and "mottatt" no longer describe it (a late error about that send
-    then finds no job; its late receipt still does, archive/fiksio.py)."""
+    send: the previous one's Fiks IO id (kept among the earlier sends' ids) and "mottatt" no longer describe
+    it (a late error about that send then changes nothing; its late receipt still archives it,
+    archive/fiksio.py)."""
     now = now or utcnow()
     lease = timedelta(seconds=current_app.config["PPT_ARCHIVE_LEASE_SECONDS"])
     params = {"ids": job_ids, "now": now, "worker": worker[:200], "lease_until": now + lease}
@@ -138,8 +139,15 @@ def _claim_statements(postgresql: bool, one: bool = False):
                   .values(job_status=JobStatus.IN_PROGRESS, claimed_by=bindparam("worker"),
                           attempts=table.c.attempts + 1,
                           lease_until=bindparam("lease_until", type_=table.c.lease_until.type),
-                          fiksio_message_id=None, received_at=None)
+                          fiksio_message_id=None, received_at=None,
+                          fiksio_earlier_ids=_earlier_ids(table))
                   .returning(table.c.id))
+
+
+def _earlier_ids(table: Table):
+    """The job's earlier sends' Fiks IO ids with the last send's added (a new send is claimed)."""
+    earlier, last = table.c.fiksio_earlier_ids, table.c.fiksio_message_id
+    return sql_case((last.is_(None), earlier), else_=func.ltrim(func.coalesce(earlier, "") + " " + last))
 
 
 def process_many(job_ids: list[int], worker: str | None = None) -> Counter:

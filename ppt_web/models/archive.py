@@ -66,6 +66,9 @@ class ArchiveJob(Model):
     # Over Fiks IO: the message id Fiks IO gave the last send of this job (a reply's svar-til names it),
     # and when the archive said "mottatt" for it.
     fiksio_message_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    # The Fiks IO message ids of the job's earlier sends, oldest first, space separated: the claim of a new
+    # send moves fiksio_message_id here, so a late error about an earlier send is known for what it is.
+    fiksio_earlier_ids: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # What the archive needs, as it was when the change happened (archive/snapshot.py); None on jobs
     # older than migration 0012, which are built from the current state.
