@@ -63,10 +63,12 @@ def record_refusal(action: str, exc: DomainError) -> None:
 
 
 def may_open(user: User, endpoint: str) -> bool:
-    """Whether the user holds one of the permissions the view itself requires (permission_required)."""
+    """Whether the user holds one of the permissions the view itself requires, and passes its further
+    check (permission_required)."""
     view = current_app.view_functions[endpoint]
     codes = getattr(view, "_ppt_permissions", ())
-    return not codes or any(user.can(code) for code in codes)
+    check = getattr(view, "_ppt_check", None)
+    return (not codes or any(user.can(code) for code in codes)) and (check is None or check(user) is None)
 
 
 def menu(user: User) -> list[str]:
@@ -245,6 +247,7 @@ def init_app(app: Flask) -> None:
     if not (any(app.url_default_functions.values()) or app.url_map.host_matching or app.subdomain_matching):
         app.jinja_env.globals["url_for"] = kept_url_for(app)
     app.jinja_env.globals["layout_header"] = layout_header
+    app.jinja_env.globals["may_open"] = may_open  # a page the user may open, as the menu decides
     app.jinja_env.globals["start_list_head"] = start_list_head
     app.jinja_env.globals["start_none_line"] = start_none_line
     app.before_request(seed_csrf_token)

@@ -70,3 +70,31 @@ def test_page_filters_and_pages(app, login_as):
 def test_page_needs_activity_log(app, login_as):
     client = login_as("nestleiar")
     assert client.get("/activity-log/").status_code == 403
+
+
+def test_a_role_given_the_log_before_the_matrix_rule_does_not_open_it_without_search_all(app, login_as):
+    """A handler's role that got activity_log before the role matrix required search_all with it (here
+    written straight into the table) keeps the cell, not the page: the log shows every client's history.
+    Refused with a reason and a row of its own, in the service too; the start page offers no link."""
+    from ppt_web.errors import Forbidden
+    from ppt_web.models import Role
+    from ppt_web.models.user import role_permission
+
+    from .conftest import user
+    with app.app_context():
+        handler_role = db.session.scalars(db.select(Role).where(Role.code == "pp_radgjevar")).one()
+        db.session.execute(role_permission.insert().values(role_id=handler_role.id, permission_code="activity_log"))
+        db.session.commit()
+        assert user("radgjevar1").can("activity_log") and not user("radgjevar1").can("search_all")
+        with pytest.raises(Forbidden):
+            activity.search(user("radgjevar1"), activity.LogFilter(), 1, 50)
+    client = login_as("radgjevar1")
+    with app.app_context():
+        before = len(activity_rows())
+    page = client.get("/activity-log/")
+    assert page.status_code == 403 and "Aktivitetsloggen viser historikken" in page.get_data(as_text=True)
+    assert 'href="/activity-log/"' not in client.get("/").get_data(as_text=True)
+    with app.app_context():
+        denied = activity_rows()[before:]
+        assert [r.action for r in denied] == ["access_denied"] and denied[0].actor_name
+    assert login_as("leiar").get("/activity-log/").status_code == 200

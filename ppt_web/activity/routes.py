@@ -3,7 +3,7 @@ from datetime import date
 
 from flask import Blueprint, render_template, request
 
-from ..auth.access import permission_required
+from ..auth.access import current_actor, permission_required
 from ..formtools import id_or_none
 from ..i18n import date_problem, parse_day, period_problem
 from . import readable, service
@@ -29,7 +29,7 @@ def _date_problems() -> dict:
 
 
 @bp.route("/")
-@permission_required("activity_log")
+@permission_required("activity_log", check=service.reader_refusal)
 def log():
     flt = service.LogFilter(
         actor=request.args.get("actor", "")[:80],
@@ -40,7 +40,7 @@ def log():
         date_to=_date("date_to"),
     )
     page = id_or_none(request.args.get("page")) or 1
-    rows = service.search(flt, max(page, 1), 50)
+    rows = service.search(current_actor(), flt, max(page, 1), 50)
     args = {k: v for k, v in request.args.items() if k != "page" and v}
     shown = readable.describe(list(rows.items))
     if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "activity-rows":

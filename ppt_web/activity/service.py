@@ -5,10 +5,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from flask import has_request_context, request
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import func, select
 
 from ..clock import OSLO
+from ..errors import Forbidden
 from ..extensions import db
 from ..models import ActivityLog, User
 
@@ -58,8 +60,24 @@ def _oslo_midnight_utc(day: date) -> datetime:
     return datetime.combine(day, time.min, OSLO)
 
 
-def search(flt: LogFilter, page: int, per_page: int):
-    """A page of log rows, newest first, matching the filter (dates are Oslo days)."""
+def reader_refusal(actor: User) -> Forbidden | None:
+    """Why the actor may not read the log, or None. It shows every client's history (names, titles, what
+    changed), so it is read only by a user who may also see every client: the role matrix gives
+    activity_log only to a role that has search_all, and a role given it before that rule keeps the cell
+    but not the page."""
+    if not actor.can("activity_log"):
+        return Forbidden("activity_log")
+    if not actor.can("search_all"):
+        return Forbidden("search_all", _l("The activity log shows every client's history: reading it also needs "
+                                          "the right to search all cases and clients."))
+    return None
+
+
+def search(actor: User, flt: LogFilter, page: int, per_page: int):
+    """A page of log rows, newest first, matching the filter (dates are Oslo days), for a reader the log
+    is for (reader_refusal)."""
+    if (refusal := reader_refusal(actor)) is not None:
+        raise refusal
     query = select(ActivityLog).order_by(ActivityLog.id.desc())
     if flt.actor:
         query = query.where(func.lower(ActivityLog.actor_name) == flt.actor.strip().lower())

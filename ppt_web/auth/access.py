@@ -1,6 +1,7 @@
 """The one permission check used by views and services alike."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import wraps
 
 from flask_login import current_user
@@ -25,16 +26,20 @@ def require(actor: User | None, *codes: str, object_type: str | None = None, obj
         raise refusal
 
 
-def permission_required(*codes: str):
-    """Guard a view by permission code(s); any one of them is enough."""
+def permission_required(*codes: str, check: Callable[[User], Forbidden | None] | None = None):
+    """Guard a view by permission code(s); any one of them is enough. check: a further rule of the service
+    (the user -> why not, or None), asked after the codes; the menu asks both (web.may_open)."""
 
     def decorate(view):
         @wraps(view)
         def wrapped(*args, **kwargs):
             require(current_user, *codes)
+            if check is not None and (refusal := check(current_actor())) is not None:
+                raise refusal
             return view(*args, **kwargs)
 
         wrapped._ppt_permissions = codes
+        wrapped._ppt_check = check
         return wrapped
 
     return decorate
