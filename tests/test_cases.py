@@ -157,3 +157,18 @@ def test_organisations_validate_and_refuse_duplicates(ctx):
     with pytest.raises(Invalid):  # no cycles in the structure
         organisations.update_organisation(konsulent, unit.id, name="Ulstein kommune", org_number="", kind="municipal_unit",
                                     parent_id=school.id)
+
+
+def test_a_second_co_handler_is_added_and_the_right_one_taken_off(ctx):
+    """Users not signed in on this request compared equal (Flask-Login compares by the session's token,
+    None for them all): adding a second co-handler did nothing, and taking one off took off the first."""
+    case = builders.case("radgjevar1")
+    cases.add_cohandler(user("radgjevar1"), case.id, user("radgjevar2").id)
+    cases.add_cohandler(user("radgjevar1"), case.id, user("konsulent").id)
+    assert sorted(u.username for u in db.session.get(Case, case.id).co_handlers) == ["konsulent", "radgjevar2"]
+    cases.remove_cohandler(user("radgjevar1"), case.id, user("konsulent").id)
+    assert [u.username for u in db.session.get(Case, case.id).co_handlers] == ["radgjevar2"]
+    cases.add_cohandler(user("radgjevar1"), case.id, user("konsulent").id)
+    cases.change_handler(user("sekretaer"), case.id, user("konsulent").id)  # the new handler leaves the list
+    fresh = db.session.get(Case, case.id)
+    assert fresh.handler.username == "konsulent" and [u.username for u in fresh.co_handlers] == ["radgjevar2"]

@@ -107,6 +107,14 @@ class User(UserMixin, Model):
     def get_id(self) -> str | None:
         return self.session_token
 
+    # Flask-Login's UserMixin compares users by get_id(), here the session's token, which is None for every
+    # user not signed in on this request: any two of them were equal (`user in case.co_handlers` was true
+    # for any co-handler, and list.remove took off the first). One row is one object in a session, so
+    # identity, as for every other model.
+    __eq__ = object.__eq__
+    __ne__ = object.__ne__
+    __hash__ = object.__hash__
+
     @property
     def is_active(self) -> bool:  # Flask-Login refuses inactive users
         return bool(self.active)
