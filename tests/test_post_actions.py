@@ -34,16 +34,18 @@ def test_every_menu_entry_opens_for_its_user(client, login_as, username):
 
 
 def test_the_menu_hides_pages_the_user_may_not_open(ctx, login_as):
-    """A reader of the activity log only (no case search) is offered that page and no other."""
+    """A reader of the archive log only (no case search) is offered that page and no other; the activity
+    log, which also needs case search, is not offered though the role holds it."""
     reader = Role(code="log_reader", name="Loggleser", permissions=list(
-        db.session.scalars(select(Permission).where(Permission.code == "activity_log"))))
+        db.session.scalars(select(Permission).where(Permission.code.in_(["archive_log", "activity_log"])))))
     db.session.add(reader)
     db.session.commit()
     create_user_unchecked(username="loggleser", full_name="Lars Loggleser", password=DEMO_PASSWORD,
                           role_codes=["log_reader"])
     browser = login_as("loggleser")
-    assert menu_links(browser.get("/").get_data(as_text=True)) == ["/activity-log/"]
+    assert menu_links(browser.get("/").get_data(as_text=True)) == ["/archive-log/"]
     assert browser.get("/search/").status_code == 403
+    assert browser.get("/activity-log/").status_code == 403
 
 
 def test_an_unfinalized_incoming_post_offers_no_write_off(ctx, login_as):
