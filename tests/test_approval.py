@@ -94,12 +94,51 @@ def test_nobody_approves_their_own_post(ctx):
     case.access_group = team
     db.session.commit()
     own = assessment(case=case)
-    approval.send_for_approval(user("konsulent"), own.id, user("radgjevar1").id)
+    # Not offered, and not asked: they could neither approve nor return it, and it would wait for nobody.
+    assert user("radgjevar1").id not in [u.id for u in approval.approvers(own)]
+    with pytest.raises(Invalid) as asked:
+        approval.send_for_approval(user("konsulent"), own.id, user("radgjevar1").id)
+    assert "Rune Rådgjevar" in str(asked.value.message)
+    assert db.session.get(type(own), own.id).status == PostStatus.DRAFT
+    # One sent to them before that rule: they still may not approve what they wrote.
+    own.status, own.approver_id = PostStatus.AWAITING_APPROVAL, user("radgjevar1").id
+    own.approval_requested_by_id = user("konsulent").id
+    db.session.commit()
     assert approval.refusal(user("radgjevar1"), own) is not None
     with pytest.raises(Forbidden) as refused:
         approval.approve(user("radgjevar1"), own.id)
     assert "eigen" in str(refused.value.message)  # "your own post", not "another approver"
     assert db.session.get(type(own), own.id).status == PostStatus.AWAITING_APPROVAL
+
+
+def test_nobody_approves_a_letter_whose_text_they_wrote(ctx):
+    """radgjevar1 co-handles radgjevar2's expert assessment and coordinates its team; they wrote the
+    letter's conclusion. Not offered as its approver, not asked; sent to them before that rule, refused."""
+    from ppt_web.cases import service as cases
+    from ppt_web.letters import service as letters
+
+    from .test_letters import case_with_recipients, new_letter
+
+    case = case_with_recipients()
+    case.handler_id = user("radgjevar2").id
+    case.access_group = db.session.scalar(select(AccessGroup).where(AccessGroup.name == "Team barnehage"))
+    db.session.commit()
+    cases.add_cohandler(user("radgjevar2"), case.id, user("radgjevar1").id)
+    post = new_letter(case, actor="radgjevar2")
+    assert user("radgjevar1").id in [u.id for u in approval.approvers(post)]
+    letters.save(user("radgjevar1"), post.id, "<p>Konklusjonen, skriven av koordinatoren</p>", 1)
+    assert user("radgjevar1").id not in [u.id for u in approval.approvers(post)]
+    with pytest.raises(Invalid) as asked:
+        approval.send_for_approval(user("radgjevar2"), post.id, user("radgjevar1").id)
+    assert "Rune Rådgjevar" in str(asked.value.message)
+    post.status, post.approver_id = PostStatus.AWAITING_APPROVAL, user("radgjevar1").id
+    post.approval_requested_by_id = user("radgjevar2").id
+    db.session.commit()
+    with pytest.raises(Forbidden):
+        approval.approve(user("radgjevar1"), post.id)
+    assert db.session.get(type(post), post.id).status == PostStatus.AWAITING_APPROVAL
+    approval.approve(user("leiar"), post.id)
+    assert db.session.get(type(post), post.id).approved_by_id == user("leiar").id
 
 
 def _meanwhile(app, post_id: int, **columns) -> None:

@@ -20,7 +20,8 @@ from ..auth.access import refused
 from ..clock import utcnow
 from ..errors import Conflict, DomainError, Forbidden, Invalid, raise_if
 from ..extensions import db
-from ..models import Case, JournalPost, PostStatus, PostType, User
+from ..models import ActivityLog, Case, JournalPost, PostStatus, PostType, User
+from ..models.letters import Letter
 from ..notify import link, notify
 from ..transaction import transaction
 from . import posts
@@ -39,16 +40,34 @@ def can_approve(user: User, post: JournalPost) -> bool:
 
 
 def approvers(post: JournalPost | None = None) -> list[User]:
-    """Who can be asked: leader and deputy (approve), and the coordinator of the case's team."""
+    """Who can be asked: leader and deputy (approve), and the coordinator of the case's team; for a post,
+    not those who wrote it (writers), who could neither approve nor return it."""
     users = db.session.scalars(select(User).where(User.active.is_(True)).order_by(User.full_name))
-    return [u for u in users if u.can("approve") or (post is not None and coordinates(u, post))]
+    wrote = writers(post) if post is not None else set()
+    return [u for u in users if (u.can("approve") or (post is not None and coordinates(u, post)))
+            and u.id not in wrote]
+
+
+# What makes someone a writer of a post, in the activity log (each writer's first save of a run of saves is
+# logged; quiet saves after it are not, but the first says who).
+WRITING = ("letter_created", "letter_saved", "post_updated", "post_document_removed")
+
+
+def writers(post: JournalPost) -> set[int]:
+    """The users who wrote the post: who registered it, who made or saved its letter's text, who edited it
+    (its title, recipients, documents). Nobody approves or returns a post they wrote."""
+    logged = db.session.scalars(select(ActivityLog.actor_id).where(
+        ActivityLog.object_type == "journal_post", ActivityLog.object_id == str(post.id),
+        ActivityLog.action.in_(WRITING), ActivityLog.actor_id.is_not(None)).distinct())
+    last_saved = db.session.scalar(select(Letter.updated_by_id).where(Letter.post_id == post.id))
+    return {post.created_by_id, *logged} | ({last_saved} if last_saved is not None else set())
 
 
 def _conditional(post: JournalPost, allowed: tuple[PostStatus, ...],
-                 guard: Callable[[JournalPost], DomainError | None], **values) -> None:
+                 guard: Callable[[JournalPost], DomainError | None], seen: int | None = None, **values) -> None:
     """One conditional UPDATE: two people acting on the same post at once, one wins; the other gets
-    the guard's answer on the post as it is now ("not waiting for approval", ...)."""
-    posts.decide(post, (JournalPost.status.in_(allowed),), guard, **values)
+    the guard's answer on the post as it is now ("not waiting for approval", ...). seen: posts.decide's."""
+    posts.decide(post, (JournalPost.status.in_(allowed),), guard, seen=seen, **values)
 
 
 def request_refusal(actor: User, post: JournalPost) -> DomainError | None:
@@ -75,12 +94,16 @@ def send_for_approval(actor: User, post_id: int, approver_id: int | None, commen
             raise Invalid(_l("Choose a leader, deputy leader or team coordinator."), field="approver_id")
         if approver.id == actor.id:
             raise Invalid(_l("You cannot approve your own post: choose someone else."), field="approver_id")
+        if approver.id in writers(post):
+            raise Invalid(_l("%(name)s wrote this post and cannot approve it: choose someone else.",
+                             name=approver.full_name), field="approver_id")
+        seen = post.content_version  # what the approver is asked to approve is the draft as it is now
         ensure_document(actor, post, new_files)  # a letter's PDF as last saved is what the approver sees
         missing = posts.missing_for_finalize(post)
         if missing:
             raise Invalid(_l("The post cannot be approved yet. Missing: %(items)s.", items=", ".join(missing)))
         text = " ".join((comment or "").split())[:2000]
-        _conditional(post, (PostStatus.DRAFT,), lambda p: request_refusal(actor, p),
+        _conditional(post, (PostStatus.DRAFT,), lambda p: request_refusal(actor, p), seen=seen,
                      status=PostStatus.AWAITING_APPROVAL, approver_id=approver.id, approval_requested_by_id=actor.id,
                      approval_requested_at=utcnow())
         event(post, actor, "sent_to_approval", text, to_user=approver)
@@ -97,7 +120,7 @@ def refusal(actor: User, post: JournalPost) -> DomainError | None:
         return Forbidden("approve", _l("You cannot approve this post."), "journal_post", post.id)
     if post.status != PostStatus.AWAITING_APPROVAL:
         return Conflict(_l("The post is not waiting for approval."))
-    if actor.id in (post.approval_requested_by_id, post.created_by_id):
+    if actor.id == post.approval_requested_by_id or actor.id in writers(post):
         return Forbidden("approve", _l("You cannot approve your own post."), "journal_post", post.id)
     if post.approver_id != actor.id and not _approves_all(actor):
         return Forbidden("approve", _l("The post waits for another approver."), "journal_post", post.id)

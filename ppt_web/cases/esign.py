@@ -46,7 +46,15 @@ def sign_refusal(actor: User, post: JournalPost) -> DomainError | None:
         return Conflict(_l("Only an outgoing letter is signed."))
     if post.main_document is None:
         return Invalid(_l("There is no main document to sign."))
+    if _signed(post):
+        return Conflict(_l("The main document is signed already."))
     return None
+
+
+def _signed(post: JournalPost) -> bool:
+    from ..letters.document import is_signed  # noqa: PLC0415 - letters/ builds on cases/
+
+    return is_signed(post)
 
 
 def sign(actor: User, post_id: int) -> JournalPost:
@@ -61,12 +69,13 @@ def sign(actor: User, post_id: int) -> JournalPost:
 
     post = scope.post(actor, post_id)
     with transaction() as signed:
+        seen = post.content_version  # the draft as it is now is what gets rendered and signed
         ensure_document(actor, post, signed)  # a letter's PDF as last saved is what gets signed
         raise_if(sign_refusal(actor, post))
         guard = partial(sign_refusal, actor)
         _sign(actor, post, signed, refusal=guard)
         posts.decide(post, (JournalPost.status == PostStatus.DRAFT, JournalPost.post_type == PostType.U), guard,
-                     status=PostStatus.DRAFT)
+                     seen=seen, status=PostStatus.DRAFT)
     return post
 
 

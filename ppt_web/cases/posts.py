@@ -111,11 +111,18 @@ class ChangedMeanwhile(Conflict):
 
 
 def decide(post: JournalPost, conditions: tuple, refusal: Callable[[JournalPost], DomainError | None],
-           **values) -> None:
+           seen: int | None = None, **values) -> None:
     """The action's change as one conditional UPDATE of the post row: of two requests at once, the
     row count says which one acts (docs/decisions.md, "One effect per action"). The loser's
     transaction is rolled back, and it gets the guard's answer on the post as it is now ("finalized
-    already", ...), or ChangedMeanwhile. What the caller read before is only a first check."""
+    already", ...), or ChangedMeanwhile. What the caller read before is only a first check.
+
+    seen: the post's content_version the caller read before it looked at what the draft shows (rendered
+    its letter, checked its files). The change then also needs that count unchanged, and counts it up:
+    a change to the draft's content, or another action on it, that came in between refuses this one."""
+    if seen is not None:
+        conditions = (*conditions, JournalPost.content_version == seen)
+        values["content_version"] = JournalPost.content_version + 1
     db.session.flush()
     if changed_rows(update(JournalPost).where(JournalPost.id == post.id, *conditions).values(**values)
                     .execution_options(synchronize_session=False)) != 1:
@@ -273,14 +280,15 @@ def editable(actor: User, post_id: int) -> JournalPost:
     return post
 
 
-def still_draft(actor: User, post: JournalPost) -> None:
-    """At the end of an edit, before its commit: the post is still a draft, checked in the database with the
-    edit (a conditional UPDATE of its row). Sent to approval or finalized since editable() looked (its PDF
-    checks take seconds), the edit is rolled back and refused as edit_refusal says, so an approver never
+def still_draft(actor: User, post: JournalPost, seen: int) -> None:
+    """At the end of an edit, before its commit: the post is still a draft, and its content as the edit read
+    it (seen: its content_version then), checked in the database with the edit (a conditional UPDATE of its
+    row, which counts the content up). Sent to approval, signed or finalized since editable() looked (its
+    PDF checks take seconds), the edit is rolled back and refused as edit_refusal says, so an approver never
     approves what changed after it was sent; a finalized post's trigger refusing the edit's flush is the same."""
     try:
         decide(post, (JournalPost.status == PostStatus.DRAFT,), lambda current: edit_refusal(actor, current),
-               status=PostStatus.DRAFT)
+               seen=seen, status=PostStatus.DRAFT)
     except DBAPIError:
         refused_meanwhile(actor, post.id)
 
@@ -300,6 +308,7 @@ def update_post(actor: User, post_id: int, data: PostData, main: Upload | None =
     """Edit a draft (its handler, or fix_misregistered for misregistered posts)."""
     with transaction() as new_files:
         post = editable(actor, post_id)
+        seen = post.content_version
         from ..letters.document import letter_of  # noqa: PLC0415 - letters/ builds on cases/
 
         if main is not None and letter_of(post) is not None:
@@ -313,19 +322,20 @@ def update_post(actor: User, post_id: int, data: PostData, main: Upload | None =
             post.case.last_activity_at = utcnow()
         except DBAPIError:  # an autoflush met the trigger of a post finalized meanwhile
             refused_meanwhile(actor, post_id)
-        still_draft(actor, post)
+        still_draft(actor, post, seen)
         _log("post_updated", actor, post, before)
     return post
 
 
 def remove_document(actor: User, post_id: int, document_id: int) -> JournalPost:
     post = editable(actor, post_id)
+    seen = post.content_version
     before = snapshot(post)
     doc = next((d for d in post.documents if d.id == document_id), None)
     if doc is None:
         raise Invalid(_l("That document is not on this post."))
     post.documents.remove(doc)
-    still_draft(actor, post)
+    still_draft(actor, post, seen)
     _log("post_document_removed", actor, post, before, doc.filename)
     db.session.commit()
     return post
@@ -388,8 +398,9 @@ def finalize_checked(actor: User, post_id: int, new_files: list[str] | None = No
 
     post = scope.post(actor, post_id)
     raise_if(finalize_refusal(actor, post))
+    seen = post.content_version  # what is rendered and checked below is the draft as it is now
     ensure_document(actor, post, [] if new_files is None else new_files)  # a letter's PDF, before the checks
-    finalize_post(actor, post)
+    finalize_post(actor, post, seen)
     return post
 
 
@@ -418,9 +429,11 @@ def held_back_refusal(post: JournalPost) -> DomainError | None:
                        "finalized until the leader releases it."))
 
 
-def finalize_post(actor: User, post: JournalPost) -> None:
+def finalize_post(actor: User, post: JournalPost, seen: int | None = None) -> None:
     """The change itself, in the caller's transaction: by the handler (finalize), the approver, or the
-    leader releasing a held-back post. Every path meets the hold-back rule here."""
+    leader releasing a held-back post. Every path meets the hold-back rule here. seen: the content_version
+    the handler's finalize read before it rendered the letter; a change to the draft since refuses it (an
+    approved or held-back post cannot change while it waits)."""
     if post.locked:
         raise Conflict(_l("The post is finalized already."))
     raise_if(held_back_refusal(post))
@@ -435,7 +448,7 @@ def finalize_post(actor: User, post: JournalPost) -> None:
     held_back_ok = JournalPost.held_back.is_(False) | (JournalPost.hold_decision == "released")
     decide(post, (JournalPost.status.in_((PostStatus.DRAFT, PostStatus.APPROVED)), held_back_ok),
            lambda p: Conflict(_l("The post is finalized already.")) if p.locked else held_back_refusal(p),
-           status=PostStatus.FINALIZED, finalized_at=utcnow(), finalized_by_id=actor.id)
+           seen=seen, status=PostStatus.FINALIZED, finalized_at=utcnow(), finalized_by_id=actor.id)
     post.case.last_activity_at = utcnow()
     _log("post_finalized", actor, post, before)
     outbox.post_finalized(post)

@@ -172,6 +172,7 @@ def save(actor: User, post_id: int, body: str, version: int | None) -> Letter:
     with transaction():
         post = scope.post(actor, post_id)
         post, letter = _written(post.id)
+        seen = post.content_version
         raise_if(save_refusal(actor, post))
         if len(body or "") > MAX_BODY_CHARS:
             if version != letter.version:
@@ -210,6 +211,10 @@ def save(actor: User, post_id: int, body: str, version: int | None) -> Letter:
                 raise NotFound(object_type="journal_post", object_id=post_id)
             raise_if(save_refusal(actor, current.post))
             raise changed_meanwhile(current)
+        # The post's content counted up, on the count read above: a signature, a send to approval or a
+        # finalize that rendered the letter meanwhile refuses this save (and a save in between refuses them).
+        posts.decide(post, (JournalPost.status == PostStatus.DRAFT,), lambda current: save_refusal(actor, current),
+                     seen=seen)
         db.session.refresh(letter)
         if not quiet:
             activity.record("letter_saved", actor=actor, object_type="journal_post", object_id=post.id,

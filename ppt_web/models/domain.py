@@ -224,6 +224,10 @@ class JournalPost(Model):
     exempt: Mapped[bool] = mapped_column(Boolean, default=True)
     legal_basis: Mapped[str] = mapped_column(String(200), default=DEFAULT_LEGAL_BASIS)
     status: Mapped[PostStatus] = mapped_column(_enum(PostStatus), default=PostStatus.DRAFT)
+    # Counted up by every change to what a draft shows (its letter's text, title, recipients, documents)
+    # and by every action on it (signing, sending to approval, finalizing), each on the count it read:
+    # of a change and an action at once, the one that comes second is refused (posts.decide's seen).
+    content_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_by_id: Mapped[int] = mapped_column(ForeignKey("user.id"))
     finalized_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finalized_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
