@@ -129,3 +129,16 @@ def test_a_signed_letter_is_not_signed_again(ctx, client, login_as):
     assert signatures(post.id) == 1
     page = login_as("radgjevar1").get(f"/posts/{post.id}").get_data(as_text=True)
     assert f"/posts/{post.id}/sign" not in page
+
+
+def test_a_signed_letter_is_not_sent_to_approval(ctx):
+    """Sent and returned, the handler could neither change it (signed) nor delete it (a handler does not
+    delete posts): a draft for ever, holding the case open. It is finalized as signed, or a new letter made."""
+    post = new_letter(case_with_recipients(category="follow_up"))
+    esign.sign(user("radgjevar1"), post.id)
+    with pytest.raises(Conflict):
+        approval.send_for_approval(user("radgjevar1"), post.id, user("leiar").id)
+    db.session.rollback()
+    assert db.session.get(JournalPost, post.id).status == PostStatus.DRAFT
+    posts.finalize(user("radgjevar1"), post.id)
+    assert db.session.get(JournalPost, post.id).status == PostStatus.FINALIZED

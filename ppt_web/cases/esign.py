@@ -46,12 +46,13 @@ def sign_refusal(actor: User, post: JournalPost) -> DomainError | None:
         return Conflict(_l("Only an outgoing letter is signed."))
     if post.main_document is None:
         return Invalid(_l("There is no main document to sign."))
-    if _signed(post):
+    if signed_already(post):
         return Conflict(_l("The main document is signed already."))
     return None
 
 
-def _signed(post: JournalPost) -> bool:
+def signed_already(post: JournalPost) -> bool:
+    """The post's main document carries a signature."""
     from ..letters.document import is_signed  # noqa: PLC0415 - letters/ builds on cases/
 
     return is_signed(post)
