@@ -364,6 +364,26 @@ def test_a_held_back_post_deleted_as_misregistered_is_held_back_again_when_filed
     assert again.post.id in [p.id for p in hold_back.waiting(user("leiar"))]
 
 
+def test_mail_back_from_a_held_back_post_and_split_is_held_back_in_every_part(ctx):
+    """Deleting and filing anew cannot get around the leader's decision, split in parts neither."""
+    from ppt_web.postreg import split
+
+    post = held_back_post(pages=2)
+    secretary = user("sekretaer")
+    item = db.session.scalar(select(InboxItem).where(InboxItem.post_id == post.id))
+    posts.delete_post(user("konsulent"), post.id, "Feil klient")
+    parts = split.split(secretary, item.id, "1, 2")
+    assert [db.session.get(InboxItem, p.id).hold_back_required for p in parts] == [True, True]
+    for part in parts:
+        for point in db.session.get(InboxItem, part.id).check_points:
+            service.set_check(secretary, part.id, point, True)
+        other = builders.case()
+        filed = transfer.transfer(secretary, part.id, transfer.TransferData(
+            client_id=other.client.id, case_id=other.id, title="Klage, del", document_date=oslo_today(),
+            sender_name="Kari Føresett", storage_place="Arkivrommet, hylle 3", hold_back=False))
+        assert filed.post.status == PostStatus.DRAFT and filed.post.held_back and archive_jobs(filed.post.id) == []
+
+
 def test_a_release_without_what_the_page_showed_is_refused(app, login_as):
     """A POST without `seen` would release content the leader never saw: refused, nothing changes."""
     with app.app_context():

@@ -84,7 +84,9 @@ def _split_into(actor: User, item: InboxItem, ranges: list[tuple[int, int]], scr
         part = InboxItem(source=item.source, status=InboxStatus.NEW, filename=stored.filename,
                          sha256=stored.sha256, page_count=stored.page_count, arrived_at=item.arrived_at,
                          meta=dict(item.meta or {}), parent=item, first_page=first, last_page=last,
-                         svarinn_id=item.svarinn_id)
+                         svarinn_id=item.svarinn_id,
+                         # mail back from a held-back post waits for the leader in every part
+                         hold_back_required=item.hold_back_required)
         db.session.add(part)
         parts.append(part)
     db.session.flush()
