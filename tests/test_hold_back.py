@@ -384,6 +384,28 @@ def test_mail_back_from_a_held_back_post_and_split_is_held_back_in_every_part(ct
         assert filed.post.status == PostStatus.DRAFT and filed.post.held_back and archive_jobs(filed.post.id) == []
 
 
+def test_the_registered_mail_stays_on_a_held_back_post_while_its_handler_edits_it(ctx):
+    """The handler may edit a held-back draft, but the scan post registration filed is the mail itself: not
+    replaced nor removed (it was a 500, the inbox item and paper original naming it). Attachments may be added."""
+    post = held_back_post()
+    scan = post.main_document
+    data = posts.PostData(post_type="I", title=post.title, document_date=post.document_date,
+                          received_on=post.received_on,
+                          correspondents=[posts.CorrespondentData(name="Kari Føresett")])
+    other = posts.Upload(io.BytesIO(builders.make_pdf()), "anna.pdf")
+    with pytest.raises(Invalid):
+        posts.update_post(user("radgjevar1"), post.id, data, main=other)
+    db.session.rollback()
+    with pytest.raises(Invalid):
+        posts.remove_document(user("radgjevar1"), post.id, scan.id)
+    db.session.rollback()
+    posts.update_post(user("radgjevar1"), post.id, data,
+                      attachments=[posts.Upload(io.BytesIO(builders.make_pdf()), "vedlegg.pdf")])
+    post = reloaded(post.id)
+    assert post.main_document.id == scan.id and [d.filename for d in post.documents if d.role != "main"] == \
+        ["vedlegg.pdf"]
+
+
 def test_a_release_without_what_the_page_showed_is_refused(app, login_as):
     """A POST without `seen` would release content the leader never saw: refused, nothing changes."""
     with app.app_context():

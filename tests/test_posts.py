@@ -362,3 +362,32 @@ def test_an_edit_that_crosses_a_send_to_approval_or_a_finalize_is_refused(app, c
     db.session.rollback()
     after = db.session.get(JournalPost, draft.id)
     assert after.title == "Før" and [d.filename for d in after.documents] != ["ny.pdf"]
+
+
+def test_a_document_removed_from_a_post_finalized_meanwhile_is_refused_with_the_reason(app, ctx, monkeypatch):
+    """The database's guard refuses the edit's write: the answer is why (finalized), not a 500 from reading the
+    post of a session that must roll back first."""
+    case = builders.case()
+    post = builders.post(case, title="Brev")
+    extra = posts.update_post(user("radgjevar1"), post.id, posts.PostData(
+        post_type=post.post_type.value, title="Brev", document_date=post.document_date,
+        correspondents=[posts.CorrespondentData(name="Skulen")]),
+        attachments=[posts.Upload(io.BytesIO(builders.make_pdf()), "vedlegg.pdf")])
+    attachment = next(d for d in extra.documents if d.role != "main")
+    real = posts.snapshot
+
+    def finalized_meanwhile(checked):
+        from sqlalchemy import create_engine
+        other = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+        with other.begin() as conn:
+            conn.execute(text("UPDATE journal_post SET status = 'finalized' WHERE id = :id"), {"id": post.id})
+        other.dispose()
+        monkeypatch.setattr(posts, "snapshot", real)
+        return real(checked)
+
+    monkeypatch.setattr(posts, "snapshot", finalized_meanwhile)
+    with pytest.raises(Conflict) as refused:
+        posts.remove_document(user("radgjevar1"), post.id, attachment.id)
+    assert "ferdigstilt" in str(refused.value.message) or "finalized" in str(refused.value.message)
+    db.session.rollback()
+    assert attachment.id in [d.id for d in db.session.get(JournalPost, post.id).documents]

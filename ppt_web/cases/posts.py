@@ -27,9 +27,11 @@ from ..models import (
     CaseStatus,
     Correspondent,
     Document,
+    InboxItem,
     JournalPost,
     MetadataCorrection,
     Organisation,
+    PaperOriginal,
     PostStatus,
     PostType,
     User,
@@ -189,9 +191,24 @@ def _apply_correspondents(post: JournalPost, wanted: list[CorrespondentData]) ->
         post.correspondents = rows
 
 
+def registered_mail(document: Document) -> bool:
+    """The document is mail as post registration filed it (its inbox item and paper original name it)."""
+    return any(db.session.scalar(select(model.id).where(model.document_id == document.id).limit(1)) is not None
+               for model in (InboxItem, PaperOriginal))
+
+
+def _keep_registered_mail(document: Document, field: str | None = None) -> None:
+    if registered_mail(document):
+        raise Invalid(_l("This document is the mail as post registration filed it, and stays on the post. Add "
+                         "an attachment; or, if the mail was filed wrongly, delete the post as misregistered "
+                         "and the mail goes back to the inbox."), field=field)
+
+
 def _store_files(post: JournalPost, main: Upload | None, attachments: list[Upload], new_hashes: list[str]) -> None:
     """Check and store uploads; new_hashes collects the files this request stored first, as it goes,
     so that a refusal half-way still lets the caller remove them."""
+    if main is not None and post.main_document is not None:
+        _keep_registered_mail(post.main_document, "main_document")
     position = max((d.position for d in post.documents), default=-1) + 1
     for role, upload in ([("main", main)] if main else []) + [("attachment", a) for a in attachments]:
         stored = store_upload(upload.stream, upload.filename)
@@ -286,11 +303,12 @@ def still_draft(actor: User, post: JournalPost, seen: int) -> None:
     row, which counts the content up). Sent to approval, signed or finalized since editable() looked (its
     PDF checks take seconds), the edit is rolled back and refused as edit_refusal says, so an approver never
     approves what changed after it was sent; a finalized post's trigger refusing the edit's flush is the same."""
+    post_id = post.id  # not read from the post after a failed flush (its session must roll back first)
     try:
         decide(post, (JournalPost.status == PostStatus.DRAFT,), lambda current: edit_refusal(actor, current),
                seen=seen, status=PostStatus.DRAFT)
     except DBAPIError:
-        refused_meanwhile(actor, post.id)
+        refused_meanwhile(actor, post_id)
 
 
 def refused_meanwhile(actor: User, post_id: int) -> NoReturn:
@@ -334,6 +352,7 @@ def remove_document(actor: User, post_id: int, document_id: int) -> JournalPost:
     doc = next((d for d in post.documents if d.id == document_id), None)
     if doc is None:
         raise Invalid(_l("That document is not on this post."))
+    _keep_registered_mail(doc)
     post.documents.remove(doc)
     still_draft(actor, post, seen)
     _log("post_document_removed", actor, post, before, doc.filename)
