@@ -289,3 +289,29 @@ def test_the_client_handler_is_told_only_when_they_can_open_the_case(ctx):
     transfer.transfer(user("sekretaer"), item.id, transfer_data(client, case))
     told = {n.user_id for n in db.session.scalars(select(Notification))}
     assert user("radgjevar1").id in told and user("radgjevar2").id not in told
+
+
+def test_taking_over_keeps_a_checked_status_a_colleague_set_meanwhile(app, ctx, monkeypatch):
+    """The colleague's last tick made the item "checked" while the take-over was on its way: it stays checked
+    (it was set back to "in progress" with every point ticked, and its transfer refused)."""
+    from .helpers import elsewhere
+
+    item = scanned()
+    points = list(item.check_points)
+    for point in points[:-1]:
+        service.set_check(user("sekretaer"), item.id, point, True)
+    real = service.get_item
+    calls = []
+
+    def get_item(actor, item_id):
+        found = real(actor, item_id)
+        if not calls:
+            calls.append(item_id)  # before: the colleague's own tick looks the item up through here too
+            elsewhere(app, lambda: service.set_check(user("sekretaer"), item_id, points[-1], True).id)
+        return found
+
+    monkeypatch.setattr(service, "get_item", get_item)
+    service.take_over(user("konsulent"), item.id)
+    db.session.expire_all()
+    taken = db.session.get(InboxItem, item.id)
+    assert taken.status == InboxStatus.CHECKED and taken.claimed_by_id == user("konsulent").id

@@ -7,7 +7,8 @@ from datetime import datetime
 from typing import Any, NamedTuple, cast
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import CursorResult, Select, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, Select, and_, func, or_, select, update
+from sqlalchemy import case as sql_case
 from sqlalchemy.exc import IntegrityError
 
 from .. import validation
@@ -149,12 +150,13 @@ def waiting_count() -> int:
     return db.session.scalar(select(func.count(InboxItem.id)).where(_open_clause())) or 0
 
 
-def transition(item: InboxItem, to: InboxStatus | None, allowed: tuple[InboxStatus, ...], **values) -> None:
+def transition(item: InboxItem, to: InboxStatus | ColumnElement | None, allowed: tuple[InboxStatus, ...],
+               **values) -> None:
     """Change the status with one conditional UPDATE, or refuse: two colleagues at once, one wins.
 
     The UPDATE also takes the row lock (PostgreSQL) or the write lock (SQLite) for the rest of the
     transaction, so what the caller does next cannot interleave with another change of the item.
-    to=None keeps the status (only the lock and the check are wanted).
+    to=None keeps the status (only the lock and the check are wanted); an SQL expression sets it from the row.
     """
     changed = cast(CursorResult[Any], db.session.execute(
         update(InboxItem).where(InboxItem.id == item.id, InboxItem.status.in_(allowed))
@@ -182,7 +184,9 @@ def open_item(actor: User, item_id: int) -> InboxItem:
 def take_over(actor: User, item_id: int) -> InboxItem:
     item = get_item(actor, item_id)
     before = item.claimed_by.username if item.claimed_by else None
-    to = InboxStatus.IN_PROGRESS if item.status == InboxStatus.NEW else item.status
+    # A new item becomes "in progress"; any other keeps its status as it is then, not as read above (a
+    # colleague's last tick committed meanwhile made it "checked", and must stay so).
+    to = sql_case((InboxItem.status == InboxStatus.NEW, InboxStatus.IN_PROGRESS), else_=InboxItem.status)
     transition(item, to, OPEN_STATUSES, claimed_by_id=actor.id, claimed_at=utcnow())
     _log("inbox_claimed", actor, item, detail=f"from {before}" if before else "")
     db.session.commit()
