@@ -147,3 +147,34 @@ def test_a_period_that_names_no_day_or_runs_backwards_is_told_and_kept(app, ctx,
     for part in query.strip("&").split("&"):
         name, typed = part.split("=")
         assert f'name="{name}" value="{typed}"' in html  # what was typed stays, to be put right
+
+
+def test_a_destroyed_original_stays_destroyed_when_its_post_is_deleted_and_the_mail_filed_again(app, ctx, login_as):
+    """Deleting a held-back post as misregistered sent the mail back to the inbox and took the record of its
+    paper original with it, destroyed or not: the register lost the destruction, and filing the mail again
+    put paper that no longer exists back on the list of what is due."""
+    from ppt_web.cases import posts
+    from ppt_web.models import InboxItem
+
+    from .test_hold_back import held_back_post
+    from .test_postreg import transfer_data
+
+    post = held_back_post()
+    item = db.session.scalar(select(InboxItem).where(InboxItem.post_id == post.id))
+    original = db.session.scalar(select(PaperOriginal).where(PaperOriginal.item_id == item.id))
+    original.destroy_by = today() - timedelta(days=1)  # its months are over
+    db.session.commit()
+    paper.confirm_destroyed(user("sekretaer"), original.id)
+    posts.delete_post(user("konsulent"), post.id, "Feil klient")
+    register = login_as("sekretaer").get(REGISTER).get_data(as_text=True)
+    assert f'data-destroyed="{original.id}"' in register and "Tilbake i innboksen" in register
+    from ppt_web.postreg import transfer
+
+    other = builders.case()
+    again = transfer.transfer(user("sekretaer"), item.id, transfer_data(other.client, other,
+                                                                         storage_place="Arkivrommet, hylle 3"))
+    kept = db.session.scalars(select(PaperOriginal).where(PaperOriginal.item_id == item.id)).all()
+    assert [(k.id, k.destroyed_at is not None, k.document_id) for k in kept] == \
+        [(original.id, True, again.post.main_document.id)]
+    assert original.id not in [o.id for o in paper.paper_originals(user("sekretaer"), due_only=False)]
+    assert destroyed_rows() == 1

@@ -271,7 +271,8 @@ def test_deleting_a_held_back_post_puts_its_mail_back_in_the_inbox(ctx):
     assert db.session.get(JournalPost, post_id) is None
     assert back.status == InboxStatus.CHECKED and back.post_id is None and back.document_id is None
     assert back.sha256 is not None and [c.point for c in back.checks] == [1, 2, 3, 4]
-    assert db.session.scalar(select(PaperOriginal)) is None
+    kept = db.session.scalar(select(PaperOriginal))  # the paper's record stays, without a document meanwhile
+    assert kept.item_id == item.id and kept.document_id is None and kept.destroyed_at is None
     assert len(activity_rows("inbox_returned")) == 1
     assert back.hold_back_required
     other = builders.case()
@@ -279,6 +280,7 @@ def test_deleting_a_held_back_post_puts_its_mail_back_in_the_inbox(ctx):
     again = transfer.transfer(user("sekretaer"), item.id, transfer_data(other.client, other))
     assert again.post.case_id == other.id and again.post.status == PostStatus.DRAFT
     assert again.post.held_back and again.post.hold_decision is None
+    assert db.session.scalars(select(PaperOriginal)).all() == [kept] and kept.document_id == again.post.main_document.id
 
 
 def test_the_client_handler_is_told_only_when_they_can_open_the_case(ctx):

@@ -132,7 +132,8 @@ class PaperOriginal(Model):
     __tablename__ = "paper_original"
     id: Mapped[int] = mapped_column(primary_key=True)
     item_id: Mapped[int] = mapped_column(ForeignKey("inbox_item.id"), unique=True)
-    document_id: Mapped[int] = mapped_column(ForeignKey("document.id"), index=True)
+    # None while the mail is back in the inbox (its post deleted as misregistered): the record stays
+    document_id: Mapped[int | None] = mapped_column(ForeignKey("document.id"), index=True)
     storage_place: Mapped[str] = mapped_column(String(200))
     scanned_on: Mapped[date] = mapped_column(Date)
     downtime_log: Mapped[bool] = mapped_column(Boolean, default=False)  # paper kept during downtime: longer
@@ -142,5 +143,5 @@ class PaperOriginal(Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     item: Mapped[InboxItem] = relationship()
-    document: Mapped[Document] = relationship()
+    document: Mapped[Document | None] = relationship()
     destroyed_by: Mapped[User | None] = relationship()

@@ -19,13 +19,13 @@ def log_item(action: str, actor: User, item: InboxItem, detail: str = "", **afte
 def return_to_inbox(actor: User, post: JournalPost) -> None:
     """A transferred post is being deleted as misregistered (a held-back draft): its mail waits again.
 
-    The item keeps its file and checklist and becomes "in progress" by the actor; its paper
-    original record goes with the document (the paper itself is still in the archive room).
-    Joins the caller's transaction.
+    The item keeps its file and checklist and becomes "in progress" by the actor; its paper original's
+    record stays with it, without a document until the mail is filed again (the paper is still in the
+    archive room, or its destruction is recorded). Joins the caller's transaction.
     """
     for item in db.session.scalars(select(InboxItem).where(InboxItem.post_id == post.id)):
         for original in db.session.scalars(select(PaperOriginal).where(PaperOriginal.item_id == item.id)):
-            db.session.delete(original)
+            original.document_id = None
         item.post_id = item.document_id = item.transferred_by_id = item.transferred_at = None
         item.status = InboxStatus.CHECKED if item.all_checked else InboxStatus.IN_PROGRESS
         item.claimed_by_id, item.claimed_at = actor.id, utcnow()

@@ -34,10 +34,21 @@ def add_months(day: date, months: int) -> date:
 
 
 def record_original(item: InboxItem, document: Document, storage_place: str, downtime: bool) -> None:
+    """The paper original of scanned mail filed on a post. Mail filed again (its first post deleted as
+    misregistered) has its record already: it names the new post's document; kept paper is where the
+    secretary says now, and kept at least as long as either filing says; destroyed paper stays destroyed."""
     scanned_on = item.arrived_at.astimezone(OSLO).date()
     months = int(runtime_settings.value("paper.downtime_keep_months" if downtime else "paper.keep_months"))
-    db.session.add(PaperOriginal(item=item, document=document, storage_place=storage_place, scanned_on=scanned_on,
-                                 downtime_log=downtime, destroy_by=add_months(scanned_on, months)))
+    destroy_by = add_months(scanned_on, months)
+    kept = db.session.scalar(select(PaperOriginal).where(PaperOriginal.item_id == item.id))
+    if kept is None:
+        db.session.add(PaperOriginal(item=item, document=document, storage_place=storage_place,
+                                     scanned_on=scanned_on, downtime_log=downtime, destroy_by=destroy_by))
+        return
+    kept.document = document
+    if kept.destroyed_at is None:
+        kept.storage_place, kept.downtime_log = storage_place, kept.downtime_log or downtime
+        kept.destroy_by = max(kept.destroy_by, destroy_by)
 
 
 
