@@ -150,3 +150,34 @@ def elsewhere(app, work, timeout: float = 60):
     if isinstance(done[0], BaseException):
         raise done[0]
     return done[0]
+
+
+class Meanwhile:
+    """work() in a thread of its own, with its own app context and session (another request), given `wait`
+    seconds to end before the caller goes on. Where the caller holds a lock the work needs (PostgreSQL's row
+    locks), it waits for the caller's commit instead and ends after it: outcome() waits for it then, and
+    gives ("ok", its result) or ("refused", the exception)."""
+
+    def __init__(self, app, work, wait: float = 1.0):
+        self._done: list = []
+
+        def run() -> None:
+            with app.app_context():
+                try:
+                    self._done.append(("ok", work()))
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller by outcome()
+                    self._done.append(("refused", exc))
+                finally:
+                    from ppt_web.extensions import db
+
+                    db.session.remove()
+
+        self._thread = threading.Thread(target=run)
+        self._thread.start()
+        self._thread.join(wait)
+        self.ended_first = bool(self._done)  # before the caller went on: no lock of the caller's was in its way
+
+    def outcome(self, timeout: float = 60) -> tuple[str, object]:
+        self._thread.join(timeout)
+        assert self._done, "the work did not end in time"
+        return self._done[0]

@@ -25,7 +25,7 @@ from ..models.letters import Letter
 from ..notify import link, notify
 from ..transaction import transaction
 from . import posts
-from .esign import sign_for_approver, signed_already
+from .esign import sign_for_approver
 from .posts import event
 
 
@@ -79,7 +79,7 @@ def request_refusal(actor: User, post: JournalPost) -> DomainError | None:
         return Conflict(_l("Only a draft can be sent to approval."))
     if post.post_type != PostType.U:
         return Conflict(_l("Only an outgoing (U) post is sent to approval."))
-    if signed_already(post):  # returned, it could be neither changed nor deleted by the handler: a draft for ever
+    if posts.signed_letter(post):  # returned, the handler could neither change nor delete it: a draft for ever
         return Conflict(_l("The letter is signed already and can no longer change: finalize it, or write a "
                            "new letter."))
     return None

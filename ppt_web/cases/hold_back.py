@@ -162,6 +162,9 @@ def release(actor: User, post_id: int, form_token: str | None = None, seen: str 
     what they have seen); a post changed since is refused."""
     with transaction():
         post = decidable(actor, post_id, lock=True)
+        # The content compared with what the page showed is the content finalized: an edit committed after
+        # this read (SQLite takes no lock until the first write) refuses the release.
+        content = post.content_version
 
         def make() -> JournalPost:
             raise_if(release_refusal(actor, post))
@@ -178,7 +181,7 @@ def release(actor: User, post_id: int, form_token: str | None = None, seen: str 
             activity.record("post_hold_released", actor=actor, object_type="journal_post", object_id=post.id,
                             before={"hold_decision": previous, "hold_reason": post.hold_reason or None},
                             after={"hold_decision": RELEASED})
-            posts.finalize_post(actor, post)  # the archive job comes with it
+            posts.finalize_post(actor, post, content)  # the archive job comes with it
             _tell_handler(actor, post, _l("%(name)s released %(number)s from hold back; it is finalized: %(title)s",
                                           name=actor.full_name, number=post.number, title=post.title))
             return post

@@ -276,13 +276,13 @@ def edit_refusal(actor: User, post: JournalPost) -> DomainError | None:
                            "correct its metadata."))
     if post.status != PostStatus.DRAFT:
         return Conflict(_l("The post is waiting for approval and is locked until it comes back."))
-    if _signed_letter(post):
+    if signed_letter(post):
         return Conflict(_l("The letter is signed: its PDF names the recipients and the title as they were. "
                            "Write a new letter to change them."))
     return refused(actor, "journal", "fix_misregistered", object_type="journal_post", object_id=post.id)
 
 
-def _signed_letter(post: JournalPost) -> bool:
+def signed_letter(post: JournalPost) -> bool:
     """A letter written in the app whose PDF is signed: what the PDF shows can no longer change."""
     from ..letters.document import is_signed, letter_of  # noqa: PLC0415 - letters/ builds on cases/
 
