@@ -187,3 +187,23 @@ def test_a_signed_letter_is_not_sent_to_approval(ctx):
     assert db.session.get(JournalPost, post.id).status == PostStatus.DRAFT
     posts.finalize(user("radgjevar1"), post.id)
     assert db.session.get(JournalPost, post.id).status == PostStatus.FINALIZED
+
+
+def test_a_save_crossing_an_edit_of_the_post_says_the_text_was_not_saved(app, ctx, monkeypatch):
+    """The post's title changed between the save's check and its write: the save is refused, and says the text
+    was not saved and to copy it (a plain "changed meanwhile, open it again" lost what was typed)."""
+    post = new_letter(case_with_recipients(category="follow_up"))
+    real, calls = service.save_refusal, []
+
+    def save_refusal(actor, checked):
+        if not calls:
+            calls.append(elsewhere(app, retitle(post.id)))
+        return real(actor, checked)
+
+    monkeypatch.setattr(service, "save_refusal", save_refusal)
+    with pytest.raises(Conflict) as refused:
+        service.save(user("radgjevar1"), post.id, NEW_TEXT, 1)
+    assert "IKKJE lagra" in str(refused.value.message)
+    db.session.rollback()
+    post = db.session.get(JournalPost, post.id)
+    assert post.title == NEW_TITLE and service.letter_of(post).body != NEW_TEXT

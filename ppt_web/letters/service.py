@@ -213,8 +213,12 @@ def save(actor: User, post_id: int, body: str, version: int | None) -> Letter:
             raise changed_meanwhile(current)
         # The post's content counted up, on the count read above: a signature, a send to approval or a
         # finalize that rendered the letter meanwhile refuses this save (and a save in between refuses them).
-        posts.decide(post, (JournalPost.status == PostStatus.DRAFT,), lambda current: save_refusal(actor, current),
-                     seen=seen)
+        try:
+            posts.decide(post, (JournalPost.status == PostStatus.DRAFT,),
+                         lambda current: save_refusal(actor, current), seen=seen)
+        except posts.ChangedMeanwhile:  # the post was edited meanwhile (its title, recipients): say so, keep the text
+            raise Conflict(_l("The post was changed while your text was being saved. Your latest text was NOT "
+                              "saved: copy it, reload the page and add it again.")) from None
         db.session.refresh(letter)
         if not quiet:
             activity.record("letter_saved", actor=actor, object_type="journal_post", object_id=post.id,
