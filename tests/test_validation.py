@@ -17,6 +17,7 @@ pytestmark = pytest.mark.one_database  # engine-independent: CI runs it on one d
 def test_valid_national_ids(number):
     assert validation.national_id(number) == number
     assert validation.national_id(f" {number[:6]} {number[6:]} ") == number
+    assert validation.national_id(f"{number[:6]}-{number[6:]}") == number  # as it is often written
 
 
 @pytest.mark.parametrize("number, word", [
