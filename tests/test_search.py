@@ -19,6 +19,9 @@ def test_search_scoping(ctx):
     assert [c.given_name for c in search.search(user("radgjevar1"), "si").clients.items] == ["Siv"]
     assert search.search(user("radgjevar2"), mine.client.national_id).clients.total == 0
     assert search.search(user("konsulent"), mine.client.national_id).clients.items[0].id == mine.client_id
+    hyphened = f"{mine.client.national_id[:6]}-{mine.client.national_id[6:]}"  # as it is often written
+    assert [c.id for c in search.search(user("konsulent"), hyphened).clients.items] == [mine.client_id]
+    assert search.search(user("radgjevar2"), hyphened).clients.total == 0
     assert search.search(user("konsulent"), mine.number).cases.items[0].id == mine.id
     assert search.search(user("konsulent"), "x") is None  # too short to search
 

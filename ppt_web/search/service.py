@@ -125,10 +125,15 @@ class _Query:
     day: object  # a date (dd.mm.yyyy) or None
 
 
+_HYPHENED_ID = re.compile(r"\d{6}-\d{5}")
+
+
 def _query(text: str) -> _Query:
     tokens = tuple(words(text))
     asked = tuple(t for t in tokens if len(t) > 1) or tokens
     digits = text.replace(" ", "")
+    if _HYPHENED_ID.fullmatch(digits):  # a national id as it is often written: 040413-50364
+        digits = digits.replace("-", "")
     day = None
     if _DAY.fullmatch(text):
         try:
@@ -321,7 +326,8 @@ def _category_matches(text: str) -> list[CaseCategory]:
 
 def _names_orgs(text: str, tokens) -> bool:
     """Whether the query may name an organisation: words, and not a case number or a national id."""
-    return bool(tokens) and not text.replace(" ", "").isdigit()
+    compact = text.replace(" ", "")
+    return bool(tokens) and not compact.isdigit() and not _HYPHENED_ID.fullmatch(compact)
 
 
 _ORGANISATIONS: Select = select(literal_column("'o'").label("kind"), Organisation.id, Organisation.name_lower).where(
