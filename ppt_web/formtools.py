@@ -155,6 +155,20 @@ def choices(items, label=lambda x: x.name, empty: str | None = "") -> list[tuple
     return out + [(item.id, label(item)) for item in items]
 
 
+def keep_offered(field, current, label: str) -> None:
+    """A select shown with a value its choices lack (a handler deactivated since, a client past the first
+    500 by name, a school that is no longer one) offers that value too, chosen: a browser would otherwise
+    send the first choice, and a save of anything else on the form would change it silently."""
+    if current is None or current.id in {value for value, _label in field.choices}:
+        return
+    field.choices = [*field.choices, (current.id, label)]
+
+
+def handler_label(user) -> str:
+    """A handler as a select offers them: a deactivated one (still on a client or case) says so."""
+    return user.full_name if user.active else _("%(name)s (deactivated: choose another)", name=user.full_name)
+
+
 def form_status() -> int:
     """An invalid POST answers 422 (htmx swaps it; docs/decisions.md, "Forms answer 422"); a GET 200."""
     return 422 if request.method == "POST" else 200

@@ -158,3 +158,53 @@ def test_client_edit_page_does_not_show_the_full_national_id(app, login_as):
     assert response.status_code == 302
     with app.app_context():
         assert db.session.get(Client, client_id).national_id == nid
+
+
+def _selected(html: str, name: str) -> list[tuple[str, str]]:
+    """The options of the select `name` that are chosen: (value, label)."""
+    import re
+
+    select = re.search(rf'<select[^>]*name="{name}"[^>]*>(.*?)</select>', html, re.S)
+    assert select is not None, name
+    options = re.findall(r'<option([^>]*)>([^<]*)</option>', select.group(1))
+    return [(re.search(r'value="([^"]*)"', attrs).group(1), label) for attrs, label in options  # type: ignore[union-attr]
+            if re.search(r'\bselected\b', attrs)]
+
+
+def test_a_client_past_the_listed_ones_is_offered_when_a_case_is_opened_from_its_folder(app, login_as, monkeypatch):
+    """The new-case form lists the first clients by name; opened from a folder of one after them (most of them,
+    with ten years of clients) it offered "(none)", and the secretary could not register the case."""
+    from ppt_web.cases import service as cases
+
+    with app.app_context():
+        builders.client("radgjevar1", given_name="Aase")
+        late = builders.client("radgjevar1", given_name="Øystein")
+        late_id = late.id
+    monkeypatch.setattr(cases, "CLIENT_CHOICES", 1)
+    html = login_as("sekretaer").get(f"/cases/new?client_id={late_id}").get_data(as_text=True)
+    assert [value for value, _label in _selected(html, "client_id")] == [str(late_id)]
+
+
+def test_a_deactivated_handler_is_not_replaced_silently_when_a_client_is_edited(app, login_as):
+    """The handler list holds active users only: a client whose handler was deactivated showed none chosen, so
+    the browser sent the first (the administrator), and fixing an address changed the handler. The handler is
+    shown chosen, marked, and the save asks for another."""
+    from ppt_web.models import User
+
+    with app.app_context():
+        client_obj = builders.client("radgjevar2", given_name="Kai")
+        client_id = client_obj.id
+        handler = db.session.scalar(db.select(User).where(User.username == "radgjevar2"))
+        handler.active = False
+        db.session.commit()
+        handler_id = handler.id
+    browser = login_as("sekretaer")
+    html = browser.get(f"/clients/{client_id}/edit").get_data(as_text=True)
+    assert _selected(html, "handler_id") == [(str(handler_id), "Randi Rådgjevar (deaktivert: vel ein annan)")]
+    refused = browser.post(f"/clients/{client_id}/edit", data={
+        "national_id": "", "given_name": "Kai", "family_name": "Nordmann", "address": "Ny veg 2",
+        "handler_id": str(handler_id)})
+    assert refused.status_code == 422
+    with app.app_context():
+        kept = db.session.get(Client, client_id)
+        assert kept.handler_id == handler_id and kept.address != "Ny veg 2"

@@ -12,7 +12,16 @@ from ..clients import organisations
 from ..errors import Conflict, Invalid
 from ..extensions import db
 from ..form_tokens import AlreadyMade
-from ..formtools import apply_error, choices, form_status, go, id_or_none, to_what_was_made
+from ..formtools import (
+    apply_error,
+    choices,
+    form_status,
+    go,
+    handler_label,
+    id_or_none,
+    keep_offered,
+    to_what_was_made,
+)
 from ..labels import CATEGORY_LABELS, KIND_LABELS
 from ..models import AccessGroup, CaseCategory, CaseKind, CaseStatus
 from . import service
@@ -45,7 +54,10 @@ def new_case():
         form.handler_id.data = current_user.id
         if form.client_id.data:
             client = scope.client(_actor(), form.client_id.data)
+            keep_offered(form.client_id, client, f"{client.name} ({client.birth_date:%d.%m.%Y})")
             form.handler_id.data = client.handler_id or current_user.id
+            if client.handler is not None and current_user.can("register_case"):
+                keep_offered(form.handler_id, client.handler, handler_label(client.handler))
     if form.validate_on_submit():
         data = service.CaseData(kind=form.kind.data, title=form.title.data, category=form.category.data or None,
                                 client_id=form.client_id.data, organisation_id=form.organisation_id.data,

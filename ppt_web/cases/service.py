@@ -380,9 +380,12 @@ def history(case: Case):
 
 
 
+CLIENT_CHOICES = 500  # clients the new-case form lists by name (one opened from a folder is added to them)
+
+
 def clients_for(actor: User) -> list[Client]:
     return list(db.session.scalars(select(Client).where(scope.client_clause(actor)).order_by(Client.name_lower)
-                                   .limit(500)))
+                                   .limit(CLIENT_CHOICES)))
 
 
 def correct_refusal(actor: User, case: Case) -> DomainError | None:

@@ -10,7 +10,7 @@ from ..cases import service as cases
 from ..errors import Conflict, Invalid, NotFound
 from ..extensions import db
 from ..form_tokens import AlreadyMade
-from ..formtools import apply_error, choices, form_status, go, to_what_was_made
+from ..formtools import apply_error, choices, form_status, go, handler_label, keep_offered, to_what_was_made
 from ..labels import ORG_KIND_LABELS
 from ..links import id_prefix
 from ..models import Organisation, OrgKind
@@ -72,6 +72,10 @@ def edit_client(client_id: int):
     form = _client_form(ClientForm(obj=client))
     if request.method == "GET":
         form.national_id.data = ""  # shown only through the logged "Vis"; type a new one to change it
+        if client.handler is not None and current_user.can("register_case"):
+            keep_offered(form.handler_id, client.handler, handler_label(client.handler))
+        keep_offered(form.organisation_id, client.organisation, client.organisation.name if client.organisation
+                     else "")
     if form.validate_on_submit():
         try:
             service.update_client(_actor(), client_id, _data(form))
