@@ -172,3 +172,32 @@ def test_a_second_co_handler_is_added_and_the_right_one_taken_off(ctx):
     cases.change_handler(user("sekretaer"), case.id, user("konsulent").id)  # the new handler leaves the list
     fresh = db.session.get(Case, case.id)
     assert fresh.handler.username == "konsulent" and [u.username for u in fresh.co_handlers] == ["radgjevar2"]
+
+
+@pytest.mark.parametrize("change", ["add", "remove", "handler"])
+def test_a_handler_change_made_twice_at_once_changes_it_once_without_an_error(app, ctx, monkeypatch, change):
+    """A double click or a second tab: the second request finds the first's change made meanwhile (a 500 before:
+    the co-handler row there already, or gone)."""
+    from .helpers import elsewhere
+
+    case = builders.case("radgjevar1")
+    if change != "add":
+        cases.add_cohandler(user("radgjevar1"), case.id, user("radgjevar2").id)
+    act = {"add": lambda: cases.add_cohandler(user("radgjevar1"), case.id, user("radgjevar2").id),
+           "remove": lambda: cases.remove_cohandler(user("radgjevar1"), case.id, user("radgjevar2").id),
+           "handler": lambda: cases.change_handler(user("sekretaer"), case.id, user("radgjevar2").id)}[change]
+    real, calls = cases.snapshot, []
+
+    def snapshot(checked):
+        if not calls:
+            calls.append(checked.id)
+            elsewhere(app, lambda: act().id)  # the first request, committed while this one is under way
+        return real(checked)
+
+    monkeypatch.setattr(cases, "snapshot", snapshot)
+    act()
+    fresh = db.session.get(Case, case.id)
+    db.session.refresh(fresh)
+    co = [u.username for u in fresh.co_handlers]
+    assert co == (["radgjevar2"] if change == "add" else [])
+    assert fresh.handler.username == ("radgjevar2" if change == "handler" else "radgjevar1")

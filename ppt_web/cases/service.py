@@ -9,7 +9,9 @@ from datetime import timedelta
 from flask_babel import lazy_gettext as _l
 from flask_babel import lazy_ngettext as _ln
 from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
+from sqlalchemy.orm.exc import StaleDataError
 
 from .. import form_tokens, text, validation
 from ..activity import service as activity
@@ -147,7 +149,21 @@ def add_cohandler(actor: User, case_id: int, user_id: int) -> Case:
     before = snapshot(case)
     case.co_handlers.append(user)
     _log("case_cohandler_added", actor, case, before, user.username)
-    db.session.commit()
+    return _handlers_saved(case)
+
+
+def _handlers_saved(case: Case) -> Case:
+    """Commit a change of the case's handler or co-handlers. The same change made first by another request (a
+    double click, a second tab) meets the list as it is now (the co-handler there already, or gone): that
+    change stands, and this one changes nothing, without an error."""
+    case_id = case.id
+    try:
+        db.session.commit()
+    except (IntegrityError, StaleDataError):
+        db.session.rollback()
+        found = db.session.get(Case, case_id)
+        assert found is not None  # cases are never deleted
+        return found
     return case
 
 
@@ -159,8 +175,7 @@ def remove_cohandler(actor: User, case_id: int, user_id: int) -> Case:
     before = snapshot(case)
     case.co_handlers.remove(user)
     _log("case_cohandler_removed", actor, case, before, user.username)
-    db.session.commit()
-    return case
+    return _handlers_saved(case)
 
 
 def change_handler(actor: User, case_id: int, user_id: int) -> Case:
@@ -174,8 +189,7 @@ def change_handler(actor: User, case_id: int, user_id: int) -> Case:
         case.co_handlers.remove(user)
     case.handler = user
     _log("case_handler_changed", actor, case, before, user.username)
-    db.session.commit()
-    return case
+    return _handlers_saved(case)
 
 
 def open_posts(case: Case) -> list[JournalPost]:
