@@ -201,3 +201,44 @@ def test_a_handler_change_made_twice_at_once_changes_it_once_without_an_error(ap
     co = [u.username for u in fresh.co_handlers]
     assert co == (["radgjevar2"] if change == "add" else [])
     assert fresh.handler.username == ("radgjevar2" if change == "handler" else "radgjevar1")
+
+
+def test_a_number_registered_by_someone_else_a_moment_ago_is_refused_not_a_500(app, ctx, monkeypatch):
+    """The check that an organisation number or a national id is free ran before the write: another request's
+    registration in between made the write fail on the unique index, a 500. Now the same refusal."""
+    from ppt_web.clients import service as client_service
+    from ppt_web.generate import org_number
+
+    from .helpers import elsewhere
+
+    number = org_number(4242)
+    real, calls = organisations.validation.org_number, []
+
+    def org_number_checked(value, *args, **kwargs):
+        checked = real(value, *args, **kwargs)
+        if not calls:
+            calls.append(value)
+            elsewhere(app, lambda: organisations.register_organisation(
+                user("konsulent"), name="Ein annan skule", org_number=number, kind="school").id)
+        return checked
+
+    monkeypatch.setattr(organisations.validation, "org_number", org_number_checked)
+    with pytest.raises(Conflict):
+        organisations.register_organisation(user("konsulent"), name="Hasund skule", org_number=number, kind="school")
+    monkeypatch.undo()
+    db.session.rollback()
+
+    mine, theirs = builders.client("radgjevar1", given_name="Kai"), builders.valid_national_id(777)
+    real_unique, calls2 = client_service._unique_national_id, []
+
+    def unique(actor, value, except_id=None):
+        real_unique(actor, value, except_id)
+        if not calls2:
+            calls2.append(value)
+            elsewhere(app, lambda: builders.client("radgjevar1", n=777, given_name="Eva").id)
+
+    monkeypatch.setattr(client_service, "_unique_national_id", unique)
+    data = client_service.ClientData(national_id=theirs, given_name="Kai", family_name="Nordmann",
+                                     handler_id=mine.handler_id)
+    with pytest.raises(Conflict):
+        client_service.update_client(user("sekretaer"), mine.id, data)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from .. import form_tokens, validation
 from ..activity import service as activity
@@ -22,7 +23,7 @@ def register_organisation(actor: User, *, name: str, org_number: str, kind: str,
         org = Organisation()
         _apply_org(org, name, org_number, kind, parent_id, address)
         db.session.add(org)
-        db.session.flush()
+        _flush_unique(org)
         activity.record("organisation_created", actor=actor, object_type="organisation", object_id=org.id,
                         after=_org_snapshot(org))
         return org
@@ -39,10 +40,22 @@ def update_organisation(actor: User, org_id: int, *, name: str, org_number: str,
         raise NotFound(object_type="organisation", object_id=org_id)
     before = _org_snapshot(org)
     _apply_org(org, name, org_number, kind, parent_id, address)
+    _flush_unique(org)
     activity.record("organisation_updated", actor=actor, object_type="organisation", object_id=org.id,
                     before=before, after=_org_snapshot(org))
     db.session.commit()
     return org
+
+
+def _flush_unique(org: Organisation) -> None:
+    """Write the organisation; its number registered by someone else a moment ago (after _apply_org looked) is
+    the same refusal as one registered before, not a 500."""
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        raise Conflict(_l("An organisation with this organisation number is registered already."),
+                       field="org_number") from None
 
 
 def _apply_org(org: Organisation, name, org_number, kind, parent_id, address) -> None:

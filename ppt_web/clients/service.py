@@ -136,7 +136,12 @@ def update_client(actor: User, client_id: int, data: ClientData) -> Client:
     _apply(client, data, actor)
     activity.record("client_updated", actor=actor, object_type="client", object_id=client.id,
                     before=before, after=_snapshot(client))
-    db.session.flush()  # the text cleaned (ppt_web/text.py) before the jobs that failed on it go again
+    try:
+        db.session.flush()  # the text cleaned (ppt_web/text.py) before the jobs that failed on it go again
+    except IntegrityError:  # the new national id registered for another client a moment ago
+        db.session.rollback()
+        _unique_national_id(actor, number, client_id)
+        raise
     outbox.restart_unarchivable(list(db.session.scalars(select(Case).where(Case.client_id == client.id))), actor)
     db.session.commit()
     return client
