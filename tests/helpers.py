@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -153,12 +154,13 @@ def elsewhere(app, work, timeout: float = 60):
 
 
 class Meanwhile:
-    """work() in a thread of its own, with its own app context and session (another request), given `wait`
-    seconds to end before the caller goes on. Where the caller holds a lock the work needs (PostgreSQL's row
-    locks), it waits for the caller's commit instead and ends after it: outcome() waits for it then, and
-    gives ("ok", its result) or ("refused", the exception)."""
+    """work() in a thread of its own, with its own app context and session (another request), given up to
+    `wait` seconds to end before the caller goes on. Where the caller holds a lock the work needs (PostgreSQL's
+    row locks), it waits for the caller's commit instead and ends after it: the caller goes on as soon as a
+    session of the database waits for a lock. outcome() waits for the work then, and gives ("ok", its result)
+    or ("refused", the exception)."""
 
-    def __init__(self, app, work, wait: float = 1.0):
+    def __init__(self, app, work, wait: float = 10.0):
         self._done: list = []
 
         def run() -> None:
@@ -174,10 +176,28 @@ class Meanwhile:
 
         self._thread = threading.Thread(target=run)
         self._thread.start()
-        self._thread.join(wait)
+        deadline = time.monotonic() + wait
+        while self._thread.is_alive() and time.monotonic() < deadline and not _waits_for_a_lock(app):
+            self._thread.join(0.05)
         self.ended_first = bool(self._done)  # before the caller went on: no lock of the caller's was in its way
 
     def outcome(self, timeout: float = 60) -> tuple[str, object]:
         self._thread.join(timeout)
         assert self._done, "the work did not end in time"
         return self._done[0]
+
+
+def _waits_for_a_lock(app) -> bool:
+    """Whether a session of the test's PostgreSQL database waits for a lock (never on SQLite)."""
+    from sqlalchemy import create_engine, text
+
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    if not url.startswith("postgresql"):
+        return False
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return bool(conn.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                         "AND datname = current_database() AND pid <> pg_backend_pid()")))
+    finally:
+        engine.dispose()

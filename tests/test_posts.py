@@ -347,7 +347,7 @@ def test_an_edit_that_crosses_a_send_to_approval_or_a_finalize_is_refused(app, c
     draft = builders.post(case, post_type="N", title="Før")
     real = posts.editable
 
-    def changed_meanwhile(actor, post_id):
+    def changed_meanwhile(actor, post_id, lock=False):  # read without the edit's lock: changed just after
         post = real(actor, post_id)
         other = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
         with other.begin() as conn:
@@ -374,18 +374,18 @@ def test_a_document_removed_from_a_post_finalized_meanwhile_is_refused_with_the_
         correspondents=[posts.CorrespondentData(name="Skulen")]),
         attachments=[posts.Upload(io.BytesIO(builders.make_pdf()), "vedlegg.pdf")])
     attachment = next(d for d in extra.documents if d.role != "main")
-    real = posts.snapshot
+    real = posts.editable
 
-    def finalized_meanwhile(checked):
+    def finalized_meanwhile(actor, post_id, lock=False):  # read without the edit's lock: finalized just after
         from sqlalchemy import create_engine
+        found = real(actor, post_id)
         other = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
         with other.begin() as conn:
             conn.execute(text("UPDATE journal_post SET status = 'finalized' WHERE id = :id"), {"id": post.id})
         other.dispose()
-        monkeypatch.setattr(posts, "snapshot", real)
-        return real(checked)
+        return found
 
-    monkeypatch.setattr(posts, "snapshot", finalized_meanwhile)
+    monkeypatch.setattr(posts, "editable", finalized_meanwhile)
     with pytest.raises(Conflict) as refused:
         posts.remove_document(user("radgjevar1"), post.id, attachment.id)
     assert "ferdigstilt" in str(refused.value.message) or "finalized" in str(refused.value.message)

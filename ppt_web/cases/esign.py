@@ -110,19 +110,20 @@ def _sign(actor: User, post: JournalPost, new_files: list[str], authorised: bool
         new_files.append(stored.sha256)
     unsigned = main.sha256
     subject = _subject(signer)
+    post_id = post.id  # not read from the post after a failed flush (its session must roll back first)
     try:
         db.session.flush()  # the stored_file row before the rows that refer to it
         # The main document as it was signed, or nothing: one replaced (or re-rendered) meanwhile is kept.
         if changed_rows(update(Document).where(Document.id == main.id, Document.post_id == post.id,
                                                Document.role == "main", Document.sha256 == unsigned)
                         .values(sha256=stored.sha256).execution_options(synchronize_session=False)) != 1:
-            _refused_meanwhile(post.id, refusal)
+            _refused_meanwhile(post_id, refusal)
         set_committed_value(main, "sha256", stored.sha256)
         db.session.add(PostSignature(post_id=post.id, unsigned_sha256=unsigned, signed_sha256=stored.sha256,
                                      signed_by_id=actor.id, signed_at=utcnow(), certificate_subject=subject))
         db.session.flush()
     except DBAPIError:  # a finalized post's triggers refuse the change (finalized meanwhile)
-        _refused_meanwhile(post.id, refusal)
+        _refused_meanwhile(post_id, refusal)
     if use.test:
         event(post, actor, "signed", certificate=subject, test_certificate=True)
     else:

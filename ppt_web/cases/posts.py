@@ -289,10 +289,14 @@ def signed_letter(post: JournalPost) -> bool:
     return letter_of(post) is not None and is_signed(post)
 
 
-def editable(actor: User, post_id: int) -> JournalPost:
+def editable(actor: User, post_id: int, lock: bool = False) -> JournalPost:
     """A post the actor may edit now (a draft), or a clear refusal. A first check: an edit ends with
-    still_draft(), in its transaction."""
+    still_draft(), in its transaction. lock: an edit's own, read again with its row locked (PostgreSQL)
+    before it writes anything, so that every writer locks the post before its case, as the actions on the
+    post do (a release from hold back and an edit at once deadlocked: the edit's flush wrote the case first)."""
     post = scope.post(actor, post_id)
+    if lock:
+        db.session.refresh(post, with_for_update=True)
     raise_if(edit_refusal(actor, post))
     return post
 
@@ -325,7 +329,7 @@ def update_post(actor: User, post_id: int, data: PostData, main: Upload | None =
                 attachments: list[Upload] | None = None) -> JournalPost:
     """Edit a draft (its handler, or fix_misregistered for misregistered posts)."""
     with transaction() as new_files:
-        post = editable(actor, post_id)
+        post = editable(actor, post_id, lock=True)
         seen = post.content_version
         from ..letters.document import letter_of  # noqa: PLC0415 - letters/ builds on cases/
 
@@ -346,7 +350,7 @@ def update_post(actor: User, post_id: int, data: PostData, main: Upload | None =
 
 
 def remove_document(actor: User, post_id: int, document_id: int) -> JournalPost:
-    post = editable(actor, post_id)
+    post = editable(actor, post_id, lock=True)
     seen = post.content_version
     before = snapshot(post)
     doc = next((d for d in post.documents if d.id == document_id), None)
