@@ -12,8 +12,8 @@ from .text import clean
 
 
 def national_id(value: str, field: str = "national_id") -> str:
-    """A fødselsnummer or D-number, 11 digits with valid check digits and birth date; spaces and a hyphen
-    between its date and its personal number (as it is often written: 040413-50364) are left out."""
+    """A fødselsnummer or D-number, 11 digits with valid check digits and birth date; spaces and hyphens
+    (as it is often written: 040413-50364) are left out."""
     raw = "".join((value or "").split()).replace("-", "")
     if not raw:
         raise Invalid(_l("The national identity number is required."), field=field)

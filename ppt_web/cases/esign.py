@@ -46,16 +46,9 @@ def sign_refusal(actor: User, post: JournalPost) -> DomainError | None:
         return Conflict(_l("Only an outgoing letter is signed."))
     if post.main_document is None:
         return Invalid(_l("There is no main document to sign."))
-    if signed_already(post):
+    if posts.main_signed(post):
         return Conflict(_l("The main document is signed already."))
     return None
-
-
-def signed_already(post: JournalPost) -> bool:
-    """The post's main document carries a signature."""
-    from ..letters.document import is_signed  # noqa: PLC0415 - letters/ builds on cases/
-
-    return is_signed(post)
 
 
 def sign(actor: User, post_id: int) -> JournalPost:

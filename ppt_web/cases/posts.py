@@ -282,11 +282,18 @@ def edit_refusal(actor: User, post: JournalPost) -> DomainError | None:
     return refused(actor, "journal", "fix_misregistered", object_type="journal_post", object_id=post.id)
 
 
+def main_signed(post: JournalPost) -> bool:
+    """The post's main document carries a signature."""
+    from ..letters.document import is_signed  # noqa: PLC0415 - letters/ builds on cases/
+
+    return is_signed(post)
+
+
 def signed_letter(post: JournalPost) -> bool:
     """A letter written in the app whose PDF is signed: what the PDF shows can no longer change."""
-    from ..letters.document import is_signed, letter_of  # noqa: PLC0415 - letters/ builds on cases/
+    from ..letters.document import letter_of  # noqa: PLC0415 - letters/ builds on cases/
 
-    return letter_of(post) is not None and is_signed(post)
+    return letter_of(post) is not None and main_signed(post)
 
 
 def editable(actor: User, post_id: int, lock: bool = False) -> JournalPost:

@@ -74,8 +74,8 @@ def edit_client(client_id: int):
         form.national_id.data = ""  # shown only through the logged "Vis"; type a new one to change it
         if client.handler is not None and current_user.can("register_case"):
             keep_offered(form.handler_id, client.handler, handler_label(client.handler))
-        keep_offered(form.organisation_id, client.organisation, client.organisation.name if client.organisation
-                     else "")
+        if client.organisation is not None:
+            keep_offered(form.organisation_id, client.organisation, client.organisation.name)
     if form.validate_on_submit():
         try:
             service.update_client(_actor(), client_id, _data(form))
